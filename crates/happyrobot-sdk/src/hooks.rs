@@ -28,6 +28,7 @@ pub struct Inner {
     authorization: Option<HeaderValue>,
     user_agent: HeaderValue,
     max_response_bytes: usize,
+    timeout: Option<std::time::Duration>,
 }
 
 /// Why a credential or user agent cannot be sent as an HTTP header.
@@ -53,8 +54,12 @@ impl Default for Inner {
     fn default() -> Self {
         Self {
             authorization: None,
-            user_agent: HeaderValue::from_static(concat!("happyrobot-rust/", env!("CARGO_PKG_VERSION"))),
+            user_agent: HeaderValue::from_static(concat!(
+                "happyrobot-rust/",
+                env!("CARGO_PKG_VERSION")
+            )),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            timeout: None,
         }
     }
 }
@@ -77,8 +82,8 @@ impl Inner {
 
     /// Sends `User-Agent: <user_agent>` instead of the default `happyrobot-rust/<version>`.
     pub fn with_user_agent(mut self, user_agent: &str) -> Result<Self, InvalidHeaderText> {
-        self.user_agent =
-            HeaderValue::try_from(user_agent).map_err(|_| InvalidHeaderText { what: "user agent" })?;
+        self.user_agent = HeaderValue::try_from(user_agent)
+            .map_err(|_| InvalidHeaderText { what: "user agent" })?;
         Ok(self)
     }
 
@@ -86,6 +91,18 @@ impl Inner {
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
+    }
+
+    /// Limits each request, from sending it to reading the whole response, to `timeout`. It applies
+    /// per request, so it holds even with a caller-supplied `reqwest::Client`.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The per-request timeout, if one is set.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout
     }
 
     /// The `User-Agent` sent.
@@ -113,6 +130,7 @@ impl fmt::Debug for Inner {
             )
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -134,6 +152,9 @@ impl ClientHooks<Inner> for Client {
             headers.insert(AUTHORIZATION, authorization.clone());
         }
         headers.insert(USER_AGENT, inner.user_agent.clone());
+        if let Some(timeout) = inner.timeout {
+            *request.timeout_mut() = Some(timeout);
+        }
         Ok(())
     }
 
@@ -176,7 +197,9 @@ async fn normalize_error_body(response: reqwest::Response, limit: usize) -> reqw
             error: None,
             status_code: None,
         };
-        serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default()
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .unwrap_or_default()
     };
     http::Response::from_parts(parts, reqwest::Body::from(bytes)).into()
 }
@@ -222,7 +245,10 @@ mod tests {
 
     #[test]
     fn excerpt_folds_and_truncates() {
-        assert_eq!(excerpt(b"<html>\n  <b>Bad   Gateway</b>\n</html>"), "<html> <b>Bad Gateway</b> </html>");
+        assert_eq!(
+            excerpt(b"<html>\n  <b>Bad   Gateway</b>\n</html>"),
+            "<html> <b>Bad Gateway</b> </html>"
+        );
         let long = "x".repeat(500);
         let e = excerpt(long.as_bytes());
         assert_eq!(e.chars().count(), ERROR_EXCERPT_CHARS + 1);

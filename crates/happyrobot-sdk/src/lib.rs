@@ -28,4 +28,3 @@ pub mod types {
     pub use crate::generated::enums::*;
     pub use crate::generated::types::*;
 }
-

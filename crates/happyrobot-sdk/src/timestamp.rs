@@ -101,7 +101,11 @@ impl FromStr for Timestamp {
 
 impl<Tz: TimeZone> From<DateTime<Tz>> for Timestamp {
     fn from(value: DateTime<Tz>) -> Self {
-        Self(value.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        Self(
+            value
+                .with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        )
     }
 }
 
@@ -140,7 +144,10 @@ mod tests {
     fn keeps_text_and_reads_every_valid_shape() {
         for (text, utc) in [
             ("2024-01-01T01:01:01Z", "2024-01-01T01:01:01+00:00"),
-            ("2024-01-01T01:01:01.123456Z", "2024-01-01T01:01:01.123456+00:00"),
+            (
+                "2024-01-01T01:01:01.123456Z",
+                "2024-01-01T01:01:01.123456+00:00",
+            ),
             ("2024-01-01T03:01:01+02:00", "2024-01-01T01:01:01+00:00"),
             ("2024-01-01T01:01:01", "2024-01-01T01:01:01+00:00"),
             ("2024-01-01 01:01:01", "2024-01-01T01:01:01+00:00"),

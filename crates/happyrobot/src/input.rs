@@ -1,0 +1,360 @@
+//! What callers hand the client: the [`CallId`] of a call, the [`NewNote`] to add, and the [`ApiKey`].
+//! Each is checked when it is made or before anything is sent, so bad input never reaches the network.
+
+use std::fmt;
+use std::str::FromStr;
+
+use happyrobot_sdk::Timestamp;
+use happyrobot_sdk::types::{NoteInput, NoteInputContent};
+
+use crate::Error;
+
+/// The ID of a call: exactly 24 ASCII letters and digits (HappyRobot's IDs are 24 hex digits).
+///
+/// Checking the characters, not only the length, means that nothing a caller passes (`../`, `/`,
+/// `%2F`, spaces) can change the path of the request.
+///
+/// ```
+/// use happyrobot::CallId;
+///
+/// let id: CallId = "65f1c0ffee0123456789abcd".parse()?;
+/// assert_eq!(id.as_str(), "65f1c0ffee0123456789abcd");
+/// assert!("../../admin/000000000000000".parse::<CallId>().is_err());
+/// # Ok::<(), happyrobot::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(String);
+
+impl CallId {
+    /// The length every call ID has.
+    pub const LEN: usize = 24;
+
+    /// Checks `id` and wraps it.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        let shown = shorten(&id);
+        if id.len() != Self::LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let problem = if id.is_empty() {
+                "it is empty".to_string()
+            } else if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                "it holds characters other than ASCII letters and digits".to_string()
+            } else {
+                format!("it has {} characters", id.chars().count())
+            };
+            return Err(Error::invalid_input(
+                "call id",
+                format!(
+                    "{shown:?} is not a call ID: {problem}; a call ID is exactly 24 letters and \
+                     digits, as shown in the HappyRobot app or returned by the API"
+                ),
+            ));
+        }
+        Ok(Self(id))
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// At most 40 characters of a rejected input, so that an error message stays one readable line.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 40 {
+        text.to_string()
+    } else {
+        let mut short: String = text.chars().take(40).collect();
+        short.push('…');
+        short
+    }
+}
+
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CallId").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for CallId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for CallId {
+    type Error = Error;
+
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl TryFrom<String> for CallId {
+    type Error = Error;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl AsRef<str> for CallId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::new(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A note to add to a call: its text, and optionally a flag and the fields the server otherwise
+/// assigns.
+///
+/// ```
+/// use happyrobot::NewNote;
+///
+/// let note = NewNote::new("Driver confirmed pickup").flagged(true);
+/// assert_eq!(note.content(), "Driver confirmed pickup");
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct NewNote {
+    content: String,
+    flagged: Option<bool>,
+    id: Option<String>,
+    user_id: Option<String>,
+    created_at: Option<Timestamp>,
+}
+
+impl NewNote {
+    /// A note with this text. The text must not be empty or only whitespace; that is checked before
+    /// the note is sent.
+    pub fn new(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            flagged: None,
+            id: None,
+            user_id: None,
+            created_at: None,
+        }
+    }
+
+    /// Flags the note for attention (or explicitly not, with `false`).
+    pub fn flagged(mut self, flagged: bool) -> Self {
+        self.flagged = Some(flagged);
+        self
+    }
+
+    /// Attributes the note to this user ID instead of the API key's user.
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Gives the note this ID instead of one the server assigns.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Dates the note instead of letting the server use the time it receives it.
+    pub fn created_at(mut self, created_at: impl Into<Timestamp>) -> Self {
+        self.created_at = Some(created_at.into());
+        self
+    }
+
+    /// The note's text.
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// Whether the note is flagged, if that was set.
+    pub fn is_flagged(&self) -> Option<bool> {
+        self.flagged
+    }
+
+    /// Checks the note as [`Client::add_note`](crate::Client::add_note) does before sending it.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.to_body().map(drop)
+    }
+
+    /// The request body as the spec defines it, after the checks of [`NewNote::validate`].
+    pub fn to_body(&self) -> Result<NoteInput, Error> {
+        if self.content.trim().is_empty() {
+            return Err(Error::invalid_input(
+                "note content",
+                "the note's text is empty or only whitespace; give it some text",
+            ));
+        }
+        for (field, value) in [("note id", &self.id), ("note user_id", &self.user_id)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::invalid_input(
+                    field,
+                    "it is empty; leave it unset to let the server assign it",
+                ));
+            }
+        }
+        let content = NoteInputContent::try_from(self.content.clone())
+            .map_err(|e| Error::invalid_input("note content", e.to_string()))?;
+        Ok(NoteInput {
+            content,
+            flagged: self.flagged,
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            created_at: self.created_at.clone(),
+        })
+    }
+}
+
+/// Note text is customer data: `Debug` shows its length, not the text.
+impl fmt::Debug for NewNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewNote")
+            .field("content_len", &self.content.len())
+            .field("flagged", &self.flagged)
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A HappyRobot API key. `Debug` and `Display` never print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Checks and wraps a key: not empty, and no whitespace or control characters, which would break
+    /// the `authorization` header (a common copy-and-paste slip).
+    pub fn new(key: impl Into<String>) -> Result<Self, Error> {
+        let key = key.into();
+        if key.trim().is_empty() {
+            return Err(Error::invalid_input(
+                "API key",
+                "it is empty: set HAPPYROBOT_API_KEY to the key from the HappyRobot app",
+            ));
+        }
+        if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid_input(
+                "API key",
+                "it holds whitespace or control characters: check for a stray space, newline or \
+                 quote around it",
+            ));
+        }
+        Ok(Self(key))
+    }
+
+    /// The key itself, for sending. Keep what this returns out of logs.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl FromStr for ApiKey {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_id_accepts_24_letters_and_digits() {
+        for ok in [
+            "65f1c0ffee0123456789abcd",
+            "ABCDEFGHIJKLMNOPQRSTUVWX",
+            "000000000000000000000000",
+        ] {
+            assert_eq!(ok.parse::<CallId>().unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn call_id_rejects_anything_that_could_change_the_path() {
+        for bad in [
+            "",
+            "65f1c0ffee0123456789abc",
+            "65f1c0ffee0123456789abcde",
+            "../../../../../../../../a",
+            "65f1c0ffee012345/789abcd",
+            "65f1c0ffee0123%2F789abcd",
+            "65f1c0ffee01234 6789abcd",
+            "65f1c0ffee0123456789abc?",
+            "65f1c0ffee0123456789abc#",
+            "65f1c0ffee0123456789abé",
+        ] {
+            let err = bad.parse::<CallId>().unwrap_err();
+            assert!(err.is_invalid_input(), "{bad:?}: {err}");
+            assert!(err.to_string().contains("call ID"), "{err}");
+        }
+    }
+
+    #[test]
+    fn call_id_serde_checks_too() {
+        let id: CallId = serde_json::from_str("\"65f1c0ffee0123456789abcd\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"65f1c0ffee0123456789abcd\""
+        );
+        assert!(serde_json::from_str::<CallId>("\"../etc/passwd\"").is_err());
+    }
+
+    #[test]
+    fn note_content_must_have_text() {
+        for bad in ["", "   ", "\n\t"] {
+            let err = NewNote::new(bad).validate().unwrap_err();
+            assert!(err.is_invalid_input());
+            assert!(err.to_string().contains("empty"), "{err}");
+        }
+        NewNote::new(" x ").validate().unwrap();
+        assert!(NewNote::new("x").user_id(" ").validate().is_err());
+    }
+
+    #[test]
+    fn note_debug_hides_the_text() {
+        let debug = format!("{:?}", NewNote::new("customer said their PIN is 1234"));
+        assert!(!debug.contains("PIN"), "{debug}");
+        assert!(debug.contains("content_len"), "{debug}");
+    }
+
+    #[test]
+    fn api_key_is_redacted_and_checked() {
+        let key = ApiKey::new("hr_live_SECRET").unwrap();
+        assert!(!format!("{key:?} {key}").contains("SECRET"));
+        assert!(ApiKey::new("").is_err());
+        let err = ApiKey::new("hr_live_SECRET\n").unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+}
