@@ -63,6 +63,9 @@ mod tests {
     #[test]
     fn generation_is_deterministic() {
         let root = codegen::workspace_root();
-        assert_eq!(codegen::generate(&root).unwrap(), codegen::generate(&root).unwrap());
+        assert_eq!(
+            codegen::generate(&root).unwrap(),
+            codegen::generate(&root).unwrap()
+        );
     }
 }
