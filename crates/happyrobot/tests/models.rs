@@ -1,0 +1,189 @@
+//! The models against the spec's contract: JSON Schema snapshots of every public model type, the request
+//! body, and the decode-then-re-encode of each fixture in `tests/fixtures/` (see its README).
+
+use happyrobot::types::*;
+use happyrobot::{CallId, NewNote};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn decode(name: &str) -> Call {
+    serde_json::from_value(fixture(name)).unwrap_or_else(|e| panic!("{name} does not decode: {e}"))
+}
+
+fn reencode(name: &str) -> Value {
+    serde_json::to_value(decode(name)).unwrap()
+}
+
+/// Drops `null` members, which decode as absent and are then not re-encoded.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+macro_rules! schema_snapshots {
+    ($($ty:ident),* $(,)?) => {
+        #[test]
+        fn json_schema_of_every_model_type() {
+            $(
+                let schema = schemars::schema_for!($ty);
+                insta::assert_json_snapshot!(concat!("schema_", stringify!($ty)), schema);
+            )*
+        }
+    };
+}
+
+schema_snapshots!(
+    Call,
+    Note,
+    NoteInput,
+    CallMetadata,
+    UseCase,
+    ExtractionField,
+    ClassificationTag,
+    Hook,
+    HookHeader,
+    SampleLabel,
+    Agent,
+    Classification,
+    Rating,
+    CallCosts,
+    VoipCosts,
+    ComponentCosts,
+    LlmCosts,
+    ErrorBody,
+    CallType,
+    CallStatus,
+    CallProvider,
+    Language,
+    AmdBehavior,
+    LabelColor,
+    RatingEmoji,
+    Timestamp,
+);
+
+#[test]
+fn request_body_json() {
+    let note = NewNote::new("Driver confirmed pickup")
+        .flagged(true)
+        .created_at("2024-01-01T01:01:01Z".parse::<Timestamp>().unwrap());
+    insta::assert_json_snapshot!("request_body_full", note.to_body().unwrap());
+    insta::assert_json_snapshot!(
+        "request_body_content_only",
+        NewNote::new("Driver confirmed pickup").to_body().unwrap()
+    );
+}
+
+#[test]
+fn full_call_round_trips_unchanged() {
+    let reencoded = reencode("call_full.json");
+    assert_eq!(reencoded, fixture("call_full.json"));
+    insta::assert_json_snapshot!("call_full_reencoded", reencoded);
+}
+
+#[test]
+fn full_call_fields_are_typed() {
+    let call = decode("call_full.json");
+    assert_eq!(call.status, CallStatus::Completed);
+    assert_eq!(call.type_, CallType::Inbound);
+    assert_eq!(call.provider, CallProvider::Twilio);
+    assert_eq!(call.language, Language::EnUs);
+    assert_eq!(call.use_case.amd_behavior, Some(AmdBehavior::Hangup));
+    let ratings = call.ratings.unwrap();
+    assert_eq!(ratings[0].emoji, Some(RatingEmoji::CheckMark));
+    assert_eq!(call.created.to_utc().unwrap().to_rfc3339(), "2024-01-01T01:01:01+00:00");
+    assert_eq!(call.metadata.custom.unwrap()["nested"]["stops"][1], 2);
+    assert_eq!(call.costs.unwrap().llm.unwrap().total_cost, Some(0.3));
+    // The call's own ID is a valid CallId, so a returned call can be passed straight back.
+    CallId::new(call.id).unwrap();
+}
+
+#[test]
+fn minimal_call_decodes() {
+    let call = decode("call_minimal.json");
+    assert!(call.notes.is_none());
+    assert!(call.classification.is_none());
+    assert_eq!(reencode("call_minimal.json"), fixture("call_minimal.json"));
+}
+
+#[test]
+fn unknown_enum_values_are_kept() {
+    let call = decode("drift_unknown_enum_values.json");
+    assert_eq!(call.status, CallStatus::Unknown("Dialing".into()));
+    assert_eq!(call.type_, CallType::Unknown("Transfer".into()));
+    assert_eq!(call.provider, CallProvider::Unknown("Phone".into()));
+    assert_eq!(call.language, Language::Unknown("ja-JP".into()));
+    assert!(call.language.is_unknown());
+    assert_eq!(call.use_case.language, Some(Language::Unknown("zh-CN".into())));
+    assert_eq!(call.use_case.amd_behavior, Some(AmdBehavior::Unknown("Voicemail".into())));
+    let labels = call.use_case.sample_labels.as_ref().unwrap();
+    assert_eq!(labels[0].color, Some(LabelColor::Unknown("indigo".into())));
+    let ratings = call.ratings.as_ref().unwrap();
+    assert_eq!(ratings[0].emoji, Some(RatingEmoji::Unknown("🎉".into())));
+    assert_eq!(ratings[1].emoji, Some(RatingEmoji::RotatingLight));
+    assert_eq!(reencode("drift_unknown_enum_values.json"), fixture("drift_unknown_enum_values.json"));
+
+    let lower = decode("drift_lowercase_status.json");
+    assert_eq!(lower.status.as_str(), "in-progress");
+    assert_eq!(reencode("drift_lowercase_status.json"), fixture("drift_lowercase_status.json"));
+}
+
+#[test]
+fn unknown_fields_are_accepted() {
+    let call = decode("drift_unknown_fields.json");
+    // Every field the spec knows decodes to what the full fixture holds.
+    assert_eq!(call, decode("call_full.json"));
+}
+
+#[test]
+fn nulls_decode_as_absent() {
+    let call = decode("drift_nulls.json");
+    assert!(call.extraction.is_none());
+    assert!(call.classification.is_none());
+    assert!(call.metadata.custom.is_none());
+    assert!(call.metadata.call_sid.is_none() && call.metadata.from.is_none() && call.metadata.to.is_none());
+    assert!(call.notes.is_none() && call.ratings.is_none() && call.costs.is_none());
+    assert_eq!(
+        reencode("drift_nulls.json"),
+        without_nulls(fixture("drift_nulls.json"))
+    );
+}
+
+#[test]
+fn timestamps_keep_their_text() {
+    let call = decode("drift_timestamp_shapes.json");
+    assert_eq!(call.created.as_str(), "2024-01-01T03:01:01.123456+02:00");
+    assert_eq!(
+        call.created.to_utc().unwrap().to_rfc3339(),
+        "2024-01-01T01:01:01.123456+00:00"
+    );
+    let notes = call.notes.as_ref().unwrap();
+    assert!(notes[0].created_at.as_ref().unwrap().to_utc().is_some());
+    let ratings = call.ratings.as_ref().unwrap();
+    let unreadable = ratings[0].created.as_ref().unwrap();
+    assert_eq!(unreadable.as_str(), "yesterday afternoon");
+    assert_eq!(unreadable.to_utc(), None);
+    assert_eq!(reencode("drift_timestamp_shapes.json"), fixture("drift_timestamp_shapes.json"));
+}
+
+#[test]
+fn free_form_objects_hold_any_json() {
+    let mut value = fixture("call_full.json");
+    let anything = serde_json::json!({"a": [1, "two", null, {"b": false}], "c": 1.5e300, "d": ""});
+    for pointer in ["/params", "/extraction", "/metadata/custom", "/use_case/detailed_work_hours", "/use_case/amd_messages"] {
+        *value.pointer_mut(pointer).unwrap() = anything.clone();
+    }
+    let call: Call = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&call).unwrap(), value);
+}
