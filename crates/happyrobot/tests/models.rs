@@ -1,6 +1,13 @@
 //! The models against the spec's contract: JSON Schema snapshots of every public model type, the request
 //! body, and the decode-then-re-encode of each fixture in `tests/fixtures/` (see its README).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the location"
+)]
+
 use happyrobot::types::*;
 use happyrobot::{CallId, NewNote};
 use serde_json::Value;
@@ -102,7 +109,10 @@ fn full_call_fields_are_typed() {
     assert_eq!(call.use_case.amd_behavior, Some(AmdBehavior::Hangup));
     let ratings = call.ratings.unwrap();
     assert_eq!(ratings[0].emoji, Some(RatingEmoji::CheckMark));
-    assert_eq!(call.created.to_utc().unwrap().to_rfc3339(), "2024-01-01T01:01:01+00:00");
+    assert_eq!(
+        call.created.to_utc().unwrap().to_rfc3339(),
+        "2024-01-01T01:01:01+00:00"
+    );
     assert_eq!(call.metadata.custom.unwrap()["nested"]["stops"][1], 2);
     assert_eq!(call.costs.unwrap().llm.unwrap().total_cost, Some(0.3));
     // The call's own ID is a valid CallId, so a returned call can be passed straight back.
@@ -125,18 +135,30 @@ fn unknown_enum_values_are_kept() {
     assert_eq!(call.provider, CallProvider::Unknown("Phone".into()));
     assert_eq!(call.language, Language::Unknown("ja-JP".into()));
     assert!(call.language.is_unknown());
-    assert_eq!(call.use_case.language, Some(Language::Unknown("zh-CN".into())));
-    assert_eq!(call.use_case.amd_behavior, Some(AmdBehavior::Unknown("Voicemail".into())));
+    assert_eq!(
+        call.use_case.language,
+        Some(Language::Unknown("zh-CN".into()))
+    );
+    assert_eq!(
+        call.use_case.amd_behavior,
+        Some(AmdBehavior::Unknown("Voicemail".into()))
+    );
     let labels = call.use_case.sample_labels.as_ref().unwrap();
     assert_eq!(labels[0].color, Some(LabelColor::Unknown("indigo".into())));
     let ratings = call.ratings.as_ref().unwrap();
     assert_eq!(ratings[0].emoji, Some(RatingEmoji::Unknown("🎉".into())));
     assert_eq!(ratings[1].emoji, Some(RatingEmoji::RotatingLight));
-    assert_eq!(reencode("drift_unknown_enum_values.json"), fixture("drift_unknown_enum_values.json"));
+    assert_eq!(
+        reencode("drift_unknown_enum_values.json"),
+        fixture("drift_unknown_enum_values.json")
+    );
 
     let lower = decode("drift_lowercase_status.json");
     assert_eq!(lower.status.as_str(), "in-progress");
-    assert_eq!(reencode("drift_lowercase_status.json"), fixture("drift_lowercase_status.json"));
+    assert_eq!(
+        reencode("drift_lowercase_status.json"),
+        fixture("drift_lowercase_status.json")
+    );
 }
 
 #[test]
@@ -152,7 +174,11 @@ fn nulls_decode_as_absent() {
     assert!(call.extraction.is_none());
     assert!(call.classification.is_none());
     assert!(call.metadata.custom.is_none());
-    assert!(call.metadata.call_sid.is_none() && call.metadata.from.is_none() && call.metadata.to.is_none());
+    assert!(
+        call.metadata.call_sid.is_none()
+            && call.metadata.from.is_none()
+            && call.metadata.to.is_none()
+    );
     assert!(call.notes.is_none() && call.ratings.is_none() && call.costs.is_none());
     assert_eq!(
         reencode("drift_nulls.json"),
@@ -174,14 +200,23 @@ fn timestamps_keep_their_text() {
     let unreadable = ratings[0].created.as_ref().unwrap();
     assert_eq!(unreadable.as_str(), "yesterday afternoon");
     assert_eq!(unreadable.to_utc(), None);
-    assert_eq!(reencode("drift_timestamp_shapes.json"), fixture("drift_timestamp_shapes.json"));
+    assert_eq!(
+        reencode("drift_timestamp_shapes.json"),
+        fixture("drift_timestamp_shapes.json")
+    );
 }
 
 #[test]
 fn free_form_objects_hold_any_json() {
     let mut value = fixture("call_full.json");
     let anything = serde_json::json!({"a": [1, "two", null, {"b": false}], "c": 1.5e300, "d": ""});
-    for pointer in ["/params", "/extraction", "/metadata/custom", "/use_case/detailed_work_hours", "/use_case/amd_messages"] {
+    for pointer in [
+        "/params",
+        "/extraction",
+        "/metadata/custom",
+        "/use_case/detailed_work_hours",
+        "/use_case/amd_messages",
+    ] {
         *value.pointer_mut(pointer).unwrap() = anything.clone();
     }
     let call: Call = serde_json::from_value(value.clone()).unwrap();

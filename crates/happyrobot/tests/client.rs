@@ -1,0 +1,476 @@
+//! The client against real HTTP servers on 127.0.0.1: what it sends, how it maps every failure, which
+//! failures it retries, and that the key and note text stay out of errors and logs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the location"
+)]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use happyrobot::{CallId, Client, Error, NewNote, RetryPolicy, StatusCode};
+use support::{CALL_ID, KEY, Recorded, Reply, TestServer, call_json};
+
+fn client(server: &TestServer) -> Client {
+    client_with(server, RetryPolicy::default())
+}
+
+fn client_with(server: &TestServer, retry: RetryPolicy) -> Client {
+    Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .retry(retry)
+        .build()
+        .unwrap()
+}
+
+/// Retries without waiting long, so that the tests stay fast.
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy::default()
+        .base_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20))
+}
+
+fn id() -> CallId {
+    CALL_ID.parse().unwrap()
+}
+
+async fn add(client: &Client) -> Result<happyrobot::types::Call, Error> {
+    client
+        .add_note(&id(), NewNote::new("Driver confirmed pickup").flagged(true))
+        .await
+}
+
+#[tokio::test]
+async fn sends_the_documented_request_and_returns_the_call() {
+    let server = TestServer::start(|_, _| Reply::json(200, &call_json())).await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(format!("{}/", server.base_url))
+        .user_agent("dispatch-bot/2.1")
+        .build()
+        .unwrap();
+    let call = add(&client).await.unwrap();
+    assert_eq!(call.id, CALL_ID);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, format!("/api/v1/calls/{CALL_ID}/notes"));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("accept"), Some("application/json"));
+    assert_eq!(
+        r.header("user-agent"),
+        Some(
+            format!(
+                "happyrobot-rust/{} dispatch-bot/2.1",
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        r.header("api-version"),
+        None,
+        "progenitor's api-version header is not sent"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"content": "Driver confirmed pickup", "flagged": true})
+    );
+}
+
+#[tokio::test]
+async fn clones_share_one_connection_pool() {
+    let server = TestServer::start(|_, _| Reply::json(200, &call_json())).await;
+    let client = client(&server);
+    let clone = client.clone();
+    add(&client).await.unwrap();
+    add(&clone).await.unwrap();
+    add(&client).await.unwrap();
+    // One kept-alive TCP connection carried all three requests.
+    let connections: Vec<usize> = server.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn invalid_input_sends_nothing() {
+    let server = TestServer::start(|_, _| Reply::json(200, &call_json())).await;
+    let client = client(&server);
+    for content in ["", "   ", "\n"] {
+        let err = client
+            .add_note(&id(), NewNote::new(content))
+            .await
+            .unwrap_err();
+        assert!(err.is_invalid_input(), "{err}");
+        assert!(!err.is_retryable());
+    }
+    for bad in [
+        "../../../../../../../../x",
+        "65f1c0ffee0123%2F789abcd",
+        "65f1c0ffee0123456789abc/",
+        "",
+    ] {
+        assert!(bad.parse::<CallId>().is_err(), "{bad:?}");
+    }
+    assert_eq!(server.count(), 0);
+}
+
+#[tokio::test]
+async fn api_errors_carry_status_message_and_request_id() {
+    let server = TestServer::start(|i, _| match i {
+        0 => Reply::json(401, r#"{"message":"Invalid API key","statusCode":401}"#)
+            .with_header("x-request-id", "req-123"),
+        1 => Reply::json(404, r#"{"error":"Not Found"}"#),
+        2 => Reply::Respond {
+            status: 400,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: b"<html>\n<body>Bad   request from proxy</body></html>".to_vec(),
+        },
+        3 => Reply::Respond {
+            status: 403,
+            headers: vec![],
+            body: vec![],
+        },
+        _ => Reply::json(422, r#"["not", "an", "object"]"#),
+    })
+    .await;
+    let client = client(&server);
+
+    let err = add(&client).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+    assert!(err.is_unauthorized() && !err.is_retryable() && !err.outcome_unknown());
+    assert_eq!(err.request_id(), Some("req-123"));
+    let text = err.to_string();
+    assert!(
+        text.contains("Invalid API key")
+            && text.contains("HAPPYROBOT_API_KEY")
+            && text.contains("req-123"),
+        "{text}"
+    );
+
+    let err = add(&client).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(err.to_string().contains("Not Found"), "{err}");
+
+    let err = add(&client).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(StatusCode::BAD_REQUEST),
+        "a non-JSON error body keeps its status"
+    );
+    assert!(
+        err.to_string()
+            .contains("<html> <body>Bad request from proxy</body></html>"),
+        "{err}"
+    );
+
+    let err = add(&client).await.unwrap_err();
+    assert!(err.is_unauthorized(), "{err}");
+    assert!(
+        err.to_string().contains("Forbidden"),
+        "an empty body falls back to the reason phrase: {err}"
+    );
+
+    let err = add(&client).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(StatusCode::UNPROCESSABLE_ENTITY),
+        "{err}"
+    );
+    assert_eq!(server.count(), 5, "no client error is retried");
+}
+
+#[tokio::test]
+async fn a_500_on_post_is_sent_exactly_once_by_default() {
+    for status in [500u16, 502, 503, 504] {
+        let server =
+            TestServer::start(move |_, _| Reply::json(status, r#"{"message":"boom"}"#)).await;
+        let err = add(&client_with(&server, fast_retries()))
+            .await
+            .unwrap_err();
+        assert_eq!(server.count(), 1, "{status} must not be retried by default");
+        assert!(err.outcome_unknown(), "{status}: {err}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("may have been added"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn opt_in_policy_retries_5xx() {
+    let server = TestServer::start(|i, _| {
+        if i < 2 {
+            Reply::json(503, "{}")
+        } else {
+            Reply::json(200, &call_json())
+        }
+    })
+    .await;
+    let policy = RetryPolicy::retry_outcome_unknown().base_delay(Duration::from_millis(5));
+    add(&client_with(&server, policy)).await.unwrap();
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_1_is_retried_after_about_a_second() {
+    let server = TestServer::start(|i, _| {
+        if i == 0 {
+            Reply::json(429, r#"{"message":"slow down"}"#).with_header("retry-after", "1")
+        } else {
+            Reply::json(200, &call_json())
+        }
+    })
+    .await;
+    add(&client(&server)).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_with_an_http_date_retry_after_is_honoured() {
+    let server = TestServer::start(|i, _| {
+        if i == 0 {
+            let when = std::time::SystemTime::now() + Duration::from_secs(2);
+            Reply::json(429, "{}").with_header("retry-after", &httpdate::fmt_http_date(when))
+        } else {
+            Reply::json(200, &call_json())
+        }
+    })
+    .await;
+    add(&client(&server)).await.unwrap();
+    let requests = server.requests();
+    let waited = requests[1].at - requests[0].at;
+    // HTTP dates have whole seconds, so the wait is between 1 and 2 seconds.
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_retry_after_fails_fast() {
+    let server =
+        TestServer::start(|_, _| Reply::json(429, "{}").with_header("retry-after", "120")).await;
+    let started = Instant::now();
+    let err = add(&client(&server)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.count(), 1);
+    assert!(err.is_rate_limited() && !err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
+    assert!(err.to_string().contains("120 s"), "{err}");
+}
+
+#[tokio::test]
+async fn repeated_429s_give_up_after_max_retries() {
+    let server = TestServer::start(|_, _| Reply::json(429, "{}")).await;
+    let err = add(&client_with(&server, fast_retries()))
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 3, "the first try and two retries");
+    assert!(err.is_rate_limited() && err.is_retryable());
+
+    let server = TestServer::start(|_, _| Reply::json(429, "{}")).await;
+    add(&client_with(&server, RetryPolicy::none()))
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "retrying can be turned off");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_and_reported_as_not_sent() {
+    // Bind then drop a listener: its port is now closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(format!("http://127.0.0.1:{port}/api/v1"))
+        .retry(fast_retries())
+        .build()
+        .unwrap();
+    let err = add(&client).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.is_retryable() && !err.outcome_unknown());
+    assert!(err.to_string().contains("Nothing was sent"), "{err}");
+}
+
+#[tokio::test]
+async fn a_connection_closed_after_sending_is_not_retried() {
+    let server = TestServer::start(|_, _| Reply::Close).await;
+    let err = add(&client_with(&server, fast_retries()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        server.count(),
+        1,
+        "the server may have added the note: no retry"
+    );
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_timeout_after_sending_is_not_retried() {
+    let server = TestServer::start(|_, _| Reply::Hang).await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .timeout(Duration::from_millis(300))
+        .retry(fast_retries())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = add(&client).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(server.count(), 1);
+    assert!(err.is_timeout() && err.outcome_unknown(), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn the_timeout_also_applies_to_a_caller_supplied_reqwest_client() {
+    let server = TestServer::start(|_, _| Reply::Hang).await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .http_client(reqwest::Client::new())
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = add(&client).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_an_error_not_an_allocation() {
+    let big = format!(
+        r#"{{"id":"{CALL_ID}","padding":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let server = TestServer::start(move |_, _| Reply::json(200, &big)).await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .max_response_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    let err = add(&client).await.unwrap_err();
+    assert!(
+        matches!(err, Error::BodyTooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
+    assert!(err.note_was_added(), "a 200 means the note was added");
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn an_undecodable_success_says_the_note_was_added_and_hides_the_body() {
+    let mut call: serde_json::Value = serde_json::from_str(&call_json()).unwrap();
+    call["notes"][0]["flagged"] = serde_json::json!("CUSTOMER-SECRET-NOTE");
+    let body = call.to_string();
+    let server =
+        TestServer::start(move |_, _| Reply::json(200, &body).with_header("x-request-id", "req-9"))
+            .await;
+    let err = add(&client_with(&server, RetryPolicy::retry_outcome_unknown()))
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "never retried");
+    assert!(err.note_was_added());
+    let Error::Decode { path, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(path, "notes[0].flagged");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("CUSTOMER-SECRET-NOTE"), "{shown}");
+    assert!(shown.contains("the note was added"), "{shown}");
+    assert!(String::from_utf8_lossy(err.raw_body().unwrap()).contains("CUSTOMER-SECRET-NOTE"));
+}
+
+#[tokio::test]
+async fn a_success_status_the_spec_does_not_list_still_returns_the_call() {
+    let server = TestServer::start(|_, _| Reply::json(201, &call_json())).await;
+    let call = add(&client(&server)).await.unwrap();
+    assert_eq!(call.id, CALL_ID);
+}
+
+/// A `tracing` subscriber writing into a buffer the test can read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn neither_logs_nor_errors_show_the_key_or_the_note_text() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::start(|i, r: &Recorded| {
+        assert!(r.header("authorization").is_some());
+        match i {
+            0 => Reply::json(429, "{}").with_header("retry-after", "0"),
+            1 => Reply::json(500, r#"{"message":"internal"}"#),
+            _ => Reply::json(200, &call_json()),
+        }
+    })
+    .await;
+    let client = client_with(&server, fast_retries());
+    let note = NewNote::new("TOP-SECRET-NOTE-TEXT");
+    let err = client.add_note(&id(), note.clone()).await.unwrap_err();
+    client.add_note(&id(), note.clone()).await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "the retry is visible: {logs}");
+    assert!(logs.contains("attempt=2"), "{logs}");
+    assert!(logs.contains("content_len=20"), "{logs}");
+    for shown in [
+        logs,
+        format!("{err} {err:?}"),
+        format!("{client:?}"),
+        format!("{note:?}"),
+    ] {
+        assert!(!shown.contains(KEY), "{shown}");
+        assert!(!shown.contains("SECRET_KEY"), "{shown}");
+        assert!(!shown.contains("TOP-SECRET-NOTE-TEXT"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn the_add_note_future_can_be_spawned() {
+    let server = TestServer::start(|_, _| Reply::json(200, &call_json())).await;
+    let client = client(&server);
+    let handle = tokio::spawn(async move { add(&client).await });
+    handle.await.unwrap().unwrap();
+}
