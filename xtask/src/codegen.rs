@@ -125,8 +125,9 @@ pub fn generate(root: &Path) -> Result<String, String> {
             #(#open_enums)*
         }
     };
-    let file: syn::File = syn::parse2(tokens)
+    let mut file: syn::File = syn::parse2(tokens)
         .map_err(|e| format!("progenitor produced tokens that do not parse as Rust: {e}"))?;
+    syn::visit_mut::VisitMut::visit_file_mut(&mut DocBlocks, &mut file);
     let body = rustfmt(&prettyplease::unparse(&file))?;
     let mut out = String::new();
     let _ = writeln!(
@@ -140,6 +141,33 @@ pub fn generate(root: &Path) -> Result<String, String> {
     out.push('\n');
     out.push_str(&body);
     Ok(out)
+}
+
+/// prettyplease prints a multi-line doc attribute as a `/** */` block indented like its item, with the
+/// first line unindented; rustdoc then reads the indented lines as a code block. Starting such a doc
+/// with a line break gives every line the same indentation, which rustdoc strips.
+struct DocBlocks;
+
+impl syn::visit_mut::VisitMut for DocBlocks {
+    fn visit_attribute_mut(&mut self, attr: &mut syn::Attribute) {
+        if !attr.path().is_ident("doc") {
+            return;
+        }
+        if let syn::Meta::NameValue(syn::MetaNameValue {
+            value:
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(text),
+                    ..
+                }),
+            ..
+        }) = &mut attr.meta
+        {
+            let value = text.value();
+            if value.contains('\n') && !value.starts_with('\n') {
+                *text = syn::LitStr::new(&format!("\n{value}"), text.span());
+            }
+        }
+    }
 }
 
 /// Formats with the toolchain's rustfmt so that `cargo fmt --check` agrees with the committed file.

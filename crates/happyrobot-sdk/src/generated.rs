@@ -674,7 +674,8 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for HappyRobot API
+/**
+Client for HappyRobot API
 
 The part of HappyRobot's public REST API that this SDK covers: adding a note to a phone call. Written by hand from HappyRobot's public API reference; see PROVENANCE.md beside this file.
 
@@ -744,7 +745,8 @@ const _: () = {
 };
 #[allow(clippy::all)]
 impl Client {
-    /**Add a note to a call
+    /**
+    Add a note to a call
 
     Appends a note to the call with the given ID and returns the whole call after the change. The API has no idempotency keys: sending the same request twice adds two notes.
 

@@ -1,4 +1,4 @@
-//! What the generated [`Client`](crate::Client) does around each request, through progenitor's
+//! What the generated [`crate::Client`] does around each request, through progenitor's
 //! `ClientHooks`: the credential and `User-Agent` headers, no `api-version` header, a cap on response
 //! bodies, and error bodies the generated code can always decode.
 
