@@ -53,7 +53,8 @@ pub enum Error {
     /// No connection could be made (refused, DNS, TLS handshake, connect timeout): the request was
     /// never sent, so nothing happened on the server.
     #[error(
-        "could not connect to the HappyRobot API: {source}. Nothing was sent; check the base URL and the network, then try again"
+        "could not connect to the HappyRobot API ({}). Nothing was sent; check the base URL and the network, then try again",
+        chain(source)
     )]
     Connect {
         /// The transport's error.
@@ -63,7 +64,8 @@ pub enum Error {
 
     /// The request timed out after it was sent: the note may or may not have been added.
     #[error(
-        "the request timed out after it was sent ({source}); the note may have been added: check the call before sending it again"
+        "the request timed out after it was sent ({}); the note may have been added: check the call before sending it again",
+        chain(source)
     )]
     Timeout {
         /// The transport's error.
@@ -74,7 +76,8 @@ pub enum Error {
     /// The connection failed after the request was sent (reset, closed before the answer): the note
     /// may or may not have been added.
     #[error(
-        "the connection failed after the request was sent ({source}); the note may have been added: check the call before sending it again"
+        "the connection failed after the request was sent ({}); the note may have been added: check the call before sending it again",
+        chain(source)
     )]
     Network {
         /// The transport's error.
@@ -108,6 +111,22 @@ pub enum Error {
         /// The status of the answer, when known.
         status: Option<StatusCode>,
     },
+}
+
+/// An error and its causes on one line: reqwest's own message ("error sending request") says little
+/// without the cause at the end of the chain ("Connection refused").
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 fn api_message(
