@@ -234,10 +234,16 @@ impl Error {
         )
     }
 
-    /// The API key is missing, wrong or not allowed (401 or 403).
+    /// The API key is missing, malformed, wrong or not allowed (401 or 403).
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, Self::MissingApiKey)
-            || matches!(self.status().map(|s| s.as_u16()), Some(401 | 403))
+        matches!(
+            self,
+            Self::MissingApiKey
+                | Self::InvalidInput {
+                    field: "API key",
+                    ..
+                }
+        ) || matches!(self.status().map(|s| s.as_u16()), Some(401 | 403))
     }
 
     /// No call with this ID exists (404).
@@ -279,7 +285,12 @@ impl Error {
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Self::Timeout { .. } | Self::Network { .. } => true,
-            Self::Api { status, .. } => status.is_server_error(),
+            // 501 and 505 say the server refused the request as such, before acting on it.
+            Self::Api { status, .. } => {
+                status.is_server_error()
+                    && *status != StatusCode::NOT_IMPLEMENTED
+                    && *status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
+            }
             _ => false,
         }
     }
@@ -292,5 +303,38 @@ impl Error {
             Self::BodyTooLarge { status, .. } => status.is_some_and(|s| s.is_success()),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> Error {
+        Error::Api {
+            status: StatusCode::from_u16(status).unwrap(),
+            message: "m".into(),
+            request_id: None,
+            retry_after: None,
+            retry_after_too_long: false,
+        }
+    }
+
+    #[test]
+    fn server_errors_leave_the_outcome_unknown_except_refusals() {
+        for status in [500, 502, 503, 504, 599] {
+            assert!(api(status).outcome_unknown(), "{status}");
+        }
+        for status in [501, 505, 400, 404, 429] {
+            assert!(!api(status).outcome_unknown(), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_key_is_unauthorized() {
+        assert!(Error::invalid_input("API key", "x").is_unauthorized());
+        assert!(Error::MissingApiKey.is_unauthorized());
+        assert!(!Error::invalid_input("call id", "x").is_unauthorized());
+        assert!(api(403).is_unauthorized());
     }
 }
