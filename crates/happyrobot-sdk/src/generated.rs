@@ -418,7 +418,7 @@ pub mod types {
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
     )]
     pub struct NoteInput {
-        ///Text of the note.
+        ///Text of the note; it must hold at least one character that is not whitespace.
         pub content: NoteInputContent,
         ///When the note was written; assigned by the server when absent.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -433,7 +433,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub user_id: ::std::option::Option<::std::string::String>,
     }
-    ///Text of the note.
+    ///Text of the note; it must hold at least one character that is not whitespace.
     #[derive(
         ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
     )]
@@ -455,6 +455,11 @@ pub mod types {
         fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+                ::std::sync::LazyLock::new(|| ::regress::Regex::new("\\S").unwrap());
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"\\S\"".into());
             }
             Ok(Self(value.to_string()))
         }
