@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Checks happyrobot-mock against openapi/happyrobot.yaml with Schemathesis, a property-based API
+# tester nobody here wrote: it generates valid and invalid requests from the spec and checks every
+# answer (status codes, content types, response schemas, auth enforcement, 405s with Allow, ...).
+#
+# Run from anywhere; it works from the workspace root. Exits with Schemathesis's status.
+# Needs python3 (3.9+) with venv and pip reaching PyPI, and cargo.
+set -euo pipefail
+
+SCHEMATHESIS_VERSION="4.32.5"
+# Bounds the run (about 10 s of testing) and makes it repeatable.
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-200}"
+SEED="${SCHEMATHESIS_SEED:-1}"
+API_KEY="hr_schemathesis_key"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+# The spec to test against; another path can be given to try a spec change before making it.
+SPEC="${SCHEMATHESIS_SPEC:-$ROOT/openapi/happyrobot.yaml}"
+case "$SPEC" in /*) ;; *) SPEC="$ROOT/$SPEC" ;; esac
+VENV="$TARGET_DIR/schemathesis-venv"
+WORK="$TARGET_DIR/schemathesis-run"
+
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION"; then
+    echo "schemathesis.sh: installing schemathesis==$SCHEMATHESIS_VERSION into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+cargo build --quiet -p happyrobot-mock --bin happyrobot-mock
+MOCK="$TARGET_DIR/debug/happyrobot-mock"
+
+# Schemathesis and Hypothesis write state into the current directory; keep it out of the work tree.
+rm -rf "$WORK"
+mkdir -p "$WORK"
+"$MOCK" --port 0 --api-key "$API_KEY" >"$WORK/mock.out" 2>"$WORK/mock.err" &
+MOCK_PID=$!
+cleanup() {
+    kill "$MOCK_PID" 2>/dev/null || true
+    wait "$MOCK_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+BASE_URL=""
+for _ in $(seq 1 300); do
+    BASE_URL="$(sed -n 's/^base_url=//p' "$WORK/mock.out")"
+    [ -n "$BASE_URL" ] && break
+    if ! kill -0 "$MOCK_PID" 2>/dev/null; then
+        echo "schemathesis.sh: happyrobot-mock exited early:" >&2
+        cat "$WORK/mock.err" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [ -z "$BASE_URL" ]; then
+    echo "schemathesis.sh: happyrobot-mock printed no base_url= line within 30 s" >&2
+    exit 1
+fi
+echo "schemathesis.sh: testing $BASE_URL with schemathesis $SCHEMATHESIS_VERSION (seed $SEED, up to $MAX_EXAMPLES examples)" >&2
+
+# The header is spelled `Authorization`: Schemathesis's ignored_auth check removes the security
+# scheme's header by that exact name before probing without credentials, so a lowercase
+# `authorization` would survive the removal and the probe would wrongly look accepted.
+# HTTP header names are case-insensitive, so the mock sees the same header either way.
+set +e
+(
+    cd "$WORK"
+    "$VENV/bin/schemathesis" run "$SPEC" \
+        --url "$BASE_URL" \
+        -H "Authorization: Bearer $API_KEY" \
+        --seed "$SEED" \
+        --max-examples "$MAX_EXAMPLES" \
+        --generation-database none \
+        --no-color
+)
+STATUS=$?
+set -e
+exit "$STATUS"

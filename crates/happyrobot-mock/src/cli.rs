@@ -1,0 +1,283 @@
+//! The command line: the `happyrobot-mock` binary, and the `mock` subcommand of the `happyrobot`
+//! CLI, which reuses [`Args`] and [`run`] instead of repeating them.
+//!
+//! On start it prints, to stdout, one `key=value` line each for the base URL, the API key and every
+//! seeded call id, then flushes, so that a script can read them:
+//!
+//! ```text
+//! base_url=http://127.0.0.1:41873/api/v1
+//! api_key=hr_mock_key
+//! call_id=65f1c0ffee0123456789abcd
+//! call_id=65f1c0ffee0123456789abce
+//! call_id=65f1c0ffee0123456789abcf
+//! ```
+//!
+//! It runs until Ctrl-C (SIGINT) or SIGTERM, then stops cleanly with exit status 0.
+
+use std::future::Future;
+use std::io::{self, Write};
+
+use crate::{DEFAULT_API_KEY, DEFAULT_MAX_BODY_BYTES, DEFAULT_SEED_CALLS, Fault, MockServer};
+
+const AFTER_HELP: &str = "\
+FAULTS (--fault, repeatable):
+  429[:retry-after=SECS]   429 Too Many Requests with Retry-After (default 1 s)
+  500, 502, 503            that status (any 4xx/5xx code) with a JSON error body
+  delay:DURATION           wait (250ms, 2s; a bare number is milliseconds), then answer normally
+  invalid-json             200 whose body is not valid JSON; the note is not saved
+  close-before-response    close the connection with no response; the note is not saved
+  save-then-drop           save the note, then close the connection with no response
+
+  By default each --fault is used by the next --fault-count requests, in the order given.
+  With --fault-rate P, each request instead gets each --fault with probability P, drawn from a
+  PRNG seeded by --fault-seed, so a seed always hits the same requests.
+  Faults only touch POST /calls/{id}/notes requests with a valid key.
+
+OUTPUT:
+  stdout gets one line per fact, then is flushed:
+    base_url=http://127.0.0.1:PORT/api/v1
+    api_key=KEY
+    call_id=ID   (one line per seeded call)
+
+EXAMPLES:
+  happyrobot-mock --port 8080
+  happyrobot-mock --fault 429:retry-after=2 --fault 503 --fault-count 2
+  happyrobot-mock --fault save-then-drop --fault-rate 0.1 --fault-seed 7";
+
+/// The mock's command-line options.
+///
+/// It is a [`clap::Parser`], and so also a [`clap::Args`] that another CLI can use as a
+/// subcommand's options.
+#[derive(Clone, Debug, PartialEq, clap::Parser)]
+#[command(
+    name = "happyrobot-mock",
+    version,
+    about = "Run a mock HappyRobot API on 127.0.0.1, with faults on demand.",
+    long_about = "Run a stateful mock of the HappyRobot API (POST /api/v1/calls/{id}/notes) on \
+                  127.0.0.1, seeded with realistic calls, with faults on demand. Stops on Ctrl-C \
+                  or SIGTERM.",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    /// Port to listen on, on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// API key the mock accepts, as `authorization: Bearer KEY`.
+    #[arg(long, value_name = "KEY", default_value = DEFAULT_API_KEY)]
+    pub api_key: String,
+
+    /// Number of calls to start with; their ids are the same on every start.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED_CALLS)]
+    pub seed_calls: usize,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// A fault to inject (repeatable); see FAULTS below.
+    #[arg(long = "fault", value_name = "FAULT")]
+    pub faults: Vec<Fault>,
+
+    /// How many requests each --fault is used for, one after the other.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        conflicts_with = "fault_rate"
+    )]
+    pub fault_count: usize,
+
+    /// Inject each --fault at random with this probability (0 to 1) instead of for the next requests.
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub fault_rate: Option<f64>,
+
+    /// Seed of the random draws of --fault-rate.
+    #[arg(
+        long,
+        value_name = "SEED",
+        default_value_t = 0,
+        requires = "fault_rate"
+    )]
+    pub fault_seed: u64,
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
+    }
+}
+
+impl Args {
+    /// Starts a mock with these options and their faults, without printing anything: for a CLI's
+    /// `--mock` flag, which only needs the server.
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start_server(&self) -> io::Result<MockServer> {
+        let server = MockServer::builder()
+            .port(self.port)
+            .api_key(self.api_key.clone())
+            .seed_calls(self.seed_calls)
+            .max_body_bytes(self.max_body_bytes)
+            .start()
+            .await?;
+        for (index, fault) in self.faults.iter().enumerate() {
+            match self.fault_rate {
+                // Each fault gets its own stream of draws, derived from the one seed.
+                Some(rate) => server.inject_rate(
+                    fault.clone(),
+                    rate,
+                    self.fault_seed.wrapping_add(index as u64),
+                ),
+                None => server.inject(fault.clone(), self.fault_count),
+            }
+        }
+        Ok(server)
+    }
+}
+
+/// Runs the mock as the `happyrobot-mock` binary does: starts it, prints the `key=value` lines to
+/// stdout, and serves until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// When the signal handlers cannot be installed, the port cannot be bound, or stdout is closed.
+pub async fn run(args: Args) -> io::Result<()> {
+    // The handlers are installed before anything is printed, so that a signal sent as soon as the
+    // output appears already stops the server cleanly instead of killing the process.
+    let stop = stop_signal()?;
+    serve(args, &mut io::stdout(), stop).await
+}
+
+/// Like [`run`], with the output written to `out` and the server stopped when `stop` completes.
+///
+/// # Errors
+/// When the port cannot be bound or `out` cannot be written.
+pub async fn serve(
+    args: Args,
+    out: &mut (impl Write + Send),
+    stop: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let server = args.start_server().await?;
+    writeln!(out, "base_url={}", server.base_url())?;
+    writeln!(out, "api_key={}", server.api_key())?;
+    for id in server.call_ids() {
+        writeln!(out, "call_id={id}")?;
+    }
+    out.flush()?;
+    let faults = if args.faults.is_empty() {
+        "no faults".to_string()
+    } else {
+        let list: Vec<String> = args.faults.iter().map(Fault::to_string).collect();
+        match args.fault_rate {
+            Some(rate) => format!(
+                "faults {} at rate {rate} (seed {})",
+                list.join(", "),
+                args.fault_seed
+            ),
+            None => format!("faults {} x{} each", list.join(", "), args.fault_count),
+        }
+    };
+    // A note for people, on stderr; it is not worth failing over (`eprintln!` would panic when
+    // stderr is closed), unlike stdout, whose lines scripts depend on.
+    let _ = writeln!(
+        io::stderr(),
+        "happyrobot-mock: serving {} with {faults}; stop with Ctrl-C",
+        server.base_url()
+    );
+    stop.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM; the handlers are installed right away.
+#[cfg(unix)]
+fn stop_signal() -> io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> io::Result<impl Future<Output = ()> + Send> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn parses_faults_and_defaults() {
+        let args = Args::try_parse_from([
+            "happyrobot-mock",
+            "--fault",
+            "429:retry-after=2",
+            "--fault",
+            "503",
+            "--fault-count",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(args.port, 0);
+        assert_eq!(args.api_key, DEFAULT_API_KEY);
+        assert_eq!(args.seed_calls, DEFAULT_SEED_CALLS);
+        assert_eq!(
+            args.faults,
+            [
+                Fault::RateLimited {
+                    retry_after_secs: 2
+                },
+                Fault::Status(503)
+            ]
+        );
+        assert_eq!(args.fault_count, 3);
+        assert_eq!(args.fault_rate, None);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["happyrobot-mock", "--fault", "418:teapot"][..],
+            &["happyrobot-mock", "--fault", "500", "--fault-rate", "1.5"],
+            &["happyrobot-mock", "--fault-seed", "3"],
+            &[
+                "happyrobot-mock",
+                "--fault-rate",
+                "0.5",
+                "--fault-count",
+                "2",
+            ],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn help_documents_every_fault() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for fault in [
+            "429",
+            "delay:",
+            "invalid-json",
+            "close-before-response",
+            "save-then-drop",
+            "--fault-seed",
+        ] {
+            assert!(help.contains(fault), "help lacks {fault}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Faults the mock can inject, and the plan that decides which request gets which.
+//!
+//! A test scripts faults for the next requests with [`MockServer::inject`](crate::MockServer::inject)
+//! or at a seeded random rate with [`MockServer::inject_rate`](crate::MockServer::inject_rate). The
+//! command line writes the same faults as text, parsed by [`Fault::from_str`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Something going wrong on purpose, so that a client's error handling and retries can be tested.
+///
+/// Faults apply only to requests that reach the notes endpoint with a valid API key: a request
+/// to an unknown path, with a wrong method or with a bad key gets its usual error and does not use
+/// up a fault. Every fault but [`Fault::Delay`] and [`Fault::SaveThenDrop`] replaces the normal
+/// handling, so the note is not saved.
+///
+/// As text (the command line's `--fault`, [`Fault::from_str`] and [`Fault`]'s `Display`):
+///
+/// | text | fault |
+/// |---|---|
+/// | `429` or `429:retry-after=SECS` | [`Fault::RateLimited`] (1 second when not given) |
+/// | `500`, `502`, `503`, any other `4xx`/`5xx` code | [`Fault::Status`] |
+/// | `delay:250ms`, `delay:2s`, `delay:250` (milliseconds) | [`Fault::Delay`] |
+/// | `invalid-json` | [`Fault::InvalidJson`] |
+/// | `close-before-response` (or `close`) | [`Fault::CloseBeforeResponse`] |
+/// | `save-then-drop` | [`Fault::SaveThenDrop`] |
+///
+/// ```
+/// use std::time::Duration;
+/// use happyrobot_mock::Fault;
+///
+/// assert_eq!("429:retry-after=2".parse(), Ok(Fault::RateLimited { retry_after_secs: 2 }));
+/// assert_eq!("503".parse(), Ok(Fault::Status(503)));
+/// assert_eq!("delay:250ms".parse(), Ok(Fault::Delay(Duration::from_millis(250))));
+/// assert_eq!(Fault::SaveThenDrop.to_string(), "save-then-drop");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer `429 Too Many Requests` with a `Retry-After` header of this many seconds and a JSON
+    /// error body. The note is not saved.
+    RateLimited {
+        /// The value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Answer with this status (meant for `500`, `502` and `503`) and a JSON error body. The note is
+    /// not saved. A code outside `400..=599` is answered as `500`.
+    Status(u16),
+    /// Wait this long, then handle the request normally.
+    Delay(Duration),
+    /// Answer `200` with `content-type: application/json` and a body that is not valid JSON. The
+    /// note is not saved.
+    InvalidJson,
+    /// Read the request, then close the connection without any response. The note is not saved.
+    CloseBeforeResponse,
+    /// Handle the request normally (so the note is saved), then close the connection without
+    /// sending the response: the case in which a client's retry adds the same note twice.
+    SaveThenDrop,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                write!(f, "429:retry-after={retry_after_secs}")
+            }
+            Self::Status(code) => write!(f, "{code}"),
+            Self::Delay(duration) => write!(f, "delay:{}ms", duration.as_millis()),
+            Self::InvalidJson => f.write_str("invalid-json"),
+            Self::CloseBeforeResponse => f.write_str("close-before-response"),
+            Self::SaveThenDrop => f.write_str("save-then-drop"),
+        }
+    }
+}
+
+/// Why a text is not a [`Fault`]; the message lists the accepted forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseFaultError {
+    text: String,
+}
+
+impl fmt::Display for ParseFaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a fault: use 429[:retry-after=SECS], 500, 502, 503 (any 4xx/5xx code), \
+             delay:DURATION (250ms, 2s), invalid-json, close-before-response or save-then-drop",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for ParseFaultError {}
+
+impl FromStr for Fault {
+    type Err = ParseFaultError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ParseFaultError {
+            text: text.to_string(),
+        };
+        let trimmed = text.trim();
+        let (head, option) = match trimmed.split_once(':') {
+            Some((head, option)) => (head, Some(option)),
+            None => (trimmed, None),
+        };
+        match (head.to_ascii_lowercase().as_str(), option) {
+            ("invalid-json", None) => Ok(Self::InvalidJson),
+            ("close" | "close-before-response", None) => Ok(Self::CloseBeforeResponse),
+            ("save-then-drop", None) => Ok(Self::SaveThenDrop),
+            ("delay", Some(duration)) => {
+                parse_duration(duration).map(Self::Delay).ok_or_else(error)
+            }
+            ("429", None) => Ok(Self::RateLimited {
+                retry_after_secs: 1,
+            }),
+            ("429", Some(option)) => {
+                let (name, value) = option.split_once('=').ok_or_else(error)?;
+                if !name.trim().eq_ignore_ascii_case("retry-after") {
+                    return Err(error());
+                }
+                let retry_after_secs = value.trim().parse().map_err(|_| error())?;
+                Ok(Self::RateLimited { retry_after_secs })
+            }
+            (code, None) => match code.parse::<u16>() {
+                Ok(code @ 400..=599) => Ok(Self::Status(code)),
+                _ => Err(error()),
+            },
+            _ => Err(error()),
+        }
+    }
+}
+
+/// Reads `250ms`, `2s` or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(millis) = text.strip_suffix("ms") {
+        return millis.trim().parse().ok().map(Duration::from_millis);
+    }
+    if let Some(secs) = text.strip_suffix('s') {
+        let secs: f64 = secs.trim().parse().ok()?;
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    text.parse().ok().map(Duration::from_millis)
+}
+
+/// SplitMix64: a tiny, well-mixed PRNG, so that a rate fault with a given seed hits the same
+/// requests on every run without pulling in a random-number crate.
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `[0, 1)` with 53 random bits, the precision of an `f64`.
+    fn next_f64(&mut self) -> f64 {
+        // The shift keeps 53 bits, which an f64 holds exactly, so the cast loses nothing.
+        #[allow(clippy::cast_precision_loss)]
+        let value = (self.next_u64() >> 11) as f64;
+        value / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RateRule {
+    fault: Fault,
+    probability: f64,
+    rng: SplitMix64,
+}
+
+/// Which fault, if any, the next request gets: scripted faults first, in order, then rate rules.
+#[derive(Debug, Default)]
+pub(crate) struct FaultPlan {
+    scripted: VecDeque<Fault>,
+    rates: Vec<RateRule>,
+}
+
+impl FaultPlan {
+    pub(crate) fn inject(&mut self, fault: Fault, count: usize) {
+        self.scripted.extend(std::iter::repeat_n(fault, count));
+    }
+
+    pub(crate) fn inject_rate(&mut self, fault: Fault, probability: f64, seed: u64) {
+        // NaN would make every comparison false; treating it as 0 keeps the rule harmless.
+        let probability = if probability.is_nan() {
+            0.0
+        } else {
+            probability.clamp(0.0, 1.0)
+        };
+        self.rates.push(RateRule {
+            fault,
+            probability,
+            rng: SplitMix64(seed),
+        });
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.scripted.clear();
+        self.rates.clear();
+    }
+
+    pub(crate) fn remaining_scripted(&self) -> usize {
+        self.scripted.len()
+    }
+
+    /// Draws the fault for one request. Every rate rule draws a number for every request that gets
+    /// no scripted fault, even after an earlier rule hit, so each rule's sequence depends only on its
+    /// seed and on how many requests came.
+    pub(crate) fn next(&mut self) -> Option<Fault> {
+        if let Some(fault) = self.scripted.pop_front() {
+            return Some(fault);
+        }
+        let mut chosen = None;
+        for rule in &mut self.rates {
+            let hit = rule.rng.next_f64() < rule.probability;
+            if hit && chosen.is_none() {
+                chosen = Some(rule.fault.clone());
+            }
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips() {
+        for fault in [
+            Fault::RateLimited {
+                retry_after_secs: 7,
+            },
+            Fault::Status(502),
+            Fault::Delay(Duration::from_millis(1500)),
+            Fault::InvalidJson,
+            Fault::CloseBeforeResponse,
+            Fault::SaveThenDrop,
+        ] {
+            assert_eq!(fault.to_string().parse(), Ok(fault.clone()), "{fault}");
+        }
+        assert_eq!(
+            "429".parse(),
+            Ok(Fault::RateLimited {
+                retry_after_secs: 1
+            })
+        );
+        assert_eq!("close".parse(), Ok(Fault::CloseBeforeResponse));
+        assert_eq!("delay:2s".parse(), Ok(Fault::Delay(Duration::from_secs(2))));
+        assert_eq!(
+            "delay:40".parse(),
+            Ok(Fault::Delay(Duration::from_millis(40)))
+        );
+        for bad in [
+            "200",
+            "600",
+            "teapot",
+            "429:wait=3",
+            "delay",
+            "delay:soon",
+            "invalid-json:1",
+        ] {
+            let err = bad.parse::<Fault>().unwrap_err();
+            assert!(err.to_string().contains("save-then-drop"), "{err}");
+        }
+    }
+
+    #[test]
+    fn scripted_faults_come_first_and_in_order() {
+        let mut plan = FaultPlan::default();
+        plan.inject(Fault::Status(500), 2);
+        plan.inject(Fault::InvalidJson, 1);
+        plan.inject_rate(Fault::Status(503), 1.0, 1);
+        assert_eq!(plan.remaining_scripted(), 3);
+        assert_eq!(plan.next(), Some(Fault::Status(500)));
+        assert_eq!(plan.next(), Some(Fault::Status(500)));
+        assert_eq!(plan.next(), Some(Fault::InvalidJson));
+        assert_eq!(plan.next(), Some(Fault::Status(503)));
+        plan.clear();
+        assert_eq!(plan.next(), None);
+    }
+
+    #[test]
+    fn rates_follow_the_seed_and_the_probability() {
+        let draw = |seed| {
+            let mut plan = FaultPlan::default();
+            plan.inject_rate(Fault::Status(500), 0.3, seed);
+            (0..1000).map(|_| plan.next().is_some()).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(42), draw(42));
+        assert_ne!(draw(42), draw(43));
+        let hits = draw(42).iter().filter(|hit| **hit).count();
+        assert!(
+            (230..370).contains(&hits),
+            "{hits} hits out of 1000 at p=0.3"
+        );
+    }
+}

@@ -1,0 +1,558 @@
+//! The HTTP side: routing, checks, faults and the notes endpoint, one request at a time.
+//!
+//! Checks run in this order, and the first that fails answers:
+//! 1. path (`404`), then method (`405` with `allow: POST`);
+//! 2. the `authorization` header (`401`);
+//! 3. the fault plan (a fault drawn here replaces or wraps what follows);
+//! 4. the call id: exactly 24 characters after percent-decoding (`400`);
+//! 5. the body: size (`413`), content type (`415`), JSON object with a valid `content` and
+//!    correctly typed optional fields (`400`);
+//! 6. the call's existence (`404`), then the note is appended and the whole call returned (`200`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use happyrobot_sdk::Timestamp;
+use happyrobot_sdk::types::{ErrorBody, Note};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::fault::Fault;
+use crate::seed::MOCK_USER_ID;
+use crate::{RecordedRequest, Shared};
+
+/// What the service returns to make hyper close the connection without any response.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("happyrobot-mock closed the connection on purpose (fault injection)")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// The response header that carries each request's unique id.
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Counters shared by every mock in the process, so that ids stay unique even across servers.
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(1);
+static NOTE_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+fn next_request_id() -> String {
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("req_{:x}_{n:06}", std::process::id())
+}
+
+/// A new note id: 24 hex digits like a MongoDB ObjectId, a timestamp followed by a process-wide
+/// counter, so it never repeats within a process and sorts by creation.
+fn next_note_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let n = NOTE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    // Only the low 32 bits of the time fit the first 8 digits, as in an ObjectId.
+    format!("{:08x}{n:016x}", secs & 0xffff_ffff)
+}
+
+/// The body as read: whole, or cut off because it passed the limit.
+enum ReadBody {
+    Complete(Bytes),
+    TooLarge,
+}
+
+/// Bodies past the limit are still read and thrown away up to this many times the limit (at least
+/// 64 MiB) so that the client, still sending, reads the `413` instead of a broken pipe.
+const DRAIN_FACTOR: usize = 16;
+const MIN_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+async fn read_body(mut body: Incoming, limit: usize) -> Result<ReadBody, DropConnection> {
+    let declared_too_large = body
+        .size_hint()
+        .exact()
+        .is_some_and(|len| len > limit as u64);
+    let drain_cap = limit.saturating_mul(DRAIN_FACTOR).max(MIN_DRAIN_BYTES);
+    let mut kept = BytesMut::new();
+    let mut seen = 0usize;
+    let mut too_large = declared_too_large;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| DropConnection)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit {
+            too_large = true;
+        }
+        if too_large {
+            if seen > drain_cap {
+                break;
+            }
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok(if too_large {
+        ReadBody::TooLarge
+    } else {
+        ReadBody::Complete(kept.freeze())
+    })
+}
+
+/// What became of a request.
+enum Outcome {
+    Respond(Response<Full<Bytes>>),
+    Drop,
+}
+
+/// Handles one request. It never fails except on purpose: `Err` tells hyper to close the
+/// connection with no response.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let request_id = next_request_id();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_string());
+    // The body is read before anything is checked so that the log holds every request whole and
+    // the connection can be reused whatever the answer.
+    let body = read_body(body, shared.max_body_bytes).await?;
+    let logged_body = match &body {
+        ReadBody::Complete(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        ReadBody::TooLarge => String::new(),
+    };
+    let index = shared.record(RecordedRequest {
+        request_id: request_id.clone(),
+        method: parts.method.to_string(),
+        path: path_and_query,
+        headers: redacted_headers(&parts.headers, &shared.api_key),
+        body: redact(&logged_body, &shared.api_key),
+        status: None,
+        fault: None,
+    });
+    let outcome = route(&shared, index, &parts.method, &path, &parts.headers, body).await;
+    match outcome {
+        Outcome::Respond(mut response) => {
+            shared.set_status(index, Some(response.status().as_u16()));
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            Ok(response)
+        }
+        Outcome::Drop => Err(DropConnection),
+    }
+}
+
+async fn route(
+    shared: &Shared,
+    index: usize,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: ReadBody,
+) -> Outcome {
+    let Some(raw_id) = notes_path_id(path) else {
+        return Outcome::Respond(error(
+            StatusCode::NOT_FOUND,
+            &format!("Cannot {method} {path}"),
+        ));
+    };
+    if method != Method::POST {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("Method {method} is not allowed on {path}; use POST"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Outcome::Respond(response);
+    }
+    if let Err(rejection) = check_auth(headers, &shared.api_key) {
+        return Outcome::Respond(rejection.into_response());
+    }
+    let fault = shared.next_fault();
+    if let Some(fault) = &fault {
+        shared.set_fault(index, fault.clone());
+    }
+    match fault {
+        None => Outcome::Respond(add_note(shared, raw_id, headers, body)),
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Rate limit exceeded; retry after {retry_after_secs} s"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            Outcome::Respond(response)
+        }
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Outcome::Respond(error(
+                status,
+                &format!("Injected failure: {}", reason(status)),
+            ))
+        }
+        Some(Fault::Delay(duration)) => {
+            tokio::time::sleep(duration).await;
+            Outcome::Respond(add_note(shared, raw_id, headers, body))
+        }
+        Some(Fault::InvalidJson) => {
+            // A response cut short in the middle of the call object, as a broken proxy would send.
+            let broken = format!("{{\"id\":\"{raw_id}\",\"status\":\"Compl");
+            Outcome::Respond(json_response(StatusCode::OK, Bytes::from(broken)))
+        }
+        Some(Fault::CloseBeforeResponse) => Outcome::Drop,
+        Some(Fault::SaveThenDrop) => {
+            // Whatever the outcome (normally a saved note), the answer is lost.
+            let _ = add_note(shared, raw_id, headers, body);
+            Outcome::Drop
+        }
+    }
+}
+
+/// The raw `{id}` segment when `path` is `/api/v1/calls/{id}/notes`.
+fn notes_path_id(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/v1/calls/")?;
+    let id = rest.strip_suffix("/notes")?;
+    (!id.contains('/')).then_some(id)
+}
+
+/// A rejected request: its status and what to tell the client.
+struct Rejection {
+    status: StatusCode,
+    message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = error(self.status, &self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"happyrobot-mock\""),
+            );
+        }
+        response
+    }
+}
+
+fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), Rejection> {
+    const HINT: &str = "send `authorization: Bearer <API key>`";
+    let unauthorized = |message: String| Rejection::new(StatusCode::UNAUTHORIZED, message);
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(unauthorized(format!(
+            "Missing authorization header (or more than one): {HINT}"
+        )));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty() && !token.contains(char::is_whitespace));
+    match token {
+        None => Err(unauthorized(format!(
+            "Malformed authorization header: {HINT}"
+        ))),
+        Some(token) if token != api_key => Err(unauthorized("Invalid API key".to_string())),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` when the result is not UTF-8. A `%` not followed by two hex digits
+/// is kept as it is, as lenient servers do.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            // Two hex digits make at most 255, so the value fits a byte.
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A note as the client asked for it, checked against the spec's `NoteInput`.
+struct NoteRequest {
+    content: String,
+    flagged: Option<bool>,
+    id: Option<String>,
+    user_id: Option<String>,
+    created_at: Option<Timestamp>,
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        // No content type at all: read the body as JSON, as most JSON APIs do.
+        return true;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn parse_note(headers: &HeaderMap, body: ReadBody) -> Result<NoteRequest, Rejection> {
+    let bad = |message: &str| Rejection::bad_request(message);
+    let bytes = match body {
+        ReadBody::TooLarge => {
+            return Err(Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body is too large",
+            ));
+        }
+        ReadBody::Complete(bytes) => bytes,
+    };
+    if !is_json_content_type(headers) {
+        return Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The body must be JSON: send `content-type: application/json`",
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad(
+            "A JSON body is required, such as {\"content\": \"...\"}",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(&format!("The body is not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(bad("The body must be a JSON object"));
+    };
+    let content = match fields.get("content") {
+        None | Some(Value::Null) => return Err(bad("`content` is required")),
+        Some(Value::String(text)) if is_blank(text) => {
+            return Err(bad("`content` must not be empty or only whitespace"));
+        }
+        Some(Value::String(text)) => text.clone(),
+        Some(_) => return Err(bad("`content` must be a string")),
+    };
+    let flagged = match fields.get("flagged") {
+        None => None,
+        Some(Value::Bool(flag)) => Some(*flag),
+        Some(_) => return Err(bad("`flagged` must be a boolean")),
+    };
+    let id = optional_string(&fields, "id").map_err(|m| bad(&m))?;
+    let user_id = optional_string(&fields, "user_id").map_err(|m| bad(&m))?;
+    let created_at = match optional_string(&fields, "created_at").map_err(|m| bad(&m))? {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Timestamp>()
+                .map_err(|e| bad(&format!("`created_at` must be an RFC 3339 date-time: {e}")))?,
+        ),
+    };
+    Ok(NoteRequest {
+        content,
+        flagged,
+        id,
+        user_id,
+        created_at,
+    })
+}
+
+/// Whether a text has nothing but whitespace. Besides Unicode whitespace (what `str::trim` removes)
+/// this counts the ASCII separators U+001C to U+001F, as Python's `\s` does, so that the mock agrees
+/// with spec tools such as Schemathesis on what `pattern: "\\S"` (at least one non-whitespace
+/// character) accepts.
+fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(format!("`{name}` must be a string")),
+    }
+}
+
+/// The normal handling of the notes endpoint: steps 4 to 6 of the module's order.
+fn add_note(
+    shared: &Shared,
+    raw_id: &str,
+    headers: &HeaderMap,
+    body: ReadBody,
+) -> Response<Full<Bytes>> {
+    let Some(id) = percent_decode(raw_id).filter(|id| id.chars().count() == 24) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The call id must be exactly 24 characters",
+        );
+    };
+    let input = match parse_note(headers, body) {
+        Ok(input) => input,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // Fields the client sent are kept, as the spec says they are assigned "when absent".
+    let note = Note {
+        id: Some(input.id.unwrap_or_else(next_note_id)),
+        user_id: Some(input.user_id.unwrap_or_else(|| MOCK_USER_ID.to_string())),
+        content: Some(input.content),
+        flagged: Some(input.flagged.unwrap_or(false)),
+        created_at: Some(input.created_at.unwrap_or_else(Timestamp::now)),
+    };
+    match shared.append_note(&id, note) {
+        None => error(StatusCode::NOT_FOUND, "Call not found"),
+        Some(Ok(json)) => json_response(StatusCode::OK, Bytes::from(json)),
+        Some(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Could not encode the call: {e}"),
+        ),
+    }
+}
+
+fn reason(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An error answer in the spec's `ErrorBody` shape, like HappyRobot's sibling APIs send.
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = ErrorBody {
+        message: Some(message.to_string()),
+        error: Some(reason(status).to_string()),
+        status_code: Some(i64::from(status.as_u16())),
+    };
+    // Encoding a struct of strings and an integer cannot fail; an empty object is the fallback.
+    let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    json_response(status, Bytes::from(json))
+}
+
+/// Replaces the API key wherever it appears, so that no log ever holds it.
+fn redact(text: &str, api_key: &str) -> String {
+    if api_key.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(api_key, "[REDACTED]")
+    }
+}
+
+fn redacted_headers(headers: &HeaderMap, api_key: &str) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let shown = if name == header::AUTHORIZATION {
+                // Keep the scheme, which tells a test the header's shape, and drop the secret.
+                match text.trim().split_once(' ') {
+                    Some((scheme, _)) => format!("{scheme} [REDACTED]"),
+                    None => "[REDACTED]".to_string(),
+                }
+            } else {
+                redact(&text, api_key)
+            };
+            (name.as_str().to_string(), shown)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("abc%20d").as_deref(), Some("abc d"));
+        assert_eq!(percent_decode("%E2%9C%85").as_deref(), Some("✅"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz1").as_deref(), Some("%zz1"));
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn blank_texts() {
+        for blank in [
+            "",
+            " ",
+            "\t\n\r\u{b}\u{c}",
+            "\u{a0}\u{2003}\u{3000}",
+            "\u{85}",
+            "\u{1c}\u{1f}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for text in ["x", " x ", "\u{feff}", "\u{0}", "✅"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn notes_path() {
+        assert_eq!(notes_path_id("/api/v1/calls/abc/notes"), Some("abc"));
+        assert_eq!(notes_path_id("/api/v1/calls//notes"), Some(""));
+        assert_eq!(notes_path_id("/api/v1/calls/a/b/notes"), None);
+        assert_eq!(notes_path_id("/api/v1/calls/abc/notes/"), None);
+        assert_eq!(notes_path_id("/calls/abc/notes"), None);
+    }
+
+    #[test]
+    fn note_ids_are_24_hex_and_unique() {
+        let a = next_note_id();
+        let b = next_note_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 24);
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The `happyrobot-mock` binary: what it prints, that it serves, and that it stops on SIGTERM.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test helper is a test failure with a location, which is what we want"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_happyrobot-mock");
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_prints_its_facts_serves_and_stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args([
+            "--api-key",
+            "sk_cli_test",
+            "--seed-calls",
+            "4",
+            "--fault",
+            "503",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Read the first six lines on a thread, so that a silent binary fails the test instead of
+    // hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().take(6) {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let lines: Vec<String> = (0..6)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    let base_url = lines[0].strip_prefix("base_url=").unwrap().to_string();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
+    assert!(base_url.ends_with("/api/v1"), "{base_url}");
+    assert_eq!(lines[1], "api_key=sk_cli_test");
+    let ids: Vec<&str> = lines[2..]
+        .iter()
+        .map(|line| line.strip_prefix("call_id=").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[0], happyrobot_mock::FIRST_CALL_ID);
+
+    // It serves, with the fault given on the command line first.
+    let client = reqwest::Client::new();
+    let send = || {
+        client
+            .post(format!("{base_url}/calls/{}/notes", ids[1]))
+            .bearer_auth("sk_cli_test")
+            .json(&serde_json::json!({ "content": "from the CLI test" }))
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 503);
+    assert_eq!(send().await.unwrap().status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("happyrobot-mock did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(send().await.is_err(), "still serving after SIGTERM");
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let output = Command::new(BIN)
+        .args(["--fault", "teapot"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("save-then-drop"), "{stderr}");
+
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--port",
+        "--api-key",
+        "--seed-calls",
+        "--max-body-bytes",
+        "--fault-rate",
+        "base_url=",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
