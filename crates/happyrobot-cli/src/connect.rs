@@ -1,0 +1,134 @@
+//! Turns the global options into a [`happyrobot::Client`]: where the key and base URL come from,
+//! and the in-process mock server of `--mock`.
+
+use std::net::IpAddr;
+
+use happyrobot::{Client, RetryPolicy};
+use happyrobot_mock::MockServer;
+
+use crate::GlobalArgs;
+use crate::exit::{CliError, Exit};
+
+/// A client, and the mock server it talks to when `--mock` was given (kept alive with it).
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    /// Held so that the mock keeps serving until the command ends.
+    _mock: Option<MockServer>,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether `url` points at this machine, where a mock server (and not the real API) listens.
+fn is_loopback(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url.trim()) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// The message for a missing key: how to set one, and how to try the CLI without one.
+fn missing_key() -> CliError {
+    CliError::new(
+        Exit::Auth,
+        format!(
+            "no API key: pass --api-key KEY or set {} (the key is in the HappyRobot app), \
+             or try the CLI against a built-in mock server: happyrobot --mock notes add {} --content hi",
+            happyrobot::API_KEY_ENV,
+            happyrobot_mock::FIRST_CALL_ID
+        ),
+    )
+}
+
+/// Builds the client from the global options, with the given retry policy.
+pub(crate) async fn connect(
+    global: &GlobalArgs,
+    retry: RetryPolicy,
+) -> Result<Connection, CliError> {
+    let key = global
+        .api_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .or_else(|| env_var(happyrobot::API_KEY_ENV));
+    let (base_url, key, mock) = if global.mock {
+        let key = key.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string());
+        let server = MockServer::builder()
+            .api_key(key.clone())
+            .start()
+            .await
+            .map_err(|e| CliError::internal(format!("could not start the mock server: {e}")))?;
+        eprintln!(
+            "note: using the built-in mock server at {} (its calls: {})",
+            server.base_url(),
+            server.call_ids().join(", ")
+        );
+        (server.base_url(), key, Some(server))
+    } else {
+        let base_url = global
+            .base_url
+            .clone()
+            .or_else(|| env_var(happyrobot::BASE_URL_ENV))
+            .unwrap_or_else(|| happyrobot::DEFAULT_BASE_URL.to_string());
+        let key = match key {
+            Some(key) => key,
+            // A loopback URL is a mock (`happyrobot mock` in another terminal): use its default
+            // key rather than demanding a real one, which must never be sent to a test server.
+            None if is_loopback(&base_url) => happyrobot_mock::DEFAULT_API_KEY.to_string(),
+            None => return Err(missing_key()),
+        };
+        (base_url, key, None)
+    };
+    let mut builder = Client::builder()
+        .api_key(key)
+        .base_url(base_url)
+        .retry(retry)
+        .user_agent(format!("happyrobot-cli/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(timeout) = global.timeout {
+        builder = builder
+            .timeout(timeout)
+            .connect_timeout(timeout.min(happyrobot::DEFAULT_CONNECT_TIMEOUT));
+    }
+    let client = builder.build().map_err(|e| CliError::from_api(&e))?;
+    Ok(Connection {
+        client,
+        _mock: mock,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for url in [
+            "http://127.0.0.1:8080/api/v1",
+            "http://localhost/api/v1",
+            "http://[::1]:1/api/v1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://app.happyrobot.ai/api/v1",
+            "http://10.0.0.1/",
+            "nonsense",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_missing_key_message_says_what_to_do() {
+        let error = missing_key();
+        assert_eq!(error.exit, Exit::Auth);
+        assert!(error.message.contains("HAPPYROBOT_API_KEY"));
+        assert!(error.message.contains("--mock"));
+    }
+}

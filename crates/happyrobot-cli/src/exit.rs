@@ -1,0 +1,170 @@
+//! Exit codes and the one error type the commands return, so that `main` prints every failure
+//! the same way (`error: ...` on stderr) and exits with the code the documentation promises.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// The documented exit codes. Scripts depend on them, so they never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Exit {
+    /// Everything worked.
+    Success = 0,
+    /// An unexpected local failure, such as a journal that cannot be written.
+    Internal = 1,
+    /// The command line or the input is invalid; nothing was sent.
+    Usage = 2,
+    /// No API key, or the API rejected it (401, 403).
+    Auth = 3,
+    /// The call does not exist (404).
+    NotFound = 4,
+    /// Any other error answer from the API (400, 422, 501...); the note was not added.
+    Api = 5,
+    /// The API could not be reached (connection refused, DNS, TLS, connect timeout); nothing was
+    /// sent.
+    Network = 6,
+    /// The request may have been applied (timeout after sending, broken connection, most 5xx).
+    Unknown = 7,
+    /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// The exit-code table shown at the end of `--help` and kept in step with the README.
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  local failure (the journal cannot be written, for instance)
+  2  usage error or invalid input; nothing was sent
+  3  authentication: no API key, or the API rejected it (401/403)
+  4  not found: no call with this ID (404)
+  5  other API error (400, 422, 501...): the note was not added
+  6  network: the API could not be reached or the connection failed before sending; nothing was sent
+  7  outcome unknown: the note may have been added (timeout, dropped connection, 5xx); check before resending";
+
+/// A failure of a command: what to tell the user, and how to exit.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    pub(crate) exit: Exit,
+    pub(crate) message: String,
+    /// Extra lines shown with `-v` (causes, hints).
+    pub(crate) detail: Vec<String>,
+}
+
+impl CliError {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            detail: Vec::new(),
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(Exit::Internal, message)
+    }
+
+    /// The error of an API call, with its exit code and its chain of causes as detail.
+    pub(crate) fn from_api(error: &happyrobot::Error) -> Self {
+        let mut detail = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            detail.push(format!("caused by: {cause}"));
+            source = cause.source();
+        }
+        if let Some(id) = error.request_id() {
+            detail.push(format!("request id: {id}"));
+        }
+        Self {
+            exit: exit_for(error),
+            message: error.to_string(),
+            detail,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Whether an API failure may have been applied on the server.
+///
+/// This follows [`happyrobot::Error::outcome_unknown`], except for `501 Not Implemented` and
+/// `505 HTTP Version Not Supported`: by definition (RFC 9110) the server refused the request before
+/// acting on it, so the note was certainly not added.
+pub(crate) fn outcome_unknown(error: &happyrobot::Error) -> bool {
+    error.outcome_unknown() && !matches!(error.status().map(|s| s.as_u16()), Some(501 | 505))
+}
+
+/// The exit code of one failed API call, following the table in [`EXIT_CODES_HELP`].
+pub(crate) fn exit_for(error: &happyrobot::Error) -> Exit {
+    if outcome_unknown(error) {
+        return Exit::Unknown;
+    }
+    if error.is_unauthorized() {
+        return Exit::Auth;
+    }
+    if let happyrobot::Error::InvalidInput { field, .. } = error
+        && *field == "API key"
+    {
+        return Exit::Auth;
+    }
+    if error.is_not_found() {
+        return Exit::NotFound;
+    }
+    if matches!(error, happyrobot::Error::Connect { .. }) {
+        return Exit::Network;
+    }
+    if error.is_invalid_input() {
+        return Exit::Usage;
+    }
+    Exit::Api
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_numbers() {
+        for (exit, code) in [
+            (Exit::Success, 0),
+            (Exit::Internal, 1),
+            (Exit::Usage, 2),
+            (Exit::Auth, 3),
+            (Exit::NotFound, 4),
+            (Exit::Api, 5),
+            (Exit::Network, 6),
+            (Exit::Unknown, 7),
+        ] {
+            assert_eq!(exit.code(), code);
+            assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")), "{code}");
+        }
+    }
+
+    #[test]
+    fn local_errors_map_to_usage_or_auth() {
+        let bad_id = "x".parse::<happyrobot::CallId>().unwrap_err();
+        assert_eq!(exit_for(&bad_id), Exit::Usage);
+        let bad_key = happyrobot::Client::new("has space").unwrap_err();
+        assert_eq!(exit_for(&bad_key), Exit::Auth);
+        let no_key = happyrobot::Client::builder().build().unwrap_err();
+        assert_eq!(exit_for(&no_key), Exit::Auth);
+    }
+}

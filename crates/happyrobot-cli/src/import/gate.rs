@@ -1,0 +1,93 @@
+//! The shared pause of an import: when the API answers 429, every worker waits until the same
+//! instant, instead of each backing off on its own and the others carrying on at full speed.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A "not before" instant that all workers wait on before sending.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    not_before: Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    fn current(&self) -> Option<Instant> {
+        *self.not_before.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the pause, if any, is over. A pause extended while waiting is waited for too.
+    pub(crate) async fn wait(&self) {
+        while let Some(until) = self.current() {
+            if until <= Instant::now() {
+                return;
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Pauses every worker for `wait` from now, unless a longer pause is already set: several
+    /// 429s in a row extend the pause to the latest `Retry-After`, never shorten it.
+    pub(crate) fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut not_before = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        if not_before.is_none_or(|current| current < until) {
+            *not_before = Some(until);
+        }
+    }
+
+    /// How long the current pause still lasts, if any.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.current()
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn every_waiter_waits_for_the_longest_pause() {
+        let gate = std::sync::Arc::new(Gate::default());
+        let start = Instant::now();
+        gate.wait().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "no pause, no wait");
+        gate.pause(Duration::from_secs(3));
+        gate.pause(Duration::from_secs(1));
+        assert_eq!(gate.remaining(), Some(Duration::from_secs(3)));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let gate = std::sync::Arc::clone(&gate);
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            let woke = waiter.await.unwrap();
+            assert_eq!(woke - start, Duration::from_secs(3));
+        }
+        assert_eq!(gate.remaining(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_set_while_waiting_is_honoured() {
+        let gate = std::sync::Arc::new(Gate::default());
+        let start = Instant::now();
+        gate.pause(Duration::from_secs(1));
+        let waiter = {
+            let gate = std::sync::Arc::clone(&gate);
+            tokio::spawn(async move {
+                gate.wait().await;
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        gate.pause(Duration::from_secs(2));
+        assert_eq!(waiter.await.unwrap() - start, Duration::from_millis(2500));
+    }
+}

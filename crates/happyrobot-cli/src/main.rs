@@ -1,0 +1,308 @@
+//! `happyrobot`: the HappyRobot command line. Adds a note to a call, or imports a file of notes
+//! with a journal that makes an interrupted import safe to re-run. See README.md and `--help`.
+
+mod add;
+mod connect;
+mod exit;
+mod import;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
+
+const ABOUT: &str = "Add notes to HappyRobot calls: one at a time, or thousands from a file.";
+
+const IMPORT_HELP: &str = "\
+Input:
+  CSV with a header line naming the columns call_id, content and (optionally) flagged, or JSON
+  Lines with the same keys. flagged accepts true/false, 1/0, yes/no or empty. The whole file is
+  checked first; if any line is invalid, every problem is listed and nothing is sent.
+
+Journal:
+  Every line is recorded in the journal (default: <FILE>.journal) before it is sent and again
+  when its outcome is known. Re-running the same command skips the lines already added. A line
+  whose outcome is unknown (timeout, dropped connection, 5xx, or a run killed while it was in
+  flight) may have been added: it is listed, and sent again only with --retry-unknown. Lines
+  that certainly failed (4xx, or rate limits and connection failures after every retry) are
+  sent again on every re-run. A journal written for another file is refused.
+
+Exit codes:
+  0  every line added (or already added)
+  2  invalid file or options; nothing was sent
+  3  the API rejected the key; the import stopped
+  4, 5, 6  some lines failed (the worst: 6 network, 5 other API error, 4 call not found)
+  7  some lines have an unknown outcome (this beats any failure)
+  130  interrupted with Ctrl-C; re-run the command to continue";
+
+/// The `happyrobot` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "happyrobot",
+    version,
+    about = ABOUT,
+    after_help = EXIT_CODES_HELP,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(flatten, next_help_heading = "Global options")]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command accepts, before or after the command name.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GlobalArgs {
+    /// API key [default: $HAPPYROBOT_API_KEY]; never printed.
+    #[arg(long, value_name = "KEY", global = true)]
+    pub(crate) api_key: Option<String>,
+
+    // The help is an attribute, not a doc comment, because rustdoc would read its URL as markup.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        conflicts_with = "mock",
+        help = "API base URL [default: $HAPPYROBOT_BASE_URL, else https://app.happyrobot.ai/api/v1]"
+    )]
+    pub(crate) base_url: Option<String>,
+
+    /// Limit on each request, in seconds (decimals allowed) [default: 60].
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// How many times a request is retried when it certainly was not applied (429, connection
+    /// refused).
+    #[arg(long, value_name = "N", global = true, default_value_t = 3)]
+    pub(crate) max_retries: u32,
+
+    /// Log requests to stderr (-vv for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// Start a mock HappyRobot API in this process, on 127.0.0.1, and use it (try the CLI safely).
+    #[arg(long, global = true)]
+    pub(crate) mock: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add notes to calls.
+    #[command(subcommand)]
+    Notes(NotesCommand),
+    /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
+    Mock(happyrobot_mock::cli::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum NotesCommand {
+    /// Add one note to a call and print it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Add(AddArgs),
+    /// Add the notes of a CSV or JSON Lines file, resumably.
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+}
+
+/// How a command prints its result on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Readable text.
+    Text,
+    /// JSON, for scripts and jq.
+    Json,
+}
+
+/// Options of `notes add`.
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// The call's ID: 24 letters and digits.
+    #[arg(value_name = "CALL_ID")]
+    pub(crate) call_id: String,
+
+    /// The note's text.
+    #[arg(long, short = 'c', value_name = "TEXT")]
+    pub(crate) content: String,
+
+    /// Flag the note for attention.
+    #[arg(long)]
+    pub(crate) flagged: bool,
+
+    /// text: the note and a summary of the call; json: the whole updated call.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
+/// The input formats of `notes import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line (also .ndjson).
+    Jsonl,
+}
+
+/// Options of `notes import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The file of notes (.csv, .jsonl or .ndjson).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+
+    /// The file's format [default: from its extension].
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
+
+    /// How many requests are in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) concurrency: u16,
+
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "Where the progress of the import is recorded [default: <FILE>.journal]"
+    )]
+    pub(crate) journal: Option<PathBuf>,
+
+    /// Check the file and say how many lines would be sent; send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Also send again the lines whose outcome is unknown (they may then be added twice).
+    #[arg(long)]
+    pub(crate) retry_unknown: bool,
+
+    /// Make the journal durable against power loss too (fsync after every entry; slower).
+    #[arg(long)]
+    pub(crate) fsync: bool,
+
+    /// text: a summary on stderr; json: the summary as JSON on stdout as well.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
+/// Reads a positive number of seconds, decimals allowed.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    // Written so that NaN is refused too.
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("the timeout must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} seconds is too long"))
+}
+
+fn init_tracing(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let default = if verbose == 1 {
+        "happyrobot=debug,happyrobot_cli=debug"
+    } else {
+        "debug"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<Exit, CliError> {
+    match cli.command {
+        Command::Mock(args) => happyrobot_mock::cli::run(args)
+            .await
+            .map(|()| Exit::Success)
+            .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
+        Command::Notes(NotesCommand::Add(args)) => add::run(&cli.global, args).await,
+        Command::Notes(NotesCommand::Import(args)) => import::run(&cli.global, args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.global.verbose;
+    init_tracing(verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            if verbose > 0 {
+                for line in &error.detail {
+                    eprintln!("  {line}");
+                }
+            } else if !error.detail.is_empty() && std::io::stderr().is_terminal() {
+                eprintln!("  (run with -v for details)");
+            }
+            error.exit.into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_work_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "happyrobot",
+            "notes",
+            "add",
+            "65f1c0ffee0123456789abcd",
+            "--content",
+            "hi",
+            "--api-key",
+            "k",
+            "--timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.api_key.as_deref(), Some("k"));
+        assert_eq!(cli.global.timeout, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn mock_keeps_its_own_api_key_option() {
+        let cli =
+            Cli::try_parse_from(["happyrobot", "mock", "--api-key", "k", "--port", "0"]).unwrap();
+        let Command::Mock(args) = cli.command else {
+            panic!("not the mock command");
+        };
+        assert_eq!(args.api_key, "k");
+    }
+
+    #[test]
+    fn timeouts_must_be_positive() {
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert_eq!(parse_secs("2").unwrap(), Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the end-to-end tests: running the built binary with a time limit, temporary
+//! directories, and redactions that make outputs deterministic for snapshots.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// The longest any single run of the binary may take in a test.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// What a finished run of the binary left.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The binary with a clean environment: no key or URL from the developer's shell leaks in.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_happyrobot"));
+    command
+        .args(args)
+        .env_remove("HAPPYROBOT_API_KEY")
+        .env_remove("HAPPYROBOT_BASE_URL")
+        .env_remove("RUST_LOG")
+        .env("COLUMNS", "100")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs the binary to the end, within [`RUN_LIMIT`].
+pub async fn run(args: &[&str]) -> Run {
+    run_command(command(args)).await
+}
+
+pub async fn run_command(mut command: Command) -> Run {
+    let child = command.spawn().expect("the binary starts");
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the binary finishes within the limit")
+        .expect("the binary's output is readable");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The options that point the binary at a mock.
+pub fn mock_args(server: &happyrobot_mock::MockServer) -> Vec<String> {
+    vec![
+        "--base-url".into(),
+        server.base_url(),
+        "--api-key".into(),
+        server.api_key().to_string(),
+    ]
+}
+
+/// Runs the binary against a mock: the mock's options first, then `args`.
+pub async fn run_against(server: &happyrobot_mock::MockServer, args: &[&str]) -> Run {
+    let mut all = mock_args(server);
+    all.extend(args.iter().map(|a| (*a).to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(&all).await
+}
+
+/// A new empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "happyrobot-cli-test-{name}-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Replaces every `request ID req_...` by a fixed text: the mock numbers requests per process.
+pub fn redact_request_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(index) = rest.find("req_") {
+        out.push_str(&rest[..index]);
+        let end = rest[index..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |e| index + e);
+        out.push_str("[REQUEST_ID]");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Drops the periodic `progress:` lines, whose number depends on timing.
+pub fn without_progress(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("progress: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Replaces a directory's path in a text.
+pub fn redact_dir(text: &str, dir: &Path) -> String {
+    text.replace(&dir.display().to_string(), "[DIR]")
+}
+
+/// How many notes with each text the mock created on a call.
+pub fn counts_by_content(
+    server: &happyrobot_mock::MockServer,
+    call_id: &str,
+) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for note in server.created_notes(call_id) {
+        *counts.entry(note.content.unwrap_or_default()).or_insert(0) += 1;
+    }
+    counts
+}

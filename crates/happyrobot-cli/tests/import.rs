@@ -1,0 +1,560 @@
+//! `happyrobot notes import` end to end against the mock server in this process: validation,
+//! rate limits, unknown outcomes, and a run killed with SIGKILL then resumed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the location, helpers included"
+)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use happyrobot_mock::{FIRST_CALL_ID, Fault, MockServer};
+use serde_json::Value;
+
+/// Writes a CSV of `count` notes on the first call, with texts `note 1`, `note 2`, ...; line
+/// `n + 1` of the file holds `note n`.
+fn write_csv(dir: &Path, count: usize) -> PathBuf {
+    let path = dir.join("notes.csv");
+    let mut text = String::from("call_id,content,flagged\n");
+    for n in 1..=count {
+        text.push_str(&format!(
+            "{FIRST_CALL_ID},note {n},{}\n",
+            if n % 7 == 0 { "yes" } else { "" }
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn summary(run: &common::Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
+}
+
+fn lines_of(list: &Value) -> BTreeSet<u64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect()
+}
+
+/// The input lines the journal shows as started without an outcome: in flight when the run died.
+fn in_flight(journal: &Path) -> BTreeSet<u64> {
+    let mut state: HashMap<u64, String> = HashMap::new();
+    for line in std::fs::read_to_string(journal).unwrap().lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue; // a line cut by the kill
+        };
+        if let Some(n) = entry["line"].as_u64() {
+            state.insert(n, entry["event"].as_str().unwrap().to_string());
+        }
+    }
+    state
+        .into_iter()
+        .filter(|(_, event)| event == "start")
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_1000_lines_through_rate_limits_exactly_once() {
+    let server = MockServer::start().await.unwrap();
+    // One 429 asking for a 1 s pause first, then 429s at random (asking for no wait) on 5% of
+    // the requests.
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    server.inject_rate(
+        Fault::RateLimited {
+            retry_after_secs: 0,
+        },
+        0.05,
+        7,
+    );
+    let dir = common::temp_dir("thousand");
+    let file = write_csv(&dir, 1000);
+    let started = Instant::now();
+    let run = common::run_against(
+        &server,
+        &[
+            "--max-retries",
+            "10",
+            "notes",
+            "import",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "8",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the Retry-After pause was honoured"
+    );
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    assert_eq!(server.created_note_count(), 1000);
+    assert_eq!(counts.len(), 1000);
+    assert!(counts.values().all(|c| *c == 1));
+    assert_eq!(
+        server
+            .created_notes(FIRST_CALL_ID)
+            .iter()
+            .filter(|n| n.flagged == Some(true))
+            .count(),
+        142
+    );
+    let summary = summary(&run);
+    assert_eq!(summary["added"], 1000);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["unknown"], 0);
+    let rate_limited = summary["rate_limited"].as_u64().unwrap();
+    let answered_429 = server
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count() as u64;
+    assert!(
+        rate_limited >= 1 && rate_limited == answered_429,
+        "{rate_limited} vs {answered_429}"
+    );
+
+    // Running it again sends nothing: every line is done.
+    let requests = server.requests().len();
+    let again = common::run_against(
+        &server,
+        &["notes", "import", file.to_str().unwrap(), "-o", "json"],
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(summary_of(&again)["skipped"], 1000);
+    assert_eq!(server.requests().len(), requests);
+}
+
+fn summary_of(run: &common::Run) -> Value {
+    summary(run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_import_resumes_without_sending_any_line_twice() {
+    let server = MockServer::start().await.unwrap();
+    // Every request takes 100 ms, so the run is slow enough to be killed in the middle.
+    server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 1);
+    let dir = common::temp_dir("kill");
+    let total = 150;
+    let file = write_csv(&dir, total);
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut args = common::mock_args(&server);
+    args.extend(["notes", "import", &file_arg, "--concurrency", "4"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = common::command(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.created_note_count() < 20 {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL: no chance to write anything more
+    let journal = dir.join("notes.csv.journal");
+    let interrupted = in_flight(&journal);
+    assert!(
+        !interrupted.is_empty(),
+        "requests were in flight at the kill"
+    );
+    assert!(
+        interrupted.len() <= 4,
+        "at most --concurrency lines in flight: {interrupted:?}"
+    );
+    // Let the requests the kill cut off finish on the server (or not), as a real API would.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.clear_faults();
+
+    // Re-run: the lines in flight are reported unknown and not sent; everything else is added.
+    let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let summary = summary(&run);
+    let unknown = lines_of(&summary["unknown_lines"]);
+    assert_eq!(unknown, interrupted);
+    assert!(
+        summary["unknown_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["earlier_run"] == true)
+    );
+    assert_eq!(summary["unknown"], interrupted.len());
+    assert!(run.stderr.contains("--retry-unknown"), "{}", run.stderr);
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    for n in 1..=total {
+        let line = n as u64 + 1;
+        let count = counts.get(&format!("note {n}")).copied().unwrap_or(0);
+        if unknown.contains(&line) {
+            assert!(count <= 1, "line {line} sent {count} times");
+        } else {
+            assert_eq!(count, 1, "line {line} must be added exactly once");
+        }
+    }
+    assert_eq!(
+        summary["added"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(),
+        (total - interrupted.len()) as u64
+    );
+
+    // Re-running again changes nothing and still reports them.
+    let before = server.created_note_count();
+    let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), before);
+
+    // --retry-unknown sends exactly those lines again, on purpose.
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            &file_arg,
+            "--retry-unknown",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary_of(&run)["added"], interrupted.len());
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    for n in 1..=total {
+        let line = n as u64 + 1;
+        let count = counts.get(&format!("note {n}")).copied().unwrap_or(0);
+        assert!(count >= 1, "line {line} was never added");
+        if count > 1 {
+            assert!(
+                interrupted.contains(&line) && count == 2,
+                "line {line} duplicated without --retry-unknown"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_then_dropped_is_unknown_and_not_duplicated() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(Fault::SaveThenDrop, 1);
+    let dir = common::temp_dir("dropped");
+    let file = write_csv(&dir, 5);
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["added"], 4);
+    assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
+    assert_eq!(server.created_note_count(), 5, "the dropped one was saved");
+    let journal = std::fs::read_to_string(dir.join("notes.csv.journal")).unwrap();
+    assert!(
+        journal.contains("\"event\":\"unknown\",\"line\":2"),
+        "{journal}"
+    );
+
+    // A plain re-run does not send it again.
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert_eq!(summary_of(&run)["skipped"], 4);
+    assert_eq!(server.created_note_count(), 5);
+    let text = common::redact_dir(&common::without_progress(&run.stderr), &dir);
+    insta::assert_snapshot!("import_unknown_summary", text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_reported_with_lines_and_resent_on_a_rerun() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("failures");
+    let file = dir.join("notes.jsonl");
+    let unknown_call = "0123456789abcdef01234567";
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"call_id\":\"{FIRST_CALL_ID}\",\"content\":\"ok 1\"}}\n\
+             {{\"call_id\":\"{unknown_call}\",\"content\":\"nowhere\",\"flagged\":true}}\n\
+             {{\"call_id\":\"{FIRST_CALL_ID}\",\"content\":\"ok 2\",\"flagged\":\"no\"}}\n"
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(
+        &server,
+        &["notes", "import", file_arg, "--concurrency", "1"],
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let text = common::redact_request_ids(&common::redact_dir(
+        &common::without_progress(&run.stderr),
+        &dir,
+    ));
+    insta::assert_snapshot!("import_failure_summary", text);
+    // Certain failures are sent again on a re-run; the done lines are not.
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["skipped"], 2);
+    assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([2]));
+    assert_eq!(summary["failed_lines"][0]["status"], 404);
+    assert_eq!(summary["failed_lines"][0]["exit_code"], 4);
+    let posts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(unknown_call))
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(server.created_note_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_make_lines_unknown_and_exit_7() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(Fault::Status(503), 1);
+    server.inject(Fault::Status(400), 1);
+    let dir = common::temp_dir("server-errors");
+    let file = write_csv(&dir, 4);
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 7, "unknown beats failures: {}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
+    assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([3]));
+    assert_eq!(summary["failed_lines"][0]["exit_code"], 5);
+    assert_eq!(summary["added"], 2);
+    assert_eq!(summary["exit_code"], 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_file_is_reported_whole_and_nothing_is_sent() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("invalid");
+    let file = dir.join("review.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content,flagged\n\
+             {FIRST_CALL_ID},fine,\n\
+             not-an-id,text,\n\
+             {FIRST_CALL_ID},,\n\
+             {FIRST_CALL_ID},text,maybe\n\
+             {FIRST_CALL_ID},\"unclosed, quote\n"
+        ),
+    )
+    .unwrap();
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    insta::assert_snapshot!("import_invalid", common::redact_dir(&run.stderr, &dir));
+    assert!(server.requests().is_empty());
+    assert!(
+        !dir.join("review.csv.journal").exists(),
+        "no journal for a refused file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_counts_and_sends_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("dry");
+    let file = write_csv(&dir, 12);
+    let run = common::run(&["notes", "import", file.to_str().unwrap(), "--dry-run"]).await;
+    assert_eq!(run.code, 0, "a dry run needs no key: {}", run.stderr);
+    insta::assert_snapshot!("import_dry_run", common::redact_dir(&run.stderr, &dir));
+    assert!(server.requests().is_empty());
+    assert!(!dir.join("notes.csv.journal").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_another_file_is_refused() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("foreign");
+    let file = write_csv(&dir, 3);
+    let journal = dir.join("shared.journal");
+    let (file_arg, journal_arg) = (file.to_str().unwrap(), journal.to_str().unwrap());
+    let run = common::run_against(
+        &server,
+        &["notes", "import", file_arg, "--journal", journal_arg],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let other = dir.join("other.csv");
+    std::fs::write(
+        &other,
+        format!("call_id,content\n{FIRST_CALL_ID},something else\n"),
+    )
+    .unwrap();
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            other.to_str().unwrap(),
+            "--journal",
+            journal_arg,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("was written for a different file"),
+        "{}",
+        run.stderr
+    );
+    // The same file, shortened: the journal knows lines it no longer has.
+    std::fs::write(
+        &file,
+        format!("call_id,content,flagged\n{FIRST_CALL_ID},note 1,\n"),
+    )
+    .unwrap();
+    let run = common::run_against(
+        &server,
+        &["notes", "import", file_arg, "--journal", journal_arg],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("belongs to another file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.created_note_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_stops_the_import_with_exit_3() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("badkey");
+    let file = write_csv(&dir, 50);
+    let base_url = server.base_url();
+    let run = common::run(&[
+        "--base-url",
+        &base_url,
+        "--api-key",
+        "wrong_key",
+        "notes",
+        "import",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        server.requests().len() <= 4,
+        "it stops at the first 401s: {}",
+        server.requests().len()
+    );
+    let summary = summary(&run);
+    assert!(summary["not_sent"].as_u64().unwrap() >= 46, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_comes_from_the_extension_or_the_flag() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("formats");
+    let ndjson = dir.join("a.ndjson");
+    std::fs::write(
+        &ndjson,
+        format!("{{\"call_id\":\"{FIRST_CALL_ID}\",\"content\":\"nd\"}}\n"),
+    )
+    .unwrap();
+    let txt = dir.join("a.txt");
+    std::fs::write(&txt, format!("call_id,content\n{FIRST_CALL_ID},tx\n")).unwrap();
+    let run = common::run_against(&server, &["notes", "import", ndjson.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = common::run_against(&server, &["notes", "import", txt.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--format"), "{}", run.stderr);
+    let run = common::run_against(
+        &server,
+        &["notes", "import", txt.to_str().unwrap(), "--format", "csv"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 3);
+    let dir = common::temp_dir("sigint");
+    let file = write_csv(&dir, 100);
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut args = common::mock_args(&server);
+    args.extend(["notes", "import", &file_arg, "-o", "json"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = common::command(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.created_note_count() < 8 {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["unknown"], 0, "the lines in flight were waited for");
+    let added = summary["added"].as_u64().unwrap();
+    assert!((8..100).contains(&added), "{summary}");
+    assert_eq!(summary["not_sent"].as_u64().unwrap(), 100 - added);
+    // Everything in flight was finished and journaled: nothing is unknown on the next run.
+    assert!(in_flight(&dir.join("notes.csv.journal")).is_empty());
+    server.clear_faults();
+    let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary_of(&run)["skipped"], added);
+    assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 100);
+    assert_eq!(server.created_note_count(), 100);
+}
