@@ -2,16 +2,23 @@
 //!
 //! - `cargo xtask codegen`: regenerate `crates/happyrobot-sdk/src/generated.rs` from the spec.
 //! - `cargo xtask codegen --check`: fail, with a diff, when the committed file is stale.
+//! - `cargo xtask bench [--write] [--skip-compile] [--requests N]`: the benchmarks (see BENCHMARKS.md).
 
+mod bench;
 mod codegen;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check]
+       cargo xtask bench [--write] [--skip-compile] [--requests N]
 
 commands:
   codegen           regenerate crates/happyrobot-sdk/src/generated.rs from openapi/happyrobot.yaml
-  codegen --check   exit 1 with a diff when the committed generated code is stale";
+  codegen --check   exit 1 with a diff when the committed generated code is stale
+  bench             build in release mode, start the mock server, run every benchmark and print a table
+    --write         also write the table into BENCHMARKS.md
+    --skip-compile  skip the clean compile-cost builds
+    --requests N    requests per side in each throughput run (default 20000)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +26,13 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["codegen"] => codegen::run(false),
         ["codegen", "--check"] => codegen::run(true),
+        ["bench", rest @ ..] => match bench_options(rest) {
+            Ok(options) => bench::run(&options),
+            Err(message) => {
+                eprintln!("error: {message}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -35,6 +49,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench_options(args: &[&str]) -> Result<bench::Options, String> {
+    let mut options = bench::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "--write" => options.write = true,
+            "--skip-compile" => options.skip_compile = true,
+            "--requests" => {
+                let value = args.next().ok_or("--requests needs a number")?;
+                options.requests = value
+                    .parse()
+                    .map_err(|_| format!("--requests: {value:?} is not a number"))?;
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
