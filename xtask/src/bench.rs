@@ -308,15 +308,19 @@ fn decode(root: &Path, report: &mut Report) -> Result<(), String> {
     let mut medians: Vec<(String, String, f64)> = Vec::new();
     let mut group = String::new();
     for line in out.lines() {
-        let cells: Vec<&str> = line.split('│').map(str::trim).collect();
-        let Some(first) = cells.first() else { continue };
-        let name = first
-            .trim_start_matches(['├', '╰', '─', '│', ' '])
-            .split_whitespace()
-            .next()
+        // Rows look like `│  ├─ drift   20.96 µs │ 92.71 µs │ 21.43 µs │ ...`: drop the tree drawing,
+        // then the columns are fastest (with the name), slowest, median, ...
+        let row = line.trim_start_matches(['│', '├', '╰', '─', ' ']);
+        let cells: Vec<&str> = row.split('│').map(str::trim).collect();
+        let name = cells
+            .first()
+            .and_then(|c| c.split_whitespace().next())
             .unwrap_or("");
-        if cells.len() >= 3 && !cells[2].is_empty() && !name.is_empty() {
-            if let Some(nanos) = parse_duration(cells[2]) {
+        if name.is_empty() {
+            continue;
+        }
+        match cells.get(2).and_then(|median| parse_duration(median)) {
+            Some(nanos) => {
                 let bench = if name.starts_with("encode") {
                     name.to_string()
                 } else {
@@ -324,8 +328,8 @@ fn decode(root: &Path, report: &mut Report) -> Result<(), String> {
                 };
                 medians.push((bench, name.to_string(), nanos));
             }
-        } else if name.starts_with("decode") {
-            group = name.to_string();
+            None if name.starts_with("decode_") => group = name.to_string(),
+            None => {}
         }
     }
     let median = |group: &str, arg: &str| {

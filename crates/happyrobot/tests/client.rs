@@ -381,6 +381,41 @@ async fn a_body_over_the_cap_is_an_error_not_an_allocation() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_over_the_cap_is_cut_off_too() {
+    let big = format!(
+        r#"{{"id":"{CALL_ID}","padding":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let server = TestServer::start(move |_, _| Reply::Chunked {
+        status: 200,
+        body: big.clone().into_bytes(),
+    })
+    .await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .max_response_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    let err = add(&client).await.unwrap_err();
+    assert!(
+        matches!(err, Error::BodyTooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
+
+    // A chunked body within the cap decodes as usual.
+    let call = call_json();
+    let server = TestServer::start(move |_, _| Reply::Chunked {
+        status: 200,
+        body: call.clone().into_bytes(),
+    })
+    .await;
+    add(&client_with(&server, RetryPolicy::none()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_undecodable_success_says_the_note_was_added_and_hides_the_body() {
     let mut call: serde_json::Value = serde_json::from_str(&call_json()).unwrap();
     call["notes"][0]["flagged"] = serde_json::json!("CUSTOMER-SECRET-NOTE");

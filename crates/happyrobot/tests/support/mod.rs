@@ -40,6 +40,8 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
+    /// Answer with a chunked body, which declares no length up front.
+    Chunked { status: u16, body: Vec<u8> },
     /// Close the connection without answering.
     Close,
     /// Never answer (until the client gives up).
@@ -172,6 +174,21 @@ async fn serve(
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
+            }
+            Reply::Chunked { status, body } => {
+                let mut bytes = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
+                .into_bytes();
+                for chunk in body.chunks(16 * 1024) {
+                    bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    bytes.extend_from_slice(chunk);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n\r\n");
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
             }
             Reply::Respond {
                 status,
