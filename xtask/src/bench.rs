@@ -80,12 +80,29 @@ fn run_cmd(command: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// The target directory every release build of the run goes to (see [`run`]).
+static TARGET_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A cargo command building into [`TARGET_DIR`].
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    if let Some(target) = TARGET_DIR.get() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    command
 }
 
-fn start_mock(root: &Path, seed_calls: usize, dir: &Path) -> Result<Mock, String> {
-    let mut child = Command::new(root.join("target/release/happyrobot-mock"))
+/// A release binary of the run.
+fn bin(name: &str) -> PathBuf {
+    TARGET_DIR
+        .get()
+        .map_or_else(|| workspace_root().join("target"), PathBuf::clone)
+        .join("release")
+        .join(name)
+}
+
+fn start_mock(seed_calls: usize, dir: &Path) -> Result<Mock, String> {
+    let mut child = Command::new(bin("happyrobot-mock"))
         .args(["--port", "0", "--seed-calls", &seed_calls.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -128,7 +145,20 @@ pub fn run(options: &Options) -> Result<(), String> {
     let started = Instant::now();
     let mut report = Report::default();
 
-    println!("== building (release)");
+    // The clean release build that measures the compile cost is also the start of the build of
+    // everything else: the benchmark binaries then compile on top of it instead of from scratch,
+    // which keeps a run on a fresh clone within minutes. With --skip-compile, target/ is used.
+    let target = if options.skip_compile {
+        root.join("target")
+    } else {
+        dir.join("compile-release")
+    };
+    let _ = TARGET_DIR.set(target);
+    if !options.skip_compile {
+        compile_cost(&root, &dir, &mut report)?;
+    }
+
+    println!("== building the benchmarks (release)");
     run_cmd(cargo().current_dir(&root).args([
         "build",
         "--release",
@@ -160,13 +190,10 @@ pub fn run(options: &Options) -> Result<(), String> {
             .trim()
     ));
 
-    throughput(&root, &dir, options, &mut report)?;
-    instructions(&root, &dir, &mut report)?;
+    throughput(&dir, options, &mut report)?;
+    instructions(&dir, &mut report)?;
     decode(&root, &mut report)?;
-    import(&root, &dir, &mut report)?;
-    if !options.skip_compile {
-        compile_cost(&root, &dir, &mut report)?;
-    }
+    import(&dir, &mut report)?;
     report.notes.push(format!(
         "whole run: {:.0} s",
         started.elapsed().as_secs_f64()
@@ -182,27 +209,20 @@ pub fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-fn throughput(
-    root: &Path,
-    dir: &Path,
-    options: &Options,
-    report: &mut Report,
-) -> Result<(), String> {
+fn throughput(dir: &Path, options: &Options, report: &mut Report) -> Result<(), String> {
     println!("== throughput over loopback (SDK vs reqwest + serde_json::Value, interleaved)");
     for concurrency in [1usize, 32] {
         // A fresh mock per mode, with enough calls that none grows past a few dozen notes.
-        let mock = start_mock(root, 2_000, dir)?;
-        let out = run_cmd(
-            Command::new(root.join("target/release/happyrobot-bench")).args([
-                "throughput",
-                &mock.base_url,
-                &mock.api_key,
-                &mock.ids_file.to_string_lossy(),
-                &options.requests.to_string(),
-                &concurrency.to_string(),
-                "10",
-            ]),
-        )?;
+        let mock = start_mock(2_000, dir)?;
+        let out = run_cmd(Command::new(bin("happyrobot-bench")).args([
+            "throughput",
+            &mock.base_url,
+            &mock.api_key,
+            &mock.ids_file.to_string_lossy(),
+            &options.requests.to_string(),
+            &concurrency.to_string(),
+            "10",
+        ]))?;
         let result: serde_json::Value = serde_json::from_str(out.trim())
             .map_err(|e| format!("bad bench output {out:?}: {e}"))?;
         let f = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
@@ -228,7 +248,7 @@ fn throughput(
 
 /// Client instructions per request: the difference between a long and a short run under callgrind,
 /// divided by the difference in requests, so that start-up cost cancels out.
-fn instructions(root: &Path, dir: &Path, report: &mut Report) -> Result<(), String> {
+fn instructions(dir: &Path, report: &mut Report) -> Result<(), String> {
     println!("== client instructions per request (valgrind --tool=callgrind)");
     if Command::new("valgrind").arg("--version").output().is_err() {
         report.notes.push(
@@ -239,13 +259,13 @@ fn instructions(root: &Path, dir: &Path, report: &mut Report) -> Result<(), Stri
     }
     let (short, long) = (100usize, 600usize);
     let mut per_request = Vec::new();
-    for kind in ["sdk", "typed", "value", "bytes"] {
+    for kind in ["sdk", "typed", "typed-timeout", "value", "bytes"] {
         let mut counts = Vec::new();
         for requests in [short, long] {
-            let mock = start_mock(root, 1_000, dir)?;
+            let mock = start_mock(1_000, dir)?;
             let output = Command::new("valgrind")
                 .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-                .arg(root.join("target/release/happyrobot-bench"))
+                .arg(bin("happyrobot-bench"))
                 .args([
                     "loop",
                     kind,
@@ -285,6 +305,15 @@ fn instructions(root: &Path, dir: &Path, report: &mut Report) -> Result<(), Stri
             get("typed") / 1e3
         ),
         "<= 1.05",
+    );
+    report.row(
+        "instructions/request: SDK / raw typed with the SDK's timeouts",
+        format!(
+            "{:.3} (raw typed with timeouts {:.0}k)",
+            get("sdk") / get("typed-timeout"),
+            get("typed-timeout") / 1e3
+        ),
+        "reference",
     );
     report.row(
         "instructions/request: raw Value, bytes only",
@@ -388,8 +417,8 @@ fn show_nanos(nanos: f64) -> String {
 
 /// A CSV import of `lines` notes through the CLI, under `/usr/bin/time -v`: lines per second and peak
 /// resident memory.
-fn import_once(root: &Path, dir: &Path, lines: usize) -> Result<(f64, u64), String> {
-    let mock = start_mock(root, 2_000, dir)?;
+fn import_once(dir: &Path, lines: usize) -> Result<(f64, u64), String> {
+    let mock = start_mock(2_000, dir)?;
     let ids = std::fs::read_to_string(&mock.ids_file).map_err(|e| e.to_string())?;
     let ids: Vec<&str> = ids.lines().collect();
     let file = dir.join(format!("import-{lines}.csv"));
@@ -408,7 +437,7 @@ fn import_once(root: &Path, dir: &Path, lines: usize) -> Result<(f64, u64), Stri
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
         .arg("-v")
-        .arg(root.join("target/release/happyrobot"))
+        .arg(bin("happyrobot"))
         .args(["--base-url", &mock.base_url, "--api-key", &mock.api_key])
         .args(["notes", "import"])
         .arg(&file)
@@ -429,17 +458,17 @@ fn import_once(root: &Path, dir: &Path, lines: usize) -> Result<(f64, u64), Stri
     Ok((lines as f64 / seconds, peak_kb))
 }
 
-fn import(root: &Path, dir: &Path, report: &mut Report) -> Result<(), String> {
+fn import(dir: &Path, report: &mut Report) -> Result<(), String> {
     println!("== import through the CLI (/usr/bin/time -v)");
-    if !root.join("target/release/happyrobot").exists() || !Path::new("/usr/bin/time").exists() {
+    if !bin("happyrobot").exists() || !Path::new("/usr/bin/time").exists() {
         report.notes.push(
             "import skipped: needs the happyrobot CLI and /usr/bin/time (apt-get install time)"
                 .into(),
         );
         return Ok(());
     }
-    let (_, small_kb) = import_once(root, dir, 1_000)?;
-    let (rate, large_kb) = import_once(root, dir, 100_000)?;
+    let (_, small_kb) = import_once(dir, 1_000)?;
+    let (rate, large_kb) = import_once(dir, 100_000)?;
     report.row(
         "import 100,000 lines: lines/s",
         format!("{rate:.0}"),
@@ -458,14 +487,15 @@ fn import(root: &Path, dir: &Path, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// Clean builds of `happyrobot` in a target directory of their own: wall time and crates compiled.
+/// Clean builds of `happyrobot` in target directories of their own: wall time and crates compiled.
+/// The release one is kept, for the rest of the run to build on.
 fn compile_cost(root: &Path, dir: &Path, report: &mut Report) -> Result<(), String> {
     println!("== clean compile of -p happyrobot");
     for (profile, flag) in [("debug", None), ("release", Some("--release"))] {
         let target = dir.join(format!("compile-{profile}"));
         let _ = std::fs::remove_dir_all(&target);
         let started = Instant::now();
-        let mut command = cargo();
+        let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         command
             .current_dir(root)
             .args(["build", "-p", "happyrobot"])
@@ -488,7 +518,9 @@ fn compile_cost(root: &Path, dir: &Path, report: &mut Report) -> Result<(), Stri
             format!("{seconds:.0} s, {crates} crates"),
             "reference",
         );
-        let _ = std::fs::remove_dir_all(&target);
+        if flag.is_none() {
+            let _ = std::fs::remove_dir_all(&target);
+        }
     }
     Ok(())
 }
