@@ -35,6 +35,23 @@ fn fast_retries() -> RetryPolicy {
         .max_delay(Duration::from_millis(20))
 }
 
+/// A 2 MiB answer, against [`capped_client`]'s 64 KiB cap.
+fn big_body() -> String {
+    format!(
+        r#"{{"id":"{CALL_ID}","padding":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    )
+}
+
+fn capped_client(server: &TestServer) -> Client {
+    Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .max_response_bytes(64 * 1024)
+        .build()
+        .unwrap()
+}
+
 fn id() -> CallId {
     CALL_ID.parse().unwrap()
 }
@@ -360,17 +377,9 @@ async fn the_timeout_also_applies_to_a_caller_supplied_reqwest_client() {
 
 #[tokio::test]
 async fn a_body_over_the_cap_is_an_error_not_an_allocation() {
-    let big = format!(
-        r#"{{"id":"{CALL_ID}","padding":"{}"}}"#,
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let big = big_body();
     let server = TestServer::start(move |_, _| Reply::json(200, &big)).await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(&server.base_url)
-        .max_response_bytes(64 * 1024)
-        .build()
-        .unwrap();
+    let client = capped_client(&server);
     let err = add(&client).await.unwrap_err();
     assert!(
         matches!(err, Error::BodyTooLarge { limit: 65536, .. }),
@@ -382,21 +391,13 @@ async fn a_body_over_the_cap_is_an_error_not_an_allocation() {
 
 #[tokio::test]
 async fn a_chunked_body_over_the_cap_is_cut_off_too() {
-    let big = format!(
-        r#"{{"id":"{CALL_ID}","padding":"{}"}}"#,
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let big = big_body();
     let server = TestServer::start(move |_, _| Reply::Chunked {
         status: 200,
         body: big.clone().into_bytes(),
     })
     .await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(&server.base_url)
-        .max_response_bytes(64 * 1024)
-        .build()
-        .unwrap();
+    let client = capped_client(&server);
     let err = add(&client).await.unwrap_err();
     assert!(
         matches!(err, Error::BodyTooLarge { limit: 65536, .. }),

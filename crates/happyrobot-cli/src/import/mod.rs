@@ -154,6 +154,26 @@ impl Context {
     }
 }
 
+/// Lists up to [`MAX_PRINTED`] of `count` lines (line number, call, reason) in file order, and says
+/// how many more the journal holds.
+fn list_lines<'a>(
+    out: &mut Vec<String>,
+    count: usize,
+    listed: impl Iterator<Item = (u64, &'a str, &'a str)>,
+) {
+    let mut listed: Vec<_> = listed.collect();
+    listed.sort_by_key(|(line, _, _)| *line);
+    for (line, call_id, reason) in listed.iter().take(MAX_PRINTED) {
+        out.push(format!("    line {line} (call {call_id}): {reason}"));
+    }
+    if count > MAX_PRINTED {
+        out.push(format!(
+            "    ... and {} more (see the journal)",
+            count - MAX_PRINTED
+        ));
+    }
+}
+
 /// A failed line, for the summary.
 #[derive(Debug, Clone, Serialize)]
 struct FailedLine {
@@ -275,35 +295,21 @@ impl Summary {
             self.skipped
         ));
         lines.push(format!("  failed:   {}", self.failed));
-        let mut failed = self.failed_lines.clone();
-        failed.sort_by_key(|f| f.line);
-        for line in failed.iter().take(MAX_PRINTED) {
-            lines.push(format!(
-                "    line {} (call {}): {}",
-                line.line, line.call_id, line.reason
-            ));
-        }
-        if self.failed as usize > MAX_PRINTED {
-            lines.push(format!(
-                "    ... and {} more (see the journal)",
-                self.failed as usize - MAX_PRINTED
-            ));
-        }
+        list_lines(
+            &mut lines,
+            self.failed as usize,
+            self.failed_lines
+                .iter()
+                .map(|f| (f.line, f.call_id.as_str(), f.reason.as_str())),
+        );
         lines.push(format!("  unknown:  {}", self.unknown));
-        let mut unknown = self.unknown_lines.clone();
-        unknown.sort_by_key(|u| u.line);
-        for line in unknown.iter().take(MAX_PRINTED) {
-            lines.push(format!(
-                "    line {} (call {}): {}",
-                line.line, line.call_id, line.reason
-            ));
-        }
-        if self.unknown as usize > MAX_PRINTED {
-            lines.push(format!(
-                "    ... and {} more (see the journal)",
-                self.unknown as usize - MAX_PRINTED
-            ));
-        }
+        list_lines(
+            &mut lines,
+            self.unknown as usize,
+            self.unknown_lines
+                .iter()
+                .map(|u| (u.line, u.call_id.as_str(), u.reason.as_str())),
+        );
         if self.unknown > 0 {
             lines.push(
                 "  These notes may have been added: check the calls, then run the same command \
