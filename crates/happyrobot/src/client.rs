@@ -291,6 +291,13 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<by
                 out.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(out.freeze()),
+            // The hooks' cap cuts off a body that declared no length, before the check above.
+            Err(source) if has_source::<happyrobot_sdk::hooks::LengthLimitError>(&source) => {
+                return Err(Error::BodyTooLarge {
+                    limit,
+                    status: Some(status),
+                });
+            }
             Err(source) => return Err(transport_error(source, true)),
         }
     }
@@ -298,12 +305,6 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<by
 
 /// Sorts a transport failure by whether the request can have reached the server.
 fn transport_error(source: reqwest::Error, response_started: bool) -> Error {
-    if has_source::<happyrobot_sdk::hooks::LengthLimitError>(&source) {
-        return Error::BodyTooLarge {
-            limit: 0,
-            status: source.status(),
-        };
-    }
     if !response_started && source.is_connect() {
         // Connecting failed (refused, DNS, TLS handshake, or the connect timeout): nothing was sent.
         Error::Connect { source }
