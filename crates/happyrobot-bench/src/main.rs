@@ -89,7 +89,7 @@ impl Runner {
                 .add_note(&call_id, self.note.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            return Ok(call.notes.map_or(0, |n| n.len()));
+            return Ok(call.notes.as_ref().map_or(0, Vec::len));
         }
         let raw = if kind == Kind::TypedTimeout {
             &self.raw_with_timeouts

@@ -11,7 +11,9 @@ use crate::{AddArgs, GlobalArgs, Output};
 pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliError> {
     // Input is checked before anything else, so that a typo never needs a key or a network.
     let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
-    let mut note = NewNote::new(args.content);
+    // The note's ID is chosen here, so that the answer shows which note is the new one.
+    let note_id = happyrobot::new_note_id();
+    let mut note = NewNote::new(args.content).id(note_id.clone());
     if args.flagged {
         note = note.flagged(true);
     }
@@ -29,36 +31,50 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
         .map_err(|e| CliError::from_api(&e))?;
 
     let text = match args.output {
-        Output::Json => {
-            let mut json = serde_json::to_string_pretty(&call)
-                .map_err(|e| CliError::internal(format!("could not encode the call: {e}")))?;
-            json.push('\n');
-            json
-        }
-        Output::Text => render_text(&call, &content),
+        // The body exactly as the server sent it: members this version does not know, big numbers
+        // and nesting all reach the reader unchanged.
+        Output::Json => raw_json(call.raw_body()),
+        Output::Text => render_text(&call, &note_id, &content),
     };
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`| head`) is not worth an error: the note was added either way.
-    let _ = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
+    let _ = stdout.write_all(&text).and_then(|()| stdout.flush());
     Ok(Exit::Success)
 }
 
-/// The note just added: the newest note with this text (the API returns notes oldest first).
-fn added_note<'a>(call: &'a Call, content: &str) -> Option<&'a Note> {
-    call.notes
-        .as_deref()
-        .unwrap_or_default()
+/// A JSON body as printed: as received, with one final newline.
+pub(crate) fn raw_json(body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The note just added: the one with the ID it was sent with, else the newest with its text (a
+/// server may assign its own ID; the API returns notes oldest first).
+fn added_note<'a>(call: &'a Call, note_id: &str, content: &str) -> Option<&'a Note> {
+    let notes = call.notes.as_deref().unwrap_or_default();
+    notes
         .iter()
-        .rev()
-        .find(|n| n.content.as_deref() == Some(content))
+        .find(|n| n.id.as_deref() == Some(note_id))
+        .or_else(|| {
+            notes
+                .iter()
+                .rev()
+                .find(|n| n.content.as_deref() == Some(content))
+        })
+}
+
+/// A field the answer may lack, as text.
+fn shown(value: Option<&impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "(unknown)".to_string(), ToString::to_string)
 }
 
 /// The text output: the note, then one line about the call.
-fn render_text(call: &Call, content: &str) -> String {
+fn render_text(call: &Call, note_id: &str, content: &str) -> Vec<u8> {
     let mut out = String::new();
-    match added_note(call, content) {
+    match added_note(call, note_id, content) {
         Some(note) => {
             out.push_str(&format!(
                 "Added note {} to call {}{}\n",
@@ -90,15 +106,15 @@ fn render_text(call: &Call, content: &str) -> String {
     out.push_str(&format!(
         "Call {}: {} {} call, {}, {}, created {}, {} note{}\n",
         call.id,
-        call.provider,
-        call.type_,
-        call.status,
-        call.language,
-        call.created,
+        shown(call.provider.as_ref()),
+        shown(call.type_.as_ref()),
+        shown(call.status.as_ref()),
+        shown(call.language.as_ref()),
+        shown(call.created.as_ref()),
         notes,
         if notes == 1 { "" } else { "s" }
     ));
-    out
+    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -130,7 +146,7 @@ mod tests {
             {"id": "other", "content": "bye"},
             {"id": "new", "content": "hi", "flagged": true, "created_at": "2025-01-01T00:00:00Z"},
         ]));
-        let text = render_text(&call, "hi");
+        let text = String::from_utf8(render_text(&call, "nope", "hi")).unwrap();
         assert_eq!(
             text,
             "Added note new to call 65f1c0ffee0123456789abcd (flagged)\n  created: \
@@ -140,8 +156,32 @@ mod tests {
     }
 
     #[test]
+    fn text_finds_the_note_by_its_id_first() {
+        let call = call(serde_json::json!([
+            {"id": "mine", "content": "hi"},
+            {"id": "later", "content": "hi"},
+        ]));
+        let text = String::from_utf8(render_text(&call, "mine", "hi")).unwrap();
+        assert!(text.starts_with("Added note mine "), "{text}");
+    }
+
+    #[test]
+    fn text_copes_with_a_call_that_has_only_an_id() {
+        let call: Call = serde_json::from_str(r#"{"id": "65f1c0ffee0123456789abcd"}"#).unwrap();
+        let text = String::from_utf8(render_text(&call, "x", "hi")).unwrap();
+        assert!(text.contains("(unknown) (unknown) call"), "{text}");
+    }
+
+    #[test]
+    fn json_is_the_body_as_received() {
+        assert_eq!(raw_json(b"{\"a\":1e400}"), b"{\"a\":1e400}\n");
+        assert_eq!(raw_json(b"{}\n"), b"{}\n");
+    }
+
+    #[test]
     fn text_copes_with_an_answer_without_the_note() {
-        let text = render_text(&call(serde_json::json!(null)), "hi");
+        let text =
+            String::from_utf8(render_text(&call(serde_json::json!(null)), "x", "hi")).unwrap();
         assert!(text.starts_with("Added the note to call"), "{text}");
         assert!(text.contains("0 notes"), "{text}");
     }

@@ -22,8 +22,12 @@ pub(crate) enum Exit {
     /// The API could not be reached (connection refused, DNS, TLS, connect timeout); nothing was
     /// sent.
     Network = 6,
-    /// The request may have been applied (timeout after sending, broken connection, most 5xx).
+    /// The request may have been applied (timeout after sending, broken connection, most 5xx, a
+    /// 303).
     Unknown = 7,
+    /// The request was applied (the API answered 2xx) but its answer could not be read: do not
+    /// send it again.
+    AppliedUnreadable = 8,
     /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -50,7 +54,8 @@ Exit codes:
   4  not found: no call with this ID (404)
   5  other API error (400, 422, 501...): the note was not added
   6  network: the API could not be reached or the connection failed before sending; nothing was sent
-  7  outcome unknown: the note may have been added (timeout, dropped connection, 5xx); check before resending";
+  7  outcome unknown: the note may have been added (timeout, dropped connection, 5xx); check before resending
+  8  the note was added (the API answered 2xx) but its answer could not be read; do not resend";
 
 /// A failure of a command: what to tell the user, and how to exit.
 #[derive(Debug)]
@@ -103,32 +108,26 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Whether an API failure may have been applied on the server.
-///
-/// This follows [`happyrobot::Error::outcome_unknown`], except for `501 Not Implemented` and
-/// `505 HTTP Version Not Supported`: by definition (RFC 9110) the server refused the request before
-/// acting on it, so the note was certainly not added.
+/// Whether an API failure may have been applied on the server ([`happyrobot::Outcome::Unknown`]).
 pub(crate) fn outcome_unknown(error: &happyrobot::Error) -> bool {
-    error.outcome_unknown() && !matches!(error.status().map(|s| s.as_u16()), Some(501 | 505))
+    error.outcome() == happyrobot::Outcome::Unknown
 }
 
-/// The exit code of one failed API call, following the table in [`EXIT_CODES_HELP`].
+/// The exit code of one failed API call, following the table in [`EXIT_CODES_HELP`]. What the
+/// server did decides first, so that no code invites a script to resend what was applied.
 pub(crate) fn exit_for(error: &happyrobot::Error) -> Exit {
-    if outcome_unknown(error) {
-        return Exit::Unknown;
+    match error.outcome() {
+        happyrobot::Outcome::Unknown => return Exit::Unknown,
+        happyrobot::Outcome::Applied => return Exit::AppliedUnreadable,
+        _ => {}
     }
     if error.is_unauthorized() {
-        return Exit::Auth;
-    }
-    if let happyrobot::Error::InvalidInput { field, .. } = error
-        && *field == "API key"
-    {
         return Exit::Auth;
     }
     if error.is_not_found() {
         return Exit::NotFound;
     }
-    if matches!(error, happyrobot::Error::Connect { .. }) {
+    if error.kind() == happyrobot::ErrorKind::Connect {
         return Exit::Network;
     }
     if error.is_invalid_input() {
@@ -152,6 +151,7 @@ mod tests {
             (Exit::Api, 5),
             (Exit::Network, 6),
             (Exit::Unknown, 7),
+            (Exit::AppliedUnreadable, 8),
         ] {
             assert_eq!(exit.code(), code);
             assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")), "{code}");

@@ -66,15 +66,21 @@ fn call(index: usize) -> Call {
         // Later calls cycle through every status, provider and language so that clients meet them
         // all; the three written out above keep theirs.
         let round = index / 3;
-        call.status = CallStatus::from(CallStatus::KNOWN[index % CallStatus::KNOWN.len()]);
-        call.provider = CallProvider::from(CallProvider::KNOWN[round % CallProvider::KNOWN.len()]);
-        call.language = Language::from(Language::KNOWN[index % Language::KNOWN.len()]);
-        call.created = ts(&format!(
+        call.status = Some(CallStatus::from(
+            CallStatus::KNOWN[index % CallStatus::KNOWN.len()],
+        ));
+        call.provider = Some(CallProvider::from(
+            CallProvider::KNOWN[round % CallProvider::KNOWN.len()],
+        ));
+        call.language = Some(Language::from(
+            Language::KNOWN[index % Language::KNOWN.len()],
+        ));
+        call.created = Some(ts(&format!(
             "2024-03-{:02}T{:02}:{:02}:00Z",
             14 + (index / 24) % 14,
             index % 24,
             (index * 7) % 60
-        ));
+        )));
     }
     call
 }
@@ -83,11 +89,11 @@ fn call(index: usize) -> Call {
 fn inbound_completed(index: usize) -> Call {
     Call {
         id: call_id(index),
-        organization_id: ORGANIZATION_ID.to_string(),
-        type_: CallType::Inbound,
-        status: CallStatus::Completed,
-        provider: CallProvider::Twilio,
-        metadata: CallMetadata {
+        organization_id: Some(ORGANIZATION_ID.to_string()),
+        type_: Some(CallType::Inbound),
+        status: Some(CallStatus::Completed),
+        provider: Some(CallProvider::Twilio),
+        metadata: Some(CallMetadata {
             call_sid: Some("CA0123456789abcdef0123456789abcdef".to_string()),
             from: Some("+13125550142".to_string()),
             to: Some("+18005550199".to_string()),
@@ -103,8 +109,8 @@ fn inbound_completed(index: usize) -> Call {
                     { "city": "Dallas, TX", "window": "14:00-18:00" }
                 ]
             })),
-        },
-        use_case: UseCase {
+        }),
+        use_case: Some(UseCase {
             id: Some("65f1c0ffee0123456789ab01".to_string()),
             organization_id: Some(ORGANIZATION_ID.to_string()),
             model: Some("gpt-4o".to_string()),
@@ -184,13 +190,13 @@ fn inbound_completed(index: usize) -> Call {
             recorded_message_outbound: Some(false),
             show_original_caller_id: Some(true),
             disable_end_call_after_n_reminders: Some(false),
-        },
+        }),
         prompt_id: Some("65f1c0ffee0123456789ab03".to_string()),
-        agent: Agent {
+        agent: Some(Agent {
             id: Some("65f1c0ffee0123456789ab02".to_string()),
             name: Some("Kate".to_string()),
-        },
-        language: Language::EnUs,
+        }),
+        language: Some(Language::EnUs),
         params: object(json!({ "load_id": "LD-20240313-0042", "lane": "CHI-DAL" })),
         extraction: object(json!({
             "agreed_rate": "1850",
@@ -202,12 +208,12 @@ fn inbound_completed(index: usize) -> Call {
                 "The carrier accepted 1850 USD and confirmed an 08:30 pickup.".to_string(),
             ),
         }),
-        created: ts("2024-03-13T15:04:05Z"),
+        created: Some(ts("2024-03-13T15:04:05Z")),
         duration: Some(187.4),
-        viewed_by: vec![
+        viewed_by: Some(vec![
             "jsmith@example.com".to_string(),
             "mgarcia@example.com".to_string(),
-        ],
+        ]),
         parent_call_id: None,
         notes: Some(vec![
             note(
@@ -275,19 +281,19 @@ fn inbound_completed(index: usize) -> Call {
 fn outbound_scheduled(index: usize) -> Call {
     Call {
         id: call_id(index),
-        organization_id: ORGANIZATION_ID.to_string(),
-        type_: CallType::Outbound,
-        status: CallStatus::Scheduled,
-        provider: CallProvider::Twilio,
-        metadata: CallMetadata {
+        organization_id: Some(ORGANIZATION_ID.to_string()),
+        type_: Some(CallType::Outbound),
+        status: Some(CallStatus::Scheduled),
+        provider: Some(CallProvider::Twilio),
+        metadata: Some(CallMetadata {
             call_sid: None,
             from: Some("+525550001234".to_string()),
             to: Some("+525512345678".to_string()),
             recording_sid: None,
             tags: Some(vec!["campaign".to_string(), "appointment".to_string()]),
             custom: None,
-        },
-        use_case: UseCase {
+        }),
+        use_case: Some(UseCase {
             id: Some("65f1c0ffee0123456789ab04".to_string()),
             organization_id: Some(ORGANIZATION_ID.to_string()),
             model: Some("gpt-4o-mini".to_string()),
@@ -300,19 +306,19 @@ fn outbound_scheduled(index: usize) -> Call {
             amd_behavior: Some(AmdBehavior::Continue),
             max_duration_mins: Some(5),
             ..UseCase::default()
-        },
+        }),
         prompt_id: None,
-        agent: Agent {
+        agent: Some(Agent {
             id: Some("65f1c0ffee0123456789ab05".to_string()),
             name: Some("Lucía".to_string()),
-        },
-        language: Language::EsMx,
+        }),
+        language: Some(Language::EsMx),
         params: object(json!({ "appointment": "2024-03-20T10:00:00-06:00", "clinic": "Polanco" })),
         extraction: None,
         classification: None,
-        created: ts("2024-03-13T18:20:00Z"),
+        created: Some(ts("2024-03-13T18:20:00Z")),
         duration: None,
-        viewed_by: Vec::new(),
+        viewed_by: Some(Vec::new()),
         parent_call_id: None,
         notes: Some(Vec::new()),
         samples: None,
@@ -331,19 +337,19 @@ fn outbound_scheduled(index: usize) -> Call {
 fn chat_transferred(index: usize) -> Call {
     Call {
         id: call_id(index),
-        organization_id: ORGANIZATION_ID.to_string(),
-        type_: CallType::Inbound,
-        status: CallStatus::Transferred,
-        provider: CallProvider::Chat,
-        metadata: CallMetadata {
+        organization_id: Some(ORGANIZATION_ID.to_string()),
+        type_: Some(CallType::Inbound),
+        status: Some(CallStatus::Transferred),
+        provider: Some(CallProvider::Chat),
+        metadata: Some(CallMetadata {
             call_sid: None,
             from: None,
             to: None,
             recording_sid: None,
             tags: Some(Vec::new()),
             custom: None,
-        },
-        use_case: UseCase {
+        }),
+        use_case: Some(UseCase {
             id: Some("65f1c0ffee0123456789ab06".to_string()),
             organization_id: Some(ORGANIZATION_ID.to_string()),
             model: Some("gpt-4o".to_string()),
@@ -351,22 +357,22 @@ fn chat_transferred(index: usize) -> Call {
             language: Some(Language::DeDe),
             transfer_number: Some("+4930123456789".to_string()),
             ..UseCase::default()
-        },
+        }),
         prompt_id: Some("65f1c0ffee0123456789ab07".to_string()),
-        agent: Agent {
+        agent: Some(Agent {
             id: Some("65f1c0ffee0123456789ab08".to_string()),
             name: Some("Max".to_string()),
-        },
-        language: Language::DeDe,
+        }),
+        language: Some(Language::DeDe),
         params: None,
         extraction: object(json!({ "tracking_number": "DE-88412-X" })),
         classification: Some(Classification {
             tag: Some("escalated".to_string()),
             reasoning: Some("The customer asked for a person twice.".to_string()),
         }),
-        created: ts("2024-03-13T09:45:12.250Z"),
+        created: Some(ts("2024-03-13T09:45:12.250Z")),
         duration: Some(412.0),
-        viewed_by: vec!["support.lead@example.com".to_string()],
+        viewed_by: Some(vec!["support.lead@example.com".to_string()]),
         parent_call_id: Some(FIRST_CALL_ID.to_string()),
         notes: Some(vec![note(
             index,
@@ -509,21 +515,21 @@ mod tests {
             (
                 "status",
                 many.iter()
-                    .map(|c| c.status.as_str())
+                    .filter_map(|c| c.status.as_ref().map(|v| v.as_str()))
                     .collect::<std::collections::BTreeSet<_>>()
                     .len(),
             ),
             (
                 "provider",
                 many.iter()
-                    .map(|c| c.provider.as_str())
+                    .filter_map(|c| c.provider.as_ref().map(|v| v.as_str()))
                     .collect::<std::collections::BTreeSet<_>>()
                     .len(),
             ),
             (
                 "language",
                 many.iter()
-                    .map(|c| c.language.as_str())
+                    .filter_map(|c| c.language.as_ref().map(|v| v.as_str()))
                     .collect::<std::collections::BTreeSet<_>>()
                     .len(),
             ),
@@ -533,7 +539,7 @@ mod tests {
         assert_eq!(
             calls(3)
                 .iter()
-                .map(|c| c.provider.as_str())
+                .filter_map(|c| c.provider.as_ref().map(|v| v.as_str()))
                 .collect::<Vec<_>>(),
             ["Twilio", "Twilio", "Chat"]
         );

@@ -81,12 +81,13 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
     }
-    ///A phone or chat call handled by a HappyRobot agent.
+    ///A phone or chat call handled by a HappyRobot agent. The API reference documents eleven fields as required (listed in `x-documented-required`), but HappyRobot's own Python model requires far fewer and the API has dropped and renamed fields without a version change, so only `id` is required here: any other field may be absent or `null`.
     #[derive(
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
     )]
     pub struct Call {
-        pub agent: Agent,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub agent: ::std::option::Option<Agent>,
         ///ID of the campaign the call belongs to.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub campaign_id: ::std::option::Option<::std::string::String>,
@@ -94,8 +95,9 @@ pub mod types {
         pub classification: ::std::option::Option<Classification>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub costs: ::std::option::Option<CallCosts>,
-        ///When the call was created.
-        pub created: crate::Timestamp,
+        ///When the call was created (documented as required).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub created: ::std::option::Option<crate::Timestamp>,
         ///Length of the call in seconds.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub duration: ::std::option::Option<f64>,
@@ -105,16 +107,19 @@ pub mod types {
             ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
         ///Call ID.
         pub id: ::std::string::String,
-        pub language: super::enums::Language,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub language: ::std::option::Option<super::enums::Language>,
         ///Cap on the call's length in minutes; overrides the use case's (default 10).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub max_duration_mins: ::std::option::Option<i64>,
-        pub metadata: CallMetadata,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<CallMetadata>,
         ///Notes added to the call, oldest first.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub notes: ::std::option::Option<::std::vec::Vec<Note>>,
-        ///ID of the organization that owns the call.
-        pub organization_id: ::std::string::String,
+        ///ID of the organization that owns the call (documented as required).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::std::string::String>,
         ///Free-form parameters the call was started with.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub params:
@@ -125,7 +130,8 @@ pub mod types {
         ///ID of the prompt the agent used.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub prompt_id: ::std::option::Option<::std::string::String>,
-        pub provider: super::enums::CallProvider,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub provider: ::std::option::Option<super::enums::CallProvider>,
         ///Ratings users gave the call.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub ratings: ::std::option::Option<::std::vec::Vec<Rating>>,
@@ -135,18 +141,24 @@ pub mod types {
         ///When a scheduled call is due to start (ISO 8601, UTC).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scheduled_for: ::std::option::Option<crate::Timestamp>,
-        pub status: super::enums::CallStatus,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<super::enums::CallStatus>,
         ///Email of the contact the call was transferred to.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub transfer_contact_email: ::std::option::Option<::std::string::String>,
-        #[serde(rename = "type")]
-        pub type_: super::enums::CallType,
+        #[serde(
+            rename = "type",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub type_: ::std::option::Option<super::enums::CallType>,
         ///Whether the call may fall back to the backup provider.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub use_backup: ::std::option::Option<bool>,
-        pub use_case: UseCase,
-        ///Emails of the users who viewed the call in the HappyRobot app.
-        pub viewed_by: ::std::vec::Vec<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub use_case: ::std::option::Option<UseCase>,
+        ///Emails of the users who viewed the call in the HappyRobot app (documented as required).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub viewed_by: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         ///Whether an outbound call waits for the recipient's working hours.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub wait_until_awake: ::std::option::Option<bool>,

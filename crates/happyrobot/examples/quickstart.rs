@@ -55,15 +55,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("adding a note to call {call_id} at {}", client.base_url());
     let note = NewNote::new("Driver confirmed pickup").flagged(true);
-    let call = client.add_note(&call_id, note).await?;
+    let response = client.add_note(&call_id, note).await?;
+    println!(
+        "HTTP {} (request ID {})",
+        response.status(),
+        response.request_id().unwrap_or("none")
+    );
 
+    // Every field but `id` may be missing from an answer: the API changes without notice.
+    let call = response.into_inner();
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "?".to_string());
     let notes = call.notes.unwrap_or_default();
     println!(
         "call {} ({} {} call, {}) now has {} notes",
         call.id,
-        call.type_,
-        call.provider,
-        call.status,
+        shown(call.type_.map(|v| v.to_string())),
+        shown(call.provider.map(|v| v.to_string())),
+        shown(call.status.map(|v| v.to_string())),
         notes.len()
     );
     if let Some(added) = notes.last() {

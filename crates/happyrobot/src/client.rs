@@ -1,20 +1,28 @@
-//! [`Client`] and its [`ClientBuilder`]: the generated client, configured safely, plus retries and
-//! error mapping.
+//! [`Client`] and its [`ClientBuilder`]: the generated client, configured safely, plus retries,
+//! an overall deadline, and the mapping of every answer to a [`Response`] or an [`Error`].
+//!
+//! Each attempt runs the generated method inside an [`Exchange`], so that the status, headers and
+//! body of every answer reach this module whole: a success is decoded here (and its body kept), and
+//! a failure is classified by what the server certainly did, might have done, or did not do.
 
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use happyrobot_sdk::Inner;
+use happyrobot_sdk::hooks::{BodyError, Exchange};
 use happyrobot_sdk::types::{Call, ErrorBody};
-use reqwest::header::HeaderMap;
-use reqwest::{StatusCode, Url};
+use http::StatusCode;
+use http::header::{HeaderMap, LOCATION};
+use reqwest::Url;
 use tracing::Instrument as _;
 
-use crate::error::RawBody;
-use crate::retry::parse_retry_after;
-use crate::{ApiKey, CallId, Error, NewNote, RetryPolicy};
+use crate::error::{BoxError, Operation};
+use crate::retry::{RetryAction, parse_retry_after};
+use crate::{ApiKey, CallId, Error, NewNote, Response, RetryPolicy};
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://app.happyrobot.ai/api/v1";
@@ -24,10 +32,15 @@ pub const API_KEY_ENV: &str = "HAPPYROBOT_API_KEY";
 pub const BASE_URL_ENV: &str = "HAPPYROBOT_BASE_URL";
 /// Default limit on connecting.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default limit on a whole request, from sending it to reading the answer.
+/// Default limit on one attempt, from sending the request to reading the whole answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit on one call of a client method, every retry and wait included.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 /// Default limit on the size of an answer.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = happyrobot_sdk::hooks::DEFAULT_MAX_RESPONSE_BYTES;
+
+/// An attempt is not started, nor a retry waited for, with less than this left before the deadline.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// The HappyRobot API client.
 ///
@@ -41,6 +54,9 @@ struct Shared {
     api: happyrobot_sdk::Client,
     base_url: String,
     retry: RetryPolicy,
+    timeout: Duration,
+    deadline: Duration,
+    client_note_ids: bool,
 }
 
 impl fmt::Debug for Client {
@@ -49,12 +65,31 @@ impl fmt::Debug for Client {
             .field("base_url", &self.shared.base_url)
             .field("api_key", &"[REDACTED]")
             .field("retry", &self.shared.retry)
+            .field("timeout", &self.shared.timeout)
+            .field("deadline", &self.shared.deadline)
+            .field("client_note_ids", &self.shared.client_note_ids)
             .field("settings", self.shared.api.inner())
             .finish()
     }
 }
 
+/// Compile-time proof that clients and their futures travel across threads and tasks.
+const _: fn() = || {
+    fn assert_traits<T: Send + Sync + 'static>() {}
+    assert_traits::<Client>();
+    assert_traits::<ClientBuilder>();
+};
+
 use happyrobot_sdk::ClientInfo as _;
+
+/// A fresh note ID: 24 lowercase hex digits shaped like a MongoDB ObjectId (8 digits of Unix time,
+/// then 16 random ones), so that a note sent with it can be recognised on the call later.
+pub fn new_note_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:08x}{:016x}", secs & 0xffff_ffff, fastrand::u64(..))
+}
 
 impl Client {
     /// A client for the production API with this key and the default settings.
@@ -83,77 +118,113 @@ impl Client {
         &self.shared.retry
     }
 
-    /// Adds a note to a call and returns the call after the change.
+    /// Adds a note to a call and returns the call after the change, with the whole answer
+    /// ([`Response`]).
     ///
-    /// The note is checked first ([`NewNote::validate`]); nothing is sent when it is invalid. Failures
+    /// The note is checked first ([`NewNote::validate`]); nothing is sent when it is invalid. Unless
+    /// the note has an ID or the client was built with
+    /// [`client_note_ids(false)`](ClientBuilder::client_note_ids), it is sent with a fresh
+    /// client-generated ID ([`Error::note_id`] gives it back when the outcome is unknown). Failures
     /// are retried as the [`RetryPolicy`] says: by default only when the note certainly was not added.
-    pub async fn add_note(&self, call_id: &CallId, note: NewNote) -> Result<Call, Error> {
+    pub async fn add_note(&self, call_id: &CallId, note: NewNote) -> Result<Response<Call>, Error> {
+        let note = match note.id_ref() {
+            None if self.shared.client_note_ids => note.id(new_note_id()),
+            _ => note,
+        };
         let body = note.to_body()?;
+        let note_id = body.id.clone();
         // The call ID was checked when it was made; the generated path type checks it again.
         let id: happyrobot_sdk::types::AddNoteToCallId = call_id
             .as_str()
             .parse()
-            .map_err(|e| Error::invalid_input("call id", format!("{e}")))?;
-        let policy = &self.shared.retry;
+            .map_err(|e| Error::invalid_input("call id", e))?;
+        let api = &self.shared.api;
+        let (id, body) = (&id, &body);
+        let span = tracing::info_span!(
+            "happyrobot.request",
+            method = "POST",
+            path = "/calls/{id}/notes",
+            call_id = %call_id,
+            content_len = body.content.len(),
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        self.run(Operation::AddNote, span, move || {
+            api.add_note_to_call(id, body)
+        })
+        .await
+        .map_err(|e| e.with_note_id(note_id))
+    }
+
+    /// Sends a request as often as the retry policy allows within the deadline.
+    async fn run<T, R, F, Fut>(
+        &self,
+        op: Operation,
+        span: tracing::Span,
+        mut send: F,
+    ) -> Result<Response<T>, Error>
+    where
+        T: serde::de::DeserializeOwned,
+        F: FnMut() -> Fut,
+        Fut: Future<
+            Output = Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
+        >,
+    {
+        let shared = &*self.shared;
+        let started = Instant::now();
         let mut retries = 0;
         loop {
+            let remaining = shared.deadline.saturating_sub(started.elapsed());
+            let timeout = shared.timeout.min(remaining).max(MIN_ATTEMPT);
             let attempt = retries + 1;
-            let span = tracing::info_span!(
-                "happyrobot.request",
-                method = "POST",
-                path = "/calls/{id}/notes",
-                call_id = %call_id,
-                content_len = body.content.len(),
-                attempt,
-                status = tracing::field::Empty,
-                duration_ms = tracing::field::Empty,
-            );
-            let started = Instant::now();
-            let result = self
-                .shared
-                .api
-                .add_note_to_call(&id, &body)
+            span.record("attempt", attempt);
+            let begun = Instant::now();
+            let (result, exchange) = Exchange::with_timeout(Some(timeout))
+                .scope(send())
                 .instrument(span.clone())
                 .await;
-            let elapsed = started.elapsed();
-            span.record("duration_ms", elapsed.as_millis() as u64);
-            // The success path returns the call straight away: a `Call` is a large value, and each
-            // move through another future or `Result` is a memcpy (seen in callgrind profiles).
-            let error = match result {
-                Ok(value) => {
-                    span.record("status", value.status().as_u16());
-                    tracing::debug!(parent: &span, "note added");
-                    return Ok(value.into_inner());
-                }
-                Err(error) => match self.map_error(error).await {
-                    Ok(call) => return Ok(call),
-                    Err(error) => error,
-                },
-            };
-            let status = error.status();
-            if let Some(status) = status {
+            span.record("duration_ms", begun.elapsed().as_millis() as u64);
+            if let Some(status) = exchange.status {
                 span.record("status", status.as_u16());
             }
-            match policy.decide(&error, retries) {
-                Some((delay, reason)) => {
+            let error = match self.interpret::<T, R>(op, result, exchange) {
+                Ok(response) => {
+                    tracing::debug!(parent: &span, "request succeeded");
+                    return Ok(response);
+                }
+                Err(error) => error,
+            };
+            match shared.retry.decide_for(&error, retries, op.idempotent()) {
+                RetryAction::Retry { after, reason } => {
+                    let left = shared.deadline.saturating_sub(started.elapsed());
+                    if after.saturating_add(MIN_ATTEMPT) > left {
+                        tracing::debug!(parent: &span, attempt, error = %error, "not retrying: deadline");
+                        return Err(error.with_context(&format!(
+                            "It was not retried: waiting {} would pass the client's deadline of {} for one call.",
+                            crate::error::describe(after),
+                            crate::error::describe(shared.deadline)
+                        )));
+                    }
                     tracing::warn!(
                         parent: &span,
                         attempt,
-                        status = status.map(|s| s.as_u16()),
-                        delay_ms = delay.as_millis() as u64,
-                        reason,
+                        status = error.status().map(|s| s.as_u16()),
+                        delay_ms = after.as_millis() as u64,
+                        reason = reason.as_str(),
                         error = %error,
                         "request failed; retrying"
                     );
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(after).await;
                     retries += 1;
                 }
-                None => {
+                RetryAction::Stop { reason } => {
                     tracing::debug!(
                         parent: &span,
                         attempt,
-                        status = status.map(|s| s.as_u16()),
-                        outcome_unknown = error.outcome_unknown(),
+                        status = error.status().map(|s| s.as_u16()),
+                        outcome = ?error.outcome(),
+                        stop = ?reason,
                         error = %error,
                         "request failed; not retrying"
                     );
@@ -163,69 +234,182 @@ impl Client {
         }
     }
 
-    /// Turns the generated client's error into ours; a success it did not recognise (a 2xx other
-    /// than 200) still yields the call.
-    async fn map_error(&self, error: happyrobot_sdk::Error<ErrorBody>) -> Result<Call, Error> {
-        use happyrobot_sdk::Error as E;
-        let limit = self.shared.api.inner().max_response_bytes();
-        match error {
-            E::ErrorResponse(value) => {
-                let status = value.status();
-                let headers = value.headers().clone();
-                let body = value.into_inner();
-                Err(self.api_error(status, &headers, body.message.or(body.error)))
-            }
-            E::UnexpectedResponse(response) => {
-                let status = response.status();
-                let headers = response.headers().clone();
-                let bytes = read_capped(response, limit).await?;
-                if status.is_success() {
-                    // A success the spec does not list (201, say): the note was added, so decode it.
-                    return decode_call(status, &headers, bytes);
-                }
-                let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                    .ok()
-                    .and_then(|b| b.message.or(b.error));
-                Err(self.api_error(status, &headers, message))
-            }
-            E::InvalidResponsePayload(bytes, _) => {
-                // The hooks turn every 4xx and 5xx body into JSON that decodes, so only a 200 gets here.
-                decode_call(StatusCode::OK, &HeaderMap::new(), bytes)
-            }
-            E::CommunicationError(source) | E::InvalidUpgrade(source) => {
-                Err(transport_error(source, false))
-            }
-            E::ResponseBodyError(source) => {
-                if has_source::<happyrobot_sdk::hooks::LengthLimitError>(&source) {
-                    Err(Error::BodyTooLarge {
-                        limit,
-                        status: Some(StatusCode::OK),
-                    })
-                } else {
-                    Err(transport_error(source, true))
-                }
-            }
-            E::InvalidRequest(reason) => Err(Error::invalid_input("request", reason)),
-            E::Custom(reason) => Err(Error::Config(reason)),
+    /// Turns what one attempt produced into a response or an error.
+    fn interpret<T: serde::de::DeserializeOwned, R>(
+        &self,
+        op: Operation,
+        result: Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
+        exchange: Exchange,
+    ) -> Result<Response<T>, Error> {
+        let Some(status) = exchange.status else {
+            // No answer: the generated code failed before or while sending.
+            return Err(match result {
+                Err(error) => self.no_answer(op, error),
+                Ok(_) => Error::network(op, "the HTTP layer returned no answer".into()),
+            });
+        };
+        let request_id = request_id(&exchange.headers);
+        if let Some(to) = &exchange.redirected_to {
+            return Err(Error::followed_redirect(op, status, &safe_location(to))
+                .with_request_id(request_id));
         }
+        let body = exchange.body.unwrap_or_else(|| Ok(Bytes::new()));
+        if status.is_success() {
+            let bytes = match body {
+                Ok(bytes) => bytes,
+                Err(error) => return Err(unreadable(op, status, error).with_request_id(request_id)),
+            };
+            return match serde_json::from_slice::<T>(&bytes) {
+                Ok(value) => Ok(Response::new(
+                    value,
+                    status,
+                    exchange.headers,
+                    request_id,
+                    bytes,
+                )),
+                Err(_) => {
+                    let what = decode_failure::<T>(&bytes);
+                    Err(
+                        Error::answer_unreadable(op, status, what, Some(bytes), None)
+                            .with_request_id(request_id),
+                    )
+                }
+            };
+        }
+        if status.is_redirection() {
+            let location = exchange
+                .headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|text| match Url::parse(text) {
+                    Ok(url) => safe_location(&url),
+                    // A relative location: keep its path only.
+                    Err(_) => text
+                        .split(['?', '#'])
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            return Err(Error::redirect(op, status, location).with_request_id(request_id));
+        }
+        // An error status: a JSON body may explain it; any other body is never shown.
+        let parsed = body
+            .as_ref()
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ErrorBody>(bytes).ok());
+        let message = parsed
+            .as_ref()
+            .and_then(|b| b.message.as_deref().or(b.error.as_deref()));
+        let note_not_found = status == StatusCode::NOT_FOUND
+            && matches!(op, Operation::UpdateNote | Operation::DeleteNote)
+            && parsed.as_ref().is_some_and(mentions_a_note);
+        let mut error = Error::api(op, status, message, note_not_found)
+            .with_retry_after(
+                parse_retry_after(&exchange.headers),
+                self.shared.retry.retry_after_cap(),
+            )
+            .with_request_id(request_id);
+        if let Err(body_error) = body {
+            error = error.with_source(Box::new(body_error));
+        }
+        Err(error)
     }
 
-    fn api_error(&self, status: StatusCode, headers: &HeaderMap, message: Option<String>) -> Error {
-        let retry_after = parse_retry_after(headers);
-        let policy = &self.shared.retry;
-        Error::Api {
-            status,
-            message: message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
-                status
-                    .canonical_reason()
-                    .unwrap_or("no reason given")
-                    .to_string()
-            }),
-            request_id: request_id(headers),
-            retry_after,
-            retry_after_too_long: status == StatusCode::TOO_MANY_REQUESTS
-                && policy.retries() > 0
-                && retry_after.is_some_and(|wait| wait > policy.retry_after_cap()),
+    /// The generated code's error when no answer arrived.
+    fn no_answer(&self, op: Operation, error: happyrobot_sdk::Error<ErrorBody>) -> Error {
+        use happyrobot_sdk::Error as E;
+        match error {
+            E::CommunicationError(source) | E::InvalidUpgrade(source) => {
+                transport_error(op, source)
+            }
+            E::ResponseBodyError(source) => transport_error(op, source),
+            E::InvalidRequest(reason) => Error::invalid_input("request", reason),
+            E::Custom(reason) => Error::config(reason),
+            // An answer would have been recorded in the exchange; these cannot happen without one.
+            E::ErrorResponse(_) | E::UnexpectedResponse(_) | E::InvalidResponsePayload(..) => {
+                Error::network(op, "the HTTP layer lost the answer".into())
+            }
+        }
+    }
+}
+
+/// Whether an error body speaks of a note (and not only of a call): how a `404` for a note that is
+/// gone is told apart from one for a call that does not exist.
+fn mentions_a_note(body: &ErrorBody) -> bool {
+    [body.message.as_deref(), body.error.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|text| text.to_ascii_lowercase().contains("note"))
+}
+
+/// A URL as safe to show: scheme, host, port and path; no user info, query or fragment.
+fn safe_location(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+/// A success whose body could not be read.
+fn unreadable(op: Operation, status: StatusCode, error: BodyError) -> Error {
+    let what = match &error {
+        BodyError::TooLarge { limit } => format!(
+            "it is larger than {limit} bytes (raise ClientBuilder::max_response_bytes if this is expected)"
+        ),
+        BodyError::Read(source) => {
+            let timed_out = has_timeout(source.as_ref());
+            format!(
+                "{} ({})",
+                if timed_out {
+                    "it stalled past the timeout"
+                } else {
+                    "the connection broke while it arrived"
+                },
+                crate::error::chain(source.as_ref())
+            )
+        }
+        _ => "it could not be read".to_string(),
+    };
+    Error::answer_unreadable(op, status, what, None, Some(Box::new(error)))
+}
+
+fn has_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Where and why a success body does not decode as `T`: the JSON path and the category of the
+/// problem, never the offending value, which is customer data.
+fn decode_failure<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> String {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(deserializer) {
+        Ok(_) => "it decodes only with another decoder".to_string(),
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            format!(
+                "{} at `{path}` (line {} column {})",
+                match inner.classify() {
+                    serde_json::error::Category::Io => "read error",
+                    serde_json::error::Category::Syntax => "invalid JSON",
+                    serde_json::error::Category::Data => "unexpected value",
+                    serde_json::error::Category::Eof => "the body ends too early",
+                },
+                inner.line(),
+                inner.column()
+            )
         }
     }
 }
@@ -236,100 +420,32 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// Decodes a success body as a call; on failure, says where (the note was added all the same).
-fn decode_call(
-    status: StatusCode,
-    headers: &HeaderMap,
-    bytes: bytes::Bytes,
-) -> Result<Call, Error> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-    match serde_path_to_error::deserialize::<_, Call>(deserializer) {
-        Ok(call) => Ok(call),
-        Err(error) => {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            // serde_json's message can quote the offending value, which is customer data: keep its
-            // category and position only.
-            let reason = format!(
-                "{} at line {} column {}",
-                match inner.classify() {
-                    serde_json::error::Category::Io => "read error",
-                    serde_json::error::Category::Syntax => "invalid JSON",
-                    serde_json::error::Category::Data => "unexpected value or missing field",
-                    serde_json::error::Category::Eof => "the body ends too early",
-                },
-                inner.line(),
-                inner.column()
-            );
-            Err(Error::Decode {
-                status,
-                path,
-                reason,
-                request_id: request_id(headers),
-                body: RawBody(bytes),
-            })
-        }
-    }
-}
-
-/// Reads a body, at most `limit` bytes of it.
-async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<bytes::Bytes, Error> {
-    let status = response.status();
-    let mut out = bytes::BytesMut::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > limit {
-                    return Err(Error::BodyTooLarge {
-                        limit,
-                        status: Some(status),
-                    });
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(out.freeze()),
-            // The hooks' cap cuts off a body that declared no length, before the check above.
-            Err(source) if has_source::<happyrobot_sdk::hooks::LengthLimitError>(&source) => {
-                return Err(Error::BodyTooLarge {
-                    limit,
-                    status: Some(status),
-                });
-            }
-            Err(source) => return Err(transport_error(source, true)),
-        }
-    }
+        .map(crate::error::clean_message)
 }
 
 /// Sorts a transport failure by whether the request can have reached the server.
-fn transport_error(source: reqwest::Error, response_started: bool) -> Error {
-    if !response_started && source.is_connect() {
-        // Connecting failed (refused, DNS, TLS handshake, or the connect timeout): nothing was sent.
-        Error::Connect { source }
+fn transport_error(op: Operation, source: reqwest::Error) -> Error {
+    // URLs in reqwest's messages are the request's; dropping them keeps errors short and keeps any
+    // query out of logs.
+    let source = source.without_url();
+    if source.is_connect() {
+        // Connecting failed (refused, DNS, TLS handshake, the connect timeout, or the proxy): the
+        // request was never written.
+        Error::connect(Box::new(source))
+    } else if source.is_builder() || source.is_request() && source.is_builder() {
+        Error::config(format!(
+            "the request could not be built: {}",
+            crate::error::chain(&source)
+        ))
     } else if source.is_timeout() {
-        Error::Timeout { source }
-    } else if source.is_builder() {
-        Error::Config(format!("the request could not be built: {source}"))
+        Error::timeout(op, Box::new(source))
     } else {
-        Error::Network { source }
+        Error::network(op, Box::new(source) as BoxError)
     }
-}
-
-fn has_source<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<T>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// Settings for a [`Client`]; made by [`Client::builder`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct ClientBuilder {
     api_key: Option<String>,
     base_url: Option<String>,
@@ -339,6 +455,9 @@ pub struct ClientBuilder {
     user_agent: Option<String>,
     http_client: Option<reqwest::Client>,
     max_response_bytes: Option<usize>,
+    deadline: Option<Duration>,
+    client_note_ids: Option<bool>,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -352,6 +471,9 @@ impl fmt::Debug for ClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("http_client", &self.http_client.is_some())
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("deadline", &self.deadline)
+            .field("client_note_ids", &self.client_note_ids)
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -360,6 +482,12 @@ impl ClientBuilder {
     /// The API key (required).
     pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
         self.api_key = Some(api_key.into());
+        self
+    }
+
+    /// The API key, already checked.
+    pub fn api_key_checked(mut self, api_key: &ApiKey) -> Self {
+        self.api_key = Some(api_key.expose_secret().to_string());
         self
     }
 
@@ -384,7 +512,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The limit on a whole request, from sending it to reading the answer; default 60 s.
+    /// The limit on one attempt, from sending the request to reading the whole answer; default 60 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -409,7 +537,34 @@ impl ClientBuilder {
         self
     }
 
+    /// The limit on one call of a client method, every retry and every wait included; default 120 s.
+    /// A retry that would pass it is not made (the error says so), and each attempt's timeout is cut
+    /// to what is left.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Whether [`Client::add_note`] gives a note without an ID a fresh client-generated one (24 hex
+    /// digits) so that it can be looked up when the outcome of the add is unknown; default `true`.
+    pub fn client_note_ids(mut self, on: bool) -> Self {
+        self.client_note_ids = Some(on);
+        self
+    }
+
+    /// Trusts this root certificate (PEM) besides the platform's, for a server behind a private
+    /// certificate authority or a self-signed test server. An invalid PEM fails [`build`](Self::build).
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
     /// Uses this `reqwest::Client` (its proxy, TLS and pool settings) instead of building one.
+    ///
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows redirects
+    /// can send a note (and the key) to wherever a redirect points. The SDK notices a followed
+    /// redirect afterwards and reports it as [`ErrorKind::Redirect`](crate::ErrorKind::Redirect),
+    /// but cannot undo it.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -423,8 +578,9 @@ impl ClientBuilder {
 
     /// Checks the settings and makes the client. Nothing is sent.
     pub fn build(self) -> Result<Client, Error> {
-        let api_key = ApiKey::new(self.api_key.ok_or(Error::MissingApiKey)?)?;
-        let base_url = check_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        let api_key = ApiKey::new(self.api_key.ok_or_else(Error::missing_api_key)?)?;
+        let (base_url, loopback) =
+            check_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
         let user_agent = match self.user_agent.as_deref().map(str::trim) {
             Some(suffix) if !suffix.is_empty() => {
                 format!("happyrobot-rust/{} {suffix}", env!("CARGO_PKG_VERSION"))
@@ -432,16 +588,17 @@ impl ClientBuilder {
             _ => format!("happyrobot-rust/{}", env!("CARGO_PKG_VERSION")),
         };
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(Error::Config(
-                "the timeout is zero: give it a positive duration".into(),
+        let deadline = self.deadline.unwrap_or(DEFAULT_DEADLINE);
+        if timeout.is_zero() || deadline.is_zero() {
+            return Err(Error::config(
+                "the timeout or deadline is zero: give it a positive duration",
             ));
         }
         let inner = Inner::new()
             .with_api_key(api_key.expose_secret())
-            .map_err(|e| Error::invalid_input("API key", e.to_string()))?
+            .map_err(Error::invalid_api_key)?
             .with_user_agent(&user_agent)
-            .map_err(|e| Error::Config(e.to_string()))?
+            .map_err(Error::config)?
             .with_max_response_bytes(
                 self.max_response_bytes
                     .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
@@ -449,10 +606,38 @@ impl ClientBuilder {
             .with_timeout(timeout);
         let http = match self.http_client {
             Some(client) => client,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
-                .build()
-                .map_err(|e| Error::Config(format!("the HTTP client could not be built: {e}")))?,
+            None => {
+                // Connecting must fail before the attempt's timeout does, so that a connect timeout
+                // is reported as "nothing was sent" rather than as an unknown outcome.
+                let connect_timeout = self
+                    .connect_timeout
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                    .min(timeout.mul_f64(0.9));
+                let mut builder = reqwest::Client::builder()
+                    .connect_timeout(connect_timeout)
+                    // A POST must never be re-sent somewhere else by the transport.
+                    .redirect(reqwest::redirect::Policy::none());
+                if loopback {
+                    // A mock or test server on this machine: never through a proxy, which would
+                    // also see the key in cleartext over http.
+                    builder = builder.no_proxy();
+                }
+                for pem in &self.root_certificates {
+                    let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                        Error::config(format!(
+                            "a root certificate given with add_root_certificate_pem is not valid PEM: {}",
+                            crate::error::chain(&e)
+                        ))
+                    })?;
+                    builder = builder.add_root_certificate(certificate);
+                }
+                builder.build().map_err(|e| {
+                    Error::config(format!(
+                        "the HTTP client could not be built: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?
+            }
         };
         let api = happyrobot_sdk::Client::new_with_client(&base_url, http, inner);
         Ok(Client {
@@ -460,26 +645,29 @@ impl ClientBuilder {
                 api,
                 base_url,
                 retry: self.retry.unwrap_or_default(),
+                timeout,
+                deadline,
+                client_note_ids: self.client_note_ids.unwrap_or(true),
             }),
         })
     }
 }
 
-/// Accepts `https` URLs, and `http` only on loopback; returns the URL without a trailing slash.
-fn check_base_url(text: &str) -> Result<String, Error> {
+/// Accepts `https` URLs, and `http` only on loopback; returns the URL without a trailing slash, and
+/// whether it is on loopback.
+fn check_base_url(text: &str) -> Result<(String, bool), Error> {
     let url = Url::parse(text.trim()).map_err(|e| {
-        Error::Config(format!(
+        Error::config(format!(
             "the base URL {text:?} is not a URL ({e}); it looks like {DEFAULT_BASE_URL}"
         ))
     })?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config(
-            "the base URL holds a user name or password; give the API key with HAPPYROBOT_API_KEY instead"
-                .into(),
+        return Err(Error::config(
+            "the base URL holds a user name or password; give the API key with HAPPYROBOT_API_KEY instead",
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "the base URL {text:?} has a query or fragment; give it as scheme, host and path only"
         )));
     }
@@ -493,18 +681,18 @@ fn check_base_url(text: &str) -> Result<String, Error> {
         "https" => {}
         "http" if loopback => {}
         "http" => {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "the base URL {text:?} is plain http: the API key would cross the network unencrypted. \
                  Use https (http is allowed only for loopback addresses such as 127.0.0.1)"
             )));
         }
         other => {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "the base URL {text:?} has scheme {other:?}; use https"
             )));
         }
     }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+    Ok((url.as_str().trim_end_matches('/').to_string(), loopback))
 }
 
 #[cfg(test)]
@@ -521,7 +709,7 @@ mod tests {
             "http://[::1]:9/api/v1",
             "http://localhost:3000/api/v1",
         ] {
-            let url = check_base_url(ok).unwrap();
+            let (url, _) = check_base_url(ok).unwrap();
             assert!(!url.ends_with('/'), "{url}");
         }
         for bad in [
@@ -534,14 +722,14 @@ mod tests {
             "",
         ] {
             let err = check_base_url(bad).unwrap_err();
-            assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad}: {err}");
         }
     }
 
     #[test]
     fn build_needs_a_key_and_says_how_to_set_it() {
         let err = Client::builder().build().unwrap_err();
-        assert!(matches!(err, Error::MissingApiKey));
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidApiKey);
         assert_eq!(
             err.to_string(),
             "no API key: set HAPPYROBOT_API_KEY or call Client::new"
@@ -558,8 +746,15 @@ mod tests {
     }
 
     #[test]
-    fn client_is_send_sync_and_cheap_to_clone() {
-        fn assert_send_sync<T: Send + Sync + Clone>() {}
-        assert_send_sync::<Client>();
+    fn note_ids_look_like_object_ids_and_differ() {
+        let a = new_note_id();
+        let b = new_note_id();
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{a}"
+        );
+        assert_ne!(a, b);
     }
 }

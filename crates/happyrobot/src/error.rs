@@ -1,121 +1,584 @@
 //! [`Error`]: every way a call to the client can fail, with accessors that answer the questions a
-//! caller has (was it my input, may I retry, did the note get added?).
+//! caller has: was it my input, may I retry, did the server act on the request?
+//!
+//! The error is opaque on purpose (as reqwest's is): its fields sit behind accessors and its kind is a
+//! small `#[non_exhaustive]` enum, so that new failure modes can be told apart later without breaking
+//! anyone's `match`.
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::StatusCode;
+use http::StatusCode;
+
+/// A failure boxed as a source, without exposing the transport's own error type.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is. Match it with a wildcard arm: kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A call ID, note ID, note or other argument is invalid; nothing was sent.
+    InvalidInput,
+    /// The API key is missing or cannot be sent (empty, whitespace, control characters); nothing
+    /// was sent.
+    InvalidApiKey,
+    /// The client's configuration is invalid (base URL, user agent, timeout, TLS); nothing was sent.
+    Config,
+    /// No connection could be made (refused, DNS, TLS handshake, connect timeout): the request was
+    /// never sent.
+    Connect,
+    /// The request timed out before any answer arrived, after it may have been sent.
+    Timeout,
+    /// The connection failed after the request may have been sent, before any answer arrived.
+    Network,
+    /// The API answered with an error status (4xx or 5xx).
+    Api,
+    /// The API answered with a redirect (3xx), which the client never follows.
+    Redirect,
+    /// The API answered success (2xx), so it acted on the request, but the answer could not be read:
+    /// the body broke off, stalled past the timeout, was larger than the cap, or did not decode.
+    AnswerUnreadable,
+}
+
+/// What became of a request that failed: did the server act on it?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The server certainly did not act: the note was not added (or the update or delete not
+    /// applied). Sending the request again cannot duplicate anything.
+    NotApplied,
+    /// The server may or may not have acted. Check before sending again (for an add, look for the
+    /// note's ID, [`Error::note_id`], on the call).
+    Unknown,
+    /// The server acted (a 2xx status arrived) but its answer could not be read. Do not send again.
+    Applied,
+}
+
+/// The operation an error belongs to, so that its message speaks of the right thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "reading a call, updating and deleting notes arrive with the rest of the notes resource"
+)]
+pub(crate) enum Operation {
+    AddNote,
+    GetCall,
+    UpdateNote,
+    DeleteNote,
+}
+
+impl Operation {
+    /// "the note was added", "the note was updated", ...
+    fn done(self) -> &'static str {
+        match self {
+            Self::AddNote => "the note was added",
+            Self::GetCall => "the call was read",
+            Self::UpdateNote => "the note was updated",
+            Self::DeleteNote => "the note was deleted",
+        }
+    }
+
+    /// "the note may have been added", ...
+    fn maybe(self) -> &'static str {
+        match self {
+            Self::AddNote => "the note may have been added",
+            Self::GetCall => "nothing was changed",
+            Self::UpdateNote => "the note may have been updated",
+            Self::DeleteNote => "the note may have been deleted",
+        }
+    }
+
+    /// "the note was not added", ...
+    fn not(self) -> &'static str {
+        match self {
+            Self::AddNote => "the note was not added",
+            Self::GetCall => "nothing was changed",
+            Self::UpdateNote => "the note was not updated",
+            Self::DeleteNote => "the note was not deleted",
+        }
+    }
+
+    /// Whether sending this request twice can change more than sending it once.
+    pub(crate) fn idempotent(self) -> bool {
+        !matches!(self, Self::AddNote)
+    }
+}
 
 /// Everything that can go wrong, as one type.
 ///
-/// Ask it rather than matching on it: [`status`](Error::status), [`is_retryable`](Error::is_retryable),
-/// [`outcome_unknown`](Error::outcome_unknown) and the other accessors keep working when variants are
-/// added. Its `Display` says what happened and what to do; neither `Display` nor `Debug` ever prints
-/// the API key or a response body.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The caller's input is invalid; nothing was sent.
-    #[error("invalid {field}: {reason}")]
-    InvalidInput {
-        /// What was invalid (`call id`, `note content`, `API key`, ...).
-        field: &'static str,
-        /// Why, and what to do.
-        reason: String,
-    },
+/// Ask it rather than take it apart: [`kind`](Error::kind), [`outcome`](Error::outcome),
+/// [`status`](Error::status), [`request_id`](Error::request_id) and the `is_*` predicates keep working
+/// as kinds are added. Its `Display` says what happened and what to do. Neither `Display` nor `Debug`
+/// ever prints the API key, a note's text or any part of a response body.
+pub struct Error {
+    inner: Box<Inner>,
+}
 
-    /// No API key was given.
-    #[error("no API key: set HAPPYROBOT_API_KEY or call Client::new")]
-    MissingApiKey,
+struct Inner {
+    kind: ErrorKind,
+    outcome: Outcome,
+    message: String,
+    status: Option<StatusCode>,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    retry_after_too_long: bool,
+    location: Option<String>,
+    body: Option<Bytes>,
+    note_id: Option<String>,
+    note_not_found: bool,
+    source: Option<BoxError>,
+}
 
-    /// The client's configuration is invalid (base URL, user agent, TLS); nothing was sent.
-    #[error("invalid client configuration: {0}")]
-    Config(String),
+impl Error {
+    fn new(kind: ErrorKind, outcome: Outcome, message: String) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                outcome,
+                message,
+                status: None,
+                request_id: None,
+                retry_after: None,
+                retry_after_too_long: false,
+                location: None,
+                body: None,
+                note_id: None,
+                note_not_found: false,
+                source: None,
+            }),
+        }
+    }
 
-    /// The API answered with an error status (4xx or 5xx, or a status it should not send).
-    #[error("{}", api_message(*status, message, request_id.as_deref(), *retry_after, *retry_after_too_long))]
-    Api {
-        /// The HTTP status.
+    pub(crate) fn invalid_input(field: &str, reason: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::InvalidInput,
+            Outcome::NotApplied,
+            format!("invalid {field}: {reason}"),
+        )
+    }
+
+    pub(crate) fn invalid_api_key(reason: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::InvalidApiKey,
+            Outcome::NotApplied,
+            format!("invalid API key: {reason}"),
+        )
+    }
+
+    pub(crate) fn missing_api_key() -> Self {
+        Self::new(
+            ErrorKind::InvalidApiKey,
+            Outcome::NotApplied,
+            "no API key: set HAPPYROBOT_API_KEY or call Client::new".to_string(),
+        )
+    }
+
+    pub(crate) fn config(reason: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::Config,
+            Outcome::NotApplied,
+            format!("invalid client configuration: {reason}"),
+        )
+    }
+
+    pub(crate) fn connect(source: BoxError) -> Self {
+        let message = format!(
+            "could not connect to the HappyRobot API ({}). Nothing was sent; check the base URL, \
+             the network and any proxy, then try again",
+            chain(source.as_ref())
+        );
+        Self::new(ErrorKind::Connect, Outcome::NotApplied, message).with_source(source)
+    }
+
+    pub(crate) fn timeout(op: Operation, source: BoxError) -> Self {
+        let message = format!(
+            "the request timed out before the API answered ({}); {}: check before sending it again",
+            chain(source.as_ref()),
+            op.maybe()
+        );
+        let outcome = if op == Operation::GetCall {
+            Outcome::NotApplied
+        } else {
+            Outcome::Unknown
+        };
+        Self::new(ErrorKind::Timeout, outcome, message).with_source(source)
+    }
+
+    pub(crate) fn network(op: Operation, source: BoxError) -> Self {
+        let message = format!(
+            "the connection failed before the API answered ({}); {}: check before sending it again",
+            chain(source.as_ref()),
+            op.maybe()
+        );
+        let outcome = if op == Operation::GetCall {
+            Outcome::NotApplied
+        } else {
+            Outcome::Unknown
+        };
+        Self::new(ErrorKind::Network, outcome, message).with_source(source)
+    }
+
+    /// An error status. `message` is the server's explanation from a JSON body, if any.
+    pub(crate) fn api(
+        op: Operation,
         status: StatusCode,
-        /// The server's explanation (`message` or `error` of a JSON body, or the start of another
-        /// body), or the status's reason phrase when it gave none.
-        message: String,
-        /// The request ID the server sent back (`x-request-id` or `request-id`), for support.
-        request_id: Option<String>,
-        /// The server's `Retry-After`, when it sent one.
-        retry_after: Option<Duration>,
-        /// Whether a retry was not attempted because `Retry-After` asked for a longer wait than the
-        /// retry policy allows.
-        retry_after_too_long: bool,
-    },
+        message: Option<&str>,
+        note_not_found: bool,
+    ) -> Self {
+        let outcome = if op == Operation::GetCall {
+            Outcome::NotApplied
+        } else if status.is_server_error()
+            // 501 and 505 say the server refused the request as such, before acting on it.
+            && status != StatusCode::NOT_IMPLEMENTED
+            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        {
+            Outcome::Unknown
+        } else {
+            Outcome::NotApplied
+        };
+        let reason = message
+            .map(clean_message)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no reason given")
+                    .to_string()
+            });
+        let mut text = format!("HappyRobot API answered {status}: {reason}.");
+        let hint = match status.as_u16() {
+            401 | 403 => {
+                " Check the API key (HAPPYROBOT_API_KEY): it is missing, wrong or revoked."
+                    .to_string()
+            }
+            404 if note_not_found => {
+                " No note with this ID is on the call (it may have been deleted already)."
+                    .to_string()
+            }
+            404 => " Check the call ID: no call with it exists for this API key's organization."
+                .to_string(),
+            400 | 422 => format!(" The API rejected the request as invalid; {}.", op.not()),
+            429 => " Too many requests: slow down and try again later.".to_string(),
+            _ if outcome == Outcome::Unknown => format!(
+                " The API failed; {}: check before sending it again.",
+                op.maybe()
+            ),
+            _ => String::new(),
+        };
+        text.push_str(&hint);
+        let mut error = Self::new(ErrorKind::Api, outcome, text);
+        error.inner.status = Some(status);
+        error.inner.note_not_found = note_not_found && status == StatusCode::NOT_FOUND;
+        error
+    }
 
-    /// No connection could be made (refused, DNS, TLS handshake, connect timeout): the request was
-    /// never sent, so nothing happened on the server.
-    #[error(
-        "could not connect to the HappyRobot API ({}). Nothing was sent; check the base URL and the network, then try again",
-        chain(source)
-    )]
-    Connect {
-        /// The transport's error.
-        #[source]
-        source: reqwest::Error,
-    },
+    /// A redirect, which is never followed: a `303` says the server acted on the request.
+    pub(crate) fn redirect(op: Operation, status: StatusCode, location: Option<String>) -> Self {
+        let outcome = if status == StatusCode::SEE_OTHER && op != Operation::GetCall {
+            Outcome::Unknown
+        } else {
+            Outcome::NotApplied
+        };
+        let to = location
+            .as_deref()
+            .map_or_else(String::new, |l| format!(" to {l}"));
+        let what = if outcome == Outcome::Unknown {
+            format!(
+                "a 303 says the server acted on the request, so {}: check before sending it again",
+                op.maybe()
+            )
+        } else {
+            op.not().to_string()
+        };
+        let message = format!(
+            "HappyRobot API answered {status} (a redirect{to}), which the client does not follow: \
+             {what}. The base URL is probably wrong (it should look like {})",
+            crate::DEFAULT_BASE_URL
+        );
+        let mut error = Self::new(ErrorKind::Redirect, outcome, message);
+        error.inner.status = Some(status);
+        error.inner.location = location;
+        error
+    }
 
-    /// The request timed out after it was sent: the note may or may not have been added.
-    #[error(
-        "the request timed out after it was sent ({}); the note may have been added: check the call before sending it again",
-        chain(source)
-    )]
-    Timeout {
-        /// The transport's error.
-        #[source]
-        source: reqwest::Error,
-    },
+    /// A caller-supplied HTTP client followed a redirect itself: the request may have gone anywhere.
+    pub(crate) fn followed_redirect(op: Operation, status: StatusCode, to: &str) -> Self {
+        let message = format!(
+            "the HTTP client given with ClientBuilder::http_client followed a redirect to {to} and got \
+             {status}: {}. Build that client with `redirect(reqwest::redirect::Policy::none())`, \
+             and check the base URL",
+            op.maybe()
+        );
+        let outcome = if op == Operation::GetCall {
+            Outcome::NotApplied
+        } else {
+            Outcome::Unknown
+        };
+        let mut error = Self::new(ErrorKind::Redirect, outcome, message);
+        error.inner.status = Some(status);
+        error.inner.location = Some(to.to_string());
+        error
+    }
 
-    /// The connection failed after the request was sent (reset, closed before the answer): the note
-    /// may or may not have been added.
-    #[error(
-        "the connection failed after the request was sent ({}); the note may have been added: check the call before sending it again",
-        chain(source)
-    )]
-    Network {
-        /// The transport's error.
-        #[source]
-        source: reqwest::Error,
-    },
-
-    /// The API answered success, so **the note was added**, but the answer could not be decoded as a
-    /// call. Never retried. The body is kept ([`Error::raw_body`]) but never printed: it is customer
-    /// data.
-    #[error("the note was added, but the API's answer could not be decoded at `{path}`: {reason}. Do not send the note again; update the happyrobot crate if the API has changed, or report this with the request ID {}", request_id.as_deref().unwrap_or("(none)"))]
-    Decode {
-        /// The HTTP status (a success).
+    /// A success status whose body could not be read or decoded.
+    pub(crate) fn answer_unreadable(
+        op: Operation,
         status: StatusCode,
-        /// The JSON path where decoding failed, such as `notes[3].flagged`.
-        path: String,
-        /// What was wrong there.
-        reason: String,
-        /// The request ID the server sent back, if any.
-        request_id: Option<String>,
-        /// The undecodable body.
-        body: RawBody,
-    },
+        what: String,
+        body: Option<Bytes>,
+        source: Option<BoxError>,
+    ) -> Self {
+        let message = format!(
+            "{} (the API answered {status}), but its answer could not be read: {what}. Do not send \
+             the request again; update the happyrobot crate if the API has changed",
+            capitalize(op.done())
+        );
+        let outcome = if op == Operation::GetCall {
+            Outcome::NotApplied
+        } else {
+            Outcome::Applied
+        };
+        let mut error = Self::new(ErrorKind::AnswerUnreadable, outcome, message);
+        error.inner.status = Some(status);
+        error.inner.body = body;
+        error.inner.source = source;
+        error
+    }
 
-    /// The answer was larger than the client accepts: it was not read. If the status was a success,
-    /// the note was added.
-    #[error("the API's answer is larger than {limit} bytes and was not read{}; raise the limit with ClientBuilder::max_response_bytes if this is expected", status.map(|s| format!(" (status {s}{})", if s.is_success() { ", so the note was added" } else { "" })).unwrap_or_default())]
-    BodyTooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-        /// The status of the answer, when known.
-        status: Option<StatusCode>,
-    },
+    /// An error status whose body could not be read: the status still tells what happened.
+    pub(crate) fn with_source(mut self, source: BoxError) -> Self {
+        self.inner.source = Some(source);
+        self
+    }
+
+    pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        if let Some(id) = &request_id {
+            self.inner.message.push_str(&format!(" (request ID {id})"));
+        }
+        self.inner.request_id = request_id;
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>, cap: Duration) -> Self {
+        self.inner.retry_after = retry_after;
+        if let Some(wait) = retry_after
+            && self.inner.status == Some(StatusCode::TOO_MANY_REQUESTS)
+        {
+            if wait > cap {
+                self.inner.retry_after_too_long = true;
+                self.inner.message.push_str(&format!(
+                    " The server asked to wait {}, longer than the retry policy allows ({}), so it \
+                     was not retried.",
+                    describe(wait),
+                    describe(cap)
+                ));
+            } else {
+                self.inner
+                    .message
+                    .push_str(&format!(" Retry after {}.", describe(wait)));
+            }
+        }
+        self
+    }
+
+    pub(crate) fn with_note_id(mut self, note_id: Option<String>) -> Self {
+        self.inner.note_id = note_id;
+        self
+    }
+
+    /// Appends a sentence to the message.
+    pub(crate) fn with_context(mut self, sentence: &str) -> Self {
+        self.inner.message.push(' ');
+        self.inner.message.push_str(sentence);
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether the server acted on the request: not, maybe, or certainly.
+    pub fn outcome(&self) -> Outcome {
+        self.inner.outcome
+    }
+
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// The request ID the server sent back, for HappyRobot's support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
+    }
+
+    /// The server's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// Where a redirect pointed (without query string or user info), for [`ErrorKind::Redirect`].
+    pub fn location(&self) -> Option<&str> {
+        self.inner.location.as_deref()
+    }
+
+    /// The body of a success answer that could not be decoded ([`ErrorKind::AnswerUnreadable`]).
+    /// It is customer data: it is never printed.
+    pub fn raw_body(&self) -> Option<&[u8]> {
+        self.inner.body.as_deref()
+    }
+
+    /// The ID of the note this request sent, when it had one (the client gives every new note an
+    /// ID unless told not to): look the note up with it when the outcome is unknown.
+    pub fn note_id(&self) -> Option<&str> {
+        self.inner.note_id.as_deref()
+    }
+
+    /// The input (call ID, note, API key) or the configuration is invalid; nothing was sent.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::InvalidInput | ErrorKind::InvalidApiKey | ErrorKind::Config
+        )
+    }
+
+    /// The API key is missing or malformed, or the API answered 401 or 403.
+    pub fn is_unauthorized(&self) -> bool {
+        self.inner.kind == ErrorKind::InvalidApiKey
+            || matches!(self.status().map(|s| s.as_u16()), Some(401 | 403))
+    }
+
+    /// The API answered 404: no such call, or no such note ([`is_note_not_found`](Self::is_note_not_found)).
+    pub fn is_not_found(&self) -> bool {
+        self.inner.kind == ErrorKind::Api && self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// The API answered 404 because the call has no note with this ID, while the call exists: after
+    /// a delete, the note is gone either way.
+    pub fn is_note_not_found(&self) -> bool {
+        self.is_not_found() && self.inner.note_not_found
+    }
+
+    /// The API asked to slow down (429).
+    pub fn is_rate_limited(&self) -> bool {
+        self.inner.kind == ErrorKind::Api && self.status() == Some(StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// The request timed out (connecting, waiting for the answer, or reading it).
+    pub fn is_timeout(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            self.inner.source.as_deref().map(|e| e as _);
+        while let Some(error) = source {
+            if let Some(reqwest) = error.downcast_ref::<reqwest::Error>()
+                && reqwest.is_timeout()
+            {
+                return true;
+            }
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return true;
+            }
+            source = error.source();
+        }
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// A redirect (3xx) answered the request; see [`location`](Self::location).
+    pub fn is_redirect(&self) -> bool {
+        self.inner.kind == ErrorKind::Redirect
+    }
+
+    /// Sending the same request again is certain not to add a second note and may well succeed: no
+    /// connection was made, or the API answered 429 with a wait the retry policy accepts.
+    pub fn is_retryable(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::Connect => true,
+            ErrorKind::Api => self.is_rate_limited() && !self.inner.retry_after_too_long,
+            _ => false,
+        }
+    }
+
+    /// Whether the `Retry-After` of a 429 asked for a longer wait than the retry policy allows.
+    pub fn retry_after_too_long(&self) -> bool {
+        self.inner.retry_after_too_long
+    }
+
+    /// The request may have been processed: the note may or may not have been added (a timeout or a
+    /// broken connection after sending, most 5xx answers, a 303). Check before sending it again.
+    pub fn outcome_unknown(&self) -> bool {
+        self.inner.outcome == Outcome::Unknown
+    }
+
+    /// The server certainly acted (the note was added), although its answer could not be read.
+    pub fn note_was_added(&self) -> bool {
+        self.inner.outcome == Outcome::Applied
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)
+    }
+}
+
+/// Field by field, with the body as its length only: it is customer data.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("Error")
+            .field("kind", &inner.kind)
+            .field("outcome", &inner.outcome)
+            .field("status", &inner.status)
+            .field("request_id", &inner.request_id)
+            .field("retry_after", &inner.retry_after)
+            .field("location", &inner.location)
+            .field("body_len", &inner.body.as_ref().map(Bytes::len))
+            .field("note_id", &inner.note_id)
+            .field("message", &inner.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Compile-time proof that errors travel across threads and tasks.
+const _: fn() = || {
+    fn assert_traits<T: Send + Sync + 'static>() {}
+    assert_traits::<Error>();
+};
+
+/// The most characters of a server's message kept in an error.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A server's message as one safe line: control characters escaped, at most
+/// [`MAX_MESSAGE_CHARS`] characters.
+pub(crate) fn clean_message(message: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in message.trim().chars().enumerate() {
+        if count >= MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// An error and its causes on one line: reqwest's own message ("error sending request") says little
-/// without the cause at the end of the chain ("Connection refused").
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// without the cause at the end of the chain ("Connection refused"). User info in any URL (a proxy's
+/// credentials) is blanked out.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -126,183 +589,52 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
+    redact_userinfo(&out)
+}
+
+/// Replaces `user:password@` in anything that looks like a URL with `[REDACTED]@`.
+pub(crate) fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (before, after) = rest.split_at(scheme_end + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(['/', ' ', ')', '"', '\''])
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("[REDACTED]");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
     out
 }
 
-fn api_message(
-    status: StatusCode,
-    message: &str,
-    request_id: Option<&str>,
-    retry_after: Option<Duration>,
-    too_long: bool,
-) -> String {
-    let mut out = format!("HappyRobot API answered {status}: {message}");
-    let hint = match status.as_u16() {
-        401 | 403 => " Check the API key (HAPPYROBOT_API_KEY): it is missing, wrong or revoked.",
-        404 => " Check the call ID: no call with it exists for this API key's organization.",
-        400 | 422 => " The API rejected the request as invalid.",
-        429 => " Too many requests: slow down and try again later.",
-        500..=599 => {
-            " The API failed; the note may have been added: check the call before sending it again."
-        }
-        _ => "",
-    };
-    out.push('.');
-    out.push_str(hint);
-    if let Some(wait) = retry_after {
-        if too_long {
-            out.push_str(&format!(
-                " The server asked to wait {} s, longer than the retry policy allows, so it was not retried.",
-                wait.as_secs()
-            ));
-        } else {
-            out.push_str(&format!(" Retry after {} s.", wait.as_secs()));
-        }
-    }
-    if let Some(id) = request_id {
-        out.push_str(&format!(" (request ID {id})"));
-    }
-    out
-}
-
-/// A response body kept for inspection. `Debug` shows its length only: it is customer data.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawBody(pub(crate) Bytes);
-
-impl RawBody {
-    /// The bytes as received.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+/// A wait as people read it: `90 s`, or `3 days` for the absurd ones.
+pub(crate) fn describe(wait: Duration) -> String {
+    let secs = wait.as_secs();
+    if secs >= 2 * 86_400 {
+        format!("{} days", secs / 86_400)
+    } else if secs >= 2 * 3600 {
+        format!("{} hours", secs / 3600)
+    } else if secs == 0 && !wait.is_zero() {
+        format!("{} ms", wait.as_millis())
+    } else {
+        format!("{secs} s")
     }
 }
 
-impl fmt::Debug for RawBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawBody(<{} bytes>)", self.0.len())
-    }
-}
-
-impl Error {
-    pub(crate) fn invalid_input(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidInput {
-            field,
-            reason: reason.into(),
-        }
-    }
-
-    /// The HTTP status of the answer, when there was one.
-    pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
-            Self::BodyTooLarge { status, .. } => *status,
-            Self::Connect { source } | Self::Timeout { source } | Self::Network { source } => {
-                source.status()
-            }
-            Self::InvalidInput { .. } | Self::MissingApiKey | Self::Config(_) => None,
-        }
-    }
-
-    /// The request ID the server sent back, for HappyRobot's support.
-    pub fn request_id(&self) -> Option<&str> {
-        match self {
-            Self::Api { request_id, .. } | Self::Decode { request_id, .. } => request_id.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The server's `Retry-After`, when it sent one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Api { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// The body of a success answer that could not be decoded (see [`Error::Decode`]).
-    pub fn raw_body(&self) -> Option<&[u8]> {
-        match self {
-            Self::Decode { body, .. } => Some(body.as_bytes()),
-            _ => None,
-        }
-    }
-
-    /// The input (call ID, note, API key) or the configuration is invalid; nothing was sent.
-    pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Self::InvalidInput { .. } | Self::MissingApiKey | Self::Config(_)
-        )
-    }
-
-    /// The API key is missing, malformed, wrong or not allowed (401 or 403).
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(
-            self,
-            Self::MissingApiKey
-                | Self::InvalidInput {
-                    field: "API key",
-                    ..
-                }
-        ) || matches!(self.status().map(|s| s.as_u16()), Some(401 | 403))
-    }
-
-    /// No call with this ID exists (404).
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(StatusCode::NOT_FOUND)
-    }
-
-    /// The API asked to slow down (429).
-    pub fn is_rate_limited(&self) -> bool {
-        self.status() == Some(StatusCode::TOO_MANY_REQUESTS)
-    }
-
-    /// The request timed out (connecting, or waiting for the answer).
-    pub fn is_timeout(&self) -> bool {
-        match self {
-            Self::Connect { source } | Self::Timeout { source } | Self::Network { source } => {
-                source.is_timeout()
-            }
-            _ => false,
-        }
-    }
-
-    /// Sending the same request again is certain not to add a second note: the server did not act
-    /// (no connection was made, or it answered 429). The default retry policy retries exactly these.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Connect { .. } => true,
-            Self::Api {
-                status,
-                retry_after_too_long,
-                ..
-            } => *status == StatusCode::TOO_MANY_REQUESTS && !retry_after_too_long,
-            _ => false,
-        }
-    }
-
-    /// The request may have been processed: the note may or may not have been added (a timeout or a
-    /// broken connection after sending, or a 5xx answer). Check the call before sending it again.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            Self::Timeout { .. } | Self::Network { .. } => true,
-            // 501 and 505 say the server refused the request as such, before acting on it.
-            Self::Api { status, .. } => {
-                status.is_server_error()
-                    && *status != StatusCode::NOT_IMPLEMENTED
-                    && *status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
-            }
-            _ => false,
-        }
-    }
-
-    /// The note was certainly added, although this call failed (the answer could not be decoded or
-    /// was too large).
-    pub fn note_was_added(&self) -> bool {
-        match self {
-            Self::Decode { .. } => true,
-            Self::BodyTooLarge { status, .. } => status.is_some_and(|s| s.is_success()),
-            _ => false,
-        }
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -311,13 +643,12 @@ mod tests {
     use super::*;
 
     fn api(status: u16) -> Error {
-        Error::Api {
-            status: StatusCode::from_u16(status).unwrap(),
-            message: "m".into(),
-            request_id: None,
-            retry_after: None,
-            retry_after_too_long: false,
-        }
+        Error::api(
+            Operation::AddNote,
+            StatusCode::from_u16(status).unwrap(),
+            Some("m"),
+            false,
+        )
     }
 
     #[test]
@@ -327,14 +658,42 @@ mod tests {
         }
         for status in [501, 505, 400, 404, 429] {
             assert!(!api(status).outcome_unknown(), "{status}");
+            assert_eq!(api(status).outcome(), Outcome::NotApplied, "{status}");
         }
     }
 
     #[test]
     fn a_malformed_key_is_unauthorized() {
-        assert!(Error::invalid_input("API key", "x").is_unauthorized());
-        assert!(Error::MissingApiKey.is_unauthorized());
+        assert!(Error::invalid_api_key("x").is_unauthorized());
+        assert!(Error::missing_api_key().is_unauthorized());
         assert!(!Error::invalid_input("call id", "x").is_unauthorized());
         assert!(api(403).is_unauthorized());
+    }
+
+    #[test]
+    fn messages_are_capped_and_escaped() {
+        let long = "é".repeat(1000);
+        let cleaned = clean_message(&long);
+        assert_eq!(cleaned.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(clean_message("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+    }
+
+    #[test]
+    fn user_info_is_redacted_from_urls() {
+        assert_eq!(
+            redact_userinfo("proxy http://user:s3cret@127.0.0.1:9/ failed (http://a/b)"),
+            "proxy http://[REDACTED]@127.0.0.1:9/ failed (http://a/b)"
+        );
+        assert_eq!(redact_userinfo("no url"), "no url");
+    }
+
+    #[test]
+    fn waits_read_well() {
+        assert_eq!(describe(Duration::from_secs(45)), "45 s");
+        assert_eq!(describe(Duration::from_secs(86_400 * 400)), "400 days");
+        assert_eq!(
+            describe(Duration::MAX),
+            format!("{} days", u64::MAX / 86_400)
+        );
     }
 }

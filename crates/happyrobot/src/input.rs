@@ -184,6 +184,11 @@ impl NewNote {
         &self.content
     }
 
+    /// The note's ID, if one was set.
+    pub fn id_ref(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
     /// Whether the note is flagged, if that was set.
     pub fn is_flagged(&self) -> Option<bool> {
         self.flagged
@@ -245,14 +250,12 @@ impl ApiKey {
     pub fn new(key: impl Into<String>) -> Result<Self, Error> {
         let key = key.into();
         if key.trim().is_empty() {
-            return Err(Error::invalid_input(
-                "API key",
+            return Err(Error::invalid_api_key(
                 "it is empty: set HAPPYROBOT_API_KEY to the key from the HappyRobot app",
             ));
         }
         if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::invalid_input(
-                "API key",
+            return Err(Error::invalid_api_key(
                 "it holds whitespace or control characters: check for a stray space, newline or \
                  quote around it",
             ));

@@ -4,15 +4,17 @@
 mod client;
 mod error;
 mod input;
+mod response;
 mod retry;
 
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
+    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, new_note_id,
 };
-pub use error::{Error, RawBody};
+pub use error::{Error, ErrorKind, Outcome};
 pub use input::{ApiKey, CallId, NewNote};
-pub use retry::RetryPolicy;
+pub use response::Response;
+pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
 
 /// The API's models, generated from the spec: [`Call`](types::Call), [`Note`](types::Note),
 /// [`CallStatus`](types::CallStatus), ...
@@ -21,5 +23,5 @@ pub use retry::RetryPolicy;
 /// [`Timestamp`](types::Timestamp)s that keep the server's text.
 pub use happyrobot_sdk::types;
 
-/// The HTTP status type used by [`Error::status`].
-pub use reqwest::StatusCode;
+/// The HTTP status type used by [`Error::status`] and [`Response::status`] (the `http` crate's).
+pub use http::StatusCode;

@@ -1,20 +1,28 @@
-//! [`RetryPolicy`]: when a failed request is sent again, and how long the client waits first.
+//! [`RetryPolicy`] and its one typed decision, [`RetryAction`]: whether a failed request is sent
+//! again, after how long, and why (or why not).
 //!
 //! The API has no idempotency keys, so sending a note twice adds it twice. The default policy
-//! therefore retries only failures after which the server certainly did not act.
+//! therefore retries an add only after failures where the server certainly did not act; updates
+//! and deletes, which are idempotent, may also be retried when the outcome is unknown. The client
+//! and the CLI's import both ask [`RetryPolicy::decide`], so they cannot disagree.
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use http::header::{HeaderMap, RETRY_AFTER};
 
-use crate::Error;
+use crate::{Error, ErrorKind};
+
+/// The shortest wait after a `429` that came without `Retry-After`.
+const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// When to retry a failed request.
 ///
 /// The default retries, at most twice, only when the server certainly did not act: no connection
 /// could be made, or it answered `429 Too Many Requests`. It waits with exponential backoff and full
-/// jitter (base 0.5 s, cap 8 s), or for the server's `Retry-After` when that is at most 30 s (a longer
-/// wait fails at once, with [`Error::retry_after`] telling how long).
+/// jitter (base 0.5 s, cap 8 s; at least 1 s after a 429 without `Retry-After`), or for the server's
+/// `Retry-After` when that is at most 30 s (a longer wait fails at once, and the error says how long
+/// the server asked for). Idempotent requests (updates, deletes, reads) are also retried after a
+/// timeout, a broken connection, or a 500, 502, 503 or 504.
 ///
 /// ```
 /// use std::time::Duration;
@@ -41,6 +49,69 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(30),
             retry_outcome_unknown: false,
+        }
+    }
+}
+
+/// What to do after a failed attempt: the one decision [`RetryPolicy::decide`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryAction {
+    /// Send the request again after waiting `after`.
+    Retry {
+        /// How long to wait first.
+        after: Duration,
+        /// Why a retry is safe and useful.
+        reason: RetryReason,
+    },
+    /// Give up and return the error.
+    Stop {
+        /// Why not.
+        reason: StopReason,
+    },
+}
+
+/// Why a request is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// No connection could be made, so nothing was sent.
+    NotSent,
+    /// The API answered 429.
+    RateLimited,
+    /// The outcome is unknown but the request is idempotent (an update or a delete).
+    Idempotent,
+    /// The outcome is unknown and the policy was told to retry anyway
+    /// ([`RetryPolicy::retry_outcome_unknown`]): this may duplicate a note.
+    OutcomeUnknownByPolicy,
+}
+
+/// Why a failed request is not sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Sending again would not help (bad input, 4xx) or could duplicate the note (unknown outcome).
+    NotRetryable,
+    /// The server acted on the request; only its answer was lost.
+    AlreadyApplied,
+    /// The policy's retries are used up.
+    RetriesExhausted,
+    /// The server asked to wait longer than the policy allows; [`Error::retry_after`] says how long.
+    RetryAfterTooLong,
+    /// The wait would pass the client's overall deadline for this call.
+    DeadlineReached,
+}
+
+impl RetryReason {
+    /// A short phrase for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotSent => "connection failed before the request was sent",
+            Self::RateLimited => "rate limited (429)",
+            Self::Idempotent => "outcome unknown, and the request is idempotent",
+            Self::OutcomeUnknownByPolicy => {
+                "outcome unknown, retried by policy (may duplicate the note)"
+            }
         }
     }
 }
@@ -103,59 +174,103 @@ impl RetryPolicy {
         self.max_retry_after
     }
 
-    /// Whether `error`, after `retries_done` retries, is tried again, and after what wait and why.
-    pub(crate) fn decide(
-        &self,
-        error: &Error,
-        retries_done: u32,
-    ) -> Option<(Duration, &'static str)> {
-        if retries_done >= self.max_retries {
-            return None;
+    /// Whether an add of a note that failed with `error`, after `retries_done` retries, is sent
+    /// again, after what wait and why. The CLI's import asks this for every failed line.
+    pub fn decide(&self, error: &Error, retries_done: u32) -> RetryAction {
+        self.decide_for(error, retries_done, false)
+    }
+
+    /// [`decide`](Self::decide) for a request that is idempotent (`true`: an update, a delete, a
+    /// read) or not (an add).
+    pub fn decide_for(&self, error: &Error, retries_done: u32, idempotent: bool) -> RetryAction {
+        let stop = |reason| RetryAction::Stop { reason };
+        if error.note_was_added() {
+            return stop(StopReason::AlreadyApplied);
         }
-        let reason = if error.is_retryable() {
-            if error.is_rate_limited() {
-                "rate limited (429)"
-            } else {
-                "connection failed before the request was sent"
+        let reason = if error.kind() == ErrorKind::Connect {
+            RetryReason::NotSent
+        } else if error.is_rate_limited() {
+            if error
+                .retry_after()
+                .is_some_and(|w| w > self.max_retry_after)
+            {
+                return stop(StopReason::RetryAfterTooLong);
             }
-        } else if self.retry_outcome_unknown && retryable_unknown(error) {
-            "outcome unknown, retried by policy (may duplicate the note)"
+            RetryReason::RateLimited
+        } else if retryable_unknown(error) {
+            if idempotent {
+                RetryReason::Idempotent
+            } else if self.retry_outcome_unknown {
+                RetryReason::OutcomeUnknownByPolicy
+            } else {
+                return stop(StopReason::NotRetryable);
+            }
         } else {
-            return None;
+            return stop(StopReason::NotRetryable);
         };
-        let delay = match error.retry_after() {
-            Some(wait) if wait <= self.max_retry_after => wait,
+        if retries_done >= self.max_retries {
+            return stop(StopReason::RetriesExhausted);
+        }
+        let after = match (reason, error.retry_after()) {
+            (RetryReason::RateLimited, Some(wait)) => wait,
+            (RetryReason::RateLimited, None) => self.rate_limit_backoff(retries_done),
             _ => self.backoff(retries_done),
         };
-        Some((delay, reason))
+        RetryAction::Retry { after, reason }
+    }
+
+    /// The exponential backoff for this retry, before jitter.
+    fn exponential(&self, retries_done: u32) -> Duration {
+        self.base_delay
+            .saturating_mul(2u32.saturating_pow(retries_done.min(30)))
+            .min(self.max_delay)
     }
 
     /// Full jitter: a uniformly random wait between zero and the exponential backoff for this retry.
     fn backoff(&self, retries_done: u32) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retries_done.min(30)))
-            .min(self.max_delay);
-        let nanos = u64::try_from(exponential.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(fastrand::u64(0..=nanos))
+        jitter(Duration::ZERO, self.exponential(retries_done))
+    }
+
+    /// After a 429 that did not say how long to wait: at least a second, with jitter above it, so
+    /// that clients told to slow down do slow down and do not come back all at once.
+    fn rate_limit_backoff(&self, retries_done: u32) -> Duration {
+        let upper = self
+            .exponential(retries_done)
+            .max(MIN_RATE_LIMIT_WAIT.saturating_mul(2));
+        jitter(MIN_RATE_LIMIT_WAIT, upper)
     }
 }
 
-/// Failures whose outcome is unknown and that the opt-in policy retries: timeouts and broken
-/// connections after sending, and the 5xx answers that usually mean a passing fault.
+/// A uniformly random wait in `[low, high]`.
+fn jitter(low: Duration, high: Duration) -> Duration {
+    let low_ns = u64::try_from(low.as_nanos()).unwrap_or(u64::MAX);
+    let high_ns = u64::try_from(high.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(low_ns);
+    Duration::from_nanos(fastrand::u64(low_ns..=high_ns))
+}
+
+/// Failures whose outcome is unknown and that may be retried when that is safe or wanted: timeouts
+/// and broken connections after sending, and the 5xx answers that usually mean a passing fault.
 fn retryable_unknown(error: &Error) -> bool {
-    match error {
-        Error::Timeout { .. } | Error::Network { .. } => true,
-        Error::Api { status, .. } => matches!(status.as_u16(), 500 | 502 | 503 | 504),
+    match error.kind() {
+        ErrorKind::Timeout | ErrorKind::Network => true,
+        ErrorKind::Api => error
+            .status()
+            .is_some_and(|s| matches!(s.as_u16(), 500 | 502 | 503 | 504)),
         _ => false,
     }
 }
 
-/// Reads `Retry-After` as seconds or as an HTTP date.
+/// Reads `Retry-After` as seconds or as an HTTP date. A number too large for any clock becomes the
+/// longest possible wait, never a panic; a date in the past is no wait.
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            text.parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
     }
     let when = httpdate::parse_http_date(text).ok()?;
     Some(
@@ -167,51 +282,117 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
+    use crate::error::Operation;
+    use http::StatusCode;
 
     fn api(status: u16, retry_after: Option<u64>) -> Error {
-        Error::Api {
-            status: StatusCode::from_u16(status).unwrap(),
-            message: String::new(),
-            request_id: None,
-            retry_after: retry_after.map(Duration::from_secs),
-            retry_after_too_long: false,
-        }
+        Error::api(
+            Operation::AddNote,
+            StatusCode::from_u16(status).unwrap(),
+            None,
+            false,
+        )
+        .with_retry_after(
+            retry_after.map(Duration::from_secs),
+            Duration::from_secs(30),
+        )
+    }
+
+    fn retries(action: RetryAction) -> bool {
+        matches!(action, RetryAction::Retry { .. })
     }
 
     #[test]
     fn default_retries_429_but_not_5xx() {
         let policy = RetryPolicy::default();
-        assert!(policy.decide(&api(429, None), 0).is_some());
+        assert!(retries(policy.decide(&api(429, None), 0)));
         for status in [500, 502, 503, 504, 400, 401, 404] {
-            assert!(policy.decide(&api(status, None), 0).is_none(), "{status}");
+            assert_eq!(
+                policy.decide(&api(status, None), 0),
+                RetryAction::Stop {
+                    reason: StopReason::NotRetryable
+                },
+                "{status}"
+            );
         }
-        assert!(
-            policy.decide(&api(429, None), 2).is_none(),
-            "only two retries"
+        assert_eq!(
+            policy.decide(&api(429, None), 2),
+            RetryAction::Stop {
+                reason: StopReason::RetriesExhausted
+            }
         );
+    }
+
+    #[test]
+    fn idempotent_requests_retry_unknown_outcomes() {
+        let policy = RetryPolicy::default();
+        for status in [500, 502, 503, 504] {
+            assert!(retries(policy.decide_for(&api(status, None), 0, true)));
+        }
+        assert!(!retries(policy.decide_for(&api(501, None), 0, true)));
+        assert!(!retries(policy.decide_for(&api(400, None), 0, true)));
     }
 
     #[test]
     fn opt_in_retries_5xx() {
         let policy = RetryPolicy::retry_outcome_unknown();
         for status in [500, 502, 503, 504] {
-            assert!(policy.decide(&api(status, None), 0).is_some(), "{status}");
+            let action = policy.decide(&api(status, None), 0);
+            assert!(
+                matches!(
+                    action,
+                    RetryAction::Retry {
+                        reason: RetryReason::OutcomeUnknownByPolicy,
+                        ..
+                    }
+                ),
+                "{status}"
+            );
         }
-        assert!(policy.decide(&api(501, None), 0).is_none());
+        assert!(!retries(policy.decide(&api(501, None), 0)));
     }
 
     #[test]
     fn none_never_retries() {
-        assert!(RetryPolicy::none().decide(&api(429, None), 0).is_none());
+        assert!(!retries(RetryPolicy::none().decide(&api(429, None), 0)));
     }
 
     #[test]
-    fn retry_after_is_honoured() {
-        let (delay, _) = RetryPolicy::default()
-            .decide(&api(429, Some(3)), 0)
-            .unwrap();
-        assert_eq!(delay, Duration::from_secs(3));
+    fn retry_after_is_honoured_up_to_the_cap() {
+        let action = RetryPolicy::default().decide(&api(429, Some(3)), 0);
+        assert_eq!(
+            action,
+            RetryAction::Retry {
+                after: Duration::from_secs(3),
+                reason: RetryReason::RateLimited
+            }
+        );
+        let error = api(429, Some(31));
+        assert!(error.retry_after_too_long());
+        assert!(error.to_string().contains("31 s"), "{error}");
+        assert_eq!(
+            RetryPolicy::default().decide(&error, 0),
+            RetryAction::Stop {
+                reason: StopReason::RetryAfterTooLong
+            }
+        );
+    }
+
+    #[test]
+    fn a_429_without_retry_after_waits_at_least_a_second() {
+        let policy = RetryPolicy::default().base_delay(Duration::from_millis(1));
+        let waits: Vec<Duration> = (0..50)
+            .map(|_| match policy.decide(&api(429, None), 0) {
+                RetryAction::Retry { after, .. } => after,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            waits.iter().all(|w| *w >= Duration::from_secs(1)),
+            "{waits:?}"
+        );
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 1, "jittered");
     }
 
     #[test]
@@ -228,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_retry_after_forms() {
+    fn parses_retry_after_forms_and_absurd_values() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(7)));
@@ -241,5 +422,19 @@ mod tests {
         );
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "-5".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "99999999999999999999999999".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::MAX));
+        headers.insert(RETRY_AFTER, u64::MAX.to_string().parse().unwrap());
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        headers.insert(
+            RETRY_AFTER,
+            "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
+        );
+        assert!(parse_retry_after(&headers).unwrap() > Duration::from_secs(86_400 * 365 * 7000));
     }
 }

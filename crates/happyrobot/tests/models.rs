@@ -102,18 +102,27 @@ fn full_call_round_trips_unchanged() {
 #[test]
 fn full_call_fields_are_typed() {
     let call = decode("call_full.json");
-    assert_eq!(call.status, CallStatus::Completed);
-    assert_eq!(call.type_, CallType::Inbound);
-    assert_eq!(call.provider, CallProvider::Twilio);
-    assert_eq!(call.language, Language::EnUs);
-    assert_eq!(call.use_case.amd_behavior, Some(AmdBehavior::Hangup));
+    assert_eq!(call.status, Some(CallStatus::Completed));
+    assert_eq!(call.type_, Some(CallType::Inbound));
+    assert_eq!(call.provider, Some(CallProvider::Twilio));
+    assert_eq!(call.language, Some(Language::EnUs));
+    let use_case = call.use_case.as_ref().unwrap();
+    assert_eq!(use_case.amd_behavior, Some(AmdBehavior::Hangup));
     let ratings = call.ratings.unwrap();
     assert_eq!(ratings[0].emoji, Some(RatingEmoji::CheckMark));
     assert_eq!(
-        call.created.to_utc().unwrap().to_rfc3339(),
+        call.created
+            .as_ref()
+            .unwrap()
+            .to_utc()
+            .unwrap()
+            .to_rfc3339(),
         "2024-01-01T01:01:01+00:00"
     );
-    assert_eq!(call.metadata.custom.unwrap()["nested"]["stops"][1], 2);
+    assert_eq!(
+        call.metadata.unwrap().custom.unwrap()["nested"]["stops"][1],
+        2
+    );
     assert_eq!(call.costs.unwrap().llm.unwrap().total_cost, Some(0.3));
     // The call's own ID is a valid CallId, so a returned call can be passed straight back.
     CallId::new(call.id).unwrap();
@@ -127,23 +136,82 @@ fn minimal_call_decodes() {
     assert_eq!(reencode("call_minimal.json"), fixture("call_minimal.json"));
 }
 
+/// The ten fields besides `id` that the API reference documents as required.
+const DOCUMENTED_REQUIRED: [&str; 10] = [
+    "organization_id",
+    "type",
+    "status",
+    "provider",
+    "metadata",
+    "use_case",
+    "agent",
+    "language",
+    "created",
+    "viewed_by",
+];
+
+#[test]
+fn a_call_with_only_its_id_decodes() {
+    let call = decode("drift_only_id.json");
+    assert_eq!(call.id, "65f1c0ffee0123456789abcd");
+    let json = serde_json::to_value(&call).unwrap();
+    assert_eq!(json, fixture("drift_only_id.json"), "nothing else appears");
+}
+
+#[test]
+fn documented_required_fields_may_be_missing_or_null() {
+    for name in [
+        "drift_documented_required_missing.json",
+        "drift_documented_required_null.json",
+    ] {
+        let call = decode(name);
+        let json = serde_json::to_value(&call).unwrap();
+        for field in DOCUMENTED_REQUIRED {
+            assert!(json.get(field).is_none(), "{name}: {field}");
+        }
+        assert!(call.status.is_none() && call.metadata.is_none() && call.created.is_none());
+        // What the fixture does hold still decodes.
+        assert_eq!(call.notes, decode("call_full.json").notes, "{name}");
+    }
+}
+
+#[test]
+fn the_spec_records_the_documented_required_list() {
+    let spec = std::fs::read_to_string(format!(
+        "{}/../../openapi/happyrobot.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let at = spec.find("x-documented-required:").unwrap();
+    let listed = &spec[at..at + 400];
+    for field in DOCUMENTED_REQUIRED {
+        assert!(listed.contains(&format!("- {field}\n")), "{field}");
+    }
+}
+
+#[test]
+fn unknown_members_and_big_numbers_decode() {
+    let call = decode("drift_unknown_members_and_big_numbers.json");
+    assert_eq!(call.duration, Some(1.0000000000000002e-7));
+    let notes = call.notes.as_ref().unwrap();
+    assert_eq!(notes[0].id, decode("call_full.json").notes.unwrap()[0].id);
+}
+
 #[test]
 fn unknown_enum_values_are_kept() {
     let call = decode("drift_unknown_enum_values.json");
-    assert_eq!(call.status, CallStatus::Unknown("Dialing".into()));
-    assert_eq!(call.type_, CallType::Unknown("Transfer".into()));
-    assert_eq!(call.provider, CallProvider::Unknown("Phone".into()));
-    assert_eq!(call.language, Language::Unknown("ja-JP".into()));
-    assert!(call.language.is_unknown());
+    assert_eq!(call.status, Some(CallStatus::Unknown("Dialing".into())));
+    assert_eq!(call.type_, Some(CallType::Unknown("Transfer".into())));
+    assert_eq!(call.provider, Some(CallProvider::Unknown("Phone".into())));
+    assert_eq!(call.language, Some(Language::Unknown("ja-JP".into())));
+    assert!(call.language.as_ref().unwrap().is_unknown());
+    let use_case = call.use_case.as_ref().unwrap();
+    assert_eq!(use_case.language, Some(Language::Unknown("zh-CN".into())));
     assert_eq!(
-        call.use_case.language,
-        Some(Language::Unknown("zh-CN".into()))
-    );
-    assert_eq!(
-        call.use_case.amd_behavior,
+        use_case.amd_behavior,
         Some(AmdBehavior::Unknown("Voicemail".into()))
     );
-    let labels = call.use_case.sample_labels.as_ref().unwrap();
+    let labels = use_case.sample_labels.as_ref().unwrap();
     assert_eq!(labels[0].color, Some(LabelColor::Unknown("indigo".into())));
     let ratings = call.ratings.as_ref().unwrap();
     assert_eq!(ratings[0].emoji, Some(RatingEmoji::Unknown("🎉".into())));
@@ -154,7 +222,7 @@ fn unknown_enum_values_are_kept() {
     );
 
     let lower = decode("drift_lowercase_status.json");
-    assert_eq!(lower.status.as_str(), "in-progress");
+    assert_eq!(lower.status.unwrap().as_str(), "in-progress");
     assert_eq!(
         reencode("drift_lowercase_status.json"),
         fixture("drift_lowercase_status.json")
@@ -173,12 +241,9 @@ fn nulls_decode_as_absent() {
     let call = decode("drift_nulls.json");
     assert!(call.extraction.is_none());
     assert!(call.classification.is_none());
-    assert!(call.metadata.custom.is_none());
-    assert!(
-        call.metadata.call_sid.is_none()
-            && call.metadata.from.is_none()
-            && call.metadata.to.is_none()
-    );
+    let metadata = call.metadata.as_ref().unwrap();
+    assert!(metadata.custom.is_none());
+    assert!(metadata.call_sid.is_none() && metadata.from.is_none() && metadata.to.is_none());
     assert!(call.notes.is_none() && call.ratings.is_none() && call.costs.is_none());
     assert_eq!(
         reencode("drift_nulls.json"),
@@ -189,9 +254,10 @@ fn nulls_decode_as_absent() {
 #[test]
 fn timestamps_keep_their_text() {
     let call = decode("drift_timestamp_shapes.json");
-    assert_eq!(call.created.as_str(), "2024-01-01T03:01:01.123456+02:00");
+    let created = call.created.as_ref().unwrap();
+    assert_eq!(created.as_str(), "2024-01-01T03:01:01.123456+02:00");
     assert_eq!(
-        call.created.to_utc().unwrap().to_rfc3339(),
+        created.to_utc().unwrap().to_rfc3339(),
         "2024-01-01T01:01:01.123456+00:00"
     );
     let notes = call.notes.as_ref().unwrap();

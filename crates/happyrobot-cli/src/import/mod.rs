@@ -11,9 +11,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
-use happyrobot::{Client, RetryPolicy};
+use happyrobot::{Client, RetryAction, RetryPolicy, RetryReason};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -135,7 +134,9 @@ struct Context {
     client: Client,
     journal: JournalWriter,
     gate: Arc<Gate>,
-    max_retries: u32,
+    /// The retry policy asked after each failure (the client itself is told not to retry, so that
+    /// a 429 pauses every worker through the gate).
+    retry: RetryPolicy,
     fsync: bool,
     stats: Arc<Stats>,
     /// Set when no further line should be sent (the key was rejected, the journal failed).
@@ -343,16 +344,6 @@ impl Summary {
     }
 }
 
-/// A random wait in `[0, base * 2^retries]`, capped: backoff with full jitter, so that workers
-/// retrying together do not hit the API again at the same instant.
-fn backoff(retries: u32) -> Duration {
-    let cap = Duration::from_millis(250)
-        .saturating_mul(2u32.saturating_pow(retries.min(16)))
-        .min(Duration::from_secs(8));
-    let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(fastrand::u64(nanos / 2..=nanos))
-}
-
 /// Sends one line, retrying only what certainly was not applied, and journals it before and after.
 async fn send_line(context: Arc<Context>, record: Record) -> LineResult {
     let call_id = record.call_id.to_string();
@@ -412,20 +403,19 @@ async fn send_line(context: Arc<Context>, record: Record) -> LineResult {
                 LineResult::Added,
             );
         }
-        if error.is_retryable() && retries < context.max_retries {
-            if error.is_rate_limited() {
+        // The library's one retry decision: the same rules, caps and backoff as a single add.
+        if let RetryAction::Retry { after, reason } = context.retry.decide(&error, retries) {
+            if reason == RetryReason::RateLimited {
                 context.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let wait = error.retry_after().unwrap_or_else(|| backoff(retries + 1));
                 tracing::info!(
                     line = record.line,
-                    wait_ms = wait.as_millis() as u64,
+                    wait_ms = after.as_millis() as u64,
                     "rate limited; pausing every request"
                 );
-                context.gate.pause(wait);
+                context.gate.pause(after);
             } else {
-                let wait = backoff(retries);
-                tracing::info!(line = record.line, wait_ms = wait.as_millis() as u64, error = %error, "connection failed; retrying");
-                tokio::time::sleep(wait).await;
+                tracing::info!(line = record.line, wait_ms = after.as_millis() as u64, reason = reason.as_str(), error = %error, "retrying");
+                tokio::time::sleep(after).await;
             }
             retries += 1;
             continue;
@@ -593,7 +583,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         client: connection.client.clone(),
         journal,
         gate: Arc::new(Gate::default()),
-        max_retries: global.max_retries,
+        retry: RetryPolicy::default().max_retries(global.max_retries),
         fsync: args.fsync,
         stats: Arc::clone(&stats),
         stop: AtomicBool::new(false),

@@ -42,6 +42,21 @@ pub enum Reply {
     },
     /// Answer with a chunked body, which declares no length up front.
     Chunked { status: u16, body: Vec<u8> },
+    /// Send the status line, headers declaring `declared` bytes, and only `body`; then close the
+    /// connection (`hang: false`) or keep it open without a further byte (`hang: true`).
+    Partial {
+        status: u16,
+        declared: usize,
+        body: Vec<u8>,
+        hang: bool,
+    },
+    /// A chunked 200 of `chunks` chunks of `chunk_size` bytes, written as fast as the client reads;
+    /// the bytes actually written are added to `written`.
+    Stream {
+        chunk_size: usize,
+        chunks: usize,
+        written: Arc<std::sync::atomic::AtomicUsize>,
+    },
     /// Close the connection without answering.
     Close,
     /// Never answer (until the client gives up).
@@ -78,7 +93,15 @@ impl TestServer {
     pub async fn start(
         handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0, handler).await
+    }
+
+    /// [`start`](Self::start) on a given port of 127.0.0.1 (0: any free one).
+    pub async fn start_on(
+        port: u16,
+        handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -171,6 +194,45 @@ async fn serve(
         };
         match handler(index, &request) {
             Reply::Close => return,
+            Reply::Partial {
+                status,
+                declared,
+                body,
+                hang,
+            } => {
+                let mut bytes = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+                )
+                .into_bytes();
+                bytes.extend_from_slice(&body);
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.flush().await;
+                if hang {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                return;
+            }
+            Reply::Stream {
+                chunk_size,
+                chunks,
+                written,
+            } => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut chunk = format!("{chunk_size:x}\r\n").into_bytes();
+                chunk.extend(std::iter::repeat_n(b'x', chunk_size));
+                chunk.extend_from_slice(b"\r\n");
+                for _ in 0..chunks {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(chunk_size, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+                return;
+            }
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;

@@ -1,0 +1,111 @@
+//! [`Response`]: a successful answer, decoded, with everything the server sent kept beside it: the
+//! status, the headers, the request ID and the body exactly as it arrived.
+//!
+//! The API adds, drops and renames fields without notice. The typed value shows what this version
+//! of the SDK knows; [`Response::raw_body`] and [`Response::json`] reach every member the server sent,
+//! including the ones the spec does not name, with numbers and nesting unchanged.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+/// A successful answer: the decoded value (reach it through `Deref`, or take it with
+/// [`into_inner`](Response::into_inner)) and what came with it.
+///
+/// ```no_run
+/// # async fn run(client: happyrobot::Client, id: happyrobot::CallId) -> Result<(), Box<dyn std::error::Error>> {
+/// let call = client.add_note(&id, happyrobot::NewNote::new("Checked in")).await?;
+/// println!("{} notes; request {:?}", call.notes.as_ref().map_or(0, Vec::len), call.request_id());
+/// // Every member the server sent, known to this SDK or not:
+/// let whole: serde_json::Value = call.json()?;
+/// # let _ = whole; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Response<T> {
+    value: T,
+    status: StatusCode,
+    headers: HeaderMap,
+    request_id: Option<String>,
+    body: Bytes,
+}
+
+impl<T> Response<T> {
+    pub(crate) fn new(
+        value: T,
+        status: StatusCode,
+        headers: HeaderMap,
+        request_id: Option<String>,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            value,
+            status,
+            headers,
+            request_id,
+            body,
+        }
+    }
+
+    /// The decoded value.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The decoded value, by reference (also reachable through `Deref`).
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// The HTTP status (a success: 200, or another 2xx).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The request ID the server sent back (`x-request-id`, `request-id`, ...), for support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The body exactly as the server sent it: every member, including those this SDK does not know.
+    pub fn raw_body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body decoded again as any type: `serde_json::Value` to walk every member, or a struct of
+    /// your own for fields the API added after this SDK was released.
+    pub fn json<U: serde::de::DeserializeOwned>(&self) -> Result<U, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The value and the raw body, for callers that keep both.
+    pub fn into_parts(self) -> (T, Bytes) {
+        (self.value, self.body)
+    }
+}
+
+impl<T> Deref for Response<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The value's own `Debug`, then the metadata; the body as its length only.
+impl<T: fmt::Debug> fmt::Debug for Response<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("value", &self.value)
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
