@@ -24,9 +24,10 @@ FAULTS (--fault, repeatable):
   429[:retry-after=SECS]   429 Too Many Requests with Retry-After (default 1 s)
   500, 502, 503            that status (any 4xx/5xx code) with a JSON error body
   delay:DURATION           wait (250ms, 2s; a bare number is milliseconds), then answer normally
-  invalid-json             200 whose body is not valid JSON; the note is not saved
-  close-before-response    close the connection with no response; the note is not saved
-  save-then-drop           save the note, then close the connection with no response
+  invalid-json             200 whose body is not valid JSON; nothing is changed
+  close-before-response    close the connection with no response; nothing is changed
+  save-then-drop           carry the request out (add, update, delete), then close the
+                           connection with no response
 
   By default each --fault is used by the next --fault-count requests, in the order given.
   With --fault-rate P, each request instead gets each --fault with probability P, drawn from a
