@@ -1485,21 +1485,27 @@ async fn concurrent_adds_updates_and_deletes_lose_nothing() {
         .map(|task| {
             let server = std::sync::Arc::clone(&server);
             tokio::spawn(async move {
+                // One client per task, so that its connection is reused.
+                let client = client();
+                let send =
+                    |request: reqwest::RequestBuilder| request.bearer_auth(DEFAULT_API_KEY).send();
                 for n in 0..25 {
                     let id = format!("65f1c0c0{task:08x}{n:08x}");
-                    let r = post(
-                        &server,
-                        json!({ "content": format!("{task}/{n}"), "id": id }),
+                    let r = send(
+                        client
+                            .post(notes_url(&server, FIRST_CALL_ID))
+                            .json(&json!({ "content": format!("{task}/{n}"), "id": id })),
                     )
                     .await
                     .unwrap();
                     assert_eq!(r.status(), 200);
-                    let r = patch(&server, FIRST_CALL_ID, &id, json!({ "flagged": true }))
+                    let url = note_url(&server, FIRST_CALL_ID, &id);
+                    let r = send(client.patch(&url).json(&json!({ "flagged": true })))
                         .await
                         .unwrap();
                     assert_eq!(r.status(), 200);
                     if n % 2 == 0 {
-                        let r = delete(&server, FIRST_CALL_ID, &id).await.unwrap();
+                        let r = send(client.delete(&url)).await.unwrap();
                         assert_eq!(r.status(), 200);
                         // Every answer is whole JSON, however the notes around it moved.
                         let call: Call = r.json().await.unwrap();
