@@ -3,6 +3,14 @@
 # tester nobody here wrote: it generates valid and invalid requests from the spec and checks every
 # answer (status codes, content types, response schemas, auth enforcement, 405s with Allow, ...).
 #
+# Every operation of the spec is tested: GET /calls/{id}, POST /calls/{id}/notes, and PATCH and
+# DELETE /calls/{id}/notes/{noteId}. PATCH and DELETE reach existing notes two ways: the spec's
+# `noteId` example is a note the mock seeds on the call of the `id` example, and Schemathesis's
+# stateful phase feeds note ids from earlier answers into later requests. Other note ids get the
+# mock's documented 404. After the run, the HAR record of every exchange is read to make sure each
+# operation was answered 200 at least once, so that a change that leaves an operation reachable
+# only through its errors fails here instead of passing quietly.
+#
 # Run from anywhere; it works from the workspace root. Exits with Schemathesis's status.
 # Needs python3 (3.9+) with venv and pip reaching PyPI, and cargo.
 set -euo pipefail
@@ -73,8 +81,53 @@ set +e
         --seed "$SEED" \
         --max-examples "$MAX_EXAMPLES" \
         --generation-database none \
-        --no-color
+        --no-color \
+        --report har \
+        --report-har-path "$WORK/exchanges.har"
 )
 STATUS=$?
 set -e
-exit "$STATUS"
+if [ "$STATUS" -ne 0 ]; then
+    exit "$STATUS"
+fi
+
+# Each operation must have been answered 200 at least once; the table shows what each got.
+"$VENV/bin/python" - "$WORK/exchanges.har" <<'PY'
+import collections, json, re, sys
+from urllib.parse import urlsplit
+
+OPERATIONS = {
+    ("GET", "call"): "GET /calls/{id}",
+    ("POST", "notes"): "POST /calls/{id}/notes",
+    ("PATCH", "note"): "PATCH /calls/{id}/notes/{noteId}",
+    ("DELETE", "note"): "DELETE /calls/{id}/notes/{noteId}",
+}
+
+def kind(path):
+    rest = path.split("/api/v1", 1)[-1]
+    if re.fullmatch(r"/calls/[^/]+", rest):
+        return "call"
+    if re.fullmatch(r"/calls/[^/]*/notes", rest):
+        return "notes"
+    if re.fullmatch(r"/calls/[^/]*/notes/[^/]+", rest):
+        return "note"
+    return "other"
+
+with open(sys.argv[1], encoding="utf-8") as har:
+    entries = json.load(har)["log"]["entries"]
+statuses = collections.defaultdict(collections.Counter)
+for entry in entries:
+    key = (entry["request"]["method"], kind(urlsplit(entry["request"]["url"]).path))
+    if key in OPERATIONS:
+        statuses[key][entry["response"]["status"]] += 1
+missing = []
+for key, name in OPERATIONS.items():
+    seen = ", ".join(f"{code} x{n}" for code, n in sorted(statuses[key].items())) or "nothing"
+    print(f"schemathesis.sh: {name}: {seen}", file=sys.stderr)
+    if statuses[key][200] == 0:
+        missing.append(name)
+if missing:
+    print("schemathesis.sh: never answered 200, so not really tested: " + "; ".join(missing),
+          file=sys.stderr)
+    sys.exit(1)
+PY

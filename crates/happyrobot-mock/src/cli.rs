@@ -24,14 +24,22 @@ FAULTS (--fault, repeatable):
   429[:retry-after=SECS]   429 Too Many Requests with Retry-After (default 1 s)
   500, 502, 503            that status (any 4xx/5xx code) with a JSON error body
   delay:DURATION           wait (250ms, 2s; a bare number is milliseconds), then answer normally
-  invalid-json             200 whose body is not valid JSON; the note is not saved
-  close-before-response    close the connection with no response; the note is not saved
-  save-then-drop           save the note, then close the connection with no response
+  invalid-json             200 whose body is not valid JSON; nothing is changed
+  close-before-response    close the connection with no response; nothing is changed
+  save-then-drop           carry the request out (add, update, delete), then close the
+                           connection with no response
 
   By default each --fault is used by the next --fault-count requests, in the order given.
   With --fault-rate P, each request instead gets each --fault with probability P, drawn from a
   PRNG seeded by --fault-seed, so a seed always hits the same requests.
-  Faults only touch POST /calls/{id}/notes requests with a valid key.
+  Faults touch requests to any of the four operations (GET /calls/{id}, POST /calls/{id}/notes,
+  PATCH and DELETE /calls/{id}/notes/{noteId}) that pass the path, method and key checks;
+  save-then-drop carries the operation out before it drops the connection.
+
+NOTE IDS:
+  A note id the client sends with an add is kept, as the spec says the server assigns it only
+  when absent. With --ignore-client-note-ids the mock gives every added note an id of its own
+  and a PATCH never changes a note's id, like a server that does not honour client ids.
 
 OUTPUT:
   stdout gets one line per fact, then is flushed:
@@ -53,9 +61,10 @@ EXAMPLES:
     name = "happyrobot-mock",
     version,
     about = "Run a mock HappyRobot API on 127.0.0.1, with faults on demand.",
-    long_about = "Run a stateful mock of the HappyRobot API (POST /api/v1/calls/{id}/notes) on \
-                  127.0.0.1, seeded with realistic calls, with faults on demand. Stops on Ctrl-C \
-                  or SIGTERM.",
+    long_about = "Run a stateful mock of the HappyRobot API (GET /api/v1/calls/{id}, POST \
+                  /api/v1/calls/{id}/notes, PATCH and DELETE /api/v1/calls/{id}/notes/{noteId}) \
+                  on 127.0.0.1, seeded with realistic calls, with faults on demand. Stops on \
+                  Ctrl-C or SIGTERM.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -100,6 +109,10 @@ pub struct Args {
         requires = "fault_rate"
     )]
     pub fault_seed: u64,
+
+    /// Give every added note an id of the mock's own, ignoring an `id` the client sends.
+    #[arg(long)]
+    pub ignore_client_note_ids: bool,
 }
 
 fn parse_probability(text: &str) -> Result<f64, String> {
@@ -121,6 +134,7 @@ impl Args {
             .api_key(self.api_key.clone())
             .seed_calls(self.seed_calls)
             .max_body_bytes(self.max_body_bytes)
+            .ignore_client_note_ids(self.ignore_client_note_ids)
             .start()
             .await?;
         for (index, fault) in self.faults.iter().enumerate() {
@@ -244,6 +258,10 @@ mod tests {
         );
         assert_eq!(args.fault_count, 3);
         assert_eq!(args.fault_rate, None);
+        assert!(!args.ignore_client_note_ids);
+        let ignoring =
+            Args::try_parse_from(["happyrobot-mock", "--ignore-client-note-ids"]).unwrap();
+        assert!(ignoring.ignore_client_note_ids);
     }
 
     #[test]
@@ -276,6 +294,8 @@ mod tests {
             "close-before-response",
             "save-then-drop",
             "--fault-seed",
+            "--ignore-client-note-ids",
+            "PATCH",
         ] {
             assert!(help.contains(fault), "help lacks {fault}");
         }

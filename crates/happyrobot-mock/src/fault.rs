@@ -11,10 +11,11 @@ use std::time::Duration;
 
 /// Something going wrong on purpose, so that a client's error handling and retries can be tested.
 ///
-/// Faults apply only to requests that reach the notes endpoint with a valid API key: a request
-/// to an unknown path, with a wrong method or with a bad key gets its usual error and does not use
-/// up a fault. Every fault but [`Fault::Delay`] and [`Fault::SaveThenDrop`] replaces the normal
-/// handling, so the note is not saved.
+/// Faults apply to requests for any of the mock's four operations (get a call; add, update or
+/// delete a note) that pass the path, method and key checks: a request to an unknown path, with a
+/// wrong method or with a bad key gets its usual error and does not use up a fault. Every fault but
+/// [`Fault::Delay`] and [`Fault::SaveThenDrop`] replaces the normal handling, so the operation is
+/// not carried out (no note added, changed or deleted).
 ///
 /// As text (the command line's `--fault`, [`Fault::from_str`] and [`Fault`]'s `Display`):
 ///
@@ -40,23 +41,24 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Fault {
     /// Answer `429 Too Many Requests` with a `Retry-After` header of this many seconds and a JSON
-    /// error body. The note is not saved.
+    /// error body. Nothing is changed.
     RateLimited {
         /// The value of the `Retry-After` header, in seconds.
         retry_after_secs: u64,
     },
-    /// Answer with this status (meant for `500`, `502` and `503`) and a JSON error body. The note is
-    /// not saved. A code outside `400..=599` is answered as `500`.
+    /// Answer with this status (meant for `500`, `502` and `503`) and a JSON error body. Nothing is
+    /// changed. A code outside `400..=599` is answered as `500`.
     Status(u16),
     /// Wait this long, then handle the request normally.
     Delay(Duration),
-    /// Answer `200` with `content-type: application/json` and a body that is not valid JSON. The
-    /// note is not saved.
+    /// Answer `200` with `content-type: application/json` and a body that is not valid JSON.
+    /// Nothing is changed.
     InvalidJson,
-    /// Read the request, then close the connection without any response. The note is not saved.
+    /// Read the request, then close the connection without any response. Nothing is changed.
     CloseBeforeResponse,
-    /// Handle the request normally (so the note is saved), then close the connection without
-    /// sending the response: the case in which a client's retry adds the same note twice.
+    /// Handle the request normally (so the note is added, changed or deleted), then close the
+    /// connection without sending the response: the case in which a client's retry of an add adds
+    /// the same note twice, and a retried delete finds the note already gone.
     SaveThenDrop,
 }
 

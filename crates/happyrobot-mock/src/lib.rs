@@ -8,6 +8,7 @@ mod service;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use happyrobot_sdk::types::{Call, Note};
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 
 pub use fault::{Fault, ParseFaultError};
 pub use seed::{FIRST_CALL_ID, MOCK_USER_ID};
+pub use service::{CALL_NOT_FOUND_ERROR, NOTE_NOT_FOUND_ERROR};
 
 /// The API key the mock accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "hr_mock_key";
@@ -71,11 +73,14 @@ impl RecordedRequest {
 ///
 /// Every answer holds the whole call, notes included, so a call with many notes would otherwise be
 /// encoded again in full for each new note: keeping each note's JSON from when it was added makes
-/// an answer a copy of bytes instead, which keeps a thousand adds to one call fast.
+/// an answer a copy of bytes instead, which keeps a thousand adds to one call fast. An update or a
+/// delete re-encodes only the note it touches and splices the bytes.
 struct StoredCall {
     call: Call,
     /// The encoded notes, comma-separated, without the brackets.
     notes_json: Vec<u8>,
+    /// Where each note's JSON lies in `notes_json`, in the order of `call.notes`.
+    spans: Vec<Range<usize>>,
 }
 
 impl StoredCall {
@@ -83,17 +88,76 @@ impl StoredCall {
         let mut stored = Self {
             call,
             notes_json: Vec::new(),
+            spans: Vec::new(),
         };
-        for note in stored.call.notes.iter().flatten() {
-            push_json(&mut stored.notes_json, note)?;
+        let notes = stored.call.notes.take();
+        for note in notes.iter().flatten() {
+            let span = push_json(&mut stored.notes_json, note)?;
+            stored.spans.push(span);
         }
+        stored.call.notes = notes;
         Ok(stored)
     }
 
     fn add_note(&mut self, note: Note) -> serde_json::Result<()> {
-        push_json(&mut self.notes_json, &note)?;
+        let span = push_json(&mut self.notes_json, &note)?;
+        self.spans.push(span);
         self.call.notes.get_or_insert_with(Vec::new).push(note);
         Ok(())
+    }
+
+    /// The place of the first note with this id, oldest first.
+    fn find_note(&self, note_id: &str) -> Option<usize> {
+        self.call
+            .notes
+            .as_ref()?
+            .iter()
+            .position(|note| note.id.as_deref() == Some(note_id))
+    }
+
+    /// Replaces the note at `index` (which `find_note` returned) and its JSON.
+    fn replace_note(&mut self, index: usize, note: Note) -> serde_json::Result<()> {
+        let (Some(notes), Some(span)) = (self.call.notes.as_mut(), self.spans.get(index).cloned())
+        else {
+            return Ok(());
+        };
+        let Some(slot) = notes.get_mut(index) else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec(&note)?;
+        let new_end = span.start + json.len();
+        self.notes_json.splice(span.clone(), json);
+        *slot = note;
+        self.spans[index].end = new_end;
+        for later in &mut self.spans[index + 1..] {
+            // The later notes move by the change in length, one way or the other.
+            later.start = later.start + new_end - span.end;
+            later.end = later.end + new_end - span.end;
+        }
+        Ok(())
+    }
+
+    /// Removes the note at `index` (which `find_note` returned) and its JSON, with one comma.
+    fn remove_note(&mut self, index: usize) -> Option<Note> {
+        let notes = self.call.notes.as_mut()?;
+        if index >= notes.len() || index >= self.spans.len() {
+            return None;
+        }
+        let span = self.spans[index].clone();
+        // The comma before the note goes with it, or the one after it for the first note.
+        let cut = match (index.checked_sub(1), self.spans.get(index + 1)) {
+            (Some(before), _) => self.spans[before].end..span.end,
+            (None, Some(after)) => span.start..after.start,
+            (None, None) => 0..self.notes_json.len(),
+        };
+        let removed = cut.end - cut.start;
+        self.notes_json.drain(cut);
+        self.spans.remove(index);
+        for later in &mut self.spans[index..] {
+            later.start -= removed;
+            later.end -= removed;
+        }
+        Some(notes.remove(index))
     }
 
     /// The call as JSON: the generated type's encoding without the notes, and the kept notes after.
@@ -115,12 +179,39 @@ impl StoredCall {
     }
 }
 
-/// Appends `value`'s JSON to a comma-separated list.
-fn push_json(list: &mut Vec<u8>, value: &impl serde::Serialize) -> serde_json::Result<()> {
+/// Appends `value`'s JSON to a comma-separated list and returns where it lies.
+fn push_json(
+    list: &mut Vec<u8>,
+    value: &impl serde::Serialize,
+) -> serde_json::Result<Range<usize>> {
     if !list.is_empty() {
         list.push(b',');
     }
-    serde_json::to_writer(&mut *list, value)
+    let start = list.len();
+    if let Err(e) = serde_json::to_writer(&mut *list, value) {
+        // Leave the list as it was, without the comma or half a value.
+        list.truncate(start.saturating_sub(usize::from(start > 0)));
+        return Err(e);
+    }
+    Ok(start..list.len())
+}
+
+/// How many operations the mock carried out, per kind, since it started.
+///
+/// An operation counts when it was applied: answered `200`, or carried out and then dropped by
+/// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`]). Rejected requests, and requests
+/// that got any other fault, do not count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperationCounts {
+    /// `GET /calls/{id}` answered with the call.
+    pub get_call: usize,
+    /// `POST /calls/{id}/notes` that added a note.
+    pub add_note: usize,
+    /// `PATCH /calls/{id}/notes/{noteId}` that changed a note.
+    pub update_note: usize,
+    /// `DELETE /calls/{id}/notes/{noteId}` that removed a note.
+    pub delete_note: usize,
 }
 
 /// The calls and what the API did to them.
@@ -129,6 +220,35 @@ struct Store {
     calls: HashMap<String, StoredCall>,
     created: HashMap<String, Vec<Note>>,
     created_total: usize,
+    deleted: HashMap<String, Vec<Note>>,
+    counts: OperationCounts,
+}
+
+/// Why an operation on a stored call did not happen.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// No call with that id.
+    NoCall,
+    /// The call exists but holds no note with that id.
+    NoNote,
+    /// The call could not be encoded (not expected with the generated types).
+    Encode(serde_json::Error),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Encode(e)
+    }
+}
+
+/// The fields a `PATCH` sets; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub(crate) struct NoteChanges {
+    pub(crate) id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) content: Option<String>,
+    pub(crate) flagged: Option<bool>,
+    pub(crate) created_at: Option<happyrobot_sdk::Timestamp>,
 }
 
 /// What the server's tasks and the handle share.
@@ -136,6 +256,7 @@ pub(crate) struct Shared {
     api_key: String,
     max_body_bytes: usize,
     record_requests: bool,
+    ignore_client_note_ids: bool,
     store: Mutex<Store>,
     faults: Mutex<fault::FaultPlan>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -177,24 +298,90 @@ impl Shared {
         lock(&self.faults).next()
     }
 
+    /// The call as JSON, as the other operations answer it.
+    fn get_call(&self, call_id: &str) -> Result<Vec<u8>, StoreError> {
+        let mut store = lock(&self.store);
+        let json = store
+            .calls
+            .get_mut(call_id)
+            .ok_or(StoreError::NoCall)?
+            .encode()?;
+        store.counts.get_call += 1;
+        Ok(json)
+    }
+
     /// Appends the note and encodes the call after the change, both under one lock so that
     /// concurrent adds never lose a note and each answer shows the call as that add left it.
-    /// `None` when there is no such call.
-    fn append_note(&self, call_id: &str, note: Note) -> Option<serde_json::Result<Vec<u8>>> {
+    fn append_note(&self, call_id: &str, note: Note) -> Result<Vec<u8>, StoreError> {
         let mut store = lock(&self.store);
         let store = &mut *store;
-        let stored = store.calls.get_mut(call_id)?;
-        if let Err(e) = stored.add_note(note.clone()) {
-            return Some(Err(e));
-        }
-        let json = stored.encode();
+        let stored = store.calls.get_mut(call_id).ok_or(StoreError::NoCall)?;
+        stored.add_note(note.clone())?;
+        let json = stored.encode()?;
         store
             .created
             .entry(call_id.to_string())
             .or_default()
             .push(note);
         store.created_total += 1;
-        Some(json)
+        store.counts.add_note += 1;
+        Ok(json)
+    }
+
+    /// Sets the fields present in `changes` on the first note with this id (the others are kept)
+    /// and encodes the call after the change, under one lock.
+    fn update_note(
+        &self,
+        call_id: &str,
+        note_id: &str,
+        changes: NoteChanges,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut store = lock(&self.store);
+        let stored = store.calls.get_mut(call_id).ok_or(StoreError::NoCall)?;
+        let index = stored.find_note(note_id).ok_or(StoreError::NoNote)?;
+        let mut note = stored
+            .call
+            .notes
+            .as_ref()
+            .and_then(|notes| notes.get(index))
+            .cloned()
+            .ok_or(StoreError::NoNote)?;
+        if let Some(id) = changes.id.filter(|_| !self.ignore_client_note_ids) {
+            note.id = Some(id);
+        }
+        if let Some(user_id) = changes.user_id {
+            note.user_id = Some(user_id);
+        }
+        if let Some(content) = changes.content {
+            note.content = Some(content);
+        }
+        if let Some(flagged) = changes.flagged {
+            note.flagged = Some(flagged);
+        }
+        if let Some(created_at) = changes.created_at {
+            note.created_at = Some(created_at);
+        }
+        stored.replace_note(index, note)?;
+        let json = stored.encode()?;
+        store.counts.update_note += 1;
+        Ok(json)
+    }
+
+    /// Removes the first note with this id and encodes the call after the change, under one lock.
+    fn delete_note(&self, call_id: &str, note_id: &str) -> Result<Vec<u8>, StoreError> {
+        let mut store = lock(&self.store);
+        let store = &mut *store;
+        let stored = store.calls.get_mut(call_id).ok_or(StoreError::NoCall)?;
+        let index = stored.find_note(note_id).ok_or(StoreError::NoNote)?;
+        let note = stored.remove_note(index).ok_or(StoreError::NoNote)?;
+        let json = stored.encode()?;
+        store
+            .deleted
+            .entry(call_id.to_string())
+            .or_default()
+            .push(note);
+        store.counts.delete_note += 1;
+        Ok(json)
     }
 }
 
@@ -207,6 +394,7 @@ pub struct MockServerBuilder {
     seed_calls: usize,
     max_body_bytes: usize,
     record_requests: bool,
+    ignore_client_note_ids: bool,
 }
 
 impl Default for MockServerBuilder {
@@ -217,6 +405,7 @@ impl Default for MockServerBuilder {
             seed_calls: DEFAULT_SEED_CALLS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             record_requests: true,
+            ignore_client_note_ids: false,
         }
     }
 }
@@ -254,6 +443,18 @@ impl MockServerBuilder {
         self
     }
 
+    /// Whether to ignore a note `id` the client sends (default `false`).
+    ///
+    /// By default the mock keeps the `id` of a note the client adds, as the spec says the server
+    /// assigns it only "when absent", and a `PATCH` that sends an `id` gives the note that id. With
+    /// `true` the mock behaves like a server that does not honour client ids: every added note
+    /// gets an id of the mock's choosing, and a `PATCH` leaves the note's id as it is. A client
+    /// that finds its notes again by the id it chose must then cope without it.
+    pub fn ignore_client_note_ids(mut self, ignore: bool) -> Self {
+        self.ignore_client_note_ids = ignore;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving on the current tokio runtime.
     ///
     /// The server runs as tasks of the runtime that awaits this, so that runtime must stay alive
@@ -277,6 +478,7 @@ impl MockServerBuilder {
             api_key: self.api_key,
             max_body_bytes: self.max_body_bytes,
             record_requests: self.record_requests,
+            ignore_client_note_ids: self.ignore_client_note_ids,
             store: Mutex::new(store),
             faults: Mutex::new(fault::FaultPlan::default()),
             requests: Mutex::new(Vec::new()),
@@ -392,7 +594,8 @@ impl MockServer {
     }
 
     /// Gives the next `count` requests this fault, after any already scripted. Faults are used up
-    /// only by requests to the notes endpoint that pass the path, method and key checks.
+    /// by requests to any of the four operations (get a call; add, update, delete a note) that
+    /// pass the path, method and key checks.
     pub fn inject(&self, fault: Fault, count: usize) {
         lock(&self.shared.faults).inject(fault, count);
     }
@@ -420,7 +623,9 @@ impl MockServer {
         lock(&self.shared.requests).clone()
     }
 
-    /// The notes created through the API on this call, oldest first (seeded notes not included).
+    /// The notes created through the API on this call, oldest first, as they were when created:
+    /// a record of the adds, which later updates and deletes do not change (seeded notes not
+    /// included). [`MockServer::notes`] gives the notes the call holds now.
     pub fn created_notes(&self, call_id: &str) -> Vec<Note> {
         lock(&self.shared.store)
             .created
@@ -432,6 +637,31 @@ impl MockServer {
     /// How many notes were created through the API, on all calls.
     pub fn created_note_count(&self) -> usize {
         lock(&self.shared.store).created_total
+    }
+
+    /// The notes the call holds now, in order (seeded, added, updated; deleted ones gone); empty
+    /// for an unknown id or a call without notes.
+    pub fn notes(&self, call_id: &str) -> Vec<Note> {
+        lock(&self.shared.store)
+            .calls
+            .get(call_id)
+            .and_then(|stored| stored.call.notes.clone())
+            .unwrap_or_default()
+    }
+
+    /// The notes deleted through the API from this call, as they were when deleted, in the order
+    /// of deletion.
+    pub fn deleted_notes(&self, call_id: &str) -> Vec<Note> {
+        lock(&self.shared.store)
+            .deleted
+            .get(call_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many operations of each kind the mock carried out so far.
+    pub fn operation_counts(&self) -> OperationCounts {
+        lock(&self.shared.store).counts
     }
 
     /// Stops accepting connections, closes the open ones, and waits until the port is released.
@@ -480,6 +710,52 @@ mod tests {
         let mut stored = StoredCall::new(without_notes.clone()).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&stored.encode().unwrap()).unwrap();
         assert_eq!(json, serde_json::to_value(&without_notes).unwrap());
+    }
+
+    /// The stored call's JSON must stay the generated type's encoding however notes are replaced
+    /// (longer and shorter) and removed (first, middle, last, only).
+    #[test]
+    fn stored_calls_encode_right_after_updates_and_deletes() {
+        let check = |stored: &mut StoredCall| {
+            let json: serde_json::Value =
+                serde_json::from_slice(&stored.encode().unwrap()).unwrap();
+            assert_eq!(json, serde_json::to_value(&stored.call).unwrap());
+            assert_eq!(
+                stored.spans.len(),
+                stored.call.notes.as_ref().map_or(0, Vec::len)
+            );
+        };
+        let note = |n: usize, text: &str| Note {
+            id: Some(format!("n{n}")),
+            content: Some(text.to_string()),
+            ..Note::default()
+        };
+        let mut call = seed::calls(2).remove(1);
+        call.notes = Some(Vec::new());
+        let mut stored = StoredCall::new(call).unwrap();
+        for n in 0..5 {
+            stored.add_note(note(n, &"x".repeat(n + 1))).unwrap();
+        }
+        check(&mut stored);
+        stored
+            .replace_note(0, note(0, "a much longer text than before"))
+            .unwrap();
+        check(&mut stored);
+        stored.replace_note(2, note(2, "")).unwrap();
+        check(&mut stored);
+        stored.replace_note(4, note(4, "last, longer")).unwrap();
+        check(&mut stored);
+        assert_eq!(stored.find_note("n2"), Some(2));
+        assert_eq!(stored.find_note("n9"), None);
+        for (index, id) in [(2, "n2"), (0, "n0"), (2, "n4"), (0, "n1"), (0, "n3")] {
+            let removed = stored.remove_note(index).unwrap();
+            assert_eq!(removed.id.as_deref(), Some(id));
+            check(&mut stored);
+        }
+        assert!(stored.notes_json.is_empty());
+        assert_eq!(stored.remove_note(0), None);
+        stored.add_note(note(7, "again")).unwrap();
+        check(&mut stored);
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! The HTTP side: routing, checks, faults and the notes endpoint, one request at a time.
+//! The HTTP side: routing, checks, faults and the four operations, one request at a time.
+//!
+//! | path under `/api/v1` | methods |
+//! |---|---|
+//! | `/calls/{id}` | `GET`: the call |
+//! | `/calls/{id}/notes` | `POST`: add a note |
+//! | `/calls/{id}/notes/{noteId}` | `PATCH`: update the note; `DELETE`: delete it |
 //!
 //! Checks run in this order, and the first that fails answers:
-//! 1. path (`404`), then method (`405` with `allow: POST`);
+//! 1. path (`404`), then method (`405` with `allow` listing the path's methods);
 //! 2. the `authorization` header (`401`);
 //! 3. the fault plan (a fault drawn here replaces or wraps what follows);
-//! 4. the call id: exactly 24 characters after percent-decoding (`400`);
-//! 5. the body: size (`413`), content type (`415`), JSON object with a valid `content` and
-//!    correctly typed optional fields (`400`);
-//! 6. the call's existence (`404`), then the note is appended and the whole call returned (`200`).
+//! 4. the call id: exactly 24 characters after percent-decoding (`400`); the note id: UTF-8 after
+//!    percent-decoding (`400`);
+//! 5. for `POST` and `PATCH`, the body: size (`413`), content type (`415`), a JSON object with
+//!    correctly typed fields and, for `POST`, a `content` (`400`);
+//! 6. the call's existence (`404`, `"error": "Not Found"`), then the note's (`404`,
+//!    `"error": "Note Not Found"`), then the operation, which answers the whole call (`200`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +33,7 @@ use serde_json::{Map, Value};
 
 use crate::fault::Fault;
 use crate::seed::MOCK_USER_ID;
-use crate::{RecordedRequest, Shared};
+use crate::{NoteChanges, RecordedRequest, Shared, StoreError};
 
 /// What the service returns to make hyper close the connection without any response.
 #[derive(Debug)]
@@ -156,6 +164,76 @@ pub(crate) async fn handle(
     }
 }
 
+/// The `error` member of the `404` for a call that does not exist.
+pub const CALL_NOT_FOUND_ERROR: &str = "Not Found";
+
+/// The `error` member of the `404` for a note that the call does not hold (never added, or
+/// already deleted), so that a client can tell it from a call that does not exist.
+pub const NOTE_NOT_FOUND_ERROR: &str = "Note Not Found";
+
+/// The paths the mock serves, with the raw (still percent-encoded) ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route<'a> {
+    /// `/api/v1/calls/{id}`
+    Call { call: &'a str },
+    /// `/api/v1/calls/{id}/notes`
+    Notes { call: &'a str },
+    /// `/api/v1/calls/{id}/notes/{noteId}`
+    Note { call: &'a str, note: &'a str },
+}
+
+/// What a request asks for once its path and method are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    GetCall,
+    AddNote,
+    UpdateNote,
+    DeleteNote,
+}
+
+impl<'a> Route<'a> {
+    /// The route of a path, or `None` for a path the mock does not serve.
+    fn parse(path: &'a str) -> Option<Self> {
+        let rest = path.strip_prefix("/api/v1/calls/")?;
+        let mut segments = rest.split('/');
+        let call = segments.next()?;
+        match (segments.next(), segments.next(), segments.next()) {
+            // `/calls/` is the list of calls, which the mock does not serve.
+            (None, _, _) if !call.is_empty() => Some(Self::Call { call }),
+            (Some("notes"), None, _) => Some(Self::Notes { call }),
+            (Some("notes"), Some(note), None) if !note.is_empty() => {
+                Some(Self::Note { call, note })
+            }
+            _ => None,
+        }
+    }
+
+    /// The methods this path accepts, as the `allow` header lists them.
+    fn allow(self) -> &'static str {
+        match self {
+            Self::Call { .. } => "GET",
+            Self::Notes { .. } => "POST",
+            Self::Note { .. } => "PATCH, DELETE",
+        }
+    }
+
+    fn operation(self, method: &Method) -> Option<Operation> {
+        match (self, method) {
+            (Self::Call { .. }, &Method::GET) => Some(Operation::GetCall),
+            (Self::Notes { .. }, &Method::POST) => Some(Operation::AddNote),
+            (Self::Note { .. }, &Method::PATCH) => Some(Operation::UpdateNote),
+            (Self::Note { .. }, &Method::DELETE) => Some(Operation::DeleteNote),
+            _ => None,
+        }
+    }
+
+    fn raw_call_id(self) -> &'a str {
+        match self {
+            Self::Call { call } | Self::Notes { call } | Self::Note { call, .. } => call,
+        }
+    }
+}
+
 async fn route(
     shared: &Shared,
     index: usize,
@@ -164,22 +242,23 @@ async fn route(
     headers: &HeaderMap,
     body: ReadBody,
 ) -> Outcome {
-    let Some(raw_id) = notes_path_id(path) else {
+    let Some(route) = Route::parse(path) else {
         return Outcome::Respond(error(
             StatusCode::NOT_FOUND,
             &format!("Cannot {method} {path}"),
         ));
     };
-    if method != Method::POST {
+    let Some(operation) = route.operation(method) else {
+        let allow = route.allow();
         let mut response = error(
             StatusCode::METHOD_NOT_ALLOWED,
-            &format!("Method {method} is not allowed on {path}; use POST"),
+            &format!("Method {method} is not allowed on {path}; use {allow}"),
         );
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
         return Outcome::Respond(response);
-    }
+    };
     if let Err(rejection) = check_auth(headers, &shared.api_key) {
         return Outcome::Respond(rejection.into_response());
     }
@@ -188,7 +267,7 @@ async fn route(
         shared.set_fault(index, fault.clone());
     }
     match fault {
-        None => Outcome::Respond(add_note(shared, raw_id, headers, body)),
+        None => Outcome::Respond(perform(shared, operation, route, headers, body)),
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -211,27 +290,92 @@ async fn route(
         }
         Some(Fault::Delay(duration)) => {
             tokio::time::sleep(duration).await;
-            Outcome::Respond(add_note(shared, raw_id, headers, body))
+            Outcome::Respond(perform(shared, operation, route, headers, body))
         }
         Some(Fault::InvalidJson) => {
             // A response cut short in the middle of the call object, as a broken proxy would send.
-            let broken = format!("{{\"id\":\"{raw_id}\",\"status\":\"Compl");
+            let broken = format!("{{\"id\":\"{}\",\"status\":\"Compl", route.raw_call_id());
             Outcome::Respond(json_response(StatusCode::OK, Bytes::from(broken)))
         }
         Some(Fault::CloseBeforeResponse) => Outcome::Drop,
         Some(Fault::SaveThenDrop) => {
-            // Whatever the outcome (normally a saved note), the answer is lost.
-            let _ = add_note(shared, raw_id, headers, body);
+            // The operation is carried out as usual (normally a change is made), and its answer
+            // is lost.
+            let _ = perform(shared, operation, route, headers, body);
             Outcome::Drop
         }
     }
 }
 
-/// The raw `{id}` segment when `path` is `/api/v1/calls/{id}/notes`.
-fn notes_path_id(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/api/v1/calls/")?;
-    let id = rest.strip_suffix("/notes")?;
-    (!id.contains('/')).then_some(id)
+/// The normal handling of an operation: steps 4 to 6 of the module's order.
+fn perform(
+    shared: &Shared,
+    operation: Operation,
+    route: Route<'_>,
+    headers: &HeaderMap,
+    body: ReadBody,
+) -> Response<Full<Bytes>> {
+    let Some(call_id) = percent_decode(route.raw_call_id()).filter(|id| id.chars().count() == 24)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The call id must be exactly 24 characters",
+        );
+    };
+    let note_id = match route {
+        Route::Note { note, .. } => match percent_decode(note) {
+            Some(note_id) => note_id,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "The note id must be UTF-8 after percent-decoding",
+                );
+            }
+        },
+        Route::Call { .. } | Route::Notes { .. } => String::new(),
+    };
+    let result = match operation {
+        Operation::GetCall => shared.get_call(&call_id),
+        Operation::AddNote => match parse_note(headers, body) {
+            Ok(input) => shared.append_note(&call_id, new_note(shared, input)),
+            Err(rejection) => return rejection.into_response(),
+        },
+        Operation::UpdateNote => match parse_note_update(headers, body) {
+            Ok(changes) => shared.update_note(&call_id, &note_id, changes),
+            Err(rejection) => return rejection.into_response(),
+        },
+        Operation::DeleteNote => shared.delete_note(&call_id, &note_id),
+    };
+    match result {
+        Ok(json) => json_response(StatusCode::OK, Bytes::from(json)),
+        Err(StoreError::NoCall) => error_named(
+            StatusCode::NOT_FOUND,
+            CALL_NOT_FOUND_ERROR,
+            "Call not found",
+        ),
+        Err(StoreError::NoNote) => error_named(
+            StatusCode::NOT_FOUND,
+            NOTE_NOT_FOUND_ERROR,
+            "Note not found",
+        ),
+        Err(StoreError::Encode(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Could not encode the call: {e}"),
+        ),
+    }
+}
+
+/// The note to store for an add. Fields the client sent are kept, as the spec says they are
+/// assigned "when absent"; the id too, unless the mock was told to ignore client ids.
+fn new_note(shared: &Shared, input: NoteRequest) -> Note {
+    let id = input.id.filter(|_| !shared.ignore_client_note_ids);
+    Note {
+        id: Some(id.unwrap_or_else(next_note_id)),
+        user_id: Some(input.user_id.unwrap_or_else(|| MOCK_USER_ID.to_string())),
+        content: Some(input.content),
+        flagged: Some(input.flagged.unwrap_or(false)),
+        created_at: Some(input.created_at.unwrap_or_else(Timestamp::now)),
+    }
 }
 
 /// A rejected request: its status and what to tell the client.
@@ -339,7 +483,13 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn parse_note(headers: &HeaderMap, body: ReadBody) -> Result<NoteRequest, Rejection> {
+/// The fields of a JSON object body, after the size, content type and syntax checks; `example`
+/// shows what a body should look like.
+fn parse_object(
+    headers: &HeaderMap,
+    body: ReadBody,
+    example: &str,
+) -> Result<Map<String, Value>, Rejection> {
     let bad = |message: &str| Rejection::bad_request(message);
     let bytes = match body {
         ReadBody::TooLarge => {
@@ -357,15 +507,19 @@ fn parse_note(headers: &HeaderMap, body: ReadBody) -> Result<NoteRequest, Reject
         ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad(
-            "A JSON body is required, such as {\"content\": \"...\"}",
-        ));
+        return Err(bad(&format!("A JSON body is required, such as {example}")));
     }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| bad(&format!("The body is not valid JSON: {e}")))?;
-    let Value::Object(fields) = value else {
-        return Err(bad("The body must be a JSON object"));
-    };
+    match value {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(bad("The body must be a JSON object")),
+    }
+}
+
+fn parse_note(headers: &HeaderMap, body: ReadBody) -> Result<NoteRequest, Rejection> {
+    let bad = |message: &str| Rejection::bad_request(message);
+    let fields = parse_object(headers, body, "{\"content\": \"...\"}")?;
     let content = match fields.get("content") {
         None | Some(Value::Null) => return Err(bad("`content` is required")),
         Some(Value::String(text)) if is_blank(text) => {
@@ -374,25 +528,82 @@ fn parse_note(headers: &HeaderMap, body: ReadBody) -> Result<NoteRequest, Reject
         Some(Value::String(text)) => text.clone(),
         Some(_) => return Err(bad("`content` must be a string")),
     };
+    let OptionalFields {
+        id,
+        user_id,
+        flagged,
+        created_at,
+    } = optional_fields(&fields)?;
+    Ok(NoteRequest {
+        content,
+        flagged,
+        id,
+        user_id,
+        created_at,
+    })
+}
+
+/// The fields of `NoteInput` and `NoteUpdate` that are optional in both.
+struct OptionalFields {
+    id: Option<String>,
+    user_id: Option<String>,
+    flagged: Option<bool>,
+    created_at: Option<Timestamp>,
+}
+
+fn optional_fields(fields: &Map<String, Value>) -> Result<OptionalFields, Rejection> {
+    let bad = |message: &str| Rejection::bad_request(message);
     let flagged = match fields.get("flagged") {
         None => None,
         Some(Value::Bool(flag)) => Some(*flag),
         Some(_) => return Err(bad("`flagged` must be a boolean")),
     };
-    let id = optional_string(&fields, "id").map_err(|m| bad(&m))?;
-    let user_id = optional_string(&fields, "user_id").map_err(|m| bad(&m))?;
-    let created_at = match optional_string(&fields, "created_at").map_err(|m| bad(&m))? {
+    let id = optional_string(fields, "id").map_err(|m| bad(&m))?;
+    let user_id = optional_string(fields, "user_id").map_err(|m| bad(&m))?;
+    let created_at = match optional_string(fields, "created_at").map_err(|m| bad(&m))? {
         None => None,
         Some(text) => Some(
             text.parse::<Timestamp>()
                 .map_err(|e| bad(&format!("`created_at` must be an RFC 3339 date-time: {e}")))?,
         ),
     };
-    Ok(NoteRequest {
-        content,
-        flagged,
+    Ok(OptionalFields {
         id,
         user_id,
+        flagged,
+        created_at,
+    })
+}
+
+/// The changes a `PATCH` asks for, checked against the spec's `NoteUpdate`: every field optional,
+/// and `content`, when present, a string that is not blank.
+fn parse_note_update(headers: &HeaderMap, body: ReadBody) -> Result<NoteChanges, Rejection> {
+    let fields = parse_object(headers, body, "{\"content\": \"...\", \"flagged\": true}")?;
+    let content = match fields.get("content") {
+        None => None,
+        Some(Value::String(text)) if is_blank(text) => {
+            return Err(Rejection::bad_request(
+                "`content` must not be empty or only whitespace; leave it out to keep the text",
+            ));
+        }
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            return Err(Rejection::bad_request(
+                "`content` must be a string; leave it out to keep the text",
+            ));
+        }
+    };
+    let OptionalFields {
+        id,
+        user_id,
+        flagged,
+        created_at,
+    } = optional_fields(&fields)?;
+    Ok(NoteChanges {
+        id,
+        user_id,
+        content,
+        flagged,
         created_at,
     })
 }
@@ -414,41 +625,6 @@ fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<Str
     }
 }
 
-/// The normal handling of the notes endpoint: steps 4 to 6 of the module's order.
-fn add_note(
-    shared: &Shared,
-    raw_id: &str,
-    headers: &HeaderMap,
-    body: ReadBody,
-) -> Response<Full<Bytes>> {
-    let Some(id) = percent_decode(raw_id).filter(|id| id.chars().count() == 24) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "The call id must be exactly 24 characters",
-        );
-    };
-    let input = match parse_note(headers, body) {
-        Ok(input) => input,
-        Err(rejection) => return rejection.into_response(),
-    };
-    // Fields the client sent are kept, as the spec says they are assigned "when absent".
-    let note = Note {
-        id: Some(input.id.unwrap_or_else(next_note_id)),
-        user_id: Some(input.user_id.unwrap_or_else(|| MOCK_USER_ID.to_string())),
-        content: Some(input.content),
-        flagged: Some(input.flagged.unwrap_or(false)),
-        created_at: Some(input.created_at.unwrap_or_else(Timestamp::now)),
-    };
-    match shared.append_note(&id, note) {
-        None => error(StatusCode::NOT_FOUND, "Call not found"),
-        Some(Ok(json)) => json_response(StatusCode::OK, Bytes::from(json)),
-        Some(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("Could not encode the call: {e}"),
-        ),
-    }
-}
-
 fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
@@ -465,9 +641,14 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 
 /// An error answer in the spec's `ErrorBody` shape, like HappyRobot's sibling APIs send.
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    error_named(status, reason(status), message)
+}
+
+/// An error answer whose `error` member is `name` instead of the status's reason phrase.
+fn error_named(status: StatusCode, name: &str, message: &str) -> Response<Full<Bytes>> {
     let body = ErrorBody {
         message: Some(message.to_string()),
-        error: Some(reason(status).to_string()),
+        error: Some(name.to_string()),
         status_code: Some(i64::from(status.as_u16())),
     };
     // Encoding a struct of strings and an integer cannot fail; an empty object is the fallback.
@@ -534,12 +715,49 @@ mod tests {
     }
 
     #[test]
-    fn notes_path() {
-        assert_eq!(notes_path_id("/api/v1/calls/abc/notes"), Some("abc"));
-        assert_eq!(notes_path_id("/api/v1/calls//notes"), Some(""));
-        assert_eq!(notes_path_id("/api/v1/calls/a/b/notes"), None);
-        assert_eq!(notes_path_id("/api/v1/calls/abc/notes/"), None);
-        assert_eq!(notes_path_id("/calls/abc/notes"), None);
+    fn routes() {
+        let parse = Route::parse;
+        assert_eq!(
+            parse("/api/v1/calls/abc/notes"),
+            Some(Route::Notes { call: "abc" })
+        );
+        assert_eq!(
+            parse("/api/v1/calls//notes"),
+            Some(Route::Notes { call: "" })
+        );
+        assert_eq!(
+            parse("/api/v1/calls/abc"),
+            Some(Route::Call { call: "abc" })
+        );
+        assert_eq!(
+            parse("/api/v1/calls/abc/notes/n1"),
+            Some(Route::Note {
+                call: "abc",
+                note: "n1"
+            })
+        );
+        for none in [
+            "/api/v1/calls/",
+            "/api/v1/calls/a/b/notes",
+            "/api/v1/calls/abc/notes/",
+            "/api/v1/calls/abc/notes/n1/",
+            "/api/v1/calls/abc/notes/n1/x",
+            "/api/v1/calls/abc/",
+            "/api/v1/calls/abc/other",
+            "/calls/abc/notes",
+        ] {
+            assert_eq!(parse(none), None, "{none}");
+        }
+        let note = Route::Note { call: "", note: "" };
+        assert_eq!(note.allow(), "PATCH, DELETE");
+        assert_eq!(note.operation(&Method::DELETE), Some(Operation::DeleteNote));
+        assert_eq!(note.operation(&Method::PATCH), Some(Operation::UpdateNote));
+        assert_eq!(note.operation(&Method::GET), None);
+        assert_eq!(Route::Call { call: "" }.operation(&Method::POST), None);
+        assert_eq!(
+            Route::Call { call: "" }.operation(&Method::GET),
+            Some(Operation::GetCall)
+        );
     }
 
     #[test]

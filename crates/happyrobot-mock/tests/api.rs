@@ -11,7 +11,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use happyrobot_mock::{DEFAULT_API_KEY, FIRST_CALL_ID, Fault, MOCK_USER_ID, MockServer};
+use happyrobot_mock::{
+    CALL_NOT_FOUND_ERROR, DEFAULT_API_KEY, FIRST_CALL_ID, Fault, MOCK_USER_ID, MockServer,
+    NOTE_NOT_FOUND_ERROR, OperationCounts,
+};
 use happyrobot_sdk::types::{Call, ErrorBody};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +25,11 @@ fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The id of the first seeded note of the first seeded call (the spec's `noteId` example).
+const SEEDED_NOTE_ID: &str = "65f1d0c0de00000000000000";
+/// The id of its second seeded note.
+const SECOND_SEEDED_NOTE_ID: &str = "65f1d0c0de00000000000001";
 
 fn notes_url(server: &MockServer, id: &str) -> String {
     format!("{}/calls/{id}/notes", server.base_url())
@@ -324,26 +332,51 @@ async fn bad_bodies_are_rejected() {
 
 #[tokio::test]
 async fn wrong_methods_and_unknown_paths() {
+    use reqwest::Method;
     let server = MockServer::start().await.unwrap();
-    for method in [
-        reqwest::Method::GET,
-        reqwest::Method::PUT,
-        reqwest::Method::DELETE,
-    ] {
-        let response = client()
-            .request(method.clone(), notes_url(&server, FIRST_CALL_ID))
-            .bearer_auth(DEFAULT_API_KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.headers()["allow"], "POST");
-        assert_error(response, 405, method.as_str()).await;
+    let base = server.base_url();
+    let paths: [(String, &str, &[Method]); 3] = [
+        (
+            format!("{base}/calls/{FIRST_CALL_ID}"),
+            "GET",
+            &[Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
+        ),
+        (
+            notes_url(&server, FIRST_CALL_ID),
+            "POST",
+            &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
+        ),
+        (
+            format!("{base}/calls/{FIRST_CALL_ID}/notes/{SEEDED_NOTE_ID}"),
+            "PATCH, DELETE",
+            &[Method::GET, Method::POST, Method::PUT, Method::OPTIONS],
+        ),
+    ];
+    for (url, allow, wrong) in paths {
+        for method in wrong {
+            let response = client()
+                .request(method.clone(), &url)
+                .bearer_auth(DEFAULT_API_KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.headers()["allow"], allow, "{method} {url}");
+            assert_error(response, 405, method.as_str()).await;
+        }
     }
+    assert_eq!(server.operation_counts(), OperationCounts::default());
+    assert_eq!(server.notes(FIRST_CALL_ID).len(), 2);
     let root = server.base_url().replace("/api/v1", "");
     for path in [
         format!("{}/calls", server.base_url()),
-        format!("{}/calls/{FIRST_CALL_ID}", server.base_url()),
-        format!("{}/calls/{FIRST_CALL_ID}/notes/extra", server.base_url()),
+        format!("{}/calls/", server.base_url()),
+        format!("{}/calls/{FIRST_CALL_ID}/", server.base_url()),
+        format!("{}/calls/{FIRST_CALL_ID}/notes/", server.base_url()),
+        format!(
+            "{}/calls/{FIRST_CALL_ID}/notes/extra/more",
+            server.base_url()
+        ),
+        format!("{}/calls/{FIRST_CALL_ID}/ratings", server.base_url()),
         format!("{root}/calls/{FIRST_CALL_ID}/notes"),
         format!("{root}/"),
     ] {
@@ -788,4 +821,725 @@ async fn shutdown_releases_the_port() {
         .await
         .unwrap();
     assert_eq!(again.addr(), addr);
+}
+
+// ---- GET /calls/{id}, PATCH and DELETE /calls/{id}/notes/{noteId} ----
+
+fn call_url(server: &MockServer, id: &str) -> String {
+    format!("{}/calls/{id}", server.base_url())
+}
+
+fn note_url(server: &MockServer, call_id: &str, note_id: &str) -> String {
+    format!("{}/calls/{call_id}/notes/{note_id}", server.base_url())
+}
+
+async fn get_call(server: &MockServer, id: &str) -> reqwest::Result<reqwest::Response> {
+    client()
+        .get(call_url(server, id))
+        .bearer_auth(server.api_key())
+        .send()
+        .await
+}
+
+async fn patch(
+    server: &MockServer,
+    call_id: &str,
+    note_id: &str,
+    body: Value,
+) -> reqwest::Result<reqwest::Response> {
+    client()
+        .patch(note_url(server, call_id, note_id))
+        .bearer_auth(server.api_key())
+        .json(&body)
+        .send()
+        .await
+}
+
+async fn delete(
+    server: &MockServer,
+    call_id: &str,
+    note_id: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client()
+        .delete(note_url(server, call_id, note_id))
+        .bearer_auth(server.api_key())
+        .send()
+        .await
+}
+
+/// The operation counts as `[get_call, add_note, update_note, delete_note]`.
+fn counts(server: &MockServer) -> [usize; 4] {
+    let c = server.operation_counts();
+    [c.get_call, c.add_note, c.update_note, c.delete_note]
+}
+
+/// Checks a `200` answer: JSON, and the whole call as the mock holds it now, byte for byte the
+/// same encoding as a `GET`.
+async fn assert_call_answer(server: &MockServer, response: reqwest::Response, id: &str) -> Call {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    let call: Call = serde_json::from_str(&text).unwrap();
+    assert_eq!(Some(&call), server.call(id).as_ref());
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        value,
+        serde_json::to_value(server.call(id).unwrap()).unwrap()
+    );
+    call
+}
+
+/// Checks a `404` for a call that does not exist.
+async fn assert_call_404(response: reqwest::Response) {
+    let body = assert_error(response, 404, "Call not found").await;
+    assert_eq!(body.error.as_deref(), Some(CALL_NOT_FOUND_ERROR));
+}
+
+/// Checks a `404` for a note that the call does not hold: not the call's `404`.
+async fn assert_note_404(response: reqwest::Response) {
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "message": "Note not found", "error": NOTE_NOT_FOUND_ERROR, "statusCode": 404 })
+    );
+    assert_ne!(NOTE_NOT_FOUND_ERROR, CALL_NOT_FOUND_ERROR);
+}
+
+#[tokio::test]
+async fn get_returns_the_call_as_stored_and_as_the_add_answers_it() {
+    let server = MockServer::start().await.unwrap();
+    for id in server.call_ids() {
+        let response = get_call(&server, &id).await.unwrap();
+        assert!(response.headers().contains_key("x-request-id"));
+        let call = assert_call_answer(&server, response, &id).await;
+        assert_eq!(call.id, id);
+    }
+    // After an add, the GET shows the note, in the same bytes as the add's answer.
+    let added = post(&server, json!({ "content": "seen by GET" }))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let got = get_call(&server, FIRST_CALL_ID)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(added, got);
+    let call: Call = serde_json::from_slice(&got).unwrap();
+    assert_eq!(
+        call.notes.unwrap().last().unwrap().content.as_deref(),
+        Some("seen by GET")
+    );
+
+    assert_call_404(get_call(&server, "ffffffffffffffffffffffff").await.unwrap()).await;
+    let short = get_call(&server, "65f1c0ffee").await.unwrap();
+    assert_error(short, 400, "24 characters").await;
+    let no_key = client()
+        .get(call_url(&server, FIRST_CALL_ID))
+        .send()
+        .await
+        .unwrap();
+    assert_error(no_key, 401, "authorization").await;
+    assert_eq!(server.operation_counts().get_call, 4);
+    assert_eq!(server.operation_counts().add_note, 1);
+}
+
+#[tokio::test]
+async fn update_changes_the_fields_sent_and_keeps_the_others() {
+    let server = MockServer::start().await.unwrap();
+    let before = server.notes(FIRST_CALL_ID);
+    assert_eq!(before[0].id.as_deref(), Some(SEEDED_NOTE_ID));
+    assert_eq!(before[0].flagged, Some(false));
+
+    let response = patch(
+        &server,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "flagged": true }),
+    )
+    .await
+    .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    let notes = call.notes.unwrap();
+    let mut expected = before.clone();
+    expected[0].flagged = Some(true);
+    assert_eq!(notes, expected);
+
+    let response = patch(
+        &server,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "content": "Lumper receipt received.", "created_at": "2024-03-14T09:00:00-05:00" }),
+    )
+    .await
+    .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    expected[0].content = Some("Lumper receipt received.".to_string());
+    expected[0].created_at = Some("2024-03-14T09:00:00-05:00".parse().unwrap());
+    assert_eq!(call.notes.unwrap(), expected);
+    // The same update again changes nothing more.
+    let again = patch(
+        &server,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "content": "Lumper receipt received.", "created_at": "2024-03-14T09:00:00-05:00" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        assert_call_answer(&server, again, FIRST_CALL_ID)
+            .await
+            .notes
+            .unwrap(),
+        expected
+    );
+    // An empty body is a valid `NoteUpdate` and changes nothing.
+    let empty = patch(&server, FIRST_CALL_ID, SEEDED_NOTE_ID, json!({}))
+        .await
+        .unwrap();
+    assert_call_answer(&server, empty, FIRST_CALL_ID).await;
+    assert_eq!(server.notes(FIRST_CALL_ID), expected);
+
+    // Everything but the notes is untouched, adds are still on record as they were, and the
+    // other calls did not change.
+    let mut rest = server.call(FIRST_CALL_ID).unwrap();
+    rest.notes = None;
+    let mut seeded = MockServer::start()
+        .await
+        .unwrap()
+        .call(FIRST_CALL_ID)
+        .unwrap();
+    seeded.notes = None;
+    assert_eq!(rest, seeded);
+    assert!(server.created_notes(FIRST_CALL_ID).is_empty());
+    assert_eq!(server.operation_counts().update_note, 4);
+}
+
+#[tokio::test]
+async fn an_added_note_can_be_updated_and_the_add_record_keeps_what_was_added() {
+    let server = MockServer::start().await.unwrap();
+    let call_id = &server.call_ids()[1];
+    let response = client()
+        .post(notes_url(&server, call_id))
+        .bearer_auth(DEFAULT_API_KEY)
+        .json(&json!({ "content": "first text" }))
+        .send()
+        .await
+        .unwrap();
+    let added: Call = response.json().await.unwrap();
+    let note_id = added.notes.unwrap()[0].id.clone().unwrap();
+    let response = patch(
+        &server,
+        call_id,
+        &note_id,
+        json!({ "content": "second text" }),
+    )
+    .await
+    .unwrap();
+    let call = assert_call_answer(&server, response, call_id).await;
+    let note = &call.notes.unwrap()[0];
+    assert_eq!(note.content.as_deref(), Some("second text"));
+    assert_eq!(note.id.as_deref(), Some(note_id.as_str()));
+    assert_eq!(note.user_id.as_deref(), Some(MOCK_USER_ID));
+    assert_eq!(note.flagged, Some(false));
+    assert_eq!(
+        server.created_notes(call_id)[0].content.as_deref(),
+        Some("first text")
+    );
+    assert_eq!(server.notes(call_id), vec![note.clone()]);
+}
+
+#[tokio::test]
+async fn bad_updates_are_rejected_and_change_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let before = server.call(FIRST_CALL_ID).unwrap();
+    let url = note_url(&server, FIRST_CALL_ID, SEEDED_NOTE_ID);
+    let cases: [(&str, &str); 11] = [
+        ("", "body is required"),
+        ("not json", "not valid JSON"),
+        ("[]", "JSON object"),
+        ("{\"content\": \"\"}", "must not be empty"),
+        ("{\"content\": \" \\t\"}", "must not be empty"),
+        ("{\"content\": null}", "`content` must be a string"),
+        ("{\"content\": 3}", "`content` must be a string"),
+        ("{\"flagged\": \"yes\"}", "`flagged` must be a boolean"),
+        ("{\"flagged\": null}", "`flagged` must be a boolean"),
+        ("{\"user_id\": 5}", "must be a string"),
+        (
+            "{\"created_at\": \"soon\"}",
+            "`created_at` must be an RFC 3339",
+        ),
+    ];
+    for (body, needle) in cases {
+        let response = client()
+            .patch(&url)
+            .bearer_auth(DEFAULT_API_KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, needle).await;
+    }
+    let text = client()
+        .patch(&url)
+        .bearer_auth(DEFAULT_API_KEY)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(text, 415, "application/json").await;
+    let small = MockServer::builder()
+        .max_body_bytes(16)
+        .start()
+        .await
+        .unwrap();
+    let big = patch(
+        &small,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "content": "far more than sixteen bytes" }),
+    )
+    .await
+    .unwrap();
+    assert_error(big, 413, "too large").await;
+    assert_eq!(server.call(FIRST_CALL_ID).unwrap(), before);
+    assert_eq!(server.operation_counts(), OperationCounts::default());
+}
+
+#[tokio::test]
+async fn delete_removes_the_note_and_a_repeated_delete_is_a_note_404() {
+    let server = MockServer::start().await.unwrap();
+    let before = server.notes(FIRST_CALL_ID);
+    let response = delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+        .await
+        .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    assert_eq!(call.notes.unwrap(), before[1..].to_vec());
+    assert_eq!(server.deleted_notes(FIRST_CALL_ID), before[..1].to_vec());
+
+    // Already gone: a 404 that names the note, not the call.
+    assert_note_404(
+        delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_note_404(
+        patch(
+            &server,
+            FIRST_CALL_ID,
+            SEEDED_NOTE_ID,
+            json!({ "flagged": true }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(server.notes(FIRST_CALL_ID), before[1..].to_vec());
+
+    // The last note goes too, and the call keeps an empty list.
+    let response = delete(&server, FIRST_CALL_ID, SECOND_SEEDED_NOTE_ID)
+        .await
+        .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    assert_eq!(call.notes, Some(Vec::new()));
+    assert_eq!(server.deleted_notes(FIRST_CALL_ID), before);
+    assert_eq!(counts(&server), [0, 0, 0, 2]);
+    // A note added afterwards encodes cleanly into the emptied list.
+    let response = post(&server, json!({ "content": "after the deletes" }))
+        .await
+        .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    assert_eq!(call.notes.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_call_and_an_unknown_note_are_told_apart() {
+    let server = MockServer::start().await.unwrap();
+    let nowhere = "ffffffffffffffffffffffff";
+    assert_call_404(delete(&server, nowhere, SEEDED_NOTE_ID).await.unwrap()).await;
+    assert_call_404(
+        patch(&server, nowhere, SEEDED_NOTE_ID, json!({ "flagged": true }))
+            .await
+            .unwrap(),
+    )
+    .await;
+    // A note of another call is not on this one.
+    let other = &server.call_ids()[2];
+    assert_note_404(delete(&server, other, SEEDED_NOTE_ID).await.unwrap()).await;
+    assert_note_404(
+        delete(&server, FIRST_CALL_ID, "no-such-note")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_note_404(
+        patch(
+            &server,
+            FIRST_CALL_ID,
+            "no-such-note",
+            json!({ "flagged": true }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    // The call id is checked first, as for the add.
+    let short = delete(&server, "short", SEEDED_NOTE_ID).await.unwrap();
+    assert_error(short, 400, "24 characters").await;
+    assert_eq!(server.notes(FIRST_CALL_ID).len(), 2);
+    assert!(server.deleted_notes(other).is_empty());
+}
+
+#[tokio::test]
+async fn note_ids_in_the_path_are_percent_decoded() {
+    let server = MockServer::start().await.unwrap();
+    post(&server, json!({ "content": "odd id", "id": "note 1/ä" }))
+        .await
+        .unwrap();
+    let response = patch(
+        &server,
+        FIRST_CALL_ID,
+        "note%201%2F%C3%A4",
+        json!({ "flagged": true }),
+    )
+    .await
+    .unwrap();
+    let call = assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    assert_eq!(call.notes.unwrap()[2].flagged, Some(true));
+    let bad_utf8 = delete(&server, FIRST_CALL_ID, "%ff").await.unwrap();
+    assert_error(bad_utf8, 400, "UTF-8").await;
+    let response = delete(&server, FIRST_CALL_ID, "note%201%2F%C3%A4")
+        .await
+        .unwrap();
+    assert_call_answer(&server, response, FIRST_CALL_ID).await;
+    assert_eq!(server.notes(FIRST_CALL_ID).len(), 2);
+}
+
+#[tokio::test]
+async fn client_note_ids_are_kept_by_default_and_ignored_when_asked() {
+    let body = json!({ "content": "mine", "id": "65f1c11e0000000000000001" });
+    let keeping = MockServer::start().await.unwrap();
+    post(&keeping, body.clone()).await.unwrap();
+    assert_eq!(
+        keeping.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+        Some("65f1c11e0000000000000001")
+    );
+    // An update that sends an id gives the note that id.
+    let response = patch(
+        &keeping,
+        FIRST_CALL_ID,
+        "65f1c11e0000000000000001",
+        json!({ "id": "65f1c11e0000000000000002" }),
+    )
+    .await
+    .unwrap();
+    assert_call_answer(&keeping, response, FIRST_CALL_ID).await;
+    assert_eq!(
+        keeping.notes(FIRST_CALL_ID)[2].id.as_deref(),
+        Some("65f1c11e0000000000000002")
+    );
+
+    let ignoring = MockServer::builder()
+        .ignore_client_note_ids(true)
+        .start()
+        .await
+        .unwrap();
+    let call: Call = post(&ignoring, body.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let note = call.notes.unwrap().pop().unwrap();
+    let id = note.id.unwrap();
+    assert_ne!(id, "65f1c11e0000000000000001");
+    assert!(is_24_hex(&id), "{id}");
+    assert_eq!(
+        ignoring.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+        Some(id.as_str())
+    );
+    assert_note_404(
+        delete(&ignoring, FIRST_CALL_ID, "65f1c11e0000000000000001")
+            .await
+            .unwrap(),
+    )
+    .await;
+    // An update's id is ignored too; the other fields still apply.
+    let response = patch(
+        &ignoring,
+        FIRST_CALL_ID,
+        &id,
+        json!({ "id": "65f1c11e0000000000000002", "flagged": true }),
+    )
+    .await
+    .unwrap();
+    let call = assert_call_answer(&ignoring, response, FIRST_CALL_ID).await;
+    let note = call.notes.unwrap().pop().unwrap();
+    assert_eq!(note.id.as_deref(), Some(id.as_str()));
+    assert_eq!(note.flagged, Some(true));
+
+    // The command line's switch does the same.
+    let args = <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from([
+        "happyrobot-mock",
+        "--ignore-client-note-ids",
+    ])
+    .unwrap();
+    let from_cli = args.start_server().await.unwrap();
+    post(&from_cli, body.clone()).await.unwrap();
+    assert_ne!(
+        from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+        Some("65f1c11e0000000000000001")
+    );
+    let args =
+        <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from(["happyrobot-mock"]).unwrap();
+    let from_cli = args.start_server().await.unwrap();
+    post(&from_cli, body).await.unwrap();
+    assert_eq!(
+        from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+        Some("65f1c11e0000000000000001")
+    );
+}
+
+#[tokio::test]
+async fn faults_apply_to_get_update_and_delete() {
+    let server = MockServer::start().await.unwrap();
+    let seeded = server.call(FIRST_CALL_ID).unwrap();
+
+    // Status and rate-limit faults answer for every operation and change nothing.
+    server.inject(Fault::Status(503), 3);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 4,
+        },
+        1,
+    );
+    assert_error(
+        get_call(&server, FIRST_CALL_ID).await.unwrap(),
+        503,
+        "Injected",
+    )
+    .await;
+    let r = patch(
+        &server,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "flagged": true }),
+    )
+    .await
+    .unwrap();
+    assert_error(r, 503, "Injected").await;
+    let r = delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+        .await
+        .unwrap();
+    assert_error(r, 503, "Injected").await;
+    let r = delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "4");
+    assert_error(r, 429, "Rate limit").await;
+    assert_eq!(server.call(FIRST_CALL_ID).unwrap(), seeded);
+
+    // Invalid JSON and a closed connection change nothing either.
+    server.inject(Fault::InvalidJson, 2);
+    let r = patch(
+        &server,
+        FIRST_CALL_ID,
+        SEEDED_NOTE_ID,
+        json!({ "flagged": true }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).is_err());
+    let r = get_call(&server, FIRST_CALL_ID).await.unwrap();
+    assert!(serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).is_err());
+    server.inject(Fault::CloseBeforeResponse, 2);
+    assert!(
+        delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+            .await
+            .is_err()
+    );
+    assert!(
+        patch(
+            &server,
+            FIRST_CALL_ID,
+            SEEDED_NOTE_ID,
+            json!({ "flagged": true })
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(server.call(FIRST_CALL_ID).unwrap(), seeded);
+    assert_eq!(server.operation_counts(), OperationCounts::default());
+
+    // Save-then-drop carries the update and the delete out, and loses the answers.
+    server.inject(Fault::SaveThenDrop, 3);
+    assert!(
+        patch(
+            &server,
+            FIRST_CALL_ID,
+            SEEDED_NOTE_ID,
+            json!({ "flagged": true })
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(server.notes(FIRST_CALL_ID)[0].flagged, Some(true));
+    assert!(
+        delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+            .await
+            .is_err()
+    );
+    assert_eq!(server.notes(FIRST_CALL_ID).len(), 1);
+    assert_eq!(server.deleted_notes(FIRST_CALL_ID).len(), 1);
+    assert!(get_call(&server, FIRST_CALL_ID).await.is_err());
+    // The client retrying the delete finds the note gone, which the 404 says.
+    assert_note_404(
+        delete(&server, FIRST_CALL_ID, SEEDED_NOTE_ID)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(counts(&server), [1, 0, 1, 1]);
+
+    // A delay answers normally, later.
+    server.inject(Fault::Delay(Duration::from_millis(300)), 1);
+    let started = Instant::now();
+    let r = get_call(&server, FIRST_CALL_ID).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_call_answer(&server, r, FIRST_CALL_ID).await;
+
+    let faults: Vec<(String, Option<Fault>)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.fault))
+        .collect();
+    assert_eq!(faults[0], ("GET".to_string(), Some(Fault::Status(503))));
+    assert_eq!(faults[2].0, "DELETE");
+    assert_eq!(
+        faults.last().unwrap().1,
+        Some(Fault::Delay(Duration::from_millis(300)))
+    );
+}
+
+#[tokio::test]
+async fn checks_run_in_the_documented_order_for_updates() {
+    let server = MockServer::start().await.unwrap();
+    let c = client();
+    // Method before auth.
+    let r = c.get(note_url(&server, "short", "n")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // Auth before id.
+    let r = c
+        .patch(note_url(&server, "short", "n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Id before body.
+    let r = c
+        .patch(note_url(&server, "short", "n"))
+        .bearer_auth(DEFAULT_API_KEY)
+        .body("junk")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 400, "24 characters").await;
+    // Body before the call's and the note's existence.
+    for (call, note) in [("ffffffffffffffffffffffff", "n"), (FIRST_CALL_ID, "n")] {
+        let r = c
+            .patch(note_url(&server, call, note))
+            .bearer_auth(DEFAULT_API_KEY)
+            .body("junk")
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 400, "not valid JSON").await;
+    }
+    // A delete has no body to check: whatever is sent is ignored.
+    let r = c
+        .delete(note_url(&server, FIRST_CALL_ID, SEEDED_NOTE_ID))
+        .bearer_auth(DEFAULT_API_KEY)
+        .body("junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds_updates_and_deletes_lose_nothing() {
+    let server = std::sync::Arc::new(MockServer::start().await.unwrap());
+    let seeded = server.notes(FIRST_CALL_ID);
+    // Each task adds notes with ids of its own, flags every one, and deletes every other one,
+    // while the other tasks do the same on the same call.
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move {
+                // One client per task, so that its connection is reused.
+                let client = client();
+                let send =
+                    |request: reqwest::RequestBuilder| request.bearer_auth(DEFAULT_API_KEY).send();
+                for n in 0..25 {
+                    let id = format!("65f1c0c0{task:08x}{n:08x}");
+                    let r = send(
+                        client
+                            .post(notes_url(&server, FIRST_CALL_ID))
+                            .json(&json!({ "content": format!("{task}/{n}"), "id": id })),
+                    )
+                    .await
+                    .unwrap();
+                    assert_eq!(r.status(), 200);
+                    let url = note_url(&server, FIRST_CALL_ID, &id);
+                    let r = send(client.patch(&url).json(&json!({ "flagged": true })))
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    if n % 2 == 0 {
+                        let r = send(client.delete(&url)).await.unwrap();
+                        assert_eq!(r.status(), 200);
+                        // Every answer is whole JSON, however the notes around it moved.
+                        let call: Call = r.json().await.unwrap();
+                        assert!(
+                            call.notes
+                                .unwrap()
+                                .iter()
+                                .all(|n| n.id.as_deref() != Some(&id))
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let notes = server.notes(FIRST_CALL_ID);
+    assert_eq!(notes.len(), seeded.len() + 16 * 12);
+    assert_eq!(notes[..2], seeded[..]);
+    let kept: HashSet<String> = notes[2..].iter().map(|n| n.id.clone().unwrap()).collect();
+    let expected: HashSet<String> = (0..16)
+        .flat_map(|task| {
+            (0..25)
+                .filter(|n| n % 2 == 1)
+                .map(move |n| format!("65f1c0c0{task:08x}{n:08x}"))
+        })
+        .collect();
+    assert_eq!(kept, expected);
+    assert!(notes[2..].iter().all(|n| n.flagged == Some(true)));
+    assert_eq!(server.deleted_notes(FIRST_CALL_ID).len(), 16 * 13);
+    assert_eq!(server.created_note_count(), 400);
+    assert_eq!(counts(&server), [0, 400, 400, 208]);
+    // The encoded call agrees with the stored one after all that splicing.
+    let response = get_call(&server, FIRST_CALL_ID).await.unwrap();
+    assert_call_answer(&server, response, FIRST_CALL_ID).await;
 }
