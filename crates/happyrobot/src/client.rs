@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use happyrobot_sdk::Inner;
 use happyrobot_sdk::hooks::{BodyError, Exchange};
-use happyrobot_sdk::types::{Call, ErrorBody};
+use happyrobot_sdk::types::{Call, ErrorBody, Note};
 use http::StatusCode;
 use http::header::{HeaderMap, LOCATION};
 use reqwest::Url;
@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 
 use crate::error::{BoxError, Operation};
 use crate::retry::{RetryAction, parse_retry_after};
-use crate::{ApiKey, CallId, Error, NewNote, Response, RetryPolicy};
+use crate::{ApiKey, CallId, Error, NewNote, NoteChanges, NoteId, Response, RetryPolicy};
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://app.happyrobot.ai/api/v1";
@@ -36,6 +36,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default limit on one call of a client method, every retry and wait included.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
+/// Default wait between the two looks of [`Client::find_note`].
+pub const DEFAULT_RECONCILE_SETTLE: Duration = Duration::from_secs(2);
 /// Default limit on the size of an answer.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = happyrobot_sdk::hooks::DEFAULT_MAX_RESPONSE_BYTES;
 
@@ -57,6 +59,7 @@ struct Shared {
     timeout: Duration,
     deadline: Duration,
     client_note_ids: bool,
+    reconcile_settle: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -155,6 +158,150 @@ impl Client {
         })
         .await
         .map_err(|e| e.with_note_id(note_id))
+    }
+
+    /// Reads a call, notes included.
+    ///
+    /// Reading changes nothing, so every failure that may pass is retried as the policy allows.
+    /// (The API lists this operation but its page is not public: its path and answer are inferred.)
+    pub async fn get_call(&self, call_id: &CallId) -> Result<Response<Call>, Error> {
+        let id: happyrobot_sdk::types::GetCallId = call_id
+            .as_str()
+            .parse()
+            .map_err(|e| Error::invalid_input("call id", e))?;
+        let api = &self.shared.api;
+        let id = &id;
+        let span = tracing::info_span!(
+            "happyrobot.request",
+            method = "GET",
+            path = "/calls/{id}",
+            call_id = %call_id,
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        self.run(Operation::GetCall, span, move || api.get_call(id))
+            .await
+    }
+
+    /// Changes a note and returns the call after the change. Only the fields set in `changes` are
+    /// sent.
+    ///
+    /// An update with the same body is idempotent, so the default policy also retries it when the
+    /// outcome is unknown (a timeout, a broken connection, a 500, 502, 503 or 504), which it never
+    /// does for an add.
+    pub async fn update_note(
+        &self,
+        call_id: &CallId,
+        note_id: &NoteId,
+        changes: NoteChanges,
+    ) -> Result<Response<Call>, Error> {
+        let body = changes.to_body()?;
+        let id: happyrobot_sdk::types::UpdateNoteId = call_id
+            .as_str()
+            .parse()
+            .map_err(|e| Error::invalid_input("call id", e))?;
+        let note: happyrobot_sdk::types::UpdateNoteNoteId = note_id
+            .as_str()
+            .parse()
+            .map_err(|e| Error::invalid_input("note id", e))?;
+        let api = &self.shared.api;
+        let (id, note, body) = (&id, &note, &body);
+        let span = tracing::info_span!(
+            "happyrobot.request",
+            method = "PATCH",
+            path = "/calls/{id}/notes/{noteId}",
+            call_id = %call_id,
+            note_id = %note_id,
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        self.run(Operation::UpdateNote, span, move || {
+            api.update_note(id, note, body)
+        })
+        .await
+    }
+
+    /// Deletes a note and returns the call after the change.
+    ///
+    /// A delete is idempotent, so the default policy also retries it when the outcome is unknown.
+    /// A note that is already gone answers `404`: [`Error::is_note_not_found`] tells that apart from
+    /// a call that does not exist, so that a caller can count it as done.
+    pub async fn delete_note(
+        &self,
+        call_id: &CallId,
+        note_id: &NoteId,
+    ) -> Result<Response<Call>, Error> {
+        let id: happyrobot_sdk::types::DeleteNoteId = call_id
+            .as_str()
+            .parse()
+            .map_err(|e| Error::invalid_input("call id", e))?;
+        let note: happyrobot_sdk::types::DeleteNoteNoteId = note_id
+            .as_str()
+            .parse()
+            .map_err(|e| Error::invalid_input("note id", e))?;
+        let api = &self.shared.api;
+        let (id, note) = (&id, &note);
+        let span = tracing::info_span!(
+            "happyrobot.request",
+            method = "DELETE",
+            path = "/calls/{id}/notes/{noteId}",
+            call_id = %call_id,
+            note_id = %note_id,
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        self.run(Operation::DeleteNote, span, move || {
+            api.delete_note(id, note)
+        })
+        .await
+    }
+
+    /// Finds out whether a note whose add had an unknown outcome is on the call, by the ID it was
+    /// sent with ([`Error::note_id`]) and its text.
+    ///
+    /// It never guesses. The note is [`NoteLookup::Found`] when a note with its ID is on the call.
+    /// It is [`NoteLookup::Absent`] only when no note has its ID or its text, twice, with the
+    /// settle delay ([`ClientBuilder::reconcile_settle`]) between the two looks, because the add
+    /// may still be in flight at the server. Otherwise ([`NoteLookup::Undecided`]): a note with the
+    /// same text but another ID may be this one, from a server that does not keep client IDs, or
+    /// the answer did not list the notes.
+    pub async fn find_note(
+        &self,
+        call_id: &CallId,
+        note_id: &str,
+        content: &str,
+    ) -> Result<NoteLookup, Error> {
+        let first = self.look_for(call_id, note_id, content).await?;
+        if first != Sighting::Nothing {
+            return Ok(first.into_lookup());
+        }
+        tokio::time::sleep(self.shared.reconcile_settle).await;
+        Ok(self
+            .look_for(call_id, note_id, content)
+            .await?
+            .into_lookup())
+    }
+
+    async fn look_for(
+        &self,
+        call_id: &CallId,
+        note_id: &str,
+        content: &str,
+    ) -> Result<Sighting, Error> {
+        let call = self.get_call(call_id).await?.into_inner();
+        let Some(notes) = call.notes else {
+            return Ok(Sighting::Unclear);
+        };
+        if let Some(note) = notes.iter().find(|n| n.id.as_deref() == Some(note_id)) {
+            return Ok(Sighting::Found(Box::new(note.clone())));
+        }
+        if notes.iter().any(|n| n.content.as_deref() == Some(content)) {
+            return Ok(Sighting::Unclear);
+        }
+        Ok(Sighting::Nothing)
     }
 
     /// Sends a request as often as the retry policy allows within the deadline.
@@ -333,6 +480,38 @@ impl Client {
     }
 }
 
+/// What [`Client::find_note`] found out.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NoteLookup {
+    /// The note is on the call: it was added.
+    Found(Box<Note>),
+    /// Neither its ID nor its text is on the call, twice, a settle delay apart: it was not added,
+    /// and sending it again (with the same ID) adds it once.
+    Absent,
+    /// It cannot be told: a note with the same text but another ID is there, or the call's answer
+    /// lists no notes. The outcome stays unknown.
+    Undecided,
+}
+
+/// One look at the call.
+#[derive(Debug, PartialEq)]
+enum Sighting {
+    Found(Box<Note>),
+    Unclear,
+    Nothing,
+}
+
+impl Sighting {
+    fn into_lookup(self) -> NoteLookup {
+        match self {
+            Self::Found(note) => NoteLookup::Found(note),
+            Self::Unclear => NoteLookup::Undecided,
+            Self::Nothing => NoteLookup::Absent,
+        }
+    }
+}
+
 /// Whether an error body speaks of a note (and not only of a call): how a `404` for a note that is
 /// gone is told apart from one for a call that does not exist.
 fn mentions_a_note(body: &ErrorBody) -> bool {
@@ -458,6 +637,7 @@ pub struct ClientBuilder {
     deadline: Option<Duration>,
     client_note_ids: Option<bool>,
     root_certificates: Vec<Vec<u8>>,
+    reconcile_settle: Option<Duration>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -474,6 +654,7 @@ impl fmt::Debug for ClientBuilder {
             .field("deadline", &self.deadline)
             .field("client_note_ids", &self.client_note_ids)
             .field("root_certificates", &self.root_certificates.len())
+            .field("reconcile_settle", &self.reconcile_settle)
             .finish()
     }
 }
@@ -549,6 +730,13 @@ impl ClientBuilder {
     /// digits) so that it can be looked up when the outcome of the add is unknown; default `true`.
     pub fn client_note_ids(mut self, on: bool) -> Self {
         self.client_note_ids = Some(on);
+        self
+    }
+
+    /// How long [`Client::find_note`] waits between its two looks before it calls a note absent;
+    /// default 2 s. An add still in flight at the server shows up within it.
+    pub fn reconcile_settle(mut self, settle: Duration) -> Self {
+        self.reconcile_settle = Some(settle);
         self
     }
 
@@ -648,6 +836,7 @@ impl ClientBuilder {
                 timeout,
                 deadline,
                 client_note_ids: self.client_note_ids.unwrap_or(true),
+                reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
             }),
         })
     }

@@ -48,8 +48,8 @@ pub enum Outcome {
     /// The server certainly did not act: the note was not added (or the update or delete not
     /// applied). Sending the request again cannot duplicate anything.
     NotApplied,
-    /// The server may or may not have acted. Check before sending again (for an add, look for the
-    /// note's ID, [`Error::note_id`], on the call).
+    /// The server may or may not have acted. Check before sending again (for an add:
+    /// [`Client::find_note`](crate::Client::find_note) with [`Error::note_id`]).
     Unknown,
     /// The server acted (a 2xx status arrived) but its answer could not be read. Do not send again.
     Applied,
@@ -57,10 +57,6 @@ pub enum Outcome {
 
 /// The operation an error belongs to, so that its message speaks of the right thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "reading a call, updating and deleting notes arrive with the rest of the notes resource"
-)]
 pub(crate) enum Operation {
     AddNote,
     GetCall,

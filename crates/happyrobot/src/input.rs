@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use happyrobot_sdk::Timestamp;
-use happyrobot_sdk::types::{NoteInput, NoteInputContent};
+use happyrobot_sdk::types::{NoteInput, NoteInputContent, NoteUpdate, NoteUpdateContent};
 
 use crate::Error;
 
@@ -240,6 +240,192 @@ impl fmt::Debug for NewNote {
     }
 }
 
+/// The ID of a note on a call: 1 to 128 ASCII letters, digits, `-` or `_` (HappyRobot's are 24 hex
+/// digits; the API documents no format).
+///
+/// As with [`CallId`], checking the characters means nothing passed as an ID can change the path of
+/// the request.
+///
+/// ```
+/// use happyrobot::NoteId;
+///
+/// let id: NoteId = "65f1d0c0de00000000000000".parse()?;
+/// assert_eq!(id.as_str(), "65f1d0c0de00000000000000");
+/// assert!("../x".parse::<NoteId>().is_err());
+/// # Ok::<(), happyrobot::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NoteId(String);
+
+impl NoteId {
+    /// The longest note ID accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks `id` and wraps it.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let problem = if id.is_empty() {
+            Some("it is empty".to_string())
+        } else if id.len() > Self::MAX_LEN {
+            Some(format!("it is longer than {} characters", Self::MAX_LEN))
+        } else if !id.bytes().all(valid) {
+            Some("it holds characters other than ASCII letters, digits, `-` and `_`".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(Error::invalid_input(
+                "note id",
+                format!(
+                    "{:?} is not a note ID: {problem}; use the `id` of a note as the API returns it",
+                    shorten(&id)
+                ),
+            )),
+            None => Ok(Self(id)),
+        }
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NoteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("NoteId").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for NoteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for NoteId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for NoteId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What to change in a note: only the fields set here are sent (the API does not document what
+/// happens to the ones left out, so none is sent that the caller did not set).
+///
+/// ```
+/// use happyrobot::NoteChanges;
+///
+/// let changes = NoteChanges::new().content("Pickup moved to 15:00").flagged(false);
+/// assert!(changes.validate().is_ok());
+/// assert!(NoteChanges::new().validate().is_err(), "an update must change something");
+/// ```
+#[derive(Clone, Default, PartialEq)]
+pub struct NoteChanges {
+    content: Option<String>,
+    flagged: Option<bool>,
+    user_id: Option<String>,
+    created_at: Option<Timestamp>,
+}
+
+impl NoteChanges {
+    /// No changes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the note's text (not empty or whitespace only).
+    pub fn content(mut self, content: impl Into<String>) -> Self {
+        self.content = Some(content.into());
+        self
+    }
+
+    /// Flags or unflags the note.
+    pub fn flagged(mut self, flagged: bool) -> Self {
+        self.flagged = Some(flagged);
+        self
+    }
+
+    /// Attributes the note to another user ID.
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Re-dates the note.
+    pub fn created_at(mut self, created_at: impl Into<Timestamp>) -> Self {
+        self.created_at = Some(created_at.into());
+        self
+    }
+
+    /// Checks the changes as [`Client::update_note`](crate::Client::update_note) does before
+    /// sending them.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.to_body().map(drop)
+    }
+
+    /// The request body as the spec defines it, after the checks of [`NoteChanges::validate`].
+    pub fn to_body(&self) -> Result<NoteUpdate, Error> {
+        if self.content.is_none()
+            && self.flagged.is_none()
+            && self.user_id.is_none()
+            && self.created_at.is_none()
+        {
+            return Err(Error::invalid_input(
+                "note update",
+                "it changes nothing: set the content, the flag, the user ID or the date",
+            ));
+        }
+        let content = match &self.content {
+            Some(text) if text.trim().is_empty() => {
+                return Err(Error::invalid_input(
+                    "note content",
+                    "the note's new text is empty or only whitespace; give it some text, or \
+                     delete the note instead",
+                ));
+            }
+            Some(text) => Some(
+                NoteUpdateContent::try_from(text.clone())
+                    .map_err(|e| Error::invalid_input("note content", e))?,
+            ),
+            None => None,
+        };
+        if self.user_id.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Error::invalid_input(
+                "note user_id",
+                "it is empty; leave it unset to keep the note's user",
+            ));
+        }
+        Ok(NoteUpdate {
+            content,
+            flagged: self.flagged,
+            id: None,
+            user_id: self.user_id.clone(),
+            created_at: self.created_at.clone(),
+        })
+    }
+}
+
+/// Note text is customer data: `Debug` shows its length, not the text.
+impl fmt::Debug for NoteChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoteChanges")
+            .field("content_len", &self.content.as_ref().map(String::len))
+            .field("flagged", &self.flagged)
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 /// A HappyRobot API key. `Debug` and `Display` never print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -350,6 +536,31 @@ mod tests {
         let debug = format!("{:?}", NewNote::new("customer said their PIN is 1234"));
         assert!(!debug.contains("PIN"), "{debug}");
         assert!(debug.contains("content_len"), "{debug}");
+    }
+
+    #[test]
+    fn note_ids_are_checked() {
+        for ok in ["65f1d0c0de00000000000000", "a", "note_1-x"] {
+            assert_eq!(NoteId::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "../x", "a/b", "a b", "%2F", &"x".repeat(129)] {
+            let err = NoteId::new(bad).unwrap_err();
+            assert!(err.is_invalid_input(), "{bad:?}");
+            assert!(err.to_string().contains("note ID"), "{err}");
+        }
+    }
+
+    #[test]
+    fn note_changes_must_change_something_sensible() {
+        assert!(NoteChanges::new().validate().is_err());
+        assert!(NoteChanges::new().content("  ").validate().is_err());
+        let body = NoteChanges::new().flagged(true).to_body().unwrap();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"flagged": true}),
+            "only what was set"
+        );
     }
 
     #[test]

@@ -9,10 +9,11 @@ mod retry;
 
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, new_note_id,
+    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT,
+    NoteLookup, new_note_id,
 };
 pub use error::{Error, ErrorKind, Outcome};
-pub use input::{ApiKey, CallId, NewNote};
+pub use input::{ApiKey, CallId, NewNote, NoteChanges, NoteId};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
 
