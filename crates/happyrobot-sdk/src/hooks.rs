@@ -196,7 +196,9 @@ pub struct Exchange {
 }
 
 tokio::task_local! {
-    static EXCHANGE: RefCell<Exchange>;
+    // Boxed: a task-local's value is swapped in and out of its slot on every poll, and a pointer
+    // is cheaper to swap than the exchange itself.
+    static EXCHANGE: Box<RefCell<Exchange>>;
 }
 
 impl Exchange {
@@ -212,7 +214,7 @@ impl Exchange {
     /// exchange as the `exec` hook left it.
     pub async fn scope<F: Future>(self, future: F) -> (F::Output, Exchange) {
         EXCHANGE
-            .scope(RefCell::new(self), async {
+            .scope(Box::new(RefCell::new(self)), async {
                 let output = future.await;
                 let exchange = EXCHANGE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
                 (output, exchange)

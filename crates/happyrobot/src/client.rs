@@ -327,8 +327,10 @@ impl Client {
             let attempt = retries + 1;
             span.record("attempt", attempt);
             let begun = Instant::now();
+            // Boxed once, so that the generated request future (a few kilobytes) is not copied
+            // again by each wrapper around it.
             let (result, exchange) = Exchange::with_timeout(Some(timeout))
-                .scope(send())
+                .scope(Box::pin(send()))
                 .instrument(span.clone())
                 .await;
             span.record("duration_ms", begun.elapsed().as_millis() as u64);
@@ -599,7 +601,14 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|v| v.to_str().ok())
-        .map(crate::error::clean_message)
+        // `to_str` admits visible ASCII only, so the one thing left to check is the length.
+        .map(|id| {
+            if id.len() <= crate::error::MAX_MESSAGE_CHARS {
+                id.to_string()
+            } else {
+                crate::error::clean_message(id)
+            }
+        })
 }
 
 /// Sorts a transport failure by whether the request can have reached the server.
@@ -811,13 +820,20 @@ impl ClientBuilder {
                     builder = builder.no_proxy();
                 }
                 for pem in &self.root_certificates {
-                    let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                    let invalid = |why: String| {
                         Error::config(format!(
-                            "a root certificate given with add_root_certificate_pem is not valid PEM: {}",
-                            crate::error::chain(&e)
+                            "a root certificate given with add_root_certificate_pem is not valid: {why}; \
+                             give the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
                         ))
-                    })?;
-                    builder = builder.add_root_certificate(certificate);
+                    };
+                    let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                        .map_err(|e| invalid(crate::error::chain(&e)))?;
+                    if certificates.is_empty() {
+                        return Err(invalid("it holds no certificate".to_string()));
+                    }
+                    for certificate in certificates {
+                        builder = builder.add_root_certificate(certificate);
+                    }
                 }
                 builder.build().map_err(|e| {
                     Error::config(format!(

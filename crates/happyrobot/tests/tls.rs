@@ -1,0 +1,137 @@
+//! The client over TLS through rustls, against a server on 127.0.0.1 with a self-signed
+//! certificate: trusted with `ClientBuilder::add_root_certificate_pem`, it negotiates HTTP/2;
+//! untrusted, the handshake fails and the error says nothing was sent.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the location"
+)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use happyrobot::{CallId, Client, ErrorKind, NewNote, Outcome, RetryPolicy};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::{CALL_ID, KEY, call_json};
+use tokio::net::TcpListener;
+
+/// A TLS server for `localhost` that answers every request with the full call and records the HTTP
+/// version of each request. Returns the base URL, the certificate (PEM) and the record.
+async fn tls_server() -> (String, String, Arc<Mutex<Vec<hyper::Version>>>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert_der = certified.cert.der().clone();
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key_der)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let versions = Arc::new(Mutex::new(Vec::new()));
+    let seen = versions.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock().unwrap().push(request.version());
+                        let _ = request.into_body().collect().await;
+                        let response = hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .header("x-request-id", "tls-1")
+                            .body(Full::new(Bytes::from(call_json())))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (
+        format!("https://localhost:{port}/api/v1"),
+        cert_pem,
+        versions,
+    )
+}
+
+#[tokio::test]
+async fn a_trusted_self_signed_server_is_reached_over_http2() {
+    let (base_url, cert_pem, versions) = tls_server().await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&base_url)
+        .add_root_certificate_pem(cert_pem)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let id: CallId = CALL_ID.parse().unwrap();
+    let response = client
+        .add_note(&id, NewNote::new("over TLS"))
+        .await
+        .unwrap();
+    assert_eq!(response.id, CALL_ID);
+    assert_eq!(response.request_id(), Some("tls-1"));
+    assert_eq!(*versions.lock().unwrap(), [hyper::Version::HTTP_2]);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_the_handshake_and_nothing_is_sent() {
+    let (base_url, _, versions) = tls_server().await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&base_url)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let id: CallId = CALL_ID.parse().unwrap();
+    let err = client
+        .add_note(&id, NewNote::new("over TLS"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert_eq!(err.outcome(), Outcome::NotApplied);
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert!(
+        versions.lock().unwrap().is_empty(),
+        "no request reached the server"
+    );
+}
+
+#[test]
+fn an_invalid_root_certificate_fails_at_build() {
+    let err = Client::builder()
+        .api_key(KEY)
+        .add_root_certificate_pem("not a certificate")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+}
