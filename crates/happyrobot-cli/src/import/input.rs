@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use happyrobot::{CallId, NewNote};
 use serde_json::Value;
 
-use crate::Format;
+use super::args::Format;
 
 /// One valid line of the file.
 #[derive(Debug, Clone)]
