@@ -24,8 +24,12 @@ pub(crate) enum Exit {
     Network = 6,
     /// The request may have been applied (timeout after sending, broken connection, most 5xx).
     Unknown = 7,
-    /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+    /// An import stopped by SIGHUP (128 + 1, as shells report it).
+    HangUp = 129,
+    /// An import interrupted with Ctrl-C (128 + SIGINT).
     Interrupted = 130,
+    /// An import stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 impl Exit {

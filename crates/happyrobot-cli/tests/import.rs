@@ -401,60 +401,104 @@ async fn dry_run_counts_and_sends_nothing() {
     assert!(!dir.join("notes.csv.journal").exists());
 }
 
+/// Failure 3: after a line fails and is corrected, a re-run was refused (exit 2), and the advice
+/// (a new --journal) re-sent every line. Now the fixed line is sent, and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journal_of_another_file_is_refused() {
+async fn a_fixed_line_is_sent_and_nothing_already_added() {
     let server = MockServer::start().await.unwrap();
-    let dir = common::temp_dir("foreign");
-    let file = write_csv(&dir, 3);
-    let journal = dir.join("shared.journal");
-    let (file_arg, journal_arg) = (file.to_str().unwrap(), journal.to_str().unwrap());
-    let run = common::run_against(
-        &server,
-        &["notes", "import", file_arg, "--journal", journal_arg],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let other = dir.join("other.csv");
-    std::fs::write(
-        &other,
-        format!("call_id,content\n{FIRST_CALL_ID},something else\n"),
-    )
-    .unwrap();
-    let run = common::run_against(
-        &server,
-        &[
-            "notes",
-            "import",
-            other.to_str().unwrap(),
-            "--journal",
-            journal_arg,
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("was written for a different file"),
-        "{}",
-        run.stderr
-    );
-    // The same file, shortened: the journal knows lines it no longer has.
+    let dir = common::temp_dir("fixed");
+    let file = dir.join("notes.csv");
+    let wrong = "0123456789abcdef01234567";
     std::fs::write(
         &file,
-        format!("call_id,content,flagged\n{FIRST_CALL_ID},note 1,\n"),
+        format!("call_id,content\n{FIRST_CALL_ID},one\n{wrong},two\n{FIRST_CALL_ID},three\n"),
     )
     .unwrap();
-    let run = common::run_against(
-        &server,
-        &["notes", "import", file_arg, "--journal", journal_arg],
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 2);
+    // The line is corrected (and another line added at the top, shifting every line number).
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},zero\n{FIRST_CALL_ID},one\n{FIRST_CALL_ID},two\n{FIRST_CALL_ID},three\n"
+        ),
     )
-    .await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("belongs to another file"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(server.created_note_count(), 3);
+    .unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["added"], 2, "{summary}");
+    assert_eq!(summary["skipped"], 2, "{summary}");
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    for text in ["zero", "one", "two", "three"] {
+        assert_eq!(counts.get(text), Some(&1), "{text}: {counts:?}");
+    }
+}
+
+/// Failure 1: a trial run against a mock marked every line done, and the real run then skipped
+/// them all with exit 0. Now the journal counts only for the API it was written against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
+    let real = MockServer::start().await.unwrap();
+    let staging = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("destination");
+    let file = write_csv(&dir, 5);
+    let file_arg = file.to_str().unwrap();
+    let trial = common::run(&["--mock", "notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(trial.code, 0, "{}", trial.stderr);
+    assert_eq!(summary(&trial)["added"], 5);
+    let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 5);
+    let run = common::run_against(&real, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 5, "{}", run.stderr);
+    assert_eq!(real.created_note_count(), 5);
+    // The journal records where each run went, and a hash of the key, never the key.
+    let journal = std::fs::read_to_string(dir.join("notes.csv.journal")).unwrap();
+    assert!(journal.contains(&real.base_url()), "{journal}");
+    assert!(!journal.contains(real.api_key()), "{journal}");
+    // And each destination keeps its own progress.
+    let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(summary(&run)["skipped"], 5);
+    assert_eq!(staging.created_note_count(), 5);
+}
+
+/// Failure 4: a copy, rename or symlink of the file re-sent everything (the journal was found by
+/// path). Now it is found by the file's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_copied_or_symlinked_file_resumes() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("renamed");
+    let file = write_csv(&dir, 6);
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let renamed = dir.join("renamed.csv");
+    std::fs::rename(&file, &renamed).unwrap();
+    let copy_dir = common::temp_dir("renamed-copy");
+    let copy = copy_dir.join("copy.csv");
+    std::fs::copy(&renamed, &copy).unwrap();
+    let link = copy_dir.join("link.csv");
+    std::os::unix::fs::symlink(&renamed, &link).unwrap();
+    for path in [&renamed, &copy, &link] {
+        let run = common::run_against(
+            &server,
+            &["notes", "import", path.to_str().unwrap(), "-o", "json"],
+        )
+        .await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            summary(&run)["skipped"],
+            6,
+            "{}: {}",
+            path.display(),
+            run.stderr
+        );
+        assert!(run.stderr.contains("same content"), "{}", run.stderr);
+    }
+    assert_eq!(server.created_note_count(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,12 +14,14 @@ Input:
   checked first; if any line is invalid, every problem is listed and nothing is sent.
 
 Journal:
-  Every line is recorded in the journal (default: <FILE>.journal) before it is sent and again
-  when its outcome is known. Re-running the same command skips the lines already added. A line
+  Every line is recorded in the journal (default: <FILE>.journal, or the journal of a file with
+  the same content imported to the same API) before it is sent and again when its outcome is
+  known. Re-running the same command skips the lines already added, even if the file was
+  edited, renamed or copied; a journal counts only for the API it was written against. A line
   whose outcome is unknown (timeout, dropped connection, 5xx, or a run killed while it was in
   flight) may have been added: it is listed, and sent again only with --retry-unknown. Lines
   that certainly failed (4xx, or rate limits and connection failures after every retry) are
-  sent again on every re-run. A journal written for another file is refused.
+  sent again on every re-run. Only one import runs on a journal at a time.
 
 Exit codes:
   0  every line added (or already added)
@@ -27,7 +29,7 @@ Exit codes:
   3  the API rejected the key; the import stopped
   4, 5, 6  some lines failed (the worst: 6 network, 5 other API error, 4 call not found)
   7  some lines have an unknown outcome (this beats any failure)
-  130  interrupted with Ctrl-C; re-run the command to continue";
+  129, 130, 143  stopped by SIGHUP, Ctrl-C (SIGINT) or SIGTERM; re-run the command to continue";
 
 /// The input formats of `notes import`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,9 +41,10 @@ pub(crate) enum Format {
 }
 
 /// Options of `notes import`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ImportArgs {
-    /// The file of notes (.csv, .jsonl or .ndjson).
+    /// The file of notes (.csv, .jsonl or .ndjson); - reads standard input (then give --format
+    /// and --journal).
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
 
@@ -67,6 +70,11 @@ pub(crate) struct ImportArgs {
     /// Also send again the lines whose outcome is unknown (they may then be added twice).
     #[arg(long)]
     pub(crate) retry_unknown: bool,
+
+    /// Send identical lines (same call, text and flag) as separate notes instead of refusing the
+    /// file.
+    #[arg(long)]
+    pub(crate) allow_duplicates: bool,
 
     /// Make the journal durable against power loss too (fsync after every entry; slower).
     #[arg(long)]

@@ -1,8 +1,8 @@
 //! The send pass: reads the file again, skips what the journal says not to send, keeps at most
-//! `--concurrency` lines in flight, and stops cleanly on Ctrl-C.
+//! `--concurrency` lines in flight, and stops cleanly on SIGINT, SIGTERM or SIGHUP.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -14,20 +14,105 @@ use super::send::{Context, send_line};
 use super::summary::{LineResult, Summary, UnknownLine};
 use crate::exit::{CliError, Exit};
 
+/// The signals that stop an import: the first lets the lines in flight finish, a second one
+/// ends the process at once.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: Vec<(tokio::signal::unix::Signal, Exit)>,
+}
+
+impl Signals {
+    /// Starts listening (before any line is sent, so that none of them kills the process
+    /// outright).
+    pub(crate) fn listen() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut streams = Vec::new();
+            for (kind, exit) in [
+                (SignalKind::interrupt(), Exit::Interrupted),
+                (SignalKind::terminate(), Exit::Terminated),
+                (SignalKind::hangup(), Exit::HangUp),
+            ] {
+                let stream = signal(kind)
+                    .map_err(|e| CliError::internal(format!("cannot listen for signals: {e}")))?;
+                streams.push((stream, exit));
+            }
+            Ok(Self { streams })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal, and says which exit code it calls for.
+    pub(crate) async fn next(&mut self) -> Exit {
+        #[cfg(unix)]
+        {
+            let waits = self.streams.iter_mut().map(|(stream, exit)| {
+                let exit = *exit;
+                Box::pin(async move {
+                    stream.recv().await;
+                    exit
+                })
+            });
+            futures_select_all(waits).await
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Exit::Interrupted
+        }
+    }
+}
+
+/// The first of several futures to finish (three signal streams: no need for a crate).
+async fn futures_select_all<F>(futures: impl Iterator<Item = std::pin::Pin<Box<F>>>) -> Exit
+where
+    F: std::future::Future<Output = Exit>,
+{
+    let mut futures: Vec<_> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for future in &mut futures {
+            if let std::task::Poll::Ready(exit) = future.as_mut().poll(cx) {
+                return std::task::Poll::Ready(exit);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// What the send pass reads: the options, the input, and what the journal and the check found.
+pub(crate) struct Pass<'a> {
+    pub(crate) args: &'a ImportArgs,
+    /// The input as a regular file (a copy of standard input or a pipe).
+    pub(crate) input: &'a std::path::Path,
+    pub(crate) format: Format,
+    pub(crate) state: &'a JournalState,
+    /// The fingerprints of lines that occur more than once.
+    pub(crate) repeated: &'a HashSet<u64>,
+}
+
 /// The send pass: reads the file again, skips what the journal says not to send, and keeps at
 /// most `--concurrency` lines in flight. Returns the error that stopped it early, if any.
 pub(crate) async fn dispatch(
-    args: &ImportArgs,
-    format: Format,
-    state: &JournalState,
+    pass: Pass<'_>,
     context: &Arc<Context>,
     summary: &mut Summary,
+    signals: &mut Signals,
 ) -> Option<CliError> {
+    let Pass {
+        args,
+        input,
+        format,
+        state,
+        repeated,
+    } = pass;
     // The file is read on a blocking thread into a small channel: memory stays flat whatever
     // the file's size, and reading ahead stops when the workers are busy.
     let (sender, mut receiver) = mpsc::channel::<std::io::Result<Item>>(256);
     let reader = {
-        let file = args.file.clone();
+        let file = input.to_path_buf();
         tokio::task::spawn_blocking(move || match Records::open(&file, format) {
             Ok(records) => {
                 for item in records {
@@ -44,54 +129,56 @@ pub(crate) async fn dispatch(
     let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let mut tasks: JoinSet<LineResult> = JoinSet::new();
     let mut fatal: Option<CliError> = None;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // How many times each repeated fingerprint was seen so far (only with --allow-duplicates).
+    let mut occurrences: HashMap<u64, u32> = HashMap::new();
+    let changed = |what: String| {
+        CliError::usage(format!(
+            "{} changed while it was being imported ({what}); the import stopped. Run the same \
+             command again: the lines already added are not sent again",
+            args.file.display()
+        ))
+    };
     loop {
         while let Some(done) = tasks.try_join_next() {
             reap(done, summary, context, &mut fatal);
         }
-        if context.stop.load(Ordering::Relaxed) || fatal.is_some() {
+        if context.is_stopped() || fatal.is_some() {
             break;
         }
         let item = tokio::select! {
-            _ = &mut ctrl_c => {
-                interrupted(summary);
+            exit = signals.next() => {
+                interrupted(summary, context, exit);
                 break;
             }
             item = receiver.recv() => item,
         };
-        let record = match item {
+        let mut record = match item {
             None => break,
             Some(Ok(Item::Valid(record))) => record,
             Some(Ok(Item::Invalid(error))) => {
-                fatal = Some(CliError::usage(format!(
-                    "{} changed while it was being imported ({error}); the import stopped",
-                    args.file.display()
-                )));
+                fatal = Some(changed(error.to_string()));
                 break;
             }
             Some(Err(e)) => {
                 fatal = Some(CliError::usage(format!(
-                    "cannot read {}: {e}",
+                    "cannot read {}: {e}; the import stopped. Run the same command again: the \
+                     lines already added are not sent again",
                     args.file.display()
                 )));
                 break;
             }
         };
-        match state.get(record.line) {
-            Some((fingerprint, _)) if fingerprint != record.fingerprint => {
-                fatal = Some(CliError::usage(format!(
-                    "{} changed while it was being imported (line {}); the import stopped",
-                    args.file.display(),
-                    record.line
-                )));
-                break;
-            }
-            Some((_, LineState::Done)) => {
+        if repeated.contains(&record.fingerprint) {
+            let seen = occurrences.entry(record.fingerprint).or_insert(0);
+            record.occurrence = *seen;
+            *seen += 1;
+        }
+        match state.get((record.fingerprint, record.occurrence)) {
+            Some(LineState::Done) => {
                 summary.skipped += 1;
                 continue;
             }
-            Some((_, LineState::Unknown { interrupted })) if !args.retry_unknown => {
+            Some(LineState::Unknown { interrupted }) if !args.retry_unknown => {
                 let reason = if interrupted {
                     "an earlier run stopped while it was being sent"
                 } else {
@@ -111,8 +198,8 @@ pub(crate) async fn dispatch(
             _ => {}
         }
         let permit = tokio::select! {
-            _ = &mut ctrl_c => {
-                interrupted(summary);
+            exit = signals.next() => {
+                interrupted(summary, context, exit);
                 break;
             }
             permit = Arc::clone(&semaphore).acquire_owned() => permit,
@@ -127,20 +214,31 @@ pub(crate) async fn dispatch(
             result
         });
     }
-    // Stop reading; let the lines in flight finish, so that their outcomes are journaled.
+    // Stop reading; let the lines in flight finish, so that their outcomes are journaled. A
+    // signal now stops the rest; a second one ends the process at once.
     drop(receiver);
-    if summary.interrupted {
-        crate::output::err(
-            "Interrupted: waiting for the requests in flight (Ctrl-C again to quit now; they would be reported as unknown on the next run)",
-        );
-        tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(Exit::Interrupted.code()));
+    let mut announced = false;
+    loop {
+        if summary.signal.is_some() && !announced {
+            announced = true;
+            crate::output::err(
+                "Interrupted: waiting for the requests in flight (interrupt again to quit now; \
+                 they would be reported as unknown on the next run)",
+            );
+        }
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => reap(done, summary, context, &mut fatal),
+                None => break,
+            },
+            exit = signals.next() => {
+                if summary.signal.is_some() {
+                    crate::output::err("Interrupted again: quitting now");
+                    std::process::exit(i32::from(exit.code()));
+                }
+                interrupted(summary, context, exit);
             }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        reap(done, summary, context, &mut fatal);
+        }
     }
     let _ = reader.await;
     // Every valid line is added, skipped, failed, unknown, or else was not sent.
@@ -150,8 +248,11 @@ pub(crate) async fn dispatch(
     fatal
 }
 
-fn interrupted(summary: &mut Summary) {
+/// The first signal: no new line is sent, and lines waiting out a pause give up.
+fn interrupted(summary: &mut Summary, context: &Context, exit: Exit) {
     summary.interrupted = true;
+    summary.signal.get_or_insert(exit);
+    context.stop();
 }
 
 fn reap(
@@ -167,7 +268,7 @@ fn reap(
             }
         }
         Err(e) => {
-            context.stop.store(true, Ordering::Relaxed);
+            context.stop();
             fatal.get_or_insert(CliError::internal(format!("a worker failed: {e}")));
         }
     }
@@ -197,6 +298,7 @@ mod tests {
             journal: None,
             dry_run: false,
             retry_unknown: false,
+            allow_duplicates: false,
             fsync: false,
             output: Output::Text,
         };
@@ -206,12 +308,18 @@ mod tests {
             lines: 20,
             ..Summary::default()
         };
+        let mut signals = Signals::listen().unwrap();
         let fatal = dispatch(
-            &args,
-            Format::Csv,
-            &JournalState::default(),
+            Pass {
+                args: &args,
+                input: &file,
+                format: Format::Csv,
+                state: &JournalState::default(),
+                repeated: &HashSet::new(),
+            },
             &context,
             &mut summary,
+            &mut signals,
         )
         .await;
         assert!(fatal.is_none());
@@ -219,15 +327,27 @@ mod tests {
         assert_eq!(server.created_note_count(), 20);
 
         // With the journal of that run, nothing is sent again.
-        let state = JournalState::load(&journal).unwrap();
+        let state = JournalState::load(&journal, &crate::import::send::tests::destination(&server))
+            .unwrap();
         let mut again = Summary {
             lines: 20,
             ..Summary::default()
         };
         assert!(
-            dispatch(&args, Format::Csv, &state, &context, &mut again)
-                .await
-                .is_none()
+            dispatch(
+                Pass {
+                    args: &args,
+                    input: &file,
+                    format: Format::Csv,
+                    state: &state,
+                    repeated: &HashSet::new(),
+                },
+                &context,
+                &mut again,
+                &mut signals
+            )
+            .await
+            .is_none()
         );
         assert_eq!((again.added, again.skipped), (0, 20));
         assert_eq!(server.created_note_count(), 20);

@@ -21,6 +21,9 @@ pub(crate) struct Record {
     pub(crate) note: NewNote,
     /// A digest of the call ID, text and flag, to tell this line from another in the journal.
     pub(crate) fingerprint: u64,
+    /// Which occurrence of this fingerprint in the file it is (0 for the first); set by the send
+    /// pass, which counts identical lines.
+    pub(crate) occurrence: u32,
 }
 
 /// One line that cannot be sent, and why.
@@ -149,6 +152,7 @@ fn make_record(
             call_id,
             note,
             fingerprint,
+            occurrence: 0,
         }),
         _ => Item::Invalid(LineError {
             line,

@@ -16,14 +16,14 @@ mod progress;
 mod send;
 mod summary;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use happyrobot::RetryPolicy;
 
 use self::args::{Format, ImportArgs};
-use self::gate::Gate;
-use self::journal::{Entry, JournalState, JournalWriter};
+use self::journal::{Destination, Entry, JournalState, JournalWriter};
 use self::send::Context;
 use self::summary::Summary;
 use crate::GlobalArgs;
@@ -47,22 +47,168 @@ pub(crate) struct Stats {
     pub(crate) rate_limited: AtomicU64,
 }
 
-pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
-    let format = input::detect_format(&args.file, args.format).map_err(CliError::usage)?;
-    let journal_path = args
-        .journal
+/// The API key the client will use, resolved as `connect` resolves it, only to hash it.
+fn resolved_key(global: &GlobalArgs, base_url: &str) -> String {
+    let env = std::env::var(happyrobot::API_KEY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let given = global.api_key.clone().filter(|k| !k.is_empty()).or(env);
+    // Without a key, `connect` uses the mock's own (for --mock and loopback URLs) or refuses.
+    given.unwrap_or_else(|| {
+        let _ = base_url;
+        happyrobot_mock::DEFAULT_API_KEY.to_string()
+    })
+}
+
+/// Where a dry run would send the notes (it starts no mock and makes no client).
+fn planned_base_url(global: &GlobalArgs) -> String {
+    if global.mock {
+        // A fresh in-process mock each time: never the destination of an earlier run.
+        return "mock:in-process".to_string();
+    }
+    global
+        .base_url
         .clone()
-        .unwrap_or_else(|| plan::default_journal(&args.file));
-    if !args.file.is_file() {
+        .or_else(|| {
+            std::env::var(happyrobot::BASE_URL_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| happyrobot::DEFAULT_BASE_URL.to_string())
+}
+
+/// The input as a regular file. Standard input (`-`) and pipes can be read only once, and an
+/// import reads its input three times (hash, check, send), so they are first copied to a private
+/// temporary file, removed when the import ends.
+struct Input {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn open_input(args: &ImportArgs) -> Result<Input, CliError> {
+    let stdin = args.file.as_os_str() == "-";
+    if !stdin {
+        match std::fs::metadata(&args.file) {
+            Ok(meta) if meta.is_file() => {
+                return Ok(Input {
+                    path: args.file.clone(),
+                    temporary: false,
+                });
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(CliError::usage(format!(
+                    "cannot read {}: it is a directory; give the file of notes",
+                    args.file.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(CliError::usage(format!(
+                    "cannot read {}: {e}",
+                    args.file.display()
+                )));
+            }
+        }
+    }
+    if args.journal.is_none() {
         return Err(CliError::usage(format!(
-            "cannot read {}: no such file",
-            args.file.display()
+            "{} is {}: give the journal's path with --journal PATH (use the same path to resume)",
+            args.file.display(),
+            if stdin {
+                "standard input"
+            } else {
+                "not a regular file (a pipe?)"
+            }
         )));
     }
-    let state = JournalState::load(&journal_path).map_err(|e| match e {
-        journal::JournalError::Io(..) => CliError::internal(e.to_string()),
-        journal::JournalError::Corrupt { .. } => CliError::usage(e.to_string()),
+    let path = std::env::temp_dir().join(format!(
+        "happyrobot-import-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let input = Input {
+        path,
+        temporary: true,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let copy = options.open(&input.path).and_then(|mut out| {
+        if stdin {
+            std::io::copy(&mut std::io::stdin().lock(), &mut out)
+        } else {
+            std::io::copy(&mut std::fs::File::open(&args.file)?, &mut out)
+        }
+    });
+    copy.map_err(|e| {
+        CliError::internal(format!(
+            "cannot copy {} to a temporary file: {e}",
+            args.file.display()
+        ))
     })?;
+    Ok(input)
+}
+
+/// Holds the lock of every import of one content (in the state directory), so that the same
+/// file is not imported twice at once even with two different journals.
+fn lock_content(content: &str) -> Result<Option<std::fs::File>, CliError> {
+    let Some(dir) = plan::state_dir().map(|d| d.join("locks")) else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("{content}.lock"));
+    let file = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    });
+    // Without a usable state directory, the journal's own lock still guards the journal.
+    let Ok(file) = file else {
+        return Ok(None);
+    };
+    match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+        Ok(true) => Ok(Some(file)),
+        Ok(false) => Err(CliError::usage(
+            "another import of a file with the same content is running; nothing was sent. Wait \
+             for it to finish (or stop it with Ctrl-C), then run this command again: it \
+             continues where that one stopped",
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+fn journal_error(error: journal::JournalError) -> CliError {
+    match error {
+        journal::JournalError::Io(..) => CliError::internal(error.to_string()),
+        _ => CliError::usage(error.to_string()),
+    }
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
+    let format = input::detect_format(&args.file, args.format).map_err(CliError::usage)?;
+    let input = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || open_input(&args))
+            .await
+            .map_err(|e| CliError::internal(format!("reading the input failed: {e}")))??
+    };
+    let content = {
+        let path = input.path.clone();
+        tokio::task::spawn_blocking(move || plan::content_hash(&path))
+            .await
+            .map_err(|e| CliError::internal(format!("reading the input failed: {e}")))?
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file.display())))?
+    };
 
     // The key and URL are checked before the file is read, so that a missing key fails at once;
     // a dry run needs neither. The client never retries by itself: 429s pause every worker here.
@@ -71,31 +217,55 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     } else {
         Some(crate::connect::connect(global, RetryPolicy::none()).await?)
     };
+    let base_url = match &connection {
+        Some(connection) => connection.client.base_url().to_string(),
+        None => planned_base_url(global),
+    };
+    let destination = Destination {
+        base_url: journal::normalize_url(&base_url),
+        key_hash: journal::key_hash(&resolved_key(global, &base_url)),
+    };
+    let (journal_path, found_by_content) = match &args.journal {
+        Some(path) => (path.clone(), false),
+        None => plan::find_journal(&args.file, &content, &destination),
+    };
+    let state = JournalState::load(&journal_path, &destination).map_err(journal_error)?;
 
-    let state = Arc::new(state);
     let plan = {
-        let (file, state, journal) = (args.file.clone(), Arc::clone(&state), journal_path.clone());
-        tokio::task::spawn_blocking(move || plan::validate(&file, format, &state, &journal))
+        let (path, state) = (input.path.clone(), state);
+        tokio::task::spawn_blocking(move || plan::validate(&path, format, &state))
             .await
             .map_err(|e| CliError::internal(format!("the validation failed: {e}")))??
     };
-    if plan.invalid > 0 {
-        for error in &plan.errors {
+    let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
+    let mut invalid = plan.invalid;
+    if !args.allow_duplicates && plan.duplicate_count > 0 {
+        invalid += plan.duplicate_count;
+        errors.extend(plan.duplicates.iter().map(|(line, first)| {
+            format!(
+                "line {line}: identical to line {first} (same call, text and flag); remove it, or \
+                 pass --allow-duplicates to add it as one more note"
+            )
+        }));
+    }
+    if invalid > 0 {
+        for error in errors.iter().take(plan::MAX_SHOWN_ERRORS) {
             output::err(&format!("error: {error}"));
         }
-        if plan.invalid as usize > plan.errors.len() {
+        if invalid as usize > errors.len().min(plan::MAX_SHOWN_ERRORS) {
             output::err(&format!(
                 "error: ... and {} more invalid line(s)",
-                plan.invalid as usize - plan.errors.len()
+                invalid as usize - errors.len().min(plan::MAX_SHOWN_ERRORS)
             ));
         }
         return Err(CliError::usage(format!(
-            "{} line{} of {} {} invalid; nothing was sent. Fix {} and run the command again",
-            plan.invalid,
-            if plan.invalid == 1 { "" } else { "s" },
+            "{} line{} of {} {} invalid; nothing was sent. Fix {} and run the command again \
+             (lines already added are not sent again)",
+            invalid,
+            if invalid == 1 { "" } else { "s" },
             args.file.display(),
-            if plan.invalid == 1 { "is" } else { "are" },
-            if plan.invalid == 1 { "it" } else { "them" }
+            if invalid == 1 { "is" } else { "are" },
+            if invalid == 1 { "it" } else { "them" }
         )));
     }
     let to_send = plan.lines
@@ -135,30 +305,69 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         return Err(CliError::internal("no connection"));
     };
 
-    let journal = JournalWriter::open(&journal_path, &state, args.fsync).map_err(|e| {
-        CliError::internal(format!(
-            "cannot write the journal {}: {e}",
+    // One run at a time: the content's lock, then the journal's (taken before the journal is read
+    // again, so that what it says cannot change under this run).
+    let _content_lock = lock_content(&content)?;
+    let (journal, state) =
+        JournalWriter::open(&journal_path, &destination, args.fsync).map_err(journal_error)?;
+    if found_by_content {
+        output::err(&format!(
+            "note: resuming the journal {} of a file with the same content",
             journal_path.display()
-        ))
-    })?;
+        ));
+    }
+    for line in &state.damaged {
+        output::err(&format!(
+            "warning: line {line} of the journal {} is damaged and was skipped (a line it \
+             mentions counts as unknown)",
+            journal_path.display()
+        ));
+    }
+    if state.other_key {
+        output::err(
+            "note: earlier runs of this journal used another API key for this API; the lines they \
+             added count as added (a note belongs to its call, whichever key added it)",
+        );
+    }
+    if plan.orphans > 0 {
+        output::err(&format!(
+            "note: the journal records {} line(s) this file no longer has (edited or removed); \
+             they are not sent",
+            plan.orphans
+        ));
+    }
+    let display_name = if input.temporary {
+        args.file.display().to_string()
+    } else {
+        std::path::absolute(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string()
+    };
     journal
-        .write(&Entry::run(&args.file, format_name(format)))
+        .write(&Entry::run(
+            &display_name,
+            format_name(format),
+            &content,
+            &destination,
+        ))
         .map_err(|e| {
             CliError::internal(format!(
-                "cannot write the journal {}: {e}",
+                "cannot write the journal {}: {e}; nothing was sent",
                 journal_path.display()
             ))
         })?;
+    plan::remember_journal(&content, &journal_path);
+    let mut signals = dispatch::Signals::listen()?;
     let stats = Arc::new(Stats::default());
-    let context = Arc::new(Context {
-        client: connection.client.clone(),
+    let context = Arc::new(Context::new(
+        connection.client.clone(),
         journal,
-        gate: Arc::new(Gate::default()),
-        max_retries: global.max_retries,
-        fsync: args.fsync,
-        stats: Arc::clone(&stats),
-        stop: AtomicBool::new(false),
-    });
+        global.max_retries,
+        RetryPolicy::default().retry_after_cap(),
+        args.fsync,
+        Arc::clone(&stats),
+    ));
     let mut summary = Summary {
         file: args.file.display().to_string(),
         journal: journal_path.display().to_string(),
@@ -172,14 +381,31 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         Arc::clone(&context.gate),
         global.verbose > 0,
     );
-    let fatal = dispatch::dispatch(&args, format, &state, &context, &mut summary).await;
+    let mut fatal = dispatch::dispatch(
+        dispatch::Pass {
+            args: &args,
+            input: &input.path,
+            format,
+            state: &state,
+            repeated: &plan.repeated,
+        },
+        &context,
+        &mut summary,
+        &mut signals,
+    )
+    .await;
     progress.finish().await;
+    if fatal.is_none()
+        && let Err(e) = context.journal.sync()
+    {
+        fatal = Some(CliError::internal(format!(
+            "cannot write the journal {}: {e}",
+            journal_path.display()
+        )));
+    }
     summary.rate_limited = stats.rate_limited.load(Ordering::Relaxed);
-    let exit = summary.exit();
-    summary.exit_code = match &fatal {
-        Some(error) => error.exit.code(),
-        None => exit.code(),
-    };
+    let exit = final_exit(&summary, fatal.as_mut());
+    summary.exit_code = exit.code();
     summary.print_text();
     if args.output == Output::Json {
         let json = serde_json::to_string_pretty(&summary)
@@ -190,6 +416,22 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         Some(error) => Err(error),
         None => Ok(exit),
     }
+}
+
+/// The exit code of an import that got as far as sending. Unknown lines win over everything,
+/// a local failure included, since they need a person to look before anything is re-sent; and
+/// exit 2 ("nothing was sent") is never used once a request has gone out.
+fn final_exit(summary: &Summary, fatal: Option<&mut CliError>) -> Exit {
+    let exit = summary.exit();
+    let Some(error) = fatal else {
+        return exit;
+    };
+    if exit == Exit::Unknown {
+        error.exit = Exit::Unknown;
+    } else if error.exit == Exit::Usage && summary.sent() {
+        error.exit = Exit::Internal;
+    }
+    error.exit
 }
 
 /// A new empty directory for one unit test.

@@ -1,11 +1,22 @@
-//! The plan of an import: where its journal is, and the validation pass that reads the whole
-//! file, checks every line and counts what the journal says about it, before anything is sent.
+//! The plan of an import: which file and journal, and the validation pass that reads the whole
+//! file, checks every line, finds identical lines and counts what the journal says about each,
+//! before anything is sent.
+//!
+//! Where the journal is: `--journal PATH`, else `<FILE>.journal` beside the file if it exists,
+//! else the journal of a file with the same content imported to the same API (found through an
+//! index in the state directory, so that a renamed, copied or symlinked file resumes instead of
+//! sending everything again), else a new `<FILE>.journal`. The state directory is
+//! `$HAPPYROBOT_STATE_DIR`, else `$XDG_STATE_HOME/happyrobot`, else `~/.local/state/happyrobot`;
+//! it holds `journals/<CONTENT-HASH>` (the path of the journal last used for that content) and
+//! `locks/<CONTENT-HASH>.lock` (held while a file with that content is being imported).
 
+use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::args::Format;
 use super::input::{Item, LineError, Records};
-use super::journal::{JournalState, LineState};
+use super::journal::{Destination, JournalState, LineState};
 use crate::exit::CliError;
 
 /// How many invalid lines are printed before the rest are only counted.
@@ -18,6 +29,67 @@ pub(crate) fn default_journal(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A BLAKE3 hash of the file's bytes (128 bits, hex), read as a stream.
+pub(crate) fn content_hash(path: &Path) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex()[..32].to_string())
+}
+
+/// Where the index of journals by content and the content locks live, if anywhere.
+pub(crate) fn state_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("HAPPYROBOT_STATE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return Some(PathBuf::from(dir).join("happyrobot"));
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".local/state/happyrobot"))
+}
+
+/// The journal to use when none is given, and whether it was found by the file's content.
+pub(crate) fn find_journal(
+    file: &Path,
+    content: &str,
+    destination: &Destination,
+) -> (PathBuf, bool) {
+    let beside = default_journal(file);
+    if beside.exists() {
+        return (beside, false);
+    }
+    let indexed = state_dir()
+        .and_then(|dir| std::fs::read_to_string(dir.join("journals").join(content)).ok())
+        .map(|text| PathBuf::from(text.trim_end_matches('\n')));
+    if let Some(journal) = indexed
+        && journal.is_file()
+        // Only a journal that imported this very content to this very API is adopted.
+        && JournalState::load(&journal, destination).is_ok_and(|s| s.contents.contains(content))
+    {
+        return (journal, true);
+    }
+    (beside, false)
+}
+
+/// Records `journal` as the journal of files with this content (best effort: without the index
+/// a renamed file starts a new journal, which the message then explains).
+pub(crate) fn remember_journal(content: &str, journal: &Path) {
+    let Some(dir) = state_dir().map(|d| d.join("journals")) else {
+        return;
+    };
+    let Ok(absolute) = std::path::absolute(journal) else {
+        return;
+    };
+    let result = std::fs::create_dir_all(&dir).and_then(|()| {
+        let temp = dir.join(format!("{content}.{}.tmp", std::process::id()));
+        std::fs::write(&temp, absolute.as_os_str().as_encoded_bytes())?;
+        std::fs::rename(&temp, dir.join(content))
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record the journal in the state directory");
+    }
+}
+
 /// What the validation pass found.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
@@ -26,23 +98,30 @@ pub(crate) struct Plan {
     pub(crate) invalid: u64,
     /// The first invalid lines, to print.
     pub(crate) errors: Vec<LineError>,
+    /// Lines identical to an earlier one (same call, text and flag), as (line, earlier line).
+    pub(crate) duplicates: Vec<(u64, u64)>,
+    pub(crate) duplicate_count: u64,
+    /// The fingerprints that occur more than once.
+    pub(crate) repeated: HashSet<u64>,
     /// Valid lines the journal has as done, failed, unknown; the rest are new.
     pub(crate) done: u64,
     pub(crate) failed_before: u64,
     pub(crate) unknown_before: u64,
+    /// Lines this destination's journal records that the file no longer has (edited or removed).
+    pub(crate) orphans: u64,
 }
 
-/// Reads the whole file once, checking every line and comparing it with the journal.
+/// Reads the whole file once, checking every line, finding identical lines, and counting what
+/// the journal says about each. Memory: 16 bytes per valid line (a million-line file: 16 MB).
 pub(crate) fn validate(
     path: &Path,
     format: Format,
     state: &JournalState,
-    journal: &Path,
 ) -> Result<Plan, CliError> {
     let records = Records::open(path, format)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
     let mut plan = Plan::default();
-    let mut matched = 0usize;
+    let mut fingerprints: Vec<(u64, u64)> = Vec::new();
     for item in records {
         let item =
             item.map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
@@ -55,42 +134,44 @@ pub(crate) fn validate(
             }
             Item::Valid(record) => {
                 plan.lines += 1;
-                let Some((fingerprint, line_state)) = state.get(record.line) else {
-                    continue;
-                };
-                if fingerprint != record.fingerprint {
-                    return Err(foreign_journal(journal, path, record.line));
-                }
-                matched += 1;
-                match line_state {
-                    LineState::Done => plan.done += 1,
-                    LineState::Failed => plan.failed_before += 1,
-                    LineState::Unknown { .. } => plan.unknown_before += 1,
-                }
+                fingerprints.push((record.fingerprint, record.line));
             }
         }
     }
-    // Lines the journal knows but the file lacks: a shorter or different file.
-    if plan.invalid == 0 && matched < state.len() {
-        return Err(CliError::usage(format!(
-            "the journal {} records {} line(s) that {} does not have: it belongs to another file. \
-             Import this file with a new journal (--journal PATH), or restore the original file to resume",
-            journal.display(),
-            state.len() - matched,
-            path.display()
-        )));
+    // Sorted by fingerprint, then line: identical lines are neighbours, and the position of a
+    // line in its group is its occurrence number, as the send pass counts it.
+    fingerprints.sort_unstable();
+    let mut matched = 0usize;
+    let mut previous: Option<(u64, u64, u32)> = None;
+    for &(fingerprint, line) in &fingerprints {
+        let occurrence = match previous {
+            Some((fp, first, n)) if fp == fingerprint => {
+                plan.repeated.insert(fingerprint);
+                plan.duplicate_count += 1;
+                if plan.duplicates.len() < MAX_SHOWN_ERRORS {
+                    plan.duplicates.push((line, first));
+                }
+                previous = Some((fp, first, n + 1));
+                n + 1
+            }
+            _ => {
+                previous = Some((fingerprint, line, 0));
+                0
+            }
+        };
+        let Some(line_state) = state.get((fingerprint, occurrence)) else {
+            continue;
+        };
+        matched += 1;
+        match line_state {
+            LineState::Done => plan.done += 1,
+            LineState::Failed => plan.failed_before += 1,
+            LineState::Unknown { .. } => plan.unknown_before += 1,
+        }
     }
+    plan.duplicates.sort_unstable();
+    plan.orphans = (state.len() - matched.min(state.len())) as u64;
     Ok(plan)
-}
-
-fn foreign_journal(journal: &Path, file: &Path, line: u64) -> CliError {
-    CliError::usage(format!(
-        "the journal {} was written for a different file: line {line} of {} is not the line it \
-         recorded (the file was edited, or this is another file). Import this file with a new \
-         journal (--journal PATH), or restore the original file to resume",
-        journal.display(),
-        file.display()
-    ))
 }
 
 #[cfg(test)]
@@ -109,32 +190,59 @@ mod tests {
     }
 
     #[test]
-    fn validation_counts_lines_errors_and_journaled_states() {
+    fn validation_counts_lines_errors_duplicates_and_journaled_states() {
         let dir = crate::import::test_dir("plan");
         let file = dir.join("notes.csv");
         std::fs::write(
             &file,
-            format!("call_id,content\n{ID},a\n{ID},b\nbad,c\n{ID},d\n"),
+            format!("call_id,content\n{ID},a\n{ID},b\nbad,c\n{ID},d\n{ID},a\n"),
         )
         .unwrap();
-        let plan = validate(&file, Format::Csv, &JournalState::default(), &dir.join("j")).unwrap();
-        assert_eq!((plan.lines, plan.invalid, plan.done), (3, 1, 0));
+        let plan = validate(&file, Format::Csv, &JournalState::default()).unwrap();
+        assert_eq!((plan.lines, plan.invalid, plan.done), (4, 1, 0));
         assert_eq!(plan.errors[0].line, 4);
-
-        // A journal saying line 2 is done and line 3 failed.
-        let journal = dir.join("notes.csv.journal");
-        let writer = JournalWriter::open(&journal, &JournalState::default(), false).unwrap();
+        assert_eq!(plan.duplicates, [(6, 2)]);
         let fp = |content: &str| crate::import::input::fingerprint(ID, content, None);
-        writer.write(&Entry::line(Event::Done, 2, fp("a"))).unwrap();
+        assert!(plan.repeated.contains(&fp("a")));
+
+        // A journal saying the first "a" is done, "b" failed, and an old line "z" was added.
+        let destination = Destination {
+            base_url: "http://127.0.0.1:1/api/v1".into(),
+            key_hash: crate::import::journal::key_hash("k"),
+        };
+        let journal = dir.join("notes.csv.journal");
+        let (writer, _) = JournalWriter::open(&journal, &destination, false).unwrap();
         writer
-            .write(&Entry::line(Event::Failed, 3, fp("b")))
+            .write(&Entry::run("notes.csv", "csv", "c", &destination))
+            .unwrap();
+        writer
+            .write(&Entry::line(Event::Done, 2, (fp("a"), 0)))
+            .unwrap();
+        writer
+            .write(&Entry::line(Event::Failed, 3, (fp("b"), 0)))
+            .unwrap();
+        writer
+            .write(&Entry::line(Event::Done, 9, (fp("z"), 0)))
             .unwrap();
         drop(writer);
-        let state = JournalState::load(&journal).unwrap();
-        let plan = validate(&file, Format::Csv, &state, &journal).unwrap();
+        let state = JournalState::load(&journal, &destination).unwrap();
+        let plan = validate(&file, Format::Csv, &state).unwrap();
         assert_eq!(
             (plan.done, plan.failed_before, plan.unknown_before),
             (1, 1, 0)
         );
+        assert_eq!(plan.orphans, 1);
+    }
+
+    #[test]
+    fn the_content_hash_follows_the_bytes_not_the_name() {
+        let dir = crate::import::test_dir("hash");
+        std::fs::write(dir.join("a.csv"), "x").unwrap();
+        std::fs::write(dir.join("b.csv"), "x").unwrap();
+        std::fs::write(dir.join("c.csv"), "y").unwrap();
+        let hash = |name: &str| content_hash(&dir.join(name)).unwrap();
+        assert_eq!(hash("a.csv"), hash("b.csv"));
+        assert_ne!(hash("a.csv"), hash("c.csv"));
+        assert_eq!(hash("a.csv").len(), 32);
     }
 }

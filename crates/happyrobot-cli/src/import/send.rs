@@ -1,16 +1,18 @@
-//! Sending one line: the journal entry before, the request, retries of what certainly was not
-//! applied (with the shared 429 pause), and the journal entry of its outcome.
+//! Sending one line: the shared 429 pause, the journal entry before each try (with the note ID
+//! the client chose), the request, retries of what certainly was not applied, and the journal
+//! entry of its outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use happyrobot::Client;
+use tokio::sync::watch;
 
 use super::Stats;
 use super::gate::Gate;
 use super::input::Record;
-use super::journal::{Entry, Event, JournalWriter};
+use super::journal::{Entry, Event, JournalWriter, LineKey};
 use super::summary::{FailedLine, LineResult, UnknownLine};
 use crate::exit::{self, CliError, Exit};
 
@@ -20,13 +22,67 @@ pub(crate) struct Context {
     pub(crate) journal: JournalWriter,
     pub(crate) gate: Arc<Gate>,
     pub(crate) max_retries: u32,
+    /// The longest `Retry-After` waited for; a longer one stops the import.
+    pub(crate) max_retry_after: Duration,
     pub(crate) fsync: bool,
     pub(crate) stats: Arc<Stats>,
-    /// Set when no further line should be sent (the key was rejected, the journal failed).
-    pub(crate) stop: AtomicBool,
+    /// Set when no further line should be sent (a signal, a rejected key, the journal failed).
+    stop: AtomicBool,
+    /// The same, for the workers waiting out a 429 pause.
+    stopped: watch::Sender<bool>,
 }
 
 impl Context {
+    pub(crate) fn new(
+        client: Client,
+        journal: JournalWriter,
+        max_retries: u32,
+        max_retry_after: Duration,
+        fsync: bool,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            client,
+            journal,
+            gate: Arc::new(Gate::default()),
+            max_retries,
+            max_retry_after,
+            fsync,
+            stats,
+            stop: AtomicBool::new(false),
+            stopped: watch::Sender::new(false),
+        }
+    }
+
+    /// Stops the import: no line is sent any more, and the lines waiting out a pause give up.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stopped.send_replace(true);
+    }
+
+    /// Whether the import was stopped.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the pause, if any, is over; `false` if the import stopped meanwhile.
+    async fn wait_turn(&self) -> bool {
+        let mut stopped = self.stopped.subscribe();
+        tokio::select! {
+            () = self.gate.wait() => !self.is_stopped(),
+            _ = stopped.wait_for(|stopped| *stopped) => false,
+        }
+    }
+
+    /// Waits `wait`; `false` if the import stopped meanwhile.
+    async fn sleep(&self, wait: Duration) -> bool {
+        let mut stopped = self.stopped.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => !self.is_stopped(),
+            _ = stopped.wait_for(|stopped| *stopped) => false,
+        }
+    }
+
     /// Writes a journal entry. With fsync each write waits for the disk, so it is moved off the
     /// async worker threads' hot path; without, it is a plain write to the OS, in microseconds.
     fn write(&self, entry: &Entry) -> std::io::Result<()> {
@@ -48,49 +104,67 @@ fn backoff(retries: u32) -> Duration {
     Duration::from_nanos(fastrand::u64(nanos / 2..=nanos))
 }
 
-/// Sends one line, retrying only what certainly was not applied, and journals it before and after.
+/// A new note ID, shaped like a MongoDB ObjectId as the API's IDs are: 8 hex digits of Unix
+/// seconds, then 16 random ones. It is sent with the note and journaled before the request, so
+/// that a later run can look the note up on its call when the outcome was unknown.
+pub(crate) fn new_note_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // The low 32 bits, as an ObjectId holds them (they wrap in 2106).
+    format!("{:08x}{:016x}", secs as u32, fastrand::u64(..))
+}
+
+/// Sends one line, retrying only what certainly was not applied, and journals it before each
+/// try and after.
 pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResult {
     let call_id = record.call_id.to_string();
-    let mut start = Entry::line(Event::Start, record.line, record.fingerprint);
-    start.call_id = Some(call_id.clone());
-    if let Err(e) = context.write(&start) {
-        context.stop.store(true, Ordering::Relaxed);
-        return LineResult::JournalFailed(CliError::internal(format!(
-            "cannot write the journal: {e}; the import stopped (line {} was not sent)",
-            record.line
-        )));
-    }
+    let key: LineKey = (record.fingerprint, record.occurrence);
+    let note_id = new_note_id();
+    let note = record.note.clone().id(note_id.clone());
+    let not_sent = |e: std::io::Error, what: &str| {
+        context.stop();
+        LineResult::JournalFailed {
+            result: Box::new(LineResult::NotSent),
+            error: CliError::internal(format!(
+                "cannot write the journal: {e}; the import stopped (line {} was {what})",
+                record.line
+            )),
+        }
+    };
     let mut retries = 0;
     let (event, result) = loop {
-        context.gate.wait().await;
-        if context.stop.load(Ordering::Relaxed) {
-            let entry = Entry {
-                reason: Some("not sent: the import stopped".to_string()),
-                ..Entry::line(Event::Failed, record.line, record.fingerprint)
-            };
-            break (entry, LineResult::NotSent);
+        // A line waiting out a pause has not been sent: when the import stops meanwhile, its
+        // journal says "not started" or "failed", never "in flight".
+        if !context.wait_turn().await {
+            return LineResult::NotSent;
         }
-        let error = match context
-            .client
-            .add_note(&record.call_id, record.note.clone())
-            .await
-        {
+        let start = Entry {
+            call_id: Some(call_id.clone()),
+            note_id: Some(note_id.clone()),
+            ..Entry::line(Event::Start, record.line, key)
+        };
+        if let Err(e) = context.write(&start) {
+            return not_sent(e, "not sent");
+        }
+        let error = match context.client.add_note(&record.call_id, note.clone()).await {
             Ok(call) => {
-                let note_id = call
-                    .notes
-                    .as_deref()
-                    .unwrap_or_default()
+                let notes = call.notes.as_deref().unwrap_or_default();
+                // The note with the ID it was sent with; else (a server that assigns its own IDs)
+                // the newest with its text.
+                let added = notes
                     .iter()
-                    .rev()
-                    .find_map(|n| {
-                        (n.content.as_deref() == Some(record.note.content()))
-                            .then(|| n.id.clone())
-                            .flatten()
+                    .find(|n| n.id.as_deref() == Some(note_id.as_str()))
+                    .or_else(|| {
+                        notes
+                            .iter()
+                            .rev()
+                            .find(|n| n.content.as_deref() == Some(record.note.content()))
                     });
                 break (
                     Entry {
-                        note_id,
-                        ..Entry::line(Event::Done, record.line, record.fingerprint)
+                        note_id: added.and_then(|n| n.id.clone()),
+                        ..Entry::line(Event::Done, record.line, key)
                     },
                     LineResult::Added,
                 );
@@ -101,13 +175,28 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
             tracing::warn!(line = record.line, error = %error, "note added, answer unreadable");
             break (
                 Entry {
+                    note_id: Some(note_id.clone()),
                     reason: Some(error.to_string()),
-                    ..Entry::line(Event::Done, record.line, record.fingerprint)
+                    ..Entry::line(Event::Done, record.line, key)
                 },
                 LineResult::Added,
             );
         }
-        if error.is_retryable() && retries < context.max_retries {
+        let too_long = error.is_rate_limited()
+            && error
+                .retry_after()
+                .is_some_and(|wait| wait > context.max_retry_after);
+        if error.is_retryable() && !too_long && retries < context.max_retries {
+            // Certainly not applied: journaled as failed before waiting, so that a run killed
+            // during the wait sends the line again instead of calling it unknown.
+            let entry = Entry {
+                status: error.status().map(|s| s.as_u16()),
+                reason: Some(format!("will be retried: {error}")),
+                ..Entry::line(Event::Failed, record.line, key)
+            };
+            if let Err(e) = context.write(&entry) {
+                return not_sent(e, "not added (it will be sent again)");
+            }
             if error.is_rate_limited() {
                 context.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let wait = error.retry_after().unwrap_or_else(|| backoff(retries + 1));
@@ -116,16 +205,18 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
                     wait_ms = wait.as_millis() as u64,
                     "rate limited; pausing every request"
                 );
-                context.gate.pause(wait);
+                context.gate.pause(wait, context.max_retry_after);
             } else {
                 let wait = backoff(retries);
                 tracing::info!(line = record.line, wait_ms = wait.as_millis() as u64, error = %error, "connection failed; retrying");
-                tokio::time::sleep(wait).await;
+                if !context.sleep(wait).await {
+                    return LineResult::NotSent;
+                }
             }
             retries += 1;
             continue;
         }
-        let reason = error.to_string();
+        let mut reason = error.to_string();
         let status = error.status().map(|s| s.as_u16());
         let code = exit::exit_for(&error);
         if exit::outcome_unknown(&error) {
@@ -134,7 +225,8 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
                     status,
                     reason: Some(reason.clone()),
                     call_id: Some(call_id.clone()),
-                    ..Entry::line(Event::Unknown, record.line, record.fingerprint)
+                    note_id: Some(note_id.clone()),
+                    ..Entry::line(Event::Unknown, record.line, key)
                 },
                 LineResult::Unknown(UnknownLine {
                     line: record.line,
@@ -146,14 +238,27 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
         }
         if code == Exit::Auth {
             // Every other line would be rejected the same way: stop sending.
-            context.stop.store(true, Ordering::Relaxed);
+            context.stop();
+        }
+        if error.is_rate_limited()
+            && let Some(wait) = error.retry_after()
+            && wait > context.max_retry_after
+        {
+            // The API asks to come back much later: every other line would get the same answer.
+            context.stop();
+            reason = format!(
+                "not added: the API asked to wait {} s before the next request (Retry-After), more \
+                 than the {} s an import waits; the import stopped. Run the same command later",
+                wait.as_secs(),
+                context.max_retry_after.as_secs()
+            );
         }
         break (
             Entry {
                 status,
                 exit: Some(code.code()),
                 reason: Some(reason.clone()),
-                ..Entry::line(Event::Failed, record.line, record.fingerprint)
+                ..Entry::line(Event::Failed, record.line, key)
             },
             LineResult::Failed(
                 FailedLine {
@@ -168,13 +273,24 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
         );
     };
     if let Err(e) = context.write(&event) {
-        // The line stays "started" in the journal, so a re-run reports it as unknown: safe.
-        context.stop.store(true, Ordering::Relaxed);
+        // The line stays "started" in the journal, so a re-run reports it as unknown: safe. Its
+        // outcome in this run is still counted as it was.
+        context.stop();
         tracing::error!(error = %e, "cannot write the journal");
-        return LineResult::JournalFailed(CliError::internal(format!(
-            "cannot write the journal: {e}; the import stopped (line {} is recorded as in flight)",
-            record.line
-        )));
+        let what = match &result {
+            LineResult::Added => format!("was added (note {note_id}) but"),
+            LineResult::Failed(..) => "was not added but".to_string(),
+            _ => "has an unknown outcome, which".to_string(),
+        };
+        return LineResult::JournalFailed {
+            error: CliError::internal(format!(
+                "cannot write the journal: {e}; the import stopped. Line {} {what} the journal \
+                 could not record it: the next run lists it as unknown (do not send it again \
+                 with --retry-unknown if it was added)",
+                record.line
+            )),
+            result: Box::new(result),
+        };
     }
     result
 }
@@ -182,7 +298,7 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::import::journal::{JournalState, LineState};
+    use crate::import::journal::{Destination, JournalState, LineState, key_hash, normalize_url};
     use happyrobot::{CallId, NewNote, RetryPolicy};
     use happyrobot_mock::{FIRST_CALL_ID, Fault, MockServer};
 
@@ -197,6 +313,13 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn destination(server: &MockServer) -> Destination {
+        Destination {
+            base_url: normalize_url(&server.base_url()),
+            key_hash: key_hash(server.api_key()),
+        }
+    }
+
     pub(crate) fn context(server: &MockServer, journal: &std::path::Path) -> Arc<Context> {
         let client = Client::builder()
             .api_key(server.api_key())
@@ -204,15 +327,20 @@ pub(crate) mod tests {
             .retry(RetryPolicy::none())
             .build()
             .unwrap();
-        Arc::new(Context {
+        let (writer, _) = JournalWriter::open(journal, &destination(server), false).unwrap();
+        let context = Context::new(
             client,
-            journal: JournalWriter::open(journal, &JournalState::default(), false).unwrap(),
-            gate: Arc::new(Gate::default()),
-            max_retries: 3,
-            fsync: false,
-            stats: Arc::new(Stats::default()),
-            stop: AtomicBool::new(false),
-        })
+            writer,
+            3,
+            Duration::from_secs(30),
+            false,
+            Arc::new(Stats::default()),
+        );
+        context
+            .journal
+            .write(&Entry::run("f", "csv", "c", &destination(server)))
+            .unwrap();
+        Arc::new(context)
     }
 
     fn record(line: u64, content: &str) -> Record {
@@ -221,6 +349,7 @@ pub(crate) mod tests {
             call_id: CallId::new(FIRST_CALL_ID).unwrap(),
             note: NewNote::new(content),
             fingerprint: line,
+            occurrence: 0,
         }
     }
 
@@ -247,11 +376,30 @@ pub(crate) mod tests {
             send_line(Arc::clone(&context), record(3, "maybe")).await,
             LineResult::Unknown(_)
         ));
-        let state = JournalState::load(&journal).unwrap();
-        assert_eq!(state.get(2), Some((2, LineState::Done)));
+        let state = JournalState::load(&journal, &destination(&server)).unwrap();
+        assert_eq!(state.get((2, 0)), Some(LineState::Done));
         assert_eq!(
-            state.get(3),
-            Some((3, LineState::Unknown { interrupted: false }))
+            state.get((3, 0)),
+            Some(LineState::Unknown { interrupted: false })
+        );
+        // Every start names the note ID it was sent with, and the note has it.
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let start: Entry = text
+            .lines()
+            .map(|l| serde_json::from_str::<Entry>(l).unwrap())
+            .find(|e| e.event == Event::Start)
+            .unwrap();
+        let id = start.note_id.unwrap();
+        assert_eq!(id.len(), 24);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert!(
+            server
+                .created_notes(FIRST_CALL_ID)
+                .iter()
+                .any(|n| n.id.as_deref() == Some(id.as_str()))
         );
     }
 }

@@ -59,10 +59,15 @@ pub(crate) enum LineResult {
     Added,
     Failed(FailedLine, Exit),
     Unknown(UnknownLine),
-    /// Not sent, because the import stopped first (journaled as failed, so a re-run sends it).
+    /// Not sent, because the import stopped first (its journal says "not started" or "failed",
+    /// so a re-run sends it).
     NotSent,
-    /// The journal could not be written before sending: the line was not sent.
-    JournalFailed(CliError),
+    /// The journal could not be written: `result` says what became of the line all the same.
+    JournalFailed {
+        /// What became of the line all the same.
+        result: Box<LineResult>,
+        error: CliError,
+    },
 }
 
 /// The outcome of the whole import.
@@ -82,6 +87,9 @@ pub(crate) struct Summary {
     pub(crate) not_sent: u64,
     pub(crate) rate_limited: u64,
     pub(crate) interrupted: bool,
+    /// The signal that interrupted the import, as its exit code.
+    #[serde(skip)]
+    pub(crate) signal: Option<Exit>,
     pub(crate) exit_code: u8,
     pub(crate) failed_lines: Vec<FailedLine>,
     pub(crate) unknown_lines: Vec<UnknownLine>,
@@ -112,7 +120,13 @@ impl Summary {
             }
             LineResult::Unknown(line) => self.unknown(line, stats),
             LineResult::NotSent => {}
-            LineResult::JournalFailed(error) => return Some(error),
+            LineResult::JournalFailed { result, error } => {
+                // The line's outcome counts as it was (an added note is added, whatever the
+                // journal could record); the processed counter was already moved once.
+                stats.processed.fetch_sub(1, Ordering::Relaxed);
+                self.record(*result, stats);
+                return Some(error);
+            }
         }
         None
     }
@@ -125,6 +139,14 @@ impl Summary {
         }
     }
 
+    /// Whether this run sent any request (so that exit 2, "nothing was sent", is ruled out).
+    pub(crate) fn sent(&self) -> bool {
+        self.added > 0
+            || self.failed > 0
+            || self.unknown_lines.iter().any(|u| !u.earlier_run)
+            || self.rate_limited > 0
+    }
+
     /// The exit code: unknown outcomes first (they need a person to look), then a rejected key,
     /// an interruption, and the worst failure.
     pub(crate) fn exit(&self) -> Exit {
@@ -133,7 +155,7 @@ impl Summary {
         } else if self.auth_rejected {
             Exit::Auth
         } else if self.interrupted {
-            Exit::Interrupted
+            self.signal.unwrap_or(Exit::Interrupted)
         } else {
             self.worst_failure.unwrap_or(Exit::Success)
         }
