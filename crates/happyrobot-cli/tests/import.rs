@@ -602,3 +602,255 @@ async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
     assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 100);
     assert_eq!(server.created_note_count(), 100);
 }
+
+/// Failure 2: two overlapping imports of one file added 68 notes for 40 lines. Now the second
+/// is refused at once and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(50)), 1.0, 1);
+    let dir = common::temp_dir("concurrent");
+    let file = write_csv(&dir, 40);
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut args = common::mock_args(&server);
+    args.extend(["notes", "import", &file_arg, "--concurrency", "2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = common::command(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.created_note_count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first import made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The same journal, and the same file under another journal: both refused.
+    let journal = dir.join("other.journal");
+    for extra in [&[][..], &["--journal", journal.to_str().unwrap()][..]] {
+        let mut second = vec!["notes", "import", file_arg.as_str()];
+        second.extend_from_slice(extra);
+        let started = Instant::now();
+        let run = common::run_against(&server, &second).await;
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("another import"), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "refused at once"
+        );
+    }
+    let output = first.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    server.clear_faults();
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    assert_eq!(server.created_note_count(), 40);
+    assert!(counts.values().all(|c| *c == 1), "no duplicates");
+}
+
+/// Failure 5: an unclosed CSV quote silently merged the following rows into one note; exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclosed_quote_is_refused_with_its_line_and_nothing_is_sent() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("quote");
+    let file = dir.join("notes.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},first\n{FIRST_CALL_ID},\"carrier said \"\"ok\"\", then\n{FIRST_CALL_ID},third\n{FIRST_CALL_ID},fourth\n"
+        ),
+    )
+    .unwrap();
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 3: a quoted field"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("line 4"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}
+
+/// Identical lines are reported before sending, and sent only with --allow-duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_lines_are_refused_unless_allowed() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("duplicates");
+    let file = dir.join("notes.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},same\n{FIRST_CALL_ID},other\n{FIRST_CALL_ID},same\n"
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 4: identical to line 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--allow-duplicates",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 3);
+    // A re-run knows both copies are done.
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--allow-duplicates",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(summary(&run)["skipped"], 3);
+    assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID)["same"], 2);
+}
+
+/// Failure 9 (part): standard input and pipes were refused with "no such file".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_input_is_read_with_a_journal() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("stdin");
+    let text = format!("call_id,content\n{FIRST_CALL_ID},piped one\n{FIRST_CALL_ID},piped two\n");
+    let run = common::run_against(&server, &["notes", "import", "-", "--format", "csv"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--journal"), "{}", run.stderr);
+    let journal = dir.join("stdin.journal");
+    for expected_added in [2, 0] {
+        let mut args = common::mock_args(&server);
+        args.extend(
+            [
+                "notes",
+                "import",
+                "-",
+                "--format",
+                "csv",
+                "--journal",
+                journal.to_str().unwrap(),
+                "-o",
+                "json",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = common::command(&args);
+        command.stdin(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["added"], expected_added, "{stderr}");
+    }
+    assert_eq!(server.created_note_count(), 2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the journal is private");
+    }
+}
+
+/// Failure 9 (part): one damaged line in the middle made the journal unusable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_line_is_reported_and_skipped() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("damaged");
+    let file = write_csv(&dir, 4);
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let journal = dir.join("notes.csv.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(3, "\u{0}\u{0}garbage from a disk error");
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 4 of the journal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(summary(&run)["skipped"], 4);
+    assert_eq!(server.created_note_count(), 4);
+}
+
+/// Failure 7: a huge Retry-After panicked (Instant overflow), a long one hung the import. Now
+/// the line fails as not sent, with the wait the server asked for, and the import stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_retry_after_neither_panics_nor_hangs() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: u64::MAX,
+        },
+        1,
+    );
+    let dir = common::temp_dir("retry-after");
+    let file = write_csv(&dir, 5);
+    let file_arg = file.to_str().unwrap();
+    let started = Instant::now();
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["failed"], 1);
+    let reason = summary["failed_lines"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("asked to wait"), "{reason}");
+    assert_eq!(summary["not_sent"], 4);
+    assert_eq!(summary["unknown"], 0);
+    // The next run sends them all.
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 5);
+}
+
+/// Failure 8 (part): a journal that cannot be written (disk full): nothing is sent, and the
+/// message says so.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_before_sending_sends_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("full");
+    let file = write_csv(&dir, 3);
+    std::os::unix::fs::symlink("/dev/full", dir.join("notes.csv.journal")).unwrap();
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}

@@ -276,6 +276,9 @@ impl JournalState {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(JournalError::Io(path.to_path_buf(), e)),
         };
+        if !is_regular(&file) {
+            return Ok(Self::default());
+        }
         Self::read(BufReader::new(file), path, destination)
     }
 
@@ -423,8 +426,13 @@ impl JournalWriter {
             file.sync_all().map_err(io_error)?;
             sync_parent(path).map_err(io_error)?;
         }
-        file.rewind().map_err(io_error)?;
-        let state = JournalState::read(BufReader::new(&file), path, destination)?;
+        // A device (such as /dev/full in a test of a full disk) has nothing to read back.
+        let state = if is_regular(&file) {
+            file.rewind().map_err(io_error)?;
+            JournalState::read(BufReader::new(&file), path, destination)?
+        } else {
+            JournalState::default()
+        };
         if let Some(length) = state.truncate_to {
             file.set_len(length).map_err(io_error)?;
         } else if state.needs_newline {
@@ -462,6 +470,10 @@ impl JournalWriter {
             .unwrap_or_else(|p| p.into_inner())
             .sync_data()
     }
+}
+
+fn is_regular(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.is_file())
 }
 
 /// Syncs the directory holding `path`, so that a file just created there survives a crash.
