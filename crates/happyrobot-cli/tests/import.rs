@@ -854,3 +854,245 @@ async fn a_full_disk_before_sending_sends_nothing() {
     assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
     assert!(server.requests().is_empty());
 }
+
+fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Starts an import of `file` against `server`, with the given extra options.
+fn spawn_import(server: &MockServer, file: &Path, extra: &[&str]) -> tokio::process::Child {
+    let mut args = common::mock_args(server);
+    args.extend(["notes", "import", file.to_str().unwrap(), "-o", "json"].map(String::from));
+    args.extend(extra.iter().map(|a| (*a).to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::command(&args).spawn().unwrap()
+}
+
+async fn wait_for_requests(server: &MockServer, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.requests().len() < count {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Failure 6: SIGTERM and SIGHUP left no summary. Now they stop the import like Ctrl-C, with
+/// exit 143 and 129.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sighup_finish_the_lines_in_flight_and_print_the_summary() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let server = MockServer::start().await.unwrap();
+        server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 3);
+        let dir = common::temp_dir(&format!("sig{signal}"));
+        let file = write_csv(&dir, 60);
+        let child = spawn_import(&server, &file, &[]);
+        wait_for_requests(&server, 6).await;
+        send_signal(child.id().unwrap(), signal);
+        let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{signal}: {stderr}");
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["interrupted"], true);
+        assert_eq!(summary["unknown"], 0, "the lines in flight were waited for");
+        assert!(stderr.contains("Import of"), "the text summary: {stderr}");
+        server.clear_faults();
+        let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(server.created_note_count(), 60);
+        assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 60);
+    }
+}
+
+/// Failure 6: SIGINT was ignored once the file was read, and a kill during a 429 pause turned
+/// lines that were certainly not sent into "unknown". Now Ctrl-C during the pause stops at once,
+/// and the next run sends those lines, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_rate_limit_pause_leaves_nothing_unknown() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 25,
+        },
+        1,
+    );
+    let dir = common::temp_dir("pause");
+    let file = write_csv(&dir, 6);
+    let child = spawn_import(&server, &file, &["--concurrency", "1"]);
+    wait_for_requests(&server, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    send_signal(child.id().unwrap(), "INT");
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "Ctrl-C does not wait out the pause"
+    );
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["unknown"], 0, "{summary}");
+    assert_eq!(summary["not_sent"], 6, "{summary}");
+    assert!(in_flight(&dir.join("notes.csv.journal")).is_empty());
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 6);
+    assert!(
+        common::counts_by_content(&server, FIRST_CALL_ID)
+            .values()
+            .all(|c| *c == 1)
+    );
+}
+
+/// Failure 6: with stderr closed (Ctrl-C on `... 2>&1 | tee log`), printing panicked: exit 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_and_stdout_never_make_it_panic() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 3);
+    let dir = common::temp_dir("closed");
+    let file = write_csv(&dir, 40);
+    let mut child = spawn_import(&server, &file, &[]);
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    wait_for_requests(&server, 4).await;
+    send_signal(child.id().unwrap(), "INT");
+    let status = tokio::time::timeout(common::RUN_LIMIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
+/// A second Ctrl-C quits at once; what was in flight is reported unknown on the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_at_once() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_secs(5)), 1.0, 3);
+    let dir = common::temp_dir("twice");
+    let file = write_csv(&dir, 10);
+    let child = spawn_import(&server, &file, &["--concurrency", "2"]);
+    wait_for_requests(&server, 2).await;
+    let started = Instant::now();
+    let pid = child.id().unwrap();
+    send_signal(pid, "INT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_signal(pid, "INT");
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "it did not wait"
+    );
+    let journal = dir.join("notes.csv.journal");
+    assert_eq!(in_flight(&journal).len(), 2);
+}
+
+/// Failure 8: the disk filling up while the journal is written. The line whose note was added
+/// but whose `done` entry could not be written counts as added, the error names it, and the
+/// next run lists it as unknown (never "not sent"). The journal is capped with a file size
+/// limit (prlimit), exactly at the byte where that entry ends.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("prlimit is not installed: skipped");
+        return;
+    }
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("diskfull");
+    let file = write_csv(&dir, 3);
+    let file_arg = file.to_str().unwrap();
+    // A first run measures the entries' sizes (they do not vary between runs).
+    let j1 = dir.join("j1.journal");
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "--journal",
+            j1.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sizes: Vec<u64> = std::fs::read_to_string(&j1)
+        .unwrap()
+        .lines()
+        .map(|l| l.len() as u64 + 1)
+        .collect();
+    assert_eq!(sizes.len(), 7, "run, then start and done for 3 lines");
+    // Room for the run entry, line 2, and line 3's start; its done entry is cut before its `}`.
+    let limit = sizes[..4].iter().sum::<u64>() + sizes[4] - 2;
+    let j2 = dir.join("j2.journal");
+    let mut args = vec![
+        "-c".to_string(),
+        format!("trap '' XFSZ; exec prlimit --fsize={limit}:{limit} \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_happyrobot").to_string(),
+    ];
+    args.extend(common::mock_args(&server));
+    args.extend(
+        [
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "--journal",
+            j2.to_str().unwrap(),
+            "-o",
+            "json",
+        ]
+        .map(String::from),
+    );
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .args(&args)
+        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = common::run_command(command).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("Line 3 was added"), "{}", run.stderr);
+    let first = summary(&run);
+    assert_eq!(first["added"], 2, "{first}");
+    assert_eq!(first["not_sent"], 1, "{first}");
+    assert_eq!(server.created_note_count(), 3 + 2);
+    // The next run: line 3 is unknown (exit 7 shows it), line 4 is sent.
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--journal",
+            j2.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let second = summary(&run);
+    assert_eq!(lines_of(&second["unknown_lines"]), BTreeSet::from([3]));
+    assert_eq!(second["added"], 1);
+    assert_eq!(server.created_note_count(), 3 + 3);
+}

@@ -445,3 +445,54 @@ pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::summary::{LineResult, UnknownLine};
+
+    #[test]
+    fn exit_2_is_never_used_once_a_note_was_sent() {
+        let stats = Stats::default();
+        let mut summary = Summary::default();
+        let mut error = CliError::usage("the file changed");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Usage);
+        summary.record(LineResult::Added, &stats);
+        let mut error = CliError::usage("the file changed");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Internal);
+        assert_eq!(error.exit, Exit::Internal);
+    }
+
+    #[test]
+    fn unknown_lines_are_never_hidden_by_a_local_failure() {
+        let stats = Stats::default();
+        let mut summary = Summary::default();
+        summary.record(
+            LineResult::Unknown(UnknownLine {
+                line: 2,
+                call_id: "c".into(),
+                reason: "timeout".into(),
+                earlier_run: false,
+            }),
+            &stats,
+        );
+        let mut error = CliError::internal("cannot write the journal");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Unknown);
+        assert_eq!(error.exit, Exit::Unknown);
+        assert_eq!(final_exit(&summary, None), Exit::Unknown);
+    }
+
+    #[test]
+    fn note_ids_look_like_object_ids() {
+        let a = send::new_note_id();
+        let b = send::new_note_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 24);
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+        }
+    }
+}
