@@ -48,16 +48,13 @@ pub(crate) struct Stats {
 }
 
 /// The API key the client will use, resolved as `connect` resolves it, only to hash it.
-fn resolved_key(global: &GlobalArgs, base_url: &str) -> String {
+fn resolved_key(global: &GlobalArgs) -> String {
     let env = std::env::var(happyrobot::API_KEY_ENV)
         .ok()
         .filter(|v| !v.trim().is_empty());
     let given = global.api_key.clone().filter(|k| !k.is_empty()).or(env);
     // Without a key, `connect` uses the mock's own (for --mock and loopback URLs) or refuses.
-    given.unwrap_or_else(|| {
-        let _ = base_url;
-        happyrobot_mock::DEFAULT_API_KEY.to_string()
-    })
+    given.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string())
 }
 
 /// Where a dry run would send the notes (it starts no mock and makes no client).
@@ -158,13 +155,16 @@ fn open_input(args: &ImportArgs) -> Result<Input, CliError> {
     Ok(input)
 }
 
-/// Holds the lock of every import of one content (in the state directory), so that the same
-/// file is not imported twice at once even with two different journals.
-fn lock_content(content: &str) -> Result<Option<std::fs::File>, CliError> {
+/// Holds the lock of every import of one content to one API (in the state directory), so that
+/// the same file is not imported twice at once even with two different journals.
+fn lock_content(
+    content: &str,
+    destination: &Destination,
+) -> Result<Option<std::fs::File>, CliError> {
     let Some(dir) = plan::state_dir().map(|d| d.join("locks")) else {
         return Ok(None);
     };
-    let path = dir.join(format!("{content}.lock"));
+    let path = dir.join(format!("{}.lock", plan::index_key(content, destination)));
     let file = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -189,7 +189,10 @@ fn lock_content(content: &str) -> Result<Option<std::fs::File>, CliError> {
 
 fn journal_error(error: journal::JournalError) -> CliError {
     match error {
-        journal::JournalError::Io(..) => CliError::internal(error.to_string()),
+        journal::JournalError::Io(..) => CliError::internal(format!(
+            "{error}; nothing was sent. Check that the path can be written (its directory, its \
+             permissions, the free space), then run the same command again"
+        )),
         _ => CliError::usage(error.to_string()),
     }
 }
@@ -223,7 +226,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     };
     let destination = Destination {
         base_url: journal::normalize_url(&base_url),
-        key_hash: journal::key_hash(&resolved_key(global, &base_url)),
+        key_hash: journal::key_hash(&resolved_key(global)),
     };
     let (journal_path, found_by_content) = match &args.journal {
         Some(path) => (path.clone(), false),
@@ -307,7 +310,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
 
     // One run at a time: the content's lock, then the journal's (taken before the journal is read
     // again, so that what it says cannot change under this run).
-    let _content_lock = lock_content(&content)?;
+    let _content_lock = lock_content(&content, &destination)?;
     let (journal, state) =
         JournalWriter::open(&journal_path, &destination, args.fsync).map_err(journal_error)?;
     if found_by_content {
@@ -357,7 +360,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
                 journal_path.display()
             ))
         })?;
-    plan::remember_journal(&content, &journal_path);
+    plan::remember_journal(&content, &destination, &journal_path);
     let mut signals = dispatch::Signals::listen()?;
     let stats = Arc::new(Stats::default());
     let context = Arc::new(Context::new(

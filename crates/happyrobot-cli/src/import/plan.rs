@@ -7,8 +7,9 @@
 //! index in the state directory, so that a renamed, copied or symlinked file resumes instead of
 //! sending everything again), else a new `<FILE>.journal`. The state directory is
 //! `$HAPPYROBOT_STATE_DIR`, else `$XDG_STATE_HOME/happyrobot`, else `~/.local/state/happyrobot`;
-//! it holds `journals/<CONTENT-HASH>` (the path of the journal last used for that content) and
-//! `locks/<CONTENT-HASH>.lock` (held while a file with that content is being imported).
+//! it holds `journals/<KEY>` (the path of the journal last used for that content and base URL)
+//! and `locks/<KEY>.lock` (held while a file with that content is imported to that base URL),
+//! where `<KEY>` is [`index_key`].
 
 use std::collections::HashSet;
 use std::io;
@@ -48,6 +49,16 @@ pub(crate) fn state_dir() -> Option<PathBuf> {
     var("HOME").map(|home| PathBuf::from(home).join(".local/state/happyrobot"))
 }
 
+/// The name of a content's entries in the state directory, for one base URL: imports of the
+/// same file to two different APIs neither share a journal nor block each other.
+pub(crate) fn index_key(content: &str, destination: &Destination) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(content.as_bytes());
+    hasher.update(&[0xff]);
+    hasher.update(destination.base_url.as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
 /// The journal to use when none is given, and whether it was found by the file's content.
 pub(crate) fn find_journal(
     file: &Path,
@@ -59,7 +70,10 @@ pub(crate) fn find_journal(
         return (beside, false);
     }
     let indexed = state_dir()
-        .and_then(|dir| std::fs::read_to_string(dir.join("journals").join(content)).ok())
+        .and_then(|dir| {
+            let entry = dir.join("journals").join(index_key(content, destination));
+            std::fs::read_to_string(entry).ok()
+        })
         .map(|text| PathBuf::from(text.trim_end_matches('\n')));
     if let Some(journal) = indexed
         && journal.is_file()
@@ -73,7 +87,7 @@ pub(crate) fn find_journal(
 
 /// Records `journal` as the journal of files with this content (best effort: without the index
 /// a renamed file starts a new journal, which the message then explains).
-pub(crate) fn remember_journal(content: &str, journal: &Path) {
+pub(crate) fn remember_journal(content: &str, destination: &Destination, journal: &Path) {
     let Some(dir) = state_dir().map(|d| d.join("journals")) else {
         return;
     };
@@ -81,9 +95,10 @@ pub(crate) fn remember_journal(content: &str, journal: &Path) {
         return;
     };
     let result = std::fs::create_dir_all(&dir).and_then(|()| {
-        let temp = dir.join(format!("{content}.{}.tmp", std::process::id()));
+        let key = index_key(content, destination);
+        let temp = dir.join(format!("{key}.{}.tmp", std::process::id()));
         std::fs::write(&temp, absolute.as_os_str().as_encoded_bytes())?;
-        std::fs::rename(&temp, dir.join(content))
+        std::fs::rename(&temp, dir.join(key))
     });
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot record the journal in the state directory");
