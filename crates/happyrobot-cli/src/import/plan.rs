@@ -113,7 +113,8 @@ pub(crate) struct Plan {
     pub(crate) invalid: u64,
     /// The first invalid lines, to print.
     pub(crate) errors: Vec<LineError>,
-    /// Lines identical to an earlier one (same call, text and flag), as (line, earlier line).
+    /// The first lines identical to an earlier one (same call, text and flag), as (line, earlier
+    /// line), in file order.
     pub(crate) duplicates: Vec<(u64, u64)>,
     pub(crate) duplicate_count: u64,
     /// The fingerprints that occur more than once.
@@ -127,20 +128,19 @@ pub(crate) struct Plan {
 }
 
 /// Reads the whole file once, checking every line, finding identical lines, and counting what
-/// the journal says about each. Memory: 16 bytes per valid line (a million-line file: 16 MB).
+/// the journal says about each. Memory: 8 bytes per valid line (a million-line file: 8 MB); when
+/// identical lines exist, a second pass finds their line numbers.
 pub(crate) fn validate(
     path: &Path,
     format: Format,
     state: &JournalState,
 ) -> Result<Plan, CliError> {
-    let records = Records::open(path, format)
-        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+    let read_error = |e: io::Error| CliError::usage(format!("cannot read {}: {e}", path.display()));
+    let records = Records::open(path, format).map_err(read_error)?;
     let mut plan = Plan::default();
-    let mut fingerprints: Vec<(u64, u64)> = Vec::new();
+    let mut fingerprints: Vec<u64> = Vec::new();
     for item in records {
-        let item =
-            item.map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
-        match item {
+        match item.map_err(read_error)? {
             Item::Invalid(error) => {
                 plan.invalid += 1;
                 if plan.errors.len() < MAX_SHOWN_ERRORS {
@@ -149,31 +149,25 @@ pub(crate) fn validate(
             }
             Item::Valid(record) => {
                 plan.lines += 1;
-                fingerprints.push((record.fingerprint, record.line));
+                fingerprints.push(record.fingerprint);
             }
         }
     }
-    // Sorted by fingerprint, then line: identical lines are neighbours, and the position of a
-    // line in its group is its occurrence number, as the send pass counts it.
+    // Sorted, identical lines are neighbours; the k-th copy of a line is its occurrence k in the
+    // journal (which copy is which does not matter for counting).
     fingerprints.sort_unstable();
     let mut matched = 0usize;
-    let mut previous: Option<(u64, u64, u32)> = None;
-    for &(fingerprint, line) in &fingerprints {
+    let mut previous: Option<(u64, u32)> = None;
+    for &fingerprint in &fingerprints {
         let occurrence = match previous {
-            Some((fp, first, n)) if fp == fingerprint => {
+            Some((fp, n)) if fp == fingerprint => {
                 plan.repeated.insert(fingerprint);
                 plan.duplicate_count += 1;
-                if plan.duplicates.len() < MAX_SHOWN_ERRORS {
-                    plan.duplicates.push((line, first));
-                }
-                previous = Some((fp, first, n + 1));
                 n + 1
             }
-            _ => {
-                previous = Some((fingerprint, line, 0));
-                0
-            }
+            _ => 0,
         };
+        previous = Some((fingerprint, occurrence));
         let Some(line_state) = state.get((fingerprint, occurrence)) else {
             continue;
         };
@@ -184,8 +178,29 @@ pub(crate) fn validate(
             LineState::Unknown { .. } => plan.unknown_before += 1,
         }
     }
-    plan.duplicates.sort_unstable();
+    drop(fingerprints);
     plan.orphans = (state.len() - matched.min(state.len())) as u64;
+    if !plan.repeated.is_empty() {
+        let mut first: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        for item in Records::open(path, format).map_err(read_error)? {
+            let Item::Valid(record) = item.map_err(read_error)? else {
+                continue;
+            };
+            if !plan.repeated.contains(&record.fingerprint) {
+                continue;
+            }
+            match first.get(&record.fingerprint) {
+                Some(&line) => {
+                    if plan.duplicates.len() < MAX_SHOWN_ERRORS {
+                        plan.duplicates.push((record.line, line));
+                    }
+                }
+                None => {
+                    first.insert(record.fingerprint, record.line);
+                }
+            }
+        }
+    }
     Ok(plan)
 }
 
