@@ -608,7 +608,7 @@ async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
     let server = MockServer::start().await.unwrap();
-    server.inject_rate(Fault::Delay(Duration::from_millis(50)), 1.0, 1);
+    server.inject_rate(Fault::Delay(Duration::from_millis(200)), 1.0, 1);
     let dir = common::temp_dir("concurrent");
     let file = write_csv(&dir, 40);
     let file_arg = file.to_str().unwrap().to_string();
@@ -639,6 +639,8 @@ async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
             "refused at once"
         );
     }
+    // The first run was busy all along: slow requests, 40 lines, two at a time (about 4 s).
+    assert!(server.created_note_count() < 40, "the first import was still running");
     let output = first.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(0));
     server.clear_faults();
