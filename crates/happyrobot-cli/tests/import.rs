@@ -640,7 +640,10 @@ async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
         );
     }
     // The first run was busy all along: slow requests, 40 lines, two at a time (about 4 s).
-    assert!(server.created_note_count() < 40, "the first import was still running");
+    assert!(
+        server.created_note_count() < 40,
+        "the first import was still running"
+    );
     let output = first.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(0));
     server.clear_faults();
@@ -1076,6 +1079,13 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     assert!(run.stderr.contains("Line 3 was added"), "{}", run.stderr);
     let first = summary(&run);
     assert_eq!(first["added"], 2, "{first}");
+    assert!(
+        first["journal_failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("Line 3 was added"),
+        "{first}"
+    );
     assert_eq!(first["not_sent"], 1, "{first}");
     assert_eq!(server.created_note_count(), 3 + 2);
     // The next run: line 3 is unknown (exit 7 shows it), line 4 is sent.

@@ -285,7 +285,7 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
         return LineResult::JournalFailed {
             error: CliError::internal(format!(
                 "cannot write the journal: {e}; the import stopped. Line {} {what} the journal \
-                 could not record it: the next run lists it as unknown (do not send it again \
+                 could not record it: the next run may list it as unknown (do not send it again \
                  with --retry-unknown if it was added)",
                 record.line
             )),

@@ -93,6 +93,9 @@ pub(crate) struct Summary {
     pub(crate) exit_code: u8,
     pub(crate) failed_lines: Vec<FailedLine>,
     pub(crate) unknown_lines: Vec<UnknownLine>,
+    /// Lines that were sent but whose outcome the journal could not record.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) journal_failures: Vec<String>,
     #[serde(skip)]
     pub(crate) worst_failure: Option<Exit>,
     #[serde(skip)]
@@ -124,7 +127,13 @@ impl Summary {
                 // The line's outcome counts as it was (an added note is added, whatever the
                 // journal could record); the processed counter was already moved once.
                 stats.processed.fetch_sub(1, Ordering::Relaxed);
+                let sent = !matches!(*result, LineResult::NotSent);
                 self.record(*result, stats);
+                // Several workers can hit a full disk at once: every line that was sent is
+                // named, not only the first error to arrive.
+                if sent && self.journal_failures.len() < MAX_LISTED {
+                    self.journal_failures.push(error.message.clone());
+                }
                 return Some(error);
             }
         }
@@ -223,6 +232,9 @@ impl Summary {
             lines.push(
                 "  Failed lines were certainly not added; a re-run sends them again.".to_string(),
             );
+        }
+        for failure in self.journal_failures.iter().take(MAX_PRINTED) {
+            lines.push(format!("  journal not written: {failure}"));
         }
         lines.push(format!("Journal: {}", self.journal));
         lines.join("\n")
