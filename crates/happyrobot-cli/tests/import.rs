@@ -1108,3 +1108,39 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     assert_eq!(second["added"], 1);
     assert_eq!(server.created_note_count(), 3 + 3);
 }
+
+/// Failure 9: exit 2 ("nothing was sent") after notes were sent. A file changed in the middle of
+/// an import (a later line made invalid) stops it, with exit 1, never 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_during_the_import_never_exits_2_after_sending() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(5)), 1.0, 1);
+    let dir = common::temp_dir("changed");
+    // Long enough that the reader (at most a few hundred lines ahead) has not reached line 551.
+    let file = write_csv(&dir, 600);
+    let child = spawn_import(&server, &file, &["--concurrency", "1"]);
+    while server.created_note_count() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Line 551 (note 550) gets an invalid call ID, in place: same length, same offsets.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let offset = text.find(&format!("{FIRST_CALL_ID},note 550,")).unwrap();
+    let mut handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    handle.seek(SeekFrom::Start(offset as u64)).unwrap();
+    handle.write_all(b"--").unwrap();
+    drop(handle);
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("changed while it was being imported"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["exit_code"], 1);
+    assert!(summary["added"].as_u64().unwrap() >= 3);
+}
