@@ -245,6 +245,13 @@ pub(crate) async fn dispatch(
     summary.not_sent = summary
         .lines
         .saturating_sub(summary.added + summary.skipped + summary.failed + summary.unknown);
+    // Lines left over with nothing to explain them: the file got shorter while it was read.
+    if summary.not_sent > 0 && fatal.is_none() && !context.is_stopped() {
+        fatal = Some(changed(format!(
+            "it ended {} line(s) early",
+            summary.not_sent
+        )));
+    }
     fatal
 }
 
