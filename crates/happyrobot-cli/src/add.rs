@@ -5,8 +5,31 @@ use std::io::Write as _;
 use happyrobot::types::{Call, Note};
 use happyrobot::{CallId, NewNote, RetryPolicy};
 
+use clap::Args;
+
+use crate::GlobalArgs;
 use crate::exit::{CliError, Exit};
-use crate::{AddArgs, GlobalArgs, Output};
+use crate::output::Output;
+
+/// Options of `notes add`.
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// The call's ID: 24 letters and digits.
+    #[arg(value_name = "CALL_ID")]
+    pub(crate) call_id: String,
+
+    /// The note's text.
+    #[arg(long, short = 'c', value_name = "TEXT")]
+    pub(crate) content: String,
+
+    /// Flag the note for attention.
+    #[arg(long)]
+    pub(crate) flagged: bool,
+
+    /// text: the note and a summary of the call; json: the whole updated call.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
 
 pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliError> {
     // Input is checked before anything else, so that a typo never needs a key or a network.

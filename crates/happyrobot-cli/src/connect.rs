@@ -64,11 +64,11 @@ pub(crate) async fn connect(
             .start()
             .await
             .map_err(|e| CliError::internal(format!("could not start the mock server: {e}")))?;
-        eprintln!(
+        crate::output::err(&format!(
             "note: using the built-in mock server at {} (its calls: {})",
             server.base_url(),
             server.call_ids().join(", ")
-        );
+        ));
         (server.base_url(), key, Some(server))
     } else {
         let base_url = global

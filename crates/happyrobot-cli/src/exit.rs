@@ -28,8 +28,12 @@ pub(crate) enum Exit {
     /// The request was applied (the API answered 2xx) but its answer could not be read: do not
     /// send it again.
     AppliedUnreadable = 8,
-    /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+    /// An import stopped by SIGHUP (128 + 1, as shells report it).
+    HangUp = 129,
+    /// An import interrupted with Ctrl-C (128 + SIGINT).
     Interrupted = 130,
+    /// An import stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 impl Exit {

@@ -1,43 +1,29 @@
 //! `happyrobot`: the HappyRobot command line. Adds a note to a call, or imports a file of notes
 //! with a journal that makes an interrupted import safe to re-run. See README.md and `--help`.
+//!
+//! Each command owns its options (`add::AddArgs`, `import::args::ImportArgs`); this file only
+//! assembles them with the global options.
+
+// Output goes through `output::out` / `output::err`, which cannot panic on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod add;
 mod connect;
 mod exit;
 mod import;
+mod output;
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
+use crate::add::AddArgs;
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
+use crate::import::args::{IMPORT_HELP, ImportArgs};
 
 const ABOUT: &str = "Add notes to HappyRobot calls: one at a time, or thousands from a file.";
-
-const IMPORT_HELP: &str = "\
-Input:
-  CSV with a header line naming the columns call_id, content and (optionally) flagged, or JSON
-  Lines with the same keys. flagged accepts true/false, 1/0, yes/no or empty. The whole file is
-  checked first; if any line is invalid, every problem is listed and nothing is sent.
-
-Journal:
-  Every line is recorded in the journal (default: <FILE>.journal) before it is sent and again
-  when its outcome is known. Re-running the same command skips the lines already added. A line
-  whose outcome is unknown (timeout, dropped connection, 5xx, or a run killed while it was in
-  flight) may have been added: it is listed, and sent again only with --retry-unknown. Lines
-  that certainly failed (4xx, or rate limits and connection failures after every retry) are
-  sent again on every re-run. A journal written for another file is refused.
-
-Exit codes:
-  0  every line added (or already added)
-  2  invalid file or options; nothing was sent
-  3  the API rejected the key; the import stopped
-  4, 5, 6  some lines failed (the worst: 6 network, 5 other API error, 4 call not found)
-  7  some lines have an unknown outcome (this beats any failure)
-  130  interrupted with Ctrl-C; re-run the command to continue";
 
 /// The `happyrobot` command line.
 #[derive(Debug, Parser)]
@@ -109,83 +95,6 @@ enum NotesCommand {
     Import(ImportArgs),
 }
 
-/// How a command prints its result on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Output {
-    /// Readable text.
-    Text,
-    /// JSON, for scripts and jq.
-    Json,
-}
-
-/// Options of `notes add`.
-#[derive(Debug, Args)]
-pub(crate) struct AddArgs {
-    /// The call's ID: 24 letters and digits.
-    #[arg(value_name = "CALL_ID")]
-    pub(crate) call_id: String,
-
-    /// The note's text.
-    #[arg(long, short = 'c', value_name = "TEXT")]
-    pub(crate) content: String,
-
-    /// Flag the note for attention.
-    #[arg(long)]
-    pub(crate) flagged: bool,
-
-    /// text: the note and a summary of the call; json: the whole updated call.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    pub(crate) output: Output,
-}
-
-/// The input formats of `notes import`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
-    /// Comma-separated values with a header line.
-    Csv,
-    /// One JSON object per line (also .ndjson).
-    Jsonl,
-}
-
-/// Options of `notes import`.
-#[derive(Debug, Args)]
-pub(crate) struct ImportArgs {
-    /// The file of notes (.csv, .jsonl or .ndjson).
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
-
-    /// The file's format [default: from its extension].
-    #[arg(long, value_enum)]
-    pub(crate) format: Option<Format>,
-
-    /// How many requests are in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub(crate) concurrency: u16,
-
-    #[arg(
-        long,
-        value_name = "PATH",
-        help = "Where the progress of the import is recorded [default: <FILE>.journal]"
-    )]
-    pub(crate) journal: Option<PathBuf>,
-
-    /// Check the file and say how many lines would be sent; send nothing.
-    #[arg(long)]
-    pub(crate) dry_run: bool,
-
-    /// Also send again the lines whose outcome is unknown (they may then be added twice).
-    #[arg(long)]
-    pub(crate) retry_unknown: bool,
-
-    /// Make the journal durable against power loss too (fsync after every entry; slower).
-    #[arg(long)]
-    pub(crate) fsync: bool,
-
-    /// text: a summary on stderr; json: the summary as JSON on stdout as well.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    pub(crate) output: Output,
-}
-
 /// Reads a positive number of seconds, decimals allowed.
 fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
@@ -238,20 +147,20 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
+            output::err(&format!("error: could not start the async runtime: {e}"));
             return Exit::Internal.into();
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            eprintln!("error: {}", error.message);
+            output::err(&format!("error: {}", error.message));
             if verbose > 0 {
                 for line in &error.detail {
-                    eprintln!("  {line}");
+                    output::err(&format!("  {line}"));
                 }
             } else if !error.detail.is_empty() && std::io::stderr().is_terminal() {
-                eprintln!("  (run with -v for details)");
+                output::err("  (run with -v for details)");
             }
             error.exit.into()
         }

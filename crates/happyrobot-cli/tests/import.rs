@@ -401,60 +401,104 @@ async fn dry_run_counts_and_sends_nothing() {
     assert!(!dir.join("notes.csv.journal").exists());
 }
 
+/// Failure 3: after a line fails and is corrected, a re-run was refused (exit 2), and the advice
+/// (a new --journal) re-sent every line. Now the fixed line is sent, and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journal_of_another_file_is_refused() {
+async fn a_fixed_line_is_sent_and_nothing_already_added() {
     let server = MockServer::start().await.unwrap();
-    let dir = common::temp_dir("foreign");
-    let file = write_csv(&dir, 3);
-    let journal = dir.join("shared.journal");
-    let (file_arg, journal_arg) = (file.to_str().unwrap(), journal.to_str().unwrap());
-    let run = common::run_against(
-        &server,
-        &["notes", "import", file_arg, "--journal", journal_arg],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let other = dir.join("other.csv");
-    std::fs::write(
-        &other,
-        format!("call_id,content\n{FIRST_CALL_ID},something else\n"),
-    )
-    .unwrap();
-    let run = common::run_against(
-        &server,
-        &[
-            "notes",
-            "import",
-            other.to_str().unwrap(),
-            "--journal",
-            journal_arg,
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("was written for a different file"),
-        "{}",
-        run.stderr
-    );
-    // The same file, shortened: the journal knows lines it no longer has.
+    let dir = common::temp_dir("fixed");
+    let file = dir.join("notes.csv");
+    let wrong = "0123456789abcdef01234567";
     std::fs::write(
         &file,
-        format!("call_id,content,flagged\n{FIRST_CALL_ID},note 1,\n"),
+        format!("call_id,content\n{FIRST_CALL_ID},one\n{wrong},two\n{FIRST_CALL_ID},three\n"),
     )
     .unwrap();
-    let run = common::run_against(
-        &server,
-        &["notes", "import", file_arg, "--journal", journal_arg],
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 2);
+    // The line is corrected (and another line added at the top, shifting every line number).
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},zero\n{FIRST_CALL_ID},one\n{FIRST_CALL_ID},two\n{FIRST_CALL_ID},three\n"
+        ),
     )
-    .await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("belongs to another file"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(server.created_note_count(), 3);
+    .unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["added"], 2, "{summary}");
+    assert_eq!(summary["skipped"], 2, "{summary}");
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    for text in ["zero", "one", "two", "three"] {
+        assert_eq!(counts.get(text), Some(&1), "{text}: {counts:?}");
+    }
+}
+
+/// Failure 1: a trial run against a mock marked every line done, and the real run then skipped
+/// them all with exit 0. Now the journal counts only for the API it was written against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
+    let real = MockServer::start().await.unwrap();
+    let staging = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("destination");
+    let file = write_csv(&dir, 5);
+    let file_arg = file.to_str().unwrap();
+    let trial = common::run(&["--mock", "notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(trial.code, 0, "{}", trial.stderr);
+    assert_eq!(summary(&trial)["added"], 5);
+    let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 5);
+    let run = common::run_against(&real, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 5, "{}", run.stderr);
+    assert_eq!(real.created_note_count(), 5);
+    // The journal records where each run went, and a hash of the key, never the key.
+    let journal = std::fs::read_to_string(dir.join("notes.csv.journal")).unwrap();
+    assert!(journal.contains(&real.base_url()), "{journal}");
+    assert!(!journal.contains(real.api_key()), "{journal}");
+    // And each destination keeps its own progress.
+    let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(summary(&run)["skipped"], 5);
+    assert_eq!(staging.created_note_count(), 5);
+}
+
+/// Failure 4: a copy, rename or symlink of the file re-sent everything (the journal was found by
+/// path). Now it is found by the file's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_copied_or_symlinked_file_resumes() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("renamed");
+    let file = write_csv(&dir, 6);
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let renamed = dir.join("renamed.csv");
+    std::fs::rename(&file, &renamed).unwrap();
+    let copy_dir = common::temp_dir("renamed-copy");
+    let copy = copy_dir.join("copy.csv");
+    std::fs::copy(&renamed, &copy).unwrap();
+    let link = copy_dir.join("link.csv");
+    std::os::unix::fs::symlink(&renamed, &link).unwrap();
+    for path in [&renamed, &copy, &link] {
+        let run = common::run_against(
+            &server,
+            &["notes", "import", path.to_str().unwrap(), "-o", "json"],
+        )
+        .await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            summary(&run)["skipped"],
+            6,
+            "{}: {}",
+            path.display(),
+            run.stderr
+        );
+        assert!(run.stderr.contains("same content"), "{}", run.stderr);
+    }
+    assert_eq!(server.created_note_count(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,4 +601,546 @@ async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
     assert_eq!(summary_of(&run)["skipped"], added);
     assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 100);
     assert_eq!(server.created_note_count(), 100);
+}
+
+/// Failure 2: two overlapping imports of one file added 68 notes for 40 lines. Now the second
+/// is refused at once and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(200)), 1.0, 1);
+    let dir = common::temp_dir("concurrent");
+    let file = write_csv(&dir, 40);
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut args = common::mock_args(&server);
+    args.extend(["notes", "import", &file_arg, "--concurrency", "2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = common::command(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.created_note_count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first import made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The same journal, and the same file under another journal: both refused.
+    let journal = dir.join("other.journal");
+    for extra in [&[][..], &["--journal", journal.to_str().unwrap()][..]] {
+        let mut second = vec!["notes", "import", file_arg.as_str()];
+        second.extend_from_slice(extra);
+        let started = Instant::now();
+        let run = common::run_against(&server, &second).await;
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("another import"), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "refused at once"
+        );
+    }
+    // The first run was busy all along: slow requests, 40 lines, two at a time (about 4 s).
+    assert!(
+        server.created_note_count() < 40,
+        "the first import was still running"
+    );
+    let output = first.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    server.clear_faults();
+    let counts = common::counts_by_content(&server, FIRST_CALL_ID);
+    assert_eq!(server.created_note_count(), 40);
+    assert!(counts.values().all(|c| *c == 1), "no duplicates");
+}
+
+/// Failure 5: an unclosed CSV quote silently merged the following rows into one note; exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclosed_quote_is_refused_with_its_line_and_nothing_is_sent() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("quote");
+    let file = dir.join("notes.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},first\n{FIRST_CALL_ID},\"carrier said \"\"ok\"\", then\n{FIRST_CALL_ID},third\n{FIRST_CALL_ID},fourth\n"
+        ),
+    )
+    .unwrap();
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 3: a quoted field"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("line 4"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}
+
+/// Identical lines are reported before sending, and sent only with --allow-duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_lines_are_refused_unless_allowed() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("duplicates");
+    let file = dir.join("notes.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content\n{FIRST_CALL_ID},same\n{FIRST_CALL_ID},other\n{FIRST_CALL_ID},same\n"
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 4: identical to line 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--allow-duplicates",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["added"], 3);
+    // A re-run knows both copies are done.
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--allow-duplicates",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(summary(&run)["skipped"], 3);
+    assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID)["same"], 2);
+}
+
+/// Failure 9 (part): standard input and pipes were refused with "no such file".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_input_is_read_with_a_journal() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("stdin");
+    let text = format!("call_id,content\n{FIRST_CALL_ID},piped one\n{FIRST_CALL_ID},piped two\n");
+    let run = common::run_against(&server, &["notes", "import", "-", "--format", "csv"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--journal"), "{}", run.stderr);
+    let journal = dir.join("stdin.journal");
+    for expected_added in [2, 0] {
+        let mut args = common::mock_args(&server);
+        args.extend(
+            [
+                "notes",
+                "import",
+                "-",
+                "--format",
+                "csv",
+                "--journal",
+                journal.to_str().unwrap(),
+                "-o",
+                "json",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = common::command(&args);
+        command.stdin(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["added"], expected_added, "{stderr}");
+    }
+    assert_eq!(server.created_note_count(), 2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the journal is private");
+    }
+}
+
+/// Failure 9 (part): one damaged line in the middle made the journal unusable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_line_is_reported_and_skipped() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("damaged");
+    let file = write_csv(&dir, 4);
+    let file_arg = file.to_str().unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let journal = dir.join("notes.csv.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(3, "\u{0}\u{0}garbage from a disk error");
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 4 of the journal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(summary(&run)["skipped"], 4);
+    assert_eq!(server.created_note_count(), 4);
+}
+
+/// Failure 7: a huge Retry-After panicked (Instant overflow), a long one hung the import. Now
+/// the line fails as not sent, with the wait the server asked for, and the import stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_retry_after_neither_panics_nor_hangs() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: u64::MAX,
+        },
+        1,
+    );
+    let dir = common::temp_dir("retry-after");
+    let file = write_csv(&dir, 5);
+    let file_arg = file.to_str().unwrap();
+    let started = Instant::now();
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary = summary(&run);
+    assert_eq!(summary["failed"], 1);
+    let reason = summary["failed_lines"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("asked to wait"), "{reason}");
+    assert_eq!(summary["not_sent"], 4);
+    assert_eq!(summary["unknown"], 0);
+    // The next run sends them all.
+    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 5);
+}
+
+/// Failure 8 (part): a journal that cannot be written (disk full): nothing is sent, and the
+/// message says so.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_before_sending_sends_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("full");
+    let file = write_csv(&dir, 3);
+    std::os::unix::fs::symlink("/dev/full", dir.join("notes.csv.journal")).unwrap();
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}
+
+fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Starts an import of `file` against `server`, with the given extra options.
+fn spawn_import(server: &MockServer, file: &Path, extra: &[&str]) -> tokio::process::Child {
+    let mut args = common::mock_args(server);
+    args.extend(["notes", "import", file.to_str().unwrap(), "-o", "json"].map(String::from));
+    args.extend(extra.iter().map(|a| (*a).to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::command(&args).spawn().unwrap()
+}
+
+async fn wait_for_requests(server: &MockServer, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.requests().len() < count {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Failure 6: SIGTERM and SIGHUP left no summary. Now they stop the import like Ctrl-C, with
+/// exit 143 and 129.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sighup_finish_the_lines_in_flight_and_print_the_summary() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let server = MockServer::start().await.unwrap();
+        server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 3);
+        let dir = common::temp_dir(&format!("sig{signal}"));
+        let file = write_csv(&dir, 60);
+        let child = spawn_import(&server, &file, &[]);
+        wait_for_requests(&server, 6).await;
+        send_signal(child.id().unwrap(), signal);
+        let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{signal}: {stderr}");
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["interrupted"], true);
+        assert_eq!(summary["unknown"], 0, "the lines in flight were waited for");
+        assert!(stderr.contains("Import of"), "the text summary: {stderr}");
+        server.clear_faults();
+        let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(server.created_note_count(), 60);
+        assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 60);
+    }
+}
+
+/// Failure 6: SIGINT was ignored once the file was read, and a kill during a 429 pause turned
+/// lines that were certainly not sent into "unknown". Now Ctrl-C during the pause stops at once,
+/// and the next run sends those lines, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_rate_limit_pause_leaves_nothing_unknown() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 25,
+        },
+        1,
+    );
+    let dir = common::temp_dir("pause");
+    let file = write_csv(&dir, 6);
+    let child = spawn_import(&server, &file, &["--concurrency", "1"]);
+    wait_for_requests(&server, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    send_signal(child.id().unwrap(), "INT");
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "Ctrl-C does not wait out the pause"
+    );
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["unknown"], 0, "{summary}");
+    assert_eq!(summary["not_sent"], 6, "{summary}");
+    assert!(in_flight(&dir.join("notes.csv.journal")).is_empty());
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 6);
+    assert!(
+        common::counts_by_content(&server, FIRST_CALL_ID)
+            .values()
+            .all(|c| *c == 1)
+    );
+}
+
+/// Failure 6: with stderr closed (Ctrl-C on `... 2>&1 | tee log`), printing panicked: exit 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_and_stdout_never_make_it_panic() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 3);
+    let dir = common::temp_dir("closed");
+    let file = write_csv(&dir, 40);
+    let mut child = spawn_import(&server, &file, &[]);
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    wait_for_requests(&server, 4).await;
+    send_signal(child.id().unwrap(), "INT");
+    let status = tokio::time::timeout(common::RUN_LIMIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
+/// A second Ctrl-C quits at once; what was in flight is reported unknown on the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_at_once() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_secs(5)), 1.0, 3);
+    let dir = common::temp_dir("twice");
+    let file = write_csv(&dir, 10);
+    let child = spawn_import(&server, &file, &["--concurrency", "2"]);
+    wait_for_requests(&server, 2).await;
+    let started = Instant::now();
+    let pid = child.id().unwrap();
+    send_signal(pid, "INT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_signal(pid, "INT");
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "it did not wait"
+    );
+    let journal = dir.join("notes.csv.journal");
+    assert_eq!(in_flight(&journal).len(), 2);
+}
+
+/// Failure 8: the disk filling up while the journal is written. The line whose note was added
+/// but whose `done` entry could not be written counts as added, the error names it, and the
+/// next run lists it as unknown (never "not sent"). The journal is capped with a file size
+/// limit (prlimit), exactly at the byte where that entry ends.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("prlimit is not installed: skipped");
+        return;
+    }
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("diskfull");
+    let file = write_csv(&dir, 3);
+    let file_arg = file.to_str().unwrap();
+    // A first run measures the entries' sizes (they do not vary between runs).
+    let j1 = dir.join("j1.journal");
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "--journal",
+            j1.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sizes: Vec<u64> = std::fs::read_to_string(&j1)
+        .unwrap()
+        .lines()
+        .map(|l| l.len() as u64 + 1)
+        .collect();
+    assert_eq!(sizes.len(), 7, "run, then start and done for 3 lines");
+    // Room for the run entry, line 2, and line 3's start; its done entry is cut before its `}`.
+    let limit = sizes[..4].iter().sum::<u64>() + sizes[4] - 2;
+    let j2 = dir.join("j2.journal");
+    let mut args = vec![
+        "-c".to_string(),
+        format!("trap '' XFSZ; exec prlimit --fsize={limit}:{limit} \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_happyrobot").to_string(),
+    ];
+    args.extend(common::mock_args(&server));
+    args.extend(
+        [
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "--journal",
+            j2.to_str().unwrap(),
+            "-o",
+            "json",
+        ]
+        .map(String::from),
+    );
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .args(&args)
+        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = common::run_command(command).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("Line 3 was added"), "{}", run.stderr);
+    let first = summary(&run);
+    assert_eq!(first["added"], 2, "{first}");
+    assert!(
+        first["journal_failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("Line 3 was added"),
+        "{first}"
+    );
+    assert_eq!(first["not_sent"], 1, "{first}");
+    assert_eq!(server.created_note_count(), 3 + 2);
+    // The next run: line 3 is unknown (exit 7 shows it), line 4 is sent.
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            file_arg,
+            "--journal",
+            j2.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let second = summary(&run);
+    assert_eq!(lines_of(&second["unknown_lines"]), BTreeSet::from([3]));
+    assert_eq!(second["added"], 1);
+    assert_eq!(server.created_note_count(), 3 + 3);
+}
+
+/// Failure 9: exit 2 ("nothing was sent") after notes were sent. A file changed in the middle of
+/// an import (a later line made invalid) stops it, with exit 1, never 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_during_the_import_never_exits_2_after_sending() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(Fault::Delay(Duration::from_millis(5)), 1.0, 1);
+    let dir = common::temp_dir("changed");
+    // Long enough that the reader (at most a few hundred lines ahead) has not reached line 551.
+    let file = write_csv(&dir, 600);
+    let child = spawn_import(&server, &file, &["--concurrency", "1"]);
+    while server.created_note_count() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Line 551 (note 550) gets an invalid call ID, in place: same length, same offsets.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let offset = text.find(&format!("{FIRST_CALL_ID},note 550,")).unwrap();
+    let mut handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    handle.seek(SeekFrom::Start(offset as u64)).unwrap();
+    handle.write_all(b"--").unwrap();
+    drop(handle);
+    let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("changed while it was being imported"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["exit_code"], 1);
+    assert!(summary["added"].as_u64().unwrap() >= 3);
 }

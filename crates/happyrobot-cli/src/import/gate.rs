@@ -27,10 +27,15 @@ impl Gate {
         }
     }
 
-    /// Pauses every worker for `wait` from now, unless a longer pause is already set: several
-    /// 429s in a row extend the pause to the latest `Retry-After`, never shorten it.
-    pub(crate) fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+    /// Pauses every worker for `wait` from now, at most `cap`, unless a longer pause is already
+    /// set: several 429s in a row extend the pause to the latest `Retry-After`, never shorten it.
+    /// The cap keeps any `Retry-After` from hanging the import or overflowing the clock.
+    pub(crate) fn pause(&self, wait: Duration, cap: Duration) {
+        // A day at most whatever the cap: far from any overflow of the clock.
+        let wait = wait.min(cap).min(Duration::from_secs(86_400));
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
         let mut not_before = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
         if not_before.is_none_or(|current| current < until) {
             *not_before = Some(until);
@@ -49,14 +54,25 @@ impl Gate {
 mod tests {
     use super::*;
 
+    const CAP: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_pause_is_capped_and_never_overflows() {
+        let gate = Gate::default();
+        gate.pause(Duration::MAX, CAP);
+        assert_eq!(gate.remaining(), Some(CAP));
+        gate.pause(Duration::from_secs(u64::MAX / 2), Duration::MAX);
+        assert!(gate.remaining().is_some());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn every_waiter_waits_for_the_longest_pause() {
         let gate = std::sync::Arc::new(Gate::default());
         let start = Instant::now();
         gate.wait().await;
         assert_eq!(start.elapsed(), Duration::ZERO, "no pause, no wait");
-        gate.pause(Duration::from_secs(3));
-        gate.pause(Duration::from_secs(1));
+        gate.pause(Duration::from_secs(3), CAP);
+        gate.pause(Duration::from_secs(1), CAP);
         assert_eq!(gate.remaining(), Some(Duration::from_secs(3)));
         let waiters: Vec<_> = (0..4)
             .map(|_| {
@@ -78,7 +94,7 @@ mod tests {
     async fn a_pause_set_while_waiting_is_honoured() {
         let gate = std::sync::Arc::new(Gate::default());
         let start = Instant::now();
-        gate.pause(Duration::from_secs(1));
+        gate.pause(Duration::from_secs(1), CAP);
         let waiter = {
             let gate = std::sync::Arc::clone(&gate);
             tokio::spawn(async move {
@@ -87,7 +103,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
-        gate.pause(Duration::from_secs(2));
+        gate.pause(Duration::from_secs(2), CAP);
         assert_eq!(waiter.await.unwrap() - start, Duration::from_millis(2500));
     }
 }

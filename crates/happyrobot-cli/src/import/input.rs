@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use happyrobot::{CallId, NewNote};
 use serde_json::Value;
 
-use crate::Format;
+use super::args::Format;
 
 /// One valid line of the file.
 #[derive(Debug, Clone)]
@@ -21,6 +21,9 @@ pub(crate) struct Record {
     pub(crate) note: NewNote,
     /// A digest of the call ID, text and flag, to tell this line from another in the journal.
     pub(crate) fingerprint: u64,
+    /// Which occurrence of this fingerprint in the file it is (0 for the first); set by the send
+    /// pass, which counts identical lines.
+    pub(crate) occurrence: u32,
 }
 
 /// One line that cannot be sent, and why.
@@ -149,6 +152,7 @@ fn make_record(
             call_id,
             note,
             fingerprint,
+            occurrence: 0,
         }),
         _ => Item::Invalid(LineError {
             line,
@@ -388,6 +392,17 @@ fn next_csv(
         if record.iter().all(|field| field.trim().is_empty()) {
             continue;
         }
+        if let Some(swallowed) = swallowed_record(record, &columns, line) {
+            return Some(Ok(Item::Invalid(LineError {
+                line,
+                message: format!(
+                    "a quoted field starting on this line runs on to line {swallowed}, which looks \
+                     like a record of its own: is a closing quote (\") missing? Close the quote \
+                     (a quote inside quoted text is written twice: \"\"); a note whose text really \
+                     holds such lines can be imported as JSON Lines"
+                ),
+            })));
+        }
         if record.len() != columns.count {
             return Some(Ok(Item::Invalid(LineError {
                 line,
@@ -415,6 +430,36 @@ fn next_csv(
             flagged,
         )));
     }
+}
+
+/// The first line inside a quoted field of `record` (which starts on `line`) that would be a
+/// valid record on its own: the sign of an unclosed quote that swallowed the rows after it,
+/// which would otherwise be sent silently merged into one note.
+fn swallowed_record(record: &csv::StringRecord, columns: &Columns, line: u64) -> Option<u64> {
+    let mut offset = 0u64;
+    for field in record.iter() {
+        let mut parts = field.split('\n');
+        // The first part is on the line the field starts on.
+        let _ = parts.next();
+        for part in parts {
+            offset += 1;
+            let part = part.strip_suffix('\r').unwrap_or(part);
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(part.as_bytes());
+            let mut row = csv::StringRecord::new();
+            if reader.read_record(&mut row).unwrap_or(false)
+                && row.len() == columns.count
+                && row
+                    .get(columns.call_id)
+                    .is_some_and(|id| CallId::new(id.trim()).is_ok())
+            {
+                return Some(line + offset);
+            }
+        }
+    }
+    None
 }
 
 fn next_jsonl(
@@ -539,6 +584,22 @@ mod tests {
             .map(|v| v.0)
             .collect();
         assert_eq!(lines, [2, 4, 6]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_that_swallows_records_is_refused_with_its_line() {
+        let text = format!(
+            "call_id,content,flagged\n{ID},\"fine\nstill the note, {ID}\",\n{ID},\"unclosed, quote,\n{ID},next,\n{ID},after,\n"
+        );
+        let items = read(Format::Csv, &text);
+        assert_eq!(valid(&items).len(), 1, "the multi-line note is fine");
+        let errors = errors(&items);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("line 4: a quoted field starting on this line runs on to line 5"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]

@@ -1,25 +1,34 @@
 //! The import journal: JSON lines appended as the import goes, so that a re-run knows what was
 //! done, what certainly failed, and what may or may not have been applied.
 //!
-//! Each line is one entry. `run` opens every run; then, per line of the input file, `start` is
-//! written (and flushed to the OS) before its request is sent, and one of `done`, `failed` or
+//! Each line is one entry. `run` opens every run and records where the notes went (the API's
+//! base URL and a keyed hash of the API key, never the key) and a hash of the file's content.
+//! Then, per line of the input file, `start` is written (and flushed to the OS) right before its
+//! request is sent, with the note ID the client chose for it, and one of `done`, `failed` or
 //! `unknown` after its outcome is known. Entries carry the input line number and a fingerprint of
 //! the line (call ID, text, flag), never the note's text.
+//!
+//! A line is known by its fingerprint (and, for identical lines sent on purpose, by which
+//! occurrence it is), not by its line number: an edited file resumes, its fixed lines are sent
+//! and its unchanged lines are not. What a journal says counts only for the base URL it was
+//! written against: a trial run against a mock or a staging server never marks a line done for
+//! the real API.
 //!
 //! The last entry of a line decides its state. A `start` with nothing after it means the run
 //! stopped (was killed) while the request was in flight: its outcome is unknown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// The journal format's version, written in every `run` entry.
-pub(crate) const VERSION: u32 = 1;
+/// The journal format's version, written in every `run` entry. Version 1 did not record the
+/// destination.
+pub(crate) const VERSION: u32 = 2;
 
 /// What an entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,19 +46,58 @@ pub(crate) enum Event {
     Unknown,
 }
 
+/// Where the notes of a run went: the API's base URL and a keyed hash of the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Destination {
+    /// The base URL, normalised (lower-case scheme and host, no trailing slash).
+    pub(crate) base_url: String,
+    /// [`key_hash`] of the API key.
+    pub(crate) key_hash: String,
+}
+
+/// The domain-separation context of the API key's hash. Fixed, so that the same key always
+/// gives the same hash, and specific, so that the hash is useless for anything else.
+const KEY_CONTEXT: &str = "happyrobot-cli 2026-11 import journal: API key fingerprint v1";
+
+/// A keyed BLAKE3 hash of the API key (128 bits, hex): tells two keys apart without recording
+/// either.
+pub(crate) fn key_hash(api_key: &str) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key(KEY_CONTEXT);
+    hasher.update(api_key.as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// The base URL as the journal records and compares it.
+pub(crate) fn normalize_url(base_url: &str) -> String {
+    let trimmed = base_url.trim();
+    let text = match url::Url::parse(trimmed) {
+        Ok(url) => url.to_string(),
+        Err(_) => trimmed.to_string(),
+    };
+    text.trim_end_matches('/').to_string()
+}
+
+/// What identifies one line of a file to the journal: its fingerprint, and which occurrence of
+/// that fingerprint it is (0 unless identical lines are sent with `--allow-duplicates`).
+pub(crate) type LineKey = (u64, u32);
+
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Entry {
     pub(crate) event: Event,
-    /// The input line, for every event but `run`.
+    /// The input line, for every event but `run` (for people reading the journal; lines are
+    /// matched by fingerprint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) line: Option<u64>,
     /// The fingerprint of the input line, 16 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) fp: Option<String>,
+    /// Which occurrence of this fingerprint in the file (absent for the first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) n: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) call_id: Option<String>,
-    /// The note's id, on `done`.
+    /// On `start`: the ID the client gave the note; on `done`: the note's ID in the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) note_id: Option<String>,
     /// The HTTP status of the failure, when there was an answer.
@@ -61,25 +109,37 @@ pub(crate) struct Entry {
     /// Why the line failed or is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
-    /// On `run`: the input file, its format, and the journal version.
+    /// On `run`: the input file, its format, the journal version, the content hash and the
+    /// destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) base_url: Option<String>,
+    /// The keyed hash of the API key (see [`key_hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<String>,
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub(crate) at: u64,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl Entry {
-    /// An entry about one input line.
-    pub(crate) fn line(event: Event, line: u64, fingerprint: u64) -> Self {
+    fn empty(event: Event) -> Self {
         Self {
             event,
-            line: Some(line),
-            fp: Some(format_fingerprint(fingerprint)),
+            line: None,
+            fp: None,
+            n: 0,
             call_id: None,
             note_id: None,
             status: None,
@@ -88,25 +148,33 @@ impl Entry {
             file: None,
             format: None,
             version: None,
+            content: None,
+            base_url: None,
+            key: None,
             at: now(),
         }
     }
 
-    /// The entry that opens a run.
-    pub(crate) fn run(file: &Path, format: &str) -> Self {
+    /// An entry about one input line.
+    pub(crate) fn line(event: Event, line: u64, key: LineKey) -> Self {
         Self {
-            event: Event::Run,
-            line: None,
-            fp: None,
-            call_id: None,
-            note_id: None,
-            status: None,
-            exit: None,
-            reason: None,
-            file: Some(file.display().to_string()),
+            line: Some(line),
+            fp: Some(format_fingerprint(key.0)),
+            n: key.1,
+            ..Self::empty(event)
+        }
+    }
+
+    /// The entry that opens a run.
+    pub(crate) fn run(file: &str, format: &str, content: &str, destination: &Destination) -> Self {
+        Self {
+            file: Some(file.to_string()),
             format: Some(format.to_string()),
             version: Some(VERSION),
-            at: now(),
+            content: Some(content.to_string()),
+            base_url: Some(destination.base_url.clone()),
+            key: Some(destination.key_hash.clone()),
+            ..Self::empty(Event::Run)
         }
     }
 }
@@ -137,54 +205,94 @@ pub(crate) enum LineState {
 #[derive(Debug)]
 pub(crate) enum JournalError {
     Io(PathBuf, io::Error),
-    Corrupt {
+    /// Another import holds the journal's lock.
+    Locked(PathBuf),
+    /// Written by a version that did not record the destination, or by a newer one.
+    Version {
         path: PathBuf,
-        line: u64,
-        reason: String,
+        version: u32,
     },
 }
 
 impl std::fmt::Display for JournalError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Io(path, e) => write!(f, "cannot read the journal {}: {e}", path.display()),
-            Self::Corrupt { path, line, reason } => write!(
+            Self::Io(path, e) => write!(f, "cannot use the journal {}: {e}", path.display()),
+            Self::Locked(path) => write!(
                 f,
-                "the journal {} is damaged at its line {line} ({reason}); it is not a journal of \
-                 this tool, or was edited: move it away and pass --journal with a new path \
-                 (lines it records as done would then be sent again)",
+                "another import is running with the journal {}; nothing was sent. Wait for it to \
+                 finish (or stop it with Ctrl-C), then run this command again: it continues \
+                 where that one stopped",
+                path.display()
+            ),
+            Self::Version { path, version } if *version > VERSION => write!(
+                f,
+                "the journal {} was written by a newer version of happyrobot (journal version \
+                 {version}); nothing was sent. Run the import with that version",
+                path.display()
+            ),
+            Self::Version { path, version } => write!(
+                f,
+                "the journal {} was written by an earlier version of happyrobot (journal version \
+                 {version}), which did not record which API it was for; nothing was sent. Finish \
+                 the import with that version, or check on the calls which notes exist and \
+                 import only the missing ones",
                 path.display()
             ),
         }
     }
 }
 
-/// What a journal says, one small entry per input line it mentions.
+/// What a journal says about one destination, one small entry per line it mentions.
 #[derive(Debug, Default)]
 pub(crate) struct JournalState {
-    lines: HashMap<u64, (u64, LineState)>,
+    lines: HashMap<LineKey, LineState>,
+    /// The content hashes of the files imported into this destination.
+    pub(crate) contents: BTreeSet<String>,
+    /// The other base URLs the journal records, whose entries are ignored.
+    pub(crate) other_destinations: BTreeSet<String>,
+    /// Whether earlier runs to this base URL used another API key.
+    pub(crate) other_key: bool,
+    /// Journal lines that could not be read and were skipped (their numbers).
+    pub(crate) damaged: Vec<u64>,
     /// The length of the complete entries, when the last one was cut short by a kill mid-write.
     truncate_to: Option<u64>,
     /// Whether the last entry is complete but lacks its newline.
     needs_newline: bool,
 }
 
+/// Takes `"name":"<hex>"` out of a damaged entry, if it is there whole.
+fn salvage_hex(text: &str, name: &str) -> Option<u64> {
+    let start = text.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let hex = text.get(start..start + 16)?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
 impl JournalState {
-    /// Reads a journal; an absent file is an empty journal.
-    pub(crate) fn load(path: &Path) -> Result<Self, JournalError> {
+    /// Reads a journal for `destination`; an absent file is an empty journal.
+    pub(crate) fn load(path: &Path, destination: &Destination) -> Result<Self, JournalError> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(JournalError::Io(path.to_path_buf(), e)),
         };
-        Self::read(BufReader::new(file), path)
+        if !is_regular(&file) {
+            return Ok(Self::default());
+        }
+        Self::read(BufReader::new(file), path, destination)
     }
 
-    fn read(mut reader: impl BufRead, path: &Path) -> Result<Self, JournalError> {
+    fn read(
+        mut reader: impl BufRead,
+        path: &Path,
+        destination: &Destination,
+    ) -> Result<Self, JournalError> {
         let mut state = Self::default();
         let mut buffer = Vec::new();
         let mut offset = 0u64;
         let mut number = 0u64;
+        // Whether the entries being read belong to `destination` (set by each `run`).
+        let mut ours = false;
         loop {
             buffer.clear();
             let read = reader
@@ -195,92 +303,96 @@ impl JournalState {
             }
             number += 1;
             let complete = buffer.last() == Some(&b'\n');
-            let parsed = std::str::from_utf8(&buffer)
-                .map_err(|e| e.to_string())
-                .and_then(|text| {
-                    if text.trim().is_empty() {
-                        Ok(None)
-                    } else {
-                        serde_json::from_str::<Entry>(text)
-                            .map(Some)
-                            .map_err(|e| e.to_string())
-                    }
-                });
+            let text = String::from_utf8_lossy(&buffer);
+            let parsed = if text.trim().is_empty() {
+                Ok(None)
+            } else {
+                serde_json::from_str::<Entry>(&text).map(Some)
+            };
             match parsed {
-                Ok(entry) => {
-                    if let Some(entry) = entry {
-                        state
-                            .apply(&entry)
-                            .map_err(|reason| JournalError::Corrupt {
-                                path: path.to_path_buf(),
-                                line: number,
-                                reason,
-                            })?;
+                Ok(Some(entry)) if entry.event == Event::Run => {
+                    let version = entry.version.unwrap_or(1);
+                    if version != VERSION {
+                        return Err(JournalError::Version {
+                            path: path.to_path_buf(),
+                            version,
+                        });
+                    }
+                    let url = entry.base_url.as_deref().map(normalize_url);
+                    ours = url.as_deref() == Some(destination.base_url.as_str());
+                    if ours {
+                        if entry.key.as_deref() != Some(destination.key_hash.as_str()) {
+                            state.other_key = true;
+                        }
+                        state.contents.extend(entry.content);
+                    } else if let Some(url) = url {
+                        state.other_destinations.insert(url);
                     }
                     state.needs_newline = !complete;
                 }
+                Ok(Some(entry)) => {
+                    if ours {
+                        state.apply(&entry);
+                    }
+                    state.needs_newline = !complete;
+                }
+                Ok(None) => state.needs_newline = !complete,
                 // A cut-off last entry is what a kill in the middle of a write leaves. Its request
                 // was never sent (entries are written before sending), so it is dropped.
                 Err(_) if !complete => {
                     state.truncate_to = Some(offset);
                     return Ok(state);
                 }
-                Err(reason) => {
-                    return Err(JournalError::Corrupt {
-                        path: path.to_path_buf(),
-                        line: number,
-                        reason,
-                    });
+                // Damage in the middle (a disk error, an edit): skipped and reported. If it names
+                // a line, that line may have been in flight, so it counts as unknown unless a
+                // later entry says otherwise: a damaged entry never makes a line be sent again.
+                Err(_) => {
+                    state.damaged.push(number);
+                    if ours && let Some(fp) = salvage_hex(&text, "fp") {
+                        let key = (fp, 0);
+                        if !matches!(state.lines.get(&key), Some(LineState::Done)) {
+                            state
+                                .lines
+                                .insert(key, LineState::Unknown { interrupted: true });
+                        }
+                    }
                 }
             }
             offset += read as u64;
         }
     }
 
-    fn apply(&mut self, entry: &Entry) -> Result<(), String> {
+    fn apply(&mut self, entry: &Entry) {
         let new_state = match entry.event {
-            Event::Run => {
-                return match entry.version {
-                    Some(version) if version > VERSION => Err(format!(
-                        "written by a newer version of this tool (journal version {version})"
-                    )),
-                    _ => Ok(()),
-                };
-            }
+            Event::Run => return,
             Event::Start => LineState::Unknown { interrupted: true },
             Event::Done => LineState::Done,
             Event::Failed => LineState::Failed,
             Event::Unknown => LineState::Unknown { interrupted: false },
         };
-        let line = entry.line.ok_or("an entry without a line number")?;
-        let fp = entry
+        let Some(fp) = entry
             .fp
             .as_deref()
             .and_then(|fp| u64::from_str_radix(fp, 16).ok())
-            .ok_or("an entry without a valid fingerprint")?;
-        match self.lines.get(&line) {
-            Some((old, _)) if *old != fp => Err(format!(
-                "input line {line} appears with two different fingerprints"
-            )),
-            _ => {
-                self.lines.insert(line, (fp, new_state));
-                Ok(())
-            }
-        }
+        else {
+            return;
+        };
+        self.lines.insert((fp, entry.n), new_state);
     }
 
-    /// The fingerprint and state of an input line, if the journal mentions it.
-    pub(crate) fn get(&self, line: u64) -> Option<(u64, LineState)> {
-        self.lines.get(&line).copied()
+    /// The state of a line, if the journal mentions it for this destination.
+    pub(crate) fn get(&self, key: LineKey) -> Option<LineState> {
+        self.lines.get(&key).copied()
     }
 
-    /// How many input lines the journal mentions.
+    /// How many lines the journal mentions for this destination.
     pub(crate) fn len(&self) -> usize {
         self.lines.len()
     }
 }
 
-/// Appends entries to the journal, each written whole and flushed to the OS at once.
+/// Appends entries to the journal, each written whole and flushed to the OS at once. It holds
+/// the journal's lock until dropped, so that no other import uses it meanwhile.
 #[derive(Debug)]
 pub(crate) struct JournalWriter {
     file: Mutex<File>,
@@ -288,19 +400,51 @@ pub(crate) struct JournalWriter {
 }
 
 impl JournalWriter {
-    /// Opens (or creates) the journal for appending, first repairing the damage a kill in the
-    /// middle of a write can leave, as `state` found it.
-    pub(crate) fn open(path: &Path, state: &JournalState, fsync: bool) -> io::Result<Self> {
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-        if let Some(length) = state.truncate_to {
-            file.set_len(length)?;
-        } else if state.needs_newline {
-            file.write_all(b"\n")?;
+    /// Opens (or creates, readable by its owner only) the journal, takes its lock, and reads it
+    /// for `destination`, first repairing the damage a kill in the middle of a write can leave.
+    /// Refused at once if another import holds the lock.
+    pub(crate) fn open(
+        path: &Path,
+        destination: &Destination,
+        fsync: bool,
+    ) -> Result<(Self, JournalState), JournalError> {
+        let io_error = |e| JournalError::Io(path.to_path_buf(), e);
+        let existed = path.exists();
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io_error)?;
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => {}
+            Ok(false) => return Err(JournalError::Locked(path.to_path_buf())),
+            Err(e) => return Err(io_error(e)),
         }
-        Ok(Self {
-            file: Mutex::new(file),
-            fsync,
-        })
+        if !existed {
+            // A new journal's directory entry is made durable once, so that a crash right after
+            // cannot lose the whole journal.
+            file.sync_all().map_err(io_error)?;
+            sync_parent(path).map_err(io_error)?;
+        }
+        // A device (such as /dev/full in a test of a full disk) has nothing to read back.
+        let state = if is_regular(&file) {
+            file.rewind().map_err(io_error)?;
+            JournalState::read(BufReader::new(&file), path, destination)?
+        } else {
+            JournalState::default()
+        };
+        if let Some(length) = state.truncate_to {
+            file.set_len(length).map_err(io_error)?;
+        } else if state.needs_newline {
+            file.write_all(b"\n").map_err(io_error)?;
+        }
+        Ok((
+            Self {
+                file: Mutex::new(file),
+                fsync,
+            },
+            state,
+        ))
     }
 
     /// Writes one entry. When this returns `Ok`, the entry survives the process being killed
@@ -318,6 +462,36 @@ impl JournalWriter {
         }
         Ok(())
     }
+
+    /// Syncs everything written to disk (at the end of a run, whatever `fsync` says).
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync_data()
+    }
+}
+
+fn is_regular(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.is_file())
+}
+
+/// Syncs the directory holding `path`, so that a file just created there survives a crash.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        // Some filesystems cannot sync a directory; that only weakens the guarantee.
+        if let Ok(dir) = File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -325,23 +499,34 @@ mod tests {
     use super::*;
 
     fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "happyrobot-cli-journal-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+        crate::import::test_dir("journal").join(name)
+    }
+
+    fn here() -> Destination {
+        Destination {
+            base_url: "http://127.0.0.1:1/api/v1".into(),
+            key_hash: key_hash("k"),
+        }
+    }
+
+    fn open(path: &Path) -> (JournalWriter, JournalState) {
+        JournalWriter::open(path, &here(), false).unwrap()
+    }
+
+    fn line(event: Event, line: u64, fp: u64) -> Entry {
+        Entry::line(event, line, (fp, 0))
+    }
+
+    fn run_entry(destination: &Destination) -> Entry {
+        Entry::run("notes.csv", "csv", "c0ffee", destination)
     }
 
     #[test]
     fn the_last_entry_of_a_line_decides_and_a_lone_start_is_unknown() {
         let path = temp_path("j.journal");
-        let writer = JournalWriter::open(&path, &JournalState::default(), false).unwrap();
-        writer
-            .write(&Entry::run(Path::new("notes.csv"), "csv"))
-            .unwrap();
-        for (event, line) in [
+        let (writer, _) = open(&path);
+        writer.write(&run_entry(&here())).unwrap();
+        for (event, n) in [
             (Event::Start, 2),
             (Event::Done, 2),
             (Event::Start, 3),
@@ -354,93 +539,175 @@ mod tests {
             (Event::Start, 6),
             (Event::Done, 6),
         ] {
-            writer.write(&Entry::line(event, line, line * 100)).unwrap();
+            writer.write(&line(event, n, n * 100)).unwrap();
         }
         drop(writer);
-        let state = JournalState::load(&path).unwrap();
+        let state = JournalState::load(&path, &here()).unwrap();
         assert_eq!(state.len(), 5);
-        assert_eq!(state.get(2), Some((200, LineState::Done)));
-        assert_eq!(state.get(3), Some((300, LineState::Failed)));
+        assert_eq!(state.get((200, 0)), Some(LineState::Done));
+        assert_eq!(state.get((300, 0)), Some(LineState::Failed));
         assert_eq!(
-            state.get(4),
-            Some((400, LineState::Unknown { interrupted: false }))
+            state.get((400, 0)),
+            Some(LineState::Unknown { interrupted: false })
         );
         assert_eq!(
-            state.get(5),
-            Some((500, LineState::Unknown { interrupted: true }))
+            state.get((500, 0)),
+            Some(LineState::Unknown { interrupted: true })
         );
-        assert_eq!(state.get(6), Some((600, LineState::Done)));
-        assert_eq!(state.get(7), None);
+        assert_eq!(state.get((600, 0)), Some(LineState::Done));
+        assert_eq!(state.get((700, 0)), None);
+        assert_eq!(state.get((200, 1)), None, "another occurrence");
+        assert!(state.contents.contains("c0ffee"));
+    }
+
+    #[test]
+    fn entries_for_another_destination_do_not_count() {
+        let path = temp_path("dest.journal");
+        let mock = Destination {
+            base_url: "http://127.0.0.1:9/api/v1".into(),
+            key_hash: key_hash("k"),
+        };
+        let (writer, _) = JournalWriter::open(&path, &mock, false).unwrap();
+        writer.write(&run_entry(&mock)).unwrap();
+        writer.write(&line(Event::Done, 2, 1)).unwrap();
+        let rotated = Destination {
+            key_hash: key_hash("other key"),
+            ..here()
+        };
+        writer.write(&run_entry(&rotated)).unwrap();
+        writer.write(&line(Event::Done, 3, 2)).unwrap();
+        drop(writer);
+        let state = JournalState::load(&path, &here()).unwrap();
+        assert_eq!(state.get((1, 0)), None, "done on the mock only");
+        assert_eq!(state.get((2, 0)), Some(LineState::Done));
+        assert!(state.other_key);
+        assert!(state.other_destinations.contains(&mock.base_url));
+        let state = JournalState::load(&path, &mock).unwrap();
+        assert_eq!(state.get((1, 0)), Some(LineState::Done));
+        assert_eq!(state.get((2, 0)), None);
+    }
+
+    #[test]
+    fn urls_are_compared_normalised_and_keys_only_by_hash() {
+        assert_eq!(
+            normalize_url(" HTTPS://App.HappyRobot.ai/api/v1/ "),
+            "https://app.happyrobot.ai/api/v1"
+        );
+        let hash = key_hash("hr_secret_key");
+        assert_eq!(hash.len(), 32);
+        assert!(!hash.contains("secret"));
+        assert_eq!(hash, key_hash("hr_secret_key"));
+        assert_ne!(hash, key_hash("hr_secret_kez"));
     }
 
     #[test]
     fn a_missing_journal_is_empty() {
-        let state = JournalState::load(&temp_path("absent.journal")).unwrap();
+        let state = JournalState::load(&temp_path("absent.journal"), &here()).unwrap();
         assert_eq!(state.len(), 0);
     }
 
     #[test]
     fn an_entry_cut_by_a_kill_is_dropped_and_the_file_repaired() {
         let path = temp_path("cut.journal");
-        let done = serde_json::to_string(&Entry::line(Event::Done, 2, 7)).unwrap();
-        std::fs::write(&path, format!("{done}\n{{\"event\":\"start\",\"li")).unwrap();
-        let state = JournalState::load(&path).unwrap();
-        assert_eq!(state.get(2), Some((7, LineState::Done)));
+        let run = serde_json::to_string(&run_entry(&here())).unwrap();
+        let done = serde_json::to_string(&line(Event::Done, 2, 7)).unwrap();
+        std::fs::write(&path, format!("{run}\n{done}\n{{\"event\":\"start\",\"li")).unwrap();
+        let (writer, state) = open(&path);
+        assert_eq!(state.get((7, 0)), Some(LineState::Done));
         assert_eq!(state.len(), 1);
-        let writer = JournalWriter::open(&path, &state, false).unwrap();
-        writer.write(&Entry::line(Event::Start, 3, 9)).unwrap();
+        writer.write(&line(Event::Start, 3, 9)).unwrap();
         drop(writer);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        let state = JournalState::load(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let state = JournalState::load(&path, &here()).unwrap();
         assert_eq!(
-            state.get(3),
-            Some((9, LineState::Unknown { interrupted: true }))
+            state.get((9, 0)),
+            Some(LineState::Unknown { interrupted: true })
         );
     }
 
     #[test]
     fn a_complete_entry_without_its_newline_is_kept() {
         let path = temp_path("nonl.journal");
-        let start = serde_json::to_string(&Entry::line(Event::Start, 4, 1)).unwrap();
-        std::fs::write(&path, &start).unwrap();
-        let state = JournalState::load(&path).unwrap();
+        let run = serde_json::to_string(&run_entry(&here())).unwrap();
+        let start = serde_json::to_string(&line(Event::Start, 4, 1)).unwrap();
+        std::fs::write(&path, format!("{run}\n{start}")).unwrap();
+        let (writer, state) = JournalWriter::open(&path, &here(), true).unwrap();
         assert_eq!(
-            state.get(4),
-            Some((1, LineState::Unknown { interrupted: true }))
+            state.get((1, 0)),
+            Some(LineState::Unknown { interrupted: true })
         );
-        let writer = JournalWriter::open(&path, &state, true).unwrap();
-        writer.write(&Entry::line(Event::Unknown, 4, 1)).unwrap();
+        writer.write(&line(Event::Unknown, 4, 1)).unwrap();
         drop(writer);
-        let state = JournalState::load(&path).unwrap();
+        let state = JournalState::load(&path, &here()).unwrap();
         assert_eq!(
-            state.get(4),
-            Some((1, LineState::Unknown { interrupted: false }))
+            state.get((1, 0)),
+            Some(LineState::Unknown { interrupted: false })
         );
     }
 
     #[test]
-    fn damage_in_the_middle_is_refused_with_its_line() {
+    fn damage_in_the_middle_is_reported_and_skipped_never_resent() {
         let path = temp_path("bad.journal");
-        let done = serde_json::to_string(&Entry::line(Event::Done, 2, 7)).unwrap();
-        std::fs::write(&path, format!("{done}\nnot json\n{done}\n")).unwrap();
-        let error = JournalState::load(&path).unwrap_err().to_string();
-        assert!(error.contains("damaged at its line 2"), "{error}");
+        let run = serde_json::to_string(&run_entry(&here())).unwrap();
+        let done = serde_json::to_string(&line(Event::Done, 2, 7)).unwrap();
+        let start = serde_json::to_string(&line(Event::Start, 3, 8)).unwrap();
+        // Line 3 is garbage, line 4 a start cut in its middle but followed by more entries.
         std::fs::write(
             &path,
             format!(
-                "{done}\n{}\n",
-                serde_json::to_string(&Entry::line(Event::Done, 2, 8)).unwrap()
+                "{run}\n{done}\nnot json\n{}\n{done}\n",
+                &start[..start.len() - 8]
             ),
         )
         .unwrap();
-        let error = JournalState::load(&path).unwrap_err().to_string();
-        assert!(error.contains("two different fingerprints"), "{error}");
+        let state = JournalState::load(&path, &here()).unwrap();
+        assert_eq!(state.damaged, [3, 4]);
+        assert_eq!(state.get((7, 0)), Some(LineState::Done));
+        assert_eq!(
+            state.get((8, 0)),
+            Some(LineState::Unknown { interrupted: true }),
+            "the damaged start still protects its line"
+        );
+    }
+
+    #[test]
+    fn old_and_newer_journals_are_refused_with_what_to_do() {
+        let path = temp_path("v1.journal");
+        std::fs::write(
+            &path,
+            "{\"event\":\"run\",\"file\":\"a.csv\",\"version\":1,\"at\":0}\n",
+        )
+        .unwrap();
+        let error = JournalState::load(&path, &here()).unwrap_err().to_string();
+        assert!(error.contains("earlier version"), "{error}");
+        assert!(error.contains("nothing was sent"), "{error}");
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
+        let path = temp_path("locked.journal");
+        let (first, _) = open(&path);
+        let error = JournalWriter::open(&path, &here(), false).unwrap_err();
+        assert!(matches!(error, JournalError::Locked(_)), "{error}");
+        assert!(error.to_string().contains("another import"));
+        drop(first);
+        assert!(JournalWriter::open(&path, &here(), false).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_journal_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = temp_path("mode.journal");
+        drop(open(&path));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
     fn entries_never_hold_the_note_text() {
-        let entry = Entry::line(Event::Start, 2, 0xabc);
+        let entry = line(Event::Start, 2, 0xabc);
         let json = serde_json::to_string(&entry).unwrap();
         assert!(
             json.starts_with("{\"event\":\"start\",\"line\":2,\"fp\":\"0000000000000abc\""),

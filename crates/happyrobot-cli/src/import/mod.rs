@@ -1,122 +1,40 @@
 //! `happyrobot notes import`: a file of notes, checked whole, then sent with bounded concurrency,
 //! a shared pause on 429, safe retries, and a journal that makes a re-run resume without ever
 //! sending a line twice by accident.
+//!
+//! The jobs are split by module: [`args`] (the command line), [`input`] (reading records),
+//! [`plan`] (the validation pass), [`journal`], [`dispatch`] (the send pass), [`send`] (one
+//! line), [`gate`] (the shared 429 pause), [`progress`] and [`summary`].
 
+pub(crate) mod args;
+mod dispatch;
 mod gate;
 mod input;
 mod journal;
+mod plan;
 mod progress;
+mod send;
+mod summary;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use happyrobot::{Client, RetryAction, RetryPolicy, RetryReason};
-use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use happyrobot::RetryPolicy;
 
-use self::gate::Gate;
-use self::input::{Item, LineError, Record, Records};
-use self::journal::{Entry, Event, JournalState, JournalWriter, LineState};
-use crate::exit::{self, CliError, Exit};
-use crate::{Format, GlobalArgs, ImportArgs, Output};
-
-/// How many invalid lines are printed before the rest are only counted.
-const MAX_SHOWN_ERRORS: usize = 20;
-/// How many failed or unknown lines the summary keeps in memory (the journal has them all).
-const MAX_LISTED: usize = 1000;
-/// How many of them the text summary prints.
-const MAX_PRINTED: usize = 20;
-
-/// The journal beside the file: `notes.csv` gets `notes.csv.journal`.
-fn default_journal(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".journal");
-    PathBuf::from(name)
-}
+use self::args::{Format, ImportArgs};
+use self::journal::{Destination, Entry, JournalState, JournalWriter};
+use self::send::Context;
+use self::summary::Summary;
+use crate::GlobalArgs;
+use crate::exit::{CliError, Exit};
+use crate::output::{self, Output};
 
 fn format_name(format: Format) -> &'static str {
     match format {
         Format::Csv => "csv",
         Format::Jsonl => "jsonl",
     }
-}
-
-/// What the validation pass found.
-#[derive(Debug, Default)]
-struct Plan {
-    /// Valid lines.
-    lines: u64,
-    invalid: u64,
-    /// The first invalid lines, to print.
-    errors: Vec<LineError>,
-    /// Valid lines the journal has as done, failed, unknown; the rest are new.
-    done: u64,
-    failed_before: u64,
-    unknown_before: u64,
-}
-
-/// Reads the whole file once, checking every line and comparing it with the journal.
-fn validate(
-    path: &Path,
-    format: Format,
-    state: &JournalState,
-    journal: &Path,
-) -> Result<Plan, CliError> {
-    let records = Records::open(path, format)
-        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
-    let mut plan = Plan::default();
-    let mut matched = 0usize;
-    for item in records {
-        let item =
-            item.map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
-        match item {
-            Item::Invalid(error) => {
-                plan.invalid += 1;
-                if plan.errors.len() < MAX_SHOWN_ERRORS {
-                    plan.errors.push(error);
-                }
-            }
-            Item::Valid(record) => {
-                plan.lines += 1;
-                let Some((fingerprint, line_state)) = state.get(record.line) else {
-                    continue;
-                };
-                if fingerprint != record.fingerprint {
-                    return Err(foreign_journal(journal, path, record.line));
-                }
-                matched += 1;
-                match line_state {
-                    LineState::Done => plan.done += 1,
-                    LineState::Failed => plan.failed_before += 1,
-                    LineState::Unknown { .. } => plan.unknown_before += 1,
-                }
-            }
-        }
-    }
-    // Lines the journal knows but the file lacks: a shorter or different file.
-    if plan.invalid == 0 && matched < state.len() {
-        return Err(CliError::usage(format!(
-            "the journal {} records {} line(s) that {} does not have: it belongs to another file. \
-             Import this file with a new journal (--journal PATH), or restore the original file to resume",
-            journal.display(),
-            state.len() - matched,
-            path.display()
-        )));
-    }
-    Ok(plan)
-}
-
-fn foreign_journal(journal: &Path, file: &Path, line: u64) -> CliError {
-    CliError::usage(format!(
-        "the journal {} was written for a different file: line {line} of {} is not the line it \
-         recorded (the file was edited, or this is another file). Import this file with a new \
-         journal (--journal PATH), or restore the original file to resume",
-        journal.display(),
-        file.display()
-    ))
 }
 
 /// Counters shared with the progress display.
@@ -129,367 +47,171 @@ pub(crate) struct Stats {
     pub(crate) rate_limited: AtomicU64,
 }
 
-/// What the workers share.
-struct Context {
-    client: Client,
-    journal: JournalWriter,
-    gate: Arc<Gate>,
-    /// The retry policy asked after each failure (the client itself is told not to retry, so that
-    /// a 429 pauses every worker through the gate).
-    retry: RetryPolicy,
-    fsync: bool,
-    stats: Arc<Stats>,
-    /// Set when no further line should be sent (the key was rejected, the journal failed).
-    stop: AtomicBool,
+/// The API key the client will use, resolved as `connect` resolves it, only to hash it.
+fn resolved_key(global: &GlobalArgs) -> String {
+    let env = std::env::var(happyrobot::API_KEY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let given = global.api_key.clone().filter(|k| !k.is_empty()).or(env);
+    // Without a key, `connect` uses the mock's own (for --mock and loopback URLs) or refuses.
+    given.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string())
 }
 
-impl Context {
-    /// Writes a journal entry. With fsync each write waits for the disk, so it is moved off the
-    /// async worker threads' hot path; without, it is a plain write to the OS, in microseconds.
-    fn write(&self, entry: &Entry) -> std::io::Result<()> {
-        if self.fsync {
-            tokio::task::block_in_place(|| self.journal.write(entry))
-        } else {
-            self.journal.write(entry)
+/// Where a dry run would send the notes (it starts no mock and makes no client).
+fn planned_base_url(global: &GlobalArgs) -> String {
+    if global.mock {
+        // A fresh in-process mock each time: never the destination of an earlier run.
+        return "mock:in-process".to_string();
+    }
+    global
+        .base_url
+        .clone()
+        .or_else(|| {
+            std::env::var(happyrobot::BASE_URL_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| happyrobot::DEFAULT_BASE_URL.to_string())
+}
+
+/// The input as a regular file. Standard input (`-`) and pipes can be read only once, and an
+/// import reads its input three times (hash, check, send), so they are first copied to a private
+/// temporary file, removed when the import ends.
+struct Input {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
-/// Lists up to [`MAX_PRINTED`] of `count` lines (line number, call, reason) in file order, and says
-/// how many more the journal holds.
-fn list_lines<'a>(
-    out: &mut Vec<String>,
-    count: usize,
-    listed: impl Iterator<Item = (u64, &'a str, &'a str)>,
-) {
-    let mut listed: Vec<_> = listed.collect();
-    listed.sort_by_key(|(line, _, _)| *line);
-    for (line, call_id, reason) in listed.iter().take(MAX_PRINTED) {
-        out.push(format!("    line {line} (call {call_id}): {reason}"));
-    }
-    if count > MAX_PRINTED {
-        out.push(format!(
-            "    ... and {} more (see the journal)",
-            count - MAX_PRINTED
-        ));
-    }
-}
-
-/// A failed line, for the summary.
-#[derive(Debug, Clone, Serialize)]
-struct FailedLine {
-    line: u64,
-    call_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    exit_code: u8,
-    reason: String,
-}
-
-/// A line whose outcome is unknown, for the summary.
-#[derive(Debug, Clone, Serialize)]
-struct UnknownLine {
-    line: u64,
-    call_id: String,
-    reason: String,
-    /// Whether it became unknown in an earlier run (and was not sent again in this one).
-    earlier_run: bool,
-}
-
-/// What became of one line.
-enum LineResult {
-    Added,
-    Failed(FailedLine, Exit),
-    Unknown(UnknownLine),
-    /// Not sent, because the import stopped first (journaled as failed, so a re-run sends it).
-    NotSent,
-    /// The journal could not be written before sending: the line was not sent.
-    JournalFailed(CliError),
-}
-
-/// The outcome of the whole import.
-#[derive(Debug, Default, Serialize)]
-struct Summary {
-    file: String,
-    journal: String,
-    format: &'static str,
-    /// Valid lines in the file.
-    lines: u64,
-    added: u64,
-    /// Lines an earlier run had already added.
-    skipped: u64,
-    failed: u64,
-    unknown: u64,
-    /// Lines not sent because the import stopped early.
-    not_sent: u64,
-    rate_limited: u64,
-    interrupted: bool,
-    exit_code: u8,
-    failed_lines: Vec<FailedLine>,
-    unknown_lines: Vec<UnknownLine>,
-    #[serde(skip)]
-    worst_failure: Option<Exit>,
-    #[serde(skip)]
-    auth_rejected: bool,
-}
-
-impl Summary {
-    fn record(&mut self, result: LineResult, stats: &Stats) -> Option<CliError> {
-        stats.processed.fetch_add(1, Ordering::Relaxed);
-        match result {
-            LineResult::Added => {
-                self.added += 1;
-                stats.added.fetch_add(1, Ordering::Relaxed);
+fn open_input(args: &ImportArgs) -> Result<Input, CliError> {
+    let stdin = args.file.as_os_str() == "-";
+    if !stdin {
+        match std::fs::metadata(&args.file) {
+            Ok(meta) if meta.is_file() => {
+                return Ok(Input {
+                    path: args.file.clone(),
+                    temporary: false,
+                });
             }
-            LineResult::Failed(line, exit) => {
-                self.failed += 1;
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                if exit == Exit::Auth {
-                    self.auth_rejected = true;
-                }
-                self.worst_failure = self.worst_failure.max(Some(exit));
-                if self.failed_lines.len() < MAX_LISTED {
-                    self.failed_lines.push(line);
-                }
+            Ok(meta) if meta.is_dir() => {
+                return Err(CliError::usage(format!(
+                    "cannot read {}: it is a directory; give the file of notes",
+                    args.file.display()
+                )));
             }
-            LineResult::Unknown(line) => self.unknown(line, stats),
-            LineResult::NotSent => {}
-            LineResult::JournalFailed(error) => return Some(error),
-        }
-        None
-    }
-
-    fn unknown(&mut self, line: UnknownLine, stats: &Stats) {
-        self.unknown += 1;
-        stats.unknown.fetch_add(1, Ordering::Relaxed);
-        if self.unknown_lines.len() < MAX_LISTED {
-            self.unknown_lines.push(line);
-        }
-    }
-
-    /// The exit code: unknown outcomes first (they need a person to look), then a rejected key,
-    /// an interruption, and the worst failure.
-    fn exit(&self) -> Exit {
-        if self.unknown > 0 {
-            Exit::Unknown
-        } else if self.auth_rejected {
-            Exit::Auth
-        } else if self.interrupted {
-            Exit::Interrupted
-        } else {
-            self.worst_failure.unwrap_or(Exit::Success)
-        }
-    }
-
-    fn print_text(&self) {
-        let mut err = std::io::stderr().lock();
-        let mut lines = vec![format!(
-            "Import of {} ({}): {} line{}",
-            self.file,
-            self.format,
-            self.lines,
-            if self.lines == 1 { "" } else { "s" }
-        )];
-        lines.push(format!("  added:    {}", self.added));
-        lines.push(format!(
-            "  skipped:  {} (already added by an earlier run)",
-            self.skipped
-        ));
-        lines.push(format!("  failed:   {}", self.failed));
-        list_lines(
-            &mut lines,
-            self.failed as usize,
-            self.failed_lines
-                .iter()
-                .map(|f| (f.line, f.call_id.as_str(), f.reason.as_str())),
-        );
-        lines.push(format!("  unknown:  {}", self.unknown));
-        list_lines(
-            &mut lines,
-            self.unknown as usize,
-            self.unknown_lines
-                .iter()
-                .map(|u| (u.line, u.call_id.as_str(), u.reason.as_str())),
-        );
-        if self.unknown > 0 {
-            lines.push(
-                "  These notes may have been added: check the calls, then run the same command \
-                 with --retry-unknown to send them again if they are missing."
-                    .to_string(),
-            );
-        }
-        if self.not_sent > 0 {
-            lines.push(format!(
-                "  not sent: {} (the import stopped early; run the same command to continue)",
-                self.not_sent
-            ));
-        }
-        if self.rate_limited > 0 {
-            lines.push(format!(
-                "  rate limited {} time{} (all requests paused as the API asked)",
-                self.rate_limited,
-                if self.rate_limited == 1 { "" } else { "s" }
-            ));
-        }
-        if self.interrupted {
-            lines.push("  interrupted: run the same command to continue".to_string());
-        }
-        if self.failed > 0 {
-            lines.push(
-                "  Failed lines were certainly not added; a re-run sends them again.".to_string(),
-            );
-        }
-        lines.push(format!("Journal: {}", self.journal));
-        let _ = writeln!(err, "{}", lines.join("\n"));
-    }
-}
-
-/// Sends one line, retrying only what certainly was not applied, and journals it before and after.
-async fn send_line(context: Arc<Context>, record: Record) -> LineResult {
-    let call_id = record.call_id.to_string();
-    let mut start = Entry::line(Event::Start, record.line, record.fingerprint);
-    start.call_id = Some(call_id.clone());
-    if let Err(e) = context.write(&start) {
-        context.stop.store(true, Ordering::Relaxed);
-        return LineResult::JournalFailed(CliError::internal(format!(
-            "cannot write the journal: {e}; the import stopped (line {} was not sent)",
-            record.line
-        )));
-    }
-    let mut retries = 0;
-    let (event, result) = loop {
-        context.gate.wait().await;
-        if context.stop.load(Ordering::Relaxed) {
-            let entry = Entry {
-                reason: Some("not sent: the import stopped".to_string()),
-                ..Entry::line(Event::Failed, record.line, record.fingerprint)
-            };
-            break (entry, LineResult::NotSent);
-        }
-        let error = match context
-            .client
-            .add_note(&record.call_id, record.note.clone())
-            .await
-        {
-            Ok(call) => {
-                let note_id = call
-                    .notes
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .rev()
-                    .find_map(|n| {
-                        (n.content.as_deref() == Some(record.note.content()))
-                            .then(|| n.id.clone())
-                            .flatten()
-                    });
-                break (
-                    Entry {
-                        note_id,
-                        ..Entry::line(Event::Done, record.line, record.fingerprint)
-                    },
-                    LineResult::Added,
-                );
+            Ok(_) => {}
+            Err(e) => {
+                return Err(CliError::usage(format!(
+                    "cannot read {}: {e}",
+                    args.file.display()
+                )));
             }
-            Err(error) => error,
-        };
-        if error.note_was_added() {
-            tracing::warn!(line = record.line, error = %error, "note added, answer unreadable");
-            break (
-                Entry {
-                    reason: Some(error.to_string()),
-                    ..Entry::line(Event::Done, record.line, record.fingerprint)
-                },
-                LineResult::Added,
-            );
         }
-        // The library's one retry decision: the same rules, caps and backoff as a single add.
-        if let RetryAction::Retry { after, reason } = context.retry.decide(&error, retries) {
-            if reason == RetryReason::RateLimited {
-                context.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    line = record.line,
-                    wait_ms = after.as_millis() as u64,
-                    "rate limited; pausing every request"
-                );
-                context.gate.pause(after);
+    }
+    if args.journal.is_none() {
+        return Err(CliError::usage(format!(
+            "{} is {}: give the journal's path with --journal PATH (use the same path to resume)",
+            args.file.display(),
+            if stdin {
+                "standard input"
             } else {
-                tracing::info!(line = record.line, wait_ms = after.as_millis() as u64, reason = reason.as_str(), error = %error, "retrying");
-                tokio::time::sleep(after).await;
+                "not a regular file (a pipe?)"
             }
-            retries += 1;
-            continue;
-        }
-        let reason = error.to_string();
-        let status = error.status().map(|s| s.as_u16());
-        let code = exit::exit_for(&error);
-        if exit::outcome_unknown(&error) {
-            break (
-                Entry {
-                    status,
-                    reason: Some(reason.clone()),
-                    call_id: Some(call_id.clone()),
-                    ..Entry::line(Event::Unknown, record.line, record.fingerprint)
-                },
-                LineResult::Unknown(UnknownLine {
-                    line: record.line,
-                    call_id,
-                    reason,
-                    earlier_run: false,
-                }),
-            );
-        }
-        if code == Exit::Auth {
-            // Every other line would be rejected the same way: stop sending.
-            context.stop.store(true, Ordering::Relaxed);
-        }
-        break (
-            Entry {
-                status,
-                exit: Some(code.code()),
-                reason: Some(reason.clone()),
-                ..Entry::line(Event::Failed, record.line, record.fingerprint)
-            },
-            LineResult::Failed(
-                FailedLine {
-                    line: record.line,
-                    call_id,
-                    status,
-                    exit_code: code.code(),
-                    reason,
-                },
-                code,
-            ),
-        );
-    };
-    if let Err(e) = context.write(&event) {
-        // The line stays "started" in the journal, so a re-run reports it as unknown: safe.
-        context.stop.store(true, Ordering::Relaxed);
-        tracing::error!(error = %e, "cannot write the journal");
-        return LineResult::JournalFailed(CliError::internal(format!(
-            "cannot write the journal: {e}; the import stopped (line {} is recorded as in flight)",
-            record.line
         )));
     }
-    result
+    let path = std::env::temp_dir().join(format!(
+        "happyrobot-import-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let input = Input {
+        path,
+        temporary: true,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let copy = options.open(&input.path).and_then(|mut out| {
+        if stdin {
+            std::io::copy(&mut std::io::stdin().lock(), &mut out)
+        } else {
+            std::io::copy(&mut std::fs::File::open(&args.file)?, &mut out)
+        }
+    });
+    copy.map_err(|e| {
+        CliError::internal(format!(
+            "cannot copy {} to a temporary file: {e}",
+            args.file.display()
+        ))
+    })?;
+    Ok(input)
+}
+
+/// Holds the lock of every import of one content to one API (in the state directory), so that
+/// the same file is not imported twice at once even with two different journals.
+fn lock_content(
+    content: &str,
+    destination: &Destination,
+) -> Result<Option<std::fs::File>, CliError> {
+    let Some(dir) = plan::state_dir().map(|d| d.join("locks")) else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("{}.lock", plan::index_key(content, destination)));
+    let file = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    });
+    // Without a usable state directory, the journal's own lock still guards the journal.
+    let Ok(file) = file else {
+        return Ok(None);
+    };
+    match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+        Ok(true) => Ok(Some(file)),
+        Ok(false) => Err(CliError::usage(
+            "another import of a file with the same content is running; nothing was sent. Wait \
+             for it to finish (or stop it with Ctrl-C), then run this command again: it \
+             continues where that one stopped",
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+fn journal_error(error: journal::JournalError) -> CliError {
+    match error {
+        journal::JournalError::Io(..) => CliError::internal(format!(
+            "{error}; nothing was sent. Check that the path can be written (its directory, its \
+             permissions, the free space), then run the same command again"
+        )),
+        _ => CliError::usage(error.to_string()),
+    }
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
     let format = input::detect_format(&args.file, args.format).map_err(CliError::usage)?;
-    let journal_path = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| default_journal(&args.file));
-    if !args.file.is_file() {
-        return Err(CliError::usage(format!(
-            "cannot read {}: no such file",
-            args.file.display()
-        )));
-    }
-    let state = JournalState::load(&journal_path).map_err(|e| match e {
-        journal::JournalError::Io(..) => CliError::internal(e.to_string()),
-        journal::JournalError::Corrupt { .. } => CliError::usage(e.to_string()),
-    })?;
+    let input = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || open_input(&args))
+            .await
+            .map_err(|e| CliError::internal(format!("reading the input failed: {e}")))??
+    };
+    let content = {
+        let path = input.path.clone();
+        tokio::task::spawn_blocking(move || plan::content_hash(&path))
+            .await
+            .map_err(|e| CliError::internal(format!("reading the input failed: {e}")))?
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file.display())))?
+    };
 
     // The key and URL are checked before the file is read, so that a missing key fails at once;
     // a dry run needs neither. The client never retries by itself: 429s pause every worker here.
@@ -498,33 +220,55 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     } else {
         Some(crate::connect::connect(global, RetryPolicy::none()).await?)
     };
+    let base_url = match &connection {
+        Some(connection) => connection.client.base_url().to_string(),
+        None => planned_base_url(global),
+    };
+    let destination = Destination {
+        base_url: journal::normalize_url(&base_url),
+        key_hash: journal::key_hash(&resolved_key(global)),
+    };
+    let (journal_path, found_by_content) = match &args.journal {
+        Some(path) => (path.clone(), false),
+        None => plan::find_journal(&args.file, &content, &destination),
+    };
+    let state = JournalState::load(&journal_path, &destination).map_err(journal_error)?;
 
-    let state = Arc::new(state);
     let plan = {
-        let (file, state, journal) = (args.file.clone(), Arc::clone(&state), journal_path.clone());
-        tokio::task::spawn_blocking(move || validate(&file, format, &state, &journal))
+        let (path, state) = (input.path.clone(), state);
+        tokio::task::spawn_blocking(move || plan::validate(&path, format, &state))
             .await
             .map_err(|e| CliError::internal(format!("the validation failed: {e}")))??
     };
-    if plan.invalid > 0 {
-        let mut err = std::io::stderr().lock();
-        for error in &plan.errors {
-            let _ = writeln!(err, "error: {error}");
+    let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
+    let mut invalid = plan.invalid;
+    if !args.allow_duplicates && plan.duplicate_count > 0 {
+        invalid += plan.duplicate_count;
+        errors.extend(plan.duplicates.iter().map(|(line, first)| {
+            format!(
+                "line {line}: identical to line {first} (same call, text and flag); remove it, or \
+                 pass --allow-duplicates to add it as one more note"
+            )
+        }));
+    }
+    if invalid > 0 {
+        for error in errors.iter().take(plan::MAX_SHOWN_ERRORS) {
+            output::err(&format!("error: {error}"));
         }
-        if plan.invalid as usize > plan.errors.len() {
-            let _ = writeln!(
-                err,
+        if invalid as usize > errors.len().min(plan::MAX_SHOWN_ERRORS) {
+            output::err(&format!(
                 "error: ... and {} more invalid line(s)",
-                plan.invalid as usize - plan.errors.len()
-            );
+                invalid as usize - errors.len().min(plan::MAX_SHOWN_ERRORS)
+            ));
         }
         return Err(CliError::usage(format!(
-            "{} line{} of {} {} invalid; nothing was sent. Fix {} and run the command again",
-            plan.invalid,
-            if plan.invalid == 1 { "" } else { "s" },
+            "{} line{} of {} {} invalid; nothing was sent. Fix {} and run the command again \
+             (lines already added are not sent again)",
+            invalid,
+            if invalid == 1 { "" } else { "s" },
             args.file.display(),
-            if plan.invalid == 1 { "is" } else { "are" },
-            if plan.invalid == 1 { "it" } else { "them" }
+            if invalid == 1 { "is" } else { "are" },
+            if invalid == 1 { "it" } else { "them" }
         )));
     }
     let to_send = plan.lines
@@ -536,7 +280,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         };
     if args.dry_run {
         let new = plan.lines - plan.done - plan.failed_before - plan.unknown_before;
-        eprintln!(
+        output::err(&format!(
             "Dry run of {}: {} valid line{}; nothing was sent.\n  \
              would be sent:    {to_send} ({new} new, {} that failed before{})\n  \
              already added:    {}\n  \
@@ -557,37 +301,75 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
             } else {
                 "not sent; --retry-unknown would send them"
             }
-        );
+        ));
         return Ok(Exit::Success);
     }
     let Some(connection) = connection else {
         return Err(CliError::internal("no connection"));
     };
 
-    let journal = JournalWriter::open(&journal_path, &state, args.fsync).map_err(|e| {
-        CliError::internal(format!(
-            "cannot write the journal {}: {e}",
+    // One run at a time: the content's lock, then the journal's (taken before the journal is read
+    // again, so that what it says cannot change under this run).
+    let _content_lock = lock_content(&content, &destination)?;
+    let (journal, state) =
+        JournalWriter::open(&journal_path, &destination, args.fsync).map_err(journal_error)?;
+    if found_by_content {
+        output::err(&format!(
+            "note: resuming the journal {} of a file with the same content",
             journal_path.display()
-        ))
-    })?;
+        ));
+    }
+    for line in &state.damaged {
+        output::err(&format!(
+            "warning: line {line} of the journal {} is damaged and was skipped (a line it \
+             mentions counts as unknown)",
+            journal_path.display()
+        ));
+    }
+    if state.other_key {
+        output::err(
+            "note: earlier runs of this journal used another API key for this API; the lines they \
+             added count as added (a note belongs to its call, whichever key added it)",
+        );
+    }
+    if plan.orphans > 0 {
+        output::err(&format!(
+            "note: the journal records {} line(s) this file no longer has (edited or removed); \
+             they are not sent",
+            plan.orphans
+        ));
+    }
+    let display_name = if input.temporary {
+        args.file.display().to_string()
+    } else {
+        std::path::absolute(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string()
+    };
     journal
-        .write(&Entry::run(&args.file, format_name(format)))
+        .write(&Entry::run(
+            &display_name,
+            format_name(format),
+            &content,
+            &destination,
+        ))
         .map_err(|e| {
             CliError::internal(format!(
-                "cannot write the journal {}: {e}",
+                "cannot write the journal {}: {e}; nothing was sent",
                 journal_path.display()
             ))
         })?;
+    plan::remember_journal(&content, &destination, &journal_path);
+    let mut signals = dispatch::Signals::listen()?;
     let stats = Arc::new(Stats::default());
-    let context = Arc::new(Context {
-        client: connection.client.clone(),
+    let context = Arc::new(Context::new(
+        connection.client.clone(),
         journal,
-        gate: Arc::new(Gate::default()),
-        retry: RetryPolicy::default().max_retries(global.max_retries),
-        fsync: args.fsync,
-        stats: Arc::clone(&stats),
-        stop: AtomicBool::new(false),
-    });
+        RetryPolicy::default().max_retries(global.max_retries),
+        args.fsync,
+        Arc::clone(&stats),
+    ));
     let mut summary = Summary {
         file: args.file.display().to_string(),
         journal: journal_path.display().to_string(),
@@ -601,20 +383,36 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         Arc::clone(&context.gate),
         global.verbose > 0,
     );
-    let fatal = dispatch(&args, format, &state, &context, &mut summary).await;
+    let mut fatal = dispatch::dispatch(
+        dispatch::Pass {
+            args: &args,
+            input: &input.path,
+            format,
+            state: &state,
+            repeated: &plan.repeated,
+        },
+        &context,
+        &mut summary,
+        &mut signals,
+    )
+    .await;
     progress.finish().await;
+    if fatal.is_none()
+        && let Err(e) = context.journal.sync()
+    {
+        fatal = Some(CliError::internal(format!(
+            "cannot write the journal {}: {e}",
+            journal_path.display()
+        )));
+    }
     summary.rate_limited = stats.rate_limited.load(Ordering::Relaxed);
-    let exit = summary.exit();
-    summary.exit_code = match &fatal {
-        Some(error) => error.exit.code(),
-        None => exit.code(),
-    };
+    let exit = final_exit(&summary, fatal.as_mut());
+    summary.exit_code = exit.code();
     summary.print_text();
     if args.output == Output::Json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| CliError::internal(format!("could not encode the summary: {e}")))?;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{json}").and_then(|()| out.flush());
+        output::out(&json);
     }
     match fatal {
         Some(error) => Err(error),
@@ -622,161 +420,81 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     }
 }
 
-/// The send pass: reads the file again, skips what the journal says not to send, and keeps at
-/// most `--concurrency` lines in flight. Returns the error that stopped it early, if any.
-async fn dispatch(
-    args: &ImportArgs,
-    format: Format,
-    state: &JournalState,
-    context: &Arc<Context>,
-    summary: &mut Summary,
-) -> Option<CliError> {
-    // The file is read on a blocking thread into a small channel: memory stays flat whatever
-    // the file's size, and reading ahead stops when the workers are busy.
-    let (sender, mut receiver) = mpsc::channel::<std::io::Result<Item>>(256);
-    let reader = {
-        let file = args.file.clone();
-        tokio::task::spawn_blocking(move || match Records::open(&file, format) {
-            Ok(records) => {
-                for item in records {
-                    if sender.blocking_send(item).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = sender.blocking_send(Err(e));
-            }
-        })
+/// The exit code of an import that got as far as sending. Unknown lines win over everything,
+/// a local failure included, since they need a person to look before anything is re-sent; and
+/// exit 2 ("nothing was sent") is never used once a request has gone out.
+fn final_exit(summary: &Summary, fatal: Option<&mut CliError>) -> Exit {
+    let exit = summary.exit();
+    let Some(error) = fatal else {
+        return exit;
     };
-    let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
-    let mut tasks: JoinSet<LineResult> = JoinSet::new();
-    let mut fatal: Option<CliError> = None;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        while let Some(done) = tasks.try_join_next() {
-            reap(done, summary, context, &mut fatal);
-        }
-        if context.stop.load(Ordering::Relaxed) || fatal.is_some() {
-            break;
-        }
-        let item = tokio::select! {
-            _ = &mut ctrl_c => {
-                interrupted(summary);
-                break;
-            }
-            item = receiver.recv() => item,
-        };
-        let record = match item {
-            None => break,
-            Some(Ok(Item::Valid(record))) => record,
-            Some(Ok(Item::Invalid(error))) => {
-                fatal = Some(CliError::usage(format!(
-                    "{} changed while it was being imported ({error}); the import stopped",
-                    args.file.display()
-                )));
-                break;
-            }
-            Some(Err(e)) => {
-                fatal = Some(CliError::usage(format!(
-                    "cannot read {}: {e}",
-                    args.file.display()
-                )));
-                break;
-            }
-        };
-        match state.get(record.line) {
-            Some((fingerprint, _)) if fingerprint != record.fingerprint => {
-                fatal = Some(CliError::usage(format!(
-                    "{} changed while it was being imported (line {}); the import stopped",
-                    args.file.display(),
-                    record.line
-                )));
-                break;
-            }
-            Some((_, LineState::Done)) => {
-                summary.skipped += 1;
-                continue;
-            }
-            Some((_, LineState::Unknown { interrupted })) if !args.retry_unknown => {
-                let reason = if interrupted {
-                    "an earlier run stopped while it was being sent"
-                } else {
-                    "an earlier run could not tell whether it was added"
-                };
-                summary.unknown(
-                    UnknownLine {
-                        line: record.line,
-                        call_id: record.call_id.to_string(),
-                        reason: reason.to_string(),
-                        earlier_run: true,
-                    },
-                    &context.stats,
-                );
-                continue;
-            }
-            _ => {}
-        }
-        let permit = tokio::select! {
-            _ = &mut ctrl_c => {
-                interrupted(summary);
-                break;
-            }
-            permit = Arc::clone(&semaphore).acquire_owned() => permit,
-        };
-        let Ok(permit) = permit else {
-            break;
-        };
-        let context = Arc::clone(context);
-        tasks.spawn(async move {
-            let result = send_line(context, record).await;
-            drop(permit);
-            result
-        });
+    if exit == Exit::Unknown {
+        error.exit = Exit::Unknown;
+    } else if error.exit == Exit::Usage && summary.sent() {
+        error.exit = Exit::Internal;
     }
-    // Stop reading; let the lines in flight finish, so that their outcomes are journaled.
-    drop(receiver);
-    if summary.interrupted {
-        eprintln!(
-            "Interrupted: waiting for the requests in flight (Ctrl-C again to quit now; they would be reported as unknown on the next run)"
+    error.exit
+}
+
+/// A new empty directory for one unit test.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "happyrobot-cli-unit-{name}-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::summary::{LineResult, UnknownLine};
+
+    #[test]
+    fn exit_2_is_never_used_once_a_note_was_sent() {
+        let stats = Stats::default();
+        let mut summary = Summary::default();
+        let mut error = CliError::usage("the file changed");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Usage);
+        summary.record(LineResult::Added, &stats);
+        let mut error = CliError::usage("the file changed");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Internal);
+        assert_eq!(error.exit, Exit::Internal);
+    }
+
+    #[test]
+    fn unknown_lines_are_never_hidden_by_a_local_failure() {
+        let stats = Stats::default();
+        let mut summary = Summary::default();
+        summary.record(
+            LineResult::Unknown(UnknownLine {
+                line: 2,
+                call_id: "c".into(),
+                reason: "timeout".into(),
+                earlier_run: false,
+            }),
+            &stats,
         );
-        tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(Exit::Interrupted.code()));
-            }
-        });
+        let mut error = CliError::internal("cannot write the journal");
+        assert_eq!(final_exit(&summary, Some(&mut error)), Exit::Unknown);
+        assert_eq!(error.exit, Exit::Unknown);
+        assert_eq!(final_exit(&summary, None), Exit::Unknown);
     }
-    while let Some(done) = tasks.join_next().await {
-        reap(done, summary, context, &mut fatal);
-    }
-    let _ = reader.await;
-    // Every valid line is added, skipped, failed, unknown, or else was not sent.
-    summary.not_sent = summary
-        .lines
-        .saturating_sub(summary.added + summary.skipped + summary.failed + summary.unknown);
-    fatal
-}
 
-fn interrupted(summary: &mut Summary) {
-    summary.interrupted = true;
-}
-
-fn reap(
-    done: Result<LineResult, tokio::task::JoinError>,
-    summary: &mut Summary,
-    context: &Context,
-    fatal: &mut Option<CliError>,
-) {
-    match done {
-        Ok(result) => {
-            if let Some(error) = summary.record(result, &context.stats) {
-                fatal.get_or_insert(error);
-            }
-        }
-        Err(e) => {
-            context.stop.store(true, Ordering::Relaxed);
-            fatal.get_or_insert(CliError::internal(format!("a worker failed: {e}")));
+    #[test]
+    fn note_ids_look_like_object_ids() {
+        let a = happyrobot::new_note_id();
+        let b = happyrobot::new_note_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 24);
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
         }
     }
 }

@@ -28,6 +28,9 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("HAPPYROBOT_API_KEY")
         .env_remove("HAPPYROBOT_BASE_URL")
         .env_remove("RUST_LOG")
+        // The index of journals by content and the content locks: one directory per test
+        // process, never the developer's own.
+        .env("HAPPYROBOT_STATE_DIR", state_dir())
         .env("COLUMNS", "100")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -35,6 +38,11 @@ pub fn command(args: &[&str]) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     command
+}
+
+/// The state directory the binary uses in these tests.
+pub fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("happyrobot-cli-test-state-{}", std::process::id()))
 }
 
 /// Runs the binary to the end, within [`RUN_LIMIT`].

@@ -1,0 +1,37 @@
+//! How commands write to the terminal: the `--output` choice, and the only functions that print.
+//!
+//! Every write to stdout or stderr goes through [`out`] and [`err`], which ignore a failed write:
+//! a closed pipe (`| head`, or a `tee` killed by the same Ctrl-C) must never make the command
+//! panic, as `println!` and `eprintln!` would. The lints `print_stdout` and `print_stderr` are
+//! denied in this crate so that nothing bypasses them.
+
+use std::io::Write as _;
+
+use clap::ValueEnum;
+
+/// How a command prints its result on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Readable text.
+    Text,
+    /// JSON, for scripts and jq.
+    Json,
+}
+
+/// Writes `text` and a newline to stdout, ignoring a closed or broken stdout.
+pub(crate) fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+}
+
+/// Writes `text` and a newline to stderr, ignoring a closed or broken stderr.
+pub(crate) fn err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.write_all(b"\n"))
+        .and_then(|()| stderr.flush());
+}
