@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use happyrobot::types::{Call, Note};
-use happyrobot::{CallId, NewNote, RetryPolicy};
+use happyrobot::{CallId, NewNote, NoteLookup, RetryPolicy};
 
 use clap::Args;
 
@@ -29,6 +29,11 @@ pub(crate) struct AddArgs {
     /// text: the note and a summary of the call; json: the whole updated call.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+
+    /// When the outcome is unknown, do not look for the note on the call (nor send it again):
+    /// exit 7 at once.
+    #[arg(long)]
+    pub(crate) no_reconcile: bool,
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliError> {
@@ -47,11 +52,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
     let retry = RetryPolicy::default().max_retries(global.max_retries);
     let connection = crate::connect::connect(global, retry).await?;
     let content = note.content().to_string();
-    let call = connection
-        .client
-        .add_note(&call_id, note)
-        .await
-        .map_err(|e| CliError::from_api(&e))?;
+    let client = &connection.client;
+    let call = match client.add_note(&call_id, note.clone()).await {
+        Ok(call) => call,
+        Err(error) if error.outcome_unknown() && !args.no_reconcile => {
+            reconcile(client, &call_id, note, &note_id, &content, &error).await?
+        }
+        Err(error) => return Err(CliError::from_api(&error)),
+    };
 
     let text = match args.output {
         // The body exactly as the server sent it: members this version does not know, big numbers
@@ -63,6 +71,54 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
     // A closed stdout (`| head`) is not worth an error: the note was added either way.
     let _ = stdout.write_all(&text).and_then(|()| stdout.flush());
     Ok(Exit::Success)
+}
+
+/// After an add whose outcome is unknown: looks for the note on the call by its ID. Found, the
+/// call is shown as after a success; certainly absent, the note is sent again, once, with the
+/// same ID; undecided, the original error stands (exit 7) with what was found out.
+async fn reconcile(
+    client: &happyrobot::Client,
+    call_id: &CallId,
+    note: NewNote,
+    note_id: &str,
+    content: &str,
+    error: &happyrobot::Error,
+) -> Result<happyrobot::Response<Call>, CliError> {
+    crate::output::err(&format!(
+        "note: {error}\nnote: looking for note {note_id} on call {call_id} to find out whether it was added"
+    ));
+    let still_unknown = |what: String| {
+        let mut failure = CliError::from_api(error);
+        failure.message.push_str(&format!(
+            " Looking for note {note_id} on the call did not settle it: {what}. Check with \
+             `happyrobot calls get {call_id}` before sending it again."
+        ));
+        failure
+    };
+    match client.find_note(call_id, note_id, content).await {
+        Ok(NoteLookup::Found(_)) => {
+            crate::output::err(&format!(
+                "note: note {note_id} is on the call: it was added"
+            ));
+            client
+                .get_call(call_id)
+                .await
+                .map_err(|e| still_unknown(format!("the call could not be read again ({e})")))
+        }
+        Ok(NoteLookup::Absent) => {
+            crate::output::err(&format!(
+                "note: note {note_id} is not on the call: it was not added; sending it again, once"
+            ));
+            client
+                .add_note(call_id, note)
+                .await
+                .map_err(|e| CliError::from_api(&e))
+        }
+        Ok(_) => Err(still_unknown(
+            "the call holds a note with the same text under another ID, or lists no notes".into(),
+        )),
+        Err(e) => Err(still_unknown(format!("the call could not be read ({e})"))),
+    }
 }
 
 /// A JSON body as printed: as received, with one final newline.

@@ -8,6 +8,8 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod add;
+mod calls;
+mod change;
 mod connect;
 mod exit;
 mod import;
@@ -23,7 +25,8 @@ use crate::add::AddArgs;
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
 use crate::import::args::{IMPORT_HELP, ImportArgs};
 
-const ABOUT: &str = "Add notes to HappyRobot calls: one at a time, or thousands from a file.";
+const ABOUT: &str =
+    "Add, change and remove notes on HappyRobot calls: one at a time, or thousands from a file.";
 
 /// The `happyrobot` command line.
 #[derive(Debug, Parser)]
@@ -78,9 +81,12 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Add notes to calls.
+    /// Add, update and delete notes on calls.
     #[command(subcommand)]
     Notes(NotesCommand),
+    /// Read calls.
+    #[command(subcommand)]
+    Calls(calls::CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
 }
@@ -90,9 +96,15 @@ enum NotesCommand {
     /// Add one note to a call and print it.
     #[command(after_help = EXIT_CODES_HELP)]
     Add(AddArgs),
-    /// Add the notes of a CSV or JSON Lines file, resumably.
+    /// Add the notes of a CSV or JSON Lines file, resumably (or, with --undo, delete them again).
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Change a note's text or flag; only what is given is sent.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Update(change::UpdateArgs),
+    /// Delete a note from a call.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Delete(change::DeleteArgs),
 }
 
 /// Reads a positive number of seconds, decimals allowed.
@@ -134,6 +146,9 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
             .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
         Command::Notes(NotesCommand::Add(args)) => add::run(&cli.global, args).await,
         Command::Notes(NotesCommand::Import(args)) => import::run(&cli.global, args).await,
+        Command::Notes(NotesCommand::Update(args)) => change::update(&cli.global, args).await,
+        Command::Notes(NotesCommand::Delete(args)) => change::delete(&cli.global, args).await,
+        Command::Calls(command) => calls::run(&cli.global, command).await,
     }
 }
 

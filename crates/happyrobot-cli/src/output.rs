@@ -35,3 +35,14 @@ pub(crate) fn err(text: &str) {
         .and_then(|()| stderr.write_all(b"\n"))
         .and_then(|()| stderr.flush());
 }
+
+/// Writes bytes as received (a JSON body) to stdout, with one final newline, ignoring a closed or
+/// broken stdout.
+pub(crate) fn out_raw(body: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let newline: &[u8] = if body.ends_with(b"\n") { b"" } else { b"\n" };
+    let _ = stdout
+        .write_all(body)
+        .and_then(|()| stdout.write_all(newline))
+        .and_then(|()| stdout.flush());
+}
