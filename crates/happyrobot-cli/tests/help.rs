@@ -20,7 +20,7 @@ async fn help(args: &[&str]) -> String {
 #[tokio::test]
 async fn root_help() {
     let text = help(&["--help"]).await;
-    for code in 0..=7 {
+    for code in 0..=8 {
         assert!(
             text.contains(&format!("  {code}  ")),
             "exit code {code} is documented"
@@ -45,6 +45,23 @@ async fn notes_import_help() {
         "notes_import_help",
         help(&["notes", "import", "--help"]).await
     );
+}
+
+#[tokio::test]
+async fn notes_update_and_delete_help() {
+    insta::assert_snapshot!(
+        "notes_update_help",
+        help(&["notes", "update", "--help"]).await
+    );
+    insta::assert_snapshot!(
+        "notes_delete_help",
+        help(&["notes", "delete", "--help"]).await
+    );
+}
+
+#[tokio::test]
+async fn calls_get_help() {
+    insta::assert_snapshot!("calls_get_help", help(&["calls", "get", "--help"]).await);
 }
 
 #[tokio::test]
