@@ -24,7 +24,7 @@ FAULTS (--fault, repeatable):
   429[:retry-after=SECS]   429 Too Many Requests with Retry-After (default 1 s)
   500, 502, 503            that status (any 4xx/5xx code) with a JSON error body
   delay:DURATION           wait (250ms, 2s; a bare number is milliseconds), then answer normally
-  invalid-json             200 whose body is not valid JSON; nothing is changed
+  invalid-json             the change is made, then a 200 whose body is not valid JSON
   close-before-response    close the connection with no response; nothing is changed
   save-then-drop           carry the request out (add, update, delete), then close the
                            connection with no response

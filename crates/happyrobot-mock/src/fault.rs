@@ -51,8 +51,9 @@ pub enum Fault {
     Status(u16),
     /// Wait this long, then handle the request normally.
     Delay(Duration),
-    /// Answer `200` with `content-type: application/json` and a body that is not valid JSON.
-    /// Nothing is changed.
+    /// Handle the request normally (so the note is added, changed or deleted), then answer `200`
+    /// with `content-type: application/json` and a body cut short, which is not valid JSON. A `200`
+    /// means the server acted, so a truthful client reports the change as made.
     InvalidJson,
     /// Read the request, then close the connection without any response. Nothing is changed.
     CloseBeforeResponse,

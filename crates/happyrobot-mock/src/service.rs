@@ -293,7 +293,13 @@ async fn route(
             Outcome::Respond(perform(shared, operation, route, headers, body))
         }
         Some(Fault::InvalidJson) => {
-            // A response cut short in the middle of the call object, as a broken proxy would send.
+            // The operation is carried out, and its `200` answer is cut short in the middle of the
+            // call object, as a broken proxy would send it: a `200` always means the server acted,
+            // so a client must report the change as made. An operation that fails answers its error.
+            let response = perform(shared, operation, route, headers, body);
+            if response.status() != StatusCode::OK {
+                return Outcome::Respond(response);
+            }
             let broken = format!("{{\"id\":\"{}\",\"status\":\"Compl", route.raw_call_id());
             Outcome::Respond(json_response(StatusCode::OK, Bytes::from(broken)))
         }
