@@ -9,9 +9,8 @@ use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_pa
 #[allow(clippy::all)]
 pub mod types {
     ///`AddNoteToCallId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct AddNoteToCallId(::std::string::String);
     impl ::std::ops::Deref for AddNoteToCallId {
@@ -64,15 +63,8 @@ pub mod types {
         }
     }
     ///The agent that handled the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Agent {
         ///Agent ID.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -82,9 +74,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///A phone or chat call handled by a HappyRobot agent.
-    #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Call {
         pub agent: Agent,
         ///ID of the campaign the call belongs to.
@@ -152,15 +143,8 @@ pub mod types {
         pub wait_until_awake: ::std::option::Option<bool>,
     }
     ///Costs of the call, per component.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CallCosts {
         ///When the costs were computed.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -185,15 +169,8 @@ pub mod types {
         pub voip: ::std::option::Option<VoipCosts>,
     }
     ///Telephony details of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CallMetadata {
         ///The telephony provider's ID of the call.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -216,15 +193,8 @@ pub mod types {
         pub to: ::std::option::Option<::std::string::String>,
     }
     ///How the AI classified the call; null until classified.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Classification {
         ///Why the AI chose the tag.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -234,15 +204,8 @@ pub mod types {
         pub tag: ::std::option::Option<::std::string::String>,
     }
     ///A tag the AI may classify a call with.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ClassificationTag {
         ///When the tag applies, as told to the AI.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -252,15 +215,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///Cost of one priced component of the call (transcription, text to speech).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ComponentCosts {
         ///ID of the price list applied.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -270,15 +226,8 @@ pub mod types {
         pub total_cost: ::std::option::Option<f64>,
     }
     ///An error answer. Every field is optional because the API documents none of them.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ErrorBody {
         ///Short name of the error, such as `Not Found`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -294,15 +243,8 @@ pub mod types {
         pub status_code: ::std::option::Option<i64>,
     }
     ///A field the AI extracts from each conversation.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ExtractionField {
         ///What the field holds, as told to the AI.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -324,15 +266,8 @@ pub mod types {
         pub type_: ::std::option::Option<::std::string::String>,
     }
     ///A webhook called when a call ends.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Hook {
         ///Headers sent with the webhook.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -342,15 +277,8 @@ pub mod types {
         pub url: ::std::option::Option<::std::string::String>,
     }
     ///One header sent with a webhook.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct HookHeader {
         ///Header name.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -360,15 +288,8 @@ pub mod types {
         pub value: ::std::option::Option<::std::string::String>,
     }
     ///Language-model costs of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct LlmCosts {
         ///Cost of the input tokens.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -387,15 +308,8 @@ pub mod types {
         pub total_cost: ::std::option::Option<f64>,
     }
     ///A note stored on a call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Note {
         ///Text of the note.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -414,9 +328,8 @@ pub mod types {
         pub user_id: ::std::option::Option<::std::string::String>,
     }
     ///A note as a client sends it to be added to a call.
-    #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct NoteInput {
         ///Text of the note; it must hold at least one character that is not whitespace.
         pub content: NoteInputContent,
@@ -434,9 +347,8 @@ pub mod types {
         pub user_id: ::std::option::Option<::std::string::String>,
     }
     ///Text of the note; it must hold at least one character that is not whitespace.
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct NoteInputContent(::std::string::String);
     impl ::std::ops::Deref for NoteInputContent {
@@ -456,9 +368,7 @@ pub mod types {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-                ::std::sync::LazyLock::new(|| ::regress::Regex::new("\\S").unwrap());
-            if PATTERN.find(value).is_none() {
+            if !crate::pattern::has_non_whitespace(value) {
                 return Err("doesn't match pattern \"\\S\"".into());
             }
             Ok(Self(value.to_string()))
@@ -491,15 +401,8 @@ pub mod types {
         }
     }
     ///A rating a user gave the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Rating {
         ///When the rating was given.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -511,15 +414,8 @@ pub mod types {
         pub emoji: ::std::option::Option<super::enums::RatingEmoji>,
     }
     ///A label for samples of a use case's calls.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct SampleLabel {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub color: ::std::option::Option<super::enums::LabelColor>,
@@ -528,15 +424,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///The use case (agent configuration) that handled the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct UseCase {
         ///Whether answering-machine detection is on.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -625,15 +514,8 @@ pub mod types {
         pub work_start: ::std::option::Option<::std::string::String>,
     }
     ///Telephony costs of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct VoipCosts {
         ///Cost of answering-machine detection.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -905,6 +787,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallType {
         fn schema_name() -> ::std::string::String {
             stringify!(CallType).to_string()
@@ -1080,6 +963,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallStatus {
         fn schema_name() -> ::std::string::String {
             stringify!(CallStatus).to_string()
@@ -1223,6 +1107,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallProvider {
         fn schema_name() -> ::std::string::String {
             stringify!(CallProvider).to_string()
@@ -1381,6 +1266,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for Language {
         fn schema_name() -> ::std::string::String {
             stringify!(Language).to_string()
@@ -1513,6 +1399,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for AmdBehavior {
         fn schema_name() -> ::std::string::String {
             stringify!(AmdBehavior).to_string()
@@ -1633,6 +1520,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for LabelColor {
         fn schema_name() -> ::std::string::String {
             stringify!(LabelColor).to_string()
@@ -1763,6 +1651,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for RatingEmoji {
         fn schema_name() -> ::std::string::String {
             stringify!(RatingEmoji).to_string()
