@@ -86,6 +86,9 @@ pub fn generate(root: &Path) -> Result<String, String> {
         // no `api-version` header, response size cap); `Expected` turns a missing impl into a compile error.
         .with_inner_type(quote!(crate::hooks::Inner))
         .with_hooks(HooksMode::Expected)
+        // Turned into `#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]` below
+        // ([`OptionalSchemars`]): users who want JSON schemas opt in, everyone else skips compiling
+        // schemars.
         .with_derive("schemars::JsonSchema")
         .with_derive("PartialEq")
         // BTreeMap keeps serialized maps in key order, which keeps snapshots stable.
@@ -128,6 +131,12 @@ pub fn generate(root: &Path) -> Result<String, String> {
     let mut file: syn::File = syn::parse2(tokens)
         .map_err(|e| format!("progenitor produced tokens that do not parse as Rust: {e}"))?;
     syn::visit_mut::VisitMut::visit_file_mut(&mut DocBlocks, &mut file);
+    syn::visit_mut::VisitMut::visit_file_mut(&mut OptionalSchemars, &mut file);
+    let mut patterns = RegexFreePatterns::default();
+    syn::visit_mut::VisitMut::visit_file_mut(&mut patterns, &mut file);
+    if let Some(error) = patterns.errors.into_iter().next() {
+        return Err(error);
+    }
     let body = rustfmt(&prettyplease::unparse(&file))?;
     let mut out = String::new();
     let _ = writeln!(
@@ -167,6 +176,169 @@ impl syn::visit_mut::VisitMut for DocBlocks {
                 *text = syn::LitStr::new(&format!("\n{value}"), text.span());
             }
         }
+    }
+}
+
+/// Moves `schemars::JsonSchema` out of every derive list into
+/// `#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]`, and puts any `#[schemars(...)]`
+/// helper attribute behind the same feature, so that happyrobot-sdk compiles schemars only when its
+/// `schemars` feature is on.
+struct OptionalSchemars;
+
+impl OptionalSchemars {
+    fn is_json_schema(path: &syn::Path) -> bool {
+        path.segments
+            .last()
+            .is_some_and(|segment| segment.ident == "JsonSchema")
+            && path
+                .segments
+                .iter()
+                .any(|segment| segment.ident == "schemars")
+    }
+
+    fn rewrite(attrs: &mut Vec<syn::Attribute>) {
+        let mut gated = Vec::new();
+        for attr in attrs.iter_mut() {
+            if attr.path().is_ident("schemars") {
+                let meta = &attr.meta;
+                gated.push(syn::parse_quote!(#[cfg_attr(feature = "schemars", #meta)]));
+                continue;
+            }
+            if !attr.path().is_ident("derive") {
+                continue;
+            }
+            let Ok(paths) = attr.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            ) else {
+                continue;
+            };
+            if !paths.iter().any(Self::is_json_schema) {
+                continue;
+            }
+            let kept = paths.iter().filter(|path| !Self::is_json_schema(path));
+            *attr = syn::parse_quote!(#[derive(#(#kept),*)]);
+            gated.push(syn::parse_quote!(
+                #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+            ));
+        }
+        attrs.retain(|attr| !attr.path().is_ident("schemars"));
+        // Right after the derive list, before the `serde` helper attributes, as a derive would be.
+        let at = attrs
+            .iter()
+            .position(|attr| attr.path().is_ident("derive"))
+            .map_or(attrs.len(), |i| i + 1);
+        for (offset, attr) in gated.into_iter().enumerate() {
+            attrs.insert(at + offset, attr);
+        }
+    }
+}
+
+impl syn::visit_mut::VisitMut for OptionalSchemars {
+    fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
+        Self::rewrite(&mut item.attrs);
+        syn::visit_mut::visit_item_struct_mut(self, item);
+    }
+
+    fn visit_item_enum_mut(&mut self, item: &mut syn::ItemEnum) {
+        Self::rewrite(&mut item.attrs);
+        syn::visit_mut::visit_item_enum_mut(self, item);
+    }
+
+    fn visit_field_mut(&mut self, field: &mut syn::Field) {
+        Self::rewrite(&mut field.attrs);
+        syn::visit_mut::visit_field_mut(self, field);
+    }
+
+    fn visit_variant_mut(&mut self, variant: &mut syn::Variant) {
+        Self::rewrite(&mut variant.attrs);
+        syn::visit_mut::visit_variant_mut(self, variant);
+    }
+}
+
+/// The `pattern`s of the spec that are checked without a regex engine, and the function of
+/// happyrobot-sdk's `pattern` module that checks each. typify checks a pattern with the `regress`
+/// crate, a whole ECMAScript regex engine; the spec's one pattern, `\S`, needs none.
+const PATTERNS: &[(&str, &str)] = &[("\\S", "has_non_whitespace")];
+
+/// Replaces typify's regex check of a string pattern,
+///
+/// ```text
+/// static PATTERN: LazyLock<regress::Regex> = LazyLock::new(|| regress::Regex::new("\\S").unwrap());
+/// if PATTERN.find(value).is_none() { return Err(...); }
+/// ```
+///
+/// with `if !crate::pattern::has_non_whitespace(value) { return Err(...); }`, the same error. A
+/// pattern missing from [`PATTERNS`] is an error of `cargo xtask codegen`, which says what to add.
+#[derive(Default)]
+struct RegexFreePatterns {
+    errors: Vec<String>,
+}
+
+impl RegexFreePatterns {
+    /// The pattern of `static PATTERN: ... = ...Regex::new("...")...;`, if the statement is one.
+    fn pattern_of(stmt: &syn::Stmt) -> Option<String> {
+        let syn::Stmt::Item(syn::Item::Static(item)) = stmt else {
+            return None;
+        };
+        if item.ident != "PATTERN" {
+            return None;
+        }
+        let mut finder = StringLiterals::default();
+        syn::visit::Visit::visit_expr(&mut finder, &item.expr);
+        finder.found.into_iter().next()
+    }
+}
+
+impl syn::visit_mut::VisitMut for RegexFreePatterns {
+    fn visit_block_mut(&mut self, block: &mut syn::Block) {
+        let mut i = 0;
+        while i < block.stmts.len() {
+            let Some(pattern) = Self::pattern_of(&block.stmts[i]) else {
+                i += 1;
+                continue;
+            };
+            let Some((_, function)) = PATTERNS.iter().find(|(known, _)| *known == pattern) else {
+                self.errors.push(format!(
+                    "the spec has a string `pattern: {pattern:?}`, which happyrobot-sdk can only check \
+                     with a regex engine. Add a function that checks it to \
+                     crates/happyrobot-sdk/src/pattern.rs and name it in PATTERNS in \
+                     xtask/src/codegen.rs, or drop the pattern from the spec"
+                ));
+                i += 1;
+                continue;
+            };
+            let checked = match block.stmts.get_mut(i + 1) {
+                Some(syn::Stmt::Expr(syn::Expr::If(check), _)) => {
+                    let function = format_ident!("{}", function);
+                    *check.cond = syn::parse_quote!(!crate::pattern::#function(value));
+                    true
+                }
+                _ => false,
+            };
+            if !checked {
+                self.errors.push(format!(
+                    "typify's check of the pattern {pattern:?} no longer has the shape \
+                     `static PATTERN ...; if PATTERN.find(value).is_none() {{ ... }}`; \
+                     update RegexFreePatterns in xtask/src/codegen.rs"
+                ));
+                i += 1;
+                continue;
+            }
+            block.stmts.remove(i);
+        }
+        syn::visit_mut::visit_block_mut(self, block);
+    }
+}
+
+/// Collects the string literals of an expression.
+#[derive(Default)]
+struct StringLiterals {
+    found: Vec<String>,
+}
+
+impl<'a> syn::visit::Visit<'a> for StringLiterals {
+    fn visit_lit_str(&mut self, lit: &'a syn::LitStr) {
+        self.found.push(lit.value());
     }
 }
 
@@ -354,6 +526,7 @@ fn open_enum(e: &StringEnum) -> TokenStream {
             }
         }
 
+        #[cfg(feature = "schemars")]
         impl ::schemars::JsonSchema for #name {
             fn schema_name() -> ::std::string::String {
                 stringify!(#name).to_string()

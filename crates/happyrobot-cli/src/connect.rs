@@ -1,7 +1,10 @@
-//! Turns the global options into a [`happyrobot::Client`]: where the key and base URL come from,
-//! and the in-process mock server of `--mock`.
+//! Turns the global options into a [`happyrobot::Client`]: where the key and base URL come from
+//! (`--api-key-file`, `--api-key` or `HAPPYROBOT_API_KEY`, which clap reads), and the in-process mock
+//! server of `--mock`.
 
+use std::io::Read as _;
 use std::net::IpAddr;
+use std::path::Path;
 
 use happyrobot::{Client, RetryPolicy};
 use happyrobot_mock::MockServer;
@@ -19,6 +22,55 @@ pub(crate) struct Connection {
 /// Reads an environment variable, treating an empty value as unset.
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether a value of an option that clap also reads from `env` came from the command line: clap
+/// fills the option from the variable when the flag is absent, so an equal value may be either.
+fn given_on_command_line(value: Option<&str>, env: &str) -> bool {
+    value.is_some_and(|v| !v.trim().is_empty() && env_var(env).as_deref() != Some(v))
+}
+
+/// The API key from the options, if any: `--api-key-file` first (it beats the environment
+/// variable), else `--api-key` or `HAPPYROBOT_API_KEY`. Errors never hold the key.
+fn api_key(global: &GlobalArgs) -> Result<Option<String>, CliError> {
+    let Some(path) = &global.api_key_file else {
+        return Ok(global.api_key.clone().filter(|k| !k.trim().is_empty()));
+    };
+    if given_on_command_line(global.api_key.as_deref(), happyrobot::API_KEY_ENV) {
+        return Err(CliError::usage(
+            "both --api-key and --api-key-file were given: give the key once (--api-key-file keeps \
+             it out of the process list)",
+        ));
+    }
+    read_key_file(path).map(Some)
+}
+
+/// Reads a key from a file, or from stdin for `-`; surrounding whitespace (the final newline of
+/// `echo`) is dropped.
+fn read_key_file(path: &Path) -> Result<String, CliError> {
+    let (name, text) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::usage(format!("could not read the API key from stdin: {e}")))?;
+        ("stdin".to_string(), text)
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!(
+                "could not read the API key file {}: {e}",
+                path.display()
+            ))
+        })?;
+        (path.display().to_string(), text)
+    };
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(CliError::new(
+            Exit::Auth,
+            format!("the API key file {name} is empty: put the key from the HappyRobot app in it"),
+        ));
+    }
+    Ok(key.to_string())
 }
 
 /// Whether `url` points at this machine, where a mock server (and not the real API) listens.
@@ -39,7 +91,7 @@ fn missing_key() -> CliError {
     CliError::new(
         Exit::Auth,
         format!(
-            "no API key: pass --api-key KEY or set {} (the key is in the HappyRobot app), \
+            "no API key: set {} or pass --api-key-file PATH (the key is in the HappyRobot app), \
              or try the CLI against a built-in mock server: happyrobot --mock notes add {} --content hi",
             happyrobot::API_KEY_ENV,
             happyrobot_mock::FIRST_CALL_ID
@@ -52,11 +104,12 @@ pub(crate) async fn connect(
     global: &GlobalArgs,
     retry: RetryPolicy,
 ) -> Result<Connection, CliError> {
-    let key = global
-        .api_key
-        .clone()
-        .filter(|k| !k.is_empty())
-        .or_else(|| env_var(happyrobot::API_KEY_ENV));
+    let key = api_key(global)?;
+    if global.mock && given_on_command_line(global.base_url.as_deref(), happyrobot::BASE_URL_ENV) {
+        return Err(CliError::usage(
+            "--mock runs its own server: drop --base-url, or drop --mock to use that URL",
+        ));
+    }
     let (base_url, key, mock) = if global.mock {
         let key = key.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string());
         let server = MockServer::builder()
@@ -74,7 +127,7 @@ pub(crate) async fn connect(
         let base_url = global
             .base_url
             .clone()
-            .or_else(|| env_var(happyrobot::BASE_URL_ENV))
+            .filter(|url| !url.trim().is_empty())
             .unwrap_or_else(|| happyrobot::DEFAULT_BASE_URL.to_string());
         let key = match key {
             Some(key) => key,

@@ -1,7 +1,9 @@
 //! Exit codes and the one error type the commands return, so that `main` prints every failure
-//! the same way (`error: ...` on stderr) and exits with the code the documentation promises.
+//! the same way (`error: ...` on stderr, or one JSON object with `--output json`) and exits with the
+//! code the documentation promises.
 
 use std::fmt;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 /// The documented exit codes. Scripts depend on them, so they never change meaning.
@@ -40,6 +42,24 @@ impl Exit {
     pub(crate) fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit code as a word, for the `kind` of a JSON error. Stable, like the codes.
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Internal => "internal",
+            Exit::Usage => "usage",
+            Exit::Auth => "auth",
+            Exit::NotFound => "not_found",
+            Exit::Api => "api",
+            Exit::Network => "network",
+            Exit::Unknown => "unknown",
+            Exit::AppliedUnreadable => "applied_unreadable",
+            Exit::HangUp => "hang_up",
+            Exit::Interrupted => "interrupted",
+            Exit::Terminated => "terminated",
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -68,6 +88,8 @@ pub(crate) struct CliError {
     pub(crate) message: String,
     /// Extra lines shown with `-v` (causes, hints).
     pub(crate) detail: Vec<String>,
+    /// The API's request ID, when the failure came from an answer that had one.
+    pub(crate) request_id: Option<String>,
 }
 
 impl CliError {
@@ -76,6 +98,7 @@ impl CliError {
             exit,
             message: message.into(),
             detail: Vec::new(),
+            request_id: None,
         }
     }
 
@@ -95,15 +118,51 @@ impl CliError {
             detail.push(format!("caused by: {cause}"));
             source = cause.source();
         }
-        if let Some(id) = error.request_id() {
+        let request_id = error.request_id().map(str::to_string);
+        if let Some(id) = &request_id {
             detail.push(format!("request id: {id}"));
         }
         Self {
             exit: exit_for(error),
             message: error.to_string(),
             detail,
+            request_id,
         }
     }
+}
+
+/// Prints a failed command's error on stderr: `error: ...` (causes with `-v`), or with `json` one
+/// JSON object on one line, for scripts that read stderr with a JSON parser:
+///
+/// ```json
+/// {"error":{"exit_code":4,"kind":"not_found","message":"...","request_id":"req_1","detail":["..."]}}
+/// ```
+pub(crate) fn report(error: &CliError, verbose: u8, json: bool) {
+    if json {
+        crate::output::err(&to_json(error).to_string());
+        return;
+    }
+    crate::output::err(&format!("error: {}", error.message));
+    if verbose > 0 {
+        for line in &error.detail {
+            crate::output::err(&format!("  {line}"));
+        }
+    } else if !error.detail.is_empty() && std::io::stderr().is_terminal() {
+        crate::output::err("  (run with -v for details)");
+    }
+}
+
+/// The JSON form of an error; `request_id` is `null` when there is none.
+pub(crate) fn to_json(error: &CliError) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "exit_code": error.exit.code(),
+            "kind": error.exit.kind(),
+            "message": error.message,
+            "request_id": error.request_id,
+            "detail": error.detail,
+        }
+    })
 }
 
 impl fmt::Display for CliError {
@@ -160,6 +219,27 @@ mod tests {
             assert_eq!(exit.code(), code);
             assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")), "{code}");
         }
+    }
+
+    #[test]
+    fn json_errors_hold_code_kind_message_and_request_id() {
+        let mut error = CliError::new(Exit::NotFound, "no call \"x\"");
+        error.request_id = Some("req_1".into());
+        error.detail.push("request id: req_1".into());
+        let json = to_json(&error);
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {
+                "exit_code": 4, "kind": "not_found", "message": "no call \"x\"",
+                "request_id": "req_1", "detail": ["request id: req_1"],
+            }})
+        );
+        // One line, so that a script can read it as one JSON document.
+        assert!(!json.to_string().contains('\n'));
+        assert_eq!(
+            to_json(&CliError::usage("bad"))["error"]["request_id"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

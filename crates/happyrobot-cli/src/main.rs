@@ -10,12 +10,13 @@
 mod add;
 mod calls;
 mod change;
+mod completions;
 mod connect;
 mod exit;
 mod import;
 mod output;
 
-use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::add::AddArgs;
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
 use crate::import::args::{IMPORT_HELP, ImportArgs};
+use crate::output::Output;
 
 const ABOUT: &str =
     "Add, change and remove notes on HappyRobot calls: one at a time, or thousands from a file.";
@@ -47,17 +49,31 @@ struct Cli {
 /// Options every command accepts, before or after the command name.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
-    /// API key [default: $HAPPYROBOT_API_KEY]; never printed.
-    #[arg(long, value_name = "KEY", global = true)]
+    /// API key; never printed. On the command line it is visible to other users of this machine
+    /// (ps): prefer the environment variable or --api-key-file.
+    #[arg(
+        long,
+        value_name = "KEY",
+        global = true,
+        env = happyrobot::API_KEY_ENV,
+        hide_env_values = true
+    )]
     pub(crate) api_key: Option<String>,
 
+    /// Read the API key from this file (- for stdin); surrounding whitespace is ignored.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub(crate) api_key_file: Option<PathBuf>,
+
     // The help is an attribute, not a doc comment, because rustdoc would read its URL as markup.
+    // No `conflicts_with = "mock"`: clap would count the environment variable as a conflict too;
+    // `connect` refuses --base-url with --mock instead.
     #[arg(
         long,
         value_name = "URL",
         global = true,
-        conflicts_with = "mock",
-        help = "API base URL [default: $HAPPYROBOT_BASE_URL, else https://app.happyrobot.ai/api/v1]"
+        env = happyrobot::BASE_URL_ENV,
+        hide_env_values = true,
+        help = "API base URL [default: https://app.happyrobot.ai/api/v1]"
     )]
     pub(crate) base_url: Option<String>,
 
@@ -67,7 +83,7 @@ pub(crate) struct GlobalArgs {
 
     /// How many times a request is retried when it certainly was not applied (429, connection
     /// refused).
-    #[arg(long, value_name = "N", global = true, default_value_t = 3)]
+    #[arg(long, value_name = "N", global = true, default_value_t = happyrobot::RetryPolicy::default().retries())]
     pub(crate) max_retries: u32,
 
     /// Log requests to stderr (-vv for more).
@@ -89,6 +105,9 @@ enum Command {
     Calls(calls::CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
+    /// Print a shell completion script (see --help for where to put it).
+    #[command(after_help = completions::HELP)]
+    Completions(completions::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,7 +140,8 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 }
 
 fn init_tracing(verbose: u8) {
-    if verbose == 0 {
+    // RUST_LOG alone turns logging on too; -v without it picks a filter.
+    if verbose == 0 && std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
         return;
     }
     let default = if verbose == 1 {
@@ -149,12 +169,34 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Notes(NotesCommand::Update(args)) => change::update(&cli.global, args).await,
         Command::Notes(NotesCommand::Delete(args)) => change::delete(&cli.global, args).await,
         Command::Calls(command) => calls::run(&cli.global, command).await,
+        Command::Completions(args) => completions::run(&args),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.global.verbose;
+    let json_errors = matches!(
+        &cli.command,
+        Command::Notes(
+            NotesCommand::Add(AddArgs {
+                output: Output::Json,
+                ..
+            }) | NotesCommand::Import(ImportArgs {
+                output: Output::Json,
+                ..
+            }) | NotesCommand::Update(change::UpdateArgs {
+                output: Output::Json,
+                ..
+            }) | NotesCommand::Delete(change::DeleteArgs {
+                output: Output::Json,
+                ..
+            })
+        ) | Command::Calls(calls::CallsCommand::Get(calls::GetArgs {
+            output: Output::Json,
+            ..
+        }))
+    );
     init_tracing(verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,14 +211,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            output::err(&format!("error: {}", error.message));
-            if verbose > 0 {
-                for line in &error.detail {
-                    output::err(&format!("  {line}"));
-                }
-            } else if !error.detail.is_empty() && std::io::stderr().is_terminal() {
-                output::err("  (run with -v for details)");
-            }
+            exit::report(&error, verbose, json_errors);
             error.exit.into()
         }
     }

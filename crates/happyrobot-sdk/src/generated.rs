@@ -9,9 +9,8 @@ use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_pa
 #[allow(clippy::all)]
 pub mod types {
     ///`AddNoteToCallId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct AddNoteToCallId(::std::string::String);
     impl ::std::ops::Deref for AddNoteToCallId {
@@ -64,15 +63,8 @@ pub mod types {
         }
     }
     ///The agent that handled the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Agent {
         ///Agent ID.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -82,9 +74,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///A phone or chat call handled by a HappyRobot agent. The API reference documents eleven fields as required (listed in `x-documented-required`), but HappyRobot's own Python model requires far fewer and the API has dropped and renamed fields without a version change, so only `id` is required here: any other field may be absent or `null`.
-    #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Call {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub agent: ::std::option::Option<Agent>,
@@ -164,15 +155,8 @@ pub mod types {
         pub wait_until_awake: ::std::option::Option<bool>,
     }
     ///Costs of the call, per component.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CallCosts {
         ///When the costs were computed.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -197,15 +181,8 @@ pub mod types {
         pub voip: ::std::option::Option<VoipCosts>,
     }
     ///Telephony details of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CallMetadata {
         ///The telephony provider's ID of the call.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -228,15 +205,8 @@ pub mod types {
         pub to: ::std::option::Option<::std::string::String>,
     }
     ///How the AI classified the call; null until classified.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Classification {
         ///Why the AI chose the tag.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -246,15 +216,8 @@ pub mod types {
         pub tag: ::std::option::Option<::std::string::String>,
     }
     ///A tag the AI may classify a call with.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ClassificationTag {
         ///When the tag applies, as told to the AI.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -264,15 +227,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///Cost of one priced component of the call (transcription, text to speech).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ComponentCosts {
         ///ID of the price list applied.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -282,9 +238,8 @@ pub mod types {
         pub total_cost: ::std::option::Option<f64>,
     }
     ///`DeleteNoteId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct DeleteNoteId(::std::string::String);
     impl ::std::ops::Deref for DeleteNoteId {
@@ -337,9 +292,8 @@ pub mod types {
         }
     }
     ///`DeleteNoteNoteId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct DeleteNoteNoteId(::std::string::String);
     impl ::std::ops::Deref for DeleteNoteNoteId {
@@ -389,15 +343,8 @@ pub mod types {
         }
     }
     ///An error answer. Every field is optional because the API documents none of them.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ErrorBody {
         ///Short name of the error, such as `Not Found`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -413,15 +360,8 @@ pub mod types {
         pub status_code: ::std::option::Option<i64>,
     }
     ///A field the AI extracts from each conversation.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ExtractionField {
         ///What the field holds, as told to the AI.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -443,9 +383,8 @@ pub mod types {
         pub type_: ::std::option::Option<::std::string::String>,
     }
     ///`GetCallId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct GetCallId(::std::string::String);
     impl ::std::ops::Deref for GetCallId {
@@ -498,15 +437,8 @@ pub mod types {
         }
     }
     ///A webhook called when a call ends.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Hook {
         ///Headers sent with the webhook.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -516,15 +448,8 @@ pub mod types {
         pub url: ::std::option::Option<::std::string::String>,
     }
     ///One header sent with a webhook.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct HookHeader {
         ///Header name.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -534,15 +459,8 @@ pub mod types {
         pub value: ::std::option::Option<::std::string::String>,
     }
     ///Language-model costs of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct LlmCosts {
         ///Cost of the input tokens.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -561,15 +479,8 @@ pub mod types {
         pub total_cost: ::std::option::Option<f64>,
     }
     ///A note stored on a call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Note {
         ///Text of the note.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -588,9 +499,8 @@ pub mod types {
         pub user_id: ::std::option::Option<::std::string::String>,
     }
     ///A note as a client sends it to be added to a call.
-    #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct NoteInput {
         ///Text of the note; it must hold at least one character that is not whitespace.
         pub content: NoteInputContent,
@@ -608,9 +518,8 @@ pub mod types {
         pub user_id: ::std::option::Option<::std::string::String>,
     }
     ///Text of the note; it must hold at least one character that is not whitespace.
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct NoteInputContent(::std::string::String);
     impl ::std::ops::Deref for NoteInputContent {
@@ -630,9 +539,7 @@ pub mod types {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-                ::std::sync::LazyLock::new(|| ::regress::Regex::new("\\S").unwrap());
-            if PATTERN.find(value).is_none() {
+            if !crate::pattern::has_non_whitespace(value) {
                 return Err("doesn't match pattern \"\\S\"".into());
             }
             Ok(Self(value.to_string()))
@@ -665,15 +572,8 @@ pub mod types {
         }
     }
     ///The fields of a note to change. The reference documents the body only by example, with the same five fields as the add; none is documented as required, so every field is optional. Whether the server keeps or clears the fields left out is not documented.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct NoteUpdate {
         ///New text of the note; it must hold at least one character that is not whitespace.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -692,9 +592,8 @@ pub mod types {
         pub user_id: ::std::option::Option<::std::string::String>,
     }
     ///New text of the note; it must hold at least one character that is not whitespace.
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct NoteUpdateContent(::std::string::String);
     impl ::std::ops::Deref for NoteUpdateContent {
@@ -714,9 +613,7 @@ pub mod types {
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-                ::std::sync::LazyLock::new(|| ::regress::Regex::new("\\S").unwrap());
-            if PATTERN.find(value).is_none() {
+            if !crate::pattern::has_non_whitespace(value) {
                 return Err("doesn't match pattern \"\\S\"".into());
             }
             Ok(Self(value.to_string()))
@@ -749,15 +646,8 @@ pub mod types {
         }
     }
     ///A rating a user gave the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Rating {
         ///When the rating was given.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -769,15 +659,8 @@ pub mod types {
         pub emoji: ::std::option::Option<super::enums::RatingEmoji>,
     }
     ///A label for samples of a use case's calls.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct SampleLabel {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub color: ::std::option::Option<super::enums::LabelColor>,
@@ -786,9 +669,8 @@ pub mod types {
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///`UpdateNoteId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct UpdateNoteId(::std::string::String);
     impl ::std::ops::Deref for UpdateNoteId {
@@ -841,9 +723,8 @@ pub mod types {
         }
     }
     ///`UpdateNoteNoteId`
-    #[derive(
-        ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, schemars::JsonSchema,
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     #[serde(transparent)]
     pub struct UpdateNoteNoteId(::std::string::String);
     impl ::std::ops::Deref for UpdateNoteNoteId {
@@ -893,15 +774,8 @@ pub mod types {
         }
     }
     ///The use case (agent configuration) that handled the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct UseCase {
         ///Whether answering-machine detection is on.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -990,15 +864,8 @@ pub mod types {
         pub work_start: ::std::option::Option<::std::string::String>,
     }
     ///Telephony costs of the call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema,
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct VoipCosts {
         ///Cost of answering-machine detection.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1431,6 +1298,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallType {
         fn schema_name() -> ::std::string::String {
             stringify!(CallType).to_string()
@@ -1606,6 +1474,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallStatus {
         fn schema_name() -> ::std::string::String {
             stringify!(CallStatus).to_string()
@@ -1749,6 +1618,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for CallProvider {
         fn schema_name() -> ::std::string::String {
             stringify!(CallProvider).to_string()
@@ -1907,6 +1777,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for Language {
         fn schema_name() -> ::std::string::String {
             stringify!(Language).to_string()
@@ -2039,6 +1910,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for AmdBehavior {
         fn schema_name() -> ::std::string::String {
             stringify!(AmdBehavior).to_string()
@@ -2159,6 +2031,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for LabelColor {
         fn schema_name() -> ::std::string::String {
             stringify!(LabelColor).to_string()
@@ -2289,6 +2162,7 @@ pub mod enums {
             deserializer.deserialize_str(Visitor)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for RatingEmoji {
         fn schema_name() -> ::std::string::String {
             stringify!(RatingEmoji).to_string()

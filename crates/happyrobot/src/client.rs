@@ -810,7 +810,7 @@ impl ClientBuilder {
                     .connect_timeout
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
                     .min(timeout.mul_f64(0.9));
-                let mut builder = reqwest::Client::builder()
+                let mut builder = crate::tls::client_builder(&base_url)?
                     .connect_timeout(connect_timeout)
                     // A POST must never be re-sent somewhere else by the transport.
                     .redirect(reqwest::redirect::Policy::none());

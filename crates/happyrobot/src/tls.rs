@@ -1,0 +1,100 @@
+//! The TLS of the HTTP client that [`ClientBuilder::build`](crate::ClientBuilder::build) makes,
+//! chosen by the crate's features, and the check that it can reach the base URL at all.
+//!
+//! - `rustls` (the default): reqwest's rustls with aws-lc-rs.
+//! - `rustls-ring`: rustls with *ring*, handed to reqwest as a ready `ClientConfig`, so that no
+//!   process-wide crypto provider is installed behind the application's back. It wins over the
+//!   others when several are on.
+//! - `native-tls`: the platform's library.
+//! - none: only `http` on loopback works, and an `https` base URL is refused when the client is built
+//!   instead of failing on the first request.
+
+use crate::Error;
+
+/// A `reqwest::ClientBuilder` with this build's TLS, or an error if `base_url` needs TLS and the crate
+/// was compiled without any.
+pub(crate) fn client_builder(base_url: &str) -> Result<reqwest::ClientBuilder, Error> {
+    check_tls_available(base_url)?;
+    with_tls(reqwest::Client::builder())
+}
+
+#[cfg(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls"))]
+fn check_tls_available(_base_url: &str) -> Result<(), Error> {
+    Ok(())
+}
+
+#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
+fn check_tls_available(base_url: &str) -> Result<(), Error> {
+    if base_url
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
+    {
+        return Err(Error::config(format!(
+            "the base URL {base_url:?} is https, but happyrobot was compiled without TLS: turn on \
+             one of its features `rustls` (the default), `rustls-ring` or `native-tls`, or give \
+             ClientBuilder::http_client a reqwest::Client that has TLS"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "rustls-ring")]
+fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+
+    let setup = |e: rustls::Error| {
+        Error::config(format!(
+            "TLS with the ring provider could not be set up: {e}"
+        ))
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(setup)?
+        // The operating system's certificate verifier, as reqwest's own rustls setup uses.
+        .with_platform_verifier()
+        .map_err(setup)?
+        .with_no_client_auth();
+    // reqwest offers HTTP/2 and HTTP/1.1 through ALPN when it builds the config itself; a
+    // preconfigured one is used as given.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(builder.tls_backend_preconfigured(config))
+}
+
+#[cfg(not(feature = "rustls-ring"))]
+fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TLS: bool = cfg!(any(
+        feature = "rustls",
+        feature = "rustls-ring",
+        feature = "native-tls"
+    ));
+
+    #[test]
+    fn an_https_client_builds_exactly_when_there_is_tls() {
+        let built = client_builder("https://app.happyrobot.ai/api/v1").map(|b| b.build());
+        match (built, TLS) {
+            // reqwest refuses a preconfigured TLS config of a rustls version it does not use.
+            (Ok(client), true) => assert!(client.is_ok(), "reqwest refused the TLS setup"),
+            (Ok(_), false) => panic!("built an https client without TLS"),
+            (Err(e), true) => panic!("refused although TLS is compiled in: {e}"),
+            (Err(e), false) => {
+                let message = e.to_string();
+                assert!(message.contains("compiled without TLS"), "{message}");
+                assert!(message.contains("`rustls-ring`"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn loopback_http_needs_no_tls() {
+        let client = client_builder("http://127.0.0.1:8080/api/v1").map(|b| b.build());
+        assert!(matches!(client, Ok(Ok(_))));
+    }
+}
