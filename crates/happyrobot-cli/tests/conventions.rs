@@ -234,7 +234,7 @@ async fn rust_log_turns_on_logging_without_v_and_the_key_stays_out() {
     let run = common::run_command(command).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("note added"),
+        run.stderr.contains("request succeeded"),
         "no log line: {}",
         run.stderr
     );

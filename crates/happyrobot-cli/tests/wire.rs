@@ -172,7 +172,21 @@ async fn a_redirect_is_not_followed_and_does_not_invite_a_resend() {
         )
         .into_bytes();
         let (base_url, count) = raw_server(response).await;
-        let run = add_json(&base_url).await;
+        // Without reconciliation, so that the server sees the POST alone (a reconciling GET would
+        // get the same redirect, and the outcome would stay unknown: exit 7 all the same).
+        let run = run(&[
+            "--base-url",
+            &base_url,
+            "--api-key",
+            "k",
+            "notes",
+            "add",
+            CALL_ID,
+            "--content",
+            "hi",
+            "--no-reconcile",
+        ])
+        .await;
         assert_eq!(run.code, code, "{status}: {}", run.stderr);
         assert_eq!(count.load(Ordering::SeqCst), 1, "{status}");
         assert!(!run.stderr.contains("key=abc"), "{}", run.stderr);
