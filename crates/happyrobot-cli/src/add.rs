@@ -145,11 +145,6 @@ fn added_note<'a>(call: &'a Call, note_id: &str, content: &str) -> Option<&'a No
         })
 }
 
-/// A field the answer may lack, as text.
-fn shown(value: Option<&impl std::fmt::Display>) -> String {
-    value.map_or_else(|| "(unknown)".to_string(), ToString::to_string)
-}
-
 /// The text output: the note, then one line about the call.
 fn render_text(call: &Call, note_id: &str, content: &str) -> Vec<u8> {
     let mut out = String::new();
@@ -181,18 +176,8 @@ fn render_text(call: &Call, note_id: &str, content: &str) -> Vec<u8> {
             call.id
         )),
     }
-    let notes = call.notes.as_ref().map_or(0, Vec::len);
-    out.push_str(&format!(
-        "Call {}: {} {} call, {}, {}, created {}, {} note{}\n",
-        call.id,
-        shown(call.provider.as_ref()),
-        shown(call.type_.as_ref()),
-        shown(call.status.as_ref()),
-        shown(call.language.as_ref()),
-        shown(call.created.as_ref()),
-        notes,
-        if notes == 1 { "" } else { "s" }
-    ));
+    out.push_str(&crate::calls::summary(call));
+    out.push('\n');
     out.into_bytes()
 }
 

@@ -137,10 +137,7 @@ impl Client {
         let body = note.to_body()?;
         let note_id = body.id.clone();
         // The call ID was checked when it was made; the generated path type checks it again.
-        let id: happyrobot_sdk::types::AddNoteToCallId = call_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("call id", e))?;
+        let id: happyrobot_sdk::types::AddNoteToCallId = path_param(call_id.as_str(), "call id")?;
         let api = &self.shared.api;
         let (id, body) = (&id, &body);
         let span = tracing::info_span!(
@@ -165,10 +162,7 @@ impl Client {
     /// Reading changes nothing, so every failure that may pass is retried as the policy allows.
     /// (The API lists this operation but its page is not public: its path and answer are inferred.)
     pub async fn get_call(&self, call_id: &CallId) -> Result<Response<Call>, Error> {
-        let id: happyrobot_sdk::types::GetCallId = call_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("call id", e))?;
+        let id: happyrobot_sdk::types::GetCallId = path_param(call_id.as_str(), "call id")?;
         let api = &self.shared.api;
         let id = &id;
         let span = tracing::info_span!(
@@ -197,14 +191,9 @@ impl Client {
         changes: NoteChanges,
     ) -> Result<Response<Call>, Error> {
         let body = changes.to_body()?;
-        let id: happyrobot_sdk::types::UpdateNoteId = call_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("call id", e))?;
-        let note: happyrobot_sdk::types::UpdateNoteNoteId = note_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("note id", e))?;
+        let id: happyrobot_sdk::types::UpdateNoteId = path_param(call_id.as_str(), "call id")?;
+        let note: happyrobot_sdk::types::UpdateNoteNoteId =
+            path_param(note_id.as_str(), "note id")?;
         let api = &self.shared.api;
         let (id, note, body) = (&id, &note, &body);
         let span = tracing::info_span!(
@@ -233,14 +222,9 @@ impl Client {
         call_id: &CallId,
         note_id: &NoteId,
     ) -> Result<Response<Call>, Error> {
-        let id: happyrobot_sdk::types::DeleteNoteId = call_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("call id", e))?;
-        let note: happyrobot_sdk::types::DeleteNoteNoteId = note_id
-            .as_str()
-            .parse()
-            .map_err(|e| Error::invalid_input("note id", e))?;
+        let id: happyrobot_sdk::types::DeleteNoteId = path_param(call_id.as_str(), "call id")?;
+        let note: happyrobot_sdk::types::DeleteNoteNoteId =
+            path_param(note_id.as_str(), "note id")?;
         let api = &self.shared.api;
         let (id, note) = (&id, &note);
         let span = tracing::info_span!(
@@ -480,6 +464,16 @@ impl Client {
             }
         }
     }
+}
+
+/// A path parameter as the generated type, which checks it again (the caller's `CallId` or `NoteId`
+/// already did).
+fn path_param<T>(text: &str, field: &str) -> Result<T, Error>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    text.parse().map_err(|e| Error::invalid_input(field, e))
 }
 
 /// What [`Client::find_note`] found out.
@@ -819,22 +813,7 @@ impl ClientBuilder {
                     // also see the key in cleartext over http.
                     builder = builder.no_proxy();
                 }
-                for pem in &self.root_certificates {
-                    let invalid = |why: String| {
-                        Error::config(format!(
-                            "a root certificate given with add_root_certificate_pem is not valid: {why}; \
-                             give the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
-                        ))
-                    };
-                    let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                        .map_err(|e| invalid(crate::error::chain(&e)))?;
-                    if certificates.is_empty() {
-                        return Err(invalid("it holds no certificate".to_string()));
-                    }
-                    for certificate in certificates {
-                        builder = builder.add_root_certificate(certificate);
-                    }
-                }
+                builder = crate::tls::add_root_certificates(builder, &self.root_certificates)?;
                 builder.build().map_err(|e| {
                     Error::config(format!(
                         "the HTTP client could not be built: {}",

@@ -18,6 +18,48 @@ pub(crate) fn client_builder(base_url: &str) -> Result<reqwest::ClientBuilder, E
     with_tls(reqwest::Client::builder())
 }
 
+/// Trusts the root certificates (PEM) given with
+/// [`ClientBuilder::add_root_certificate_pem`](crate::ClientBuilder::add_root_certificate_pem).
+#[cfg(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls"))]
+pub(crate) fn add_root_certificates(
+    mut builder: reqwest::ClientBuilder,
+    pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    for pem in pems {
+        let invalid = |why: String| {
+            Error::config(format!(
+                "a root certificate given with add_root_certificate_pem is not valid: {why}; \
+                 give the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
+            ))
+        };
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid(crate::error::chain(&e)))?;
+        if certificates.is_empty() {
+            return Err(invalid("it holds no certificate".to_string()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Ok(builder)
+}
+
+/// Without TLS there is nothing to trust a certificate for: asking to is a configuration error.
+#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
+pub(crate) fn add_root_certificates(
+    builder: reqwest::ClientBuilder,
+    pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    if pems.is_empty() {
+        Ok(builder)
+    } else {
+        Err(Error::config(
+            "a root certificate was given, but happyrobot was compiled without TLS: turn on one of \
+             its features `rustls` (the default), `rustls-ring` or `native-tls`",
+        ))
+    }
+}
+
 #[cfg(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls"))]
 fn check_tls_available(_base_url: &str) -> Result<(), Error> {
     Ok(())
