@@ -322,10 +322,16 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
             },
             plan.done,
             plan.unknown_before,
-            if args.retry_unknown {
-                "sent again because of --retry-unknown"
-            } else {
-                "not sent; --retry-unknown would send them"
+            match (args.no_reconcile, args.retry_unknown) {
+                (true, true) => "sent again because of --retry-unknown",
+                (true, false) => "not sent; --retry-unknown would send them",
+                (false, true) => {
+                    "looked up on their calls first; the undecided ones sent again because of \
+                     --retry-unknown"
+                }
+                (false, false) => {
+                    "looked up on their calls first; --retry-unknown would send the undecided ones"
+                }
             }
         ));
         return Ok(Exit::Success);
