@@ -240,20 +240,41 @@ async fn exit_6_when_the_api_cannot_be_reached() {
     assert!(run.stderr.contains("Nothing was sent"), "{}", run.stderr);
 }
 
+/// Without reconciliation (tested in its own tests), an unknown outcome is exit 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_7_when_the_outcome_is_unknown() {
     let server = MockServer::start().await.unwrap();
     server.inject(Fault::Status(500), 1);
-    let run =
-        common::run_against(&server, &["notes", "add", FIRST_CALL_ID, "--content", "a"]).await;
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "add",
+            FIRST_CALL_ID,
+            "--content",
+            "a",
+            "--no-reconcile",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert!(run.stderr.contains("may have been added"), "{}", run.stderr);
 
     // Saved, then the connection dropped: the note exists, the CLI cannot know, and it does not
     // send it again (which would add it twice).
     server.inject(Fault::SaveThenDrop, 1);
-    let run =
-        common::run_against(&server, &["notes", "add", FIRST_CALL_ID, "--content", "b"]).await;
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "add",
+            FIRST_CALL_ID,
+            "--content",
+            "b",
+            "--no-reconcile",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert_eq!(
         common::counts_by_content(&server, FIRST_CALL_ID).get("b"),
@@ -272,6 +293,7 @@ async fn exit_7_when_the_outcome_is_unknown() {
             FIRST_CALL_ID,
             "--content",
             "c",
+            "--no-reconcile",
         ],
     )
     .await;
