@@ -659,6 +659,54 @@ mod tests {
         assert!(state.contents.contains("c0ffee"));
     }
 
+    fn with_note(event: Event, n: u64, fp: u64, note_id: Option<&str>) -> Entry {
+        Entry {
+            call_id: Some("65f1c0ffee0123456789abcd".into()),
+            note_id: note_id.map(String::from),
+            ..line(event, n, fp)
+        }
+    }
+
+    #[test]
+    fn the_note_of_a_line_in_doubt_is_kept_and_of_a_done_line_only_for_an_undo() {
+        let path = temp_path("notes.journal");
+        let (writer, _) = open(&path);
+        writer.write(&run_entry(&here())).unwrap();
+        for entry in [
+            with_note(Event::Start, 2, 1, Some("aaaaaaaaaaaaaaaaaaaaaaaa")),
+            with_note(Event::Unknown, 2, 1, Some("aaaaaaaaaaaaaaaaaaaaaaaa")),
+            with_note(Event::Start, 3, 2, Some("bbbbbbbbbbbbbbbbbbbbbbbb")),
+            // The answer showed another ID (a server that assigns its own): that one counts.
+            with_note(Event::Done, 3, 2, Some("cccccccccccccccccccccccc")),
+            with_note(Event::Start, 4, 3, Some("dddddddddddddddddddddddd")),
+            with_note(Event::Done, 4, 3, None),
+            with_note(Event::Undone, 4, 3, Some("dddddddddddddddddddddddd")),
+            with_note(Event::Start, 5, 4, Some("eeeeeeeeeeeeeeeeeeeeeeee")),
+            with_note(Event::Failed, 5, 4, None),
+        ] {
+            writer.write(&entry).unwrap();
+        }
+        drop(writer);
+        let import = JournalState::load(&path, &here()).unwrap();
+        assert_eq!(
+            import.note((1, 0)).unwrap().note_id.as_deref(),
+            Some("aaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(import.note((2, 0)), None, "done: not kept for an import");
+        let undo = JournalState::load_keeping(&path, &here(), true).unwrap();
+        let done = undo.note((2, 0)).unwrap();
+        assert_eq!(done.note_id.as_deref(), Some("cccccccccccccccccccccccc"));
+        assert_eq!(done.call_id, "65f1c0ffee0123456789abcd");
+        assert_eq!(done.line, 3);
+        assert_eq!(undo.get((3, 0)), Some(LineState::Undone));
+        assert_eq!(undo.note((3, 0)), None);
+        assert_eq!(
+            undo.note((4, 0)),
+            None,
+            "failed: nothing to look up or delete"
+        );
+    }
+
     #[test]
     fn entries_for_another_destination_do_not_count() {
         let path = temp_path("dest.journal");

@@ -409,8 +409,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         lines: plan.lines,
         ..Summary::default()
     };
+    // Lines in doubt are looked up (and counted as processed) unless --no-reconcile.
+    let progress_total = if args.no_reconcile || args.retry_unknown {
+        to_send
+    } else {
+        to_send + plan.unknown_before
+    };
     let progress = progress::Progress::start(
-        to_send,
+        progress_total,
         Arc::clone(&stats),
         Arc::clone(&context.gate),
         global.verbose > 0,

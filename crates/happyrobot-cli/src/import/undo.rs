@@ -652,3 +652,82 @@ async fn delete(context: &Context, key: LineKey, note: &NoteRef) -> Outcome {
         return failed(format!("deleting note {note_id}: {error}"), status, code);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::journal::{JournalWriter, key_hash};
+
+    fn destination(url: &str) -> Destination {
+        Destination {
+            base_url: url.into(),
+            key_hash: key_hash("k"),
+        }
+    }
+
+    #[test]
+    fn an_undo_is_refused_unless_the_journal_imported_this_content_here() {
+        let dir = crate::import::test_dir("undo-check");
+        let journal = dir.join("notes.csv.journal");
+        let file = dir.join("notes.csv");
+        let here = destination("http://127.0.0.1:1/api/v1");
+        let there = destination("http://127.0.0.1:2/api/v1");
+        let refused = |state: &JournalState, content: &str| {
+            check_journal(state, content, &here, &file, &journal)
+                .unwrap_err()
+                .message
+        };
+        let none = refused(&JournalState::default(), "c1");
+        assert!(none.contains("nothing to undo"), "{none}");
+
+        let (writer, _) = JournalWriter::open(&journal, &there, false).unwrap();
+        writer
+            .write(&Entry::run("notes.csv", "csv", "c1", &there))
+            .unwrap();
+        drop(writer);
+        let state = JournalState::load(&journal, &here).unwrap();
+        let elsewhere = refused(&state, "c1");
+        assert!(
+            elsewhere.contains("http://127.0.0.1:2/api/v1"),
+            "{elsewhere}"
+        );
+        assert!(elsewhere.contains("nothing was sent"), "{elsewhere}");
+
+        let (writer, _) = JournalWriter::open(&journal, &here, false).unwrap();
+        writer
+            .write(&Entry::run("notes.csv", "csv", "c1", &here))
+            .unwrap();
+        drop(writer);
+        let state = JournalState::load(&journal, &here).unwrap();
+        assert!(check_journal(&state, "c1", &here, &file, &journal).is_ok());
+        let other_file = refused(&state, "c2");
+        assert!(other_file.contains("another file"), "{other_file}");
+    }
+
+    #[test]
+    fn unknown_beats_everything_and_a_clean_undo_exits_0() {
+        let mut summary = UndoSummary::new("f".into(), "j".into());
+        assert_eq!(summary.exit(), Exit::Success);
+        summary.fail(
+            FailedLine {
+                line: 2,
+                call_id: "c".into(),
+                status: Some(404),
+                exit_code: 4,
+                reason: "no such call".into(),
+            },
+            Exit::NotFound,
+        );
+        assert_eq!(summary.exit(), Exit::NotFound);
+        summary.unknown(UnknownLine {
+            line: 3,
+            call_id: "c".into(),
+            reason: "r".into(),
+            earlier_run: true,
+        });
+        assert_eq!(summary.exit(), Exit::Unknown);
+        let text = summary.render_text();
+        assert!(text.contains("line 3 (call c): r"), "{text}");
+        assert!(text.contains("happyrobot calls get"), "{text}");
+    }
+}
