@@ -525,3 +525,46 @@ async fn chaos_imports_end_with_every_note_exactly_once() {
     assert_eq!(runs.len(), 20);
     assert!(kills >= 20, "the kills hit imports in the middle: {kills}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_undo_at_a_time_and_its_summary() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("undo-lock");
+    let file = write_csv(&dir, "notes.csv", "note", 10);
+    let run = import(&server, &file, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    server.inject_rate(Fault::Delay(Duration::from_millis(200)), 1.0, 1);
+    let mut args = common::mock_args(&server);
+    args.extend(
+        [
+            "notes",
+            "import",
+            file.to_str().unwrap(),
+            "--undo",
+            "--concurrency",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = common::command(&args).spawn().unwrap();
+    let requests = server.requests().len();
+    wait_until(|| server.requests().len() > requests, &mut child).await;
+    // A second undo, or an import, of the same file while it runs: refused, nothing sent.
+    for extra in [&["--undo"][..], &[][..]] {
+        let before = server.requests().len();
+        let run = import(&server, &file, extra).await;
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+        assert_eq!(server.requests().len(), before);
+    }
+    let first = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(server.operation_counts().delete_note, 10);
+    let text = common::redact_dir(&String::from_utf8_lossy(&first.stderr), &dir);
+    insta::assert_snapshot!("undo_summary", text);
+}
