@@ -287,6 +287,15 @@ async fn undo_is_refused_for_another_destination_or_file() {
     let file = write_csv(&dir, "notes.csv", "note", 10);
     let run = import(&server, &file, &[]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = server.requests().len();
+    let run = import(&server, &file, &["--undo", "--dry-run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("would be deleted: 10"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.requests().len(), requests, "a dry run sends nothing");
 
     // Another API: its journal entries are not for it.
     let run = import(&other, &file, &["--undo"]).await;
