@@ -230,7 +230,10 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     let started = Instant::now();
     let run = import(&server, &file, &["--concurrency", "8"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    eprintln!("import of 1,000 lines: {:.2} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "import of 1,000 lines: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     // The same text as an imported line, added by hand: not the file's note, so it stays.
     let call_after = client
         .add_note(&call, happyrobot::NewNote::new("note 5"))
@@ -244,7 +247,10 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     let started = Instant::now();
     let run = import(&server, &file, &["--undo", "--concurrency", "8"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    eprintln!("undo of 1,000 notes: {:.2} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "undo of 1,000 notes: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let summary = summary(&run);
     assert_eq!(summary["deleted"], 1000, "{summary}");
     assert_eq!(summary["to_delete"], 1000, "{summary}");
