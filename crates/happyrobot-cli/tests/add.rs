@@ -240,6 +240,7 @@ async fn exit_6_when_the_api_cannot_be_reached() {
     assert!(run.stderr.contains("Nothing was sent"), "{}", run.stderr);
 }
 
+/// Without reconciliation (tested in its own tests), an unknown outcome is exit 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_7_when_the_outcome_is_unknown() {
     let server = MockServer::start().await.unwrap();

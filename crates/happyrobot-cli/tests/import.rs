@@ -184,8 +184,13 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.clear_faults();
 
-    // Re-run: the lines in flight are reported unknown and not sent; everything else is added.
-    let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
+    // Re-run without reconciliation: the lines in flight are reported unknown and not sent;
+    // everything else is added. (With it, they are looked up: see the reconciliation tests.)
+    let run = common::run_against(
+        &server,
+        &["notes", "import", &file_arg, "--no-reconcile", "-o", "json"],
+    )
+    .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     let summary = summary(&run);
     let unknown = lines_of(&summary["unknown_lines"]);
@@ -216,7 +221,11 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
 
     // Re-running again changes nothing and still reports them.
     let before = server.created_note_count();
-    let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
+    let run = common::run_against(
+        &server,
+        &["notes", "import", &file_arg, "--no-reconcile", "-o", "json"],
+    )
+    .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert_eq!(server.created_note_count(), before);
 
@@ -228,6 +237,7 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
             "import",
             &file_arg,
             "--retry-unknown",
+            "--no-reconcile",
             "-o",
             "json",
         ],
@@ -264,6 +274,7 @@ async fn saved_then_dropped_is_unknown_and_not_duplicated() {
             file_arg,
             "--concurrency",
             "1",
+            "--no-reconcile",
             "-o",
             "json",
         ],
@@ -280,8 +291,12 @@ async fn saved_then_dropped_is_unknown_and_not_duplicated() {
         "{journal}"
     );
 
-    // A plain re-run does not send it again.
-    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    // A plain re-run without reconciliation does not send it again.
+    let run = common::run_against(
+        &server,
+        &["notes", "import", file_arg, "--no-reconcile", "-o", "json"],
+    )
+    .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert_eq!(summary_of(&run)["skipped"], 4);
     assert_eq!(server.created_note_count(), 5);
@@ -348,6 +363,7 @@ async fn server_errors_make_lines_unknown_and_exit_7() {
             file.to_str().unwrap(),
             "--concurrency",
             "1",
+            "--no-reconcile",
             "-o",
             "json",
         ],
@@ -1088,7 +1104,8 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     );
     assert_eq!(first["not_sent"], 1, "{first}");
     assert_eq!(server.created_note_count(), 3 + 2);
-    // The next run: line 3 is unknown (exit 7 shows it), line 4 is sent.
+    // The next run: line 3 is unknown in the journal, so it is looked up on the call (it was
+    // added: skipped, never sent again), and line 4 is sent.
     let run = common::run_against(
         &server,
         &[
@@ -1102,9 +1119,11 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
         ],
     )
     .await;
-    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let second = summary(&run);
-    assert_eq!(lines_of(&second["unknown_lines"]), BTreeSet::from([3]));
+    assert_eq!(second["unknown"], 0, "{second}");
+    assert_eq!(second["skipped"], 2, "{second}");
+    assert_eq!(second["reconciled"]["found"], 1, "{second}");
     assert_eq!(second["added"], 1);
     assert_eq!(server.created_note_count(), 3 + 3);
 }

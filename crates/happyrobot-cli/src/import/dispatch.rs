@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::args::{Format, ImportArgs};
 use super::input::{Item, Records};
 use super::journal::{JournalState, LineState};
-use super::send::{Context, send_line};
+use super::send::{Context, reconcile_line, send_line};
 use super::summary::{LineResult, Summary, UnknownLine};
 use crate::exit::{CliError, Exit};
 
@@ -127,6 +127,9 @@ pub(crate) async fn dispatch(
         })
     };
     let semaphore = Arc::new(Semaphore::new(usize::from(args.concurrency)));
+    // Lookups of unknown outcomes: mostly waiting (the settle delay between two looks), so more
+    // of them run at once than sends.
+    let lookups = Arc::new(Semaphore::new(usize::from(args.concurrency).max(16)));
     let mut tasks: JoinSet<LineResult> = JoinSet::new();
     let mut fatal: Option<CliError> = None;
     // How many times each repeated fingerprint was seen so far (only with --allow-duplicates).
@@ -147,7 +150,7 @@ pub(crate) async fn dispatch(
         }
         let item = tokio::select! {
             exit = signals.next() => {
-                interrupted(summary, context, exit);
+                interrupted_by(summary, context, exit);
                 break;
             }
             item = receiver.recv() => item,
@@ -173,33 +176,72 @@ pub(crate) async fn dispatch(
             record.occurrence = *seen;
             *seen += 1;
         }
-        match state.get((record.fingerprint, record.occurrence)) {
+        let key = (record.fingerprint, record.occurrence);
+        match state.get(key) {
             Some(LineState::Done) => {
                 summary.skipped += 1;
                 continue;
             }
-            Some(LineState::Unknown { interrupted }) if !args.retry_unknown => {
+            Some(LineState::Unknown { interrupted }) => {
                 let reason = if interrupted {
                     "an earlier run stopped while it was being sent"
                 } else {
                     "an earlier run could not tell whether it was added"
                 };
-                summary.unknown(
-                    UnknownLine {
-                        line: record.line,
-                        call_id: record.call_id.to_string(),
-                        reason: reason.to_string(),
-                        earlier_run: true,
-                    },
-                    &context.stats,
-                );
-                continue;
+                // The note ID it was sent with, to look it up on the call.
+                let note_id = state
+                    .note(key)
+                    .and_then(|n| n.note_id.clone())
+                    .filter(|_| !args.no_reconcile);
+                if let Some(note_id) = note_id {
+                    let permit = tokio::select! {
+                        exit = signals.next() => {
+                            interrupted_by(summary, context, exit);
+                            break;
+                        }
+                        permit = Arc::clone(&lookups).acquire_owned() => permit,
+                    };
+                    let Ok(permit) = permit else {
+                        break;
+                    };
+                    let context = Arc::clone(context);
+                    let semaphore = Arc::clone(&semaphore);
+                    let retry_unknown = args.retry_unknown;
+                    tasks.spawn(async move {
+                        let result =
+                            reconcile_line(&context, &record, &note_id, true, reason).await;
+                        drop(permit);
+                        match result {
+                            // Undecided: sent again only when asked, as without reconciliation.
+                            LineResult::Unknown(_) if retry_unknown && !context.is_stopped() => {
+                                let Ok(_permit) = semaphore.acquire_owned().await else {
+                                    return LineResult::NotSent;
+                                };
+                                send_line(&context, &record).await.0
+                            }
+                            other => other,
+                        }
+                    });
+                    continue;
+                }
+                if !args.retry_unknown {
+                    summary.unknown(
+                        UnknownLine {
+                            line: record.line,
+                            call_id: record.call_id.to_string(),
+                            reason: reason.to_string(),
+                            earlier_run: true,
+                        },
+                        &context.stats,
+                    );
+                    continue;
+                }
             }
             _ => {}
         }
         let permit = tokio::select! {
             exit = signals.next() => {
-                interrupted(summary, context, exit);
+                interrupted_by(summary, context, exit);
                 break;
             }
             permit = Arc::clone(&semaphore).acquire_owned() => permit,
@@ -208,10 +250,21 @@ pub(crate) async fn dispatch(
             break;
         };
         let context = Arc::clone(context);
+        let lookups = Arc::clone(&lookups);
+        let reconcile = !args.no_reconcile;
         tasks.spawn(async move {
-            let result = send_line(context, record).await;
+            let (result, note_id) = send_line(&context, &record).await;
+            // The send's slot is freed before looking up: a lookup waits a few seconds.
             drop(permit);
-            result
+            match result {
+                LineResult::Unknown(line) if reconcile => {
+                    let Ok(_permit) = lookups.acquire_owned().await else {
+                        return LineResult::Unknown(line);
+                    };
+                    reconcile_line(&context, &record, &note_id, false, &line.reason).await
+                }
+                other => other,
+            }
         });
     }
     // Stop reading; let the lines in flight finish, so that their outcomes are journaled. A
@@ -236,7 +289,7 @@ pub(crate) async fn dispatch(
                     crate::output::err("Interrupted again: quitting now");
                     std::process::exit(i32::from(exit.code()));
                 }
-                interrupted(summary, context, exit);
+                interrupted_by(summary, context, exit);
             }
         }
     }
@@ -256,7 +309,7 @@ pub(crate) async fn dispatch(
 }
 
 /// The first signal: no new line is sent, and lines waiting out a pause give up.
-fn interrupted(summary: &mut Summary, context: &Context, exit: Exit) {
+fn interrupted_by(summary: &mut Summary, context: &Context, exit: Exit) {
     summary.interrupted = true;
     summary.signal.get_or_insert(exit);
     context.stop();
@@ -305,6 +358,8 @@ mod tests {
             journal: None,
             dry_run: false,
             retry_unknown: false,
+            no_reconcile: false,
+            undo: false,
             allow_duplicates: false,
             fsync: false,
             output: Output::Text,

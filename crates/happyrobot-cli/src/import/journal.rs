@@ -5,7 +5,9 @@
 //! base URL and a keyed hash of the API key, never the key) and a hash of the file's content.
 //! Then, per line of the input file, `start` is written (and flushed to the OS) right before its
 //! request is sent, with the note ID the client chose for it, and one of `done`, `failed` or
-//! `unknown` after its outcome is known. Entries carry the input line number and a fingerprint of
+//! `unknown` after its outcome is known. Reconciliation (looking a note up on its call) writes
+//! `done`, a new `start` (the line sent again, with the same note ID) or `unknown`; `--undo`
+//! writes `undone` for each note it deleted or found gone. Entries carry the input line number and a fingerprint of
 //! the line (call ID, text, flag), never the note's text.
 //!
 //! A line is known by its fingerprint (and, for identical lines sent on purpose, by which
@@ -44,6 +46,8 @@ pub(crate) enum Event {
     Failed,
     /// The note may or may not have been added.
     Unknown,
+    /// `--undo` deleted the note (or found it already gone): the line counts as not added.
+    Undone,
 }
 
 /// Where the notes of a run went: the API's base URL and a keyed hash of the API key.
@@ -196,9 +200,22 @@ pub(crate) enum LineState {
     Done,
     /// Certainly not added: sent again on a re-run.
     Failed,
-    /// Maybe added: sent again only with `--retry-unknown`. `interrupted` when the run stopped
-    /// while the request was in flight (a `start` with no outcome).
+    /// Maybe added: looked up on its call (reconciled), or sent again only with
+    /// `--retry-unknown`. `interrupted` when the run stopped while the request was in flight (a
+    /// `start` with no outcome).
     Unknown { interrupted: bool },
+    /// Added, then deleted by `--undo`: not on the API any more, so an import sends it again.
+    Undone,
+}
+
+/// Which note a line was sent as: what reconciliation looks up and `--undo` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NoteRef {
+    /// The input line of the last entry that named it.
+    pub(crate) line: u64,
+    pub(crate) call_id: String,
+    /// The ID the client gave the note (on `start`), or the one the answer showed (on `done`).
+    pub(crate) note_id: Option<String>,
 }
 
 /// Why a journal cannot be used.
@@ -247,6 +264,11 @@ impl std::fmt::Display for JournalError {
 #[derive(Debug, Default)]
 pub(crate) struct JournalState {
     lines: HashMap<LineKey, LineState>,
+    /// The note of every line whose state is unknown, and with `keep_done_notes` of every line
+    /// that is done: kept only for those, so that memory follows the lines in doubt (an import)
+    /// or the lines added (an undo), not the whole journal.
+    notes: HashMap<LineKey, NoteRef>,
+    keep_done_notes: bool,
     /// The content hashes of the files imported into this destination.
     pub(crate) contents: BTreeSet<String>,
     /// The other base URLs the journal records, whose entries are ignored.
@@ -271,6 +293,16 @@ fn salvage_hex(text: &str, name: &str) -> Option<u64> {
 impl JournalState {
     /// Reads a journal for `destination`; an absent file is an empty journal.
     pub(crate) fn load(path: &Path, destination: &Destination) -> Result<Self, JournalError> {
+        Self::load_keeping(path, destination, false)
+    }
+
+    /// [`JournalState::load`], keeping the notes of done lines too when `keep_done_notes` (for
+    /// `--undo`).
+    pub(crate) fn load_keeping(
+        path: &Path,
+        destination: &Destination,
+        keep_done_notes: bool,
+    ) -> Result<Self, JournalError> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -279,15 +311,19 @@ impl JournalState {
         if !is_regular(&file) {
             return Ok(Self::default());
         }
-        Self::read(BufReader::new(file), path, destination)
+        Self::read(BufReader::new(file), path, destination, keep_done_notes)
     }
 
     fn read(
         mut reader: impl BufRead,
         path: &Path,
         destination: &Destination,
+        keep_done_notes: bool,
     ) -> Result<Self, JournalError> {
-        let mut state = Self::default();
+        let mut state = Self {
+            keep_done_notes,
+            ..Self::default()
+        };
         let mut buffer = Vec::new();
         let mut offset = 0u64;
         let mut number = 0u64;
@@ -354,6 +390,8 @@ impl JournalState {
                             state
                                 .lines
                                 .insert(key, LineState::Unknown { interrupted: true });
+                            // Which note it was is not known for sure any more: never looked up.
+                            state.notes.remove(&key);
                         }
                     }
                 }
@@ -369,6 +407,7 @@ impl JournalState {
             Event::Done => LineState::Done,
             Event::Failed => LineState::Failed,
             Event::Unknown => LineState::Unknown { interrupted: false },
+            Event::Undone => LineState::Undone,
         };
         let Some(fp) = entry
             .fp
@@ -377,7 +416,56 @@ impl JournalState {
         else {
             return;
         };
-        self.lines.insert((fp, entry.n), new_state);
+        let key = (fp, entry.n);
+        self.lines.insert(key, new_state);
+        let keep = match new_state {
+            LineState::Unknown { .. } => true,
+            LineState::Done => self.keep_done_notes,
+            LineState::Failed | LineState::Undone => false,
+        };
+        if !keep {
+            self.notes.remove(&key);
+            return;
+        }
+        let line = entry.line.unwrap_or_default();
+        match self.notes.get_mut(&key) {
+            // A later entry names the note more precisely (the ID in the answer); a `start`
+            // always begins a new attempt, with the ID it is sent with.
+            Some(note) if entry.event != Event::Start => {
+                note.line = line;
+                if let Some(id) = &entry.note_id {
+                    note.note_id = Some(id.clone());
+                }
+                if let Some(call) = &entry.call_id {
+                    note.call_id.clone_from(call);
+                }
+            }
+            _ => {
+                if let Some(call_id) = entry.call_id.clone() {
+                    self.notes.insert(
+                        key,
+                        NoteRef {
+                            line,
+                            call_id,
+                            note_id: entry.note_id.clone(),
+                        },
+                    );
+                } else {
+                    self.notes.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The note a line was sent as, for a line whose outcome is unknown (and, loaded for an
+    /// undo, for a line that is done).
+    pub(crate) fn note(&self, key: LineKey) -> Option<&NoteRef> {
+        self.notes.get(&key)
+    }
+
+    /// Every line the journal mentions for this destination, with its state, in no order.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (LineKey, LineState)> + '_ {
+        self.lines.iter().map(|(key, state)| (*key, *state))
     }
 
     /// The state of a line, if the journal mentions it for this destination.
@@ -408,6 +496,17 @@ impl JournalWriter {
         destination: &Destination,
         fsync: bool,
     ) -> Result<(Self, JournalState), JournalError> {
+        Self::open_keeping(path, destination, fsync, false)
+    }
+
+    /// [`JournalWriter::open`], keeping the notes of done lines too when `keep_done_notes` (for
+    /// `--undo`).
+    pub(crate) fn open_keeping(
+        path: &Path,
+        destination: &Destination,
+        fsync: bool,
+        keep_done_notes: bool,
+    ) -> Result<(Self, JournalState), JournalError> {
         let io_error = |e| JournalError::Io(path.to_path_buf(), e);
         let existed = path.exists();
         let mut options = OpenOptions::new();
@@ -429,7 +528,7 @@ impl JournalWriter {
         // A device (such as /dev/full in a test of a full disk) has nothing to read back.
         let state = if is_regular(&file) {
             file.rewind().map_err(io_error)?;
-            JournalState::read(BufReader::new(&file), path, destination)?
+            JournalState::read(BufReader::new(&file), path, destination, keep_done_notes)?
         } else {
             JournalState::default()
         };
@@ -558,6 +657,54 @@ mod tests {
         assert_eq!(state.get((700, 0)), None);
         assert_eq!(state.get((200, 1)), None, "another occurrence");
         assert!(state.contents.contains("c0ffee"));
+    }
+
+    fn with_note(event: Event, n: u64, fp: u64, note_id: Option<&str>) -> Entry {
+        Entry {
+            call_id: Some("65f1c0ffee0123456789abcd".into()),
+            note_id: note_id.map(String::from),
+            ..line(event, n, fp)
+        }
+    }
+
+    #[test]
+    fn the_note_of_a_line_in_doubt_is_kept_and_of_a_done_line_only_for_an_undo() {
+        let path = temp_path("notes.journal");
+        let (writer, _) = open(&path);
+        writer.write(&run_entry(&here())).unwrap();
+        for entry in [
+            with_note(Event::Start, 2, 1, Some("aaaaaaaaaaaaaaaaaaaaaaaa")),
+            with_note(Event::Unknown, 2, 1, Some("aaaaaaaaaaaaaaaaaaaaaaaa")),
+            with_note(Event::Start, 3, 2, Some("bbbbbbbbbbbbbbbbbbbbbbbb")),
+            // The answer showed another ID (a server that assigns its own): that one counts.
+            with_note(Event::Done, 3, 2, Some("cccccccccccccccccccccccc")),
+            with_note(Event::Start, 4, 3, Some("dddddddddddddddddddddddd")),
+            with_note(Event::Done, 4, 3, None),
+            with_note(Event::Undone, 4, 3, Some("dddddddddddddddddddddddd")),
+            with_note(Event::Start, 5, 4, Some("eeeeeeeeeeeeeeeeeeeeeeee")),
+            with_note(Event::Failed, 5, 4, None),
+        ] {
+            writer.write(&entry).unwrap();
+        }
+        drop(writer);
+        let import = JournalState::load(&path, &here()).unwrap();
+        assert_eq!(
+            import.note((1, 0)).unwrap().note_id.as_deref(),
+            Some("aaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(import.note((2, 0)), None, "done: not kept for an import");
+        let undo = JournalState::load_keeping(&path, &here(), true).unwrap();
+        let done = undo.note((2, 0)).unwrap();
+        assert_eq!(done.note_id.as_deref(), Some("cccccccccccccccccccccccc"));
+        assert_eq!(done.call_id, "65f1c0ffee0123456789abcd");
+        assert_eq!(done.line, 3);
+        assert_eq!(undo.get((3, 0)), Some(LineState::Undone));
+        assert_eq!(undo.note((3, 0)), None);
+        assert_eq!(
+            undo.note((4, 0)),
+            None,
+            "failed: nothing to look up or delete"
+        );
     }
 
     #[test]

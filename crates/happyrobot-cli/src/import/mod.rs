@@ -15,6 +15,7 @@ mod plan;
 mod progress;
 mod send;
 mod summary;
+mod undo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,11 @@ pub(crate) struct Stats {
     pub(crate) failed: AtomicU64,
     pub(crate) unknown: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    /// Unknown outcomes looked up on their calls: found added, found absent (sent again once),
+    /// still undecided.
+    pub(crate) reconciled_found: AtomicU64,
+    pub(crate) reconciled_absent: AtomicU64,
+    pub(crate) reconciled_undecided: AtomicU64,
 }
 
 /// The API key the client will use, resolved as `connect` resolves it, only to hash it.
@@ -233,6 +239,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         None => plan::find_journal(&args.file, &content, &destination),
     };
     let state = JournalState::load(&journal_path, &destination).map_err(journal_error)?;
+    if args.undo {
+        undo::check_journal(&state, &content, &destination, &args.file, &journal_path)?;
+    }
 
     let plan = {
         let (path, state) = (input.path.clone(), state);
@@ -242,7 +251,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     };
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
     let mut invalid = plan.invalid;
-    if !args.allow_duplicates && plan.duplicate_count > 0 {
+    // An undo reads a file that was imported: identical lines in it were allowed then.
+    if !args.allow_duplicates && !args.undo && plan.duplicate_count > 0 {
         invalid += plan.duplicate_count;
         errors.extend(plan.duplicates.iter().map(|(line, first)| {
             format!(
@@ -271,6 +281,22 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
             if invalid == 1 { "it" } else { "them" }
         )));
     }
+    if args.undo {
+        return run_undo(
+            global,
+            &args,
+            Undo {
+                connection,
+                destination,
+                journal_path,
+                content,
+                format,
+                input: &input,
+                repeated: &plan.repeated,
+            },
+        )
+        .await;
+    }
     let to_send = plan.lines
         - plan.done
         - if args.retry_unknown {
@@ -296,10 +322,16 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
             },
             plan.done,
             plan.unknown_before,
-            if args.retry_unknown {
-                "sent again because of --retry-unknown"
-            } else {
-                "not sent; --retry-unknown would send them"
+            match (args.no_reconcile, args.retry_unknown) {
+                (true, true) => "sent again because of --retry-unknown",
+                (true, false) => "not sent; --retry-unknown would send them",
+                (false, true) => {
+                    "looked up on their calls first; the undecided ones sent again because of \
+                     --retry-unknown"
+                }
+                (false, false) => {
+                    "looked up on their calls first; --retry-unknown would send the undecided ones"
+                }
             }
         ));
         return Ok(Exit::Success);
@@ -377,8 +409,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         lines: plan.lines,
         ..Summary::default()
     };
+    // Lines in doubt are looked up (and counted as processed) unless --no-reconcile.
+    let progress_total = if args.no_reconcile || args.retry_unknown {
+        to_send
+    } else {
+        to_send + plan.unknown_before
+    };
     let progress = progress::Progress::start(
-        to_send,
+        progress_total,
         Arc::clone(&stats),
         Arc::clone(&context.gate),
         global.verbose > 0,
@@ -406,6 +444,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         )));
     }
     summary.rate_limited = stats.rate_limited.load(Ordering::Relaxed);
+    summary.reconciled = summary::Reconciled::from_stats(&stats);
     let exit = final_exit(&summary, fatal.as_mut());
     summary.exit_code = exit.code();
     summary.print_text();
@@ -416,6 +455,131 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     }
     match fatal {
         Some(error) => Err(error),
+        None => Ok(exit),
+    }
+}
+
+/// What `--undo` needs from the checks `run` made.
+struct Undo<'a> {
+    connection: Option<crate::connect::Connection>,
+    destination: Destination,
+    journal_path: PathBuf,
+    content: String,
+    format: Format,
+    input: &'a Input,
+    repeated: &'a std::collections::HashSet<u64>,
+}
+
+/// `--undo`, once the journal is known to record an import of this content to this API.
+async fn run_undo(
+    global: &GlobalArgs,
+    args: &ImportArgs,
+    undo: Undo<'_>,
+) -> Result<Exit, CliError> {
+    let Undo {
+        connection,
+        destination,
+        journal_path,
+        content,
+        format,
+        input,
+        repeated,
+    } = undo;
+    if args.dry_run {
+        let state =
+            JournalState::load_keeping(&journal_path, &destination, true).map_err(journal_error)?;
+        let (mut done, mut unknown, mut undone) = (0u64, 0u64, 0u64);
+        for (_, line_state) in state.lines() {
+            match line_state {
+                journal::LineState::Done => done += 1,
+                journal::LineState::Unknown { .. } => unknown += 1,
+                journal::LineState::Undone => undone += 1,
+                journal::LineState::Failed => {}
+            }
+        }
+        output::err(&format!(
+            "Dry run of the undo of {}: nothing was sent.\n  \
+             would be deleted: {done}\n  \
+             already deleted:  {undone}\n  \
+             unknown outcome:  {unknown} (looked up on their calls first{})",
+            args.file.display(),
+            if args.no_reconcile {
+                "; not with --no-reconcile"
+            } else {
+                ""
+            }
+        ));
+        return Ok(Exit::Success);
+    }
+    let Some(connection) = connection else {
+        return Err(CliError::internal("no connection"));
+    };
+    let _content_lock = lock_content(&content, &destination)?;
+    let (journal, state) =
+        JournalWriter::open_keeping(&journal_path, &destination, args.fsync, true)
+            .map_err(journal_error)?;
+    let display_name = if input.temporary {
+        args.file.display().to_string()
+    } else {
+        std::path::absolute(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string()
+    };
+    let mut run_entry = Entry::run(&display_name, format_name(format), &content, &destination);
+    run_entry.reason = Some("undo".to_string());
+    journal.write(&run_entry).map_err(|e| {
+        CliError::internal(format!(
+            "cannot write the journal {}: {e}; nothing was sent",
+            journal_path.display()
+        ))
+    })?;
+    let mut signals = dispatch::Signals::listen()?;
+    let stats = Arc::new(Stats::default());
+    let context = Arc::new(Context::new(
+        connection.client.clone(),
+        journal,
+        RetryPolicy::default().max_retries(global.max_retries),
+        args.fsync,
+        Arc::clone(&stats),
+    ));
+    let mut summary = undo::UndoSummary::new(
+        args.file.display().to_string(),
+        journal_path.display().to_string(),
+    );
+    undo::undo(
+        undo::UndoPass {
+            input: &input.path,
+            format,
+            repeated,
+            state: &state,
+            reconcile: !args.no_reconcile,
+            concurrency: args.concurrency,
+        },
+        &context,
+        &mut summary,
+        &mut signals,
+    )
+    .await;
+    if let Err(e) = context.journal.sync() {
+        summary.fatal_journal(CliError::internal(format!(
+            "cannot write the journal {}: {e}",
+            journal_path.display()
+        )));
+    }
+    let exit = summary.exit();
+    summary.exit_code = exit.code();
+    output::err(&summary.render_text());
+    if args.output == Output::Json {
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| CliError::internal(format!("could not encode the summary: {e}")))?;
+        output::out(&json);
+    }
+    match summary.take_fatal() {
+        Some(mut error) => {
+            error.exit = exit;
+            Err(error)
+        }
         None => Ok(exit),
     }
 }

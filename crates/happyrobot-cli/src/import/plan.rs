@@ -176,6 +176,8 @@ pub(crate) fn validate(
             LineState::Done => plan.done += 1,
             LineState::Failed => plan.failed_before += 1,
             LineState::Unknown { .. } => plan.unknown_before += 1,
+            // Deleted by an undo: sent again like a new line.
+            LineState::Undone => {}
         }
     }
     drop(fingerprints);

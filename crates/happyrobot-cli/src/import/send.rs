@@ -67,7 +67,7 @@ impl Context {
     }
 
     /// Waits until the pause, if any, is over; `false` if the import stopped meanwhile.
-    async fn wait_turn(&self) -> bool {
+    pub(crate) async fn wait_turn(&self) -> bool {
         let mut stopped = self.stopped.subscribe();
         tokio::select! {
             () = self.gate.wait() => !self.is_stopped(),
@@ -76,7 +76,7 @@ impl Context {
     }
 
     /// Waits `wait`; `false` if the import stopped meanwhile.
-    async fn sleep(&self, wait: Duration) -> bool {
+    pub(crate) async fn sleep(&self, wait: Duration) -> bool {
         let mut stopped = self.stopped.subscribe();
         tokio::select! {
             () = tokio::time::sleep(wait) => !self.is_stopped(),
@@ -86,7 +86,7 @@ impl Context {
 
     /// Writes a journal entry. With fsync each write waits for the disk, so it is moved off the
     /// async worker threads' hot path; without, it is a plain write to the OS, in microseconds.
-    fn write(&self, entry: &Entry) -> std::io::Result<()> {
+    pub(crate) fn write(&self, entry: &Entry) -> std::io::Result<()> {
         if self.fsync {
             tokio::task::block_in_place(|| self.journal.write(entry))
         } else {
@@ -95,12 +95,20 @@ impl Context {
     }
 }
 
-/// Sends one line, retrying only what certainly was not applied, and journals it before each
-/// try and after.
-pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResult {
+/// Sends one line as a new note (with a fresh client-chosen note ID), retrying only what
+/// certainly was not applied, and journals it before each try and after. Returns the note ID
+/// with the result, for reconciliation when the outcome is unknown.
+pub(crate) async fn send_line(context: &Context, record: &Record) -> (LineResult, String) {
+    let note_id = happyrobot::new_note_id();
+    let result = send_as(context, record, &note_id).await;
+    (result, note_id)
+}
+
+/// Sends one line as the note `note_id` (a new one, or one reconciliation found absent).
+async fn send_as(context: &Context, record: &Record, note_id: &str) -> LineResult {
     let call_id = record.call_id.to_string();
     let key: LineKey = (record.fingerprint, record.occurrence);
-    let note_id = happyrobot::new_note_id();
+    let note_id = note_id.to_string();
     let note = record.note.clone().id(note_id.clone());
     let not_sent = |e: std::io::Error, what: &str| {
         context.stop();
@@ -143,6 +151,7 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
                     });
                 break (
                     Entry {
+                        call_id: Some(call_id.clone()),
                         note_id: added.and_then(|n| n.id.clone()),
                         ..Entry::line(Event::Done, record.line, key)
                     },
@@ -155,6 +164,7 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
             tracing::warn!(line = record.line, error = %error, "note added, answer unreadable");
             break (
                 Entry {
+                    call_id: Some(call_id.clone()),
                     note_id: Some(note_id.clone()),
                     reason: Some(error.to_string()),
                     ..Entry::line(Event::Done, record.line, key)
@@ -269,6 +279,158 @@ pub(crate) async fn send_line(context: Arc<Context>, record: Record) -> LineResu
     result
 }
 
+/// What looking a note up on its call found.
+pub(crate) enum Lookup {
+    /// The note is on the call (its ID there, if the answer showed one).
+    Found(Option<String>),
+    /// Not on the call, twice, a settle delay apart: it was not added.
+    Absent,
+    /// It cannot be told; why.
+    Undecided(String),
+}
+
+/// Looks for the note `note_id` with this text on its call ([`Client::find_note`]), retrying a
+/// failed read as the policy allows for a request that changes nothing.
+pub(crate) async fn look_up(
+    context: &Context,
+    call_id: &happyrobot::CallId,
+    note_id: &str,
+    content: &str,
+) -> Lookup {
+    let mut retries = 0;
+    loop {
+        let error = match context.client.find_note(call_id, note_id, content).await {
+            Ok(happyrobot::NoteLookup::Found(note)) => return Lookup::Found(note.id.clone()),
+            Ok(happyrobot::NoteLookup::Absent) => return Lookup::Absent,
+            Ok(_) => {
+                return Lookup::Undecided(
+                    "the call holds a note with the same text under another ID (a server that \
+                     does not keep client note IDs), or lists no notes"
+                        .to_string(),
+                );
+            }
+            Err(error) => error,
+        };
+        match context.retry.decide_for(&error, retries, true) {
+            RetryAction::Retry { after, .. } => {
+                if !context.sleep(after.min(context.max_retry_after)).await {
+                    return Lookup::Undecided(format!(
+                        "the call could not be read before the import stopped ({error})"
+                    ));
+                }
+                retries += 1;
+            }
+            _ => return Lookup::Undecided(format!("the call could not be read ({error})")),
+        }
+    }
+}
+
+/// Settles a line whose add had an unknown outcome (in this run, or in an earlier one when
+/// `earlier_run`) by looking its note up on the call: found, the line is done (added, or for an
+/// earlier run's line already added); absent, it is sent once more with the same note ID;
+/// undecided, it stays unknown. Each finding is journaled, so that a re-run does not repeat it.
+pub(crate) async fn reconcile_line(
+    context: &Context,
+    record: &Record,
+    note_id: &str,
+    earlier_run: bool,
+    reason: &str,
+) -> LineResult {
+    let call_id = record.call_id.to_string();
+    let key: LineKey = (record.fingerprint, record.occurrence);
+    let journal_failed = |e: std::io::Error, result: LineResult, what: &str| {
+        context.stop();
+        LineResult::JournalFailed {
+            result: Box::new(result),
+            error: CliError::internal(format!(
+                "cannot write the journal: {e}; the import stopped (line {} {what})",
+                record.line
+            )),
+        }
+    };
+    match look_up(context, &record.call_id, note_id, record.note.content()).await {
+        Lookup::Found(found) => {
+            context
+                .stats
+                .reconciled_found
+                .fetch_add(1, Ordering::Relaxed);
+            let entry = Entry {
+                call_id: Some(call_id),
+                note_id: Some(found.unwrap_or_else(|| note_id.to_string())),
+                reason: Some("reconciled: the note is on the call".to_string()),
+                ..Entry::line(Event::Done, record.line, key)
+            };
+            let result = if earlier_run {
+                LineResult::AlreadyAdded
+            } else {
+                LineResult::Added
+            };
+            match context.write(&entry) {
+                Ok(()) => result,
+                Err(e) => journal_failed(e, result, "was found added but"),
+            }
+        }
+        Lookup::Absent if context.is_stopped() => {
+            // Certainly not added, and no new request once the import stops: a re-run sends it.
+            let entry = Entry {
+                call_id: Some(call_id),
+                note_id: Some(note_id.to_string()),
+                reason: Some("reconciled: the note is not on the call".to_string()),
+                ..Entry::line(Event::Failed, record.line, key)
+            };
+            match context.write(&entry) {
+                Ok(()) => LineResult::NotSent,
+                Err(e) => journal_failed(e, LineResult::NotSent, "was found not added but"),
+            }
+        }
+        Lookup::Absent => {
+            context
+                .stats
+                .reconciled_absent
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                line = record.line,
+                note_id,
+                "not on the call; sending it again once"
+            );
+            match send_as(context, record, note_id).await {
+                LineResult::Unknown(mut line) => {
+                    line.reason = format!(
+                        "it was not on the call, was sent again once with the same note ID, and \
+                         that outcome is unknown too: {}",
+                        line.reason
+                    );
+                    LineResult::Unknown(line)
+                }
+                other => other,
+            }
+        }
+        Lookup::Undecided(why) => {
+            context
+                .stats
+                .reconciled_undecided
+                .fetch_add(1, Ordering::Relaxed);
+            let reason = format!("{reason}; looking it up did not settle it: {why}");
+            let entry = Entry {
+                call_id: Some(call_id.clone()),
+                note_id: Some(note_id.to_string()),
+                reason: Some(reason.clone()),
+                ..Entry::line(Event::Unknown, record.line, key)
+            };
+            let result = LineResult::Unknown(UnknownLine {
+                line: record.line,
+                call_id,
+                reason,
+                earlier_run,
+            });
+            match context.write(&entry) {
+                Ok(()) => result,
+                Err(e) => journal_failed(e, result, "is still unknown and"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -328,14 +490,14 @@ pub(crate) mod tests {
         let journal = dir.join("j");
         let context = context(&server, &journal);
         assert!(matches!(
-            send_line(Arc::clone(&context), record(2, "hello")).await,
+            send_line(&context, &record(2, "hello")).await.0,
             LineResult::Added
         ));
         assert_eq!(server.created_note_count(), 1);
         assert_eq!(context.stats.rate_limited.load(Ordering::Relaxed), 1);
         server.inject(Fault::Status(503), 1);
         assert!(matches!(
-            send_line(Arc::clone(&context), record(3, "maybe")).await,
+            send_line(&context, &record(3, "maybe")).await.0,
             LineResult::Unknown(_)
         ));
         let state = JournalState::load(&journal, &destination(&server)).unwrap();

@@ -54,9 +54,50 @@ pub(crate) struct UnknownLine {
     pub(crate) earlier_run: bool,
 }
 
+/// What looking up unknown outcomes on their calls found.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub(crate) struct Reconciled {
+    /// On the call: added (counted as added, or as skipped for an earlier run's line).
+    pub(crate) found: u64,
+    /// Not on the call: sent again once, with the same note ID.
+    pub(crate) sent_again: u64,
+    /// Could not be told: still unknown.
+    pub(crate) undecided: u64,
+}
+
+impl Reconciled {
+    pub(crate) fn from_stats(stats: &Stats) -> Self {
+        Self {
+            found: stats.reconciled_found.load(Ordering::Relaxed),
+            sent_again: stats.reconciled_absent.load(Ordering::Relaxed),
+            undecided: stats.reconciled_undecided.load(Ordering::Relaxed),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.found + self.sent_again + self.undecided
+    }
+
+    /// The summary line, when anything was looked up.
+    pub(crate) fn render(&self) -> Option<String> {
+        (self.total() > 0).then(|| {
+            format!(
+                "  reconciled: {} (unknown outcomes looked up on their calls: {} found added, {} \
+                 not there and sent again once, {} still undecided)",
+                self.total(),
+                self.found,
+                self.sent_again,
+                self.undecided
+            )
+        })
+    }
+}
+
 /// What became of one line.
 pub(crate) enum LineResult {
     Added,
+    /// An earlier run's line whose unknown outcome turned out to be "added".
+    AlreadyAdded,
     Failed(FailedLine, Exit),
     Unknown(UnknownLine),
     /// Not sent, because the import stopped first (its journal says "not started" or "failed",
@@ -86,6 +127,8 @@ pub(crate) struct Summary {
     /// Lines not sent because the import stopped early.
     pub(crate) not_sent: u64,
     pub(crate) rate_limited: u64,
+    /// Lines whose unknown outcome was looked up on their calls.
+    pub(crate) reconciled: Reconciled,
     pub(crate) interrupted: bool,
     /// The signal that interrupted the import, as its exit code.
     #[serde(skip)]
@@ -110,6 +153,7 @@ impl Summary {
                 self.added += 1;
                 stats.added.fetch_add(1, Ordering::Relaxed);
             }
+            LineResult::AlreadyAdded => self.skipped += 1,
             LineResult::Failed(line, exit) => {
                 self.failed += 1;
                 stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -197,6 +241,7 @@ impl Summary {
                 .iter()
                 .map(|f| (f.line, f.call_id.as_str(), f.reason.as_str())),
         );
+        lines.extend(self.reconciled.render());
         lines.push(format!("  unknown:  {}", self.unknown));
         list_lines(
             &mut lines,
