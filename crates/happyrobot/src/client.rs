@@ -21,6 +21,7 @@ use reqwest::Url;
 use tracing::Instrument as _;
 
 use crate::error::{BoxError, Operation};
+use crate::input::IntoApiKey;
 use crate::retry::{RetryAction, parse_retry_after};
 use crate::{ApiKey, CallId, Error, NewNote, NoteChanges, NoteId, Response, RetryPolicy};
 
@@ -96,7 +97,7 @@ pub fn new_note_id() -> String {
 
 impl Client {
     /// A client for the production API with this key and the default settings.
-    pub fn new(api_key: impl Into<String>) -> Result<Self, Error> {
+    pub fn new(api_key: impl IntoApiKey) -> Result<Self, Error> {
         Self::builder().api_key(api_key).build()
     }
 
@@ -663,15 +664,9 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The API key (required).
-    pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
-        self.api_key = Some(api_key.into());
-        self
-    }
-
-    /// The API key, already checked.
-    pub fn api_key_checked(mut self, api_key: &ApiKey) -> Self {
-        self.api_key = Some(api_key.expose_secret().to_string());
+    /// The API key (required): text, or an [`ApiKey`] already checked.
+    pub fn api_key(mut self, api_key: impl IntoApiKey) -> Self {
+        self.api_key = Some(api_key.into_key_text());
         self
     }
 

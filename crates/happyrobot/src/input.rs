@@ -426,6 +426,53 @@ impl fmt::Debug for NoteChanges {
     }
 }
 
+/// What [`ClientBuilder::api_key`](crate::ClientBuilder::api_key) accepts: the key as text (`&str`,
+/// `String`), or an [`ApiKey`] already checked. Sealed: only this crate implements it.
+pub trait IntoApiKey: sealed::Sealed {
+    /// The key's text, checked again when the client is built.
+    #[doc(hidden)]
+    fn into_key_text(self) -> String;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for String {}
+    impl Sealed for &str {}
+    impl Sealed for &String {}
+    impl Sealed for super::ApiKey {}
+    impl Sealed for &super::ApiKey {}
+}
+
+impl IntoApiKey for String {
+    fn into_key_text(self) -> String {
+        self
+    }
+}
+
+impl IntoApiKey for &str {
+    fn into_key_text(self) -> String {
+        self.to_string()
+    }
+}
+
+impl IntoApiKey for &String {
+    fn into_key_text(self) -> String {
+        self.clone()
+    }
+}
+
+impl IntoApiKey for ApiKey {
+    fn into_key_text(self) -> String {
+        self.0
+    }
+}
+
+impl IntoApiKey for &ApiKey {
+    fn into_key_text(self) -> String {
+        self.0.clone()
+    }
+}
+
 /// A HappyRobot API key. `Debug` and `Display` never print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);

@@ -15,7 +15,7 @@ pub use client::{
     NoteLookup, new_note_id,
 };
 pub use error::{Error, ErrorKind, Outcome};
-pub use input::{ApiKey, CallId, NewNote, NoteChanges, NoteId};
+pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
 
