@@ -519,8 +519,17 @@ async fn chaos(seed: u64, lines: usize) -> (usize, usize) {
 
 /// Issue 12's "done when": imports through save-then-drop, close-before-response, 500, 429 and
 /// delays past the timeout, killed with SIGKILL at random moments and resumed until they finish,
-/// over 20 seeds: every line's note exists on the mock exactly once. (100-line files, four seeds
-/// at a time, to stay within a couple of minutes on a small machine.)
+/// over 20 seeds: every line's note exists on the mock exactly once. CI runs 100-line files, four
+/// seeds at a time, to stay within a couple of minutes on a small machine;
+/// `HAPPYROBOT_CHAOS_LINES=1000` runs the issue's 1,000-line files.
+/// Lines per chaos import: 100, or `HAPPYROBOT_CHAOS_LINES`.
+fn chaos_lines() -> usize {
+    std::env::var("HAPPYROBOT_CHAOS_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_imports_end_with_every_note_exactly_once() {
     let started = Instant::now();
@@ -528,7 +537,7 @@ async fn chaos_imports_end_with_every_note_exactly_once() {
     for batch in 0..5u64 {
         let mut set = tokio::task::JoinSet::new();
         for seed in batch * 4..batch * 4 + 4 {
-            set.spawn(async move { (seed, chaos(seed, 100).await) });
+            set.spawn(async move { (seed, chaos(seed, chaos_lines()).await) });
         }
         while let Some(done) = set.join_next().await {
             runs.push(done.unwrap());
