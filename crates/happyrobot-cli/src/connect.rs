@@ -45,24 +45,34 @@ fn api_key(global: &GlobalArgs) -> Result<Option<String>, CliError> {
     read_key_file(path).map(Some)
 }
 
+/// The most a key file may hold: far more than any key, little enough that a wrong path such as
+/// `/dev/zero` fails at once instead of filling memory.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// Reads a key from a file, or from stdin for `-`; surrounding whitespace (the final newline of
 /// `echo`) is dropped.
 fn read_key_file(path: &Path) -> Result<String, CliError> {
-    let (name, text) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::usage(format!("could not read the API key from stdin: {e}")))?;
-        ("stdin".to_string(), text)
+    let (name, reader): (String, Box<dyn std::io::Read>) = if path.as_os_str() == "-" {
+        ("stdin".to_string(), Box::new(std::io::stdin()))
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let file = std::fs::File::open(path).map_err(|e| {
             CliError::usage(format!(
                 "could not read the API key file {}: {e}",
                 path.display()
             ))
         })?;
-        (path.display().to_string(), text)
+        (path.display().to_string(), Box::new(file))
     };
+    let mut text = String::new();
+    reader
+        .take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::usage(format!("could not read the API key from {name}: {e}")))?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(CliError::usage(format!(
+            "{name} holds more than {MAX_KEY_FILE_BYTES} bytes: it is not an API key file"
+        )));
+    }
     let key = text.trim();
     if key.is_empty() {
         return Err(CliError::new(
@@ -175,6 +185,17 @@ mod tests {
         ] {
             assert!(!is_loopback(url), "{url}");
         }
+    }
+
+    #[test]
+    fn a_huge_key_file_is_refused_without_reading_it_all() {
+        let error = read_key_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.exit, Exit::Usage);
+        assert!(
+            error.message.contains("not an API key file"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
