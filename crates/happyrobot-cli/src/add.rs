@@ -1,7 +1,5 @@
 //! `happyrobot notes add`: one note, printed as text or as the whole call in JSON.
 
-use std::io::Write as _;
-
 use happyrobot::types::{Call, Note};
 use happyrobot::{CallId, NewNote, NoteLookup, RetryPolicy};
 
@@ -61,15 +59,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
         Err(error) => return Err(CliError::from_api(&error)),
     };
 
-    let text = match args.output {
+    // A closed stdout (`| head`) is not worth an error: the note was added either way, and the
+    // print helper ignores it.
+    match args.output {
         // The body exactly as the server sent it: members this version does not know, big numbers
         // and nesting all reach the reader unchanged.
-        Output::Json => raw_json(call.raw_body()),
-        Output::Text => render_text(&call, &note_id, &content),
-    };
-    let mut stdout = std::io::stdout().lock();
-    // A closed stdout (`| head`) is not worth an error: the note was added either way.
-    let _ = stdout.write_all(&text).and_then(|()| stdout.flush());
+        Output::Json => crate::output::out_raw(call.raw_body()),
+        Output::Text => crate::output::out_raw(&render_text(&call, &note_id, &content)),
+    }
     Ok(Exit::Success)
 }
 
@@ -119,15 +116,6 @@ async fn reconcile(
         )),
         Err(e) => Err(still_unknown(format!("the call could not be read ({e})"))),
     }
-}
-
-/// A JSON body as printed: as received, with one final newline.
-pub(crate) fn raw_json(body: &[u8]) -> Vec<u8> {
-    let mut out = body.to_vec();
-    if out.last() != Some(&b'\n') {
-        out.push(b'\n');
-    }
-    out
 }
 
 /// The note just added: the one with the ID it was sent with, else the newest with its text (a
@@ -234,12 +222,6 @@ mod tests {
         let call: Call = serde_json::from_str(r#"{"id": "65f1c0ffee0123456789abcd"}"#).unwrap();
         let text = String::from_utf8(render_text(&call, "x", "hi")).unwrap();
         assert!(text.contains("(unknown) (unknown) call"), "{text}");
-    }
-
-    #[test]
-    fn json_is_the_body_as_received() {
-        assert_eq!(raw_json(b"{\"a\":1e400}"), b"{\"a\":1e400}\n");
-        assert_eq!(raw_json(b"{}\n"), b"{}\n");
     }
 
     #[test]

@@ -40,9 +40,27 @@ pub(crate) fn err(text: &str) {
 /// broken stdout.
 pub(crate) fn out_raw(body: &[u8]) {
     let mut stdout = std::io::stdout().lock();
-    let newline: &[u8] = if body.ends_with(b"\n") { b"" } else { b"\n" };
     let _ = stdout
-        .write_all(body)
-        .and_then(|()| stdout.write_all(newline))
+        .write_all(&raw_json(body))
         .and_then(|()| stdout.flush());
+}
+
+/// A body as printed: as received, with one final newline.
+fn raw_json(body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_the_body_as_received() {
+        assert_eq!(raw_json(b"{\"a\":1e400}"), b"{\"a\":1e400}\n");
+        assert_eq!(raw_json(b"{}\n"), b"{}\n");
+    }
 }

@@ -615,7 +615,7 @@ fn transport_error(op: Operation, source: reqwest::Error) -> Error {
         // Connecting failed (refused, DNS, TLS handshake, the connect timeout, or the proxy): the
         // request was never written.
         Error::connect(Box::new(source))
-    } else if source.is_builder() || source.is_request() && source.is_builder() {
+    } else if source.is_builder() {
         Error::config(format!(
             "the request could not be built: {}",
             crate::error::chain(&source)

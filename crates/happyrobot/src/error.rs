@@ -342,7 +342,7 @@ impl Error {
         error
     }
 
-    /// An error status whose body could not be read: the status still tells what happened.
+    /// Keeps the cause of the error (a transport error, or why an error body could not be read).
     pub(crate) fn with_source(mut self, source: BoxError) -> Self {
         self.inner.source = Some(source);
         self
