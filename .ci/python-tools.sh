@@ -4,6 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/ci-venv
 if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
+  bash .ci/python-venv.sh "$venv" 'openapi-spec-validator==0.9.0'
 fi

@@ -12,7 +12,7 @@
 # only through its errors fails here instead of passing quietly.
 #
 # Run from anywhere; it works from the workspace root. Exits with Schemathesis's status.
-# Needs python3 (3.9+) with venv and pip reaching PyPI, and cargo.
+# Needs python3 (3.9+) with venv and pip reaching PyPI, and cargo; .ci/python-venv.sh makes the venv.
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
@@ -33,8 +33,7 @@ WORK="$TARGET_DIR/schemathesis-run"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION"; then
     echo "schemathesis.sh: installing schemathesis==$SCHEMATHESIS_VERSION into $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    bash "$ROOT/.ci/python-venv.sh" "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 cargo build --quiet -p happyrobot-mock --bin happyrobot-mock
