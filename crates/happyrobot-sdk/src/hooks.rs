@@ -16,10 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{ResponseBuilderExt as _, StatusCode, Url};
 
 use crate::Client;
+
+/// The header progenitor adds to every request, which the hook takes out again.
+static API_VERSION: HeaderName = HeaderName::from_static("api-version");
 
 /// The default cap on a response body: a Call is a few kilobytes, one with thousands of notes a few
 /// megabytes.
@@ -245,7 +248,8 @@ impl ClientHooks<Inner> for Client {
         let inner = self.inner();
         let headers = request.headers_mut();
         // progenitor adds `api-version: <info.version>`; the HappyRobot API never asked for it.
-        headers.remove("api-version");
+        // A `HeaderName` constant: removing by `&str` would parse the name on every request.
+        headers.remove(&API_VERSION);
         if let Some(authorization) = &inner.authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
         }

@@ -92,7 +92,11 @@ pub fn new_note_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!("{:08x}{:016x}", secs & 0xffff_ffff, fastrand::u64(..))
+    format!(
+        "{:08x}{:016x}",
+        secs & 0xffff_ffff,
+        crate::retry::random_u64()
+    )
 }
 
 impl Client {

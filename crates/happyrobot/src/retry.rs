@@ -247,7 +247,25 @@ fn jitter(low: Duration, high: Duration) -> Duration {
     let high_ns = u64::try_from(high.as_nanos())
         .unwrap_or(u64::MAX)
         .max(low_ns);
-    Duration::from_nanos(fastrand::u64(low_ns..=high_ns))
+    let span = high_ns - low_ns;
+    let offset = match span.checked_add(1) {
+        Some(choices) => random_u64() % choices,
+        None => random_u64(),
+    };
+    Duration::from_nanos(low_ns + offset)
+}
+
+/// 64 random bits, different on every call, for jitter and note IDs; not for secrets.
+///
+/// The standard library's `RandomState` is seeded from the operating system's randomness once per
+/// thread and then moves to fresh keys on every `new()`; hashing a process-wide counter with it
+/// gives well-mixed values without a random-number crate in every user's build (issue 14's crate
+/// budget).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Failures whose outcome is unknown and that may be retried when that is safe or wanted: timeouts
@@ -272,11 +290,25 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
                 .map_or(Duration::MAX, Duration::from_secs),
         );
     }
-    let when = httpdate::parse_http_date(text).ok()?;
+    let when = parse_http_date(text)?;
     Some(
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// Reads an HTTP date in the three forms RFC 9110 section 5.6.7 says a recipient must accept: the
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), which RFC 2822 parsing covers, and the obsolete
+/// RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`) forms.
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    use chrono::{DateTime, NaiveDateTime};
+    if let Ok(when) = DateTime::parse_from_rfc2822(text) {
+        return Some(when.into());
+    }
+    ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| naive.and_utc().into())
 }
 
 #[cfg(test)]
@@ -413,8 +445,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(7)));
-        let later = SystemTime::now() + Duration::from_secs(120);
-        headers.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().unwrap());
+        let later =
+            chrono::DateTime::<chrono::Utc>::from(SystemTime::now() + Duration::from_secs(120));
+        let imf_fixdate = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        headers.insert(RETRY_AFTER, imf_fixdate.parse().unwrap());
         let wait = parse_retry_after(&headers).unwrap();
         assert!(
             wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
@@ -436,5 +470,42 @@ mod tests {
             "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
         );
         assert!(parse_retry_after(&headers).unwrap() > Duration::from_secs(86_400 * 365 * 7000));
+    }
+
+    #[test]
+    fn reads_the_three_http_date_forms_alike() {
+        // RFC 9110 section 5.6.7's example instant, 784111777 seconds after the epoch.
+        let expected = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(text), Some(expected), "{text}");
+        }
+        for text in [
+            "",
+            "yesterday",
+            "Sun, 06 Nov 1994",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn random_values_differ_and_jitter_stays_in_its_bounds() {
+        let values: std::collections::BTreeSet<u64> = (0..1000).map(|_| random_u64()).collect();
+        assert_eq!(values.len(), 1000, "no repeats in 1,000 draws");
+        // Both halves of the range are reached: the values are spread, not clustered.
+        assert!(values.iter().any(|v| *v < u64::MAX / 2));
+        assert!(values.iter().any(|v| *v > u64::MAX / 2));
+        let (low, high) = (Duration::from_millis(10), Duration::from_millis(20));
+        for _ in 0..1000 {
+            let wait = jitter(low, high);
+            assert!(wait >= low && wait <= high, "{wait:?}");
+        }
+        assert_eq!(jitter(high, high), high);
+        assert!(jitter(Duration::ZERO, Duration::MAX) <= Duration::MAX);
     }
 }
