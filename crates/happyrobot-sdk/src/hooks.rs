@@ -13,8 +13,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::Limited;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{ResponseBuilderExt as _, StatusCode, Url};
@@ -38,6 +38,7 @@ pub struct Inner {
     user_agent: HeaderValue,
     max_response_bytes: usize,
     timeout: Option<Duration>,
+    never_redirected: bool,
 }
 
 /// Why a credential or user agent cannot be sent as an HTTP header.
@@ -69,6 +70,7 @@ impl Default for Inner {
             )),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             timeout: None,
+            never_redirected: false,
         }
     }
 }
@@ -109,6 +111,15 @@ impl Inner {
         self
     }
 
+    /// Says that the reqwest client given with this never follows a redirect (its redirect policy
+    /// is `Policy::none()`), so that [`Exchange::redirected_to`] need not be checked: checking it
+    /// keeps a copy of every request's URL. Unless this is set, every answer's URL is compared
+    /// with the request's.
+    pub fn with_redirects_never_followed(mut self) -> Self {
+        self.never_redirected = true;
+        self
+    }
+
     /// The per-request timeout, if one is set.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -140,6 +151,7 @@ impl fmt::Debug for Inner {
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("timeout", &self.timeout)
+            .field("never_redirected", &self.never_redirected)
             .finish()
     }
 }
@@ -158,6 +170,33 @@ pub enum BodyError {
     },
     /// The connection broke, or the timeout passed, while the body was arriving.
     Read(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BodyError {
+    /// Whether the body stopped arriving because a timeout passed (rather than the connection
+    /// breaking).
+    pub fn is_timeout(&self) -> bool {
+        let Self::Read(source) = self else {
+            return false;
+        };
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(error) = current {
+            let timed_out = error
+                .downcast_ref::<ReadFailure>()
+                .is_some_and(|failure| failure.0.is_timeout())
+                || error
+                    .downcast_ref::<reqwest::Error>()
+                    .is_some_and(reqwest::Error::is_timeout)
+                || error
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+            if timed_out {
+                return true;
+            }
+            current = error.source();
+        }
+        false
+    }
 }
 
 impl fmt::Display for BodyError {
@@ -216,13 +255,17 @@ impl Exchange {
     /// Runs `future` (a generated method's call) with this exchange, and returns its output and the
     /// exchange as the `exec` hook left it.
     pub async fn scope<F: Future>(self, future: F) -> (F::Output, Exchange) {
-        EXCHANGE
-            .scope(Box::new(RefCell::new(self)), async {
-                let output = future.await;
-                let exchange = EXCHANGE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-                (output, exchange)
-            })
-            .await
+        // The exchange is taken out of the finished scope, not returned through it: what a future
+        // returns is moved through every poll of the futures around it, so the output that passes
+        // through the task-local is kept to `F::Output` alone.
+        let mut scoped = std::pin::pin!(EXCHANGE.scope(Box::new(RefCell::new(self)), future));
+        let output = scoped.as_mut().await;
+        let exchange = scoped
+            .as_mut()
+            .take_value()
+            .map(|cell| cell.into_inner())
+            .unwrap_or_default();
+        (output, exchange)
     }
 
     fn current_timeout() -> Option<Option<Duration>> {
@@ -230,12 +273,99 @@ impl Exchange {
     }
 }
 
-/// Reads a body whole, at most `limit` bytes of it.
-async fn read_body(body: reqwest::Body, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(error) => Err(BodyError::Read(error)),
+/// Reads the rest of a response's body, at most `limit` bytes of it, leaving the response in place
+/// (status, URL, extensions) with its body used up.
+///
+/// A body that comes in one chunk, the usual case, is kept as that chunk, without a copy.
+async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = response.content_length();
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(error) => return Err(BodyError::Read(Box::new(ReadFailure(error)))),
+        };
+        total = total.saturating_add(chunk.len());
+        if total > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        match (&mut first, &mut joined) {
+            (None, None) => first = Some(chunk),
+            (Some(_), None) => {
+                let capacity = declared
+                    .and_then(|length| usize::try_from(length).ok())
+                    .unwrap_or(total)
+                    .clamp(total, limit);
+                let mut buffer = BytesMut::with_capacity(capacity);
+                buffer.extend_from_slice(first.take().as_deref().unwrap_or_default());
+                buffer.extend_from_slice(&chunk);
+                joined = Some(buffer);
+            }
+            (_, Some(buffer)) => buffer.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match (first, joined) {
+        (_, Some(buffer)) => buffer.freeze(),
+        (Some(chunk), None) => chunk,
+        (None, None) => Bytes::new(),
+    })
+}
+
+/// A failure while a body arrived, as the transport reported it.
+///
+/// `Response::chunk` files every such failure under "error decoding response body", though nothing
+/// was decoded: this shows the failure underneath instead, and keeps the rest of its chain.
+struct ReadFailure(reqwest::Error);
+
+impl ReadFailure {
+    fn underneath(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+impl fmt::Debug for ReadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.underneath() {
+            Some(underneath) => fmt::Debug::fmt(underneath, f),
+            None => fmt::Debug::fmt(&self.0, f),
+        }
+    }
+}
+
+impl fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.underneath() {
+            Some(underneath) => fmt::Display::fmt(underneath, f),
+            None => fmt::Display::fmt(&self.0, f),
+        }
+    }
+}
+
+impl std::error::Error for ReadFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.underneath() {
+            Some(underneath) => underneath.source(),
+            None => None,
+        }
+    }
+}
+
+/// A response with the status and URL of the one given and nothing else: handed to the generated
+/// code when the given one's body could not be read to its end, so that the generated code cannot
+/// go on reading what the cap or a failure stopped.
+fn emptied(status: StatusCode, url: &Url) -> reqwest::Response {
+    let empty = http::Response::builder()
+        .status(status)
+        .url(url.clone())
+        .body(reqwest::Body::from(Bytes::new()));
+    match empty {
+        Ok(response) => response.into(),
+        // Cannot happen: the status came from a response. Hand back an empty 200 rather than
+        // panic; the exchange holds the truth.
+        Err(_) => http::Response::new(reqwest::Body::from(Bytes::new())).into(),
     }
 }
 
@@ -274,38 +404,37 @@ impl ClientHooks<Inner> for Client {
         if !in_scope {
             return self.exec_plain(request, limit).await;
         }
-        let sent_to = request.url().clone();
-        let response = self.client().execute(request).await?;
+        let sent_to = (!self.inner().never_redirected).then(|| request.url().clone());
+        let mut response = self.client().execute(request).await?;
         let status = response.status();
-        let url = response.url().clone();
-        let declared = response.content_length();
-        let response: http::Response<reqwest::Body> = response.into();
-        let (mut parts, body) = response.into_parts();
-        let headers = std::mem::take(&mut parts.headers);
+        let redirected_to = sent_to
+            .filter(|sent_to| response.url() != sent_to)
+            .map(|_| response.url().clone());
+        let headers = std::mem::take(response.headers_mut());
         // A declared length over the cap is refused without reading a byte of it.
-        let body = if declared.is_some_and(|length| length > limit as u64) {
+        let body = if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
             Err(BodyError::TooLarge { limit })
         } else {
-            read_body(body, limit).await
+            read_body(&mut response, limit).await
+        };
+        // The generated code gets the status alone, with no headers and an empty body; the caller
+        // reads the rest from the exchange. A body read to its end leaves the response empty as it
+        // is; any other is replaced.
+        let response = match &body {
+            Ok(_) => response,
+            Err(_) => emptied(status, response.url()),
         };
         EXCHANGE.with(|cell| {
             let mut exchange = cell.borrow_mut();
             exchange.status = Some(status);
             exchange.headers = headers;
             exchange.body = Some(body);
-            exchange.redirected_to = (url != sent_to).then(|| url.clone());
+            exchange.redirected_to = redirected_to;
         });
-        // The generated code gets the status alone; the caller reads the rest from the exchange.
-        let empty = http::Response::builder()
-            .status(status)
-            .url(url)
-            .body(reqwest::Body::from(Bytes::new()));
-        match empty {
-            Ok(response) => Ok(response.into()),
-            // Cannot happen: the status came from a response. Hand back an empty 200 rather than
-            // panic; the exchange holds the truth.
-            Err(_) => Ok(http::Response::new(reqwest::Body::from(Bytes::new())).into()),
-        }
+        Ok(response)
     }
 }
 

@@ -58,6 +58,8 @@ struct Shared {
     base_url: String,
     retry: RetryPolicy,
     timeout: Duration,
+    /// The timeout built into the reqwest client, when this crate built it.
+    client_timeout: Option<Duration>,
     deadline: Duration,
     client_note_ids: bool,
     reconcile_settle: Duration,
@@ -92,11 +94,17 @@ pub fn new_note_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!(
-        "{:08x}{:016x}",
-        secs & 0xffff_ffff,
-        crate::retry::random_u64()
-    )
+    let value = (u128::from(secs & 0xffff_ffff) << 64) | u128::from(crate::retry::random_u64());
+    // The 24 hex digits of the 96-bit value, written directly: this runs on every add, and going
+    // through `format!` costs several times as much.
+    let mut digits = [0u8; 24];
+    for (place, digit) in digits.iter_mut().rev().enumerate() {
+        *digit = b"0123456789abcdef"[((value >> (place * 4)) & 0xf) as usize];
+    }
+    // Hex digits are ASCII: this never falls back to the empty string.
+    std::str::from_utf8(&digits)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 impl Client {
@@ -139,8 +147,7 @@ impl Client {
             None if self.shared.client_note_ids => note.id(new_note_id()),
             _ => note,
         };
-        let body = note.to_body()?;
-        let note_id = body.id.clone();
+        let body = note.into_body()?;
         // The call ID was checked when it was made; the generated path type checks it again.
         let id: happyrobot_sdk::types::AddNoteToCallId = path_param(call_id.as_str(), "call id")?;
         let api = &self.shared.api;
@@ -159,7 +166,7 @@ impl Client {
             api.add_note_to_call(id, body)
         })
         .await
-        .map_err(|e| e.with_note_id(note_id))
+        .map_err(|e| e.with_note_id(body.id.clone()))
     }
 
     /// Reads a call, notes included.
@@ -311,22 +318,30 @@ impl Client {
         let started = Instant::now();
         let mut retries = 0;
         loop {
-            let remaining = shared.deadline.saturating_sub(started.elapsed());
+            let remaining = match retries {
+                0 => shared.deadline,
+                _ => shared.deadline.saturating_sub(started.elapsed()),
+            };
             let timeout = shared.timeout.min(remaining).max(MIN_ATTEMPT);
             let attempt = retries + 1;
             span.record("attempt", attempt);
-            let begun = Instant::now();
+            // Timed only for a subscriber that records the span.
+            let begun = (!span.is_disabled()).then(Instant::now);
+            // The client's own timeout needs no repeating on the request (see `build`).
+            let own = (shared.client_timeout != Some(timeout)).then_some(timeout);
             // Boxed once, so that the generated request future (a few kilobytes) is not copied
             // again by each wrapper around it.
-            let (result, exchange) = Exchange::with_timeout(Some(timeout))
-                .scope(Box::pin(send()))
+            let (result, exchange) = Exchange::with_timeout(own)
+                .scope(Box::pin(outcome(send())))
                 .instrument(span.clone())
                 .await;
-            span.record("duration_ms", begun.elapsed().as_millis() as u64);
+            if let Some(begun) = begun {
+                span.record("duration_ms", begun.elapsed().as_millis() as u64);
+            }
             if let Some(status) = exchange.status {
                 span.record("status", status.as_u16());
             }
-            let error = match self.interpret::<T, R>(op, result, exchange) {
+            let error = match self.interpret::<T>(op, result, exchange) {
                 Ok(response) => {
                     tracing::debug!(parent: &span, "request succeeded");
                     return Ok(response);
@@ -373,43 +388,40 @@ impl Client {
     }
 
     /// Turns what one attempt produced into a response or an error.
-    fn interpret<T: serde::de::DeserializeOwned, R>(
+    fn interpret<T: serde::de::DeserializeOwned>(
         &self,
         op: Operation,
-        result: Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
+        result: Result<(), Box<happyrobot_sdk::Error<ErrorBody>>>,
         exchange: Exchange,
     ) -> Result<Response<T>, Error> {
         let Some(status) = exchange.status else {
             // No answer: the generated code failed before or while sending.
             return Err(match result {
-                Err(error) => self.no_answer(op, error),
-                Ok(_) => Error::network(op, "the HTTP layer returned no answer".into()),
+                Err(error) => self.no_answer(op, *error),
+                Ok(()) => Error::network(op, "the HTTP layer returned no answer".into()),
             });
         };
-        let request_id = request_id(&exchange.headers);
+        // The request ID is copied out only for an error; a response reads it from its headers.
         if let Some(to) = &exchange.redirected_to {
             return Err(Error::followed_redirect(op, status, &safe_location(to))
-                .with_request_id(request_id));
+                .with_request_id(request_id(&exchange.headers)));
         }
         let body = exchange.body.unwrap_or_else(|| Ok(Bytes::new()));
         if status.is_success() {
             let bytes = match body {
                 Ok(bytes) => bytes,
-                Err(error) => return Err(unreadable(op, status, error).with_request_id(request_id)),
+                Err(error) => {
+                    return Err(unreadable(op, status, error)
+                        .with_request_id(request_id(&exchange.headers)));
+                }
             };
             return match serde_json::from_slice::<T>(&bytes) {
-                Ok(value) => Ok(Response::new(
-                    value,
-                    status,
-                    exchange.headers,
-                    request_id,
-                    bytes,
-                )),
+                Ok(value) => Ok(Response::new(value, status, exchange.headers, bytes)),
                 Err(_) => {
                     let what = decode_failure::<T>(&bytes);
                     Err(
                         Error::answer_unreadable(op, status, what, Some(bytes), None)
-                            .with_request_id(request_id),
+                            .with_request_id(request_id(&exchange.headers)),
                     )
                 }
             };
@@ -428,7 +440,8 @@ impl Client {
                         .unwrap_or_default()
                         .to_string(),
                 });
-            return Err(Error::redirect(op, status, location).with_request_id(request_id));
+            return Err(Error::redirect(op, status, location)
+                .with_request_id(request_id(&exchange.headers)));
         }
         // An error status: a JSON body may explain it; any other body is never shown.
         let parsed = body
@@ -446,7 +459,7 @@ impl Client {
                 parse_retry_after(&exchange.headers),
                 self.shared.retry.retry_after_cap(),
             )
-            .with_request_id(request_id);
+            .with_request_id(request_id(&exchange.headers));
         if let Err(body_error) = body {
             error = error.with_source(Box::new(body_error));
         }
@@ -468,6 +481,27 @@ impl Client {
                 Error::network(op, "the HTTP layer lost the answer".into())
             }
         }
+    }
+}
+
+/// What a generated method's future tells beyond the exchange: whether it failed before an answer
+/// came. Its decoded value is dropped (the generated code sees empty bodies; the client decodes the
+/// exchange's), and its error boxed, so that the futures around it move a pointer-sized output on
+/// every poll instead of a `Call` of more than a kilobyte.
+async fn outcome<R>(
+    generated: impl Future<
+        Output = Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
+    >,
+) -> Result<(), Box<happyrobot_sdk::Error<ErrorBody>>> {
+    use happyrobot_sdk::Error as E;
+    match generated.await {
+        Ok(_) => Ok(()),
+        // These come only with an answer, which the exchange holds whole; the generated code's
+        // view of it (an empty body, so usually a payload it cannot decode) says nothing more.
+        Err(E::ErrorResponse(_) | E::UnexpectedResponse(_) | E::InvalidResponsePayload(..)) => {
+            Ok(())
+        }
+        Err(error) => Err(Box::new(error)),
     }
 }
 
@@ -539,7 +573,7 @@ fn unreadable(op: Operation, status: StatusCode, error: BodyError) -> Error {
             "it is larger than {limit} bytes (raise ClientBuilder::max_response_bytes if this is expected)"
         ),
         BodyError::Read(source) => {
-            let timed_out = has_timeout(source.as_ref());
+            let timed_out = error.is_timeout();
             format!(
                 "{} ({})",
                 if timed_out {
@@ -553,21 +587,6 @@ fn unreadable(op: Operation, status: StatusCode, error: BodyError) -> Error {
         _ => "it could not be read".to_string(),
     };
     Error::answer_unreadable(op, status, what, None, Some(Box::new(error)))
-}
-
-fn has_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<reqwest::Error>()
-            .is_some_and(reqwest::Error::is_timeout)
-            || e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// Where and why a success body does not decode as `T`: the JSON path and the category of the
@@ -596,18 +615,14 @@ fn decode_failure<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> String {
 
 /// The request ID a server sent back, under the names servers commonly use.
 fn request_id(headers: &HeaderMap) -> Option<String> {
-    ["x-request-id", "request-id", "x-amzn-requestid", "cf-ray"]
-        .iter()
-        .find_map(|name| headers.get(*name))
-        .and_then(|v| v.to_str().ok())
-        // `to_str` admits visible ASCII only, so the one thing left to check is the length.
-        .map(|id| {
-            if id.len() <= crate::error::MAX_MESSAGE_CHARS {
-                id.to_string()
-            } else {
-                crate::error::clean_message(id)
-            }
-        })
+    // `to_str` admits visible ASCII only, so the one thing left to check is the length.
+    crate::response::request_id(headers).map(|id| {
+        if id.len() <= crate::error::MAX_MESSAGE_CHARS {
+            id.to_string()
+        } else {
+            crate::error::clean_message(id)
+        }
+    })
 }
 
 /// Sorts a transport failure by whether the request can have reached the server.
@@ -792,10 +807,12 @@ impl ClientBuilder {
             .with_max_response_bytes(
                 self.max_response_bytes
                     .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            )
-            .with_timeout(timeout);
-        let http = match self.http_client {
-            Some(client) => client,
+            );
+        // Our own reqwest client carries the attempt timeout itself; a request then needs one of
+        // its own (a per-request extension, a few allocations) only when the deadline cuts it
+        // shorter. A caller's client may have any timeout or none, so every request gets ours.
+        let (http, client_timeout) = match self.http_client {
+            Some(client) => (client, None),
             None => {
                 // Connecting must fail before the attempt's timeout does, so that a connect timeout
                 // is reported as "nothing was sent" rather than as an unknown outcome.
@@ -805,6 +822,7 @@ impl ClientBuilder {
                     .min(timeout.mul_f64(0.9));
                 let mut builder = crate::tls::client_builder(&base_url)?
                     .connect_timeout(connect_timeout)
+                    .timeout(timeout)
                     // A POST must never be re-sent somewhere else by the transport.
                     .redirect(reqwest::redirect::Policy::none());
                 if loopback {
@@ -813,13 +831,19 @@ impl ClientBuilder {
                     builder = builder.no_proxy();
                 }
                 builder = crate::tls::add_root_certificates(builder, &self.root_certificates)?;
-                builder.build().map_err(|e| {
+                let client = builder.build().map_err(|e| {
                     Error::config(format!(
                         "the HTTP client could not be built: {}",
                         crate::error::chain(&e)
                     ))
-                })?
+                })?;
+                (client, Some(timeout))
             }
+        };
+        let inner = match client_timeout {
+            // Built here, with `Policy::none()`.
+            Some(_) => inner.with_redirects_never_followed(),
+            None => inner.with_timeout(timeout),
         };
         let api = happyrobot_sdk::Client::new_with_client(&base_url, http, inner);
         Ok(Client {
@@ -828,6 +852,7 @@ impl ClientBuilder {
                 base_url,
                 retry: self.retry.unwrap_or_default(),
                 timeout,
+                client_timeout,
                 deadline,
                 client_note_ids: self.client_note_ids.unwrap_or(true),
                 reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
@@ -881,6 +906,28 @@ fn check_base_url(text: &str) -> Result<(String, bool), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn note_ids_are_object_id_shaped_with_the_time_first_and_never_repeat() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let ids: std::collections::BTreeSet<String> = (0..1000).map(|_| new_note_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(
+                id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            let secs = u64::from_str_radix(&id[..8], 16).unwrap();
+            assert!(
+                secs.abs_diff(before & 0xffff_ffff) <= 5,
+                "{id}: time {secs}"
+            );
+        }
+    }
 
     #[test]
     fn base_url_must_be_https_unless_loopback() {

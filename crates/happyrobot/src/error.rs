@@ -472,6 +472,11 @@ impl Error {
             {
                 return true;
             }
+            if let Some(body) = error.downcast_ref::<happyrobot_sdk::hooks::BodyError>()
+                && body.is_timeout()
+            {
+                return true;
+            }
             if let Some(io) = error.downcast_ref::<std::io::Error>()
                 && io.kind() == std::io::ErrorKind::TimedOut
             {

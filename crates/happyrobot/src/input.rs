@@ -32,8 +32,8 @@ impl CallId {
     /// Checks `id` and wraps it.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
-        let shown = shorten(&id);
         if id.len() != Self::LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let shown = shorten(&id);
             let problem = if id.is_empty() {
                 "it is empty".to_string()
             } else if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -201,6 +201,11 @@ impl NewNote {
 
     /// The request body as the spec defines it, after the checks of [`NewNote::validate`].
     pub fn to_body(&self) -> Result<NoteInput, Error> {
+        self.clone().into_body()
+    }
+
+    /// As [`NewNote::to_body`], moving the text instead of copying it.
+    pub(crate) fn into_body(self) -> Result<NoteInput, Error> {
         if self.content.trim().is_empty() {
             return Err(Error::invalid_input(
                 "note content",
@@ -215,14 +220,14 @@ impl NewNote {
                 ));
             }
         }
-        let content = NoteInputContent::try_from(self.content.clone())
+        let content = NoteInputContent::try_from(self.content)
             .map_err(|e| Error::invalid_input("note content", e.to_string()))?;
         Ok(NoteInput {
             content,
             flagged: self.flagged,
-            id: self.id.clone(),
-            user_id: self.user_id.clone(),
-            created_at: self.created_at.clone(),
+            id: self.id,
+            user_id: self.user_id,
+            created_at: self.created_at,
         })
     }
 }

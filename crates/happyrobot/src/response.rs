@@ -9,7 +9,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 /// A successful answer: the decoded value (reach it through `Deref`, or take it with
 /// [`into_inner`](Response::into_inner)) and what came with it.
@@ -29,23 +29,15 @@ pub struct Response<T> {
     value: Box<T>,
     status: StatusCode,
     headers: HeaderMap,
-    request_id: Option<String>,
     body: Bytes,
 }
 
 impl<T> Response<T> {
-    pub(crate) fn new(
-        value: T,
-        status: StatusCode,
-        headers: HeaderMap,
-        request_id: Option<String>,
-        body: Bytes,
-    ) -> Self {
+    pub(crate) fn new(value: T, status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
         Self {
             value: Box::new(value),
             status,
             headers,
-            request_id,
             body,
         }
     }
@@ -72,7 +64,8 @@ impl<T> Response<T> {
 
     /// The request ID the server sent back (`x-request-id`, `request-id`, ...), for support.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        // `to_str` admits visible ASCII only: any byte index is a character boundary.
+        request_id(&self.headers).map(|id| &id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
     }
 
     /// The body exactly as the server sent it: every member, including those this SDK does not know.
@@ -106,8 +99,25 @@ impl<T: fmt::Debug> fmt::Debug for Response<T> {
         f.debug_struct("Response")
             .field("value", &self.value)
             .field("status", &self.status)
-            .field("request_id", &self.request_id)
+            .field("request_id", &self.request_id())
             .field("body_len", &self.body.len())
             .finish()
     }
+}
+
+/// The request ID the server sent, from the first of the headers APIs and proxies use for it; `None`
+/// unless it is visible ASCII.
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
+    // Header names made once: looking up by `&str` would parse the name on every response.
+    static NAMES: [HeaderName; 4] = [
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("request-id"),
+        HeaderName::from_static("x-amzn-requestid"),
+        HeaderName::from_static("cf-ray"),
+    ];
+    NAMES
+        .iter()
+        .find_map(|name| headers.get(name))?
+        .to_str()
+        .ok()
 }
