@@ -716,7 +716,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The limit on connecting; default 10 s. Ignored with [`http_client`](Self::http_client), whose own
+    /// The limit on connecting; default 10 s. Ignored with `http_client`, whose own
     /// setting applies.
     pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = Some(connect_timeout);
@@ -769,7 +769,13 @@ impl ClientBuilder {
     /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows redirects
     /// can send a note (and the key) to wherever a redirect points. The SDK notices a followed
     /// redirect afterwards and reports it as [`ErrorKind::Redirect`](crate::ErrorKind::Redirect),
-    /// but cannot undo it.
+    /// but cannot undo it. The timeout and deadline still apply to each request; the connect
+    /// timeout and root certificates are the client's own business (giving root certificates here
+    /// as well fails [`build`](Self::build)).
+    ///
+    /// Needs the `reqwest-client` feature, which makes reqwest 0.13 part of this crate's API.
+    #[cfg(feature = "reqwest-client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-client")))]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -812,6 +818,13 @@ impl ClientBuilder {
         // its own (a per-request extension, a few allocations) only when the deadline cuts it
         // shorter. A caller's client may have any timeout or none, so every request gets ours.
         let (http, client_timeout) = match self.http_client {
+            Some(_) if !self.root_certificates.is_empty() => {
+                return Err(Error::config(
+                    "root certificates were given with add_root_certificate_pem and a reqwest \
+                     client with http_client, which would not use them: add them to that client \
+                     (reqwest::ClientBuilder::add_root_certificate) instead",
+                ));
+            }
             Some(client) => (client, None),
             None => {
                 // Connecting must fail before the attempt's timeout does, so that a connect timeout
@@ -820,7 +833,7 @@ impl ClientBuilder {
                     .connect_timeout
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
                     .min(timeout.mul_f64(0.9));
-                let mut builder = crate::tls::client_builder(&base_url)?
+                let mut builder = crate::tls::client_builder(&base_url, &self.root_certificates)?
                     .connect_timeout(connect_timeout)
                     .timeout(timeout)
                     // A POST must never be re-sent somewhere else by the transport.
@@ -830,7 +843,6 @@ impl ClientBuilder {
                     // also see the key in cleartext over http.
                     builder = builder.no_proxy();
                 }
-                builder = crate::tls::add_root_certificates(builder, &self.root_certificates)?;
                 let client = builder.build().map_err(|e| {
                     Error::config(format!(
                         "the HTTP client could not be built: {}",

@@ -8,56 +8,30 @@
 //! - `native-tls`: the platform's library.
 //! - none: only `http` on loopback works, and an `https` base URL is refused when the client is built
 //!   instead of failing on the first request.
+//!
+//! Root certificates given with
+//! [`ClientBuilder::add_root_certificate_pem`](crate::ClientBuilder::add_root_certificate_pem) are
+//! trusted besides the platform's with every TLS choice.
 
 use crate::Error;
 
-/// A `reqwest::ClientBuilder` with this build's TLS, or an error if `base_url` needs TLS and the crate
-/// was compiled without any.
-pub(crate) fn client_builder(base_url: &str) -> Result<reqwest::ClientBuilder, Error> {
+/// A `reqwest::ClientBuilder` with this build's TLS, trusting the root certificates `root_pems` (PEM)
+/// besides the platform's, or an error if `base_url` needs TLS and the crate was compiled without any.
+pub(crate) fn client_builder(
+    base_url: &str,
+    root_pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
     check_tls_available(base_url)?;
-    with_tls(reqwest::Client::builder())
+    with_tls(reqwest::Client::builder(), root_pems)
 }
 
-/// Trusts the root certificates (PEM) given with
-/// [`ClientBuilder::add_root_certificate_pem`](crate::ClientBuilder::add_root_certificate_pem).
+/// The error for a root certificate that cannot be read.
 #[cfg(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls"))]
-pub(crate) fn add_root_certificates(
-    mut builder: reqwest::ClientBuilder,
-    pems: &[Vec<u8>],
-) -> Result<reqwest::ClientBuilder, Error> {
-    for pem in pems {
-        let invalid = |why: String| {
-            Error::config(format!(
-                "a root certificate given with add_root_certificate_pem is not valid: {why}; \
-                 give the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
-            ))
-        };
-        let certificates = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| invalid(crate::error::chain(&e)))?;
-        if certificates.is_empty() {
-            return Err(invalid("it holds no certificate".to_string()));
-        }
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    Ok(builder)
-}
-
-/// Without TLS there is nothing to trust a certificate for: asking to is a configuration error.
-#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
-pub(crate) fn add_root_certificates(
-    builder: reqwest::ClientBuilder,
-    pems: &[Vec<u8>],
-) -> Result<reqwest::ClientBuilder, Error> {
-    if pems.is_empty() {
-        Ok(builder)
-    } else {
-        Err(Error::config(
-            "a root certificate was given, but happyrobot was compiled without TLS: turn on one of \
-             its features `rustls` (the default), `rustls-ring` or `native-tls`",
-        ))
-    }
+fn invalid_root(why: String) -> Error {
+    Error::config(format!(
+        "a root certificate given with add_root_certificate_pem is not valid: {why}; \
+         give the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
+    ))
 }
 
 #[cfg(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls"))]
@@ -73,29 +47,44 @@ fn check_tls_available(base_url: &str) -> Result<(), Error> {
     {
         return Err(Error::config(format!(
             "the base URL {base_url:?} is https, but happyrobot was compiled without TLS: turn on \
-             one of its features `rustls` (the default), `rustls-ring` or `native-tls`, or give \
-             ClientBuilder::http_client a reqwest::Client that has TLS"
+             one of its features `rustls` (the default), `rustls-ring` or `native-tls`"
         )));
     }
     Ok(())
 }
 
+/// rustls with *ring*, the platform's verifier, and the extra roots.
 #[cfg(feature = "rustls-ring")]
-fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
+fn with_tls(
+    builder: reqwest::ClientBuilder,
+    root_pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
 
+    let mut roots: Vec<CertificateDer<'static>> = Vec::new();
+    for pem in root_pems {
+        let before = roots.len();
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            roots.push(certificate.map_err(|e| invalid_root(format!("{e:?}")))?);
+        }
+        if roots.len() == before {
+            return Err(invalid_root("it holds no certificate".to_string()));
+        }
+    }
     let setup = |e: rustls::Error| {
         Error::config(format!(
             "TLS with the ring provider could not be set up: {e}"
         ))
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = platform_verifier(roots, provider.clone()).map_err(setup)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(setup)?
+        .dangerous()
         // The operating system's certificate verifier, as reqwest's own rustls setup uses.
-        .with_platform_verifier()
-        .map_err(setup)?
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
         .with_no_client_auth();
     // reqwest offers HTTP/2 and HTTP/1.1 through ALPN when it builds the config itself; a
     // preconfigured one is used as given.
@@ -103,9 +92,72 @@ fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, E
     Ok(builder.tls_backend_preconfigured(config))
 }
 
-#[cfg(not(feature = "rustls-ring"))]
-fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+/// The platform's verifier, trusting `roots` as well.
+#[cfg(all(feature = "rustls-ring", not(target_os = "android")))]
+fn platform_verifier(
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
+    if roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider)
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider)
+    }
+}
+
+/// Android's verifier takes no extra roots: asking for them is refused, never ignored.
+#[cfg(all(feature = "rustls-ring", target_os = "android"))]
+fn platform_verifier(
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
+    if roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider)
+    } else {
+        Err(rustls::Error::General(
+            "extra root certificates are not supported on Android with `rustls-ring`; use the \
+             default `rustls` feature"
+                .into(),
+        ))
+    }
+}
+
+/// reqwest's own TLS (rustls with aws-lc-rs, or native-tls), trusting the extra roots.
+#[cfg(all(
+    not(feature = "rustls-ring"),
+    any(feature = "rustls", feature = "native-tls")
+))]
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    root_pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    for pem in root_pems {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid_root(crate::error::chain(&e)))?;
+        if certificates.is_empty() {
+            return Err(invalid_root("it holds no certificate".to_string()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
     Ok(builder)
+}
+
+/// Without TLS there is nothing to trust a certificate for: asking to is a configuration error.
+#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "native-tls")))]
+fn with_tls(
+    builder: reqwest::ClientBuilder,
+    root_pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    if root_pems.is_empty() {
+        Ok(builder)
+    } else {
+        Err(Error::config(
+            "a root certificate was given, but happyrobot was compiled without TLS: turn on one of \
+             its features `rustls` (the default), `rustls-ring` or `native-tls`",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +172,7 @@ mod tests {
 
     #[test]
     fn an_https_client_builds_exactly_when_there_is_tls() {
-        let built = client_builder("https://app.happyrobot.ai/api/v1").map(|b| b.build());
+        let built = client_builder("https://app.happyrobot.ai/api/v1", &[]).map(|b| b.build());
         match (built, TLS) {
             // reqwest refuses a preconfigured TLS config of a rustls version it does not use.
             (Ok(client), true) => assert!(client.is_ok(), "reqwest refused the TLS setup"),
@@ -136,7 +188,7 @@ mod tests {
 
     #[test]
     fn loopback_http_needs_no_tls() {
-        let client = client_builder("http://127.0.0.1:8080/api/v1").map(|b| b.build());
+        let client = client_builder("http://127.0.0.1:8080/api/v1", &[]).map(|b| b.build());
         assert!(matches!(client, Ok(Ok(_))));
     }
 }

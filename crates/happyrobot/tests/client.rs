@@ -470,6 +470,8 @@ async fn a_timeout_after_sending_is_not_retried() {
     assert!(!err.is_retryable());
 }
 
+// `ClientBuilder::http_client` needs the feature (the crate's dev-dependency on itself turns it on).
+#[cfg(feature = "reqwest-client")]
 #[tokio::test]
 async fn the_timeout_also_applies_to_a_caller_supplied_reqwest_client() {
     let server = TestServer::start(|_, _| Reply::Hang).await;

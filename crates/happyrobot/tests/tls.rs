@@ -135,3 +135,19 @@ fn an_invalid_root_certificate_fails_at_build() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
+
+// `ClientBuilder::http_client` needs the feature (the crate's dev-dependency on itself turns it on).
+// With `rustls-ring`, a plain `reqwest::Client::new()` panics for want of a process-wide crypto
+// provider (the trap the crate README describes), so the test builds none there.
+#[cfg(all(feature = "reqwest-client", not(feature = "rustls-ring")))]
+#[test]
+fn root_certificates_for_a_caller_supplied_client_are_refused_not_ignored() {
+    let err = Client::builder()
+        .api_key(KEY)
+        .http_client(reqwest::Client::new())
+        .add_root_certificate_pem("any certificate")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("http_client"), "{err}");
+}

@@ -84,6 +84,8 @@ async fn redirects_are_never_followed_and_report_the_right_outcome() {
     assert_eq!(elsewhere.count(), 0, "no redirect was followed");
 }
 
+// `ClientBuilder::http_client` needs the feature (the crate's dev-dependency on itself turns it on).
+#[cfg(feature = "reqwest-client")]
 #[tokio::test]
 async fn a_caller_client_that_follows_redirects_is_caught() {
     let elsewhere = TestServer::start(|_, _| Reply::json(200, &call_json())).await;
