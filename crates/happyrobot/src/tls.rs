@@ -93,7 +93,7 @@ fn with_tls(
 }
 
 /// The platform's verifier, trusting `roots` as well.
-#[cfg(all(feature = "rustls-ring", not(target_os = "android")))]
+#[cfg(feature = "rustls-ring")]
 fn platform_verifier(
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
@@ -101,25 +101,29 @@ fn platform_verifier(
     if roots.is_empty() {
         rustls_platform_verifier::Verifier::new(provider)
     } else {
-        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider)
+        with_extra_roots(roots, provider)
     }
+}
+
+#[cfg(all(feature = "rustls-ring", not(target_os = "android")))]
+fn with_extra_roots(
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
+    rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider)
 }
 
 /// Android's verifier takes no extra roots: asking for them is refused, never ignored.
 #[cfg(all(feature = "rustls-ring", target_os = "android"))]
-fn platform_verifier(
-    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+fn with_extra_roots(
+    _roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    _provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
-    if roots.is_empty() {
-        rustls_platform_verifier::Verifier::new(provider)
-    } else {
-        Err(rustls::Error::General(
-            "extra root certificates are not supported on Android with `rustls-ring`; use the \
-             default `rustls` feature"
-                .into(),
-        ))
-    }
+    Err(rustls::Error::General(
+        "extra root certificates are not supported on Android with `rustls-ring`; use the \
+         default `rustls` feature"
+            .into(),
+    ))
 }
 
 /// reqwest's own TLS (rustls with aws-lc-rs, or native-tls), trusting the extra roots.
