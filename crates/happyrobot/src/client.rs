@@ -264,6 +264,11 @@ impl Client {
     /// may still be in flight at the server. Otherwise ([`NoteLookup::Undecided`]): a note with the
     /// same text but another ID may be this one, from a server that does not keep client IDs, or
     /// the answer did not list the notes.
+    ///
+    /// `Absent` rests on time: an add held somewhere (a queue, a stalled proxy) for longer than the
+    /// attempt's timeout plus the settle delay can still be applied after the second look. A note
+    /// then sent again (with the same ID, as the CLI does) is on the call twice unless the server
+    /// refuses a second note with an ID it holds. Raise the settle delay for a server known to lag.
     pub async fn find_note(
         &self,
         call_id: &CallId,
@@ -615,7 +620,7 @@ fn decode_failure<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> String {
 
 /// The request ID a server sent back, under the names servers commonly use.
 fn request_id(headers: &HeaderMap) -> Option<String> {
-    // `to_str` admits visible ASCII only, so the one thing left to check is the length.
+    // `to_str` admits visible ASCII and tabs only; `clean_message` escapes the tabs of a long one.
     crate::response::request_id(headers).map(|id| {
         if id.len() <= crate::error::MAX_MESSAGE_CHARS {
             id.to_string()

@@ -64,7 +64,7 @@ impl<T> Response<T> {
 
     /// The request ID the server sent back (`x-request-id`, `request-id`, ...), for support.
     pub fn request_id(&self) -> Option<&str> {
-        // `to_str` admits visible ASCII only: any byte index is a character boundary.
+        // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.
         request_id(&self.headers).map(|id| &id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
     }
 

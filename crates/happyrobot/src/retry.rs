@@ -291,24 +291,31 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         );
     }
     let when = parse_http_date(text)?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    // In whole seconds since the epoch, never as `SystemTime` arithmetic: chrono reads years up to
+    // 262142, past what `SystemTime` holds on some platforms (adding to it there panics).
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        });
+    let ahead = when.saturating_sub(now);
+    Some(u64::try_from(ahead).map_or(Duration::ZERO, Duration::from_secs))
 }
 
 /// Reads an HTTP date in the three forms RFC 9110 section 5.6.7 says a recipient must accept: the
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), which RFC 2822 parsing covers, and the obsolete
 /// RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`) forms.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
+///
+/// Returns seconds since the Unix epoch (negative before it).
+fn parse_http_date(text: &str) -> Option<i64> {
     use chrono::{DateTime, NaiveDateTime};
     if let Ok(when) = DateTime::parse_from_rfc2822(text) {
-        return Some(when.into());
+        return Some(when.timestamp());
     }
     ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| naive.and_utc().into())
+        .map(|naive| naive.and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -470,12 +477,24 @@ mod tests {
             "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
         );
         assert!(parse_retry_after(&headers).unwrap() > Duration::from_secs(86_400 * 365 * 7000));
+        // A year no `SystemTime` holds on some platforms: a long wait, never a panic.
+        headers.insert(
+            RETRY_AFTER,
+            "Sat, 01 Jan 40000 00:00:00 GMT".parse().unwrap(),
+        );
+        assert!(parse_retry_after(&headers).unwrap() > Duration::from_secs(86_400 * 365 * 37_000));
+        // A date long past is no wait.
+        headers.insert(
+            RETRY_AFTER,
+            "Mon, 01 Jan 1900 00:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
     }
 
     #[test]
     fn reads_the_three_http_date_forms_alike() {
         // RFC 9110 section 5.6.7's example instant, 784111777 seconds after the epoch.
-        let expected = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let expected = 784_111_777;
         for text in [
             "Sun, 06 Nov 1994 08:49:37 GMT",
             "Sunday, 06-Nov-94 08:49:37 GMT",

@@ -78,7 +78,15 @@ fn with_tls(
         ))
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = platform_verifier(roots, provider.clone()).map_err(setup)?;
+    // With extra roots, a failure here is theirs: a PEM block whose contents are no certificate.
+    let given = !roots.is_empty();
+    let verifier = platform_verifier(roots, provider.clone()).map_err(|e| {
+        if given {
+            invalid_root(e.to_string())
+        } else {
+            setup(e)
+        }
+    })?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(setup)?
