@@ -188,22 +188,17 @@ impl Error {
     }
 
     pub(crate) fn timeout(op: Operation, source: BoxError) -> Self {
-        let message = format!(
-            "the request timed out before the API answered ({}); {}: check before sending it again",
-            chain(source.as_ref()),
-            op.maybe()
-        );
-        let outcome = if op == Operation::GetCall {
-            Outcome::NotApplied
-        } else {
-            Outcome::Unknown
-        };
-        Self::new(ErrorKind::Timeout, outcome, message).with_source(source)
+        Self::unanswered(ErrorKind::Timeout, "the request timed out", op, source)
     }
 
     pub(crate) fn network(op: Operation, source: BoxError) -> Self {
+        Self::unanswered(ErrorKind::Network, "the connection failed", op, source)
+    }
+
+    /// A request sent without an answer: unknown whether it was carried out, unless it was a read.
+    fn unanswered(kind: ErrorKind, what: &str, op: Operation, source: BoxError) -> Self {
         let message = format!(
-            "the connection failed before the API answered ({}); {}: check before sending it again",
+            "{what} before the API answered ({}); {}: check before sending it again",
             chain(source.as_ref()),
             op.maybe()
         );
@@ -212,7 +207,7 @@ impl Error {
         } else {
             Outcome::Unknown
         };
-        Self::new(ErrorKind::Network, outcome, message).with_source(source)
+        Self::new(kind, outcome, message).with_source(source)
     }
 
     /// An error status. `message` is the server's explanation from a JSON body, if any.
