@@ -419,6 +419,14 @@ async fn undo_reconciles_lines_in_doubt_first() {
     assert_eq!(summary["deleted"], 3, "{summary}");
     assert_eq!(summary["not_added"], 1, "{summary}");
     assert_eq!(summary["reconciled"]["found"], 1, "{summary}");
+    // An undo never sends a note again: the line found absent is "not added", nothing else.
+    assert_eq!(summary["reconciled"]["sent_again"], 0, "{summary}");
+    assert!(
+        run.stderr
+            .contains("1 found added, 1 not there (not added)"),
+        "{}",
+        run.stderr
+    );
     assert!(
         !held(&server).keys().any(|t| t.starts_with("note ")),
         "every imported note is gone"

@@ -59,7 +59,8 @@ pub(crate) struct UnknownLine {
 pub(crate) struct Reconciled {
     /// On the call: added (counted as added, or as skipped for an earlier run's line).
     pub(crate) found: u64,
-    /// Not on the call: sent again once, with the same note ID.
+    /// Not on the call: sent again once, with the same note ID (always 0 in an undo, which sends
+    /// nothing again: its absent lines are its `not_added`).
     pub(crate) sent_again: u64,
     /// Could not be told: still unknown.
     pub(crate) undecided: u64,
@@ -74,20 +75,20 @@ impl Reconciled {
         }
     }
 
-    fn total(&self) -> u64 {
-        self.found + self.sent_again + self.undecided
+    /// The summary line of an import, when anything was looked up.
+    pub(crate) fn render(&self) -> Option<String> {
+        self.render_with(self.sent_again, "not there and sent again once")
     }
 
-    /// The summary line, when anything was looked up.
-    pub(crate) fn render(&self) -> Option<String> {
-        (self.total() > 0).then(|| {
+    /// The summary line, with `absent` lookups that found the note not there, described as
+    /// `absent_label` (an import sends them again; an undo has nothing to delete for them).
+    pub(crate) fn render_with(&self, absent: u64, absent_label: &str) -> Option<String> {
+        let total = self.found + absent + self.undecided;
+        (total > 0).then(|| {
             format!(
-                "  reconciled: {} (unknown outcomes looked up on their calls: {} found added, {} \
-                 not there and sent again once, {} still undecided)",
-                self.total(),
-                self.found,
-                self.sent_again,
-                self.undecided
+                "  reconciled: {total} (unknown outcomes looked up on their calls: {} found \
+                 added, {absent} {absent_label}, {} still undecided)",
+                self.found, self.undecided
             )
         })
     }

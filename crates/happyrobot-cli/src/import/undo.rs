@@ -179,7 +179,10 @@ impl UndoSummary {
                 self.not_added
             ));
         }
-        out.extend(self.reconciled.render());
+        out.extend(
+            self.reconciled
+                .render_with(self.not_added, "not there (not added)"),
+        );
         out.push(format!("  failed:      {}", self.failed));
         let mut failed: Vec<_> = self.failed_lines.iter().collect();
         failed.sort_by_key(|f| f.line);
@@ -523,11 +526,9 @@ async fn reconcile_for_undo(
                 },
             )
         }
+        // Counted as `not_added`, not as a reconciled absent line: an import sends those
+        // again, an undo never does.
         Lookup::Absent => {
-            context
-                .stats
-                .reconciled_absent
-                .fetch_add(1, Ordering::Relaxed);
             let entry = Entry {
                 call_id: Some(call_id),
                 note_id: Some(note_id.to_string()),
