@@ -32,7 +32,7 @@ fn write_csv(dir: &Path, count: usize) -> PathBuf {
     path
 }
 
-fn summary(run: &common::Run) -> Value {
+fn summary_of(run: &common::Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
@@ -116,7 +116,7 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
             .count(),
         142
     );
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["added"], 1000);
     assert_eq!(summary["failed"], 0);
     assert_eq!(summary["unknown"], 0);
@@ -143,10 +143,6 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
     assert_eq!(server.requests().len(), requests);
 }
 
-fn summary_of(run: &common::Run) -> Value {
-    summary(run)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_import_resumes_without_sending_any_line_twice() {
     let server = MockServer::start().await.unwrap();
@@ -156,10 +152,12 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
     let total = 150;
     let file = write_csv(&dir, total);
     let file_arg = file.to_str().unwrap().to_string();
-    let mut args = common::mock_args(&server);
-    args.extend(["notes", "import", &file_arg, "--concurrency", "4"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = common::command(&args).spawn().unwrap();
+    let mut child = common::command_against(
+        &server,
+        &["notes", "import", &file_arg, "--concurrency", "4"],
+    )
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.created_note_count() < 20 {
         assert!(Instant::now() < deadline, "the import made no progress");
@@ -192,7 +190,7 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
     )
     .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     let unknown = lines_of(&summary["unknown_lines"]);
     assert_eq!(unknown, interrupted);
     assert!(
@@ -281,7 +279,7 @@ async fn saved_then_dropped_is_unknown_and_not_duplicated() {
     )
     .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["added"], 4);
     assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
     assert_eq!(server.created_note_count(), 5, "the dropped one was saved");
@@ -334,7 +332,7 @@ async fn failures_are_reported_with_lines_and_resent_on_a_rerun() {
     // Certain failures are sent again on a re-run; the done lines are not.
     let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 4, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["skipped"], 2);
     assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([2]));
     assert_eq!(summary["failed_lines"][0]["status"], 404);
@@ -370,7 +368,7 @@ async fn server_errors_make_lines_unknown_and_exit_7() {
     )
     .await;
     assert_eq!(run.code, 7, "unknown beats failures: {}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
     assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([3]));
     assert_eq!(summary["failed_lines"][0]["exit_code"], 5);
@@ -444,7 +442,7 @@ async fn a_fixed_line_is_sent_and_nothing_already_added() {
     .unwrap();
     let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["added"], 2, "{summary}");
     assert_eq!(summary["skipped"], 2, "{summary}");
     let counts = common::counts_by_content(&server, FIRST_CALL_ID);
@@ -464,13 +462,13 @@ async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
     let file_arg = file.to_str().unwrap();
     let trial = common::run(&["--mock", "notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(trial.code, 0, "{}", trial.stderr);
-    assert_eq!(summary(&trial)["added"], 5);
+    assert_eq!(summary_of(&trial)["added"], 5);
     let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary(&run)["added"], 5);
+    assert_eq!(summary_of(&run)["added"], 5);
     let run = common::run_against(&real, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary(&run)["added"], 5, "{}", run.stderr);
+    assert_eq!(summary_of(&run)["added"], 5, "{}", run.stderr);
     assert_eq!(real.created_note_count(), 5);
     // The journal records where each run went, and a hash of the key, never the key.
     let journal = std::fs::read_to_string(dir.join("notes.csv.journal")).unwrap();
@@ -478,7 +476,7 @@ async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
     assert!(!journal.contains(real.api_key()), "{journal}");
     // And each destination keeps its own progress.
     let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
-    assert_eq!(summary(&run)["skipped"], 5);
+    assert_eq!(summary_of(&run)["skipped"], 5);
     assert_eq!(staging.created_note_count(), 5);
 }
 
@@ -506,7 +504,7 @@ async fn a_renamed_copied_or_symlinked_file_resumes() {
         .await;
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(
-            summary(&run)["skipped"],
+            summary_of(&run)["skipped"],
             6,
             "{}: {}",
             path.display(),
@@ -541,7 +539,7 @@ async fn a_rejected_key_stops_the_import_with_exit_3() {
         "it stops at the first 401s: {}",
         server.requests().len()
     );
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert!(summary["not_sent"].as_u64().unwrap() >= 46, "{summary}");
 }
 
@@ -578,10 +576,9 @@ async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
     let dir = common::temp_dir("sigint");
     let file = write_csv(&dir, 100);
     let file_arg = file.to_str().unwrap().to_string();
-    let mut args = common::mock_args(&server);
-    args.extend(["notes", "import", &file_arg, "-o", "json"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = common::command(&args).spawn().unwrap();
+    let child = common::command_against(&server, &["notes", "import", &file_arg, "-o", "json"])
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.created_note_count() < 8 {
         assert!(Instant::now() < deadline, "the import made no progress");
@@ -628,10 +625,12 @@ async fn a_second_import_of_the_same_file_is_refused_while_one_runs() {
     let dir = common::temp_dir("concurrent");
     let file = write_csv(&dir, 40);
     let file_arg = file.to_str().unwrap().to_string();
-    let mut args = common::mock_args(&server);
-    args.extend(["notes", "import", &file_arg, "--concurrency", "2"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let first = common::command(&args).spawn().unwrap();
+    let first = common::command_against(
+        &server,
+        &["notes", "import", &file_arg, "--concurrency", "2"],
+    )
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.created_note_count() < 2 {
         assert!(
@@ -727,7 +726,7 @@ async fn identical_lines_are_refused_unless_allowed() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary(&run)["added"], 3);
+    assert_eq!(summary_of(&run)["added"], 3);
     // A re-run knows both copies are done.
     let run = common::run_against(
         &server,
@@ -741,7 +740,7 @@ async fn identical_lines_are_refused_unless_allowed() {
         ],
     )
     .await;
-    assert_eq!(summary(&run)["skipped"], 3);
+    assert_eq!(summary_of(&run)["skipped"], 3);
     assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID)["same"], 2);
 }
 
@@ -815,7 +814,7 @@ async fn a_damaged_journal_line_is_reported_and_skipped() {
         "{}",
         run.stderr
     );
-    assert_eq!(summary(&run)["skipped"], 4);
+    assert_eq!(summary_of(&run)["skipped"], 4);
     assert_eq!(server.created_note_count(), 4);
 }
 
@@ -849,7 +848,7 @@ async fn a_huge_retry_after_neither_panics_nor_hangs() {
     .await;
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(run.code, 5, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["failed"], 1);
     let reason = summary["failed_lines"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("asked to wait"), "{reason}");
@@ -886,11 +885,9 @@ fn send_signal(pid: u32, signal: &str) {
 
 /// Starts an import of `file` against `server`, with the given extra options.
 fn spawn_import(server: &MockServer, file: &Path, extra: &[&str]) -> tokio::process::Child {
-    let mut args = common::mock_args(server);
-    args.extend(["notes", "import", file.to_str().unwrap(), "-o", "json"].map(String::from));
-    args.extend(extra.iter().map(|a| (*a).to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    common::command(&args).spawn().unwrap()
+    let mut args = vec!["notes", "import", file.to_str().unwrap(), "-o", "json"];
+    args.extend(extra);
+    common::command_against(server, &args).spawn().unwrap()
 }
 
 async fn wait_for_requests(server: &MockServer, count: usize) {
@@ -1093,7 +1090,7 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     let run = common::run_command(command).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("Line 3 was added"), "{}", run.stderr);
-    let first = summary(&run);
+    let first = summary_of(&run);
     assert_eq!(first["added"], 2, "{first}");
     assert!(
         first["journal_failures"][0]
@@ -1120,7 +1117,7 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let second = summary(&run);
+    let second = summary_of(&run);
     assert_eq!(second["unknown"], 0, "{second}");
     assert_eq!(second["skipped"], 2, "{second}");
     assert_eq!(second["reconciled"]["found"], 1, "{second}");

@@ -28,7 +28,7 @@ fn write_csv(dir: &Path, name: &str, prefix: &str, count: usize) -> PathBuf {
     path
 }
 
-fn summary(run: &common::Run) -> Value {
+fn summary_of(run: &common::Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
@@ -84,7 +84,7 @@ async fn save_then_drop_is_reconciled_found_and_never_sent_twice() {
     let file = write_csv(&dir, "notes.csv", "note", 100);
     let run = import(&server, &file, &["--concurrency", "4"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["unknown"], 0, "{summary}");
     assert_eq!(summary["added"], 100, "{summary}");
     let found = summary["reconciled"]["found"].as_u64().unwrap();
@@ -104,7 +104,7 @@ async fn close_before_response_is_reconciled_absent_and_sent_again_once() {
     let file = write_csv(&dir, "notes.csv", "note", 30);
     let run = import(&server, &file, &["--concurrency", "1"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     let sent_again = summary["reconciled"]["sent_again"].as_u64().unwrap();
     assert!((1..=3).contains(&sent_again), "{summary}");
     assert_eq!(summary["reconciled"]["found"], 0, "{summary}");
@@ -138,7 +138,7 @@ async fn without_client_ids_a_dropped_add_stays_unknown_and_is_never_resent() {
     let file = write_csv(&dir, "notes.csv", "note", 5);
     let run = import(&server, &file, &["--concurrency", "1"]).await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["unknown"], 1, "{summary}");
     assert_eq!(summary["unknown_lines"][0]["line"], 2, "{summary}");
     assert_eq!(summary["reconciled"]["undecided"], 1, "{summary}");
@@ -152,36 +152,31 @@ async fn without_client_ids_a_dropped_add_stays_unknown_and_is_never_resent() {
     assert_each_once(&server, "note", 5);
 }
 
-fn summary_of(run: &common::Run) -> Value {
-    summary(run)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_import_is_reconciled_on_the_next_run() {
     let server = MockServer::start().await.unwrap();
     server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 1);
     let dir = common::temp_dir("reconcile-kill");
     let file = write_csv(&dir, "notes.csv", "note", 120);
-    let mut args = common::mock_args(&server);
-    args.extend(
-        [
+    let mut child = common::command_against(
+        &server,
+        &[
             "notes",
             "import",
             file.to_str().unwrap(),
             "--concurrency",
             "4",
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = common::command(&args).spawn().unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     wait_until(|| server.created_note_count() >= 20, &mut child).await;
     child.kill().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.clear_faults();
     let run = import(&server, &file, &[]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["unknown"], 0, "{summary}");
     let reconciled = &summary["reconciled"];
     assert!(
@@ -251,7 +246,7 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
         "undo of 1,000 notes: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["deleted"], 1000, "{summary}");
     assert_eq!(summary["to_delete"], 1000, "{summary}");
     assert_eq!(server.operation_counts().delete_note, 1000);
@@ -356,20 +351,19 @@ async fn a_killed_undo_resumes_and_deletes_every_note_once() {
     let others = server.notes(FIRST_CALL_ID).len() - total;
 
     server.inject_rate(Fault::Delay(Duration::from_millis(100)), 1.0, 1);
-    let mut args = common::mock_args(&server);
-    args.extend(
-        [
+    let mut child = common::command_against(
+        &server,
+        &[
             "notes",
             "import",
             file.to_str().unwrap(),
             "--undo",
             "--concurrency",
             "4",
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = common::command(&args).spawn().unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     wait_until(|| server.operation_counts().delete_note >= 20, &mut child).await;
     child.kill().await.unwrap(); // SIGKILL: nothing more is written
     let killed_at = server.operation_counts().delete_note;
@@ -379,7 +373,7 @@ async fn a_killed_undo_resumes_and_deletes_every_note_once() {
 
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(
         summary["deleted"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(),
         total as u64,
@@ -415,7 +409,7 @@ async fn undo_reconciles_lines_in_doubt_first() {
 
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary(&run);
+    let summary = summary_of(&run);
     assert_eq!(summary["deleted"], 3, "{summary}");
     assert_eq!(summary["not_added"], 1, "{summary}");
     assert_eq!(summary["reconciled"]["found"], 1, "{summary}");
@@ -570,20 +564,19 @@ async fn one_undo_at_a_time_and_its_summary() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     server.inject_rate(Fault::Delay(Duration::from_millis(200)), 1.0, 1);
-    let mut args = common::mock_args(&server);
-    args.extend(
-        [
+    let mut child = common::command_against(
+        &server,
+        &[
             "notes",
             "import",
             file.to_str().unwrap(),
             "--undo",
             "--concurrency",
             "1",
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = common::command(&args).spawn().unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let requests = server.requests().len();
     wait_until(|| server.requests().len() > requests, &mut child).await;
     // A second undo, or an import, of the same file while it runs: refused, nothing sent.

@@ -1,14 +1,14 @@
 //! The send pass: reads the file again, skips what the journal says not to send, keeps at most
 //! `--concurrency` lines in flight, and stops cleanly on SIGINT, SIGTERM or SIGHUP.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::args::{Format, ImportArgs};
-use super::input::{Item, Records};
+use super::input::{Item, Occurrences, Records};
 use super::journal::{JournalState, LineState};
 use super::send::{Context, reconcile_line, send_line};
 use super::summary::{LineResult, Summary, UnknownLine};
@@ -132,8 +132,7 @@ pub(crate) async fn dispatch(
     let lookups = Arc::new(Semaphore::new(usize::from(args.concurrency).max(16)));
     let mut tasks: JoinSet<LineResult> = JoinSet::new();
     let mut fatal: Option<CliError> = None;
-    // How many times each repeated fingerprint was seen so far (only with --allow-duplicates).
-    let mut occurrences: HashMap<u64, u32> = HashMap::new();
+    let mut occurrences = Occurrences::new(repeated);
     let changed = |what: String| {
         CliError::usage(format!(
             "{} changed while it was being imported ({what}); the import stopped. Run the same \
@@ -171,12 +170,7 @@ pub(crate) async fn dispatch(
                 break;
             }
         };
-        if repeated.contains(&record.fingerprint) {
-            let seen = occurrences.entry(record.fingerprint).or_insert(0);
-            record.occurrence = *seen;
-            *seen += 1;
-        }
-        let key = (record.fingerprint, record.occurrence);
+        let key = occurrences.key(&mut record);
         match state.get(key) {
             Some(LineState::Done) => {
                 summary.skipped += 1;

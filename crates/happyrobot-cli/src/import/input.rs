@@ -1,6 +1,7 @@
 //! Reading an import file one record at a time (CSV or JSON Lines), checking each line as the
 //! client would, with the line number in every message. Nothing here holds more than one record.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -11,6 +12,7 @@ use happyrobot::{CallId, NewNote};
 use serde_json::Value;
 
 use super::args::Format;
+use super::journal::LineKey;
 
 /// One valid line of the file.
 #[derive(Debug, Clone)]
@@ -21,9 +23,36 @@ pub(crate) struct Record {
     pub(crate) note: NewNote,
     /// A digest of the call ID, text and flag, to tell this line from another in the journal.
     pub(crate) fingerprint: u64,
-    /// Which occurrence of this fingerprint in the file it is (0 for the first); set by the send
-    /// pass, which counts identical lines.
+    /// Which occurrence of this fingerprint in the file it is (0 for the first); set by
+    /// [`Occurrences::key`] in the passes that send.
     pub(crate) occurrence: u32,
+}
+
+/// Numbers the copies of a line the file holds more than once (only `--allow-duplicates` lets
+/// them through), so that each copy has its own journal key: the first copy is occurrence 0.
+pub(crate) struct Occurrences<'a> {
+    repeated: &'a HashSet<u64>,
+    seen: HashMap<u64, u32>,
+}
+
+impl<'a> Occurrences<'a> {
+    /// Numbering for a file whose repeated fingerprints are `repeated`.
+    pub(crate) fn new(repeated: &'a HashSet<u64>) -> Self {
+        Self {
+            repeated,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Sets `record.occurrence` (records must come in file order) and returns its journal key.
+    pub(crate) fn key(&mut self, record: &mut Record) -> LineKey {
+        if self.repeated.contains(&record.fingerprint) {
+            let seen = self.seen.entry(record.fingerprint).or_insert(0);
+            record.occurrence = *seen;
+            *seen += 1;
+        }
+        (record.fingerprint, record.occurrence)
+    }
 }
 
 /// One line that cannot be sent, and why.

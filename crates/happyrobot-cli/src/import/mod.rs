@@ -371,37 +371,17 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
             plan.orphans
         ));
     }
-    let display_name = if input.temporary {
-        args.file.display().to_string()
-    } else {
-        std::path::absolute(&args.file)
-            .unwrap_or_else(|_| args.file.clone())
-            .display()
-            .to_string()
-    };
-    journal
-        .write(&Entry::run(
-            &display_name,
-            format_name(format),
-            &content,
-            &destination,
-        ))
-        .map_err(|e| {
-            CliError::internal(format!(
-                "cannot write the journal {}: {e}; nothing was sent",
-                journal_path.display()
-            ))
-        })?;
+    let entry = Entry::run(
+        &run_name(&args, &input),
+        format_name(format),
+        &content,
+        &destination,
+    );
+    write_run_entry(&journal, &journal_path, &entry)?;
     plan::remember_journal(&content, &destination, &journal_path);
     let mut signals = dispatch::Signals::listen()?;
-    let stats = Arc::new(Stats::default());
-    let context = Arc::new(Context::new(
-        connection.client.clone(),
-        journal,
-        RetryPolicy::default().max_retries(global.max_retries),
-        args.fsync,
-        Arc::clone(&stats),
-    ));
+    let context = new_context(&connection, journal, global, &args);
+    let stats = &context.stats;
     let mut summary = Summary {
         file: args.file.display().to_string(),
         journal: journal_path.display().to_string(),
@@ -417,7 +397,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     };
     let progress = progress::Progress::start(
         progress_total,
-        Arc::clone(&stats),
+        Arc::clone(stats),
         Arc::clone(&context.gate),
         global.verbose > 0,
     );
@@ -444,15 +424,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         )));
     }
     summary.rate_limited = stats.rate_limited.load(Ordering::Relaxed);
-    summary.reconciled = summary::Reconciled::from_stats(&stats);
+    summary.reconciled = summary::Reconciled::from_stats(stats);
     let exit = final_exit(&summary, fatal.as_mut());
     summary.exit_code = exit.code();
     summary.print_text();
-    if args.output == Output::Json {
-        let json = serde_json::to_string_pretty(&summary)
-            .map_err(|e| CliError::internal(format!("could not encode the summary: {e}")))?;
-        output::out(&json);
-    }
+    print_json(&args, &summary)?;
     match fatal {
         Some(error) => Err(error),
         None => Ok(exit),
@@ -518,31 +494,16 @@ async fn run_undo(
     let (journal, state) =
         JournalWriter::open_keeping(&journal_path, &destination, args.fsync, true)
             .map_err(journal_error)?;
-    let display_name = if input.temporary {
-        args.file.display().to_string()
-    } else {
-        std::path::absolute(&args.file)
-            .unwrap_or_else(|_| args.file.clone())
-            .display()
-            .to_string()
-    };
-    let mut run_entry = Entry::run(&display_name, format_name(format), &content, &destination);
-    run_entry.reason = Some("undo".to_string());
-    journal.write(&run_entry).map_err(|e| {
-        CliError::internal(format!(
-            "cannot write the journal {}: {e}; nothing was sent",
-            journal_path.display()
-        ))
-    })?;
+    let mut entry = Entry::run(
+        &run_name(args, input),
+        format_name(format),
+        &content,
+        &destination,
+    );
+    entry.reason = Some("undo".to_string());
+    write_run_entry(&journal, &journal_path, &entry)?;
     let mut signals = dispatch::Signals::listen()?;
-    let stats = Arc::new(Stats::default());
-    let context = Arc::new(Context::new(
-        connection.client.clone(),
-        journal,
-        RetryPolicy::default().max_retries(global.max_retries),
-        args.fsync,
-        Arc::clone(&stats),
-    ));
+    let context = new_context(&connection, journal, global, args);
     let mut summary = undo::UndoSummary::new(
         args.file.display().to_string(),
         journal_path.display().to_string(),
@@ -570,11 +531,7 @@ async fn run_undo(
     let exit = summary.exit();
     summary.exit_code = exit.code();
     output::err(&summary.render_text());
-    if args.output == Output::Json {
-        let json = serde_json::to_string_pretty(&summary)
-            .map_err(|e| CliError::internal(format!("could not encode the summary: {e}")))?;
-        output::out(&json);
-    }
+    print_json(args, &summary)?;
     match summary.take_fatal() {
         Some(mut error) => {
             error.exit = exit;
@@ -582,6 +539,60 @@ async fn run_undo(
         }
         None => Ok(exit),
     }
+}
+
+/// The file's name in the journal's `run` entry: its absolute path, or the name given for
+/// standard input's temporary copy.
+fn run_name(args: &ImportArgs, input: &Input) -> String {
+    if input.temporary {
+        args.file.display().to_string()
+    } else {
+        std::path::absolute(&args.file)
+            .unwrap_or_else(|_| args.file.clone())
+            .display()
+            .to_string()
+    }
+}
+
+/// Writes the journal's `run` entry, which comes before anything is sent.
+fn write_run_entry(
+    journal: &JournalWriter,
+    journal_path: &std::path::Path,
+    entry: &Entry,
+) -> Result<(), CliError> {
+    journal.write(entry).map_err(|e| {
+        CliError::internal(format!(
+            "cannot write the journal {}: {e}; nothing was sent",
+            journal_path.display()
+        ))
+    })
+}
+
+/// What the workers of a run that sends share: the client, the journal, the retry policy that
+/// `--max-retries` sets, and new counts.
+fn new_context(
+    connection: &crate::connect::Connection,
+    journal: JournalWriter,
+    global: &GlobalArgs,
+    args: &ImportArgs,
+) -> Arc<Context> {
+    Arc::new(Context::new(
+        connection.client.clone(),
+        journal,
+        RetryPolicy::default().max_retries(global.max_retries),
+        args.fsync,
+        Arc::new(Stats::default()),
+    ))
+}
+
+/// Prints the summary as JSON on stdout, with `-o json`.
+fn print_json(args: &ImportArgs, summary: &impl serde::Serialize) -> Result<(), CliError> {
+    if args.output == Output::Json {
+        let json = serde_json::to_string_pretty(summary)
+            .map_err(|e| CliError::internal(format!("could not encode the summary: {e}")))?;
+        output::out(&json);
+    }
+    Ok(())
 }
 
 /// The exit code of an import that got as far as sending. Unknown lines win over everything,

@@ -325,6 +325,25 @@ pub(crate) async fn look_up(
     }
 }
 
+/// Counts a line in doubt that was found on its call (as `note_id`) and journals it as done.
+pub(crate) fn journal_found(
+    context: &Context,
+    record: &Record,
+    key: LineKey,
+    note_id: &str,
+) -> std::io::Result<()> {
+    context
+        .stats
+        .reconciled_found
+        .fetch_add(1, Ordering::Relaxed);
+    context.write(&Entry {
+        call_id: Some(record.call_id.to_string()),
+        note_id: Some(note_id.to_string()),
+        reason: Some("reconciled: the note is on the call".to_string()),
+        ..Entry::line(Event::Done, record.line, key)
+    })
+}
+
 /// Settles a line whose add had an unknown outcome (in this run, or in an earlier one when
 /// `earlier_run`) by looking its note up on the call: found, the line is done (added, or for an
 /// earlier run's line already added); absent, it is sent once more with the same note ID;
@@ -350,22 +369,13 @@ pub(crate) async fn reconcile_line(
     };
     match look_up(context, &record.call_id, note_id, record.note.content()).await {
         Lookup::Found(found) => {
-            context
-                .stats
-                .reconciled_found
-                .fetch_add(1, Ordering::Relaxed);
-            let entry = Entry {
-                call_id: Some(call_id),
-                note_id: Some(found.unwrap_or_else(|| note_id.to_string())),
-                reason: Some("reconciled: the note is on the call".to_string()),
-                ..Entry::line(Event::Done, record.line, key)
-            };
+            let note_id = found.unwrap_or_else(|| note_id.to_string());
             let result = if earlier_run {
                 LineResult::AlreadyAdded
             } else {
                 LineResult::Added
             };
-            match context.write(&entry) {
+            match journal_found(context, record, key, &note_id) {
                 Ok(()) => result,
                 Err(e) => journal_failed(e, result, "was found added but"),
             }

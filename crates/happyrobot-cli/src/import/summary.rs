@@ -9,13 +9,13 @@ use super::Stats;
 use crate::exit::{CliError, Exit};
 
 /// How many failed or unknown lines the summary keeps in memory (the journal has them all).
-const MAX_LISTED: usize = 1000;
+pub(crate) const MAX_LISTED: usize = 1000;
 /// How many of them the text summary prints.
 const MAX_PRINTED: usize = 20;
 
 /// Lists up to [`MAX_PRINTED`] of `count` lines (line number, call, reason) in file order, and says
 /// how many more the journal holds.
-fn list_lines<'a>(
+pub(crate) fn list_lines<'a>(
     out: &mut Vec<String>,
     count: usize,
     listed: impl Iterator<Item = (u64, &'a str, &'a str)>,

@@ -6,7 +6,7 @@
 //! once more when done deletes nothing. Lines whose add outcome is still unknown are looked up on
 //! their calls first (found: deleted too; absent: recorded as not added) or listed, never guessed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,16 +17,11 @@ use tokio::task::JoinSet;
 
 use super::args::Format;
 use super::dispatch::Signals;
-use super::input::{Item, Records};
+use super::input::{Item, Occurrences, Records};
 use super::journal::{Destination, Entry, Event, JournalState, LineKey, LineState, NoteRef};
-use super::send::{Context, Lookup, look_up};
-use super::summary::{FailedLine, Reconciled, UnknownLine};
+use super::send::{Context, Lookup, journal_found, look_up};
+use super::summary::{FailedLine, MAX_LISTED, Reconciled, UnknownLine, list_lines};
 use crate::exit::{self, CliError, Exit};
-
-/// How many failed or unknown lines the summary keeps (the journal has them all).
-const MAX_LISTED: usize = 1000;
-/// How many of them the text summary prints.
-const MAX_PRINTED: usize = 20;
 
 /// Refuses an undo whose journal does not record an import of this very content to this API:
 /// exit 2, before anything is sent.
@@ -184,23 +179,21 @@ impl UndoSummary {
                 .render_with(self.not_added, "not there (not added)"),
         );
         out.push(format!("  failed:      {}", self.failed));
-        let mut failed: Vec<_> = self.failed_lines.iter().collect();
-        failed.sort_by_key(|f| f.line);
-        for f in failed.iter().take(MAX_PRINTED) {
-            out.push(format!(
-                "    line {} (call {}): {}",
-                f.line, f.call_id, f.reason
-            ));
-        }
+        list_lines(
+            &mut out,
+            self.failed as usize,
+            self.failed_lines
+                .iter()
+                .map(|f| (f.line, f.call_id.as_str(), f.reason.as_str())),
+        );
         out.push(format!("  unknown:     {}", self.unknown));
-        let mut unknown: Vec<_> = self.unknown_lines.iter().collect();
-        unknown.sort_by_key(|u| u.line);
-        for u in unknown.iter().take(MAX_PRINTED) {
-            out.push(format!(
-                "    line {} (call {}): {}",
-                u.line, u.call_id, u.reason
-            ));
-        }
+        list_lines(
+            &mut out,
+            self.unknown as usize,
+            self.unknown_lines
+                .iter()
+                .map(|u| (u.line, u.call_id.as_str(), u.reason.as_str())),
+        );
         if self.unknown > 0 {
             out.push(
                 "  These notes may or may not exist: check the calls (happyrobot calls get \
@@ -304,18 +297,13 @@ pub(crate) async fn undo(
                 return;
             }
         };
-        let mut occurrences: HashMap<u64, u32> = HashMap::new();
+        let mut occurrences = Occurrences::new(pass.repeated);
         let mut seen: HashSet<LineKey> = HashSet::new();
         for item in records {
             let Ok(Item::Valid(mut record)) = item else {
                 continue;
             };
-            if pass.repeated.contains(&record.fingerprint) {
-                let n = occurrences.entry(record.fingerprint).or_insert(0);
-                record.occurrence = *n;
-                *n += 1;
-            }
-            let key = (record.fingerprint, record.occurrence);
+            let key = occurrences.key(&mut record);
             if !in_doubt.contains(&key) {
                 continue;
             }
@@ -503,18 +491,8 @@ async fn reconcile_for_undo(
     let call_id = record.call_id.to_string();
     match look_up(context, &record.call_id, note_id, record.note.content()).await {
         Lookup::Found(found) => {
-            context
-                .stats
-                .reconciled_found
-                .fetch_add(1, Ordering::Relaxed);
             let note_id = found.unwrap_or_else(|| note_id.to_string());
-            let entry = Entry {
-                call_id: Some(call_id.clone()),
-                note_id: Some(note_id.clone()),
-                reason: Some("reconciled: the note is on the call".to_string()),
-                ..Entry::line(Event::Done, record.line, key)
-            };
-            if let Err(e) = context.write(&entry) {
+            if let Err(e) = journal_found(context, record, key, &note_id) {
                 return Outcome::Journal(journal_error(&e, record.line, "was found added"));
             }
             Outcome::Found(
@@ -730,5 +708,27 @@ mod tests {
         let text = summary.render_text();
         assert!(text.contains("line 3 (call c): r"), "{text}");
         assert!(text.contains("happyrobot calls get"), "{text}");
+    }
+
+    #[test]
+    fn a_long_list_of_failures_says_how_many_more_the_journal_holds() {
+        let mut summary = UndoSummary::new("f".into(), "j".into());
+        for line in (2..=26).rev() {
+            let failed = FailedLine {
+                line,
+                call_id: "c".into(),
+                status: Some(500),
+                exit_code: 5,
+                reason: "r".into(),
+            };
+            summary.fail(failed, Exit::Api);
+        }
+        let text = summary.render_text();
+        assert!(text.contains("    line 2 (call c): r"), "{text}");
+        assert!(
+            !text.contains("line 22 "),
+            "20 are printed, in file order: {text}"
+        );
+        assert!(text.contains("... and 5 more (see the journal)"), "{text}");
     }
 }

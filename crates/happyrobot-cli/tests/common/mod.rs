@@ -73,12 +73,18 @@ pub fn mock_args(server: &happyrobot_mock::MockServer) -> Vec<String> {
     ]
 }
 
-/// Runs the binary against a mock: the mock's options first, then `args`.
-pub async fn run_against(server: &happyrobot_mock::MockServer, args: &[&str]) -> Run {
+/// The binary pointed at a mock: the mock's options first, then `args` (to spawn, for a test that
+/// interrupts or kills the run).
+pub fn command_against(server: &happyrobot_mock::MockServer, args: &[&str]) -> Command {
     let mut all = mock_args(server);
     all.extend(args.iter().map(|a| (*a).to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    run(&all).await
+    command(&all)
+}
+
+/// Runs the binary against a mock: the mock's options first, then `args`.
+pub async fn run_against(server: &happyrobot_mock::MockServer, args: &[&str]) -> Run {
+    run_command(command_against(server, args)).await
 }
 
 /// A new empty directory for one test.
