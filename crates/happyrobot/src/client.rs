@@ -57,9 +57,9 @@ struct Shared {
     api: happyrobot_sdk::Client,
     base_url: String,
     retry: RetryPolicy,
+    /// The attempt timeout: built into the reqwest client when this crate built it, else set on
+    /// each request through `Inner::with_timeout`.
     timeout: Duration,
-    /// The timeout built into the reqwest client, when this crate built it.
-    client_timeout: Option<Duration>,
     deadline: Duration,
     client_note_ids: bool,
     reconcile_settle: Duration,
@@ -332,8 +332,9 @@ impl Client {
             span.record("attempt", attempt);
             // Timed only for a subscriber that records the span.
             let begun = (!span.is_disabled()).then(Instant::now);
-            // The client's own timeout needs no repeating on the request (see `build`).
-            let own = (shared.client_timeout != Some(timeout)).then_some(timeout);
+            // The full timeout needs no repeating on the request (see `build`); only a shorter
+            // one, which the deadline leaves, does.
+            let own = (timeout != shared.timeout).then_some(timeout);
             // Boxed once, so that the generated request future (a few kilobytes) is not copied
             // again by each wrapper around it.
             let (result, exchange) = Exchange::with_timeout(own)
@@ -620,14 +621,7 @@ fn decode_failure<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> String {
 
 /// The request ID a server sent back, under the names servers commonly use.
 fn request_id(headers: &HeaderMap) -> Option<String> {
-    // `to_str` admits visible ASCII and tabs only; `clean_message` escapes the tabs of a long one.
-    crate::response::request_id(headers).map(|id| {
-        if id.len() <= crate::error::MAX_MESSAGE_CHARS {
-            id.to_string()
-        } else {
-            crate::error::clean_message(id)
-        }
-    })
+    crate::response::request_id(headers).map(str::to_string)
 }
 
 /// Sorts a transport failure by whether the request can have reached the server.
@@ -822,7 +816,7 @@ impl ClientBuilder {
         // Our own reqwest client carries the attempt timeout itself; a request then needs one of
         // its own (a per-request extension, a few allocations) only when the deadline cuts it
         // shorter. A caller's client may have any timeout or none, so every request gets ours.
-        let (http, client_timeout) = match self.http_client {
+        let (http, built_here) = match self.http_client {
             Some(_) if !self.root_certificates.is_empty() => {
                 return Err(Error::config(
                     "root certificates were given with add_root_certificate_pem and a reqwest \
@@ -830,7 +824,7 @@ impl ClientBuilder {
                      (reqwest::ClientBuilder::add_root_certificate) instead",
                 ));
             }
-            Some(client) => (client, None),
+            Some(client) => (client, false),
             None => {
                 // Connecting must fail before the attempt's timeout does, so that a connect timeout
                 // is reported as "nothing was sent" rather than as an unknown outcome.
@@ -854,13 +848,14 @@ impl ClientBuilder {
                         crate::error::chain(&e)
                     ))
                 })?;
-                (client, Some(timeout))
+                (client, true)
             }
         };
-        let inner = match client_timeout {
-            // Built here, with `Policy::none()`.
-            Some(_) => inner.with_redirects_never_followed(),
-            None => inner.with_timeout(timeout),
+        let inner = if built_here {
+            // With `Policy::none()` and the timeout.
+            inner.with_redirects_never_followed()
+        } else {
+            inner.with_timeout(timeout)
         };
         let api = happyrobot_sdk::Client::new_with_client(&base_url, http, inner);
         Ok(Client {
@@ -869,7 +864,6 @@ impl ClientBuilder {
                 base_url,
                 retry: self.retry.unwrap_or_default(),
                 timeout,
-                client_timeout,
                 deadline,
                 client_note_ids: self.client_note_ids.unwrap_or(true),
                 reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),

@@ -32,6 +32,12 @@ pub struct Response<T> {
     body: Bytes,
 }
 
+/// Compile-time proof that a response travels across threads and tasks (README, "Stability").
+const _: fn() = || {
+    fn assert_traits<T: Send + Sync + 'static>() {}
+    assert_traits::<Response<crate::types::Call>>();
+};
+
 impl<T> Response<T> {
     pub(crate) fn new(value: T, status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
         Self {
@@ -64,8 +70,7 @@ impl<T> Response<T> {
 
     /// The request ID the server sent back (`x-request-id`, `request-id`, ...), for support.
     pub fn request_id(&self) -> Option<&str> {
-        // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.
-        request_id(&self.headers).map(|id| &id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
+        request_id(&self.headers)
     }
 
     /// The body exactly as the server sent it: every member, including those this SDK does not know.
@@ -105,8 +110,9 @@ impl<T: fmt::Debug> fmt::Debug for Response<T> {
     }
 }
 
-/// The request ID the server sent, from the first of the headers APIs and proxies use for it; `None`
-/// unless it is visible ASCII.
+/// The request ID the server sent, from the first of the headers APIs and proxies use for it, cut to
+/// [`MAX_MESSAGE_CHARS`](crate::error::MAX_MESSAGE_CHARS) characters; `None` unless it is visible
+/// ASCII. Responses and errors show the same text.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
     // Header names made once: looking up by `&str` would parse the name on every response.
     static NAMES: [HeaderName; 4] = [
@@ -115,9 +121,11 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
         HeaderName::from_static("x-amzn-requestid"),
         HeaderName::from_static("cf-ray"),
     ];
-    NAMES
+    let id = NAMES
         .iter()
         .find_map(|name| headers.get(name))?
         .to_str()
-        .ok()
+        .ok()?;
+    // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.
+    Some(&id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
 }
