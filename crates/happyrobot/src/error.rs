@@ -39,6 +39,20 @@ pub enum ErrorKind {
     /// The API answered success (2xx), so it acted on the request, but the answer could not be read:
     /// the body broke off, stalled past the timeout, was larger than the cap, or did not decode.
     AnswerUnreadable,
+    /// The caller stopped the call (its [`Control`](crate::Control)'s token, or its observer)
+    /// before the next attempt was sent; [`Error::outcome`] is that of the attempt before, if any.
+    Stopped,
+}
+
+/// Why a connection could not be made, where it matters for what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectProblem {
+    /// A proxy asked for credentials it was not given, or refused those it was (`407`).
+    ProxyAuth(String),
+    /// A proxy refused to open the tunnel to the API (a `403` to `CONNECT`, or another refusal).
+    ProxyRefused(String),
+    /// The server's certificate is not trusted (an unknown authority, a wrong name, expired).
+    Certificate,
 }
 
 /// What became of a request that failed: did the server act on it?
@@ -123,6 +137,9 @@ struct Inner {
     body: Option<Bytes>,
     note_id: Option<String>,
     note_not_found: bool,
+    connect_problem: Option<ConnectProblem>,
+    /// When the attempt this error is about was sent, and how long it took to fail.
+    attempt: Option<(std::time::SystemTime, Duration)>,
     source: Option<BoxError>,
 }
 
@@ -141,6 +158,8 @@ impl Error {
                 body: None,
                 note_id: None,
                 note_not_found: false,
+                connect_problem: None,
+                attempt: None,
                 source: None,
             }),
         }
@@ -178,13 +197,83 @@ impl Error {
         )
     }
 
-    pub(crate) fn connect(source: BoxError) -> Self {
-        let message = format!(
-            "could not connect to the HappyRobot API ({}). Nothing was sent; check the base URL, \
-             the network and any proxy, then try again",
-            chain(source.as_ref())
+    pub(crate) fn connect(source: BoxError, host: &str) -> Self {
+        let cause = chain(source.as_ref());
+        let problem = connect_problem(&cause, host);
+        let message = match &problem {
+            Some(ConnectProblem::ProxyAuth(proxy)) => format!(
+                "the proxy {proxy} refused the credentials it was given, or asked for some (407 \
+                 Proxy Authentication Required). Nothing was sent to the API, and it is not \
+                 retried: proxies often lock an account after a few failures. Check the user \
+                 name and password in the proxy setting (HTTPS_PROXY or ALL_PROXY)"
+            ),
+            Some(ConnectProblem::ProxyRefused(proxy)) => format!(
+                "the proxy {proxy} refused to open a connection to {host} ({cause}). Nothing was \
+                 sent, and it is not retried: the proxy's rules decide. Ask whoever runs the \
+                 proxy to allow {host}, or set NO_PROXY={host} to go around it"
+            ),
+            Some(ConnectProblem::Certificate) => format!(
+                "could not connect to {host}: its TLS certificate is not trusted ({cause}). \
+                 Nothing was sent, and it is not retried. Behind a private certificate \
+                 authority (a TLS-inspecting proxy or gateway), trust it: put its certificate \
+                 in the system store, point SSL_CERT_FILE at a PEM bundle that holds it, or \
+                 give it to ClientBuilder::add_root_certificate_pem (the CLI's --ca-cert FILE)"
+            ),
+            None => format!(
+                "could not connect to the HappyRobot API at {host} ({cause}). Nothing was sent; \
+                 check the base URL, the network and any proxy, then try again"
+            ),
+        };
+        let mut error =
+            Self::new(ErrorKind::Connect, Outcome::NotApplied, message).with_source(source);
+        error.inner.connect_problem = problem;
+        error
+    }
+
+    /// A call whose next attempt's turn under the rate limit would come after its deadline;
+    /// `last` is the error of the attempt before, if any.
+    pub(crate) fn late(op: Operation, last: Option<Error>, deadline: Duration) -> Self {
+        let sentence = format!(
+            "It was not sent again: its turn under the server's rate limit would come after the \
+             deadline of {} for one call.",
+            describe(deadline)
         );
-        Self::new(ErrorKind::Connect, Outcome::NotApplied, message).with_source(source)
+        match last {
+            Some(last) => last.with_context(&sentence),
+            None => Self::new(
+                ErrorKind::Timeout,
+                Outcome::NotApplied,
+                format!(
+                    "{}: the request was not sent, because its turn under the server's rate \
+                     limit would come after the deadline of {} for one call",
+                    capitalize(op.not()),
+                    describe(deadline)
+                ),
+            ),
+        }
+    }
+
+    /// A call stopped by its caller before the next attempt; `last` is the error of the attempt
+    /// before, if any.
+    pub(crate) fn stopped(op: Operation, last: Option<Error>) -> Self {
+        let (outcome, message) = match &last {
+            None => (
+                Outcome::NotApplied,
+                format!("stopped before the request was sent: {}", op.not()),
+            ),
+            Some(last) => (
+                last.outcome(),
+                format!("stopped before the request was sent again; the last attempt: {last}"),
+            ),
+        };
+        let mut error = Self::new(ErrorKind::Stopped, outcome, message);
+        if let Some(last) = last {
+            error.inner.status = last.inner.status;
+            error.inner.note_id.clone_from(&last.inner.note_id);
+            error.inner.attempt = last.inner.attempt;
+            error.inner.source = Some(Box::new(last));
+        }
+        error
     }
 
     pub(crate) fn timeout(op: Operation, source: BoxError) -> Self {
@@ -211,12 +300,39 @@ impl Error {
     }
 
     /// An error status. `message` is the server's explanation from a JSON body, if any.
+    #[cfg(test)]
     pub(crate) fn api(
         op: Operation,
         status: StatusCode,
         message: Option<&str>,
         note_not_found: bool,
     ) -> Self {
+        Self::answered(op, status, message, note_not_found, None)
+    }
+
+    /// An error status from the API, or (`gateway` the host it came from) from something in front
+    /// of it that answered without the API's JSON: a gateway, a load balancer, a proxy.
+    pub(crate) fn answered(
+        op: Operation,
+        status: StatusCode,
+        message: Option<&str>,
+        note_not_found: bool,
+        gateway: Option<&str>,
+    ) -> Self {
+        // A conflict on an add means a note with this ID is already on the call: an earlier
+        // attempt of this very note added it (a note ID names one note).
+        if op == Operation::AddNote && status == StatusCode::CONFLICT {
+            let mut error = Self::new(
+                ErrorKind::Api,
+                Outcome::Applied,
+                format!(
+                    "HappyRobot API answered {status}: a note with this ID is already on the call, \
+                     so an earlier attempt added it; do not send it again"
+                ),
+            );
+            error.inner.status = Some(status);
+            return error;
+        }
         let outcome = if op == Operation::GetCall {
             Outcome::NotApplied
         } else if status.is_server_error()
@@ -237,7 +353,13 @@ impl Error {
                     .unwrap_or("no reason given")
                     .to_string()
             });
-        let mut text = format!("HappyRobot API answered {status}: {reason}.");
+        let mut text = match gateway {
+            Some(host) => format!(
+                "the server at {host} answered {status} ({reason}) without the API's error body: \
+                 a gateway or proxy in front of the API answered, not the API itself."
+            ),
+            None => format!("HappyRobot API answered {status}: {reason}."),
+        };
         let hint = match status.as_u16() {
             401 | 403 => {
                 " Check the API key (HAPPYROBOT_API_KEY): it is missing, wrong or revoked."
@@ -373,6 +495,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_attempt(mut self, sent_at: std::time::SystemTime, took: Duration) -> Self {
+        self.inner.attempt = Some((sent_at, took));
+        self
+    }
+
     pub(crate) fn with_note_id(mut self, note_id: Option<String>) -> Self {
         self.inner.note_id = note_id;
         self
@@ -425,6 +552,47 @@ impl Error {
     /// ID unless told not to): look the note up with it when the outcome is unknown.
     pub fn note_id(&self) -> Option<&str> {
         self.inner.note_id.as_deref()
+    }
+
+    /// When the attempt this error is about was sent, and how long it took to fail: how
+    /// [`Client::settle_add`](crate::Client::settle_add) knows how long a late apply may still
+    /// come.
+    pub fn attempt(&self) -> Option<(std::time::SystemTime, Duration)> {
+        self.inner.attempt
+    }
+
+    /// The caller stopped the call before the next attempt ([`ErrorKind::Stopped`]).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.kind == ErrorKind::Stopped
+    }
+
+    /// A proxy refused the credentials it was given, or asked for some (`407`). Nothing was
+    /// sent; retrying would only count as more failed logins at the proxy.
+    pub fn is_proxy_auth_required(&self) -> bool {
+        matches!(
+            self.inner.connect_problem,
+            Some(ConnectProblem::ProxyAuth(_))
+        )
+    }
+
+    /// A proxy refused to open the tunnel to the API. Nothing was sent.
+    pub fn is_proxy_refused(&self) -> bool {
+        matches!(
+            self.inner.connect_problem,
+            Some(ConnectProblem::ProxyRefused(_))
+        )
+    }
+
+    /// The server's TLS certificate is not trusted. Nothing was sent; no retry can fix it.
+    pub fn is_certificate_error(&self) -> bool {
+        self.inner.connect_problem == Some(ConnectProblem::Certificate)
+    }
+
+    /// Every other request of a batch would fail the same way, so a batch should stop at once: the
+    /// API rejected the key (401, 403), a proxy refused the credentials or the tunnel, or the
+    /// server's certificate is not trusted.
+    pub fn stops_a_batch(&self) -> bool {
+        self.is_unauthorized() || self.inner.connect_problem.is_some()
     }
 
     /// The input (call ID, note, API key) or the configuration is invalid; nothing was sent.
@@ -491,7 +659,7 @@ impl Error {
     /// connection was made, or the API answered 429 with a wait the retry policy accepts.
     pub fn is_retryable(&self) -> bool {
         match self.inner.kind {
-            ErrorKind::Connect => true,
+            ErrorKind::Connect => self.inner.connect_problem.is_none(),
             ErrorKind::Api => self.is_rate_limited() && !self.inner.retry_after_too_long,
             _ => false,
         }
@@ -624,6 +792,51 @@ pub(crate) fn describe(wait: Duration) -> String {
     } else {
         format!("{secs} s")
     }
+}
+
+/// What a connection failure's causes say about a proxy or a certificate. `cause` is the chain
+/// of causes as [`chain`] prints it (credentials already blanked out).
+fn connect_problem(cause: &str, host: &str) -> Option<ConnectProblem> {
+    let lower = cause.to_ascii_lowercase();
+    // hyper-util's tunnel errors, as reqwest passes them on.
+    if lower.contains("proxy authorization required")
+        || lower.contains("proxy authentication required")
+    {
+        return Some(ConnectProblem::ProxyAuth(proxy_for(host)));
+    }
+    if lower.contains("tunnel error: unsuccessful") {
+        return Some(ConnectProblem::ProxyRefused(proxy_for(host)));
+    }
+    // rustls ("invalid peer certificate: UnknownIssuer") and OpenSSL ("certificate verify failed").
+    if lower.contains("invalid peer certificate")
+        || lower.contains("certificate verify failed")
+        || lower.contains("unknownissuer")
+    {
+        return Some(ConnectProblem::Certificate);
+    }
+    None
+}
+
+/// The proxy the environment names for `host`'s scheme, as `host:port` (never its credentials),
+/// for messages; "the proxy" when none can be read back.
+fn proxy_for(_host: &str) -> String {
+    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .and_then(|text| {
+            let with_scheme = if text.contains("://") {
+                text
+            } else {
+                format!("http://{text}")
+            };
+            let url = url::Url::parse(&with_scheme).ok()?;
+            let host = url.host_str()?.to_string();
+            Some(match url.port_or_known_default() {
+                Some(port) => format!("at {host}:{port}"),
+                None => format!("at {host}"),
+            })
+        })
+        .unwrap_or_else(|| "in between".to_string())
 }
 
 fn capitalize(text: &str) -> String {

@@ -9,17 +9,22 @@ use happyrobot_sdk::types::{NoteInput, NoteInputContent, NoteUpdate, NoteUpdateC
 
 use crate::Error;
 
-/// The ID of a call: exactly 24 ASCII letters and digits (HappyRobot's IDs are 24 hex digits).
+/// The ID of a call: 24 hexadecimal digits, kept in lower case.
 ///
-/// Checking the characters, not only the length, means that nothing a caller passes (`../`, `/`,
-/// `%2F`, spaces) can change the path of the request.
+/// The API documents only the length (24 characters); the IDs it hands out are MongoDB ObjectIds,
+/// 24 hex digits in lower case (an inference from every ID it shows, recorded in the spec's
+/// PROVENANCE.md). An ID typed in upper case is the same ObjectId, so it is accepted and sent in
+/// lower case; anything else is refused before a request is sent. Checking the characters, not only
+/// the length, also means that nothing a caller passes (`../`, `/`, `%2F`, spaces) can change the
+/// path of the request.
 ///
 /// ```
 /// use happyrobot::CallId;
 ///
-/// let id: CallId = "65f1c0ffee0123456789abcd".parse()?;
+/// let id: CallId = "65F1C0FFEE0123456789ABCD".parse()?;
 /// assert_eq!(id.as_str(), "65f1c0ffee0123456789abcd");
 /// assert!("../../admin/000000000000000".parse::<CallId>().is_err());
+/// assert!("65f1c0ffee0123456789abcg".parse::<CallId>().is_err()); // g is not a hex digit
 /// # Ok::<(), happyrobot::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,26 +34,27 @@ impl CallId {
     /// The length every call ID has.
     pub const LEN: usize = 24;
 
-    /// Checks `id` and wraps it.
+    /// Checks `id` and wraps it, in lower case.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
-        let id = id.into();
-        if id.len() != Self::LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let mut id = id.into();
+        if id.len() != Self::LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             let shown = shorten(&id);
             let problem = if id.is_empty() {
                 "it is empty".to_string()
-            } else if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                "it holds characters other than ASCII letters and digits".to_string()
+            } else if let Some(c) = id.chars().find(|c| !c.is_ascii_hexdigit()) {
+                format!("{c:?} is not a hexadecimal digit (0-9, a-f)")
             } else {
                 format!("it has {} characters", id.chars().count())
             };
             return Err(Error::invalid_input(
                 "call id",
                 format!(
-                    "{shown:?} is not a call ID: {problem}; a call ID is exactly 24 letters and \
+                    "{shown:?} is not a call ID: {problem}; a call ID is exactly 24 hexadecimal \
                      digits, as shown in the HappyRobot app or returned by the API"
                 ),
             ));
         }
+        id.make_ascii_lowercase();
         Ok(Self(id))
     }
 
@@ -516,14 +522,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn call_id_accepts_24_letters_and_digits() {
-        for ok in [
-            "65f1c0ffee0123456789abcd",
-            "ABCDEFGHIJKLMNOPQRSTUVWX",
-            "000000000000000000000000",
+    fn call_id_accepts_24_hex_digits_in_lower_case() {
+        for (given, kept) in [
+            ("65f1c0ffee0123456789abcd", "65f1c0ffee0123456789abcd"),
+            ("65F1C0FFEE0123456789ABCD", "65f1c0ffee0123456789abcd"),
+            ("000000000000000000000000", "000000000000000000000000"),
         ] {
-            assert_eq!(ok.parse::<CallId>().unwrap().as_str(), ok);
+            assert_eq!(given.parse::<CallId>().unwrap().as_str(), kept);
         }
+        let error = "ABCDEFGHIJKLMNOPQRSTUVWX".parse::<CallId>().unwrap_err();
+        assert!(
+            error.to_string().contains("'G' is not a hexadecimal digit"),
+            "{error}"
+        );
     }
 
     #[test]

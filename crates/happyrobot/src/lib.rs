@@ -2,22 +2,35 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
+mod base_url;
+mod builder;
 mod client;
+mod control;
 mod error;
 mod input;
+mod rate;
 mod response;
 mod retry;
+mod settle;
 mod tls;
 
+pub use base_url::BaseUrl;
+pub use builder::ClientBuilder;
 pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT,
-    NoteLookup, new_note_id,
+    API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT, new_note_id,
 };
+pub use control::{AttemptObserver, Control};
 pub use error::{Error, ErrorKind, Outcome};
 pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
+pub use rate::{RateControl, RateStats};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
+pub use settle::{NoteLookup, PendingAdd, Settled, Undecided};
+/// How a caller stops the waits of its requests ([`Control::stop`]): tokio-util's token,
+/// re-exported so that no direct dependency on tokio-util is needed.
+pub use tokio_util::sync::CancellationToken;
 
 /// The API's models, generated from the spec: [`Call`](types::Call), [`Note`](types::Note),
 /// [`CallStatus`](types::CallStatus), ...

@@ -17,12 +17,15 @@ const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// When to retry a failed request.
 ///
-/// The default retries, at most twice, only when the server certainly did not act: no connection
-/// could be made, or it answered `429 Too Many Requests`. It waits with exponential backoff and full
-/// jitter (base 0.5 s, cap 8 s; at least 1 s after a 429 without `Retry-After`), or for the server's
-/// `Retry-After` when that is at most 30 s (a longer wait fails at once, and the error says how long
-/// the server asked for). Idempotent requests (updates, deletes, reads) are also retried after a
-/// timeout, a broken connection, or a 500, 502, 503 or 504.
+/// The default retries only when the server certainly did not act: no connection could be made
+/// (at most twice), or it answered `429 Too Many Requests` (as often as the deadline allows: a rate
+/// limit slows a call down, it does not fail it). It waits with exponential backoff and full jitter
+/// (base 0.5 s, cap 8 s), or for the server's `Retry-After` when that is at most 30 s (a longer
+/// wait fails at once, and the error says how long the server asked for). After a `429` without
+/// `Retry-After` the [`RateControl`](crate::RateControl) paces the retry (without it, the wait is
+/// at least 1 s). Idempotent requests (updates, deletes, reads) are also retried after a timeout, a
+/// broken connection, or a 500, 502, 503 or 504. A proxy that refuses the credentials or the
+/// tunnel, and a certificate that is not trusted, are never retried: no retry can fix them.
 ///
 /// ```
 /// use std::time::Duration;
@@ -35,6 +38,7 @@ const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_retries: u32,
+    max_rate_limited: u32,
     base_delay: Duration,
     max_delay: Duration,
     max_retry_after: Duration,
@@ -45,6 +49,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_retries: 2,
+            max_rate_limited: u32::MAX,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(30),
@@ -117,9 +122,9 @@ impl RetryReason {
 }
 
 impl RetryPolicy {
-    /// Never retry.
+    /// Never retry, not even after a `429`.
     pub fn none() -> Self {
-        Self::default().max_retries(0)
+        Self::default().max_retries(0).max_rate_limited_retries(0)
     }
 
     /// The default policy, but also retrying failures after which **the note may already have been
@@ -134,9 +139,17 @@ impl RetryPolicy {
         }
     }
 
-    /// How many times a request is sent again after the first try (0 turns retrying off).
+    /// How many times a request is sent again after a failure other than a `429` (0 turns those
+    /// retries off).
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = max_retries;
+        self
+    }
+
+    /// How many times a request is sent again after `429 Too Many Requests`; default: as often as
+    /// the deadline allows.
+    pub fn max_rate_limited_retries(mut self, retries: u32) -> Self {
+        self.max_rate_limited = retries;
         self
     }
 
@@ -164,9 +177,14 @@ impl RetryPolicy {
         self.retry_outcome_unknown
     }
 
-    /// The most retries after the first try.
+    /// The most retries after failures other than `429`.
     pub fn retries(&self) -> u32 {
         self.max_retries
+    }
+
+    /// The most retries after `429`s.
+    pub fn rate_limited_retries(&self) -> u32 {
+        self.max_rate_limited
     }
 
     /// The longest `Retry-After` honoured.
@@ -174,8 +192,9 @@ impl RetryPolicy {
         self.max_retry_after
     }
 
-    /// Whether an add of a note that failed with `error`, after `retries_done` retries, is sent
-    /// again, after what wait and why. The CLI's import asks this for every failed line.
+    /// Whether an add of a note that failed with `error` is sent again, after what wait and why.
+    /// `retries_done` counts the retries of the same kind so far: after `429`s for a `429`, after
+    /// other failures for the others. The client's retry executor asks this after every attempt.
     pub fn decide(&self, error: &Error, retries_done: u32) -> RetryAction {
         self.decide_for(error, retries_done, false)
     }
@@ -187,7 +206,7 @@ impl RetryPolicy {
         if error.note_was_added() {
             return stop(StopReason::AlreadyApplied);
         }
-        let reason = if error.kind() == ErrorKind::Connect {
+        let reason = if error.is_retryable() && error.kind() == ErrorKind::Connect {
             RetryReason::NotSent
         } else if error.is_rate_limited() {
             if error
@@ -208,7 +227,11 @@ impl RetryPolicy {
         } else {
             return stop(StopReason::NotRetryable);
         };
-        if retries_done >= self.max_retries {
+        let most = match reason {
+            RetryReason::RateLimited => self.max_rate_limited,
+            _ => self.max_retries,
+        };
+        if retries_done >= most {
             return stop(StopReason::RetriesExhausted);
         }
         let after = match (reason, error.retry_after()) {
@@ -325,11 +348,12 @@ mod tests {
     use http::StatusCode;
 
     fn api(status: u16, retry_after: Option<u64>) -> Error {
-        Error::api(
+        Error::answered(
             Operation::AddNote,
             StatusCode::from_u16(status).unwrap(),
             None,
             false,
+            None,
         )
         .with_retry_after(
             retry_after.map(Duration::from_secs),
@@ -354,8 +378,13 @@ mod tests {
                 "{status}"
             );
         }
+        // A rate limit is retried as long as the deadline allows, unless the policy caps it.
+        assert!(retries(policy.decide(&api(429, None), 100)));
         assert_eq!(
-            policy.decide(&api(429, None), 2),
+            policy
+                .clone()
+                .max_rate_limited_retries(2)
+                .decide(&api(429, None), 2),
             RetryAction::Stop {
                 reason: StopReason::RetriesExhausted
             }

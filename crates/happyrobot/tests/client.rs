@@ -232,7 +232,7 @@ async fn api_errors_carry_status_message_and_request_id() {
         2 => Reply::Respond {
             status: 400,
             headers: vec![("content-type".into(), "text/html".into())],
-            body: b"<html>\n<body>Bad   request from proxy</body></html>".to_vec(),
+            body: b"<html>\n<body>Bad   request from edge-7 BODYTEXT</body></html>".to_vec(),
         },
         3 => Reply::Respond {
             status: 403,
@@ -268,10 +268,17 @@ async fn api_errors_carry_status_message_and_request_id() {
     );
     let shown = format!("{err} {err:?}");
     assert!(
-        !shown.contains("proxy") && !shown.contains("html"),
+        !shown.contains("BODYTEXT") && !shown.contains("html") && !shown.contains("edge-7"),
         "no part of a non-JSON body is shown: {shown}"
     );
     assert!(err.to_string().contains("Bad Request"), "{err}");
+    // Without the API's JSON, the message says that something in front of the API answered.
+    assert!(
+        err.to_string()
+            .starts_with("the server at 127.0.0.1 answered 400 Bad Request")
+            && err.to_string().contains("not the API itself"),
+        "{err}"
+    );
 
     let err = add(&client).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
@@ -374,13 +381,35 @@ async fn a_long_retry_after_fails_fast() {
 }
 
 #[tokio::test]
-async fn repeated_429s_give_up_after_max_retries() {
+async fn repeated_429s_are_retried_until_the_deadline_or_the_policys_cap() {
+    // A rate limit slows a call down: it is retried (paced) as long as the deadline allows.
     let server = TestServer::start(|_, _| Reply::json(429, "{}")).await;
-    let err = add(&client_with(&server, fast_retries()))
-        .await
-        .unwrap_err();
-    assert_eq!(server.count(), 3, "the first try and two retries");
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .retry(fast_retries())
+        .deadline(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = add(&client).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the deadline holds"
+    );
+    assert!(
+        server.count() > 3,
+        "more than max_retries: {}",
+        server.count()
+    );
     assert!(err.is_rate_limited() && err.is_retryable());
+    assert!(err.to_string().contains("deadline"), "{err}");
+    assert_eq!(client.rate_stats().throttled, server.count() as u64);
+
+    let server = TestServer::start(|_, _| Reply::json(429, "{}")).await;
+    let capped = fast_retries().max_rate_limited_retries(2);
+    add(&client_with(&server, capped)).await.unwrap_err();
+    assert_eq!(server.count(), 3, "the first try and two retries");
 
     let server = TestServer::start(|_, _| Reply::json(429, "{}")).await;
     add(&client_with(&server, RetryPolicy::none()))

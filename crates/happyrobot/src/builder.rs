@@ -1,0 +1,261 @@
+//! [`ClientBuilder`]: every setting of a [`Client`], checked when it is built (nothing is sent).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use happyrobot_sdk::Inner;
+
+use crate::client::{
+    API_KEY_ENV, BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT, Shared,
+};
+use crate::input::IntoApiKey;
+use crate::rate::Controller;
+use crate::{ApiKey, BaseUrl, Client, Error, RateControl, RetryPolicy};
+
+/// Settings for a [`Client`]; made by [`Client::builder`].
+#[derive(Default, Clone)]
+pub struct ClientBuilder {
+    api_key: Option<String>,
+    base_url: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    user_agent: Option<String>,
+    http_client: Option<reqwest::Client>,
+    max_response_bytes: Option<usize>,
+    deadline: Option<Duration>,
+    client_note_ids: Option<bool>,
+    root_certificates: Vec<Vec<u8>>,
+    reconcile_settle: Option<Duration>,
+    rate_control: Option<RateControl>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .field("user_agent", &self.user_agent)
+            .field("http_client", &self.http_client.is_some())
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("deadline", &self.deadline)
+            .field("client_note_ids", &self.client_note_ids)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("reconcile_settle", &self.reconcile_settle)
+            .field("rate_control", &self.rate_control)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// The API key (required): text, or an [`ApiKey`] already checked.
+    pub fn api_key(mut self, api_key: impl IntoApiKey) -> Self {
+        self.api_key = Some(api_key.into_key_text());
+        self
+    }
+
+    /// Where to send requests; default [`DEFAULT_BASE_URL`](crate::DEFAULT_BASE_URL). It must be `https`, except for loopback
+    /// addresses (`127.0.0.0/8`, `::1`, `localhost`), which may be `http` for tests and the mock server.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Takes the key from `HAPPYROBOT_API_KEY` and the base URL from `HAPPYROBOT_BASE_URL`, where set
+    /// and not already given to this builder. A variable set to an empty value counts as set:
+    /// [`build`](Self::build) refuses an empty base URL rather than silently using the production
+    /// API.
+    pub fn from_env(mut self) -> Self {
+        if self.api_key.is_none() {
+            self.api_key = std::env::var(API_KEY_ENV).ok();
+        }
+        if self.base_url.is_none() {
+            self.base_url = std::env::var(BASE_URL_ENV).ok();
+        }
+        self
+    }
+
+    /// How requests are paced; default [`RateControl::adaptive`]: nothing until the server answers
+    /// `429`, then every request of this client and its clones is spaced to just under the rate
+    /// the server was measured to allow. [`RateControl::off`] turns it off; `max_rate` sets a
+    /// ceiling.
+    pub fn rate_control(mut self, control: RateControl) -> Self {
+        self.rate_control = Some(control);
+        self
+    }
+
+    /// The limit on one attempt, from sending the request to reading the whole answer; default 60 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The limit on connecting; default 10 s. Ignored with `http_client`, whose own
+    /// setting applies.
+    pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = Some(connect_timeout);
+        self
+    }
+
+    /// When to retry; default [`RetryPolicy::default`].
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Appended to the `User-Agent` (`happyrobot-rust/<version> <suffix>`), to name your application.
+    pub fn user_agent(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent = Some(suffix.into());
+        self
+    }
+
+    /// The limit on one call of a client method, every retry and every wait included; default 120 s.
+    /// A retry that would pass it is not made (the error says so), and each attempt's timeout is cut
+    /// to what is left.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Whether [`Client::add_note`] gives a note without an ID a fresh client-generated one (24 hex
+    /// digits) so that it can be looked up when the outcome of the add is unknown; default `true`.
+    pub fn client_note_ids(mut self, on: bool) -> Self {
+        self.client_note_ids = Some(on);
+        self
+    }
+
+    /// How long [`Client::settle_add`] and [`Client::find_note`] wait at least between their two
+    /// looks before they call a note absent; default 2 s. `settle_add` also waits until three
+    /// times as long after the add was sent as the add took to fail, for a gateway that gave up
+    /// while the API went on.
+    pub fn reconcile_settle(mut self, settle: Duration) -> Self {
+        self.reconcile_settle = Some(settle);
+        self
+    }
+
+    /// Trusts this root certificate (PEM) besides the platform's, for a server behind a private
+    /// certificate authority or a self-signed test server. An invalid PEM fails [`build`](Self::build).
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Uses this `reqwest::Client` (its proxy, TLS and pool settings) instead of building one.
+    ///
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: a client that follows redirects
+    /// can send a note (and the key) to wherever a redirect points. The SDK notices a followed
+    /// redirect afterwards and reports it as [`ErrorKind::Redirect`](crate::ErrorKind::Redirect),
+    /// but cannot undo it. The timeout and deadline still apply to each request; the connect
+    /// timeout and root certificates are the client's own business (giving root certificates here
+    /// as well fails [`build`](Self::build)).
+    ///
+    /// Needs the `reqwest-client` feature, which makes reqwest 0.13 part of this crate's API.
+    #[cfg(feature = "reqwest-client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-client")))]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// The largest answer read, in bytes; default 16 MiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// Checks the settings and makes the client. Nothing is sent.
+    pub fn build(self) -> Result<Client, Error> {
+        let api_key = ApiKey::new(self.api_key.ok_or_else(Error::missing_api_key)?)?;
+        let base_url = match self.base_url.as_deref() {
+            Some(text) => BaseUrl::parse(text)?,
+            None => BaseUrl::default(),
+        };
+        let loopback = base_url.is_loopback();
+        let rate_control = self.rate_control.unwrap_or_default();
+        rate_control.check().map_err(Error::config)?;
+        let user_agent = match self.user_agent.as_deref().map(str::trim) {
+            Some(suffix) if !suffix.is_empty() => {
+                format!("happyrobot-rust/{} {suffix}", env!("CARGO_PKG_VERSION"))
+            }
+            _ => format!("happyrobot-rust/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let deadline = self.deadline.unwrap_or(DEFAULT_DEADLINE);
+        if timeout.is_zero() || deadline.is_zero() {
+            return Err(Error::config(
+                "the timeout or deadline is zero: give it a positive duration",
+            ));
+        }
+        let inner = Inner::new()
+            .with_api_key(api_key.expose_secret())
+            .map_err(Error::invalid_api_key)?
+            .with_user_agent(&user_agent)
+            .map_err(Error::config)?
+            .with_max_response_bytes(
+                self.max_response_bytes
+                    .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            );
+        // Our own reqwest client carries the attempt timeout itself; a request then needs one of
+        // its own (a per-request extension, a few allocations) only when the deadline cuts it
+        // shorter. A caller's client may have any timeout or none, so every request gets ours.
+        let (http, built_here) = match self.http_client {
+            Some(_) if !self.root_certificates.is_empty() => {
+                return Err(Error::config(
+                    "root certificates were given with add_root_certificate_pem and a reqwest \
+                     client with http_client, which would not use them: add them to that client \
+                     (reqwest::ClientBuilder::add_root_certificate) instead",
+                ));
+            }
+            Some(client) => (client, false),
+            None => {
+                // Connecting must fail before the attempt's timeout does, so that a connect timeout
+                // is reported as "nothing was sent" rather than as an unknown outcome.
+                let connect_timeout = self
+                    .connect_timeout
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                    .min(timeout.mul_f64(0.9));
+                let mut builder =
+                    crate::tls::client_builder(base_url.as_str(), &self.root_certificates)?
+                        .connect_timeout(connect_timeout)
+                        .timeout(timeout)
+                        // A POST must never be re-sent somewhere else by the transport.
+                        .redirect(reqwest::redirect::Policy::none());
+                if loopback {
+                    // A mock or test server on this machine: never through a proxy, which would
+                    // also see the key in cleartext over http.
+                    builder = builder.no_proxy();
+                }
+                let client = builder.build().map_err(|e| {
+                    Error::config(format!(
+                        "the HTTP client could not be built: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
+                (client, true)
+            }
+        };
+        let inner = if built_here {
+            // With `Policy::none()` and the timeout.
+            inner.with_redirects_never_followed()
+        } else {
+            inner.with_timeout(timeout)
+        };
+        let api = happyrobot_sdk::Client::new_with_client(base_url.as_str(), http, inner);
+        Ok(Client::from_shared(Arc::new(Shared {
+            api,
+            base_url,
+            api_key,
+            retry: self.retry.unwrap_or_default(),
+            timeout,
+            deadline,
+            client_note_ids: self.client_note_ids.unwrap_or(true),
+            reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
+            rate: Controller::new(rate_control),
+        })))
+    }
+}

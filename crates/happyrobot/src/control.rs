@@ -1,0 +1,111 @@
+//! [`Control`]: what a caller that drives many requests (a bulk import, a queue consumer) adds to one
+//! call of a client method: a cancellation token that ends its waits, an [`AttemptObserver`] told
+//! before each attempt and each retry, and its own deadline.
+//!
+//! The client's one retry executor honours it for every method, so that code built on the client
+//! (the `happyrobot-bulk` engine among it) never needs a retry loop of its own: it journals an
+//! attempt in `before_attempt`, records "certainly not added, will be retried" in `before_retry`,
+//! and stops the whole batch by cancelling one token.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+
+/// Told about each attempt of one call of a client method; see [`Control::observer`].
+///
+/// Both methods run on the task making the call, between attempts; they should be quick (a write
+/// to a file is fine). Returning [`ControlFlow::Break`] ends the call at once with an error of kind
+/// [`ErrorKind::Stopped`](crate::ErrorKind::Stopped): nothing more is sent.
+pub trait AttemptObserver: Send + Sync {
+    /// Before attempt number `attempt` (1 for the first) is sent.
+    fn before_attempt(&self, attempt: u32) -> ControlFlow<()> {
+        let _ = attempt;
+        ControlFlow::Continue(())
+    }
+
+    /// After an attempt failed with `error`, before the client waits `wait` and tries again. The
+    /// retry policy decided that sending again is safe: for an add, the note was certainly not
+    /// added by that attempt.
+    fn before_retry(&self, error: &Error, wait: Duration) -> ControlFlow<()> {
+        let _ = (error, wait);
+        ControlFlow::Continue(())
+    }
+}
+
+/// How one call of a client method is carried out, beyond the client's settings: give it to the
+/// `*_with` methods ([`Client::add_note_with`](crate::Client::add_note_with), ...).
+///
+/// ```
+/// use std::time::Duration;
+/// use happyrobot::Control;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let stop = CancellationToken::new();
+/// let control = Control::new().stop(&stop).deadline(Duration::from_secs(600));
+/// // ... client.add_note_with(&call_id, note, &control).await ...
+/// stop.cancel(); // every wait of every call given `control` ends: nothing more is sent
+/// # let _ = control;
+/// ```
+#[derive(Clone, Copy, Default)]
+pub struct Control<'a> {
+    pub(crate) stop: Option<&'a CancellationToken>,
+    pub(crate) observer: Option<&'a dyn AttemptObserver>,
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl std::fmt::Debug for Control<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("stop", &self.stop.map(CancellationToken::is_cancelled))
+            .field("observer", &self.observer.is_some())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl<'a> Control<'a> {
+    /// Nothing beyond the client's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends the call's waits (for its turn under the rate limit, or before a retry) when `token`
+    /// is cancelled, with an error of kind [`ErrorKind::Stopped`](crate::ErrorKind::Stopped). A
+    /// request already sent is not cut off: its answer is awaited, so that what it did is known.
+    pub fn stop(mut self, token: &'a CancellationToken) -> Self {
+        self.stop = Some(token);
+        self
+    }
+
+    /// Tells `observer` about each attempt and each retry.
+    pub fn observer(mut self, observer: &'a dyn AttemptObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The limit on this call, every retry and wait included, instead of the client's
+    /// [`deadline`](crate::ClientBuilder::deadline). A bulk job that must never fail a line
+    /// because of a rate limit gives a long one; `Duration::MAX` means none.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Whether the stop token was cancelled.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.is_some_and(CancellationToken::is_cancelled)
+    }
+
+    pub(crate) fn before_attempt(&self, attempt: u32) -> ControlFlow<()> {
+        self.observer
+            .map_or(ControlFlow::Continue(()), |o| o.before_attempt(attempt))
+    }
+
+    pub(crate) fn before_retry(&self, error: &Error, wait: Duration) -> ControlFlow<()> {
+        self.observer
+            .map_or(ControlFlow::Continue(()), |o| o.before_retry(error, wait))
+    }
+}
