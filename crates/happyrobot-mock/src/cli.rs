@@ -40,6 +40,8 @@ NOTE IDS:
   A note id the client sends with an add is kept, as the spec says the server assigns it only
   when absent. With --ignore-client-note-ids the mock gives every added note an id of its own
   and a PATCH never changes a note's id, like a server that does not honour client ids.
+  A second note with an id the call already holds is added like any other, unless
+  --refuse-repeated-note-ids is given: then it gets 409 Conflict and nothing is added.
 
 OUTPUT:
   stdout gets one line per fact, then is flushed:
@@ -113,6 +115,10 @@ pub struct Args {
     /// Give every added note an id of the mock's own, ignoring an `id` the client sends.
     #[arg(long)]
     pub ignore_client_note_ids: bool,
+
+    /// Answer 409 Conflict to an add whose note id the call already holds, and add nothing.
+    #[arg(long)]
+    pub refuse_repeated_note_ids: bool,
 }
 
 fn parse_probability(text: &str) -> Result<f64, String> {
@@ -135,6 +141,7 @@ impl Args {
             .seed_calls(self.seed_calls)
             .max_body_bytes(self.max_body_bytes)
             .ignore_client_note_ids(self.ignore_client_note_ids)
+            .refuse_repeated_note_ids(self.refuse_repeated_note_ids)
             .start()
             .await?;
         for (index, fault) in self.faults.iter().enumerate() {
@@ -262,6 +269,10 @@ mod tests {
         let ignoring =
             Args::try_parse_from(["happyrobot-mock", "--ignore-client-note-ids"]).unwrap();
         assert!(ignoring.ignore_client_note_ids);
+        assert!(!args.refuse_repeated_note_ids);
+        let refusing =
+            Args::try_parse_from(["happyrobot-mock", "--refuse-repeated-note-ids"]).unwrap();
+        assert!(refusing.refuse_repeated_note_ids);
     }
 
     #[test]
@@ -295,6 +306,7 @@ mod tests {
             "save-then-drop",
             "--fault-seed",
             "--ignore-client-note-ids",
+            "--refuse-repeated-note-ids",
             "PATCH",
         ] {
             assert!(help.contains(fault), "help lacks {fault}");

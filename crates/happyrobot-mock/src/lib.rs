@@ -199,8 +199,8 @@ fn push_json(
 /// How many operations the mock carried out, per kind, since it started.
 ///
 /// An operation counts when it was applied: answered `200`, or carried out and then dropped by
-/// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`]). Rejected requests, and requests
-/// that got any other fault, do not count.
+/// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`]). Rejected requests (those with a
+/// repeated note id included), and requests that got any other fault, do not count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OperationCounts {
@@ -231,6 +231,9 @@ pub(crate) enum StoreError {
     NoCall,
     /// The call exists but holds no note with that id.
     NoNote,
+    /// The call already holds a note with the id of the note to add (only with
+    /// `refuse_repeated_note_ids`).
+    RepeatedNoteId(String),
     /// The call could not be encoded (not expected with the generated types).
     Encode(serde_json::Error),
 }
@@ -257,6 +260,7 @@ pub(crate) struct Shared {
     max_body_bytes: usize,
     record_requests: bool,
     ignore_client_note_ids: bool,
+    refuse_repeated_note_ids: bool,
     store: Mutex<Store>,
     faults: Mutex<fault::FaultPlan>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -311,11 +315,19 @@ impl Shared {
     }
 
     /// Appends the note and encodes the call after the change, both under one lock so that
-    /// concurrent adds never lose a note and each answer shows the call as that add left it.
+    /// concurrent adds never lose a note and each answer shows the call as that add left it. With
+    /// `refuse_repeated_note_ids`, a note whose id the call already holds is refused under the same
+    /// lock, so that two concurrent adds of one id never both get in.
     fn append_note(&self, call_id: &str, note: Note) -> Result<Vec<u8>, StoreError> {
         let mut store = lock(&self.store);
         let store = &mut *store;
         let stored = store.calls.get_mut(call_id).ok_or(StoreError::NoCall)?;
+        if self.refuse_repeated_note_ids
+            && let Some(id) = note.id.as_deref()
+            && stored.find_note(id).is_some()
+        {
+            return Err(StoreError::RepeatedNoteId(id.to_string()));
+        }
         stored.add_note(note.clone())?;
         let json = stored.encode()?;
         store
@@ -395,6 +407,7 @@ pub struct MockServerBuilder {
     max_body_bytes: usize,
     record_requests: bool,
     ignore_client_note_ids: bool,
+    refuse_repeated_note_ids: bool,
 }
 
 impl Default for MockServerBuilder {
@@ -406,6 +419,7 @@ impl Default for MockServerBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             record_requests: true,
             ignore_client_note_ids: false,
+            refuse_repeated_note_ids: false,
         }
     }
 }
@@ -455,6 +469,21 @@ impl MockServerBuilder {
         self
     }
 
+    /// Whether to refuse a note whose `id` the call already holds (default `false`).
+    ///
+    /// By default the mock adds a second note with an id it already holds on that call, as it
+    /// always did, so that a client's duplicate shows. With `true`, a `POST /calls/{id}/notes`
+    /// whose note would get the id of a note on that call now is answered `409 Conflict`
+    /// (`"error": "Conflict"`, `"message": "a note with id <ID> already exists on this call"`) and
+    /// adds nothing, like an API that uses the client's id to make adds idempotent. The same holds
+    /// for the add of a [`Fault::SaveThenDrop`]. Only notes on the call count (a deleted note's id
+    /// can be used again), and with [`ignore_client_note_ids`](Self::ignore_client_note_ids) the
+    /// client's id is not used, so nothing is refused.
+    pub fn refuse_repeated_note_ids(mut self, refuse: bool) -> Self {
+        self.refuse_repeated_note_ids = refuse;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving on the current tokio runtime.
     ///
     /// The server runs as tasks of the runtime that awaits this, so that runtime must stay alive
@@ -479,6 +508,7 @@ impl MockServerBuilder {
             max_body_bytes: self.max_body_bytes,
             record_requests: self.record_requests,
             ignore_client_note_ids: self.ignore_client_note_ids,
+            refuse_repeated_note_ids: self.refuse_repeated_note_ids,
             store: Mutex::new(store),
             faults: Mutex::new(fault::FaultPlan::default()),
             requests: Mutex::new(Vec::new()),

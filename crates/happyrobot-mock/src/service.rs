@@ -15,7 +15,8 @@
 //! 5. for `POST` and `PATCH`, the body: size (`413`), content type (`415`), a JSON object with
 //!    correctly typed fields and, for `POST`, a `content` (`400`);
 //! 6. the call's existence (`404`, `"error": "Not Found"`), then the note's (`404`,
-//!    `"error": "Note Not Found"`), then the operation, which answers the whole call (`200`).
+//!    `"error": "Note Not Found"`), then, for `POST` with `refuse_repeated_note_ids`, the note id's
+//!    (`409`), then the operation, which answers the whole call (`200`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -363,6 +364,10 @@ fn perform(
             StatusCode::NOT_FOUND,
             NOTE_NOT_FOUND_ERROR,
             "Note not found",
+        ),
+        Err(StoreError::RepeatedNoteId(id)) => error(
+            StatusCode::CONFLICT,
+            &format!("a note with id {id} already exists on this call"),
         ),
         Err(StoreError::Encode(e)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
