@@ -28,6 +28,11 @@ FAULTS (--fault, repeatable):
   close-before-response    close the connection with no response; nothing is changed
   save-then-drop           carry the request out (add, update, delete), then close the
                            connection with no response
+  late-apply:answer=504,after=3s,apply=5s
+                           a gateway gives up: after 3 s the client gets 504 with an HTML page
+                           (answer=drop: the connection closed instead; answer may be left out),
+                           and 5 s after the request arrived the backend carries it out all the
+                           same, in the background; both times count from the request's arrival
 
   By default each --fault is used by the next --fault-count requests, in the order given.
   With --fault-rate P, each request instead gets each --fault with probability P, drawn from a
@@ -41,7 +46,8 @@ NOTE IDS:
   when absent. With --ignore-client-note-ids the mock gives every added note an id of its own
   and a PATCH never changes a note's id, like a server that does not honour client ids.
   A second note with an id the call already holds is added like any other, unless
-  --refuse-repeated-note-ids is given: then it gets 409 Conflict and nothing is added.
+  --refuse-repeated-note-ids is given: then it gets 409 Conflict and nothing is added (also when
+  a late-apply fault's late add finds its id on the call by then).
 
 OUTPUT:
   stdout gets one line per fact, then is flushed:
@@ -52,7 +58,8 @@ OUTPUT:
 EXAMPLES:
   happyrobot-mock --port 8080
   happyrobot-mock --fault 429:retry-after=2 --fault 503 --fault-count 2
-  happyrobot-mock --fault save-then-drop --fault-rate 0.1 --fault-seed 7";
+  happyrobot-mock --fault save-then-drop --fault-rate 0.1 --fault-seed 7
+  happyrobot-mock --fault late-apply:answer=504,after=3s,apply=5s --refuse-repeated-note-ids";
 
 /// The mock's command-line options.
 ///
@@ -288,6 +295,7 @@ mod tests {
                 "--fault-count",
                 "2",
             ],
+            &["happyrobot-mock", "--fault", "late-apply:after=1s"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }
@@ -304,6 +312,7 @@ mod tests {
             "invalid-json",
             "close-before-response",
             "save-then-drop",
+            "late-apply:answer=504,after=3s,apply=5s",
             "--fault-seed",
             "--ignore-client-note-ids",
             "--refuse-repeated-note-ids",

@@ -13,9 +13,11 @@ use std::time::Duration;
 ///
 /// Faults apply to requests for any of the mock's four operations (get a call; add, update or
 /// delete a note) that pass the path, method and key checks: a request to an unknown path, with a
-/// wrong method or with a bad key gets its usual error and does not use up a fault. Every fault but
-/// [`Fault::Delay`] and [`Fault::SaveThenDrop`] replaces the normal handling, so the operation is
-/// not carried out (no note added, changed or deleted).
+/// wrong method or with a bad key gets its usual error and does not use up a fault.
+/// [`Fault::Delay`], [`Fault::InvalidJson`]
+/// and [`Fault::SaveThenDrop`] carry the operation out (the note is added, changed or deleted),
+/// [`Fault::LateApply`] carries it out later; every other fault replaces the normal handling, so
+/// the operation is not carried out.
 ///
 /// As text (the command line's `--fault`, [`Fault::from_str`] and [`Fault`]'s `Display`):
 ///
@@ -27,15 +29,24 @@ use std::time::Duration;
 /// | `invalid-json` | [`Fault::InvalidJson`] |
 /// | `close-before-response` (or `close`) | [`Fault::CloseBeforeResponse`] |
 /// | `save-then-drop` | [`Fault::SaveThenDrop`] |
+/// | `late-apply:answer=504,after=3s,apply=5s`, `late-apply:answer=drop,after=1s,apply=2s` | [`Fault::LateApply`] (`answer` may be left out: `504`) |
 ///
 /// ```
 /// use std::time::Duration;
-/// use happyrobot_mock::Fault;
+/// use happyrobot_mock::{Fault, LateAnswer};
 ///
 /// assert_eq!("429:retry-after=2".parse(), Ok(Fault::RateLimited { retry_after_secs: 2 }));
 /// assert_eq!("503".parse(), Ok(Fault::Status(503)));
 /// assert_eq!("delay:250ms".parse(), Ok(Fault::Delay(Duration::from_millis(250))));
 /// assert_eq!(Fault::SaveThenDrop.to_string(), "save-then-drop");
+/// assert_eq!(
+///     "late-apply:answer=504,after=3s,apply=5s".parse(),
+///     Ok(Fault::LateApply {
+///         answer_after: Duration::from_secs(3),
+///         answer: LateAnswer::Status(504),
+///         apply_after: Duration::from_secs(5),
+///     })
+/// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -61,6 +72,49 @@ pub enum Fault {
     /// connection without sending the response: the case in which a client's retry of an add adds
     /// the same note twice, and a retried delete finds the note already gone.
     SaveThenDrop,
+    /// A gateway in front of the API gives up while the backend goes on: `answer_after` after the
+    /// request arrived, the client gets `answer` (a gateway's `504` page, or a closed connection),
+    /// and `apply_after` after the request arrived the backend carries the request out all the same
+    /// (the note is added, changed or deleted), in the background, whether or not the answer has
+    /// gone and whether or not the client is still there.
+    ///
+    /// Both times are measured from the request's arrival (when the mock had read its head), not
+    /// from each other, so `apply_after` may be shorter than `answer_after` (the change is made
+    /// while the gateway still waits) or longer (it is made after the client was told it failed,
+    /// the case that fools a client into sending the same note again). The late operation is checked and carried out as any request would be at that
+    /// moment: a body that is not a valid note, or a note that is gone by then, changes nothing,
+    /// and with [`refuse_repeated_note_ids`](crate::MockServerBuilder::refuse_repeated_note_ids) a
+    /// note whose id is on the call by then is not added again. A server that is shut down first
+    /// applies nothing.
+    LateApply {
+        /// How long after the request arrived the client gets `answer`.
+        answer_after: Duration,
+        /// What the client gets.
+        answer: LateAnswer,
+        /// How long after the request arrived the request is carried out.
+        apply_after: Duration,
+    },
+}
+
+/// What the client of a [`Fault::LateApply`] gets from the gateway that gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LateAnswer {
+    /// This status (meant for `504`, also `502` or `503`) with the gateway's own HTML page as the
+    /// body, `content-type: text/html`, as nginx sends it: not the API's JSON, since the API never
+    /// answered. A code outside `400..=599` is answered as `504`.
+    Status(u16),
+    /// The connection closed without any response.
+    Drop,
+}
+
+impl fmt::Display for LateAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(code) => write!(f, "{code}"),
+            Self::Drop => f.write_str("drop"),
+        }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -74,6 +128,16 @@ impl fmt::Display for Fault {
             Self::InvalidJson => f.write_str("invalid-json"),
             Self::CloseBeforeResponse => f.write_str("close-before-response"),
             Self::SaveThenDrop => f.write_str("save-then-drop"),
+            Self::LateApply {
+                answer_after,
+                answer,
+                apply_after,
+            } => write!(
+                f,
+                "late-apply:answer={answer},after={},apply={}",
+                DurationText(*answer_after),
+                DurationText(*apply_after)
+            ),
         }
     }
 }
@@ -89,7 +153,8 @@ impl fmt::Display for ParseFaultError {
         write!(
             f,
             "{:?} is not a fault: use 429[:retry-after=SECS], 500, 502, 503 (any 4xx/5xx code), \
-             delay:DURATION (250ms, 2s), invalid-json, close-before-response or save-then-drop",
+             delay:DURATION (250ms, 2s), invalid-json, close-before-response, save-then-drop \
+             or late-apply:answer=504|drop,after=DURATION,apply=DURATION",
             self.text
         )
     }
@@ -113,6 +178,7 @@ impl FromStr for Fault {
             ("invalid-json", None) => Ok(Self::InvalidJson),
             ("close" | "close-before-response", None) => Ok(Self::CloseBeforeResponse),
             ("save-then-drop", None) => Ok(Self::SaveThenDrop),
+            ("late-apply", Some(options)) => parse_late_apply(options).ok_or_else(error),
             ("delay", Some(duration)) => {
                 parse_duration(duration).map(Self::Delay).ok_or_else(error)
             }
@@ -136,11 +202,72 @@ impl FromStr for Fault {
     }
 }
 
-/// Reads `250ms`, `2s` or a bare number of milliseconds.
-fn parse_duration(text: &str) -> Option<Duration> {
+/// Reads the options of `late-apply:answer=504,after=3s,apply=5s`: in any order, `after` and
+/// `apply` required, `answer` (`504` when left out) a `4xx`/`5xx` code or `drop`, none twice.
+fn parse_late_apply(options: &str) -> Option<Fault> {
+    let (mut answer, mut answer_after, mut apply_after) = (None, None, None);
+    for option in options.split(',') {
+        let (name, value) = option.split_once('=')?;
+        let value = value.trim();
+        let slot_was_empty = match name.trim().to_ascii_lowercase().as_str() {
+            "answer" => answer.replace(parse_late_answer(value)?).is_none(),
+            "after" => answer_after.replace(parse_duration(value)?).is_none(),
+            "apply" => apply_after.replace(parse_duration(value)?).is_none(),
+            _ => return None,
+        };
+        if !slot_was_empty {
+            return None;
+        }
+    }
+    Some(Fault::LateApply {
+        answer_after: answer_after?,
+        answer: answer.unwrap_or(LateAnswer::Status(504)),
+        apply_after: apply_after?,
+    })
+}
+
+fn parse_late_answer(text: &str) -> Option<LateAnswer> {
+    if text.eq_ignore_ascii_case("drop") {
+        return Some(LateAnswer::Drop);
+    }
+    match text.parse::<u16>() {
+        Ok(code @ 400..=599) => Some(LateAnswer::Status(code)),
+        _ => None,
+    }
+}
+
+/// A duration as text that [`parse_duration`] reads back exactly: `3s`, `250ms`, or nanoseconds
+/// (`1500ns`) when it is not a whole number of milliseconds.
+struct DurationText(Duration);
+
+impl fmt::Display for DurationText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let duration = self.0;
+        if duration.subsec_nanos() == 0 {
+            write!(f, "{}s", duration.as_secs())
+        } else if duration.subsec_nanos().is_multiple_of(1_000_000) {
+            write!(f, "{}ms", duration.as_millis())
+        } else {
+            write!(f, "{}ns", duration.as_nanos())
+        }
+    }
+}
+
+/// Reads `250ms`, `2s`, `1500us`, `800ns` or a bare number of milliseconds.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Some(millis) = text.strip_suffix("ms") {
         return millis.trim().parse().ok().map(Duration::from_millis);
+    }
+    if let Some(micros) = text.strip_suffix("us") {
+        return micros.trim().parse().ok().map(Duration::from_micros);
+    }
+    if let Some(nanos) = text.strip_suffix("ns") {
+        let nanos: u128 = nanos.trim().parse().ok()?;
+        // Duration::from_nanos takes a u64; longer spans are built from seconds and the rest.
+        let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+        let rest = u32::try_from(nanos % 1_000_000_000).ok()?;
+        return Some(Duration::new(secs, rest));
     }
     if let Some(secs) = text.strip_suffix('s') {
         let secs: f64 = secs.trim().parse().ok()?;
@@ -247,9 +374,50 @@ mod tests {
             Fault::InvalidJson,
             Fault::CloseBeforeResponse,
             Fault::SaveThenDrop,
+            Fault::LateApply {
+                answer_after: Duration::from_secs(3),
+                answer: LateAnswer::Status(504),
+                apply_after: Duration::from_secs(5),
+            },
+            Fault::LateApply {
+                answer_after: Duration::from_millis(1250),
+                answer: LateAnswer::Drop,
+                apply_after: Duration::new(2, 1),
+            },
+            Fault::LateApply {
+                answer_after: Duration::ZERO,
+                answer: LateAnswer::Status(502),
+                apply_after: Duration::MAX,
+            },
         ] {
             assert_eq!(fault.to_string().parse(), Ok(fault.clone()), "{fault}");
         }
+        assert_eq!(
+            Fault::LateApply {
+                answer_after: Duration::from_secs(3),
+                answer: LateAnswer::Status(504),
+                apply_after: Duration::from_secs(5),
+            }
+            .to_string(),
+            "late-apply:answer=504,after=3s,apply=5s"
+        );
+        assert_eq!(
+            "late-apply:answer=drop,after=1s,apply=2s".parse(),
+            Ok(Fault::LateApply {
+                answer_after: Duration::from_secs(1),
+                answer: LateAnswer::Drop,
+                apply_after: Duration::from_secs(2),
+            })
+        );
+        // Any order, spaces and case; `answer` defaults to 504.
+        assert_eq!(
+            "Late-Apply: apply = 250ms , AFTER=0.5s".parse(),
+            Ok(Fault::LateApply {
+                answer_after: Duration::from_millis(500),
+                answer: LateAnswer::Status(504),
+                apply_after: Duration::from_millis(250),
+            })
+        );
         assert_eq!(
             "429".parse(),
             Ok(Fault::RateLimited {
@@ -270,9 +438,20 @@ mod tests {
             "delay",
             "delay:soon",
             "invalid-json:1",
+            "late-apply",
+            "late-apply:",
+            "late-apply:after=1s",
+            "late-apply:apply=1s",
+            "late-apply:answer=200,after=1s,apply=2s",
+            "late-apply:answer=gone,after=1s,apply=2s",
+            "late-apply:after=1s,apply=2s,after=3s",
+            "late-apply:after=1s,apply=2s,wait=3s",
+            "late-apply:after=1s,apply=soon",
+            "late-apply:after=1s;apply=2s",
         ] {
             let err = bad.parse::<Fault>().unwrap_err();
             assert!(err.to_string().contains("save-then-drop"), "{err}");
+            assert!(err.to_string().contains("late-apply"), "{err}");
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use fault::{Fault, ParseFaultError};
+pub use fault::{Fault, LateAnswer, ParseFaultError};
 pub use seed::{FIRST_CALL_ID, MOCK_USER_ID};
 pub use service::{CALL_NOT_FOUND_ERROR, NOTE_NOT_FOUND_ERROR};
 
@@ -53,7 +53,8 @@ pub struct RecordedRequest {
     /// when the body was over the size limit.
     pub body: String,
     /// The status answered, or `None` when the connection was closed without a response (or the
-    /// answer is still being prepared, during a [`Fault::Delay`]).
+    /// answer is still being prepared: during a [`Fault::Delay`] or a [`Fault::LateApply`]'s
+    /// wait).
     pub status: Option<u16>,
     /// The fault this request got, if any.
     pub fault: Option<Fault>,
@@ -199,8 +200,9 @@ fn push_json(
 /// How many operations the mock carried out, per kind, since it started.
 ///
 /// An operation counts when it was applied: answered `200`, or carried out and then dropped by
-/// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`]). Rejected requests (those with a
-/// repeated note id included), and requests that got any other fault, do not count.
+/// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`], or carried out late by
+/// [`Fault::LateApply`], counted when it is). Rejected requests (those with a repeated note id
+/// included), and requests that got any other fault, do not count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OperationCounts {
@@ -264,6 +266,9 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     faults: Mutex<fault::FaultPlan>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Changes to `true` (or its sender goes away) when the server stops, so that the late
+    /// operations of [`Fault::LateApply`], which outlive their connections, stop too.
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Locks a mutex even if a thread panicked while holding it: the data is plain and stays usable,
@@ -476,9 +481,10 @@ impl MockServerBuilder {
     /// whose note would get the id of a note on that call now is answered `409 Conflict`
     /// (`"error": "Conflict"`, `"message": "a note with id <ID> already exists on this call"`) and
     /// adds nothing, like an API that uses the client's id to make adds idempotent. The same holds
-    /// for the add of a [`Fault::SaveThenDrop`]. Only notes on the call count (a deleted note's id
-    /// can be used again), and with [`ignore_client_note_ids`](Self::ignore_client_note_ids) the
-    /// client's id is not used, so nothing is refused.
+    /// for the late add of a [`Fault::LateApply`] and the add of a [`Fault::SaveThenDrop`]. Only
+    /// notes on the call count (a deleted note's id can be used again), and with
+    /// [`ignore_client_note_ids`](Self::ignore_client_note_ids) the client's id is not used, so
+    /// nothing is refused.
     pub fn refuse_repeated_note_ids(mut self, refuse: bool) -> Self {
         self.refuse_repeated_note_ids = refuse;
         self
@@ -503,6 +509,7 @@ impl MockServerBuilder {
                 .collect::<serde_json::Result<_>>()?,
             ..Store::default()
         };
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             api_key: self.api_key,
             max_body_bytes: self.max_body_bytes,
@@ -512,8 +519,8 @@ impl MockServerBuilder {
             store: Mutex::new(store),
             faults: Mutex::new(fault::FaultPlan::default()),
             requests: Mutex::new(Vec::new()),
+            shutdown: shutdown_rx.clone(),
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
         Ok(MockServer {
             shared,
@@ -793,5 +800,6 @@ mod tests {
         assert_send_sync::<MockServer>();
         assert_send_sync::<MockServerBuilder>();
         assert_send_sync::<RecordedRequest>();
+        assert_send_sync::<Fault>();
     }
 }

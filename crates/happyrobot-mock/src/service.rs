@@ -21,7 +21,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use happyrobot_sdk::Timestamp;
@@ -31,8 +31,9 @@ use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, LateAnswer};
 use crate::seed::MOCK_USER_ID;
 use crate::{NoteChanges, RecordedRequest, Shared, StoreError};
 
@@ -119,6 +120,9 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<ReadBody, DropCon
 enum Outcome {
     Respond(Response<Full<Bytes>>),
     Drop,
+    /// Answered (`Some`) or dropped (`None`) by the gateway of a [`Fault::LateApply`], at the time
+    /// the fault says.
+    Gateway(Option<Response<Full<Bytes>>>),
 }
 
 /// Handles one request. It never fails except on purpose: `Err` tells hyper to close the
@@ -127,6 +131,8 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, DropConnection> {
+    // The request's arrival, from which a late apply's times are measured.
+    let arrived = Instant::now();
     let request_id = next_request_id();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
@@ -150,9 +156,16 @@ pub(crate) async fn handle(
         status: None,
         fault: None,
     });
-    let outcome = route(&shared, index, &parts.method, &path, &parts.headers, body).await;
+    let request = Received {
+        arrived,
+        index,
+        method: &parts.method,
+        path: &path,
+        headers: &parts.headers,
+    };
+    let outcome = route(&shared, request, body).await;
     match outcome {
-        Outcome::Respond(mut response) => {
+        Outcome::Respond(mut response) | Outcome::Gateway(Some(mut response)) => {
             shared.set_status(index, Some(response.status().as_u16()));
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response
@@ -161,8 +174,19 @@ pub(crate) async fn handle(
             }
             Ok(response)
         }
-        Outcome::Drop => Err(DropConnection),
+        Outcome::Drop | Outcome::Gateway(None) => Err(DropConnection),
     }
+}
+
+/// What [`route`] needs to know of a request besides its body.
+#[derive(Clone, Copy)]
+struct Received<'a> {
+    arrived: Instant,
+    /// Its place in the request log.
+    index: usize,
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
 }
 
 /// The `error` member of the `404` for a call that does not exist.
@@ -235,14 +259,13 @@ impl<'a> Route<'a> {
     }
 }
 
-async fn route(
-    shared: &Shared,
-    index: usize,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: ReadBody,
-) -> Outcome {
+async fn route(shared: &Arc<Shared>, request: Received<'_>, body: ReadBody) -> Outcome {
+    let Received {
+        method,
+        path,
+        headers,
+        ..
+    } = request;
     let Some(route) = Route::parse(path) else {
         return Outcome::Respond(error(
             StatusCode::NOT_FOUND,
@@ -263,9 +286,20 @@ async fn route(
     if let Err(rejection) = check_auth(headers, &shared.api_key) {
         return Outcome::Respond(rejection.into_response());
     }
+    with_faults(shared, request, operation, route, body).await
+}
+/// Draws the request's fault, if any, and handles the request as it says.
+async fn with_faults(
+    shared: &Arc<Shared>,
+    request: Received<'_>,
+    operation: Operation,
+    route: Route<'_>,
+    body: ReadBody,
+) -> Outcome {
+    let headers = request.headers;
     let fault = shared.next_fault();
     if let Some(fault) = &fault {
-        shared.set_fault(index, fault.clone());
+        shared.set_fault(request.index, fault.clone());
     }
     match fault {
         None => Outcome::Respond(perform(shared, operation, route, headers, body)),
@@ -311,7 +345,78 @@ async fn route(
             let _ = perform(shared, operation, route, headers, body);
             Outcome::Drop
         }
+        Some(Fault::LateApply {
+            answer_after,
+            answer,
+            apply_after,
+        }) => {
+            apply_late(shared, request, operation, body, apply_after);
+            // The gateway's clock runs from the arrival too, whatever the body took to come.
+            tokio::time::sleep(answer_after.saturating_sub(request.arrived.elapsed())).await;
+            Outcome::Gateway(match answer {
+                LateAnswer::Status(code) => Some(gateway_page(code)),
+                LateAnswer::Drop => None,
+            })
+        }
     }
+}
+
+/// Carries the request out `apply_after` after it arrived, in a task of its own: the backend
+/// behind a gateway goes on after the gateway gave up, and after the client went away, so the
+/// operation must not depend on the connection's task, which ends with the answer (or the drop).
+fn apply_late(
+    shared: &Arc<Shared>,
+    request: Received<'_>,
+    operation: Operation,
+    body: ReadBody,
+    apply_after: Duration,
+) {
+    let shared = Arc::clone(shared);
+    let path = request.path.to_string();
+    let headers = request.headers.clone();
+    let arrived = request.arrived;
+    let mut stop = shared.shutdown.clone();
+    tokio::spawn(async move {
+        // `sleep` takes any duration (a huge one waits "forever"), unlike adding it to an instant.
+        let wait = tokio::time::sleep(apply_after.saturating_sub(arrived.elapsed()));
+        tokio::select! {
+            // A stopped server changes nothing more; the sender going away means the same.
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = wait => {}
+        }
+        // The path was parsed once already; it parses the same way again.
+        if let Some(route) = Route::parse(&path) {
+            // Nobody waits for this answer: the client had the gateway's.
+            let _ = perform(&shared, operation, route, &headers, body);
+        }
+    });
+}
+
+/// The page a gateway (nginx, here) sends when it gives up on the backend: HTML, not the API's
+/// JSON, since the API never answered.
+fn gateway_page(code: u16) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(code)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+    // nginx's own reason phrases, where they differ from the standard ones.
+    let phrase = match status.as_u16() {
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
+        _ => reason(status),
+    };
+    let title = format!("{} {phrase}", status.as_u16());
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n\
+         <center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n\
+         </body>\r\n</html>\r\n"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(page)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
 }
 
 /// The normal handling of an operation: steps 4 to 6 of the module's order.
@@ -769,6 +874,22 @@ mod tests {
             Route::Call { call: "" }.operation(&Method::GET),
             Some(Operation::GetCall)
         );
+    }
+
+    #[tokio::test]
+    async fn gateway_pages_are_nginx_html() {
+        let page = gateway_page(504);
+        assert_eq!(page.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html");
+        let body = page.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            body,
+            "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n\
+             <center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n\
+             </body>\r\n</html>\r\n"
+        );
+        assert_eq!(gateway_page(503).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(gateway_page(200).status(), StatusCode::GATEWAY_TIMEOUT);
     }
 
     #[test]

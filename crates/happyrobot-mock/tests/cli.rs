@@ -112,3 +112,57 @@ fn bad_arguments_fail_with_a_message() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+/// Starts the binary with `args` and returns it with its base URL, read from its first line.
+#[cfg(unix)]
+fn start_binary(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The first line is the base URL. The pipe is read to its end, after the receiver is gone
+        // too: closing it early would make the binary's next line fail and the binary exit.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let base_url = first.strip_prefix("base_url=").unwrap().to_string();
+    (child, base_url)
+}
+
+/// The note-id and late-apply options reach the server the binary runs.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_takes_the_note_id_and_late_apply_options() {
+    let (mut child, base_url) = start_binary(&[
+        "--refuse-repeated-note-ids",
+        "--fault",
+        "late-apply:answer=504,after=100ms,apply=400ms",
+    ]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let call_id = happyrobot_mock::FIRST_CALL_ID;
+    let add = || {
+        client
+            .post(format!("{base_url}/calls/{call_id}/notes"))
+            .bearer_auth(happyrobot_mock::DEFAULT_API_KEY)
+            .json(&serde_json::json!({ "id": "from-the-cli", "content": "late" }))
+            .send()
+    };
+
+    let gateway = add().await.unwrap();
+    assert_eq!(gateway.status(), 504);
+    assert_eq!(gateway.headers()["content-type"], "text/html");
+
+    // After the late add, the same id again is refused.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(add().await.unwrap().status(), 409);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
