@@ -16,8 +16,14 @@
 
 use std::future::Future;
 use std::io::{self, Write};
+use std::time::Duration;
 
-use crate::{DEFAULT_API_KEY, DEFAULT_MAX_BODY_BYTES, DEFAULT_SEED_CALLS, Fault, MockServer};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+use crate::{
+    DEFAULT_API_KEY, DEFAULT_MAX_BODY_BYTES, DEFAULT_SEED_CALLS, Fault, MockServer, RateLimit,
+    RateLimitHeaders,
+};
 
 const AFTER_HELP: &str = "\
 FAULTS (--fault, repeatable):
@@ -41,6 +47,22 @@ FAULTS (--fault, repeatable):
   PATCH and DELETE /calls/{id}/notes/{noteId}) that pass the path, method and key checks;
   save-then-drop carries the operation out before it drops the connection.
 
+RATE LIMIT (--rate-limit N):
+  One token bucket for the whole server: it holds --rate-limit-burst tokens (default 1 + N/10,
+  rounded, at least 1), starts full and refills continuously at N a second. Every request that
+  passes the path, method and key checks takes a token; one that finds none gets 429 with a
+  JSON error body (\"rate limit exceeded: N requests per second\"), draws no fault and is not
+  carried out. Its Retry-After is the whole seconds until a token is available, rounded up, at
+  least 1 (--rate-limit-retry-after none sends none). --rate-limit-headers ietf sends
+  RateLimit-Limit (the burst), RateLimit-Remaining and RateLimit-Reset (seconds until the
+  bucket is full); x sends X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (the
+  Unix time at which it is full); both on every answer to a request that took a token or was
+  refused one.
+
+LATENCY (--latency DURATION):
+  Every answer (errors and 429s too) waits this long after the request was handled, as from a
+  slow server: 50ms, 2s, a bare number is milliseconds. Requests wait side by side.
+
 NOTE IDS:
   A note id the client sends with an add is kept, as the spec says the server assigns it only
   when absent. With --ignore-client-note-ids the mock gives every added note an id of its own
@@ -59,6 +81,8 @@ EXAMPLES:
   happyrobot-mock --port 8080
   happyrobot-mock --fault 429:retry-after=2 --fault 503 --fault-count 2
   happyrobot-mock --fault save-then-drop --fault-rate 0.1 --fault-seed 7
+  happyrobot-mock --rate-limit 10 --rate-limit-burst 5 --rate-limit-headers ietf
+  happyrobot-mock --latency 50ms
   happyrobot-mock --fault late-apply:answer=504,after=3s,apply=5s --refuse-repeated-note-ids";
 
 /// The mock's command-line options.
@@ -126,6 +150,68 @@ pub struct Args {
     /// Answer 409 Conflict to an add whose note id the call already holds, and add nothing.
     #[arg(long)]
     pub refuse_repeated_note_ids: bool,
+
+    /// Throttle the server to N requests a second (decimals allowed); see RATE LIMIT below.
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    pub rate_limit: Option<f64>,
+
+    /// Requests the rate limit lets through at once after a quiet spell (default 1 + N/10,
+    /// rounded, at least 1).
+    #[arg(
+        long,
+        value_name = "B",
+        requires = "rate_limit",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Whether a 429 of the rate limit carries Retry-After (in whole seconds).
+    #[arg(
+        long,
+        value_name = "WHAT",
+        default_value = "seconds",
+        requires = "rate_limit",
+        action = clap::ArgAction::Set,
+        value_parser = PossibleValuesParser::new(["none", "seconds"]).map(|text| text == "seconds")
+    )]
+    pub rate_limit_retry_after: bool,
+
+    /// Rate-limit headers to send on every answer: IETF RateLimit-*, or X-RateLimit-*.
+    #[arg(
+        long,
+        value_name = "STYLE",
+        default_value = "none",
+        requires = "rate_limit",
+        value_parser = PossibleValuesParser::new(["none", "ietf", "x"]).map(header_style)
+    )]
+    pub rate_limit_headers: RateLimitHeaders,
+
+    /// Wait this long before every answer (50ms, 2s; a bare number is milliseconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    pub latency: Option<Duration>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: give requests per second, a positive number such as 10 or 0.5"
+        )),
+    }
+}
+
+/// The style of `--rate-limit-headers`, whose possible values clap has already checked.
+fn header_style(text: String) -> RateLimitHeaders {
+    match text.as_str() {
+        "ietf" => RateLimitHeaders::Ietf,
+        "x" => RateLimitHeaders::X,
+        _ => RateLimitHeaders::None,
+    }
+}
+
+fn parse_latency(text: &str) -> Result<Duration, String> {
+    crate::fault::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration: use 50ms, 2s, or milliseconds"))
 }
 
 fn parse_probability(text: &str) -> Result<f64, String> {
@@ -142,15 +228,22 @@ impl Args {
     /// # Errors
     /// When the port cannot be bound.
     pub async fn start_server(&self) -> io::Result<MockServer> {
-        let server = MockServer::builder()
+        let builder = MockServer::builder()
             .port(self.port)
             .api_key(self.api_key.clone())
             .seed_calls(self.seed_calls)
             .max_body_bytes(self.max_body_bytes)
             .ignore_client_note_ids(self.ignore_client_note_ids)
-            .refuse_repeated_note_ids(self.refuse_repeated_note_ids)
-            .start()
-            .await?;
+            .refuse_repeated_note_ids(self.refuse_repeated_note_ids);
+        let builder = match self.rate_limit_settings() {
+            Some(limit) => builder.rate_limit(limit),
+            None => builder,
+        };
+        let builder = match self.latency {
+            Some(latency) => builder.latency(latency),
+            None => builder,
+        };
+        let server = builder.start().await?;
         for (index, fault) in self.faults.iter().enumerate() {
             match self.fault_rate {
                 // Each fault gets its own stream of draws, derived from the one seed.
@@ -163,6 +256,18 @@ impl Args {
             }
         }
         Ok(server)
+    }
+
+    /// The [`RateLimit`] that `--rate-limit` and its companions ask for, if any.
+    pub fn rate_limit_settings(&self) -> Option<RateLimit> {
+        let rate = self.rate_limit?;
+        let limit = RateLimit::per_second(rate)
+            .retry_after(self.rate_limit_retry_after)
+            .headers(self.rate_limit_headers);
+        Some(match self.rate_limit_burst {
+            Some(burst) => limit.burst(burst),
+            None => limit,
+        })
     }
 }
 
@@ -207,11 +312,22 @@ pub async fn serve(
             None => format!("faults {} x{} each", list.join(", "), args.fault_count),
         }
     };
+    let mut extras = String::new();
+    if let Some(limit) = args.rate_limit_settings() {
+        extras.push_str(&format!(
+            ", a rate limit of {} a second (burst {})",
+            limit.rate(),
+            limit.burst_size()
+        ));
+    }
+    if let Some(latency) = args.latency.filter(|latency| !latency.is_zero()) {
+        extras.push_str(&format!(", {latency:?} latency"));
+    }
     // A note for people, on stderr; it is not worth failing over (`eprintln!` would panic when
     // stderr is closed), unlike stdout, whose lines scripts depend on.
     let _ = writeln!(
         io::stderr(),
-        "happyrobot-mock: serving {} with {faults}; stop with Ctrl-C",
+        "happyrobot-mock: serving {} with {faults}{extras}; stop with Ctrl-C",
         server.base_url()
     );
     stop.await;
@@ -277,9 +393,63 @@ mod tests {
             Args::try_parse_from(["happyrobot-mock", "--ignore-client-note-ids"]).unwrap();
         assert!(ignoring.ignore_client_note_ids);
         assert!(!args.refuse_repeated_note_ids);
+        assert_eq!(args.rate_limit, None);
+        assert_eq!(args.rate_limit_settings(), None);
+        assert_eq!(args.latency, None);
         let refusing =
             Args::try_parse_from(["happyrobot-mock", "--refuse-repeated-note-ids"]).unwrap();
         assert!(refusing.refuse_repeated_note_ids);
+    }
+
+    #[test]
+    fn parses_the_rate_limit_and_the_latency() {
+        let args = Args::try_parse_from(["happyrobot-mock", "--rate-limit", "2.5"]).unwrap();
+        assert_eq!(args.rate_limit_settings(), Some(RateLimit::per_second(2.5)));
+        let limit = args.rate_limit_settings().unwrap();
+        assert_eq!(limit.burst_size(), 1);
+        assert!(limit.sends_retry_after());
+        assert_eq!(limit.header_style(), RateLimitHeaders::None);
+
+        let args = Args::try_parse_from([
+            "happyrobot-mock",
+            "--rate-limit",
+            "10",
+            "--rate-limit-burst",
+            "5",
+            "--rate-limit-retry-after",
+            "none",
+            "--rate-limit-headers",
+            "x",
+            "--latency",
+            "50ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.rate_limit_settings(),
+            Some(
+                RateLimit::per_second(10.0)
+                    .burst(5)
+                    .retry_after(false)
+                    .headers(RateLimitHeaders::X)
+            )
+        );
+        assert_eq!(args.latency, Some(Duration::from_millis(50)));
+        let ietf = Args::try_parse_from([
+            "happyrobot-mock",
+            "--rate-limit",
+            "1",
+            "--rate-limit-headers",
+            "ietf",
+            "--rate-limit-retry-after",
+            "seconds",
+        ])
+        .unwrap();
+        assert_eq!(ietf.rate_limit_headers, RateLimitHeaders::Ietf);
+        assert!(ietf.rate_limit_retry_after);
+        for (latency, expected) in [("2s", 2000), ("250", 250), ("0.1s", 100)] {
+            let args = Args::try_parse_from(["happyrobot-mock", "--latency", latency]).unwrap();
+            assert_eq!(args.latency, Some(Duration::from_millis(expected)));
+        }
     }
 
     #[test]
@@ -295,6 +465,36 @@ mod tests {
                 "--fault-count",
                 "2",
             ],
+            &["happyrobot-mock", "--rate-limit", "0"],
+            &["happyrobot-mock", "--rate-limit", "-1"],
+            &["happyrobot-mock", "--rate-limit", "inf"],
+            &["happyrobot-mock", "--rate-limit", "NaN"],
+            &["happyrobot-mock", "--rate-limit", "ten"],
+            &["happyrobot-mock", "--rate-limit-burst", "3"],
+            &[
+                "happyrobot-mock",
+                "--rate-limit",
+                "5",
+                "--rate-limit-burst",
+                "0",
+            ],
+            &["happyrobot-mock", "--rate-limit-headers", "ietf"],
+            &["happyrobot-mock", "--rate-limit-retry-after", "none"],
+            &[
+                "happyrobot-mock",
+                "--rate-limit",
+                "5",
+                "--rate-limit-headers",
+                "draft",
+            ],
+            &[
+                "happyrobot-mock",
+                "--rate-limit",
+                "5",
+                "--rate-limit-retry-after",
+                "2",
+            ],
+            &["happyrobot-mock", "--latency", "soon"],
             &["happyrobot-mock", "--fault", "late-apply:after=1s"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
@@ -316,6 +516,13 @@ mod tests {
             "--fault-seed",
             "--ignore-client-note-ids",
             "--refuse-repeated-note-ids",
+            "--rate-limit",
+            "--rate-limit-burst",
+            "--rate-limit-retry-after",
+            "--rate-limit-headers",
+            "RateLimit-Reset",
+            "X-RateLimit-Reset",
+            "--latency",
             "PATCH",
         ] {
             assert!(help.contains(fault), "help lacks {fault}");

@@ -13,8 +13,8 @@ use std::time::Duration;
 ///
 /// Faults apply to requests for any of the mock's four operations (get a call; add, update or
 /// delete a note) that pass the path, method and key checks: a request to an unknown path, with a
-/// wrong method or with a bad key gets its usual error and does not use up a fault.
-/// [`Fault::Delay`], [`Fault::InvalidJson`]
+/// wrong method or with a bad key gets its usual error and does not use up a fault, and so does a
+/// request refused by the [rate limit](crate::RateLimit). [`Fault::Delay`], [`Fault::InvalidJson`]
 /// and [`Fault::SaveThenDrop`] carry the operation out (the note is added, changed or deleted),
 /// [`Fault::LateApply`] carries it out later; every other fault replaces the normal handling, so
 /// the operation is not carried out.
@@ -81,7 +81,9 @@ pub enum Fault {
     /// Both times are measured from the request's arrival (when the mock had read its head), not
     /// from each other, so `apply_after` may be shorter than `answer_after` (the change is made
     /// while the gateway still waits) or longer (it is made after the client was told it failed,
-    /// the case that fools a client into sending the same note again). The late operation is checked and carried out as any request would be at that
+    /// the case that fools a client into sending the same note again). The
+    /// [latency](crate::MockServerBuilder::latency) is not added to either: the gateway keeps its
+    /// own time. The late operation is checked and carried out as any request would be at that
     /// moment: a body that is not a valid note, or a note that is gone by then, changes nothing,
     /// and with [`refuse_repeated_note_ids`](crate::MockServerBuilder::refuse_repeated_note_ids) a
     /// note whose id is on the call by then is not added again. A server that is shut down first

@@ -3,6 +3,7 @@
 
 pub mod cli;
 mod fault;
+mod rate_limit;
 mod seed;
 mod service;
 
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use happyrobot_sdk::types::{Call, Note};
 use hyper::server::conn::http1;
@@ -20,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use fault::{Fault, LateAnswer, ParseFaultError};
+pub use rate_limit::{RateLimit, RateLimitHeaders};
 pub use seed::{FIRST_CALL_ID, MOCK_USER_ID};
 pub use service::{CALL_NOT_FOUND_ERROR, NOTE_NOT_FOUND_ERROR};
 
@@ -53,8 +56,9 @@ pub struct RecordedRequest {
     /// when the body was over the size limit.
     pub body: String,
     /// The status answered, or `None` when the connection was closed without a response (or the
-    /// answer is still being prepared: during a [`Fault::Delay`] or a [`Fault::LateApply`]'s
-    /// wait).
+    /// answer is still being prepared: during a [`Fault::Delay`], the
+    /// [latency](MockServerBuilder::latency) or a [`Fault::LateApply`]'s wait). A request refused
+    /// by the [rate limit](MockServerBuilder::rate_limit) has `429` here and no `fault`.
     pub status: Option<u16>,
     /// The fault this request got, if any.
     pub fault: Option<Fault>,
@@ -201,8 +205,8 @@ fn push_json(
 ///
 /// An operation counts when it was applied: answered `200`, or carried out and then dropped by
 /// [`Fault::SaveThenDrop`] (or answered late by [`Fault::Delay`], or carried out late by
-/// [`Fault::LateApply`], counted when it is). Rejected requests (those with a repeated note id
-/// included), and requests that got any other fault, do not count.
+/// [`Fault::LateApply`], counted when it is). Rejected requests (those refused by the rate limit,
+/// or with a repeated note id, included), and requests that got any other fault, do not count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OperationCounts {
@@ -263,6 +267,9 @@ pub(crate) struct Shared {
     record_requests: bool,
     ignore_client_note_ids: bool,
     refuse_repeated_note_ids: bool,
+    /// Waited before every answer; zero (the default) waits not at all.
+    latency: Duration,
+    rate_limit: Option<rate_limit::Limiter>,
     store: Mutex<Store>,
     faults: Mutex<fault::FaultPlan>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -413,6 +420,8 @@ pub struct MockServerBuilder {
     record_requests: bool,
     ignore_client_note_ids: bool,
     refuse_repeated_note_ids: bool,
+    latency: Duration,
+    rate_limit: Option<RateLimit>,
 }
 
 impl Default for MockServerBuilder {
@@ -425,6 +434,8 @@ impl Default for MockServerBuilder {
             record_requests: true,
             ignore_client_note_ids: false,
             refuse_repeated_note_ids: false,
+            latency: Duration::ZERO,
+            rate_limit: None,
         }
     }
 }
@@ -490,6 +501,28 @@ impl MockServerBuilder {
         self
     }
 
+    /// Throttles the server with a token bucket shared by all its requests (default: no limit).
+    /// See [`RateLimit`] for how it counts, and [`MockServer::rate_limited_count`].
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Waits this long before every answer (default: no wait), so that a benchmark meets "a server
+    /// that takes 50 ms per request".
+    ///
+    /// The request is handled first (checked, rate-limited, its fault drawn, the operation carried
+    /// out), then the answer waits: a change is visible to other requests for `latency` before
+    /// its client hears of it, as with a server whose answer is slow on the way back. The wait is
+    /// for every answer, errors and `429`s included, and before a connection is closed on purpose
+    /// ([`Fault::CloseBeforeResponse`], [`Fault::SaveThenDrop`]); it adds to a [`Fault::Delay`].
+    /// Requests wait side by side, not one after the other. A [`Fault::LateApply`] keeps its own
+    /// times, without it.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving on the current tokio runtime.
     ///
     /// The server runs as tasks of the runtime that awaits this, so that runtime must stay alive
@@ -516,6 +549,8 @@ impl MockServerBuilder {
             record_requests: self.record_requests,
             ignore_client_note_ids: self.ignore_client_note_ids,
             refuse_repeated_note_ids: self.refuse_repeated_note_ids,
+            latency: self.latency,
+            rate_limit: self.rate_limit.map(rate_limit::Limiter::new),
             store: Mutex::new(store),
             faults: Mutex::new(fault::FaultPlan::default()),
             requests: Mutex::new(Vec::new()),
@@ -701,6 +736,15 @@ impl MockServer {
         lock(&self.shared.store).counts
     }
 
+    /// How many requests the [rate limit](MockServerBuilder::rate_limit) refused with `429` so far
+    /// (`0` without one). Requests that got a [`Fault::RateLimited`] are not counted here.
+    pub fn rate_limited_count(&self) -> usize {
+        self.shared
+            .rate_limit
+            .as_ref()
+            .map_or(0, rate_limit::Limiter::refused)
+    }
+
     /// Stops accepting connections, closes the open ones, and waits until the port is released.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
@@ -800,6 +844,7 @@ mod tests {
         assert_send_sync::<MockServer>();
         assert_send_sync::<MockServerBuilder>();
         assert_send_sync::<RecordedRequest>();
+        assert_send_sync::<RateLimit>();
         assert_send_sync::<Fault>();
     }
 }

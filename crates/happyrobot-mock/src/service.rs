@@ -9,14 +9,18 @@
 //! Checks run in this order, and the first that fails answers:
 //! 1. path (`404`), then method (`405` with `allow` listing the path's methods);
 //! 2. the `authorization` header (`401`);
-//! 3. the fault plan (a fault drawn here replaces or wraps what follows);
-//! 4. the call id: exactly 24 characters after percent-decoding (`400`); the note id: UTF-8 after
+//! 3. the rate limit, when there is one (`429`; a request that passes takes a token, and its
+//!    answer, whatever it is, carries the rate-limit headers asked for);
+//! 4. the fault plan (a fault drawn here replaces or wraps what follows);
+//! 5. the call id: exactly 24 characters after percent-decoding (`400`); the note id: UTF-8 after
 //!    percent-decoding (`400`);
-//! 5. for `POST` and `PATCH`, the body: size (`413`), content type (`415`), a JSON object with
+//! 6. for `POST` and `PATCH`, the body: size (`413`), content type (`415`), a JSON object with
 //!    correctly typed fields and, for `POST`, a `content` (`400`);
-//! 6. the call's existence (`404`, `"error": "Not Found"`), then the note's (`404`,
+//! 7. the call's existence (`404`, `"error": "Not Found"`), then the note's (`404`,
 //!    `"error": "Note Not Found"`), then, for `POST` with `refuse_repeated_note_ids`, the note id's
 //!    (`409`), then the operation, which answers the whole call (`200`).
+//!
+//! Then the answer waits for the latency, if one is set, and goes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -121,8 +125,17 @@ enum Outcome {
     Respond(Response<Full<Bytes>>),
     Drop,
     /// Answered (`Some`) or dropped (`None`) by the gateway of a [`Fault::LateApply`], at the time
-    /// the fault says.
+    /// the fault says: the latency is not added.
     Gateway(Option<Response<Full<Bytes>>>),
+}
+
+impl Outcome {
+    fn response_mut(&mut self) -> Option<&mut Response<Full<Bytes>>> {
+        match self {
+            Self::Respond(response) | Self::Gateway(Some(response)) => Some(response),
+            Self::Drop | Self::Gateway(None) => None,
+        }
+    }
 }
 
 /// Handles one request. It never fails except on purpose: `Err` tells hyper to close the
@@ -164,6 +177,9 @@ pub(crate) async fn handle(
         headers: &parts.headers,
     };
     let outcome = route(&shared, request, body).await;
+    if !matches!(outcome, Outcome::Gateway(_)) && !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
     match outcome {
         Outcome::Respond(mut response) | Outcome::Gateway(Some(mut response)) => {
             shared.set_status(index, Some(response.status().as_u16()));
@@ -286,8 +302,23 @@ async fn route(shared: &Arc<Shared>, request: Received<'_>, body: ReadBody) -> O
     if let Err(rejection) = check_auth(headers, &shared.api_key) {
         return Outcome::Respond(rejection.into_response());
     }
-    with_faults(shared, request, operation, route, body).await
+    let Some(limiter) = &shared.rate_limit else {
+        return with_faults(shared, request, operation, route, body).await;
+    };
+    // The bucket stands in front of everything else, as an API gateway's limiter does: a request
+    // it refuses draws no fault and reaches no operation.
+    let decision = limiter.take();
+    let mut outcome = if decision.allowed {
+        with_faults(shared, request, operation, route, body).await
+    } else {
+        Outcome::Respond(limiter.refusal(&decision))
+    };
+    if let Some(response) = outcome.response_mut() {
+        limiter.add_headers(&decision, response.headers_mut());
+    }
+    outcome
 }
+
 /// Draws the request's fault, if any, and handles the request as it says.
 async fn with_faults(
     shared: &Arc<Shared>,
@@ -419,7 +450,7 @@ fn gateway_page(code: u16) -> Response<Full<Bytes>> {
     response
 }
 
-/// The normal handling of an operation: steps 4 to 6 of the module's order.
+/// The normal handling of an operation: steps 5 to 7 of the module's order.
 fn perform(
     shared: &Shared,
     operation: Operation,
@@ -756,7 +787,7 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 }
 
 /// An error answer in the spec's `ErrorBody` shape, like HappyRobot's sibling APIs send.
-fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     error_named(status, reason(status), message)
 }
 

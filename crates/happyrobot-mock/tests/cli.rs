@@ -136,11 +136,19 @@ fn start_binary(args: &[&str]) -> (std::process::Child, String) {
     (child, base_url)
 }
 
-/// The note-id and late-apply options reach the server the binary runs.
+/// The rate-limit, latency, note-id and late-apply options reach the server the binary runs.
 #[cfg(unix)]
 #[tokio::test]
-async fn binary_takes_the_note_id_and_late_apply_options() {
+async fn binary_takes_the_rate_limit_latency_note_id_and_late_apply_options() {
     let (mut child, base_url) = start_binary(&[
+        "--rate-limit",
+        "0.2",
+        "--rate-limit-burst",
+        "3",
+        "--rate-limit-headers",
+        "ietf",
+        "--latency",
+        "100ms",
         "--refuse-repeated-note-ids",
         "--fault",
         "late-apply:answer=504,after=100ms,apply=400ms",
@@ -158,10 +166,22 @@ async fn binary_takes_the_note_id_and_late_apply_options() {
     let gateway = add().await.unwrap();
     assert_eq!(gateway.status(), 504);
     assert_eq!(gateway.headers()["content-type"], "text/html");
+    assert_eq!(gateway.headers()["ratelimit-remaining"], "2");
 
-    // After the late add, the same id again is refused.
+    // After the late add, the same id again is refused; the answer waited for the latency.
     tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = Instant::now();
+    let repeated = add().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(repeated.status(), 409);
+    assert_eq!(repeated.headers()["ratelimit-limit"], "3");
+    assert_eq!(repeated.headers()["ratelimit-remaining"], "1");
+
     assert_eq!(add().await.unwrap().status(), 409);
+    let throttled = add().await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_eq!(throttled.headers()["ratelimit-remaining"], "0");
 
     child.kill().unwrap();
     child.wait().unwrap();
