@@ -15,6 +15,7 @@ use http::StatusCode;
 use tracing::Instrument as _;
 
 use crate::answer::{Settings, interpret, outcome, path_param};
+use crate::control::Attempt;
 use crate::error::Operation;
 use crate::input::IntoApiKey;
 use crate::rate::{Answer, Controller, NoTurn};
@@ -357,7 +358,11 @@ impl Client {
                 Err(NoTurn::Stopped) => return Err(Error::stopped(op, last)),
                 Err(NoTurn::Late) => return Err(Error::late(op, last, deadline)),
             };
-            if control.stopped() || control.before_attempt(attempt).is_break() {
+            let told = Attempt {
+                number: attempt,
+                operation: op,
+            };
+            if control.stopped() || control.before_attempt(&told).is_break() {
                 return Err(Error::stopped(op, last));
             }
             let remaining = match attempt {
@@ -451,7 +456,7 @@ impl Client {
                 error = %error,
                 "request failed; retrying"
             );
-            if control.before_retry(&error, after) == ControlFlow::Break(()) {
+            if control.before_retry(&told, &error, after) == ControlFlow::Break(()) {
                 return Err(Error::stopped(op, Some(error)));
             }
             if !after.is_zero() && sleep_unless_stopped(after, control).await.is_err() {

@@ -12,7 +12,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
+use crate::{Error, Operation};
+
+/// One attempt of a request, as an [`AttemptObserver`] is told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// Which attempt of the request, from 1.
+    pub number: u32,
+    /// Which operation the request is.
+    pub operation: Operation,
+}
 
 /// Told about each attempt of one call of a client method; see [`Control::observer`].
 ///
@@ -20,17 +30,17 @@ use crate::Error;
 /// to a file is fine). Returning [`ControlFlow::Break`] ends the call at once with an error of kind
 /// [`ErrorKind::Stopped`](crate::ErrorKind::Stopped): nothing more is sent.
 pub trait AttemptObserver: Send + Sync {
-    /// Before attempt number `attempt` (1 for the first) is sent.
-    fn before_attempt(&self, attempt: u32) -> ControlFlow<()> {
+    /// Before `attempt` is sent.
+    fn before_attempt(&self, attempt: &Attempt) -> ControlFlow<()> {
         let _ = attempt;
         ControlFlow::Continue(())
     }
 
-    /// After an attempt failed with `error`, before the client waits `wait` and tries again. The
+    /// After `attempt` failed with `error`, before the client waits `wait` and tries again. The
     /// retry policy decided that sending again is safe: for an add, the note was certainly not
     /// added by that attempt.
-    fn before_retry(&self, error: &Error, wait: Duration) -> ControlFlow<()> {
-        let _ = (error, wait);
+    fn before_retry(&self, attempt: &Attempt, error: &Error, wait: Duration) -> ControlFlow<()> {
+        let _ = (attempt, error, wait);
         ControlFlow::Continue(())
     }
 }
@@ -41,7 +51,7 @@ pub trait AttemptObserver: Send + Sync {
 /// ```
 /// use std::time::Duration;
 /// use happyrobot::Control;
-/// use tokio_util::sync::CancellationToken;
+/// use happyrobot::CancellationToken;
 ///
 /// let stop = CancellationToken::new();
 /// let control = Control::new().stop(&stop).deadline(Duration::from_secs(600));
@@ -99,13 +109,19 @@ impl<'a> Control<'a> {
         self.stop.is_some_and(CancellationToken::is_cancelled)
     }
 
-    pub(crate) fn before_attempt(&self, attempt: u32) -> ControlFlow<()> {
+    pub(crate) fn before_attempt(&self, attempt: &Attempt) -> ControlFlow<()> {
         self.observer
             .map_or(ControlFlow::Continue(()), |o| o.before_attempt(attempt))
     }
 
-    pub(crate) fn before_retry(&self, error: &Error, wait: Duration) -> ControlFlow<()> {
-        self.observer
-            .map_or(ControlFlow::Continue(()), |o| o.before_retry(error, wait))
+    pub(crate) fn before_retry(
+        &self,
+        attempt: &Attempt,
+        error: &Error,
+        wait: Duration,
+    ) -> ControlFlow<()> {
+        self.observer.map_or(ControlFlow::Continue(()), |o| {
+            o.before_retry(attempt, error, wait)
+        })
     }
 }

@@ -69,12 +69,18 @@ pub enum Outcome {
     Applied,
 }
 
-/// The operation an error belongs to, so that its message speaks of the right thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Operation {
+/// Which of the API's operations a request is: what an [`AttemptObserver`](crate::AttemptObserver)
+/// is told, and what an error's message speaks of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `POST /calls/{id}/notes`.
     AddNote,
+    /// `GET /calls/{id}`.
     GetCall,
+    /// `PATCH /calls/{id}/notes/{noteId}`.
     UpdateNote,
+    /// `DELETE /calls/{id}/notes/{noteId}`.
     DeleteNote,
 }
 

@@ -21,8 +21,8 @@ pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT, new_note_id,
 };
-pub use control::{AttemptObserver, Control};
-pub use error::{Error, ErrorKind, Outcome};
+pub use control::{Attempt, AttemptObserver, Control};
+pub use error::{Error, ErrorKind, Operation, Outcome};
 pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
 pub use rate::{RateControl, RateStats};
 pub use response::Response;

@@ -133,6 +133,8 @@ const RAMP_PER_SEC: f64 = 2.0;
 const CUT: f64 = 0.8;
 /// The cut when the ramp ends (it overshoots more).
 const RAMP_CUT: f64 = 0.7;
+/// A `429` whose quota headers say it is used up for at least this long holds every request.
+const HOLD_AFTER: Duration = Duration::from_secs(2);
 /// How far (in periods of the cubic climb) the pace stays on the curve before it ramps again.
 const PROBE_AFTER: f64 = 1.5;
 /// The slow-start window: the first requests of a client go at most this many at once at first,
@@ -265,11 +267,10 @@ impl Controller {
                         self.window.add_permits(1);
                     }
                 }
-                if self.engaged.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if let Some(core) = self.lock().as_mut() {
-                        core.follow(now, &Limits::read(headers));
-                    }
+                if self.engaged.load(Ordering::Relaxed)
+                    && let Some(core) = self.lock().as_mut()
+                {
+                    core.follow(&Limits::read(headers));
                 }
             }
             Answer::Throttled(headers) => {
@@ -494,7 +495,8 @@ impl Core {
 
     /// A `429` for a request let through at `sent` (`None`: before pacing began).
     pub(crate) fn throttled(&mut self, now: Instant, sent: Option<Instant>, limits: &Limits) {
-        self.follow(now, limits);
+        self.follow(limits);
+        self.hold(now, limits);
         // Refusals of requests that went before the last cut say nothing about the pace since.
         if sent.is_none_or(|sent| sent < self.last_cut) {
             return;
@@ -515,15 +517,21 @@ impl Core {
         };
     }
 
-    /// Follows what the headers say: a policy names the rate, and an exhausted quota holds every
-    /// request until it is back.
-    pub(crate) fn follow(&mut self, now: Instant, limits: &Limits) {
+    /// Follows what the headers of any answer say: a policy names the rate.
+    pub(crate) fn follow(&mut self, limits: &Limits) {
         if let Some(rate) = limits.policy {
             self.learned = Some(rate);
             self.phase = Phase::Fixed;
         }
+    }
+
+    /// Follows what a `429`'s headers say: a quota used up for a while longer holds every request
+    /// until it is back, since each would be refused. A short reset (under [`HOLD_AFTER`]) is
+    /// left to the pace: a token bucket's "full again in a second" is no refusal of the next
+    /// request, which comes a fraction of that later.
+    fn hold(&mut self, now: Instant, limits: &Limits) {
         if limits.remaining == Some(0)
-            && let Some(reset) = limits.reset.filter(|r| !r.is_zero())
+            && let Some(reset) = limits.reset.filter(|r| *r >= HOLD_AFTER)
         {
             // A day at most: far from any overflow of the clock, and the retry policy's cap on a
             // single wait applies to the requests themselves.

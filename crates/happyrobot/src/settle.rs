@@ -197,6 +197,25 @@ impl Client {
         }
     }
 
+    /// Looks at the call once: [`Settled::Found`] (with any copies) when a note with one of the
+    /// IDs of `pending` is there, [`Settled::Undecided`] when one with its text under another ID
+    /// is (or the answer lists no notes), else [`Settled::Absent`], which here means only "not
+    /// there now": an add in flight may still arrive. For checking a note already known to be
+    /// added for copies (a late first attempt); to settle an unknown outcome use
+    /// [`settle_add`](Self::settle_add).
+    pub async fn check_note(
+        &self,
+        call_id: &CallId,
+        pending: &PendingAdd,
+        control: &Control<'_>,
+    ) -> Result<Settled, Error> {
+        Ok(match self.look(call_id, pending, control).await? {
+            Sighting::Found(note, copies) => Settled::Found { note, copies },
+            Sighting::Unclear(why) => Settled::Undecided(why),
+            Sighting::Nothing => Settled::Absent,
+        })
+    }
+
     /// Finds out whether a note whose add had an unknown outcome is on the call, by the ID it was
     /// sent with ([`Error::note_id`]) and its text.
     ///

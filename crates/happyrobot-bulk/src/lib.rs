@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod driver;
+mod error;
+mod import;
+mod journal;
+mod line;
+mod options;
+mod plan;
+mod read;
+mod record;
+mod report;
+pub mod results;
+mod run;
+mod undo;
+
+pub use error::{BulkError, BulkErrorKind};
+pub use import::Import;
+pub use journal::locate::state_dir_from_env;
+pub use options::{ColumnNames, ReadOptions, Source};
+pub use plan::{MAX_SHOWN_ERRORS, Plan};
+pub use read::{Format, LineError};
+pub use record::NoteRecord;
+pub use report::{
+    Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,
+    Reconciled, Reconciliation, Report, Stop, UndoReport, Unknown, UnknownLine,
+};
+pub use run::{JournalLocation, MAX_CONCURRENCY};
+pub use undo::{Undo, UndoPlan};

@@ -1,0 +1,785 @@
+//! What happens to one line: sending it (journaled before every attempt, and as "certainly not
+//! added" before every retry), settling an unknown outcome through the client's
+//! [`settle_add`](happyrobot::Client::settle_add), deleting copies a late apply left, and deleting
+//! it for an undo. Each returns the line's outcome as a value; nothing here counts or prints.
+
+use std::io;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use happyrobot::types::Call;
+use happyrobot::{
+    Attempt, AttemptObserver, CancellationToken, Client, Control, NewNote, NoteId, Operation,
+    PendingAdd, Response, Settled,
+};
+use tokio::sync::Semaphore;
+
+use crate::journal::{Entry, Event, JournalWriter, note_id};
+use crate::record::Record;
+use crate::report::{
+    Event as RunEvent, Failure, FailureKind, LineEvent, LineOutcome, Reconciliation, Stop, Unknown,
+};
+
+/// What every job of a run shares.
+pub(crate) struct Work {
+    pub(crate) client: Client,
+    pub(crate) journal: JournalWriter,
+    /// The run's own token: a child of the caller's, so that the run can stop itself (a refused
+    /// key) without cancelling the caller's token.
+    pub(crate) stop: CancellationToken,
+    /// Sends and deletes in flight.
+    pub(crate) sends: Semaphore,
+    /// Lookups of unknown outcomes in flight (mostly waiting, so more of them).
+    pub(crate) lookups: Semaphore,
+    pub(crate) retry_unknown: bool,
+}
+
+/// What one job tells the run: the events of its line, and why the run must stop, if it must.
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    pub(crate) events: Vec<RunEvent>,
+    pub(crate) stop: Option<Stop>,
+    /// A line sent whose outcome the journal could not record.
+    pub(crate) journal_failure: Option<String>,
+    /// A line sent again after it was found absent, with every ID it went under: looked for
+    /// copies once more at the end of the run.
+    pub(crate) resent: Option<(Record, Vec<String>)>,
+}
+
+impl Done {
+    pub(crate) fn line(record: &Record, outcome: LineOutcome) -> Self {
+        let mut done = Self::default();
+        done.push(record, outcome);
+        done
+    }
+
+    fn push(&mut self, record: &Record, outcome: LineOutcome) {
+        self.events.push(RunEvent::Line(LineEvent {
+            line: record.line,
+            call_id: record.call_id.to_string(),
+            outcome,
+        }));
+    }
+
+    /// The outcome of a line whose journal could not be written: it counts as it was, and the
+    /// run stops.
+    fn journal_failed(
+        record: &Record,
+        outcome: LineOutcome,
+        error: &io::Error,
+        what: &str,
+    ) -> Self {
+        let message = format!(
+            "cannot write the journal: {error}; the run stopped. Line {} {what}",
+            record.line
+        );
+        let sent = !matches!(outcome, LineOutcome::NotSent);
+        let mut done = Self::line(record, outcome);
+        done.stop = Some(Stop::Journal(message.clone()));
+        if sent {
+            done.journal_failure = Some(message);
+        }
+        done
+    }
+}
+
+/// The control of every request a job makes: the run's stop token, no deadline (a rate limit
+/// makes a line wait its turn, never fail), and the observer, if any.
+fn control<'a>(work: &'a Work, observer: Option<&'a dyn AttemptObserver>) -> Control<'a> {
+    let control = Control::new().stop(&work.stop).deadline(Duration::MAX);
+    match observer {
+        Some(observer) => control.observer(observer),
+        None => control,
+    }
+}
+
+/// Journals an add's attempts: `start` (with the note ID) before each, and `failed` before each
+/// retry (its attempt certainly did not add the note), so that a run killed while waiting leaves
+/// the line "failed", never "in flight". Other operations (the lookups of a settle) pass.
+struct Journaled<'a> {
+    work: &'a Work,
+    record: &'a Record,
+    note_id: String,
+    k: u32,
+    /// The first write that failed: the observer stops the call, and the job reports it.
+    failed: Mutex<Option<io::Error>>,
+}
+
+impl<'a> Journaled<'a> {
+    fn new(work: &'a Work, record: &'a Record, k: u32) -> Self {
+        Self {
+            work,
+            record,
+            note_id: note_id(work.journal.salt(), record.key(), k),
+            k,
+            failed: Mutex::new(None),
+        }
+    }
+
+    fn entry(&self, event: Event) -> Entry {
+        Entry {
+            call_id: Some(self.record.call_id.to_string()),
+            note_id: Some(self.note_id.clone()),
+            k: Some(self.k),
+            ..Entry::line(event, self.record.line, self.record.key())
+        }
+    }
+
+    fn write(&self, entry: &Entry) -> ControlFlow<()> {
+        match write(self.work, entry) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn take_failure(&self) -> Option<io::Error> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// The note as it is sent.
+    fn note(&self) -> NewNote {
+        self.record.note.clone().id(self.note_id.clone())
+    }
+}
+
+impl AttemptObserver for Journaled<'_> {
+    fn before_attempt(&self, attempt: &Attempt) -> ControlFlow<()> {
+        if attempt.operation != Operation::AddNote {
+            return ControlFlow::Continue(());
+        }
+        self.write(&self.entry(Event::Start))
+    }
+
+    fn before_retry(
+        &self,
+        attempt: &Attempt,
+        error: &happyrobot::Error,
+        _wait: Duration,
+    ) -> ControlFlow<()> {
+        if attempt.operation != Operation::AddNote {
+            return ControlFlow::Continue(());
+        }
+        let entry = Entry {
+            status: error.status().map(|s| s.as_u16()),
+            reason: Some(format!("will be retried: {error}")),
+            ..self.entry(Event::Failed)
+        };
+        self.write(&entry)
+    }
+}
+
+/// Writes a journal entry. With fsync each write waits for the disk, so it is moved off the async
+/// worker threads when the runtime has several (a current-thread runtime has no other thread).
+pub(crate) fn write(work: &Work, entry: &Entry) -> io::Result<()> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if work.journal.fsyncs() && multi_thread {
+        tokio::task::block_in_place(|| work.journal.write(entry))
+    } else {
+        work.journal.write(entry)
+    }
+}
+
+/// The note ID an answer shows for the note just added: the one sent, else (a server that
+/// assigns its own IDs) the newest note with its text.
+fn added_id(call: &Call, sent: &str, content: &str) -> Option<String> {
+    let notes = call.notes.as_deref().unwrap_or_default();
+    notes
+        .iter()
+        .find(|n| n.id.as_deref() == Some(sent))
+        .or_else(|| {
+            notes
+                .iter()
+                .rev()
+                .find(|n| n.content.as_deref() == Some(content))
+        })
+        .and_then(|n| n.id.clone())
+}
+
+/// A client error as a line's failure.
+fn failure(error: &happyrobot::Error) -> Failure {
+    Failure {
+        status: error.status().map(|s| s.as_u16()),
+        kind: FailureKind::of(error),
+        reason: error.to_string(),
+    }
+}
+
+/// Why a failure stops the whole run, if it does.
+fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
+    if error.stops_a_batch() {
+        return Some(Stop::Refused(error.to_string()));
+    }
+    if error.retry_after_too_long() {
+        return Some(Stop::RetryAfterTooLong(
+            error.retry_after().unwrap_or_default(),
+        ));
+    }
+    None
+}
+
+/// Sends line `record` as send `k` of it, and settles the outcome if it is unknown (when
+/// `reconcile`).
+pub(crate) async fn send(work: &Work, record: &Record, k: u32, reconcile: bool) -> Done {
+    let Ok(_permit) = until_stopped(work, work.sends.acquire()).await else {
+        return Done::line(record, LineOutcome::NotSent);
+    };
+    let journaled = Journaled::new(work, record, k);
+    let result = work
+        .client
+        .add_note_with(
+            &record.call_id,
+            journaled.note(),
+            &control(work, Some(&journaled)),
+        )
+        .await;
+    drop(_permit);
+    if let Some(e) = journaled.take_failure() {
+        // The observer stopped the call: nothing was sent after the failed write.
+        let outcome = match &result {
+            Err(error) if error.outcome() == happyrobot::Outcome::NotApplied => {
+                LineOutcome::NotSent
+            }
+            Err(error) => unknown(error.to_string(), false, false),
+            Ok(_) => LineOutcome::NotSent,
+        };
+        return Done::journal_failed(record, outcome, &e, "was not sent");
+    }
+    match result {
+        Ok(call) => {
+            let id = added_id(&call, &journaled.note_id, record.note.content());
+            added(
+                work,
+                record,
+                id.unwrap_or(journaled.note_id.clone()),
+                Some(k),
+                None,
+                None,
+            )
+        }
+        Err(error) => after_error(work, record, &journaled, error, reconcile).await,
+    }
+}
+
+/// What a failed add leads to.
+async fn after_error(
+    work: &Work,
+    record: &Record,
+    journaled: &Journaled<'_>,
+    error: happyrobot::Error,
+    reconcile: bool,
+) -> Done {
+    if error.note_was_added() {
+        tracing::warn!(line = record.line, error = %error, "note added, answer unreadable");
+        return added(
+            work,
+            record,
+            journaled.note_id.clone(),
+            Some(journaled.k),
+            Some(&error),
+            None,
+        );
+    }
+    if error.is_stopped() && error.outcome() == happyrobot::Outcome::NotApplied {
+        // Stopped before an attempt (or while waiting to retry, with "failed" journaled).
+        return Done::line(record, LineOutcome::NotSent);
+    }
+    if error.outcome_unknown() {
+        let entry = Entry {
+            status: error.status().map(|s| s.as_u16()),
+            took: error.attempt().map(|(_, took)| took.as_millis() as u64),
+            reason: Some(error.to_string()),
+            ..journaled.entry(Event::Unknown)
+        };
+        if let Err(e) = write(work, &entry) {
+            let outcome = unknown(error.to_string(), false, false);
+            return Done::journal_failed(
+                record,
+                outcome,
+                &e,
+                "has an unknown outcome, which the journal could not record",
+            );
+        }
+        let pending = PendingAdd::from_error(&journaled.note(), &error)
+            .unwrap_or_else(|| PendingAdd::new(journaled.note_id.clone(), record.note.content()));
+        if !reconcile {
+            return Done::line(record, unknown(error.to_string(), false, false));
+        }
+        return Box::pin(settle(
+            work,
+            record,
+            pending,
+            journaled.k,
+            &error.to_string(),
+            false,
+        ))
+        .await;
+    }
+    let failure = failure(&error);
+    let entry = Entry {
+        status: failure.status,
+        kind: Some(failure.kind.as_str().to_string()),
+        reason: Some(failure.reason.clone()),
+        ..journaled.entry(Event::Failed)
+    };
+    let mut done = match write(work, &entry) {
+        Ok(()) => Done::line(record, LineOutcome::Failed(failure)),
+        Err(e) => Done::journal_failed(
+            record,
+            LineOutcome::Failed(failure),
+            &e,
+            "was not added, but",
+        ),
+    };
+    if let Some(stop) = stop_for(&error) {
+        work.stop.cancel();
+        done.stop.get_or_insert(stop);
+    }
+    done
+}
+
+/// Journals a line as added (with the ID the call shows) and removes copies found with it.
+fn added(
+    work: &Work,
+    record: &Record,
+    note_id: String,
+    k: Option<u32>,
+    answer_error: Option<&happyrobot::Error>,
+    reconciled: Option<Reconciliation>,
+) -> Done {
+    let entry = Entry {
+        call_id: Some(record.call_id.to_string()),
+        note_id: Some(note_id.clone()),
+        k,
+        reason: answer_error
+            .map(ToString::to_string)
+            .or_else(|| reconciled.map(|_| "reconciled: the note is on the call".to_string())),
+        ..Entry::line(Event::Done, record.line, record.key())
+    };
+    let outcome = LineOutcome::Added {
+        note_id: note_id.clone(),
+        reconciled,
+    };
+    match write(work, &entry) {
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(
+            record,
+            outcome,
+            &e,
+            &format!(
+                "was added (note {note_id}) but the journal could not record it: the next run looks it up"
+            ),
+        ),
+    }
+}
+
+/// Settles a line whose add had an unknown outcome (in this run, or in an earlier one when
+/// `earlier_run`): found, it is done; certainly absent, it is sent once more as send `k + 1` (a
+/// new note ID, so that a late first copy can still be told apart); undecided, it stays unknown.
+pub(crate) async fn settle(
+    work: &Work,
+    record: &Record,
+    pending: PendingAdd,
+    k: u32,
+    reason: &str,
+    earlier_run: bool,
+) -> Done {
+    let Ok(permit) = until_stopped(work, work.lookups.acquire()).await else {
+        return Done::line(record, unknown(reason.to_string(), earlier_run, false));
+    };
+    let resend = Journaled::new(work, record, k + 1);
+    let offer = (!work.stop.is_cancelled()).then(|| resend.note());
+    let settled = work
+        .client
+        .settle_add(
+            &record.call_id,
+            &pending,
+            offer,
+            &control(work, Some(&resend)),
+        )
+        .await;
+    drop(permit);
+    if let Some(e) = resend.take_failure() {
+        let outcome = unknown(reason.to_string(), earlier_run, true);
+        return Done::journal_failed(record, outcome, &e, "was not sent again");
+    }
+    let why = match settled {
+        Ok(Settled::Found { note, copies }) => {
+            let id = note.id.clone().unwrap_or_default();
+            let k = found_k(work, record, &id, k + 1);
+            let reconciled = (!earlier_run).then_some(Reconciliation::Found);
+            let mut done = if earlier_run {
+                match write(work, &found_entry(record, &id, k)) {
+                    Ok(()) => Done::line(record, LineOutcome::AlreadyAdded),
+                    Err(e) => Done::journal_failed(
+                        record,
+                        LineOutcome::AlreadyAdded,
+                        &e,
+                        "was found added but",
+                    ),
+                }
+            } else {
+                added(work, record, id, k, None, reconciled)
+            };
+            remove_copies(work, record, &copies, &mut done).await;
+            return done;
+        }
+        Ok(Settled::Absent) => {
+            // Certainly not added, and not sent again because the run stopped: a re-run sends
+            // it, under a new ID.
+            let entry = Entry {
+                kind: Some("absent".to_string()),
+                reason: Some("reconciled: the note is not on the call".to_string()),
+                ..resend.entry(Event::Failed)
+            };
+            return match write(work, &entry) {
+                Ok(()) => Done::line(record, LineOutcome::NotSent),
+                Err(e) => Done::journal_failed(
+                    record,
+                    LineOutcome::NotSent,
+                    &e,
+                    "was found not added but",
+                ),
+            };
+        }
+        Ok(Settled::SentAgain(result)) => {
+            tracing::info!(line = record.line, "not on the call; sent again once");
+            return match *result {
+                Ok(call) => {
+                    let id = added_id(&call, &resend.note_id, record.note.content());
+                    let mut done = added(
+                        work,
+                        record,
+                        id.unwrap_or(resend.note_id.clone()),
+                        Some(resend.k),
+                        None,
+                        Some(Reconciliation::SentAgain),
+                    );
+                    let mut ids = pending.note_ids().to_vec();
+                    ids.push(resend.note_id.clone());
+                    done.resent = Some((record.clone(), ids));
+                    done
+                }
+                Err(error) => sent_again_failed(work, record, &resend, error).await,
+            };
+        }
+        Ok(Settled::Undecided(why)) => why.as_str().to_string(),
+        Ok(_) => "the client could not tell".to_string(),
+        Err(error) if error.is_stopped() => {
+            return Done::line(record, unknown(reason.to_string(), earlier_run, false));
+        }
+        Err(error) => format!("the call could not be read ({error})"),
+    };
+    let reason = format!("{reason}; looking it up did not settle it: {why}");
+    if work.retry_unknown && !work.stop.is_cancelled() {
+        // Sent again on purpose, as asked: it may then be on the call twice.
+        return Box::pin(send(work, record, k + 1, false)).await;
+    }
+    // No note ID or send: this entry only says that the line is still in doubt.
+    let entry = Entry {
+        call_id: Some(record.call_id.to_string()),
+        reason: Some(reason.clone()),
+        ..Entry::line(Event::Unknown, record.line, record.key())
+    };
+    let outcome = unknown(reason, earlier_run, true);
+    match write(work, &entry) {
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(record, outcome, &e, "is still unknown and"),
+    }
+}
+
+/// The resend of a settle failed: as a send's failure, except that an unknown outcome is not
+/// settled again in this run (both IDs are journaled; the next run looks for either).
+async fn sent_again_failed(
+    work: &Work,
+    record: &Record,
+    resend: &Journaled<'_>,
+    error: happyrobot::Error,
+) -> Done {
+    let mut done = after_error(work, record, resend, error, false).await;
+    for event in &mut done.events {
+        if let RunEvent::Line(LineEvent {
+            outcome: LineOutcome::Unknown(unknown),
+            ..
+        }) = event
+        {
+            unknown.reason = format!(
+                "it was not on the call, was sent again once under a new note ID, and that \
+                 outcome is unknown too: {}",
+                unknown.reason
+            );
+        }
+    }
+    done
+}
+
+/// Which send of the line a found note ID is, when it is one of the derived ones.
+fn found_k(work: &Work, record: &Record, id: &str, up_to: u32) -> Option<u32> {
+    (0..=up_to).find(|k| note_id(work.journal.salt(), record.key(), *k) == id)
+}
+
+fn found_entry(record: &Record, id: &str, k: Option<u32>) -> Entry {
+    Entry {
+        call_id: Some(record.call_id.to_string()),
+        note_id: Some(id.to_string()),
+        k,
+        reason: Some("reconciled: the note is on the call".to_string()),
+        ..Entry::line(Event::Done, record.line, record.key())
+    }
+}
+
+/// Looks a done line up for copies of its note (it was sent under more than one ID) and deletes
+/// them.
+pub(crate) async fn verify(work: &Work, record: &Record, candidates: Vec<String>) -> Done {
+    let mut done = Done::line(record, LineOutcome::AlreadyAdded);
+    let Some(first) = candidates.first() else {
+        return done;
+    };
+    let Ok(_permit) = until_stopped(work, work.lookups.acquire()).await else {
+        return done;
+    };
+    let mut pending = PendingAdd::new(first.clone(), record.note.content());
+    for id in &candidates[1..] {
+        pending = pending.also_id(id.clone());
+    }
+    if let Ok(Settled::Found { copies, .. }) = work
+        .client
+        .check_note(&record.call_id, &pending, &control(work, None))
+        .await
+    {
+        remove_copies(work, record, &copies, &mut done).await;
+    }
+    done
+}
+
+/// Deletes the copies of a line's note and journals each one removed.
+async fn remove_copies(work: &Work, record: &Record, copies: &[String], done: &mut Done) {
+    let mut removed = Vec::new();
+    for copy in copies {
+        let Ok(note_id) = NoteId::new(copy.as_str()) else {
+            continue;
+        };
+        match work
+            .client
+            .delete_note_with(&record.call_id, &note_id, &control(work, None))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_note_not_found() => {}
+            Err(e) => {
+                tracing::warn!(line = record.line, note_id = copy, error = %e, "a copy could not be deleted; a re-run tries again");
+                continue;
+            }
+        }
+        let entry = Entry {
+            call_id: Some(record.call_id.to_string()),
+            note_id: Some(copy.clone()),
+            reason: Some("a copy of the line's note (a late first attempt): deleted".to_string()),
+            ..Entry::line(Event::Removed, record.line, record.key())
+        };
+        if let Err(e) = write(work, &entry) {
+            done.stop.get_or_insert(Stop::Journal(format!(
+                "cannot write the journal: {e}; the run stopped (a copy of line {}'s note was deleted)",
+                record.line
+            )));
+        }
+        removed.push(copy.clone());
+    }
+    if !removed.is_empty() {
+        tracing::warn!(
+            line = record.line,
+            copies = removed.len(),
+            "copies of a note deleted"
+        );
+        done.events.push(RunEvent::CopiesRemoved {
+            line: record.line,
+            call_id: record.call_id.to_string(),
+            note_ids: removed,
+        });
+    }
+}
+
+/// Deletes note `id` of a line for an undo (and its copies, `copies`), and journals it undone.
+pub(crate) async fn delete(
+    work: &Work,
+    record: &Record,
+    id: &str,
+    copies: &[String],
+    found: bool,
+) -> Done {
+    let Ok(note_id) = NoteId::new(id) else {
+        return Done::line(
+            record,
+            LineOutcome::Failed(Failure {
+                status: None,
+                kind: FailureKind::Local,
+                reason: format!("the journal's note ID {id:?} is not a note ID; check the call"),
+            }),
+        );
+    };
+    let Ok(_permit) = until_stopped(work, work.sends.acquire()).await else {
+        return Done::line(record, LineOutcome::NotSent);
+    };
+    let result: Result<Option<Response<Call>>, happyrobot::Error> = match work
+        .client
+        .delete_note_with(&record.call_id, &note_id, &control(work, None))
+        .await
+    {
+        Ok(call) => Ok(Some(call)),
+        Err(e) if e.is_note_not_found() => Ok(None),
+        Err(e) => Err(e),
+    };
+    drop(_permit);
+    match result {
+        Ok(call) => {
+            let already_gone = call.is_none();
+            let entry = Entry {
+                call_id: Some(record.call_id.to_string()),
+                note_id: Some(id.to_string()),
+                reason: already_gone.then(|| "the note was already gone".to_string()),
+                ..Entry::line(Event::Undone, record.line, record.key())
+            };
+            let outcome = LineOutcome::Deleted {
+                note_id: id.to_string(),
+                already_gone,
+                found,
+            };
+            let mut done = match write(work, &entry) {
+                Ok(()) => Done::line(record, outcome),
+                Err(e) => Done::journal_failed(
+                    record,
+                    outcome,
+                    &e,
+                    "was deleted but the journal could not record it; a re-run finds it gone",
+                ),
+            };
+            remove_copies(work, record, copies, &mut done).await;
+            done
+        }
+        Err(error) if error.is_stopped() => Done::line(record, LineOutcome::NotSent),
+        Err(error) if error.outcome_unknown() => Done::line(
+            record,
+            unknown(
+                format!(
+                    "deleting note {id}: {error} (a re-run tries the delete again, which is safe)"
+                ),
+                false,
+                false,
+            ),
+        ),
+        Err(error) => {
+            let mut failure = failure(&error);
+            failure.reason = format!("deleting note {id}: {}", failure.reason);
+            let mut done = Done::line(record, LineOutcome::Failed(failure));
+            if let Some(stop) = stop_for(&error) {
+                work.stop.cancel();
+                done.stop = Some(stop);
+            }
+            done
+        }
+    }
+}
+
+/// Settles a line in doubt for an undo: found, its note (and copies) are deleted; certainly
+/// absent, there is nothing to delete; undecided, it stays unknown. Nothing is ever sent.
+pub(crate) async fn settle_for_undo(work: &Work, record: &Record, pending: PendingAdd) -> Done {
+    let Ok(permit) = until_stopped(work, work.lookups.acquire()).await else {
+        return Done::line(record, LineOutcome::NotSent);
+    };
+    let settled = work
+        .client
+        .settle_add(&record.call_id, &pending, None, &control(work, None))
+        .await;
+    drop(permit);
+    let why = match settled {
+        Ok(Settled::Found { note, copies }) => {
+            let id = note.id.clone().unwrap_or_default();
+            let entry = found_entry(record, &id, None);
+            if let Err(e) = write(work, &entry) {
+                return Done::journal_failed(
+                    record,
+                    LineOutcome::NotSent,
+                    &e,
+                    "was found added, but",
+                );
+            }
+            return Box::pin(delete(work, record, &id, &copies, true)).await;
+        }
+        Ok(Settled::Absent) => {
+            let entry = Entry {
+                call_id: Some(record.call_id.to_string()),
+                kind: Some("absent".to_string()),
+                reason: Some("reconciled during an undo: the note is not on the call".to_string()),
+                ..Entry::line(Event::Failed, record.line, record.key())
+            };
+            return match write(work, &entry) {
+                Ok(()) => Done::line(record, LineOutcome::NotAdded),
+                Err(e) => Done::journal_failed(
+                    record,
+                    LineOutcome::NotAdded,
+                    &e,
+                    "was found not added, but",
+                ),
+            };
+        }
+        Ok(Settled::Undecided(why)) => why.as_str().to_string(),
+        Ok(_) => "the client could not tell".to_string(),
+        Err(error) if error.is_stopped() => return Done::line(record, LineOutcome::NotSent),
+        Err(error) => format!("the call could not be read ({error})"),
+    };
+    Done::line(
+        record,
+        unknown(
+            format!("its add had an unknown outcome, and looking it up did not settle it: {why}"),
+            true,
+            true,
+        ),
+    )
+}
+
+/// An unknown outcome.
+pub(crate) fn unknown(reason: String, earlier_run: bool, looked_up: bool) -> LineOutcome {
+    LineOutcome::Unknown(Unknown {
+        reason,
+        earlier_run,
+        looked_up,
+    })
+}
+
+/// A pending add from what the journal says of a line: its candidate IDs, sent at `sent`
+/// (seconds), its attempt taking `took` to fail, or (`None`: it was in flight when its run
+/// stopped) as long as the client's timeout, the most it can have taken.
+pub(crate) fn pending_from_journal(
+    record: &Record,
+    candidates: &[String],
+    (sent, took): (u64, Option<Duration>),
+    timeout: Duration,
+) -> Option<PendingAdd> {
+    let (first, rest) = candidates.split_first()?;
+    let mut pending = PendingAdd::new(first.clone(), record.note.content());
+    for id in rest {
+        pending = pending.also_id(id.clone());
+    }
+    let sent = UNIX_EPOCH + Duration::from_secs(sent);
+    Some(pending.sent(sent.min(SystemTime::now()), took.unwrap_or(timeout)))
+}
+
+/// Waits for a permit unless the run stops first.
+async fn until_stopped<'a>(
+    work: &Work,
+    acquire: impl std::future::Future<
+        Output = Result<tokio::sync::SemaphorePermit<'a>, tokio::sync::AcquireError>,
+    >,
+) -> Result<tokio::sync::SemaphorePermit<'a>, ()> {
+    tokio::select! {
+        permit = acquire => permit.map_err(|_| ()),
+        () = work.stop.cancelled() => Err(()),
+    }
+}

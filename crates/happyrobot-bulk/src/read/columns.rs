@@ -1,0 +1,193 @@
+//! Which column (or JSON key) holds the call ID, the text and the flag: the header's names matched
+//! without regard to case, surrounding spaces, or spaces, hyphens and underscores between words
+//! (`Call ID` is `call_id`), or the names the caller mapped. Without a mapping, a column this
+//! engine does not know is refused, so that a misspelt `flaged` is never silently ignored.
+
+use crate::ReadOptions;
+use crate::read::shorten;
+
+/// Where the fields are among a line's cells.
+#[derive(Debug, Clone)]
+pub(crate) struct Columns {
+    pub(crate) call_id: usize,
+    pub(crate) content: Option<usize>,
+    pub(crate) flagged: Option<usize>,
+    /// How many cells the header has.
+    pub(crate) count: usize,
+}
+
+/// A name as it is matched: no byte-order mark, trimmed, lower case, and any run of spaces,
+/// hyphens, dots and underscores as one underscore.
+pub(crate) fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    let mut gap = false;
+    for c in name.trim_start_matches('\u{feff}').trim().chars() {
+        if matches!(c, ' ' | '-' | '_' | '.' | '\t') {
+            gap = true;
+        } else {
+            if gap && !out.is_empty() {
+                out.push('_');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// What the header calls a column, for a message.
+const FIELDS: &str = "call_id, content and optionally flagged";
+
+/// Maps a header (CSV or workbook) or a JSON object's keys (`what` says which) to the fields.
+pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result<Columns, String> {
+    if names.iter().all(|n| n.trim().is_empty()) {
+        return Err(format!(
+            "the input has no header: its first line must name the {what}s ({FIELDS})"
+        ));
+    }
+    let wanted = [
+        ("call_id", options.columns.call_id.as_deref()),
+        ("content", options.columns.content.as_deref()),
+        ("flagged", options.columns.flagged.as_deref()),
+    ];
+    let mapped = wanted.iter().any(|(_, given)| given.is_some());
+    let mut found: [Option<usize>; 3] = [None; 3];
+    for (index, name) in names.iter().enumerate() {
+        let normal = normalize(name);
+        let field = wanted
+            .iter()
+            .position(|(default, given)| normal == normalize(given.unwrap_or(default)));
+        match field {
+            Some(field) => {
+                if found[field].replace(index).is_some() {
+                    return Err(format!(
+                        "the header names the {what} {:?} twice",
+                        shorten(name.trim())
+                    ));
+                }
+            }
+            None if mapped || options.ignore_other_columns => {}
+            None => {
+                return Err(format!(
+                    "unknown {what} {:?}: the {what}s are {FIELDS}. Map yours by name (the \
+                     call_id, content and flagged column options), or let other {what}s through \
+                     (ignore_other_columns; --ignore-other-columns), so that a misspelt name is \
+                     never silently ignored",
+                    shorten(name.trim())
+                ));
+            }
+        }
+    }
+    let missing = |field: usize| {
+        let (default, given) = wanted[field];
+        let name = given.unwrap_or(default);
+        if what == "key" {
+            return format!("{name} is missing");
+        }
+        let list = names
+            .iter()
+            .map(|n| format!("{:?}", shorten(n.trim())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("the header has no {what} {name:?} (it has {list})")
+    };
+    let Some(call_id) = found[0] else {
+        return Err(missing(0));
+    };
+    if found[1].is_none() && options.default_content.is_none() {
+        return Err(missing(1));
+    }
+    if found[2].is_none() && options.columns.flagged.is_some() {
+        return Err(missing(2));
+    }
+    Ok(Columns {
+        call_id,
+        content: found[1],
+        flagged: found[2],
+        count: names.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ColumnNames;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn names_are_matched_as_people_type_them() {
+        assert_eq!(normalize("\u{feff} Call ID "), "call_id");
+        assert_eq!(normalize("call-id"), "call_id");
+        assert_eq!(normalize("CONTENT"), "content");
+        assert_eq!(normalize("Load  No."), "load_no");
+        let columns = map(
+            &names(&["Content", "Call ID", "FLAGGED"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap();
+        assert_eq!(
+            (columns.call_id, columns.content, columns.flagged),
+            (1, Some(0), Some(2))
+        );
+    }
+
+    #[test]
+    fn other_columns_need_a_mapping_or_the_option() {
+        let header = names(&["Call ID", "Note", "Flagged", "Driver"]);
+        let error = map(&header, &ReadOptions::default(), "column").unwrap_err();
+        assert!(error.starts_with("unknown column \"Note\""), "{error}");
+        let mapped = ReadOptions {
+            columns: ColumnNames {
+                content: Some("note".into()),
+                ..ColumnNames::default()
+            },
+            ..ReadOptions::default()
+        };
+        let columns = map(&header, &mapped, "column").unwrap();
+        assert_eq!((columns.call_id, columns.content), (0, Some(1)));
+        let error = map(
+            &names(&["call_id", "content", "flaged"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("\"flaged\""),
+            "a misspelt column is refused: {error}"
+        );
+        let loose = ReadOptions {
+            ignore_other_columns: true,
+            ..ReadOptions::default()
+        };
+        assert!(map(&names(&["call_id", "content", "driver"]), &loose, "column").is_ok());
+    }
+
+    #[test]
+    fn missing_and_repeated_columns_are_named() {
+        let error = map(
+            &names(&["call_id", "flagged"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap_err();
+        assert!(error.contains("no column \"content\""), "{error}");
+        let error = map(
+            &names(&["call_id", "content", "Content"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap_err();
+        assert!(error.contains("twice"), "{error}");
+        let with_default = ReadOptions {
+            default_content: Some("QA sweep".into()),
+            ignore_other_columns: true,
+            ..ReadOptions::default()
+        };
+        let columns = map(&names(&["call_id", "status"]), &with_default, "column").unwrap();
+        assert_eq!(columns.content, None);
+    }
+}

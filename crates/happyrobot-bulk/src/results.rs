@@ -1,0 +1,246 @@
+//! Results files: every input line with its original columns plus `status`, `note_id` and
+//! `error`, as CSV (in the input's delimiter for a CSV input), as Salesforce's Data Loader writes
+//! success and error files. A row's status is what the journal says, so a results file written
+//! after a re-run is complete. It is written to a temporary file beside the path and renamed over
+//! it when whole, so that a reader never sees half of one.
+//!
+//! | status | meaning |
+//! |---|---|
+//! | `added` | added by this run |
+//! | `already added` | added by an earlier run |
+//! | `failed` | certainly not added (`error` says why); a re-run sends it again |
+//! | `unknown` | may have been added (`error` says why); a re-run looks it up |
+//! | `not sent` | the run stopped before it; a re-run sends it |
+//! | `deleted` | an undo deleted its note (this run's or an earlier one's) |
+//! | `not deleted` | an undo did not delete it (`error` says why when it tried) |
+//! | `not added` | an undo found that its add, whose outcome was unknown, never happened |
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::journal::{JournalState, Keep, LineState};
+use crate::plan::Plan;
+use crate::read::{self, Input, Item};
+use crate::record::Occurrences;
+use crate::run::Prepared;
+use crate::{BulkError, Source};
+
+/// The three columns a results file adds to the input's.
+const ADDED: [&str; 3] = ["status", "note_id", "error"];
+
+/// Which run a results file describes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Import,
+    Undo,
+}
+
+/// Writes the results file of an import.
+pub(crate) async fn write_import(
+    source: &Source,
+    prepared: &Prepared,
+    plan: &Plan,
+    path: &Path,
+) -> Result<(), BulkError> {
+    write(source, prepared, plan, path, Kind::Import).await
+}
+
+/// Writes the results file of an undo.
+pub(crate) async fn write_undo(
+    source: &Source,
+    prepared: &Prepared,
+    plan: &Plan,
+    path: &Path,
+) -> Result<(), BulkError> {
+    write(source, prepared, plan, path, Kind::Undo).await
+}
+
+async fn write(
+    source: &Source,
+    prepared: &Prepared,
+    plan: &Plan,
+    path: &Path,
+    kind: Kind,
+) -> Result<(), BulkError> {
+    let keep = Keep {
+        done_notes: true,
+        reasons: true,
+    };
+    let state = JournalState::load(&prepared.journal, &prepared.destination, keep)?;
+    let (input, options) = (source.input.clone(), source.options.clone());
+    let repeated = plan.repeated.clone();
+    let path = path.to_path_buf();
+    let run_since = prepared_run_seq(&state);
+    tokio::task::spawn_blocking(move || {
+        rows(&input, &options, &state, &repeated, kind, run_since)
+            .and_then(|(header, delimiter, rows)| save(&path, &header, delimiter, &rows))
+            .map_err(|e| {
+                BulkError::io(format!(
+                    "cannot write the results file {}: {e} (the journal has every line's outcome)",
+                    path.display()
+                ))
+            })
+    })
+    .await
+    .map_err(|e| BulkError::io(format!("writing the results file failed: {e}")))?
+}
+
+/// The place from which entries count as "this run": the journal's last `run` entry for this
+/// destination. Without it, everything counts as this run's.
+fn prepared_run_seq(state: &JournalState) -> u64 {
+    state.last_run_seq().unwrap_or(0)
+}
+
+type Rows = (Vec<String>, u8, Vec<Vec<String>>);
+
+/// A line's cells by name, and its status, note ID and error.
+type Row = (Vec<(String, String)>, [String; 3]);
+
+fn rows(
+    input: &Input,
+    options: &crate::ReadOptions,
+    state: &JournalState,
+    repeated: &std::collections::HashSet<u64>,
+    kind: Kind,
+    run_since: u64,
+) -> std::io::Result<Rows> {
+    let header = read::header(input, options)?;
+    let mut keys: Vec<String> = header
+        .as_ref()
+        .map(|(names, _)| names.clone())
+        .unwrap_or_default();
+    let delimiter = header.as_ref().map_or(b',', |(_, d)| *d);
+    let mut occurrences = Occurrences::new(repeated);
+    let mut rows: Vec<Row> = Vec::new();
+    for item in read::open(input, options, true)? {
+        let Item::Valid(mut record) = item? else {
+            continue;
+        };
+        let key = occurrences.key(&mut record);
+        let status = status(state, key, kind, run_since);
+        let cells = record.cells.take().unwrap_or_else(|| {
+            vec![
+                record.call_id.to_string(),
+                record.note.content().to_string(),
+                record
+                    .note
+                    .is_flagged()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+            ]
+        });
+        let names = record.keys.take().unwrap_or_else(|| {
+            if keys.is_empty() {
+                vec!["call_id".into(), "content".into(), "flagged".into()]
+            } else {
+                keys.clone()
+            }
+        });
+        for name in &names {
+            if !keys.contains(name) {
+                keys.push(name.clone());
+            }
+        }
+        rows.push((names.into_iter().zip(cells).collect(), status));
+    }
+    // Columns named like the three added ones are renamed, so that no column is lost.
+    let mut header: Vec<String> = keys.clone();
+    for added in ADDED {
+        let mut name = added.to_string();
+        while header
+            .iter()
+            .any(|h| read::normalize(h) == read::normalize(&name))
+        {
+            name = format!("result_{name}");
+        }
+        header.push(name);
+    }
+    let rows = rows
+        .into_iter()
+        .map(|(cells, status)| {
+            let by_name: HashMap<&str, &str> = cells
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut row: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    by_name
+                        .get(k.as_str())
+                        .map_or_else(String::new, |v| (*v).to_string())
+                })
+                .collect();
+            row.extend(status);
+            row
+        })
+        .collect();
+    Ok((header, delimiter, rows))
+}
+
+/// A line's status, note ID and error, from the journal.
+fn status(state: &JournalState, key: (u64, u32), kind: Kind, run_since: u64) -> [String; 3] {
+    let standing = state.standing(key);
+    let this_run = state.decided_at(key).is_some_and(|seq| seq > run_since);
+    let reason = || state.reason(key).unwrap_or_default().to_string();
+    let note = || state.done_id(key).unwrap_or_default();
+    let (status, note_id, error) = if standing.in_doubt {
+        (
+            "unknown",
+            String::new(),
+            "the journal is damaged where it said more of this line".to_string(),
+        )
+    } else {
+        match (standing.state, kind) {
+            (Some(LineState::Done), Kind::Import) if this_run => ("added", note(), String::new()),
+            (Some(LineState::Done), Kind::Import) => ("already added", note(), String::new()),
+            (Some(LineState::Done), Kind::Undo) => ("not deleted", note(), String::new()),
+            (Some(LineState::Failed), Kind::Import) => ("failed", String::new(), reason()),
+            (Some(LineState::Failed), Kind::Undo) => ("not added", String::new(), reason()),
+            (Some(LineState::Unknown { .. }), _) => ("unknown", String::new(), reason()),
+            (Some(LineState::Undone), Kind::Undo) => ("deleted", String::new(), String::new()),
+            (Some(LineState::Undone), Kind::Import) => {
+                ("not sent", String::new(), "deleted by an undo".to_string())
+            }
+            (None, Kind::Import) => ("not sent", String::new(), String::new()),
+            (None, Kind::Undo) => ("not added", String::new(), String::new()),
+        }
+    };
+    [status.to_string(), note_id, error]
+}
+
+/// Writes the rows to a temporary file beside `path` and renames it over `path`.
+fn save(
+    path: &Path,
+    header: &[String],
+    delimiter: u8,
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let temp = temporary(path);
+    let result = (|| {
+        let file = std::fs::File::create(&temp)?;
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(std::io::BufWriter::new(file));
+        writer.write_record(header).map_err(std::io::Error::other)?;
+        for row in rows {
+            writer.write_record(row).map_err(std::io::Error::other)?;
+        }
+        let mut inner = writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        inner.flush()?;
+        inner.get_ref().sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+fn temporary(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    PathBuf::from(name)
+}

@@ -1,0 +1,346 @@
+//! What an import and an undo share before their passes: the settings, the input's identity (its
+//! content hash), the destination, the journal's location and lock, and the validation pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use happyrobot::{CancellationToken, Client};
+use tokio::sync::Semaphore;
+
+use crate::journal::{self, Destination, Entry, JournalState, JournalWriter, Keep, locate};
+use crate::line::Work;
+use crate::plan::{self, Plan};
+use crate::read::Input;
+use crate::report::{Event, Notice};
+use crate::{BulkError, Source};
+
+/// Where a run's journal is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum JournalLocation {
+    /// Beside a file input (`<FILE>.journal`) if it exists there, else the journal of an input
+    /// with the same content imported to the same API (found through the state directory's index:
+    /// a renamed, copied or symlinked file resumes), else a new `<FILE>.journal`. Records built in
+    /// memory have no file to sit beside: give a path.
+    #[default]
+    BesideInput,
+    /// This path.
+    Path(PathBuf),
+}
+
+impl JournalLocation {
+    /// The journal at `path`.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        Self::Path(path.into())
+    }
+}
+
+/// The settings an import and an undo share.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) journal: JournalLocation,
+    pub(crate) concurrency: usize,
+    pub(crate) reconcile: bool,
+    pub(crate) fsync: bool,
+    pub(crate) stop: CancellationToken,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
+}
+
+impl Settings {
+    pub(crate) fn new(journal: JournalLocation) -> Self {
+        Self {
+            journal,
+            concurrency: 4,
+            reconcile: true,
+            fsync: false,
+            stop: CancellationToken::new(),
+            state_dir: locate::state_dir_from_env(),
+            results: None,
+        }
+    }
+}
+
+/// The most concurrent requests a run may have.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// A run's identity, found before anything else.
+pub(crate) struct Prepared {
+    pub(crate) destination: Destination,
+    pub(crate) content: String,
+    pub(crate) journal: PathBuf,
+    pub(crate) found_by_content: bool,
+}
+
+/// The input's content hash: a file's bytes, or the records' fingerprints in order.
+async fn content_of(source: &Source) -> Result<String, BulkError> {
+    match &source.input {
+        Input::File { path, .. } => {
+            let path = path.clone();
+            let name = source.name.clone();
+            tokio::task::spawn_blocking(move || locate::content_hash(&path))
+                .await
+                .map_err(|e| BulkError::io(format!("reading the input failed: {e}")))?
+                .map_err(|e| BulkError::usage(format!("cannot read {name}: {e}; nothing was sent")))
+        }
+        Input::Records(records) => {
+            let mut hasher = blake3::Hasher::new();
+            for record in records.iter() {
+                let fp = crate::record::fingerprint(
+                    record.call_id().as_str(),
+                    record.note().content(),
+                    record.note().is_flagged(),
+                );
+                hasher.update(&fp.to_le_bytes());
+            }
+            Ok(hasher.finalize().to_hex()[..32].to_string())
+        }
+    }
+}
+
+/// Finds the input's identity, the destination and the journal.
+pub(crate) async fn prepare(
+    client: &Client,
+    source: &Source,
+    settings: &Settings,
+) -> Result<Prepared, BulkError> {
+    source.options.check()?;
+    if settings.concurrency == 0 || settings.concurrency > MAX_CONCURRENCY {
+        return Err(BulkError::usage(format!(
+            "the concurrency is {}: give 1 to {MAX_CONCURRENCY} requests at once",
+            settings.concurrency
+        )));
+    }
+    if let Input::File { path, .. } = &source.input {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(meta) if meta.is_dir() => {
+                return Err(BulkError::usage(format!(
+                    "cannot read {}: it is a directory; give the file of notes",
+                    path.display()
+                )));
+            }
+            Ok(_) => {
+                return Err(BulkError::usage(format!(
+                    "cannot read {}: it is not a regular file (a pipe?); copy it to a file first",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(BulkError::usage(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let content = content_of(source).await?;
+    let destination = Destination::new(client.base_url(), client.api_key().expose_secret());
+    let (journal, found_by_content) = match (&settings.journal, &source.path) {
+        (JournalLocation::Path(path), _) => (path.clone(), false),
+        (JournalLocation::BesideInput, Some(file)) => {
+            locate::find(file, &content, &destination, settings.state_dir.as_deref())
+        }
+        (JournalLocation::BesideInput, None) => {
+            return Err(BulkError::usage(
+                "records built in memory have no file for the journal to sit beside: give the \
+                 journal's path (JournalLocation::Path)",
+            ));
+        }
+    };
+    Ok(Prepared {
+        destination,
+        content,
+        journal,
+        found_by_content,
+    })
+}
+
+/// The validation pass, on a blocking thread, against the journal as it is now.
+pub(crate) async fn validate(
+    source: &Source,
+    prepared: &Prepared,
+    keep: Keep,
+) -> Result<(Plan, JournalState), BulkError> {
+    let state = JournalState::load(&prepared.journal, &prepared.destination, keep)?;
+    let (input, options, name) = (
+        source.input.clone(),
+        source.options.clone(),
+        source.name.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let plan = plan::validate(&input, &options, &state, &name)?;
+        Ok((plan, state))
+    })
+    .await
+    .map_err(|e| BulkError::io(format!("the validation failed: {e}")))?
+}
+
+/// The error for invalid lines (or identical ones not allowed): nothing is sent.
+pub(crate) fn refuse_invalid(
+    plan: &Plan,
+    name: &str,
+    duplicates_allowed: bool,
+) -> Result<(), BulkError> {
+    let mut errors = plan.errors.clone();
+    let mut invalid = plan.invalid;
+    if !duplicates_allowed && plan.duplicate_count > 0 {
+        invalid += plan.duplicate_count;
+        for (line, first) in &plan.duplicates {
+            if errors.len() < plan::MAX_SHOWN_ERRORS {
+                errors.push(crate::read::LineError::new(
+                    *line,
+                    format!(
+                        "identical to line {first} (same call, text and flag); remove it, or \
+                         allow identical lines (--allow-duplicates) to add it as one more note"
+                    ),
+                ));
+            }
+        }
+        errors.sort_by_key(crate::read::LineError::line);
+    }
+    if invalid == 0 {
+        return Ok(());
+    }
+    let one = invalid == 1;
+    Err(BulkError::with_invalid_lines(
+        format!(
+            "{invalid} line{} of {name} {} invalid; nothing was sent. Fix {} and run again (lines \
+             already added are not sent again)",
+            if one { "" } else { "s" },
+            if one { "is" } else { "are" },
+            if one { "it" } else { "them" }
+        ),
+        invalid,
+        errors,
+    ))
+}
+
+/// The locks and the journal of a run that sends: the content's lock (one run of this input to
+/// this API at a time, whatever the journal), then the journal's, taken before it is read again,
+/// so that what it says cannot change under the run.
+pub(crate) struct Opened {
+    pub(crate) writer: JournalWriter,
+    pub(crate) state: JournalState,
+    _content_lock: Option<std::fs::File>,
+}
+
+pub(crate) fn open(
+    prepared: &Prepared,
+    settings: &Settings,
+    keep: Keep,
+) -> Result<Opened, BulkError> {
+    let lock = match locate::lock_content(
+        &prepared.content,
+        &prepared.destination,
+        settings.state_dir.as_deref(),
+    ) {
+        Ok(file) => Some(file),
+        Err(locate::Unlocked::Busy) => {
+            return Err(BulkError::usage(
+                "another import of a file with the same content is running; nothing was sent. \
+                 Wait for it to finish (or stop it with Ctrl-C), then run this command again: it \
+                 continues where that one stopped",
+            ));
+        }
+        Err(locate::Unlocked::Unavailable) => None,
+    };
+    let (writer, state) = JournalWriter::open(
+        &prepared.journal,
+        &prepared.destination,
+        settings.fsync,
+        keep,
+    )?;
+    Ok(Opened {
+        writer,
+        state,
+        _content_lock: lock,
+    })
+}
+
+/// Writes the `run` entry, which comes before anything is sent.
+pub(crate) fn write_run_entry(
+    opened: &Opened,
+    source: &Source,
+    prepared: &Prepared,
+    reason: Option<&str>,
+) -> Result<(), BulkError> {
+    let entry = Entry {
+        event: Some(journal::Event::Run),
+        file: Some(source.name.clone()),
+        format: Some(format_name(source).to_string()),
+        version: Some(journal::VERSION),
+        content: Some(prepared.content.clone()),
+        base_url: Some(prepared.destination.base_url.clone()),
+        key: Some(prepared.destination.key_hash.clone()),
+        reason: reason.map(str::to_string),
+        ..Entry::default()
+    };
+    opened.writer.write(&entry).map_err(|e| {
+        BulkError::io(format!(
+            "cannot write the journal {}: {e}; nothing was sent",
+            prepared.journal.display()
+        ))
+    })
+}
+
+/// The input's format as the journal and the report name it.
+pub(crate) fn format_name(source: &Source) -> &'static str {
+    match &source.input {
+        Input::File { format, .. } => format.as_str(),
+        Input::Records(_) => "records",
+    }
+}
+
+/// The notices of a run about to send.
+pub(crate) fn notices(prepared: &Prepared, state: &JournalState, plan: &Plan) -> Vec<Event> {
+    let journal = prepared.journal.display().to_string();
+    let mut notices = Vec::new();
+    if prepared.found_by_content {
+        notices.push(Notice::ResumingByContent {
+            journal: journal.clone(),
+        });
+    }
+    if !state.damaged.is_empty() {
+        notices.push(Notice::DamagedJournalLines {
+            journal,
+            lines: state.damaged.clone(),
+        });
+    }
+    if state.other_key {
+        notices.push(Notice::OtherKey);
+    }
+    if plan.orphans > 0 {
+        notices.push(Notice::Orphans {
+            count: plan.orphans,
+        });
+    }
+    notices.into_iter().map(Event::Notice).collect()
+}
+
+/// What the jobs of a run share.
+pub(crate) fn work(
+    client: &Client,
+    writer: JournalWriter,
+    settings: &Settings,
+    retry_unknown: bool,
+) -> Arc<Work> {
+    Arc::new(Work {
+        client: client.clone(),
+        journal: writer,
+        stop: settings.stop.child_token(),
+        sends: Semaphore::new(settings.concurrency),
+        lookups: Semaphore::new((settings.concurrency * 4).max(32)),
+        retry_unknown,
+    })
+}
+
+/// How many jobs a pass keeps alive: every send and lookup slot busy, and as many again waiting.
+pub(crate) fn max_jobs(settings: &Settings) -> usize {
+    (settings.concurrency * 4).max(32) * 2 + settings.concurrency
+}
+
+/// The journal's path for messages.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
