@@ -1,0 +1,168 @@
+//! Undo in-process against the mock: exactly what the import added goes, nothing else; resumable;
+//! refused for another API or another input.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, held, import, records, run, temp_dir};
+use happyrobot::{CancellationToken, NewNote};
+use happyrobot_bulk::{BulkErrorKind, JournalLocation, Source, Stop, Undo};
+use happyrobot_mock::{Fault, MockServer};
+
+fn undo(server: &MockServer, journal: &std::path::Path) -> Undo {
+    Undo::new(client(server), JournalLocation::path(journal))
+        .state_dir(Some(journal.with_extension("state")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_deletes_exactly_the_imported_notes_and_is_done_once() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo").join("j");
+    let records = records(&server, "u", 60);
+    let (report, _) = run(&import(&server, &journal).concurrency(8), &records).await;
+    assert_eq!(report.added, 60);
+    // Notes added by other means, one with the same text as an imported one, stay.
+    let c = client(&server);
+    let call: happyrobot::CallId = server.call_ids()[0].parse().unwrap();
+    c.add_note(&call, NewNote::new("u 0")).await.unwrap();
+    c.add_note(&call, NewNote::new("by hand")).await.unwrap();
+    let before = held(&server);
+    let report = undo(&server, &journal)
+        .concurrency(8)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.to_delete,
+            report.deleted,
+            report.failed,
+            report.unknown
+        ),
+        (60, 60, 0, 0)
+    );
+    let after = held(&server);
+    assert_eq!(after.get("u 0"), Some(&1), "the note added by hand stays");
+    assert_eq!(after.get("by hand"), Some(&1));
+    for n in 1..60 {
+        assert_eq!(after.get(&format!("u {n}")), None, "u {n} was deleted");
+    }
+    assert_eq!(
+        before.values().sum::<usize>() - after.values().sum::<usize>(),
+        60
+    );
+    // Once done, an undo deletes nothing.
+    let deletes = server.operation_counts();
+    let again = undo(&server, &journal)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.deleted, again.skipped), (0, 60));
+    assert_eq!(server.operation_counts(), deletes);
+    // A later import sends the undone lines again.
+    let (reimport, _) = run(&import(&server, &journal), &records).await;
+    assert_eq!(reimport.added, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_undo_resumes_and_deletes_every_note_once() {
+    let server = MockServer::builder()
+        .latency(Duration::from_millis(30))
+        .start()
+        .await
+        .unwrap();
+    let journal = temp_dir("undo-stop").join("j");
+    let records = records(&server, "us", 80);
+    run(&import(&server, &journal).concurrency(8), &records).await;
+    let token = CancellationToken::new();
+    let stopper = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            token.cancel();
+        })
+    };
+    let first = undo(&server, &journal)
+        .concurrency(2)
+        .stop(token)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    stopper.await.unwrap();
+    assert_eq!(first.stopped, Some(Stop::Cancelled));
+    assert!(first.deleted > 0 && first.deleted < 80, "{}", first.deleted);
+    let second = undo(&server, &journal)
+        .concurrency(8)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(first.deleted + second.deleted, 80);
+    assert_eq!(second.skipped, first.deleted);
+    assert!(held(&server).keys().all(|k| !k.starts_with("us ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_settles_lines_in_doubt_first() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-doubt").join("j");
+    let records = records(&server, "ud", 5);
+    // One add saved but its answer lost, and reconciling off: the import leaves it unknown.
+    server.inject(Fault::SaveThenDrop, 1);
+    let (report, _) = run(
+        &import(&server, &journal).concurrency(1).reconcile(false),
+        &records,
+    )
+    .await;
+    assert_eq!((report.added, report.unknown), (4, 1));
+    let report = undo(&server, &journal)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.reconciled.found, report.unknown),
+        (5, 1, 0)
+    );
+    assert!(held(&server).keys().all(|k| !k.starts_with("ud ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_is_refused_for_another_api_or_other_records() {
+    let server = MockServer::start().await.unwrap();
+    let other = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-refused").join("j");
+    let records = records(&server, "ur", 3);
+    run(&import(&server, &journal), &records).await;
+    let error = undo(&other, &journal)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), BulkErrorKind::Refused);
+    assert!(error.to_string().contains("records imports to"), "{error}");
+    let mut changed = records.clone();
+    changed.pop();
+    let error = undo(&server, &journal)
+        .run(Source::records(changed), |_| {})
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("another file"), "{error}");
+    let error = undo(&server, &temp_dir("none").join("j"))
+        .run(Source::records(records), |_| {})
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("nothing to undo"), "{error}");
+    assert_eq!(
+        held(&server)
+            .keys()
+            .filter(|k| k.starts_with("ur "))
+            .count(),
+        3
+    );
+}
