@@ -1,0 +1,259 @@
+//! Issue 21: the files operations teams really have (semicolons, UTF-16 with tabs, Windows-1252,
+//! headers as people type them with extra columns, Excel workbooks), each imported with every note
+//! once, and a results file back that lists every row with its status.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_each_once, client, temp_dir};
+use happyrobot_bulk::{BulkErrorKind, ColumnNames, Import, JournalLocation, ReadOptions, Source};
+use happyrobot_mock::MockServer;
+
+/// Imports `source` with a results file, twice (the second run sends nothing), and returns the
+/// results file's rows (header first).
+async fn import_with_results(server: &MockServer, source: Source, dir: &Path) -> Vec<Vec<String>> {
+    let results = dir.join("results.csv");
+    let import = Import::new(client(server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .results_file(&results);
+    let report = import.run(source.clone(), |_| {}).await.unwrap();
+    assert_eq!(
+        (report.failed, report.unknown),
+        (0, 0),
+        "{:?}",
+        report.failed_lines
+    );
+    let posts = server.created_note_count();
+    let again = import.run(source, |_| {}).await.unwrap();
+    assert_eq!(again.added, 0);
+    assert_eq!(server.created_note_count(), posts);
+    let delimiter = if std::fs::read(&results).unwrap().contains(&b';') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_path(&results)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+fn ids(server: &MockServer) -> Vec<String> {
+    server.call_ids()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semicolon_csv_is_read_and_its_results_keep_the_semicolon() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("semicolon");
+    let file = dir.join("notes.csv");
+    let ids = ids(&server);
+    std::fs::write(
+        &file,
+        format!(
+            "call_id;content;flagged\n{};semi 0;ja\n{};\"semi 1; with a semicolon\";\n{};semi 2;0\n",
+            ids[0], ids[1], ids[2]
+        )
+        .replace(";ja", ";yes"),
+    )
+    .unwrap();
+    let rows = import_with_results(&server, Source::file(&file), &dir).await;
+    assert_eq!(
+        rows[0],
+        [
+            "call_id", "content", "flagged", "status", "note_id", "error"
+        ]
+    );
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[3] == "already added" && r[4].len() == 24),
+        "{rows:?}"
+    );
+    assert_eq!(rows[2][1], "semi 1; with a semicolon");
+    let held = common::held(&server);
+    assert_eq!(held.get("semi 1; with a semicolon"), Some(&1));
+    assert_eq!(held.get("semi 0"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excels_unicode_text_export_utf16_with_tabs_is_read() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("utf16");
+    let file = dir.join("notes.txt");
+    let ids = ids(&server);
+    let text = format!(
+        "call_id\tcontent\r\n{}\tutf 0 naïve\r\n{}\tutf 1 ☎\r\n",
+        ids[0], ids[1]
+    );
+    let bytes: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    std::fs::write(&file, bytes).unwrap();
+    let rows = import_with_results(&server, Source::file(&file), &dir).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let held = common::held(&server);
+    assert_eq!(held.get("utf 0 naïve"), Some(&1));
+    assert_eq!(held.get("utf 1 ☎"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_1252_csv_is_read_with_its_encoding_and_refused_without() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("cp1252");
+    let file = dir.join("notes.csv");
+    let ids = ids(&server);
+    let mut bytes = format!("call_id,content\n{},", ids[0]).into_bytes();
+    bytes.extend_from_slice(b"Caf\xe9 \x80 12\n");
+    std::fs::write(&file, bytes).unwrap();
+    let plain = Import::new(client(&server), JournalLocation::BesideInput).state_dir(None);
+    let error = plain.run(Source::file(&file), |_| {}).await.unwrap_err();
+    assert_eq!(error.kind(), BulkErrorKind::InvalidInput);
+    assert!(
+        error.line_errors()[0].to_string().contains("--encoding"),
+        "{:?}",
+        error.line_errors()
+    );
+    let source =
+        Source::file(&file).read_options(ReadOptions::new().encoding("windows-1252").unwrap());
+    import_with_results(&server, source, &dir).await;
+    assert_eq!(common::held(&server).get("Café € 12"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_as_people_type_them_with_extra_columns_map_by_name() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("mapped");
+    let file = dir.join("export.csv");
+    let ids = ids(&server);
+    std::fs::write(
+        &file,
+        format!(
+            "Call ID,Note,Flagged,Driver\n{},map 0,yes,Ann\n{},map 1,,Bob\n",
+            ids[0], ids[1]
+        ),
+    )
+    .unwrap();
+    // Without a mapping, an unknown column is still refused: a misspelt name never passes.
+    let plain = Import::new(client(&server), JournalLocation::BesideInput).state_dir(None);
+    let error = plain.run(Source::file(&file), |_| {}).await.unwrap_err();
+    assert!(
+        error.line_errors()[0]
+            .to_string()
+            .contains("unknown column \"Note\""),
+        "{error}"
+    );
+    let columns = ColumnNames::new()
+        .call_id("call id")
+        .content("NOTE")
+        .flagged(" Flagged ");
+    let source = Source::file(&file).read_options(ReadOptions::new().columns(columns));
+    let rows = import_with_results(&server, source, &dir).await;
+    assert_eq!(
+        rows[0],
+        [
+            "Call ID", "Note", "Flagged", "Driver", "status", "note_id", "error"
+        ]
+    );
+    assert_eq!(rows[1][3], "Ann", "the other columns are kept");
+    assert_eq!(rows.len(), 3);
+    let notes = server.notes(&ids[0]);
+    let mapped = notes
+        .iter()
+        .find(|n| n.content.as_deref() == Some("map 0"))
+        .unwrap();
+    assert_eq!(mapped.flagged, Some(true));
+    assert_each_once(&server, "map", 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xlsx_workbook_with_text_number_boolean_cells_and_an_empty_row() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("xlsx");
+    let file = dir.join("review.xlsx");
+    let ids = ids(&server);
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet().set_name("Review").unwrap();
+    for (col, name) in ["Call ID", "Content", "Flagged", "Driver"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, col as u16, *name).unwrap();
+    }
+    sheet.write_string(1, 0, ids[0].as_str()).unwrap();
+    sheet.write_string(1, 1, "xlsx text").unwrap();
+    sheet.write_boolean(1, 2, true).unwrap();
+    sheet.write_string(1, 3, "Ann").unwrap();
+    // Row 3 is empty; row 4 has a number for its content.
+    sheet.write_string(3, 0, ids[1].as_str()).unwrap();
+    sheet.write_number(3, 1, 42.0).unwrap();
+    sheet.write_boolean(3, 2, false).unwrap();
+    workbook.save(&file).unwrap();
+    let source = Source::file(&file).read_options(ReadOptions::new().ignore_other_columns(true));
+    let rows = import_with_results(&server, source, &dir).await;
+    assert_eq!(rows.len(), 3, "a header and two rows: {rows:?}");
+    assert_eq!(rows[2][1], "42");
+    let first = server.notes(&ids[0]);
+    let note = first
+        .iter()
+        .find(|n| n.content.as_deref() == Some("xlsx text"))
+        .unwrap();
+    assert_eq!(note.flagged, Some(true));
+    assert_eq!(common::held(&server).get("42"), Some(&1));
+    // A call ID the workbook holds as a number is refused with why, by the sheet's row.
+    let bad = dir.join("numbers.xlsx");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "call_id").unwrap();
+    sheet.write_string(0, 1, "content").unwrap();
+    sheet.write_number(1, 0, 123456.0).unwrap();
+    sheet.write_string(1, 1, "x").unwrap();
+    workbook.save(&bad).unwrap();
+    let error = Import::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(None)
+        .run(Source::file(&bad), |_| {})
+        .await
+        .unwrap_err();
+    let message = error.line_errors()[0].to_string();
+    assert!(
+        message.starts_with("row 2 of sheet \"Sheet1\": the call ID is a number"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_note_on_every_line_without_one() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("default-content");
+    let file = dir.join("failed.csv");
+    let ids = ids(&server);
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,status,created\n{},Failed,x\n{},Failed,y\n",
+            ids[0], ids[1]
+        ),
+    )
+    .unwrap();
+    let options = ReadOptions::new()
+        .default_content("QA sweep")
+        .ignore_other_columns(true);
+    let rows = import_with_results(&server, Source::file(&file).read_options(options), &dir).await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(common::held(&server).get("QA sweep"), Some(&2));
+}
