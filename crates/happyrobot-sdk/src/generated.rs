@@ -204,6 +204,29 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub to: ::std::option::Option<::std::string::String>,
     }
+    ///One page of a call listing. The reference documents all four of `calls`, `count`, `limit` and `offset` as required (listed in `x-documented-required`); an older rendering answered `{calls, count, currentPage}` instead, so every field is optional and may be `null` here.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct CallPage {
+        ///The calls of this page, whole (notes and ratings included).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub calls: ::std::option::Option<::std::vec::Vec<Call>>,
+        ///How many calls match the filters in all, on every page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub count: ::std::option::Option<i64>,
+        ///The page number, sent by an older rendering of the API instead of `limit` and `offset`.
+        #[serde(
+            rename = "currentPage",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub current_page: ::std::option::Option<i64>,
+        ///The page size the server used, which may be smaller than the one asked for.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub limit: ::std::option::Option<i64>,
+        ///The number of matching calls skipped before this page (the `skip` used).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub offset: ::std::option::Option<i64>,
+    }
     ///How the AI classified the call; null until classified.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
@@ -914,7 +937,7 @@ pub mod types {
 /**
 Client for HappyRobot API
 
-The part of HappyRobot's public REST API that this SDK covers: reading a call, and adding, updating and deleting the notes on it. Written by hand from HappyRobot's public API reference; see PROVENANCE.md beside this file.
+The part of HappyRobot's public REST API that this SDK covers: listing calls, reading a call, and adding, updating and deleting the notes on it. Written by hand from HappyRobot's public API reference; see PROVENANCE.md beside this file.
 
 Version: 1.0.0*/
 pub struct Client {
@@ -982,6 +1005,97 @@ const _: () = {
 };
 #[allow(clippy::all)]
 impl Client {
+    /**
+    List calls
+
+    Returns one page of the calls that match the filters, with the whole Call objects (notes and ratings included) and the number of matching calls. Pagination is by offset only (`limit` and `skip`): there is no cursor, so over live data a page can repeat or skip a call when calls are added or removed meanwhile. Every parameter is documented as a string and none is required; lists are comma-separated values in one parameter. There is no filter by call ID. The names of the newer filters, the date format, the sort key and the largest `limit` are not documented and are inferred (see PROVENANCE.md).
+
+    Sends a `GET` request to `/calls`
+
+    Arguments:
+    - `campaigns`: Only calls of one of these campaigns (IDs), comma-separated.
+    - `from`: Start of a date range on the calls' creation. The format is not documented; an ISO 8601 (RFC 3339) date-time in UTC is the reasonable reading.
+    - `limit`: How many calls to return (the page size), as a decimal string. The reference gives a default of 2000 and also says `0 < limit < 2000`; send an explicit, smaller value.
+    - `models`: Only calls whose use case runs one of these models, comma-separated.
+    - `ratings`: Only calls rated with one of these emoji, comma-separated.
+    - `search`: Text to look for in the calls' extracted values and phone numbers.
+    - `skip`: How many matching calls to skip (the offset), as a decimal string.
+    - `sort`: The order of the calls: `asc` or `desc`, the values of `SortOrder`. The sort key is not documented (probably `created`). A plain string here, as for `type`.
+    - `statuses`: Only calls with one of these statuses, comma-separated (`Failed,No answer`). The values hold spaces and capitals: URL-encode them.
+    - `tags`: Only calls with one of these tags (`metadata.tags`), comma-separated.
+    - `to`: End of a date range on the calls' creation; the format as for `from`.
+    - `transfer_contact_email`: Only calls transferred to the contact with this email.
+    - `type_`: Only calls in this direction: `Inbound` or `Outbound`, the values of `CallType`. A plain string here, as documented; the generated open enums cannot be parameter types.
+    - `use_cases`: Only calls of one of these use cases (IDs), comma-separated.
+    */
+    pub async fn list_calls<'a>(
+        &'a self,
+        campaigns: Option<&'a str>,
+        from: Option<&'a str>,
+        limit: Option<&'a str>,
+        models: Option<&'a str>,
+        ratings: Option<&'a str>,
+        search: Option<&'a str>,
+        skip: Option<&'a str>,
+        sort: Option<&'a str>,
+        statuses: Option<&'a str>,
+        tags: Option<&'a str>,
+        to: Option<&'a str>,
+        transfer_contact_email: Option<&'a str>,
+        type_: Option<&'a str>,
+        use_cases: Option<&'a str>,
+    ) -> Result<ResponseValue<types::CallPage>, Error<types::ErrorBody>> {
+        let url = format!("{}/calls", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map.append(
+            ::reqwest::header::HeaderName::from_static("api-version"),
+            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+        );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("campaigns", &campaigns))
+            .query(&progenitor_client::QueryParam::new("from", &from))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .query(&progenitor_client::QueryParam::new("models", &models))
+            .query(&progenitor_client::QueryParam::new("ratings", &ratings))
+            .query(&progenitor_client::QueryParam::new("search", &search))
+            .query(&progenitor_client::QueryParam::new("skip", &skip))
+            .query(&progenitor_client::QueryParam::new("sort", &sort))
+            .query(&progenitor_client::QueryParam::new("statuses", &statuses))
+            .query(&progenitor_client::QueryParam::new("tags", &tags))
+            .query(&progenitor_client::QueryParam::new("to", &to))
+            .query(&progenitor_client::QueryParam::new(
+                "transfer_contact_email",
+                &transfer_contact_email,
+            ))
+            .query(&progenitor_client::QueryParam::new("type", &type_))
+            .query(&progenitor_client::QueryParam::new("use_cases", &use_cases))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_calls",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            500u16..=599u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
     /**
     Add a note to a call
 
@@ -1207,6 +1321,136 @@ pub mod prelude {
 /// Open enums: every string enum of the spec, with a variant for each documented value and
 /// `Unknown` for any other, so that a value added by the API later is kept instead of failing.
 pub mod enums {
+    ///The order of a call listing, ascending or descending (by creation, inferred).
+    ///
+    ///Values the spec does not list decode to [`SortOrder::Unknown`] and encode back unchanged.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[non_exhaustive]
+    pub enum SortOrder {
+        ///`asc`
+        Asc,
+        ///`desc`
+        Desc,
+        /// A value this version of the SDK does not know, kept as the server sent it.
+        Unknown(::std::string::String),
+    }
+    impl SortOrder {
+        ///The values documented in the spec, in its order.
+        pub const KNOWN: &'static [&'static str] = &["asc", "desc"];
+        /// The value as the API spells it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Asc => "asc",
+                Self::Desc => "desc",
+                Self::Unknown(value) => value.as_str(),
+            }
+        }
+        /// Whether the value is one the spec does not list.
+        pub fn is_unknown(&self) -> bool {
+            matches!(self, Self::Unknown(_))
+        }
+    }
+    impl ::std::convert::From<&str> for SortOrder {
+        fn from(value: &str) -> Self {
+            match value {
+                "asc" => Self::Asc,
+                "desc" => Self::Desc,
+                other => Self::Unknown(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for SortOrder {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Unknown(_) => Self::Unknown(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for SortOrder {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for SortOrder {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for SortOrder {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SortOrder {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> ::serde::de::Visitor<'de> for Visitor {
+                type Value = SortOrder;
+                fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: ::serde::de::Error>(
+                    self,
+                    value: &str,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(SortOrder::from(value))
+                }
+                fn visit_string<E: ::serde::de::Error>(
+                    self,
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(SortOrder::from(value))
+                }
+            }
+            deserializer.deserialize_str(Visitor)
+        }
+    }
+    #[cfg(feature = "schemars")]
+    impl ::schemars::JsonSchema for SortOrder {
+        fn schema_name() -> ::std::string::String {
+            stringify!(SortOrder).to_string()
+        }
+        fn json_schema(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
+            let known = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                enum_values: Some(vec![
+                    ::serde_json::Value::from("asc"),
+                    ::serde_json::Value::from("desc"),
+                ]),
+                ..Default::default()
+            };
+            let other = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                ..Default::default()
+            };
+            ::schemars::schema::SchemaObject {
+                metadata: Some(
+                    Box::new(::schemars::schema::Metadata {
+                        description: Some(
+                            "The order of a call listing, ascending or descending (by creation, inferred)."
+                                .to_string(),
+                        ),
+                        ..Default::default()
+                    }),
+                ),
+                subschemas: Some(
+                    Box::new(::schemars::schema::SubschemaValidation {
+                        any_of: Some(vec![known.into(), other.into()]),
+                        ..Default::default()
+                    }),
+                ),
+                ..Default::default()
+            }
+                .into()
+        }
+    }
     ///Direction of the call.
     ///
     ///Values the spec does not list decode to [`CallType::Unknown`] and encode back unchanged.

@@ -53,6 +53,7 @@ macro_rules! schema_snapshots {
 
 schema_snapshots!(
     Call,
+    CallPage,
     Note,
     NoteInput,
     NoteUpdate,
@@ -84,6 +85,7 @@ schema_snapshots!(
     AmdBehavior,
     LabelColor,
     RatingEmoji,
+    SortOrder,
     Timestamp,
 );
 
@@ -294,4 +296,81 @@ fn free_form_objects_hold_any_json() {
     }
     let call: Call = serde_json::from_value(value.clone()).unwrap();
     assert_eq!(serde_json::to_value(&call).unwrap(), value);
+}
+
+fn decode_page(name: &str) -> CallPage {
+    serde_json::from_value(fixture(name)).unwrap_or_else(|e| panic!("{name} does not decode: {e}"))
+}
+
+#[test]
+fn a_call_page_round_trips_unchanged() {
+    let page = decode_page("call_page.json");
+    assert_eq!(
+        (page.count, page.limit, page.offset, page.current_page),
+        (Some(1234), Some(3), Some(300), None)
+    );
+    let calls = page.calls.as_ref().unwrap();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        calls[0],
+        decode("call_full.json"),
+        "whole calls, notes included"
+    );
+    assert_eq!(calls[2].status, Some(CallStatus::InProgress));
+    assert_eq!(
+        serde_json::to_value(&page).unwrap(),
+        fixture("call_page.json")
+    );
+    insta::assert_json_snapshot!("call_page_reencoded", page);
+}
+
+/// The older rendering of "List calls": `{calls, count, currentPage}`, with calls in the old shape
+/// (`assistant` instead of `use_case` and `agent`, no `notes`, statuses of the old list).
+#[test]
+fn the_older_call_page_decodes() {
+    let page = decode_page("call_page_legacy.json");
+    assert_eq!(
+        (page.count, page.current_page, page.limit, page.offset),
+        (Some(57), Some(2), None, None)
+    );
+    let calls = page.calls.unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].status, Some(CallStatus::Unknown("Ended".into())));
+    assert_eq!(calls[1].status, Some(CallStatus::Unknown("Missed".into())));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.notes.is_none() && c.use_case.is_none() && c.agent.is_none())
+    );
+    assert_eq!(
+        calls[0].metadata.as_ref().unwrap().from.as_deref(),
+        Some("+13125550101")
+    );
+    assert_eq!(calls[0].duration, Some(61.0));
+}
+
+#[test]
+fn a_call_page_of_nulls_or_nothing_decodes() {
+    let nulls = decode_page("call_page_nulls.json");
+    assert_eq!(nulls, CallPage::default());
+    assert_eq!(
+        serde_json::from_str::<CallPage>("{}").unwrap(),
+        CallPage::default()
+    );
+    let empty = decode_page("call_page_empty.json");
+    assert_eq!(empty.calls, Some(Vec::new()));
+    assert_eq!(empty.count, Some(0));
+    assert_eq!(
+        serde_json::to_value(&empty).unwrap(),
+        fixture("call_page_empty.json")
+    );
+}
+
+#[test]
+fn sort_orders_are_open() {
+    assert_eq!(SortOrder::KNOWN, ["asc", "desc"]);
+    assert_eq!("desc".parse::<SortOrder>().unwrap(), SortOrder::Desc);
+    let other: SortOrder = serde_json::from_str("\"relevance\"").unwrap();
+    assert_eq!(other, SortOrder::Unknown("relevance".into()));
+    assert_eq!(serde_json::to_string(&other).unwrap(), "\"relevance\"");
 }
