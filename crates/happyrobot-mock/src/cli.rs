@@ -43,9 +43,9 @@ FAULTS (--fault, repeatable):
   By default each --fault is used by the next --fault-count requests, in the order given.
   With --fault-rate P, each request instead gets each --fault with probability P, drawn from a
   PRNG seeded by --fault-seed, so a seed always hits the same requests.
-  Faults touch requests to any of the four operations (GET /calls/{id}, POST /calls/{id}/notes,
-  PATCH and DELETE /calls/{id}/notes/{noteId}) that pass the path, method and key checks;
-  save-then-drop carries the operation out before it drops the connection.
+  Faults touch requests to any of the five operations (GET /calls, GET /calls/{id},
+  POST /calls/{id}/notes, PATCH and DELETE /calls/{id}/notes/{noteId}) that pass the path,
+  method and key checks; save-then-drop carries the operation out before it drops the connection.
 
 RATE LIMIT (--rate-limit N):
   One token bucket for the whole server: it holds --rate-limit-burst tokens (default 1 + N/10,
@@ -62,6 +62,20 @@ RATE LIMIT (--rate-limit N):
 LATENCY (--latency DURATION):
   Every answer (errors and 429s too) waits this long after the request was handled, as from a
   slow server: 50ms, 2s, a bare number is milliseconds. Requests wait side by side.
+
+SEEDED CALLS (--seed-calls N):
+  The first three are the same hand-written calls on every start; the others copy them and vary
+  the status, provider, language, campaign (5 ids), tags, phone numbers, extracted values and
+  creation time (scattered over the 60 days before 2024-03-13), the same way on every start, so
+  that every filter of GET /calls finds something.
+
+LISTING (GET /api/v1/calls):
+  Offset pages over the calls, newest first by created (sort=asc: oldest first), as
+  {calls, count, limit, offset}. limit: default 100, at most 1000; skip: default 0. Filters:
+  type, statuses, tags, models, ratings, use_cases, campaigns (comma-separated lists, URL-decoded;
+  a call matches one of the values), from and to (RFC 3339 date-times or plain dates, inclusive),
+  search (phone numbers and extracted values, any case), transfer_contact_email. A value the mock
+  cannot read is ignored; a parameter given twice gets 400.
 
 NOTE IDS:
   A note id the client sends with an add is kept, as the spec says the server assigns it only
@@ -94,8 +108,9 @@ EXAMPLES:
     name = "happyrobot-mock",
     version,
     about = "Run a mock HappyRobot API on 127.0.0.1, with faults on demand.",
-    long_about = "Run a stateful mock of the HappyRobot API (GET /api/v1/calls/{id}, POST \
-                  /api/v1/calls/{id}/notes, PATCH and DELETE /api/v1/calls/{id}/notes/{noteId}) \
+    long_about = "Run a stateful mock of the HappyRobot API (GET /api/v1/calls, GET \
+                  /api/v1/calls/{id}, POST /api/v1/calls/{id}/notes, PATCH and DELETE \
+                  /api/v1/calls/{id}/notes/{noteId}) \
                   on 127.0.0.1, seeded with realistic calls, with faults on demand. Stops on \
                   Ctrl-C or SIGTERM.",
     after_help = AFTER_HELP

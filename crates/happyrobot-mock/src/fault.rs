@@ -11,8 +11,8 @@ use std::time::Duration;
 
 /// Something going wrong on purpose, so that a client's error handling and retries can be tested.
 ///
-/// Faults apply to requests for any of the mock's four operations (get a call; add, update or
-/// delete a note) that pass the path, method and key checks: a request to an unknown path, with a
+/// Faults apply to requests for any of the mock's five operations (list calls; get a call; add,
+/// update or delete a note) that pass the path, method and key checks: a request to an unknown path, with a
 /// wrong method or with a bad key gets its usual error and does not use up a fault, and so does a
 /// request refused by the [rate limit](crate::RateLimit). [`Fault::Delay`], [`Fault::InvalidJson`]
 /// and [`Fault::SaveThenDrop`] carry the operation out (the note is added, changed or deleted),

@@ -3,11 +3,12 @@
 
 pub mod cli;
 mod fault;
+mod list;
 mod rate_limit;
 mod seed;
 mod service;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,8 +23,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use fault::{Fault, LateAnswer, ParseFaultError};
+pub use list::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use rate_limit::{RateLimit, RateLimitHeaders};
-pub use seed::{FIRST_CALL_ID, MOCK_USER_ID};
+pub use seed::{
+    FIRST_CALL_ID, MOCK_USER_ID, SEED_CAMPAIGN_IDS, SEED_DATES_END, SEED_EXTRA_TAGS, seeded_call,
+};
 pub use service::{CALL_NOT_FOUND_ERROR, NOTE_NOT_FOUND_ERROR};
 
 /// The API key the mock accepts unless told otherwise.
@@ -218,12 +222,16 @@ pub struct OperationCounts {
     pub update_note: usize,
     /// `DELETE /calls/{id}/notes/{noteId}` that removed a note.
     pub delete_note: usize,
+    /// `GET /calls` answered with a page of calls.
+    pub list_calls: usize,
 }
 
 /// The calls and what the API did to them.
 #[derive(Default)]
 struct Store {
     calls: HashMap<String, StoredCall>,
+    /// Every call, in the order of a listing: oldest first, by creation time, then id.
+    order: BTreeSet<list::SortKey>,
     created: HashMap<String, Vec<Note>>,
     created_total: usize,
     deleted: HashMap<String, Vec<Note>>,
@@ -312,6 +320,46 @@ impl Shared {
 
     fn next_fault(&self) -> Option<Fault> {
         lock(&self.faults).next()
+    }
+
+    /// One page of the calls the query matches, as `{calls, count, limit, offset}`, under one lock
+    /// so that the page and the count agree.
+    fn list_calls(&self, query: &list::ListQuery) -> Result<Vec<u8>, StoreError> {
+        let mut store = lock(&self.store);
+        let store = &mut *store;
+        let mut json = b"{\"calls\":[".to_vec();
+        let mut count = 0usize;
+        let mut sent = 0usize;
+        let keys: Box<dyn Iterator<Item = &list::SortKey>> = if query.ascending {
+            Box::new(store.order.iter())
+        } else {
+            Box::new(store.order.iter().rev())
+        };
+        for (_, id) in keys {
+            let Some(stored) = store.calls.get_mut(id) else {
+                continue;
+            };
+            if !query.matches(&stored.call) {
+                continue;
+            }
+            if count >= query.skip && sent < query.limit {
+                if sent > 0 {
+                    json.push(b',');
+                }
+                json.extend_from_slice(&stored.encode()?);
+                sent += 1;
+            }
+            count += 1;
+        }
+        json.extend_from_slice(
+            format!(
+                "],\"count\":{count},\"limit\":{},\"offset\":{}}}",
+                query.limit, query.skip
+            )
+            .as_bytes(),
+        );
+        store.counts.list_calls += 1;
+        Ok(json)
     }
 
     /// The call as JSON, as the other operations answer it.
@@ -536,6 +584,7 @@ impl MockServerBuilder {
         let calls = seed::calls(self.seed_calls);
         let call_ids = calls.iter().map(|call| call.id.clone()).collect();
         let store = Store {
+            order: calls.iter().map(list::sort_key).collect(),
             calls: calls
                 .into_iter()
                 .map(|call| Ok((call.id.clone(), StoredCall::new(call)?)))
@@ -665,8 +714,43 @@ impl MockServer {
             .map(|stored| stored.call.clone())
     }
 
+    /// Adds a call, as if the API had just received it: from now on it is listed (in its place by
+    /// `created`; a call created now comes first in the default order, newest first) and served
+    /// like the seeded ones. `false`, and nothing changes, when the mock already holds a call with
+    /// this id. [`seeded_call`] makes a realistic one:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = happyrobot_mock::MockServer::start().await?; // calls 0, 1 and 2
+    /// let mut call = happyrobot_mock::seeded_call(3); // a new id
+    /// call.created = Some(happyrobot_sdk::Timestamp::now());
+    /// assert!(server.add_call(call.clone()));
+    /// assert!(!server.add_call(call)); // the id is taken
+    /// # Ok(()) }
+    /// ```
+    pub fn add_call(&self, call: Call) -> bool {
+        let mut store = lock(&self.shared.store);
+        if store.calls.contains_key(&call.id) {
+            return false;
+        }
+        let key = list::sort_key(&call);
+        let Ok(stored) = StoredCall::new(call) else {
+            return false;
+        };
+        store.calls.insert(key.1.clone(), stored);
+        store.order.insert(key);
+        true
+    }
+
+    /// How many calls the mock holds: the seeded ones and those added with [`add_call`](Self::add_call).
+    pub fn call_count(&self) -> usize {
+        lock(&self.shared.store).calls.len()
+    }
+
     /// Gives the next `count` requests this fault, after any already scripted. Faults are used up
-    /// by requests to any of the four operations (get a call; add, update, delete a note) that
+    /// by requests to any of the five operations (list calls; get a call; add, update, delete a
+    /// note) that
     /// pass the path, method and key checks.
     pub fn inject(&self, fault: Fault, count: usize) {
         lock(&self.shared.faults).inject(fault, count);

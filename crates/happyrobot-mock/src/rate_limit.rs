@@ -1,4 +1,4 @@
-//! Rate limiting: one token bucket in front of the four operations, so that a client's rate
+//! Rate limiting: one token bucket in front of the five operations, so that a client's rate
 //! control (pacing, backing off on `429`, reading `Retry-After` and the `RateLimit-*` headers) can
 //! be tested, and measured, against a server that throttles the way real APIs do.
 //!

@@ -1,9 +1,12 @@
 //! The calls the mock holds when it starts: realistic, varied, and the same on every start.
 //!
 //! The first three are written out by hand so that every field of the spec's `Call` is set in at
-//! least one of them; further ones (for `seed_calls(N)` with N > 3) vary the first three's status,
-//! provider and language. Ids follow one deterministic sequence whose first value is the spec's
-//! example id, so that tools driven by the spec's examples hit a real call.
+//! least one of them; further ones (for `seed_calls(N)` with N > 3) are copies of the three that
+//! vary everything a call listing filters on: status, provider and language, the creation date
+//! (scattered over the 60 days before [`SEED_DATES_END`]), the campaign, the tags, the phone
+//! numbers and extracted values. Ids follow one deterministic sequence whose first value is the
+//! spec's example id, so that tools driven by the spec's examples hit a real call; everything else
+//! is the same on every start too (no date depends on the clock).
 
 use happyrobot_sdk::Timestamp;
 use happyrobot_sdk::types::{
@@ -22,6 +25,32 @@ pub const MOCK_USER_ID: &str = "65f1c0ffee0123456789ab10";
 /// The organization that owns every seeded call (the spec's example).
 const ORGANIZATION_ID: &str = "65f1c0ffee0123456789ab00";
 
+/// The campaigns seeded calls after the first three belong to (all but one in six of them); the
+/// first is the second seeded call's.
+pub const SEED_CAMPAIGN_IDS: [&str; 5] = [
+    "65f1c0ffee0123456789ab30",
+    "65f1c0ffee0123456789ab31",
+    "65f1c0ffee0123456789ab32",
+    "65f1c0ffee0123456789ab33",
+    "65f1c0ffee0123456789ab34",
+];
+
+/// Tags that seeded calls after the first three gain (five calls in seven get one), beside their
+/// model call's `carrier`/`load-booking` or `campaign`/`appointment`.
+pub const SEED_EXTRA_TAGS: [&str; 5] =
+    ["priority", "reefer", "follow-up", "spanish", "after-hours"];
+
+/// Seeded calls after the first three were created in the 60 days before this instant (RFC 3339),
+/// the day the first three were made; their times are scattered, so that the order by creation is
+/// not the order of the ids.
+pub const SEED_DATES_END: &str = "2024-03-13T00:00:00Z";
+
+/// [`SEED_DATES_END`] in seconds since the Unix epoch.
+const SEED_DATES_END_SECS: i64 = 1_710_288_000;
+
+/// The span of the seeded dates, in seconds.
+const SEED_DATES_SPAN_SECS: u64 = 60 * 86_400;
+
 /// The id of the `index`-th seeded call (0-based): 24 lowercase hex digits, counting up from
 /// [`FIRST_CALL_ID`].
 pub fn call_id(index: usize) -> String {
@@ -32,7 +61,7 @@ pub fn call_id(index: usize) -> String {
 
 /// The calls the mock starts with, `count` of them, ids from [`call_id`].
 pub fn calls(count: usize) -> Vec<Call> {
-    (0..count).map(call).collect()
+    (0..count).map(seeded_call).collect()
 }
 
 fn ts(text: &str) -> Timestamp {
@@ -56,7 +85,12 @@ fn note(call_index: usize, n: usize, user: &str, content: &str, flagged: bool, a
     }
 }
 
-fn call(index: usize) -> Call {
+/// The `index`-th (0-based) call the mock seeds, as it holds it when it starts: what
+/// [`MockServerBuilder::seed_calls`](crate::MockServerBuilder::seed_calls) starts with, and a
+/// realistic call to give [`MockServer::add_call`](crate::MockServer::add_call): an `index` past
+/// the seeded ones has an id none of them has (the ids count up from [`FIRST_CALL_ID`]), or give it
+/// an `id` of your own.
+pub fn seeded_call(index: usize) -> Call {
     let mut call = match index % 3 {
         0 => inbound_completed(index),
         1 => outbound_scheduled(index),
@@ -75,14 +109,72 @@ fn call(index: usize) -> Call {
         call.language = Some(Language::from(
             Language::KNOWN[index % Language::KNOWN.len()],
         ));
-        call.created = Some(ts(&format!(
-            "2024-03-{:02}T{:02}:{:02}:00Z",
-            14 + (index / 24) % 14,
-            index % 24,
-            (index * 7) % 60
-        )));
+        call.created = Some(ts(&seeded_created(index)));
+        vary_for_filters(&mut call, index);
     }
     call
+}
+
+/// The creation time of the `index`-th seeded call (from the fourth on): within the 60 days before
+/// [`SEED_DATES_END`], scattered by a multiplier prime to the span, so that no two calls below
+/// five million share a second.
+fn seeded_created(index: usize) -> String {
+    let back = (index as u64).wrapping_mul(1_000_003) % SEED_DATES_SPAN_SECS;
+    // The span is 60 days: `back` always fits.
+    rfc3339(SEED_DATES_END_SECS - i64::try_from(back).unwrap_or(0))
+}
+
+/// `secs` since the Unix epoch as RFC 3339 in UTC, `2024-03-13T00:00:00Z`.
+fn rfc3339(secs: i64) -> String {
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        (of_day / 60) % 60,
+        of_day % 60
+    )
+}
+
+/// Makes a copy of one of the first three calls differ in what a listing filters and searches on:
+/// the campaign, an extra tag, the phone numbers and the extracted values.
+fn vary_for_filters(call: &mut Call, index: usize) {
+    call.campaign_id =
+        (index % 6 != 5).then(|| SEED_CAMPAIGN_IDS[index % SEED_CAMPAIGN_IDS.len()].to_string());
+    if let Some(metadata) = call.metadata.as_mut() {
+        if let Some(tag) = SEED_EXTRA_TAGS.get(index % 7) {
+            metadata
+                .tags
+                .get_or_insert_with(Vec::new)
+                .push((*tag).to_string());
+        }
+        match index % 3 {
+            0 => metadata.from = Some(format!("+1312555{:04}", index % 10_000)),
+            1 => metadata.to = Some(format!("+5255{:08}", index % 100_000_000)),
+            _ => {}
+        }
+    }
+    if let Some(extraction) = call.extraction.as_mut() {
+        if extraction.contains_key("agreed_rate") {
+            let rate = 1500 + (index * 37) % 900;
+            extraction.insert("agreed_rate".to_string(), Value::from(rate.to_string()));
+        }
+        if extraction.contains_key("tracking_number") {
+            extraction.insert(
+                "tracking_number".to_string(),
+                Value::from(format!("DE-{index:05}-X")),
+            );
+        }
+    }
 }
 
 /// The fully populated one: an inbound phone call that went well, with notes, ratings and costs.
@@ -507,6 +599,100 @@ mod tests {
         assert_eq!(
             values[0]["use_case"]["hooks"][0]["headers"][0]["key"],
             "x-tms-tenant"
+        );
+    }
+
+    #[test]
+    fn dates_are_rfc3339_and_spread_over_the_60_days_before_the_end() {
+        assert_eq!(rfc3339(SEED_DATES_END_SECS), SEED_DATES_END);
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        let end = Timestamp::from_raw(SEED_DATES_END).to_utc().unwrap();
+        let many = calls(200);
+        let mut days = std::collections::BTreeSet::new();
+        for call in &many[3..] {
+            let at = call.created.as_ref().unwrap();
+            let utc = at.to_utc().unwrap();
+            assert_eq!(
+                Timestamp::from(utc).as_str(),
+                at.as_str(),
+                "canonical RFC 3339"
+            );
+            assert!(
+                utc < end && end.timestamp() - utc.timestamp() <= 60 * 86_400,
+                "{at:?}"
+            );
+            days.insert(at.as_str()[..10].to_string());
+        }
+        assert!(days.len() >= 50, "only {} distinct days", days.len());
+        // The same on every start.
+        assert_eq!(calls(200), many);
+    }
+
+    #[test]
+    fn every_listing_filter_has_something_to_find() {
+        let many = calls(60);
+        let distinct = |values: Vec<Option<String>>| {
+            values
+                .into_iter()
+                .flatten()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let statuses = distinct(
+            many.iter()
+                .map(|c| c.status.as_ref().map(|v| v.to_string()))
+                .collect(),
+        );
+        assert_eq!(statuses.len(), CallStatus::KNOWN.len());
+        let types = distinct(
+            many.iter()
+                .map(|c| c.type_.as_ref().map(|v| v.to_string()))
+                .collect(),
+        );
+        assert_eq!(types.len(), 2);
+        let campaigns = distinct(many.iter().map(|c| c.campaign_id.clone()).collect());
+        assert_eq!(
+            campaigns,
+            SEED_CAMPAIGN_IDS.iter().map(|c| c.to_string()).collect()
+        );
+        assert!(many.iter().any(|c| c.campaign_id.is_none()));
+        let tags = distinct(
+            many.iter()
+                .flat_map(|c| {
+                    c.metadata
+                        .as_ref()
+                        .and_then(|m| m.tags.clone())
+                        .unwrap_or_default()
+                })
+                .map(Some)
+                .collect(),
+        );
+        for tag in SEED_EXTRA_TAGS.iter().chain(&["carrier", "campaign"]) {
+            assert!(tags.contains(*tag), "{tag}");
+        }
+        let use_cases = distinct(
+            many.iter()
+                .map(|c| c.use_case.as_ref().and_then(|u| u.id.clone()))
+                .collect(),
+        );
+        assert_eq!(use_cases.len(), 3);
+        let models = distinct(
+            many.iter()
+                .map(|c| c.use_case.as_ref().and_then(|u| u.model.clone()))
+                .collect(),
+        );
+        assert_eq!(models.len(), 2);
+        let phones = distinct(
+            many.iter()
+                .map(|c| c.metadata.as_ref().and_then(|m| m.from.clone()))
+                .collect(),
+        );
+        assert!(phones.len() > 20);
+        assert!(many.iter().any(|c| c.transfer_contact_email.is_some()));
+        assert!(
+            many.iter()
+                .any(|c| c.ratings.as_ref().is_some_and(|r| !r.is_empty()))
         );
     }
 

@@ -1,7 +1,8 @@
-//! The HTTP side: routing, checks, faults and the four operations, one request at a time.
+//! The HTTP side: routing, checks, faults and the five operations, one request at a time.
 //!
 //! | path under `/api/v1` | methods |
 //! |---|---|
+//! | `/calls` | `GET`: a page of the calls that match the query |
 //! | `/calls/{id}` | `GET`: the call |
 //! | `/calls/{id}/notes` | `POST`: add a note |
 //! | `/calls/{id}/notes/{noteId}` | `PATCH`: update the note; `DELETE`: delete it |
@@ -12,8 +13,10 @@
 //! 3. the rate limit, when there is one (`429`; a request that passes takes a token, and its
 //!    answer, whatever it is, carries the rate-limit headers asked for);
 //! 4. the fault plan (a fault drawn here replaces or wraps what follows);
-//! 5. the call id: exactly 24 characters after percent-decoding (`400`); the note id: UTF-8 after
-//!    percent-decoding (`400`);
+//! 5. for `GET /calls`, the query: a parameter given twice (`400`); values it cannot read are
+//!    ignored (see the `list` module), and the page is answered (`200`);
+//!    otherwise the call id: exactly 24 characters after percent-decoding (`400`); the note id:
+//!    UTF-8 after percent-decoding (`400`);
 //! 6. for `POST` and `PATCH`, the body: size (`413`), content type (`415`), a JSON object with
 //!    correctly typed fields and, for `POST`, a `content` (`400`);
 //! 7. the call's existence (`404`, `"error": "Not Found"`), then the note's (`404`,
@@ -38,6 +41,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::fault::{Fault, LateAnswer};
+use crate::list::ListQuery;
 use crate::seed::MOCK_USER_ID;
 use crate::{NoteChanges, RecordedRequest, Shared, StoreError};
 
@@ -149,6 +153,7 @@ pub(crate) async fn handle(
     let request_id = next_request_id();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -174,6 +179,7 @@ pub(crate) async fn handle(
         index,
         method: &parts.method,
         path: &path,
+        query: &query,
         headers: &parts.headers,
     };
     let outcome = route(&shared, request, body).await;
@@ -202,6 +208,8 @@ struct Received<'a> {
     index: usize,
     method: &'a Method,
     path: &'a str,
+    /// The raw query string, without the `?`; empty when there is none.
+    query: &'a str,
     headers: &'a HeaderMap,
 }
 
@@ -215,6 +223,8 @@ pub const NOTE_NOT_FOUND_ERROR: &str = "Note Not Found";
 /// The paths the mock serves, with the raw (still percent-encoded) ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route<'a> {
+    /// `/api/v1/calls`
+    Calls,
     /// `/api/v1/calls/{id}`
     Call { call: &'a str },
     /// `/api/v1/calls/{id}/notes`
@@ -226,6 +236,7 @@ enum Route<'a> {
 /// What a request asks for once its path and method are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Operation {
+    ListCalls,
     GetCall,
     AddNote,
     UpdateNote,
@@ -235,11 +246,14 @@ enum Operation {
 impl<'a> Route<'a> {
     /// The route of a path, or `None` for a path the mock does not serve.
     fn parse(path: &'a str) -> Option<Self> {
+        if path == "/api/v1/calls" {
+            return Some(Self::Calls);
+        }
         let rest = path.strip_prefix("/api/v1/calls/")?;
         let mut segments = rest.split('/');
         let call = segments.next()?;
         match (segments.next(), segments.next(), segments.next()) {
-            // `/calls/` is the list of calls, which the mock does not serve.
+            // `/calls/` (with the slash) is neither the list nor a call.
             (None, _, _) if !call.is_empty() => Some(Self::Call { call }),
             (Some("notes"), None, _) => Some(Self::Notes { call }),
             (Some("notes"), Some(note), None) if !note.is_empty() => {
@@ -252,7 +266,7 @@ impl<'a> Route<'a> {
     /// The methods this path accepts, as the `allow` header lists them.
     fn allow(self) -> &'static str {
         match self {
-            Self::Call { .. } => "GET",
+            Self::Calls | Self::Call { .. } => "GET",
             Self::Notes { .. } => "POST",
             Self::Note { .. } => "PATCH, DELETE",
         }
@@ -260,6 +274,7 @@ impl<'a> Route<'a> {
 
     fn operation(self, method: &Method) -> Option<Operation> {
         match (self, method) {
+            (Self::Calls, &Method::GET) => Some(Operation::ListCalls),
             (Self::Call { .. }, &Method::GET) => Some(Operation::GetCall),
             (Self::Notes { .. }, &Method::POST) => Some(Operation::AddNote),
             (Self::Note { .. }, &Method::PATCH) => Some(Operation::UpdateNote),
@@ -270,6 +285,7 @@ impl<'a> Route<'a> {
 
     fn raw_call_id(self) -> &'a str {
         match self {
+            Self::Calls => "",
             Self::Call { call } | Self::Notes { call } | Self::Note { call, .. } => call,
         }
     }
@@ -333,7 +349,14 @@ async fn with_faults(
         shared.set_fault(request.index, fault.clone());
     }
     match fault {
-        None => Outcome::Respond(perform(shared, operation, route, headers, body)),
+        None => Outcome::Respond(perform(
+            shared,
+            operation,
+            route,
+            request.query,
+            headers,
+            body,
+        )),
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -356,24 +379,37 @@ async fn with_faults(
         }
         Some(Fault::Delay(duration)) => {
             tokio::time::sleep(duration).await;
-            Outcome::Respond(perform(shared, operation, route, headers, body))
+            Outcome::Respond(perform(
+                shared,
+                operation,
+                route,
+                request.query,
+                headers,
+                body,
+            ))
         }
         Some(Fault::InvalidJson) => {
             // The operation is carried out, and its `200` answer is cut short in the middle of the
             // call object, as a broken proxy would send it: a `200` always means the server acted,
             // so a client must report the change as made. An operation that fails answers its error.
-            let response = perform(shared, operation, route, headers, body);
+            let response = perform(shared, operation, route, request.query, headers, body);
             if response.status() != StatusCode::OK {
                 return Outcome::Respond(response);
             }
-            let broken = format!("{{\"id\":\"{}\",\"status\":\"Compl", route.raw_call_id());
+            let broken = match route {
+                Route::Calls => format!(
+                    "{{\"calls\":[{{\"id\":\"{}\",\"status\":\"Compl",
+                    crate::FIRST_CALL_ID
+                ),
+                _ => format!("{{\"id\":\"{}\",\"status\":\"Compl", route.raw_call_id()),
+            };
             Outcome::Respond(json_response(StatusCode::OK, Bytes::from(broken)))
         }
         Some(Fault::CloseBeforeResponse) => Outcome::Drop,
         Some(Fault::SaveThenDrop) => {
             // The operation is carried out as usual (normally a change is made), and its answer
             // is lost.
-            let _ = perform(shared, operation, route, headers, body);
+            let _ = perform(shared, operation, route, request.query, headers, body);
             Outcome::Drop
         }
         Some(Fault::LateApply {
@@ -404,6 +440,7 @@ fn apply_late(
 ) {
     let shared = Arc::clone(shared);
     let path = request.path.to_string();
+    let query = request.query.to_string();
     let headers = request.headers.clone();
     let arrived = request.arrived;
     let mut stop = shared.shutdown.clone();
@@ -418,7 +455,7 @@ fn apply_late(
         // The path was parsed once already; it parses the same way again.
         if let Some(route) = Route::parse(&path) {
             // Nobody waits for this answer: the client had the gateway's.
-            let _ = perform(&shared, operation, route, &headers, body);
+            let _ = perform(&shared, operation, route, &query, &headers, body);
         }
     });
 }
@@ -455,9 +492,14 @@ fn perform(
     shared: &Shared,
     operation: Operation,
     route: Route<'_>,
+    query: &str,
     headers: &HeaderMap,
     body: ReadBody,
 ) -> Response<Full<Bytes>> {
+    if operation == Operation::ListCalls {
+        // No call id to check.
+        return list_page(shared, query);
+    }
     let Some(call_id) = percent_decode(route.raw_call_id()).filter(|id| id.chars().count() == 24)
     else {
         return error(
@@ -475,9 +517,10 @@ fn perform(
                 );
             }
         },
-        Route::Call { .. } | Route::Notes { .. } => String::new(),
+        Route::Calls | Route::Call { .. } | Route::Notes { .. } => String::new(),
     };
     let result = match operation {
+        Operation::ListCalls => return list_page(shared, query),
         Operation::GetCall => shared.get_call(&call_id),
         Operation::AddNote => match parse_note(headers, body) {
             Ok(input) => shared.append_note(&call_id, new_note(shared, input)),
@@ -508,6 +551,25 @@ fn perform(
         Err(StoreError::Encode(e)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("Could not encode the call: {e}"),
+        ),
+    }
+}
+
+/// `GET /calls`: one page of the calls the query matches.
+fn list_page(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
+    let query = match ListQuery::parse(query) {
+        Ok(query) => query,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match shared.list_calls(&query) {
+        Ok(json) => json_response(StatusCode::OK, Bytes::from(json)),
+        Err(StoreError::Encode(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Could not encode the calls: {e}"),
+        ),
+        Err(other) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Could not list the calls: {other:?}"),
         ),
     }
 }
@@ -883,8 +945,16 @@ mod tests {
                 note: "n1"
             })
         );
+        assert_eq!(parse("/api/v1/calls"), Some(Route::Calls));
+        assert_eq!(Route::Calls.allow(), "GET");
+        assert_eq!(
+            Route::Calls.operation(&Method::GET),
+            Some(Operation::ListCalls)
+        );
+        assert_eq!(Route::Calls.operation(&Method::POST), None);
         for none in [
             "/api/v1/calls/",
+            "/api/v1/callsx",
             "/api/v1/calls/a/b/notes",
             "/api/v1/calls/abc/notes/",
             "/api/v1/calls/abc/notes/n1/",

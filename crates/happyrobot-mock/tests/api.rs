@@ -335,7 +335,12 @@ async fn wrong_methods_and_unknown_paths() {
     use reqwest::Method;
     let server = MockServer::start().await.unwrap();
     let base = server.base_url();
-    let paths: [(String, &str, &[Method]); 3] = [
+    let paths: [(String, &str, &[Method]); 4] = [
+        (
+            format!("{base}/calls"),
+            "GET",
+            &[Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
+        ),
         (
             format!("{base}/calls/{FIRST_CALL_ID}"),
             "GET",
@@ -368,8 +373,8 @@ async fn wrong_methods_and_unknown_paths() {
     assert_eq!(server.notes(FIRST_CALL_ID).len(), 2);
     let root = server.base_url().replace("/api/v1", "");
     for path in [
-        format!("{}/calls", server.base_url()),
         format!("{}/calls/", server.base_url()),
+        format!("{}/callsx", server.base_url()),
         format!("{}/calls/{FIRST_CALL_ID}/", server.base_url()),
         format!("{}/calls/{FIRST_CALL_ID}/notes/", server.base_url()),
         format!(

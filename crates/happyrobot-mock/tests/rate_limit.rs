@@ -213,7 +213,7 @@ async fn only_requests_that_pass_the_checks_take_tokens_and_refused_ones_draw_no
     assert_eq!(wrong_key.status(), 401);
     assert!(header(&wrong_key, "ratelimit-remaining").is_none());
     let elsewhere = client
-        .get(format!("{}/calls", server.base_url()))
+        .get(format!("{}/calls/", server.base_url()))
         .bearer_auth(server.api_key())
         .send()
         .await
