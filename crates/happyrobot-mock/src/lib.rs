@@ -335,21 +335,33 @@ impl Shared {
         } else {
             Box::new(store.order.iter().rev())
         };
+        // Without filters every call counts, and only the page's calls need to be looked at.
+        let (keys, unfiltered) = if query.is_unfiltered() {
+            count = store.order.len();
+            (
+                Box::new(keys.skip(query.skip).take(query.limit)) as Box<dyn Iterator<Item = _>>,
+                true,
+            )
+        } else {
+            (keys, false)
+        };
         for (_, id) in keys {
             let Some(stored) = store.calls.get_mut(id) else {
                 continue;
             };
-            if !query.matches(&stored.call) {
+            if !unfiltered && !query.matches(&stored.call) {
                 continue;
             }
-            if count >= query.skip && sent < query.limit {
+            if unfiltered || (count >= query.skip && sent < query.limit) {
                 if sent > 0 {
                     json.push(b',');
                 }
                 json.extend_from_slice(&stored.encode()?);
                 sent += 1;
             }
-            count += 1;
+            if !unfiltered {
+                count += 1;
+            }
         }
         json.extend_from_slice(
             format!(

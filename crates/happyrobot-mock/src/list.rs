@@ -129,6 +129,21 @@ impl ListQuery {
         }
     }
 
+    /// Whether the query filters nothing out: every call matches.
+    pub(crate) fn is_unfiltered(&self) -> bool {
+        self.call_type.is_none()
+            && self.statuses.is_empty()
+            && self.tags.is_empty()
+            && self.models.is_empty()
+            && self.ratings.is_empty()
+            && self.use_cases.is_empty()
+            && self.campaigns.is_empty()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.search.is_none()
+            && self.transfer_contact_email.is_none()
+    }
+
     /// Whether the call matches every filter of the query.
     pub(crate) fn matches(&self, call: &Call) -> bool {
         let any = |wanted: &[String], value: Option<&str>| {
