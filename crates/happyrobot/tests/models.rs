@@ -304,7 +304,7 @@ fn decode_page(name: &str) -> CallPage {
 
 #[test]
 fn a_call_page_round_trips_unchanged() {
-    let page = decode_page("call_page.json");
+    let page = decode_page("pages/call_page.json");
     assert_eq!(
         (page.count, page.limit, page.offset, page.current_page),
         (Some(1234), Some(3), Some(300), None)
@@ -319,7 +319,7 @@ fn a_call_page_round_trips_unchanged() {
     assert_eq!(calls[2].status, Some(CallStatus::InProgress));
     assert_eq!(
         serde_json::to_value(&page).unwrap(),
-        fixture("call_page.json")
+        fixture("pages/call_page.json")
     );
     insta::assert_json_snapshot!("call_page_reencoded", page);
 }
@@ -328,7 +328,7 @@ fn a_call_page_round_trips_unchanged() {
 /// (`assistant` instead of `use_case` and `agent`, no `notes`, statuses of the old list).
 #[test]
 fn the_older_call_page_decodes() {
-    let page = decode_page("call_page_legacy.json");
+    let page = decode_page("pages/call_page_legacy.json");
     assert_eq!(
         (page.count, page.current_page, page.limit, page.offset),
         (Some(57), Some(2), None, None)
@@ -351,18 +351,18 @@ fn the_older_call_page_decodes() {
 
 #[test]
 fn a_call_page_of_nulls_or_nothing_decodes() {
-    let nulls = decode_page("call_page_nulls.json");
+    let nulls = decode_page("pages/call_page_nulls.json");
     assert_eq!(nulls, CallPage::default());
     assert_eq!(
         serde_json::from_str::<CallPage>("{}").unwrap(),
         CallPage::default()
     );
-    let empty = decode_page("call_page_empty.json");
+    let empty = decode_page("pages/call_page_empty.json");
     assert_eq!(empty.calls, Some(Vec::new()));
     assert_eq!(empty.count, Some(0));
     assert_eq!(
         serde_json::to_value(&empty).unwrap(),
-        fixture("call_page_empty.json")
+        fixture("pages/call_page_empty.json")
     );
 }
 
