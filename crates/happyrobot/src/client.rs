@@ -325,7 +325,7 @@ impl Client {
 
     /// The one retry executor: sends a request as often as the retry policy allows within the
     /// deadline, each attempt in its turn under the rate controller, as `control` says.
-    async fn run<T, R, F, Fut>(
+    pub(crate) async fn run<T, R, F, Fut>(
         &self,
         op: Operation,
         span: tracing::Span,

@@ -82,6 +82,8 @@ pub enum Operation {
     UpdateNote,
     /// `DELETE /calls/{id}/notes/{noteId}`.
     DeleteNote,
+    /// `GET /calls`: one page of a call listing.
+    ListCalls,
 }
 
 impl Operation {
@@ -92,6 +94,7 @@ impl Operation {
             Self::GetCall => "the call was read",
             Self::UpdateNote => "the note was updated",
             Self::DeleteNote => "the note was deleted",
+            Self::ListCalls => "the calls were listed",
         }
     }
 
@@ -102,6 +105,7 @@ impl Operation {
             Self::GetCall => "nothing was changed",
             Self::UpdateNote => "the note may have been updated",
             Self::DeleteNote => "the note may have been deleted",
+            Self::ListCalls => "nothing was changed",
         }
     }
 
@@ -112,7 +116,13 @@ impl Operation {
             Self::GetCall => "nothing was changed",
             Self::UpdateNote => "the note was not updated",
             Self::DeleteNote => "the note was not deleted",
+            Self::ListCalls => "nothing was changed",
         }
+    }
+
+    /// Whether the operation only reads: then a failure never leaves anything changed.
+    pub(crate) fn is_read(self) -> bool {
+        matches!(self, Self::GetCall | Self::ListCalls)
     }
 
     /// Whether sending this request twice can change more than sending it once.
@@ -297,7 +307,7 @@ impl Error {
             chain(source.as_ref()),
             op.maybe()
         );
-        let outcome = if op == Operation::GetCall {
+        let outcome = if op.is_read() {
             Outcome::NotApplied
         } else {
             Outcome::Unknown
@@ -339,7 +349,7 @@ impl Error {
             error.inner.status = Some(status);
             return error;
         }
-        let outcome = if op == Operation::GetCall {
+        let outcome = if op.is_read() {
             Outcome::NotApplied
         } else if status.is_server_error()
             // 501 and 505 say the server refused the request as such, before acting on it.
@@ -375,6 +385,9 @@ impl Error {
                 " No note with this ID is on the call (it may have been deleted already)."
                     .to_string()
             }
+            404 if op == Operation::ListCalls => {
+                " Check the base URL: the API lists no calls there.".to_string()
+            }
             404 => " Check the call ID: no call with it exists for this API key's organization."
                 .to_string(),
             400 | 422 => format!(" The API rejected the request as invalid; {}.", op.not()),
@@ -394,7 +407,7 @@ impl Error {
 
     /// A redirect, which is never followed: a `303` says the server acted on the request.
     pub(crate) fn redirect(op: Operation, status: StatusCode, location: Option<String>) -> Self {
-        let outcome = if status == StatusCode::SEE_OTHER && op != Operation::GetCall {
+        let outcome = if status == StatusCode::SEE_OTHER && !op.is_read() {
             Outcome::Unknown
         } else {
             Outcome::NotApplied
@@ -429,7 +442,7 @@ impl Error {
              and check the base URL",
             op.maybe()
         );
-        let outcome = if op == Operation::GetCall {
+        let outcome = if op.is_read() {
             Outcome::NotApplied
         } else {
             Outcome::Unknown
@@ -453,7 +466,7 @@ impl Error {
              the request again; update the happyrobot crate if the API has changed",
             capitalize(op.done())
         );
-        let outcome = if op == Operation::GetCall {
+        let outcome = if op.is_read() {
             Outcome::NotApplied
         } else {
             Outcome::Applied

@@ -9,6 +9,7 @@ mod client;
 mod control;
 mod error;
 mod input;
+mod list;
 mod rate;
 mod response;
 mod retry;
@@ -24,6 +25,7 @@ pub use client::{
 pub use control::{Attempt, AttemptObserver, Control};
 pub use error::{Error, ErrorKind, Operation, Outcome};
 pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
+pub use list::{CallFilter, CallStream, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use rate::{RateControl, RateStats};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
