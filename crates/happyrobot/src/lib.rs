@@ -25,7 +25,7 @@ pub use client::{
 pub use control::{Attempt, AttemptObserver, Control};
 pub use error::{Error, ErrorKind, Operation, Outcome};
 pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
-pub use list::{CallFilter, CallStream, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use list::{CallFilter, CallStream, CallWithJson, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use rate::{RateControl, RateStats};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};

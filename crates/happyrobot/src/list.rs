@@ -514,7 +514,8 @@ pub struct CallStream {
     client: Client,
     query: Result<Query, Option<Error>>,
     offset: u64,
-    buffer: VecDeque<Call>,
+    /// Calls taken from pages and not yet yielded, each with its JSON as the server sent it.
+    buffer: VecDeque<(Call, Option<String>)>,
     seen: HashSet<String>,
     /// The `count` of the latest page that had one.
     count: Option<u64>,
@@ -570,6 +571,14 @@ impl CallStream {
     /// The next call, or `None` at the end: the stream's next item, for code without a stream
     /// library.
     pub async fn next_call(&mut self) -> Option<Result<Call, Error>> {
+        self.next_with_json()
+            .await
+            .map(|result| result.map(|(call, _)| call))
+    }
+
+    /// The next call with its JSON exactly as the server sent it (every member, known to this
+    /// version or not, numbers as written), when the page's body could be split into its calls.
+    pub async fn next_with_json(&mut self) -> Option<Result<CallWithJson, Error>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next_call(cx)).await
     }
 
@@ -593,7 +602,10 @@ impl CallStream {
         self.seen.len()
     }
 
-    fn poll_next_call(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Call, Error>>> {
+    fn poll_next_call(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<CallWithJson, Error>>> {
         loop {
             if let Some(call) = self.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(call)));
@@ -624,7 +636,10 @@ impl CallStream {
             self.fetching = None;
             self.pages += 1;
             match result {
-                Ok(page) => self.take_page(page.into_inner()),
+                Ok(page) => {
+                    let (page, body) = page.into_parts();
+                    self.take_page(page, &body);
+                }
                 Err(error) => {
                     self.done = true;
                     return Poll::Ready(Some(Err(error)));
@@ -635,16 +650,18 @@ impl CallStream {
 
     /// Takes a page's new calls into the buffer, advances the offset and decides whether the walk
     /// goes on.
-    fn take_page(&mut self, page: CallPage) {
+    fn take_page(&mut self, page: CallPage, body: &[u8]) {
         let calls = page.calls.unwrap_or_default();
         let held = calls.len() as u64;
+        let mut texts = raw_calls(body, calls.len()).into_iter();
         if let Some(count) = page.count.and_then(|count| u64::try_from(count).ok()) {
             self.count = Some(count);
         }
         let before = self.buffer.len();
         for call in calls {
+            let text = texts.next().flatten();
             if self.seen.insert(call.id.clone()) {
-                self.buffer.push_back(call);
+                self.buffer.push_back((call, text));
             }
         }
         self.offset = self.offset.saturating_add(held);
@@ -677,11 +694,32 @@ impl CallStream {
     }
 }
 
+/// A listed call, and its JSON exactly as the server sent it when the page could be split.
+pub type CallWithJson = (Call, Option<String>);
+
+/// The JSON of each call of a page's body as the server sent it, when it holds `count` of them.
+fn raw_calls(body: &[u8], count: usize) -> Vec<Option<String>> {
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        calls: Option<Vec<&'a serde_json::value::RawValue>>,
+    }
+    match serde_json::from_slice::<Page<'_>>(body) {
+        Ok(Page { calls: Some(calls) }) if calls.len() == count => calls
+            .into_iter()
+            .map(|c| Some(c.get().to_string()))
+            .collect(),
+        _ => vec![None; count],
+    }
+}
+
 impl futures_core::Stream for CallStream {
     type Item = Result<Call, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_call(cx)
+        self.get_mut()
+            .poll_next_call(cx)
+            .map(|item| item.map(|result| result.map(|(call, _)| call)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -723,7 +761,7 @@ mod tests {
     }
 
     fn drain(stream: &mut CallStream) -> Vec<String> {
-        stream.buffer.drain(..).map(|call| call.id).collect()
+        stream.buffer.drain(..).map(|(call, _)| call.id).collect()
     }
 
     #[test]
@@ -819,19 +857,19 @@ mod tests {
     #[test]
     fn pages_advance_by_what_came_and_never_repeat_a_call() {
         let mut s = stream();
-        s.take_page(page(&["a", "b", "c"], Some(10)));
+        s.take_page(page(&["a", "b", "c"], Some(10)), b"");
         assert_eq!(drain(&mut s), ["a", "b", "c"]);
         assert_eq!(s.offset, 3);
         // A lowered page size and a repeat: only the new call, the offset by what came.
-        s.take_page(page(&["c", "d"], Some(10)));
+        s.take_page(page(&["c", "d"], Some(10)), b"");
         assert_eq!(drain(&mut s), ["d"]);
         assert_eq!((s.offset, s.done), (5, false));
         // A call twice on one page comes once; the offset still counts the places.
-        s.take_page(page(&["e", "e", "f"], Some(10)));
+        s.take_page(page(&["e", "e", "f"], Some(10)), b"");
         assert_eq!(drain(&mut s), ["e", "f"]);
         assert_eq!(s.offset, 8);
         // The same page again (a server that ignores `skip`): the end.
-        s.take_page(page(&["c", "d"], Some(10)));
+        s.take_page(page(&["c", "d"], Some(10)), b"");
         assert!(drain(&mut s).is_empty());
         assert!(s.done);
     }
@@ -839,29 +877,29 @@ mod tests {
     #[test]
     fn the_walk_ends_at_count_and_on_an_empty_page() {
         let mut s = stream();
-        s.take_page(page(&["a", "b"], Some(2)));
+        s.take_page(page(&["a", "b"], Some(2)), b"");
         assert!(s.done);
         let mut s = stream();
-        s.take_page(page(&["a", "b"], None));
+        s.take_page(page(&["a", "b"], None), b"");
         assert!(!s.done);
-        s.take_page(page(&[], None));
+        s.take_page(page(&[], None), b"");
         assert!(s.done);
         let mut s = stream();
-        s.take_page(CallPage::default());
+        s.take_page(CallPage::default(), b"");
         assert!(s.done);
     }
 
     #[test]
     fn repeats_explained_by_a_growing_count_do_not_end_the_walk() {
         let mut s = stream();
-        s.take_page(page(&["a", "b"], Some(10)));
+        s.take_page(page(&["a", "b"], Some(10)), b"");
         // Two calls added at the head: the next page holds the same two.
-        s.take_page(page(&["a", "b"], Some(12)));
+        s.take_page(page(&["a", "b"], Some(12)), b"");
         assert!(!s.done);
-        s.take_page(page(&["c", "d"], Some(12)));
+        s.take_page(page(&["c", "d"], Some(12)), b"");
         assert_eq!(drain(&mut s), ["a", "b", "c", "d"]);
         // A repeat that the count's growth does not explain ends it.
-        s.take_page(page(&["c", "d"], Some(13)));
+        s.take_page(page(&["c", "d"], Some(13)), b"");
         assert!(s.done);
     }
 

@@ -278,8 +278,13 @@ impl Controller {
                 if !self.control.learn {
                     return;
                 }
-                let now = Instant::now();
                 let limits = Limits::read(headers);
+                // A server that asks for the request again at once (`Retry-After: 0`) does not
+                // say the client goes too fast: nothing to learn, nothing to pace.
+                if limits.retry_now && !self.engaged.load(Ordering::Relaxed) {
+                    return;
+                }
+                let now = Instant::now();
                 let mut core = self.lock();
                 let core = core.get_or_insert_with(|| {
                     Core::new(self.control, first_guess(&self.accepted), now)
@@ -353,6 +358,8 @@ pub(crate) struct Limits {
     remaining: Option<u64>,
     /// `RateLimit-Reset` or `X-RateLimit-Reset`: how long until the quota is back.
     reset: Option<Duration>,
+    /// `Retry-After: 0`: the server asks for the request again at once.
+    retry_now: bool,
 }
 
 impl Limits {
@@ -383,6 +390,7 @@ impl Limits {
             policy: text(&["ratelimit-policy"]).and_then(parse_policy),
             remaining: number(&["ratelimit-remaining", "x-ratelimit-remaining"]),
             reset,
+            retry_now: number(&["retry-after"]) == Some(0),
         }
     }
 }
@@ -497,8 +505,9 @@ impl Core {
     pub(crate) fn throttled(&mut self, now: Instant, sent: Option<Instant>, limits: &Limits) {
         self.follow(limits);
         self.hold(now, limits);
-        // Refusals of requests that went before the last cut say nothing about the pace since.
-        if sent.is_none_or(|sent| sent < self.last_cut) {
+        // Refusals of requests that went before the last cut say nothing about the pace since,
+        // and one that asks for a retry at once (`Retry-After: 0`) is no sign of going too fast.
+        if sent.is_none_or(|sent| sent < self.last_cut) || limits.retry_now {
             return;
         }
         let cut = match self.phase {
@@ -670,7 +679,21 @@ mod tests {
         lines: usize,
         retry_after: bool,
     ) -> (f64, f64) {
+        simulate_with(rate, latency, workers, lines, retry_after, 0.0).await
+    }
+
+    /// [`simulate`], with a server that also refuses a share `random` of requests, whatever the
+    /// rate (drawn from a fixed seed).
+    async fn simulate_with(
+        rate: f64,
+        latency: Duration,
+        workers: usize,
+        lines: usize,
+        retry_after: bool,
+        random: f64,
+    ) -> (f64, f64) {
         use std::sync::Arc;
+        let draws = Arc::new(Mutex::new(0x2545_f491_4f6c_dd1d_u64));
         let burst = (1.0 + rate / 10.0).round().max(1.0);
         let bucket = Arc::new(Mutex::new(Bucket {
             rate,
@@ -684,11 +707,12 @@ mod tests {
         let start = Instant::now();
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
-                let (bucket, controller, left, refused) = (
+                let (bucket, controller, left, refused, draws) = (
                     Arc::clone(&bucket),
                     Arc::clone(&controller),
                     Arc::clone(&left),
                     Arc::clone(&refused),
+                    Arc::clone(&draws),
                 );
                 tokio::spawn(async move {
                     while left
@@ -699,9 +723,19 @@ mod tests {
                             let ticket = controller.acquire(None, None).await.unwrap();
                             // Half the latency on the way there, half back.
                             tokio::time::sleep(latency / 2).await;
-                            let admitted = bucket.lock().unwrap().admit(Instant::now());
+                            let unlucky = {
+                                let mut x = draws.lock().unwrap();
+                                *x ^= *x << 13;
+                                *x ^= *x >> 7;
+                                *x ^= *x << 17;
+                                (*x % 10_000) as f64 / 10_000.0 < random
+                            };
+                            let admitted = !unlucky && bucket.lock().unwrap().admit(Instant::now());
                             tokio::time::sleep(latency / 2).await;
-                            let headers = HeaderMap::new();
+                            let mut headers = HeaderMap::new();
+                            if unlucky {
+                                headers.insert("retry-after", http::HeaderValue::from_static("0"));
+                            }
                             if admitted {
                                 controller.observe(ticket, Answer::Accepted(&headers));
                                 break;
@@ -741,6 +775,21 @@ mod tests {
         let took = start.elapsed().as_secs_f64();
         let refused = refused.load(Ordering::Relaxed) as f64;
         (took, refused / (lines as f64 + refused))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_that_are_not_about_the_rate_do_not_collapse_the_pace() {
+        // No rate limit to speak of, but 5% of requests refused at random with `Retry-After: 0`
+        // (the mock's fault injection): the server asks for them again at once, which is no sign
+        // of going too fast, so the pace is not cut.
+        let (took, refused) =
+            simulate_with(1e6, Duration::from_millis(5), 8, 4000, false, 0.05).await;
+        let ideal = 4000.0 / (8.0 / 0.005);
+        println!(
+            "random 5% refusals: {took:.1} s for 4000 lines (ideal {ideal:.1} s), {:.1}% refused",
+            refused * 100.0
+        );
+        assert!(took < 40.0, "the pace collapsed: {took:.1} s");
     }
 
     #[tokio::test(start_paused = true)]

@@ -196,15 +196,17 @@ async fn error_bodies_never_reach_messages_and_json_messages_are_capped() {
 }
 
 #[tokio::test]
-async fn a_429_without_retry_after_waits_at_least_a_second() {
-    let server = TestServer::start(|i, _| {
+async fn a_429_without_retry_after_waits_its_turn_or_at_least_a_second() {
+    let answers = |i: usize, _: &_| {
         if i == 0 {
             Reply::json(429, "{}")
         } else {
             Reply::json(200, &call_json())
         }
-    })
-    .await;
+    };
+    // With rate control (the default), the retry waits its turn at the pace the controller
+    // starts from after a first 429: at most one request a second, growing.
+    let server = TestServer::start(answers).await;
     let client = client_with(
         &server.base_url,
         RetryPolicy::default().base_delay(Duration::from_millis(1)),
@@ -212,6 +214,20 @@ async fn a_429_without_retry_after_waits_at_least_a_second() {
     add(&client).await.unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert_eq!(client.rate_stats().throttled, 1);
+    // Without it, the retry policy waits at least a second.
+    let server = TestServer::start(answers).await;
+    let client = happyrobot::Client::builder()
+        .api_key(support::KEY)
+        .base_url(&server.base_url)
+        .retry(RetryPolicy::default().base_delay(Duration::from_millis(1)))
+        .rate_control(happyrobot::RateControl::off())
+        .build()
+        .unwrap();
+    add(&client).await.unwrap();
+    let requests = server.requests();
     let waited = requests[1].at - requests[0].at;
     assert!(waited >= Duration::from_millis(990), "{waited:?}");
 }
