@@ -20,8 +20,10 @@ use crate::{Error, Response};
 
 /// What interpreting an answer needs from the client's settings.
 pub(crate) struct Settings<'a> {
-    /// The API's host, for messages about who answered.
+    /// The API's host, for messages about connecting to it.
     pub(crate) host: &'a str,
+    /// The host and port, for messages about who answered.
+    pub(crate) authority: &'a str,
     /// The longest `Retry-After` the retry policy honours.
     pub(crate) retry_after_cap: Duration,
 }
@@ -96,7 +98,7 @@ pub(crate) fn interpret<T: serde::de::DeserializeOwned>(
         && matches!(op, Operation::UpdateNote | Operation::DeleteNote)
         && parsed.as_ref().is_some_and(mentions_a_note);
     // No JSON error body: something in front of the API answered (a gateway's HTML page).
-    let gateway = parsed.is_none().then_some(settings.host);
+    let gateway = parsed.is_none().then_some(settings.authority);
     let mut error = Error::answered(op, status, message, note_not_found, gateway)
         .with_retry_after(
             parse_retry_after(&exchange.headers),

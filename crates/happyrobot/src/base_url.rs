@@ -31,6 +31,7 @@ use crate::{DEFAULT_BASE_URL, Error};
 pub struct BaseUrl {
     text: String,
     host: String,
+    authority: String,
     loopback: bool,
 }
 
@@ -91,6 +92,10 @@ impl BaseUrl {
         Ok(Self {
             text: url.as_str().trim_end_matches('/').to_string(),
             host: url.host_str().unwrap_or_default().to_string(),
+            authority: match url.port() {
+                Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+                None => url.host_str().unwrap_or_default().to_string(),
+            },
             loopback,
         })
     }
@@ -105,6 +110,12 @@ impl BaseUrl {
         &self.host
     }
 
+    /// The host with the port when the URL names one (`127.0.0.1:8080`), for messages about who
+    /// answered.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
     /// Whether the URL points at this machine (a mock or test server, never the real API).
     pub fn is_loopback(&self) -> bool {
         self.loopback
@@ -117,6 +128,7 @@ impl Default for BaseUrl {
         Self {
             text: DEFAULT_BASE_URL.to_string(),
             host: "app.happyrobot.ai".to_string(),
+            authority: "app.happyrobot.ai".to_string(),
             loopback: false,
         }
     }

@@ -344,6 +344,7 @@ impl Client {
         let deadline = control.deadline.unwrap_or(shared.deadline);
         let settings = Settings {
             host: shared.base_url.host(),
+            authority: shared.base_url.authority(),
             retry_after_cap: shared.retry.retry_after_cap(),
         };
         // Retries after a 429 are counted apart: a rate limit slows a call down, and only the

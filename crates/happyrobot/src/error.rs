@@ -224,7 +224,7 @@ impl Error {
                  name and password in the proxy setting (HTTPS_PROXY or ALL_PROXY)"
             ),
             Some(ConnectProblem::ProxyRefused(proxy)) => format!(
-                "the proxy {proxy} refused to open a connection to {host} ({cause}). Nothing was \
+                "the proxy {proxy} refused to open a connection to {host}. Nothing was \
                  sent, and it is not retried: the proxy's rules decide. Ask whoever runs the \
                  proxy to allow {host}, or set NO_PROXY={host} to go around it"
             ),
@@ -370,9 +370,10 @@ impl Error {
                     .to_string()
             });
         let mut text = match gateway {
+            // Its page is not shown (it may echo the request), and its status says all it does.
             Some(host) => format!(
-                "the server at {host} answered {status} ({reason}) without the API's error body: \
-                 a gateway or proxy in front of the API answered, not the API itself."
+                "the server at {host} answered {status} without the API's error body: a gateway \
+                 or proxy in front of the API answered, not the API itself."
             ),
             None => format!("HappyRobot API answered {status}: {reason}."),
         };
@@ -392,6 +393,11 @@ impl Error {
                 .to_string(),
             400 | 422 => format!(" The API rejected the request as invalid; {}.", op.not()),
             429 => " Too many requests: slow down and try again later.".to_string(),
+            _ if outcome == Outcome::Unknown && gateway.is_some() => format!(
+                " The API behind it may still be working on the request; {}: check before \
+                 sending it again.",
+                op.maybe()
+            ),
             _ if outcome == Outcome::Unknown => format!(
                 " The API failed; {}: check before sending it again.",
                 op.maybe()
