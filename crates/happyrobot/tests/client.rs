@@ -274,9 +274,13 @@ async fn api_errors_carry_status_message_and_request_id() {
     assert!(err.to_string().contains("Bad Request"), "{err}");
     // Without the API's JSON, the message says that something in front of the API answered.
     assert!(
-        err.to_string()
-            .starts_with("the server at 127.0.0.1 answered 400 Bad Request")
-            && err.to_string().contains("not the API itself"),
+        err.to_string().starts_with(&format!(
+            "the server at {} answered 400 Bad Request",
+            server
+                .base_url
+                .trim_start_matches("http://")
+                .trim_end_matches("/api/v1")
+        )) && err.to_string().contains("not the API itself"),
         "{err}"
     );
 
