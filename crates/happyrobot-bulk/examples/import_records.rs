@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Event::Line(line) = event {
                     let what = match &line.outcome {
                         LineOutcome::Added { note_id, .. } => format!("added as note {note_id}"),
-                        LineOutcome::AlreadyAdded => "already added".to_string(),
+                        LineOutcome::AlreadyAdded { .. } => "already added".to_string(),
                         other => format!("{other:?}"),
                     };
                     println!("  line {} (call {}): {what}", line.line, line.call_id);

@@ -6,9 +6,10 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use happyrobot::CancellationToken;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::ReadOptions;
@@ -16,11 +17,14 @@ use crate::read::{self, Input, Item};
 use crate::record::Record;
 
 /// What `start` does with a line.
-pub(crate) enum Start<T, F> {
+pub(crate) enum Start<T, F, G> {
     /// Its outcome is known without a request.
     Now(T),
     /// A job finds it out.
     Job(F),
+    /// A job that sends: it is made once one of the `sends` slots is free, with that slot, so
+    /// that lines are sent in input order.
+    Send(G),
 }
 
 /// Why the pass ended before the input did.
@@ -36,17 +40,18 @@ pub(crate) enum Cut {
 /// Runs a pass over `input`. `start` is called for each valid record, in input order; `reap` gets
 /// every outcome (in the order they are known) and a job's failure as `Err` with its message.
 /// Returns why the pass was cut short, if it was.
-pub(crate) async fn run<T, F>(
+pub(crate) async fn run<T, F, G>(
     input: &Input,
     options: &ReadOptions,
-    max_jobs: usize,
+    (max_jobs, sends): (usize, &Arc<Semaphore>),
     stop: &CancellationToken,
-    mut start: impl FnMut(Record) -> Start<T, F>,
+    mut start: impl FnMut(Record) -> Start<T, F, G>,
     mut reap: impl FnMut(Result<T, String>),
 ) -> Option<Cut>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
+    G: FnOnce(OwnedSemaphorePermit) -> F,
 {
     // A small channel: reading stays a little ahead of the jobs, never far.
     let (sender, mut receiver) = mpsc::channel::<io::Result<Item>>(256);
@@ -107,6 +112,21 @@ where
                 Start::Now(outcome) => reap(Ok(outcome)),
                 Start::Job(job) => {
                     jobs.spawn(job);
+                }
+                Start::Send(make) => {
+                    // Finished jobs are reaped while waiting, so that their outcomes are not held up.
+                    let permit = loop {
+                        tokio::select! {
+                            permit = Arc::clone(sends).acquire_owned() => break permit.ok(),
+                            Some(done) = jobs.join_next(), if !jobs.is_empty() => settle(done, &mut reap),
+                            () = stop.cancelled() => break None,
+                        }
+                    };
+                    let Some(permit) = permit else {
+                        cut = Some(Cut::Stopped);
+                        break;
+                    };
+                    jobs.spawn(make(permit));
                 }
             },
             Some(Ok(Item::Invalid(error))) => {

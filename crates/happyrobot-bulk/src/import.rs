@@ -146,6 +146,7 @@ impl Import {
         for notice in run::notices(&prepared, &opened.state, &plan) {
             on_event(&notice);
         }
+        on_event(&Event::Started { lines: plan.lines });
         run::write_run_entry(&opened, &source, &prepared, None)?;
         locate::remember(
             &prepared.content,
@@ -181,7 +182,7 @@ impl Import {
         let cut = driver::run(
             &source.input,
             &source.options,
-            run::max_jobs(&self.settings),
+            (run::max_jobs(&self.settings), &work.sends),
             &work.stop,
             |mut record| {
                 occurrences.key(&mut record);
@@ -266,8 +267,8 @@ fn finish(tally: &mut Tally, work: &Work, cut: Option<Cut>, plan: &Plan, name: &
     }
     let changed = |what: String| {
         Stop::InputChanged(format!(
-            "{name} changed while it was being read again ({what}); the run stopped. Run it again: \
-             the lines already added are not sent again"
+            "{name} changed while it was being imported ({what}); the import stopped. Run the same \
+             command again: the lines already added are not sent again"
         ))
     };
     match cut {
@@ -293,9 +294,10 @@ struct Lines<'a> {
 }
 
 type Job = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
+type SendJob = Box<dyn FnOnce(tokio::sync::OwnedSemaphorePermit) -> Job + Send>;
 
 impl Lines<'_> {
-    fn start(&self, record: Record) -> Start<Done, Job> {
+    fn start(&self, record: Record) -> Start<Done, Job, SendJob> {
         let key = record.key();
         let standing = self.state.standing(key);
         let candidates = || self.state.candidates(key);
@@ -326,8 +328,10 @@ impl Lines<'_> {
                 })),
                 _ if self.retry_unknown => {
                     let k = self.state.next_k(key);
-                    Start::Job(Box::pin(async move {
-                        line::send(&work, &record, k, false).await
+                    Start::Send(Box::new(move |permit| {
+                        Box::pin(
+                            async move { line::send(&work, &record, k, false, Some(permit)).await },
+                        )
                     }))
                 }
                 _ => Start::Now(Done::line(
@@ -351,12 +355,17 @@ impl Lines<'_> {
                     line::verify(&work, &record, candidates).await
                 }))
             }
-            Some(LineState::Done) => Start::Now(Done::line(&record, LineOutcome::AlreadyAdded)),
+            Some(LineState::Done) => Start::Now(Done::line(
+                &record,
+                LineOutcome::AlreadyAdded { found: false },
+            )),
             _ => {
                 let k = self.state.next_k(key);
                 let reconcile = self.reconcile;
-                Start::Job(Box::pin(async move {
-                    line::send(&work, &record, k, reconcile).await
+                Start::Send(Box::new(move |permit| {
+                    Box::pin(
+                        async move { line::send(&work, &record, k, reconcile, Some(permit)).await },
+                    )
                 }))
             }
         }

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use happyrobot::types::Call;
@@ -13,7 +13,7 @@ use happyrobot::{
     Attempt, AttemptObserver, CancellationToken, Client, Control, NewNote, NoteId, Operation,
     PendingAdd, Response, Settled,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::journal::{Entry, Event, JournalWriter, note_id};
 use crate::record::Record;
@@ -29,7 +29,7 @@ pub(crate) struct Work {
     /// key) without cancelling the caller's token.
     pub(crate) stop: CancellationToken,
     /// Sends and deletes in flight.
-    pub(crate) sends: Semaphore,
+    pub(crate) sends: Arc<Semaphore>,
     /// Lookups of unknown outcomes in flight (mostly waiting, so more of them).
     pub(crate) lookups: Semaphore,
     pub(crate) retry_unknown: bool,
@@ -225,12 +225,25 @@ fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
     None
 }
 
-/// Sends line `record` as send `k` of it, and settles the outcome if it is unknown (when
-/// `reconcile`).
-pub(crate) async fn send(work: &Work, record: &Record, k: u32, reconcile: bool) -> Done {
-    let Ok(_permit) = until_stopped(work, work.sends.acquire()).await else {
-        return Done::line(record, LineOutcome::NotSent);
+/// Sends line `record` as send `k` of it, in the send slot `permit` (or one it waits for), and
+/// settles the outcome if it is unknown (when `reconcile`).
+pub(crate) async fn send(
+    work: &Work,
+    record: &Record,
+    k: u32,
+    reconcile: bool,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Done {
+    let permit = match permit {
+        Some(permit) => permit,
+        None => match until_stopped_owned(work).await {
+            Ok(permit) => permit,
+            Err(()) => return Done::line(record, LineOutcome::NotSent),
+        },
     };
+    if work.stop.is_cancelled() {
+        return Done::line(record, LineOutcome::NotSent);
+    }
     let journaled = Journaled::new(work, record, k);
     let result = work
         .client
@@ -240,7 +253,6 @@ pub(crate) async fn send(work: &Work, record: &Record, k: u32, reconcile: bool) 
             &control(work, Some(&journaled)),
         )
         .await;
-    drop(_permit);
     if let Some(e) = journaled.take_failure() {
         // The observer stopped the call: nothing was sent after the failed write.
         let outcome = match &result {
@@ -264,17 +276,19 @@ pub(crate) async fn send(work: &Work, record: &Record, k: u32, reconcile: bool) 
                 None,
             )
         }
-        Err(error) => after_error(work, record, &journaled, error, reconcile).await,
+        Err(error) => after_error(work, record, &journaled, error, (reconcile, Some(permit))).await,
     }
 }
 
-/// What a failed add leads to.
+/// What a failed add leads to. The send slot `permit` is held until the outcome is journaled (so
+/// that no more lines are ever "in flight" in the journal than there are slots), and freed before
+/// a lookup of an unknown outcome, which mostly waits.
 async fn after_error(
     work: &Work,
     record: &Record,
     journaled: &Journaled<'_>,
     error: happyrobot::Error,
-    reconcile: bool,
+    (reconcile, permit): (bool, Option<OwnedSemaphorePermit>),
 ) -> Done {
     if error.note_was_added() {
         tracing::warn!(line = record.line, error = %error, "note added, answer unreadable");
@@ -307,6 +321,7 @@ async fn after_error(
                 "has an unknown outcome, which the journal could not record",
             );
         }
+        drop(permit);
         let pending = PendingAdd::from_error(&journaled.note(), &error)
             .unwrap_or_else(|| PendingAdd::new(journaled.note_id.clone(), record.note.content()));
         if !reconcile {
@@ -417,10 +432,10 @@ pub(crate) async fn settle(
             let reconciled = (!earlier_run).then_some(Reconciliation::Found);
             let mut done = if earlier_run {
                 match write(work, &found_entry(record, &id, k)) {
-                    Ok(()) => Done::line(record, LineOutcome::AlreadyAdded),
+                    Ok(()) => Done::line(record, LineOutcome::AlreadyAdded { found: true }),
                     Err(e) => Done::journal_failed(
                         record,
-                        LineOutcome::AlreadyAdded,
+                        LineOutcome::AlreadyAdded { found: true },
                         &e,
                         "was found added but",
                     ),
@@ -480,7 +495,7 @@ pub(crate) async fn settle(
     let reason = format!("{reason}; looking it up did not settle it: {why}");
     if work.retry_unknown && !work.stop.is_cancelled() {
         // Sent again on purpose, as asked: it may then be on the call twice.
-        return Box::pin(send(work, record, k + 1, false)).await;
+        return Box::pin(send(work, record, k + 1, false, None)).await;
     }
     // No note ID or send: this entry only says that the line is still in doubt.
     let entry = Entry {
@@ -503,7 +518,7 @@ async fn sent_again_failed(
     resend: &Journaled<'_>,
     error: happyrobot::Error,
 ) -> Done {
-    let mut done = after_error(work, record, resend, error, false).await;
+    let mut done = after_error(work, record, resend, error, (false, None)).await;
     for event in &mut done.events {
         if let RunEvent::Line(LineEvent {
             outcome: LineOutcome::Unknown(unknown),
@@ -538,7 +553,7 @@ fn found_entry(record: &Record, id: &str, k: Option<u32>) -> Entry {
 /// Looks a done line up for copies of its note (it was sent under more than one ID) and deletes
 /// them.
 pub(crate) async fn verify(work: &Work, record: &Record, candidates: Vec<String>) -> Done {
-    let mut done = Done::line(record, LineOutcome::AlreadyAdded);
+    let mut done = Done::line(record, LineOutcome::AlreadyAdded { found: false });
     let Some(first) = candidates.first() else {
         return done;
     };
@@ -610,9 +625,9 @@ async fn remove_copies(work: &Work, record: &Record, copies: &[String], done: &m
 pub(crate) async fn delete(
     work: &Work,
     record: &Record,
-    id: &str,
-    copies: &[String],
+    (id, copies): (&str, &[String]),
     found: bool,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Done {
     let Ok(note_id) = NoteId::new(id) else {
         return Done::line(
@@ -624,9 +639,16 @@ pub(crate) async fn delete(
             }),
         );
     };
-    let Ok(_permit) = until_stopped(work, work.sends.acquire()).await else {
-        return Done::line(record, LineOutcome::NotSent);
+    let permit = match permit {
+        Some(permit) => permit,
+        None => match until_stopped_owned(work).await {
+            Ok(permit) => permit,
+            Err(()) => return Done::line(record, LineOutcome::NotSent),
+        },
     };
+    if work.stop.is_cancelled() {
+        return Done::line(record, LineOutcome::NotSent);
+    }
     let result: Result<Option<Response<Call>>, happyrobot::Error> = match work
         .client
         .delete_note_with(&record.call_id, &note_id, &control(work, None))
@@ -636,7 +658,8 @@ pub(crate) async fn delete(
         Err(e) if e.is_note_not_found() => Ok(None),
         Err(e) => Err(e),
     };
-    drop(_permit);
+    // The slot stays held until the outcome is journaled.
+    let _permit = permit;
     match result {
         Ok(call) => {
             let already_gone = call.is_none();
@@ -710,7 +733,7 @@ pub(crate) async fn settle_for_undo(work: &Work, record: &Record, pending: Pendi
                     "was found added, but",
                 );
             }
-            return Box::pin(delete(work, record, &id, &copies, true)).await;
+            return Box::pin(delete(work, record, (&id, &copies), true, None)).await;
         }
         Ok(Settled::Absent) => {
             let entry = Entry {
@@ -769,6 +792,14 @@ pub(crate) fn pending_from_journal(
     }
     let sent = UNIX_EPOCH + Duration::from_secs(sent);
     Some(pending.sent(sent.min(SystemTime::now()), took.unwrap_or(timeout)))
+}
+
+/// Waits for a send slot unless the run stops first.
+async fn until_stopped_owned(work: &Work) -> Result<OwnedSemaphorePermit, ()> {
+    tokio::select! {
+        permit = Arc::clone(&work.sends).acquire_owned() => permit.map_err(|_| ()),
+        () = work.stop.cancelled() => Err(()),
+    }
 }
 
 /// Waits for a permit unless the run stops first.

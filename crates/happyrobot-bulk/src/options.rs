@@ -177,8 +177,10 @@ impl ReadOptions {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub(crate) input: Input,
-    /// The name of the input in messages and the journal (a file's absolute path by default).
+    /// The name of the input in messages and reports (a file's path as given, by default).
     pub(crate) name: String,
+    /// Its name in the journal's `run` entries (a file's absolute path, by default).
+    pub(crate) journal_name: String,
     /// The file as the caller named it, for the journal beside it.
     pub(crate) path: Option<PathBuf>,
     pub(crate) options: ReadOptions,
@@ -189,7 +191,7 @@ impl Source {
     /// `.xlsx`, `.xlsm`, `.xls`, `.ods`) unless [`format`](Self::format) says otherwise.
     pub fn file(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref().to_path_buf();
-        let name = std::path::absolute(&path)
+        let journal_name = std::path::absolute(&path)
             .unwrap_or_else(|_| path.clone())
             .display()
             .to_string();
@@ -199,7 +201,8 @@ impl Source {
                 path: path.clone(),
                 format,
             },
-            name,
+            name: path.display().to_string(),
+            journal_name,
             path: Some(path),
             options: ReadOptions::default(),
         }
@@ -212,6 +215,7 @@ impl Source {
         Self {
             input: Input::Records(Arc::new(records.into_iter().collect())),
             name: "records".to_string(),
+            journal_name: "records".to_string(),
             path: None,
             options: ReadOptions::default(),
         }
@@ -244,6 +248,7 @@ impl Source {
     /// The name the journal and the messages give the input (a copy of standard input, say).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self.journal_name.clone_from(&self.name);
         self
     }
 

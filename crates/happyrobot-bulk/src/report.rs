@@ -15,6 +15,12 @@ pub const MAX_LISTED: usize = 1000;
 pub enum Event {
     /// Before the first request: something the caller should know about the journal or the input.
     Notice(Notice),
+    /// The input was checked and the run begins: this many lines will have an outcome (for a
+    /// progress display).
+    Started {
+        /// How many line events will come.
+        lines: u64,
+    },
     /// One line's outcome.
     Line(LineEvent),
     /// Copies of a line's note (a late first attempt, or a note sent twice) were found on its call
@@ -78,9 +84,12 @@ pub enum LineOutcome {
         /// How an unknown outcome was settled, if it was one.
         reconciled: Option<Reconciliation>,
     },
-    /// An earlier run had added it (the journal says so, or an earlier unknown outcome was found
-    /// on the call).
-    AlreadyAdded,
+    /// An earlier run had added it: the journal says so, or (`found`) an earlier unknown outcome
+    /// was found on the call.
+    AlreadyAdded {
+        /// Whether it was looked up and found (a reconciled unknown outcome of an earlier run).
+        found: bool,
+    },
     /// Certainly not added.
     Failed(Failure),
     /// It may or may not have been added: a re-run looks it up.
@@ -407,7 +416,7 @@ impl Tally {
                 self.copies_removed += note_ids.len() as u64;
                 return;
             }
-            Event::Notice(_) => return,
+            Event::Notice(_) | Event::Started { .. } => return,
         };
         match &line.outcome {
             LineOutcome::Added { reconciled, .. } => {
@@ -418,7 +427,10 @@ impl Tally {
                     None => {}
                 }
             }
-            LineOutcome::AlreadyAdded => self.skipped += 1,
+            LineOutcome::AlreadyAdded { found } => {
+                self.skipped += 1;
+                self.reconciled.found += u64::from(*found);
+            }
             LineOutcome::Failed(failure) => {
                 self.failed += 1;
                 if self.failed_lines.len() < MAX_LISTED {

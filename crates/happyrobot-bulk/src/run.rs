@@ -205,8 +205,8 @@ pub(crate) fn refuse_invalid(
     let one = invalid == 1;
     Err(BulkError::with_invalid_lines(
         format!(
-            "{invalid} line{} of {name} {} invalid; nothing was sent. Fix {} and run again (lines \
-             already added are not sent again)",
+            "{invalid} line{} of {name} {} invalid; nothing was sent. Fix {} and run the command \
+             again (lines already added are not sent again)",
             if one { "" } else { "s" },
             if one { "is" } else { "are" },
             if one { "it" } else { "them" }
@@ -267,7 +267,7 @@ pub(crate) fn write_run_entry(
 ) -> Result<(), BulkError> {
     let entry = Entry {
         event: Some(journal::Event::Run),
-        file: Some(source.name.clone()),
+        file: Some(source.journal_name.clone()),
         format: Some(format_name(source).to_string()),
         version: Some(journal::VERSION),
         content: Some(prepared.content.clone()),
@@ -329,7 +329,7 @@ pub(crate) fn work(
         client: client.clone(),
         journal: writer,
         stop: settings.stop.child_token(),
-        sends: Semaphore::new(settings.concurrency),
+        sends: Arc::new(Semaphore::new(settings.concurrency)),
         lookups: Semaphore::new((settings.concurrency * 4).max(32)),
         retry_unknown,
     })

@@ -119,6 +119,9 @@ impl Undo {
         };
         let opened = run::open(&prepared, &self.settings, keep)?;
         run::write_run_entry(&opened, &source, &prepared, Some("undo"))?;
+        on_event(&Event::Started {
+            lines: plan.done + plan.unknown_before + plan.in_doubt + plan.undone_before,
+        });
         let state = Arc::new(opened.state);
         let work = run::work(&self.client, opened.writer, &self.settings, false);
         let mut tally = Tally::default();
@@ -146,7 +149,7 @@ impl Undo {
         let cut = driver::run(
             &source.input,
             &source.options,
-            run::max_jobs(&self.settings),
+            (run::max_jobs(&self.settings), &work.sends),
             &work.stop,
             |mut record| {
                 occurrences.key(&mut record);
@@ -259,9 +262,10 @@ struct Lines<'a> {
 }
 
 type Job = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
+type SendJob = Box<dyn FnOnce(tokio::sync::OwnedSemaphorePermit) -> Job + Send>;
 
 impl Lines<'_> {
-    fn start(&self, record: Record) -> Start<Done, Job> {
+    fn start(&self, record: Record) -> Start<Done, Job, SendJob> {
         let key = record.key();
         let standing = self.state.standing(key);
         let work = Arc::clone(self.work);
@@ -319,9 +323,16 @@ impl Lines<'_> {
                 } else {
                     Vec::new()
                 };
+                if copies.is_empty() {
+                    return Start::Send(Box::new(move |permit| {
+                        Box::pin(async move {
+                            line::delete(&work, &record, (&id, &[]), false, Some(permit)).await
+                        })
+                    }));
+                }
                 Start::Job(Box::pin(async move {
                     let copies = present(&work, &record, copies).await;
-                    line::delete(&work, &record, &id, &copies, false).await
+                    line::delete(&work, &record, (&id, &copies), false, None).await
                 }))
             }
             Some(LineState::Undone) => Start::Now(Done::line(&record, LineOutcome::AlreadyDeleted)),

@@ -94,7 +94,7 @@ async fn a_semicolon_csv_is_read_and_its_results_keep_the_semicolon() {
 async fn excels_unicode_text_export_utf16_with_tabs_is_read() {
     let server = MockServer::start().await.unwrap();
     let dir = temp_dir("utf16");
-    let file = dir.join("notes.txt");
+    let file = dir.join("notes.tsv");
     let ids = ids(&server);
     let text = format!(
         "call_id\tcontent\r\n{}\tutf 0 naïve\r\n{}\tutf 1 ☎\r\n",

@@ -249,6 +249,31 @@ fn salvage(text: &str) -> Salvage {
 mod tests {
     use super::*;
 
+    /// The README's example journal is one this version reads whole: each line's checksum holds.
+    #[test]
+    fn the_readme_example_entries_are_checked_entries() {
+        let readme = include_str!("../../README.md");
+        let lines: Vec<&str> = readme
+            .lines()
+            .filter(|l| l.starts_with("{\"seq\":"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "the README shows a run, a start and a done entry"
+        );
+        for line in lines {
+            let raw = line.as_bytes();
+            let mut body = raw[..raw.len() - CRC_KEY.len() - 10].to_vec();
+            body.push(b'}');
+            assert!(
+                matches!(read(raw), Read::Checked(_)),
+                "{line}\nits checksum is {}",
+                checksum(&body)
+            );
+        }
+    }
+
     #[test]
     fn entries_carry_their_own_checksum_and_never_the_note_text() {
         let mut entry = Entry::line(Event::Start, 2, (0xabc, 0));

@@ -112,6 +112,8 @@ pub(crate) struct JournalState {
     pub(crate) max_seq: u64,
     /// The place of the last `run` entry for this destination (version 3).
     last_run: Option<u64>,
+    /// The time of the latest entry (seconds since the epoch): about when the last run stopped.
+    last_at: u64,
     /// Whether the journal has line entries for this destination (or that may be).
     pub(crate) has_lines: bool,
     /// The length of the complete entries, when the last one was cut short by a kill mid-write.
@@ -382,6 +384,7 @@ impl JournalState {
         let Some(event) = entry.event else {
             return;
         };
+        self.last_at = self.last_at.max(entry.at);
         self.has_lines = true;
         let salt = entry.j.as_deref().map(|s| self.salt_index(s));
         let info = self.lines.entry(key).or_default();
@@ -564,14 +567,23 @@ impl JournalState {
     }
 
     /// When the attempt in doubt of line `key` was sent (seconds since the epoch), and how long it
-    /// took to fail, if the journal says (`None`: it was in flight when the run stopped).
+    /// took to fail: as the journal says, or, for one in flight when its run stopped, until the
+    /// run's last entry (about when it stopped), a second more for the entries' whole seconds.
     pub(crate) fn attempt(&self, key: LineKey) -> (u64, Option<std::time::Duration>) {
         let info = self.lines.get(&key).copied().unwrap_or_default();
-        let took = info
-            .took_ms
-            .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
-        let sent = u64::from(info.at).saturating_sub(took.map_or(0, |t| t.as_secs()));
-        (sent, took)
+        if info.at == 0 {
+            // No entry with a time: a line damage leaves in doubt that the journal never names,
+            // or one of a journal without times. Nothing says it was sent lately.
+            return (0, Some(std::time::Duration::ZERO));
+        }
+        let took = match info.took_ms {
+            Some(ms) => std::time::Duration::from_millis(u64::from(ms)),
+            None => {
+                std::time::Duration::from_secs(self.last_at.saturating_sub(u64::from(info.at)) + 1)
+            }
+        };
+        let sent = u64::from(info.at).saturating_sub(took.as_secs());
+        (sent, Some(took))
     }
 
     /// The place of the last `run` entry for this destination, when it is a version 3 entry.

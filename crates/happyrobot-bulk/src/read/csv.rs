@@ -56,6 +56,7 @@ pub(crate) struct CsvRecords {
     options: ReadOptions,
     cells: bool,
     done: bool,
+    delimiter: u8,
 }
 
 /// A reader that notes when its source is exhausted: a CSV record read up to the end of the file
@@ -134,6 +135,7 @@ impl CsvRecords {
             options: options.clone(),
             cells,
             done: false,
+            delimiter,
         })
     }
 }
@@ -264,10 +266,16 @@ impl CsvRecords {
                 return Some(Ok(Item::Invalid(LineError::new(
                     line,
                     format!(
-                        "it has {} fields but the header has {} (quote text that holds the \
-                         delimiter)",
+                        "it has {} fields but the header has {} (quote text that holds {})",
                         record.len(),
-                        columns.count
+                        columns.count,
+                        match self.delimiter {
+                            b',' => "commas".to_string(),
+                            b';' => "semicolons".to_string(),
+                            b'\t' => "tabs".to_string(),
+                            b'|' => "pipes".to_string(),
+                            other => format!("the delimiter {:?}", char::from(other)),
+                        }
                     ),
                 ))));
             }

@@ -43,12 +43,13 @@ impl Format {
         }
     }
 
-    /// The format a file's extension names: `.csv`, `.tsv` and `.txt` (delimited text), `.jsonl`
-    /// and `.ndjson`, `.xlsx`, `.xlsm`, `.xls` and `.ods`.
+    /// The format a file's extension names: `.csv` and `.tsv` (delimited text), `.jsonl` and
+    /// `.ndjson`, `.xlsx`, `.xlsm`, `.xls` and `.ods`. (Excel's "Unicode Text" export is a `.txt`,
+    /// which says nothing of its format: name it `.tsv`, or give the format.)
     pub fn from_path(path: &Path) -> Option<Self> {
         let extension = path.extension()?.to_str()?.to_ascii_lowercase();
         match extension.as_str() {
-            "csv" | "tsv" | "txt" => Some(Self::Csv),
+            "csv" | "tsv" => Some(Self::Csv),
             "jsonl" | "ndjson" => Some(Self::Jsonl),
             "xlsx" | "xlsm" | "xls" | "ods" => Some(Self::Workbook),
             _ => None,
@@ -256,6 +257,7 @@ mod tests {
         for (name, format) in [
             ("a.CSV", Some(Format::Csv)),
             ("a.tsv", Some(Format::Csv)),
+            ("a.txt", None),
             ("a.ndjson", Some(Format::Jsonl)),
             ("a.jsonl", Some(Format::Jsonl)),
             ("a.xlsx", Some(Format::Workbook)),

@@ -39,7 +39,9 @@ pub(crate) fn decoded(
 pub(crate) fn first_line(
     reader: Box<dyn Read + Send>,
 ) -> io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
-    let mut buffered = io::BufReader::with_capacity(64 * 1024, reader);
+    // A small buffer: reads larger than it go straight through, so it adds almost nothing to how
+    // far ahead of the passes the reader is.
+    let mut buffered = io::BufReader::with_capacity(1024, reader);
     let mut head = Vec::new();
     (&mut buffered)
         .take(1024 * 1024)

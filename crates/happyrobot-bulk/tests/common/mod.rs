@@ -114,7 +114,7 @@ pub fn outcome_word(outcome: &LineOutcome) -> String {
             reconciled: Some(how),
             ..
         } => format!("added ({how:?})"),
-        LineOutcome::AlreadyAdded => "already added".into(),
+        LineOutcome::AlreadyAdded { .. } => "already added".into(),
         LineOutcome::Failed(f) => format!("failed ({:?})", f.kind),
         LineOutcome::Unknown(_) => "unknown".into(),
         LineOutcome::NotSent => "not sent".into(),
