@@ -74,11 +74,14 @@ Exit codes:
   0  success
   1  local failure (the journal cannot be written, for instance)
   2  usage error or invalid input; nothing was sent
-  3  authentication: no API key, or the API rejected it (401/403)
-  4  not found: no call with this ID (404)
-  5  other API error (400, 422, 501...): the note was not added
-  6  network: the API could not be reached or the connection failed before sending; nothing was sent
-  7  outcome unknown: the note may have been added (timeout, dropped connection, 5xx); check before resending
+  3  authentication: no API key, the API rejected it (401/403), or a proxy refused its
+     credentials (407)
+  4  not found: no call (or note) with this ID (404)
+  5  other API error (400, 422, 501...); for calls get and calls list, any error answer, 5xx
+     included (a read changes nothing)
+  6  network: the API could not be reached (refused, DNS, TLS, a proxy's refusal); nothing was sent
+  7  outcome unknown: an add, update or delete may have been applied (timeout, dropped connection,
+     5xx); check before resending
   8  the note was added (the API answered 2xx) but its answer could not be read; do not resend";
 
 /// A failure of a command: what to tell the user, and how to exit.
@@ -139,16 +142,16 @@ impl CliError {
 /// ```
 pub(crate) fn report(error: &CliError, verbose: u8, json: bool) {
     if json {
-        crate::output::err(&to_json(error).to_string());
+        crate::print::err(&to_json(error).to_string());
         return;
     }
-    crate::output::err(&format!("error: {}", error.message));
+    crate::print::err(&format!("error: {}", error.message));
     if verbose > 0 {
         for line in &error.detail {
-            crate::output::err(&format!("  {line}"));
+            crate::print::err(&format!("  {line}"));
         }
     } else if !error.detail.is_empty() && std::io::stderr().is_terminal() {
-        crate::output::err("  (run with -v for details)");
+        crate::print::err("  (run with -v for details)");
     }
 }
 
@@ -171,11 +174,6 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Whether an API failure may have been applied on the server ([`happyrobot::Outcome::Unknown`]).
-pub(crate) fn outcome_unknown(error: &happyrobot::Error) -> bool {
-    error.outcome() == happyrobot::Outcome::Unknown
-}
-
 /// The exit code of one failed API call, following the table in [`EXIT_CODES_HELP`]. What the
 /// server did decides first, so that no code invites a script to resend what was applied.
 pub(crate) fn exit_for(error: &happyrobot::Error) -> Exit {
@@ -184,19 +182,67 @@ pub(crate) fn exit_for(error: &happyrobot::Error) -> Exit {
         happyrobot::Outcome::Applied => return Exit::AppliedUnreadable,
         _ => {}
     }
-    if error.is_unauthorized() {
+    if error.is_unauthorized() || error.is_proxy_auth_required() {
         return Exit::Auth;
     }
     if error.is_not_found() {
         return Exit::NotFound;
     }
-    if error.kind() == happyrobot::ErrorKind::Connect {
+    if matches!(
+        error.kind(),
+        happyrobot::ErrorKind::Connect | happyrobot::ErrorKind::Stopped
+    ) {
         return Exit::Network;
     }
     if error.is_invalid_input() {
         return Exit::Usage;
     }
     Exit::Api
+}
+
+/// What a bulk run's failure kind exits with.
+pub(crate) fn exit_for_kind(kind: happyrobot_bulk::FailureKind) -> Exit {
+    use happyrobot_bulk::FailureKind as K;
+    match kind {
+        K::Unauthorized => Exit::Auth,
+        K::NotFound => Exit::NotFound,
+        K::Network => Exit::Network,
+        K::Local => Exit::Internal,
+        _ => Exit::Api,
+    }
+}
+
+/// What a bulk run ended with, for its exit code.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RunEnd {
+    /// Some line's outcome is unknown.
+    pub(crate) unknown: bool,
+    /// A line was refused for the key (or a proxy's credentials).
+    pub(crate) unauthorized: bool,
+    /// The signal that stopped the run, if one did.
+    pub(crate) signal: Option<Exit>,
+    /// A local failure that stopped the run (the journal, the input changed), if one did.
+    pub(crate) local_failure: bool,
+    /// The worst failure kind among the lines.
+    pub(crate) worst: Option<happyrobot_bulk::FailureKind>,
+}
+
+/// The one precedence of a bulk run's exit codes (import and undo): unknown outcomes first (they
+/// need a person to look before anything is re-sent), then a rejected key, an interruption, a
+/// local failure, and the worst failure of a line. Exit 2 ("nothing was sent") is never used once
+/// a run got as far as sending.
+pub(crate) fn run_exit(end: RunEnd) -> Exit {
+    if end.unknown {
+        Exit::Unknown
+    } else if end.unauthorized {
+        Exit::Auth
+    } else if let Some(signal) = end.signal {
+        signal
+    } else if end.local_failure {
+        Exit::Internal
+    } else {
+        end.worst.map_or(Exit::Success, exit_for_kind)
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +286,38 @@ mod tests {
             to_json(&CliError::usage("bad"))["error"]["request_id"],
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn unknown_beats_a_rejected_key_which_beats_a_signal_a_local_failure_and_failures() {
+        use happyrobot_bulk::FailureKind as K;
+        let end = RunEnd::default();
+        assert_eq!(run_exit(end), Exit::Success);
+        let failures = RunEnd {
+            worst: Some(K::Network),
+            ..end
+        };
+        assert_eq!(run_exit(failures), Exit::Network);
+        let local = RunEnd {
+            local_failure: true,
+            ..failures
+        };
+        assert_eq!(run_exit(local), Exit::Internal);
+        let interrupted = RunEnd {
+            signal: Some(Exit::Interrupted),
+            ..local
+        };
+        assert_eq!(run_exit(interrupted), Exit::Interrupted);
+        let refused = RunEnd {
+            unauthorized: true,
+            ..interrupted
+        };
+        assert_eq!(run_exit(refused), Exit::Auth);
+        let unknown = RunEnd {
+            unknown: true,
+            ..refused
+        };
+        assert_eq!(run_exit(unknown), Exit::Unknown);
     }
 
     #[test]

@@ -1,20 +1,25 @@
 //! `happyrobot`: the HappyRobot command line. Adds a note to a call, or imports a file of notes
 //! with a journal that makes an interrupted import safe to re-run. See README.md and `--help`.
 //!
-//! Each command owns its options (`add::AddArgs`, `import::args::ImportArgs`); this file only
-//! assembles them with the global options.
+//! Each command is a module (`cmd_*`) that owns its options, turns them into library calls over
+//! one [`context::Context`], and prints through [`print`]. This file assembles the commands with
+//! the global options, asks the chosen command how it prints (for its errors), and runs it.
 
-// Output goes through `output::out` / `output::err`, which cannot panic on a closed pipe.
+// Output goes through `print::out` / `print::err`, which cannot panic on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-mod add;
-mod calls;
-mod change;
-mod completions;
-mod connect;
+mod cmd_add;
+mod cmd_calls;
+mod cmd_change;
+mod cmd_completions;
+mod cmd_import;
+mod context;
 mod exit;
-mod import;
-mod output;
+mod print;
+mod progress;
+mod signals;
+mod stdin;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,10 +27,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::add::AddArgs;
+use crate::cmd_add::AddArgs;
+use crate::cmd_import::{IMPORT_HELP, ImportArgs};
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
-use crate::import::args::{IMPORT_HELP, ImportArgs};
-use crate::output::Output;
+use crate::print::Output;
 
 const ABOUT: &str =
     "Add, change and remove notes on HappyRobot calls: one at a time, or thousands from a file.";
@@ -78,13 +83,25 @@ pub(crate) struct GlobalArgs {
     pub(crate) base_url: Option<String>,
 
     /// Limit on each request, in seconds (decimals allowed) [default: 60].
-    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", global = true, value_parser = context::parse_secs)]
     pub(crate) timeout: Option<Duration>,
 
-    /// How many times a request is retried when it certainly was not applied (429, connection
-    /// refused).
-    #[arg(long, value_name = "N", global = true, default_value_t = happyrobot::RetryPolicy::default().retries())]
+    /// How many times a request is retried after a failure that certainly was not applied (a
+    /// refused connection; updates, deletes and reads also after a timeout or a 5xx). A 429 is
+    /// not counted: it waits its turn under the rate limit.
+    #[arg(
+        long,
+        value_name = "N",
+        global = true,
+        default_value_t = happyrobot::RetryPolicy::default().retries(),
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
     pub(crate) max_retries: u32,
+
+    /// Trust this root certificate (PEM) besides the system's, for an API behind a private
+    /// certificate authority (SSL_CERT_FILE and the system store are read too).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) ca_cert: Option<PathBuf>,
 
     /// Log requests to stderr (-vv for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -102,12 +119,12 @@ enum Command {
     Notes(NotesCommand),
     /// Read calls.
     #[command(subcommand)]
-    Calls(calls::CallsCommand),
+    Calls(cmd_calls::CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
     /// Print a shell completion script (see --help for where to put it).
-    #[command(after_help = completions::HELP)]
-    Completions(completions::Args),
+    #[command(after_help = cmd_completions::HELP)]
+    Completions(cmd_completions::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,28 +132,30 @@ enum NotesCommand {
     /// Add one note to a call and print it.
     #[command(after_help = EXIT_CODES_HELP)]
     Add(AddArgs),
-    /// Add the notes of a CSV or JSON Lines file, resumably (or, with --undo, delete them again).
+    /// Add the notes of a CSV, JSON Lines or spreadsheet file, resumably (or, with --undo, delete
+    /// them again).
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
     /// Change a note's text or flag; only what is given is sent.
     #[command(after_help = EXIT_CODES_HELP)]
-    Update(change::UpdateArgs),
+    Update(cmd_change::UpdateArgs),
     /// Delete a note from a call.
     #[command(after_help = EXIT_CODES_HELP)]
-    Delete(change::DeleteArgs),
+    Delete(cmd_change::DeleteArgs),
 }
 
-/// Reads a positive number of seconds, decimals allowed.
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    // Written so that NaN is refused too.
-    if secs.is_nan() || secs <= 0.0 {
-        return Err("the timeout must be more than 0 seconds".into());
+impl Command {
+    /// How the chosen command prints: with `--output json`, its errors are JSON too.
+    fn output(&self) -> Output {
+        match self {
+            Self::Notes(NotesCommand::Add(args)) => args.output(),
+            Self::Notes(NotesCommand::Import(args)) => args.output(),
+            Self::Notes(NotesCommand::Update(args)) => args.output(),
+            Self::Notes(NotesCommand::Delete(args)) => args.output(),
+            Self::Calls(command) => command.output(),
+            Self::Mock(_) | Self::Completions(_) => Output::Text,
+        }
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} seconds is too long"))
 }
 
 fn init_tracing(verbose: u8) {
@@ -164,39 +183,19 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
             .await
             .map(|()| Exit::Success)
             .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
-        Command::Notes(NotesCommand::Add(args)) => add::run(&cli.global, args).await,
-        Command::Notes(NotesCommand::Import(args)) => import::run(&cli.global, args).await,
-        Command::Notes(NotesCommand::Update(args)) => change::update(&cli.global, args).await,
-        Command::Notes(NotesCommand::Delete(args)) => change::delete(&cli.global, args).await,
-        Command::Calls(command) => calls::run(&cli.global, command).await,
-        Command::Completions(args) => completions::run(&args),
+        Command::Notes(NotesCommand::Add(args)) => cmd_add::run(&cli.global, args).await,
+        Command::Notes(NotesCommand::Import(args)) => cmd_import::run(&cli.global, args).await,
+        Command::Notes(NotesCommand::Update(args)) => cmd_change::update(&cli.global, args).await,
+        Command::Notes(NotesCommand::Delete(args)) => cmd_change::delete(&cli.global, args).await,
+        Command::Calls(command) => cmd_calls::run(&cli.global, command).await,
+        Command::Completions(args) => cmd_completions::run(&args),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.global.verbose;
-    let json_errors = matches!(
-        &cli.command,
-        Command::Notes(
-            NotesCommand::Add(AddArgs {
-                output: Output::Json,
-                ..
-            }) | NotesCommand::Import(ImportArgs {
-                output: Output::Json,
-                ..
-            }) | NotesCommand::Update(change::UpdateArgs {
-                output: Output::Json,
-                ..
-            }) | NotesCommand::Delete(change::DeleteArgs {
-                output: Output::Json,
-                ..
-            })
-        ) | Command::Calls(calls::CallsCommand::Get(calls::GetArgs {
-            output: Output::Json,
-            ..
-        }))
-    );
+    let json_errors = cli.command.output() == Output::Json;
     init_tracing(verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,7 +203,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            output::err(&format!("error: could not start the async runtime: {e}"));
+            print::err(&format!("error: could not start the async runtime: {e}"));
             return Exit::Internal.into();
         }
     };
@@ -254,14 +253,5 @@ mod tests {
             panic!("not the mock command");
         };
         assert_eq!(args.api_key, "k");
-    }
-
-    #[test]
-    fn timeouts_must_be_positive() {
-        assert!(parse_secs("0").is_err());
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("NaN").is_err());
-        assert!(parse_secs("soon").is_err());
-        assert_eq!(parse_secs("2").unwrap(), Duration::from_secs(2));
     }
 }

@@ -65,6 +65,11 @@ async fn calls_get_help() {
 }
 
 #[tokio::test]
+async fn calls_list_help() {
+    insta::assert_snapshot!("calls_list_help", help(&["calls", "list", "--help"]).await);
+}
+
+#[tokio::test]
 async fn mock_help() {
     insta::assert_snapshot!("mock_help", help(&["mock", "--help"]).await);
 }

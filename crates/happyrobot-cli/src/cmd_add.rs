@@ -1,18 +1,19 @@
 //! `happyrobot notes add`: one note, printed as text or as the whole call in JSON.
 
 use happyrobot::types::{Call, Note};
-use happyrobot::{CallId, NewNote, NoteLookup, RetryPolicy};
+use happyrobot::{CallId, Control, NewNote, PendingAdd, Settled};
 
 use clap::Args;
 
 use crate::GlobalArgs;
+use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
-use crate::output::Output;
+use crate::print::{self, Output};
 
 /// Options of `notes add`.
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {
-    /// The call's ID: 24 letters and digits.
+    /// The call's ID: 24 hexadecimal digits.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 
@@ -34,6 +35,13 @@ pub(crate) struct AddArgs {
     pub(crate) no_reconcile: bool,
 }
 
+impl AddArgs {
+    /// How the command prints.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliError> {
     // Input is checked before anything else, so that a typo never needs a key or a network.
     let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
@@ -44,45 +52,40 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
         note = note.flagged(true);
     }
     note.validate().map_err(|e| CliError::from_api(&e))?;
-
-    // The library's default policy retries only what certainly was not applied (429, refused
-    // connections), so a single add never duplicates the note.
-    let retry = RetryPolicy::default().max_retries(global.max_retries);
-    let connection = crate::connect::connect(global, retry).await?;
-    let content = note.content().to_string();
-    let client = &connection.client;
-    let call = match client.add_note(&call_id, note.clone()).await {
-        Ok(call) => call,
+    let context = Context::new(global, Needs::default()).await?;
+    let client = &context.client;
+    let (call, shown_id) = match client.add_note(&call_id, note.clone()).await {
+        Ok(call) => (call, note_id),
         Err(error) if error.outcome_unknown() && !args.no_reconcile => {
-            reconcile(client, &call_id, note, &note_id, &content, &error).await?
+            settle(client, &call_id, &note, &error).await?
         }
         Err(error) => return Err(CliError::from_api(&error)),
     };
-
     // A closed stdout (`| head`) is not worth an error: the note was added either way, and the
     // print helper ignores it.
     match args.output {
         // The body exactly as the server sent it: members this version does not know, big numbers
         // and nesting all reach the reader unchanged.
-        Output::Json => crate::output::out_raw(call.raw_body()),
-        Output::Text => crate::output::out_raw(&render_text(&call, &note_id, &content)),
+        Output::Json => print::out_raw(call.raw_body()),
+        Output::Text => print::out_raw(&render_text(&call, &shown_id, note.content())),
     }
     Ok(Exit::Success)
 }
 
-/// After an add whose outcome is unknown: looks for the note on the call by its ID. Found, the
-/// call is shown as after a success; certainly absent, the note is sent again, once, with the
-/// same ID; undecided, the original error stands (exit 7) with what was found out.
-async fn reconcile(
+/// After an add whose outcome is unknown: the library settles it (looks the note up; sends it
+/// once more, under a new ID, only when it is certainly absent). Found or sent again, the call is
+/// shown as after a success; undecided, the original error stands (exit 7) with what was found.
+async fn settle(
     client: &happyrobot::Client,
     call_id: &CallId,
-    note: NewNote,
-    note_id: &str,
-    content: &str,
+    note: &NewNote,
     error: &happyrobot::Error,
-) -> Result<happyrobot::Response<Call>, CliError> {
-    crate::output::err(&format!(
-        "note: {error}\nnote: looking for note {note_id} on call {call_id} to find out whether it was added"
+) -> Result<(happyrobot::Response<Call>, String), CliError> {
+    let note_id = note.id_ref().unwrap_or_default().to_string();
+    print::err(&format!(
+        "note: {error}\nnote: looking for note {note_id} on call {call_id} to find out whether it \
+         was added (a gateway may have given up while the API went on: absent is decided only \
+         once that can no longer be)"
     ));
     let still_unknown = |what: String| {
         let mut failure = CliError::from_api(error);
@@ -92,28 +95,35 @@ async fn reconcile(
         ));
         failure
     };
-    match client.find_note(call_id, note_id, content).await {
-        Ok(NoteLookup::Found(_)) => {
-            crate::output::err(&format!(
+    let Some(pending) = PendingAdd::from_error(note, error) else {
+        return Err(still_unknown("the note had no ID to look it up by".into()));
+    };
+    let resend_id = happyrobot::new_note_id();
+    let resend = note.clone().id(resend_id.clone());
+    match client
+        .settle_add(call_id, &pending, Some(resend), &Control::new())
+        .await
+    {
+        Ok(Settled::Found { note: found, .. }) => {
+            print::err(&format!(
                 "note: note {note_id} is on the call: it was added"
             ));
-            client
+            let call = client
                 .get_call(call_id)
                 .await
-                .map_err(|e| still_unknown(format!("the call could not be read again ({e})")))
+                .map_err(|e| still_unknown(format!("the call could not be read again ({e})")))?;
+            Ok((call, found.id.clone().unwrap_or(note_id)))
         }
-        Ok(NoteLookup::Absent) => {
-            crate::output::err(&format!(
-                "note: note {note_id} is not on the call: it was not added; sending it again, once"
+        Ok(Settled::SentAgain(result)) => {
+            print::err(&format!(
+                "note: note {note_id} is not on the call: it was not added; sending it again, once, \
+                 as note {resend_id} (a new ID, so that a late first copy could be told apart)"
             ));
-            client
-                .add_note(call_id, note)
-                .await
-                .map_err(|e| CliError::from_api(&e))
+            let call = (*result).map_err(|e| CliError::from_api(&e))?;
+            Ok((call, resend_id))
         }
-        Ok(_) => Err(still_unknown(
-            "the call holds a note with the same text under another ID, or lists no notes".into(),
-        )),
+        Ok(Settled::Undecided(why)) => Err(still_unknown(why.as_str().to_string())),
+        Ok(_) => Err(still_unknown("the library could not tell".into())),
         Err(e) => Err(still_unknown(format!("the call could not be read ({e})"))),
     }
 }
@@ -164,7 +174,7 @@ fn render_text(call: &Call, note_id: &str, content: &str) -> Vec<u8> {
             call.id
         )),
     }
-    out.push_str(&crate::calls::summary(call));
+    out.push_str(&print::call_summary(call));
     out.push('\n');
     out.into_bytes()
 }

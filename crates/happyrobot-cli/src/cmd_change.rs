@@ -2,16 +2,17 @@
 //! the call after the change.
 
 use clap::Args;
-use happyrobot::{CallId, NoteChanges, NoteId, RetryPolicy};
+use happyrobot::{CallId, NoteChanges, NoteId};
 
 use crate::GlobalArgs;
+use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
-use crate::output::{self, Output};
+use crate::print::{self, Output};
 
 /// Options of `notes update`.
 #[derive(Debug, Args)]
 pub(crate) struct UpdateArgs {
-    /// The call's ID: 24 letters and digits.
+    /// The call's ID: 24 hexadecimal digits.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 
@@ -39,7 +40,7 @@ pub(crate) struct UpdateArgs {
 /// Options of `notes delete`.
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
-    /// The call's ID: 24 letters and digits.
+    /// The call's ID: 24 hexadecimal digits.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 
@@ -70,9 +71,8 @@ pub(crate) async fn update(global: &GlobalArgs, args: UpdateArgs) -> Result<Exit
     }
     changes.validate().map_err(|e| CliError::from_api(&e))?;
     // An update is idempotent: the library's default policy may retry it after an unknown outcome.
-    let retry = RetryPolicy::default().max_retries(global.max_retries);
-    let connection = crate::connect::connect(global, retry).await?;
-    let call = connection
+    let context = Context::new(global, Needs::default()).await?;
+    let call = context
         .client
         .update_note(&call_id, &note_id, changes)
         .await
@@ -83,9 +83,8 @@ pub(crate) async fn update(global: &GlobalArgs, args: UpdateArgs) -> Result<Exit
 
 pub(crate) async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<Exit, CliError> {
     let (call_id, note_id) = ids(&args.call_id, &args.note_id)?;
-    let retry = RetryPolicy::default().max_retries(global.max_retries);
-    let connection = crate::connect::connect(global, retry).await?;
-    let call = connection
+    let context = Context::new(global, Needs::default()).await?;
+    let call = context
         .client
         .delete_note(&call_id, &note_id)
         .await
@@ -94,12 +93,26 @@ pub(crate) async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<Exit
     Ok(Exit::Success)
 }
 
+impl UpdateArgs {
+    /// How the command prints.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
+impl DeleteArgs {
+    /// How the command prints.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 fn print(call: &happyrobot::Response<happyrobot::types::Call>, output: Output, done: &str) {
     match output {
-        Output::Json => output::out_raw(call.raw_body()),
+        Output::Json => print::out_raw(call.raw_body()),
         Output::Text => {
-            output::out(&format!("{done} of call {}", call.id));
-            output::out(crate::calls::render(call).trim_end());
+            print::out(&format!("{done} of call {}", call.id));
+            print::out(print::call_text(call).trim_end());
         }
     }
 }

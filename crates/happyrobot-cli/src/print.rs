@@ -1,4 +1,5 @@
-//! How commands write to the terminal: the `--output` choice, and the only functions that print.
+//! How commands write to the terminal: the `--output` choice, the only functions that print, and
+//! how a call is shown.
 //!
 //! Every write to stdout or stderr goes through [`out`] and [`err`], which ignore a failed write:
 //! a closed pipe (`| head`, or a `tee` killed by the same Ctrl-C) must never make the command
@@ -8,6 +9,7 @@
 use std::io::Write as _;
 
 use clap::ValueEnum;
+use happyrobot::types::Call;
 
 /// How a command prints its result on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,6 +45,57 @@ pub(crate) fn out_raw(body: &[u8]) {
     let _ = stdout
         .write_all(&raw_json(body))
         .and_then(|()| stdout.flush());
+}
+
+/// Writes a JSON value, pretty, to stdout.
+pub(crate) fn out_json(value: &serde_json::Value) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => out(&text),
+        Err(e) => err(&format!("error: could not encode the summary: {e}")),
+    }
+}
+
+/// A field the answer may lack, as text.
+pub(crate) fn shown(value: Option<&impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "(unknown)".to_string(), ToString::to_string)
+}
+
+/// One line about a call.
+pub(crate) fn call_summary(call: &Call) -> String {
+    let notes = call.notes.as_ref().map_or(0, Vec::len);
+    format!(
+        "Call {}: {} {} call, {}, {}, created {}, {} note{}",
+        call.id,
+        shown(call.provider.as_ref()),
+        shown(call.type_.as_ref()),
+        shown(call.status.as_ref()),
+        shown(call.language.as_ref()),
+        shown(call.created.as_ref()),
+        notes,
+        if notes == 1 { "" } else { "s" }
+    )
+}
+
+/// The call's line, then each note: its ID, flag, date and text.
+pub(crate) fn call_text(call: &Call) -> String {
+    let mut out = call_summary(call);
+    out.push('\n');
+    for note in call.notes.as_deref().unwrap_or_default() {
+        out.push_str(&format!(
+            "  note {}{}, created {}\n",
+            note.id.as_deref().unwrap_or("(no id)"),
+            if note.flagged == Some(true) {
+                " (flagged)"
+            } else {
+                ""
+            },
+            shown(note.created_at.as_ref()),
+        ));
+        for line in note.content.as_deref().unwrap_or_default().lines() {
+            out.push_str(&format!("    | {line}\n"));
+        }
+    }
+    out
 }
 
 /// A body as printed: as received, with one final newline.

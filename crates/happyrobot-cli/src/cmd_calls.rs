@@ -1,0 +1,378 @@
+//! `happyrobot calls get` (one call and its notes, as text or as the JSON the server sent) and
+//! `happyrobot calls list` (the calls of a filter, every page walked by the library, as a table,
+//! JSON, JSON Lines or a CSV whose first column is `call_id`, ready to import notes from).
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use happyrobot::types::Call;
+use happyrobot::{CallFilter, CallId};
+
+use crate::GlobalArgs;
+use crate::context::{Context, Needs};
+use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
+use crate::print::{self, Output};
+
+/// The `calls` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CallsCommand {
+    /// Show a call and its notes.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Get(GetArgs),
+    /// List the calls of a filter, every page of them (newest first).
+    #[command(after_help = LIST_HELP)]
+    List(Box<ListArgs>),
+}
+
+/// The text after the options in `calls list --help`.
+const LIST_HELP: &str = "\
+Notes for the calls of a filter:
+  happyrobot calls list --status Failed --from 2024-03-01 --output csv > failed.csv
+  happyrobot notes import failed.csv --content \"QA sweep\" --ignore-other-columns
+  happyrobot notes import failed.csv --content \"QA sweep\" --ignore-other-columns --undo
+
+Statuses as the app shows them (Failed, In progress, No answer...), in any case; --status may be
+repeated or hold a comma-separated list. --from and --to take a date (2024-03-01: the whole day
+for --to) or an RFC 3339 date-time. Each call is listed once, even while calls are added.
+
+Exit codes:
+  0  success
+  2  invalid options; nothing was sent
+  3  authentication: no API key, or the API rejected it (401/403)
+  5  an error answer from the API (a listing changes nothing)
+  6  network: the API could not be reached";
+
+/// How `calls list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ListOutput {
+    /// A table: ID, created, status, type, from, to, campaign, notes.
+    Text,
+    /// A JSON array of the calls, each as the server sent it.
+    Json,
+    /// One call per line, whole, as the server sent it.
+    Jsonl,
+    /// CSV with call_id first, then the table's columns: add a content column and import it.
+    Csv,
+}
+
+/// The sort orders of `calls list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Sort {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// Options of `calls list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Inbound or outbound calls only.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) call_type: Option<String>,
+
+    /// Calls with this status (repeatable, or comma-separated).
+    #[arg(long, value_name = "STATUS")]
+    pub(crate) status: Vec<String>,
+
+    /// Calls with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub(crate) tag: Vec<String>,
+
+    /// Calls of this use case (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub(crate) use_case: Vec<String>,
+
+    /// Calls of this campaign (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub(crate) campaign: Vec<String>,
+
+    /// Calls created at or after this date or date-time.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) from: Option<String>,
+
+    /// Calls created at or before this date (the whole day) or date-time.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) to: Option<String>,
+
+    /// The order [default: desc, newest first].
+    #[arg(long, value_enum)]
+    pub(crate) sort: Option<Sort>,
+
+    /// Calls whose phone numbers or extracted values match this text.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) search: Option<String>,
+
+    /// Calls transferred to this contact.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) transfer_contact_email: Option<String>,
+
+    /// The most calls to print [default: all].
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+
+    /// How many calls each request asks for [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1999))]
+    pub(crate) page_size: Option<u32>,
+
+    /// How the calls are printed.
+    #[arg(long, short = 'o', value_enum, default_value_t = ListOutput::Text)]
+    pub(crate) output: ListOutput,
+}
+
+impl ListArgs {
+    /// The filter, checked before anything is sent.
+    fn filter(&self) -> Result<CallFilter, CliError> {
+        let invalid = |e: happyrobot::Error| CliError::from_api(&e);
+        let mut filter = CallFilter::new();
+        if let Some(text) = &self.call_type {
+            filter = filter.call_type(CallFilter::parse_call_type(text));
+        }
+        for list in &self.status {
+            filter = filter.statuses(CallFilter::parse_statuses(list));
+        }
+        for tag in &self.tag {
+            filter = filter.tag(tag.clone());
+        }
+        for id in &self.use_case {
+            filter = filter.use_case(id.clone());
+        }
+        for id in &self.campaign {
+            filter = filter.campaign(id.clone());
+        }
+        if let Some(text) = &self.from {
+            filter = filter.from(CallFilter::parse_from(text).map_err(invalid)?);
+        }
+        if let Some(text) = &self.to {
+            filter = filter.to(CallFilter::parse_to(text).map_err(invalid)?);
+        }
+        if let Some(sort) = self.sort {
+            let word = match sort {
+                Sort::Asc => "asc",
+                Sort::Desc => "desc",
+            };
+            filter = filter.sort(CallFilter::parse_sort(word).map_err(invalid)?);
+        }
+        if let Some(text) = &self.search {
+            filter = filter.search(text.clone());
+        }
+        if let Some(email) = &self.transfer_contact_email {
+            filter = filter.transfer_contact_email(email.clone());
+        }
+        if let Some(size) = self.page_size {
+            filter = filter.page_size(size);
+        }
+        Ok(filter)
+    }
+}
+
+/// Options of `calls get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The call's ID: 24 hexadecimal digits.
+    #[arg(value_name = "CALL_ID")]
+    pub(crate) call_id: String,
+
+    /// text: the call and its notes; json: the whole call as the server sent it.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
+pub(crate) async fn run(global: &GlobalArgs, command: CallsCommand) -> Result<Exit, CliError> {
+    match command {
+        CallsCommand::Get(args) => get(global, args).await,
+        CallsCommand::List(args) => list(global, *args).await,
+    }
+}
+
+/// The columns of the table and the CSV (after `call_id`).
+const COLUMNS: [&str; 8] = [
+    "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
+];
+
+/// A call's cells in [`COLUMNS`]' order.
+fn cells(call: &Call) -> [String; 8] {
+    let meta = call.metadata.as_ref();
+    let text = |value: Option<&String>| value.cloned().unwrap_or_default();
+    [
+        call.id.clone(),
+        call.created
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        call.status
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        call.type_
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        text(meta.and_then(|m| m.from.as_ref())),
+        text(meta.and_then(|m| m.to.as_ref())),
+        text(call.campaign_id.as_ref()),
+        call.notes.as_ref().map_or(0, Vec::len).to_string(),
+    ]
+}
+
+async fn list(global: &GlobalArgs, args: ListArgs) -> Result<Exit, CliError> {
+    let filter = args.filter()?;
+    let context = Context::new(global, Needs::default()).await?;
+    let mut calls = context.client.list_calls(filter);
+    let mut printer = Printer::new(args.output);
+    let (started, mut told) = (Instant::now(), Instant::now());
+    let mut listed = 0u64;
+    while args.limit.is_none_or(|limit| listed < limit) {
+        let Some(next) = calls.next_with_json().await else {
+            break;
+        };
+        let (call, json) = next.map_err(|e| CliError::from_api(&e))?;
+        printer.call(&call, json.as_deref());
+        listed += 1;
+        // A long listing says how far it got, on stderr, every few seconds.
+        if told.elapsed() > Duration::from_secs(2) {
+            told = Instant::now();
+            print::err(&format!(
+                "listing: {listed} calls{} so far, {:.0}/s",
+                calls
+                    .count()
+                    .map_or_else(String::new, |count| format!(" of {count}")),
+                listed as f64 / started.elapsed().as_secs_f64().max(0.001)
+            ));
+        }
+    }
+    printer.finish(listed, calls.count());
+    Ok(Exit::Success)
+}
+
+/// Prints a listing as it comes, in its output format.
+struct Printer {
+    output: ListOutput,
+    first: bool,
+}
+
+/// One CSV record, quoted where it needs to be, with its line end.
+fn csv_record(cells: &[impl AsRef<[u8]>]) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(cells);
+    writer.into_inner().unwrap_or_default()
+}
+
+impl Printer {
+    fn new(output: ListOutput) -> Self {
+        match output {
+            ListOutput::Csv => print::out_raw(&csv_record(&COLUMNS)),
+            ListOutput::Text => print::out(&row(&COLUMNS.map(str::to_uppercase))),
+            _ => {}
+        }
+        Self {
+            output,
+            first: true,
+        }
+    }
+
+    fn call(&mut self, call: &Call, json: Option<&str>) {
+        // The call as the server sent it, else as this version encodes it.
+        let whole = || {
+            json.map(str::to_string)
+                .unwrap_or_else(|| serde_json::to_string(call).unwrap_or_default())
+        };
+        match self.output {
+            ListOutput::Text => print::out(&row(&cells(call))),
+            ListOutput::Jsonl => {
+                let text = whole();
+                // One line per call, even if the server's JSON held line breaks.
+                if text.contains('\n') {
+                    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    print::out(&value.to_string());
+                } else {
+                    print::out(&text);
+                }
+            }
+            ListOutput::Json => {
+                print::out(&format!(
+                    "{}{}",
+                    if self.first { "[\n" } else { ",\n" },
+                    whole()
+                ));
+            }
+            ListOutput::Csv => print::out_raw(&csv_record(&cells(call))),
+        }
+        self.first = false;
+    }
+
+    fn finish(self, listed: u64, count: Option<u64>) {
+        match self.output {
+            ListOutput::Json => print::out(if self.first { "[]" } else { "\n]" }),
+            ListOutput::Csv => {}
+            ListOutput::Text => print::err(&format!(
+                "{listed} call{}{}",
+                if listed == 1 { "" } else { "s" },
+                count.map_or_else(String::new, |count| format!(" (the server counts {count})"))
+            )),
+            ListOutput::Jsonl => {}
+        }
+    }
+}
+
+/// A table row: fixed widths for the short columns, the rest as they come.
+fn row(cells: &[String; 8]) -> String {
+    format!(
+        "{:<24}  {:<25}  {:<12}  {:<8}  {:<15}  {:<15}  {:<24}  {}",
+        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+    )
+}
+
+async fn get(global: &GlobalArgs, args: GetArgs) -> Result<Exit, CliError> {
+    let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
+    let context = Context::new(global, Needs::default()).await?;
+    let call = context
+        .client
+        .get_call(&call_id)
+        .await
+        .map_err(|e| CliError::from_api(&e))?;
+    match args.output {
+        Output::Json => print::out_raw(call.raw_body()),
+        Output::Text => print::out(print::call_text(&call).trim_end()),
+    }
+    Ok(Exit::Success)
+}
+
+impl CallsCommand {
+    /// How the command prints.
+    pub(crate) fn output(&self) -> Output {
+        match self {
+            Self::Get(args) => args.output,
+            Self::List(args) if matches!(args.output, ListOutput::Json | ListOutput::Jsonl) => {
+                Output::Json
+            }
+            Self::List(_) => Output::Text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use happyrobot::types::Call;
+
+    #[test]
+    fn renders_a_call_and_its_notes() {
+        let call: Call = serde_json::from_value(serde_json::json!({
+            "id": "65f1c0ffee0123456789abcd",
+            "status": "Completed",
+            "notes": [
+                {"id": "a", "content": "one\ntwo", "flagged": true},
+                {"content": "three"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            print::call_text(&call),
+            "Call 65f1c0ffee0123456789abcd: (unknown) (unknown) call, Completed, (unknown), \
+             created (unknown), 2 notes\n  note a (flagged), created (unknown)\n    | one\n    \
+             | two\n  note (no id), created (unknown)\n    | three\n"
+        );
+    }
+}

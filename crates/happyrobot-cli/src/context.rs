@@ -1,0 +1,280 @@
+//! The one context every command runs in, built once from the global options: where the key comes
+//! from (`--api-key-file`, `--api-key` or `HAPPYROBOT_API_KEY`, which clap reads), the base URL
+//! (checked by the library's one rule), the in-process mock of `--mock`, the retry policy of
+//! `--max-retries`, the rate ceiling of `--rate`, the timeout and the extra root certificate.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::Duration;
+
+use happyrobot::{BaseUrl, Client, RateControl, RetryPolicy};
+use happyrobot_mock::MockServer;
+
+use crate::GlobalArgs;
+use crate::exit::{CliError, Exit};
+
+/// What a command needs to talk to the API.
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) verbose: u8,
+    /// Held so that the mock keeps serving until the command ends.
+    _mock: Option<MockServer>,
+}
+
+/// What differs between commands in how their client is built.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Needs {
+    /// A ceiling on the request rate (`--rate`), for the bulk commands.
+    pub(crate) rate: Option<f64>,
+    /// Nothing will be sent (a dry run): a missing key is no error (the journal's destination is
+    /// its base URL; the key only tells keys apart).
+    pub(crate) dry_run: bool,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether a value of an option that clap also reads from `env` came from the command line: clap
+/// fills the option from the variable when the flag is absent, so an equal value may be either.
+fn given_on_command_line(value: Option<&str>, env: &str) -> bool {
+    value.is_some_and(|v| !v.trim().is_empty() && env_var(env).as_deref() != Some(v))
+}
+
+/// The API key from the options, if any: `--api-key-file` first (it beats the environment
+/// variable), else `--api-key` or `HAPPYROBOT_API_KEY`. Errors never hold the key.
+fn api_key(global: &GlobalArgs) -> Result<Option<String>, CliError> {
+    let Some(path) = &global.api_key_file else {
+        return Ok(global.api_key.clone().filter(|k| !k.trim().is_empty()));
+    };
+    if given_on_command_line(global.api_key.as_deref(), happyrobot::API_KEY_ENV) {
+        return Err(CliError::usage(
+            "both --api-key and --api-key-file were given: give the key once (--api-key-file keeps \
+             it out of the process list)",
+        ));
+    }
+    read_key_file(path).map(Some)
+}
+
+/// The most a key file may hold: far more than any key, little enough that a wrong path such as
+/// `/dev/zero` fails at once instead of filling memory.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a key from a file, or from stdin for `-`; surrounding whitespace (the final newline of
+/// `echo`) is dropped.
+fn read_key_file(path: &Path) -> Result<String, CliError> {
+    let (name, reader): (String, Box<dyn std::io::Read>) = if path.as_os_str() == "-" {
+        ("stdin".to_string(), Box::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| {
+            CliError::usage(format!(
+                "could not read the API key file {}: {e}",
+                path.display()
+            ))
+        })?;
+        (path.display().to_string(), Box::new(file))
+    };
+    let mut text = String::new();
+    reader
+        .take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::usage(format!("could not read the API key from {name}: {e}")))?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(CliError::usage(format!(
+            "{name} holds more than {MAX_KEY_FILE_BYTES} bytes: it is not an API key file"
+        )));
+    }
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(CliError::new(
+            Exit::Auth,
+            format!("the API key file {name} is empty: put the key from the HappyRobot app in it"),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// The message for a missing key: how to set one, and how to try the CLI without one.
+fn missing_key() -> CliError {
+    CliError::new(
+        Exit::Auth,
+        format!(
+            "no API key: set {} or pass --api-key-file PATH (the key is in the HappyRobot app), \
+             or try the CLI against a built-in mock server: happyrobot --mock notes add {} --content hi",
+            happyrobot::API_KEY_ENV,
+            happyrobot_mock::FIRST_CALL_ID
+        ),
+    )
+}
+
+/// The base URL of the options: `--base-url` (or `HAPPYROBOT_BASE_URL`, which clap reads), checked
+/// by the library's rule. An empty one is a usage error, never the production API by surprise.
+fn base_url(global: &GlobalArgs) -> Result<BaseUrl, CliError> {
+    match &global.base_url {
+        // clap counts a variable set to nothing as unset: that must not mean the production API.
+        None if std::env::var_os(happyrobot::BASE_URL_ENV).is_some_and(|v| v.is_empty()) => {
+            Err(CliError::usage(format!(
+                "{} is set but empty: unset it to use the production API, or give the base URL",
+                happyrobot::BASE_URL_ENV
+            )))
+        }
+        None => Ok(BaseUrl::default()),
+        // clap hands over an empty variable as an empty value, as it does `--base-url ''`.
+        Some(text) if text.trim().is_empty() => Err(CliError::usage(format!(
+            "the base URL is empty (--base-url '', or {} set to nothing): give one, or leave both \
+             out to use the production API ({})",
+            happyrobot::BASE_URL_ENV,
+            happyrobot::DEFAULT_BASE_URL
+        ))),
+        Some(text) => BaseUrl::parse(text).map_err(|e| CliError::usage(e.to_string())),
+    }
+}
+
+/// A root certificate to trust besides the platform's (`--ca-cert`).
+fn ca_cert(path: &Path) -> Result<Vec<u8>, CliError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read the certificate {}: {e}",
+            path.display()
+        ))
+    })?;
+    if !meta.is_file() || meta.len() > 1024 * 1024 {
+        return Err(CliError::usage(format!(
+            "{} is not a certificate file (a PEM file of at most 1 MiB)",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read the certificate {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+impl Context {
+    /// Builds the client from the global options.
+    pub(crate) async fn new(global: &GlobalArgs, needs: Needs) -> Result<Self, CliError> {
+        let key = api_key(global)?;
+        if global.mock
+            && given_on_command_line(global.base_url.as_deref(), happyrobot::BASE_URL_ENV)
+        {
+            return Err(CliError::usage(
+                "--mock runs its own server: drop --base-url, or drop --mock to use that URL",
+            ));
+        }
+        let (base_url, key, mock) = if global.mock {
+            let key = key.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string());
+            let server = MockServer::builder()
+                .api_key(key.clone())
+                .start()
+                .await
+                .map_err(|e| CliError::internal(format!("could not start the mock server: {e}")))?;
+            crate::print::err(&format!(
+                "note: using the built-in mock server at {} (its calls: {})",
+                server.base_url(),
+                server.call_ids().join(", ")
+            ));
+            (server.base_url(), key, Some(server))
+        } else {
+            let base_url = base_url(global)?;
+            let key = match key {
+                Some(key) => key,
+                // A loopback URL is a mock (`happyrobot mock` in another terminal): use its default
+                // key rather than demanding a real one, which must never be sent to a test server.
+                None if base_url.is_loopback() => happyrobot_mock::DEFAULT_API_KEY.to_string(),
+                // Nothing is sent: the key only tells keys apart in the journal.
+                None if needs.dry_run => "hr_dry_run_no_key".to_string(),
+                None => return Err(missing_key()),
+            };
+            (base_url.as_str().to_string(), key, None)
+        };
+        let mut rate = RateControl::adaptive();
+        if let Some(ceiling) = needs.rate {
+            rate = rate.max_rate(ceiling);
+        }
+        let mut builder = Client::builder()
+            .api_key(key)
+            .base_url(base_url)
+            .retry(RetryPolicy::default().max_retries(global.max_retries))
+            .rate_control(rate)
+            .user_agent(format!("happyrobot-cli/{}", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = global.timeout {
+            builder = builder
+                .timeout(timeout)
+                .connect_timeout(timeout.min(happyrobot::DEFAULT_CONNECT_TIMEOUT));
+        }
+        if let Some(path) = &global.ca_cert {
+            builder = builder.add_root_certificate_pem(ca_cert(path)?);
+        }
+        let client = builder.build().map_err(|e| CliError::from_api(&e))?;
+        Ok(Self {
+            client,
+            verbose: global.verbose,
+            _mock: mock,
+        })
+    }
+}
+
+/// Reads a positive number of seconds, decimals allowed.
+pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    // Written so that NaN is refused too.
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("the timeout must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} seconds is too long"))
+}
+
+/// Reads a positive rate in requests per second, decimals allowed.
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of requests per second"))?;
+    if !(rate.is_finite() && rate >= 0.2) {
+        return Err("the rate must be at least 0.2 requests per second".into());
+    }
+    Ok(rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_key_file_is_refused_without_reading_it_all() {
+        let error = read_key_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.exit, Exit::Usage);
+        assert!(
+            error.message.contains("not an API key file"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn the_missing_key_message_says_what_to_do() {
+        let error = missing_key();
+        assert_eq!(error.exit, Exit::Auth);
+        assert!(error.message.contains("HAPPYROBOT_API_KEY"));
+        assert!(error.message.contains("--mock"));
+    }
+
+    #[test]
+    fn timeouts_and_rates_must_be_positive() {
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert_eq!(parse_secs("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_rate("2.5").unwrap(), 2.5);
+        for bad in ["0", "-3", "inf", "NaN", "fast", "0.1"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! How the reports of `notes import` and `notes import --undo` are shown: as text on stderr, and
+//! with `--output json` as JSON on stdout, whose field names scripts rely on. Nothing here decides
+//! anything: the library counted, `exit::run_exit` chose the exit code.
+
+use happyrobot_bulk::{FailedLine, Plan, Report, Stop, UndoPlan, UndoReport, UnknownLine};
+use serde_json::{Value, json};
+
+use crate::exit::{Exit, exit_for_kind};
+
+/// How many failed or unknown lines the text summary prints.
+const MAX_PRINTED: usize = 20;
+
+/// Lists up to [`MAX_PRINTED`] of `count` lines (line number, call, reason) in input order, and
+/// says how many more the journal holds.
+fn list_lines<'a>(
+    out: &mut Vec<String>,
+    count: u64,
+    listed: impl Iterator<Item = (u64, &'a str, &'a str)>,
+) {
+    let mut listed: Vec<_> = listed.collect();
+    listed.sort_by_key(|(line, _, _)| *line);
+    for (line, call_id, reason) in listed.iter().take(MAX_PRINTED) {
+        out.push(format!("    line {line} (call {call_id}): {reason}"));
+    }
+    if count as usize > MAX_PRINTED {
+        out.push(format!(
+            "    ... and {} more (see the journal)",
+            count as usize - MAX_PRINTED
+        ));
+    }
+}
+
+fn failed(lines: &[FailedLine]) -> impl Iterator<Item = (u64, &str, &str)> {
+    lines
+        .iter()
+        .map(|f| (f.line, f.call_id.as_str(), f.failure.reason.as_str()))
+}
+
+fn unknown(lines: &[UnknownLine]) -> impl Iterator<Item = (u64, &str, &str)> {
+    lines
+        .iter()
+        .map(|u| (u.line, u.call_id.as_str(), u.unknown.reason.as_str()))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The reconciliation line, when anything was looked up.
+fn reconciled_line(found: u64, absent: u64, absent_label: &str, undecided: u64) -> Option<String> {
+    let total = found + absent + undecided;
+    (total > 0).then(|| {
+        format!(
+            "  reconciled: {total} (unknown outcomes looked up on their calls: {found} found \
+             added, {absent} {absent_label}, {undecided} still undecided)"
+        )
+    })
+}
+
+/// What to do about unknown lines: a plain re-run when it can settle them (they were not looked
+/// up), and `--retry-unknown`, which can add a note twice, only when looking did not settle them.
+fn unknown_advice(lines: &[UnknownLine], undo: bool, reconcile: bool) -> &'static str {
+    let looked_up = lines.iter().all(|u| u.unknown.looked_up);
+    match (undo, looked_up, reconcile) {
+        (true, _, _) => {
+            "  These notes may or may not exist: check the calls (happyrobot calls get CALL_ID) and \
+             delete them with happyrobot notes delete if they are there."
+        }
+        (false, false, true) => {
+            "  These notes may have been added. Run the same command again: it looks them up on \
+             their calls and settles them (nothing is sent twice)."
+        }
+        (false, false, false) => {
+            "  These notes may have been added. Run the command again without --no-reconcile: it \
+             looks them up on their calls and settles them (nothing is sent twice). \
+             --retry-unknown would send them again, and can add them twice."
+        }
+        (false, true, _) => {
+            "  These notes may have been added, and looking them up could not tell: check the \
+             calls, then run the same command with --retry-unknown to send them again if they \
+             are missing."
+        }
+    }
+}
+
+/// The text summary of an import.
+pub(crate) fn import_text(report: &Report, interrupted: bool, reconcile: bool) -> String {
+    let mut lines = vec![format!(
+        "Import of {} ({}): {} line{}",
+        report.file,
+        report.format,
+        report.lines,
+        plural(report.lines)
+    )];
+    lines.push(format!("  added:    {}", report.added));
+    lines.push(format!(
+        "  skipped:  {} (already added by an earlier run)",
+        report.skipped
+    ));
+    lines.push(format!("  failed:   {}", report.failed));
+    list_lines(&mut lines, report.failed, failed(&report.failed_lines));
+    let r = report.reconciled;
+    lines.extend(reconciled_line(
+        r.found,
+        r.sent_again,
+        "not there and sent again once",
+        r.undecided,
+    ));
+    lines.push(format!("  unknown:  {}", report.unknown));
+    list_lines(&mut lines, report.unknown, unknown(&report.unknown_lines));
+    if report.unknown > 0 {
+        lines.push(unknown_advice(&report.unknown_lines, false, reconcile).to_string());
+    }
+    if report.copies_removed > 0 {
+        lines.push(format!(
+            "  copies removed: {} (a first attempt applied late, after its note was sent again; \
+             the extra note was deleted)",
+            report.copies_removed
+        ));
+    }
+    if report.not_sent > 0 {
+        lines.push(format!(
+            "  not sent: {} (the import stopped early; run the same command to continue)",
+            report.not_sent
+        ));
+    }
+    if report.rate_limited > 0 {
+        lines.push(format!(
+            "  rate limited: the server refused {} request{} with 429{}; they were sent again in \
+             their turn",
+            report.rate_limited,
+            plural(report.rate_limited),
+            match report.learned_rate {
+                Some(rate) => format!(" (it allows about {rate:.1} requests/s)"),
+                None => String::new(),
+            }
+        ));
+    }
+    if let Some(Stop::RetryAfterTooLong(wait)) = &report.stopped {
+        lines.push(format!(
+            "  stopped: the API asked to wait {} s before the next request; run the same command later",
+            wait.as_secs()
+        ));
+    }
+    if interrupted {
+        lines.push("  interrupted: run the same command to continue".to_string());
+    }
+    if report.failed > 0 {
+        lines.push(
+            "  Failed lines were certainly not added; a re-run sends them again.".to_string(),
+        );
+    }
+    for failure in report.journal_failures.iter().take(MAX_PRINTED) {
+        lines.push(format!("  journal not written: {failure}"));
+    }
+    lines.push(format!("Journal: {}", report.journal));
+    lines.join("\n")
+}
+
+fn failed_json(lines: &[FailedLine]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|f| {
+                let mut line = json!({
+                    "line": f.line,
+                    "call_id": f.call_id,
+                    "exit_code": exit_for_kind(f.failure.kind).code(),
+                    "kind": f.failure.kind,
+                    "reason": f.failure.reason,
+                });
+                if let Some(status) = f.failure.status {
+                    line["status"] = json!(status);
+                }
+                line
+            })
+            .collect(),
+    )
+}
+
+/// The JSON summary of an import.
+pub(crate) fn import_json(report: &Report, exit: Exit, interrupted: bool) -> Value {
+    let mut value = json!({
+        "file": report.file,
+        "journal": report.journal,
+        "format": report.format,
+        "lines": report.lines,
+        "added": report.added,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "unknown": report.unknown,
+        "not_sent": report.not_sent,
+        "rate_limited": report.rate_limited,
+        "reconciled": report.reconciled,
+        "copies_removed": report.copies_removed,
+        "interrupted": interrupted,
+        "exit_code": exit.code(),
+        "failed_lines": failed_json(&report.failed_lines),
+        "unknown_lines": report.unknown_lines,
+    });
+    if !report.journal_failures.is_empty() {
+        value["journal_failures"] = json!(report.journal_failures);
+    }
+    if let Some(rate) = report.learned_rate {
+        value["learned_rate"] = json!(rate);
+    }
+    value
+}
+
+/// The text summary of an undo.
+pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
+    let mut out = vec![format!(
+        "Undo of the import of {}: {} note{} to delete",
+        report.file,
+        report.to_delete,
+        plural(report.to_delete)
+    )];
+    out.push(format!(
+        "  deleted:     {} ({} of them already gone)",
+        report.deleted, report.already_gone
+    ));
+    out.push(format!(
+        "  skipped:     {} (deleted by an earlier undo)",
+        report.skipped
+    ));
+    if report.not_added > 0 {
+        out.push(format!(
+            "  not added:   {} (their outcome was unknown; they are not on their calls)",
+            report.not_added
+        ));
+    }
+    let r = report.reconciled;
+    out.extend(reconciled_line(
+        r.found,
+        report.not_added,
+        "not there (not added)",
+        r.undecided,
+    ));
+    out.push(format!("  failed:      {}", report.failed));
+    list_lines(&mut out, report.failed, failed(&report.failed_lines));
+    out.push(format!("  unknown:     {}", report.unknown));
+    list_lines(&mut out, report.unknown, unknown(&report.unknown_lines));
+    if report.unknown > 0 {
+        out.push(unknown_advice(&report.unknown_lines, true, true).to_string());
+    }
+    if report.copies_removed > 0 {
+        out.push(format!("  copies deleted too: {}", report.copies_removed));
+    }
+    if report.not_deleted > 0 {
+        out.push(format!(
+            "  not deleted: {} (the undo stopped early; run the same command to continue)",
+            report.not_deleted
+        ));
+    }
+    if interrupted {
+        out.push("  interrupted: run the same command to continue".to_string());
+    }
+    if report.failed > 0 {
+        out.push(
+            "  Failed notes were not deleted; running the same command tries them again."
+                .to_string(),
+        );
+    }
+    out.push(format!("Journal: {}", report.journal));
+    out.join("\n")
+}
+
+/// The JSON summary of an undo.
+pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> Value {
+    json!({
+        "file": report.file,
+        "journal": report.journal,
+        "undo": true,
+        "to_delete": report.to_delete,
+        "deleted": report.deleted,
+        "already_gone": report.already_gone,
+        "skipped": report.skipped,
+        "not_added": report.not_added,
+        "failed": report.failed,
+        "unknown": report.unknown,
+        "not_deleted": report.not_deleted,
+        "reconciled": report.reconciled,
+        "copies_removed": report.copies_removed,
+        "interrupted": interrupted,
+        "exit_code": exit.code(),
+        "failed_lines": failed_json(&report.failed_lines),
+        "unknown_lines": report.unknown_lines,
+    })
+}
+
+/// The dry run of an import.
+pub(crate) fn import_plan(file: &str, plan: &Plan, retry_unknown: bool, reconcile: bool) -> String {
+    let unknown = plan.unknown_before + plan.in_doubt;
+    let sent_unknown = if retry_unknown { unknown } else { 0 };
+    let new = plan.new_lines();
+    let to_send = new + plan.failed_before + sent_unknown;
+    let mut text = format!(
+        "Dry run of {file}: {} valid line{}; nothing was sent.\n  \
+         would be sent:    {to_send} ({new} new, {} that failed before{})\n  \
+         already added:    {}\n  \
+         unknown outcome:  {unknown} ({})",
+        plan.lines,
+        plural(plan.lines),
+        plan.failed_before,
+        if retry_unknown {
+            format!(", {unknown} with an unknown outcome")
+        } else {
+            String::new()
+        },
+        plan.done,
+        match (reconcile, retry_unknown) {
+            (false, true) => "sent again because of --retry-unknown",
+            (false, false) => "not sent; --retry-unknown would send them",
+            (true, true) => {
+                "looked up on their calls first; the undecided ones sent again because of \
+                 --retry-unknown"
+            }
+            (true, false) =>
+                "looked up on their calls first; --retry-unknown would send the undecided ones",
+        }
+    );
+    if plan.in_doubt > 0 {
+        text.push_str(&format!(
+            "\n  in doubt:         {} (the journal is damaged where it may have said more of them: \
+             looked up on their calls first)",
+            plan.in_doubt
+        ));
+    }
+    text
+}
+
+/// The dry run of an undo.
+pub(crate) fn undo_plan(file: &str, plan: &UndoPlan, reconcile: bool) -> String {
+    format!(
+        "Dry run of the undo of {file}: nothing was sent.\n  \
+         would be deleted: {}\n  \
+         already deleted:  {}\n  \
+         unknown outcome:  {} (looked up on their calls first{})",
+        plan.to_delete,
+        plan.already_deleted,
+        plan.unknown,
+        if reconcile {
+            ""
+        } else {
+            "; not with --no-reconcile"
+        }
+    )
+}
