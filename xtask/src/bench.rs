@@ -37,6 +37,8 @@ pub struct Options {
     pub skip_compile: bool,
     /// Requests per side and mode in the throughput runs.
     pub requests: usize,
+    /// Run only the rate-limit grid (issue 18), this many rows at a time.
+    pub rate_grid: Option<usize>,
 }
 
 impl Default for Options {
@@ -45,16 +47,17 @@ impl Default for Options {
             write: false,
             skip_compile: false,
             requests: 20_000,
+            rate_grid: None,
         }
     }
 }
 
 /// The mock server, stopped when dropped.
-struct Mock {
+pub(crate) struct Mock {
     child: Child,
-    base_url: String,
-    api_key: String,
-    ids_file: PathBuf,
+    pub(crate) base_url: String,
+    pub(crate) api_key: String,
+    pub(crate) ids_file: PathBuf,
 }
 
 impl Drop for Mock {
@@ -64,7 +67,7 @@ impl Drop for Mock {
     }
 }
 
-fn run_cmd(command: &mut Command) -> Result<String, String> {
+pub(crate) fn run_cmd(command: &mut Command) -> Result<String, String> {
     let shown = format!("{command:?}");
     let output = command
         .output()
@@ -84,7 +87,7 @@ fn run_cmd(command: &mut Command) -> Result<String, String> {
 static TARGET_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// A cargo command building into [`TARGET_DIR`].
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     if let Some(target) = TARGET_DIR.get() {
         command.env("CARGO_TARGET_DIR", target);
@@ -93,7 +96,7 @@ fn cargo() -> Command {
 }
 
 /// A release binary of the run.
-fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     TARGET_DIR
         .get()
         .map_or_else(|| workspace_root().join("target"), PathBuf::clone)
@@ -102,8 +105,18 @@ fn bin(name: &str) -> PathBuf {
 }
 
 fn start_mock(seed_calls: usize, dir: &Path) -> Result<Mock, String> {
+    start_mock_with(seed_calls, dir, &[])
+}
+
+/// The mock server with these options besides the port and the seed.
+pub(crate) fn start_mock_with(
+    seed_calls: usize,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<Mock, String> {
     let mut child = Command::new(bin("happyrobot-mock"))
         .args(["--port", "0", "--seed-calls", &seed_calls.to_string()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -127,7 +140,13 @@ fn start_mock(seed_calls: usize, dir: &Path) -> Result<Mock, String> {
         let _ = child.kill();
         return Err("the mock server did not print its base URL and call ids".into());
     }
-    let ids_file = dir.join(format!("call-ids-{seed_calls}.txt"));
+    // The port keeps apart the files of mocks that run side by side.
+    let port = base_url
+        .rsplit(':')
+        .next()
+        .unwrap_or("0")
+        .replace("/api/v1", "");
+    let ids_file = dir.join(format!("call-ids-{seed_calls}-{port}.txt"));
     std::fs::write(&ids_file, ids.join("\n")).map_err(|e| e.to_string())?;
     Ok(Mock {
         child,
@@ -190,6 +209,16 @@ pub fn run(options: &Options) -> Result<(), String> {
             .trim()
     ));
 
+    if let Some(jobs) = options.rate_grid {
+        println!("== the rate-limit grid ({jobs} rows at a time)");
+        let table = crate::rate_grid::run(&dir, jobs)?;
+        println!(
+            "\n{table}\nwhole run: {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        std::fs::write(dir.join("rate-grid.md"), &table).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
     throughput(&dir, options, &mut report)?;
     instructions(&dir, &mut report)?;
     decode(&root, &mut report)?;

@@ -3,14 +3,17 @@
 //! - `cargo xtask codegen`: regenerate `crates/happyrobot-sdk/src/generated.rs` from the spec.
 //! - `cargo xtask codegen --check`: fail, with a diff, when the committed file is stale.
 //! - `cargo xtask bench [--write] [--skip-compile] [--requests N]`: the benchmarks (see BENCHMARKS.md).
+//! - `cargo xtask bench --rate-grid`: only the rate-limit grid (issue 18), from the CLI and the library.
 
 mod bench;
 mod codegen;
+mod rate_grid;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check]
        cargo xtask bench [--write] [--skip-compile] [--requests N]
+       cargo xtask bench --rate-grid
 
 commands:
   codegen           regenerate crates/happyrobot-sdk/src/generated.rs from openapi/happyrobot.yaml
@@ -18,7 +21,10 @@ commands:
   bench             build in release mode, start the mock server, run every benchmark and print a table
     --write         also write the table into BENCHMARKS.md
     --skip-compile  skip the clean compile-cost builds
-    --requests N    requests per side in each throughput run (default 20000)";
+    --requests N    requests per side in each throughput run (default 20000)
+    --rate-grid     only the imports against a rate-limited mock (limits 2, 10, 50/s; 5 and 50 ms;
+                    with and without Retry-After; 4 and 32 in flight; CLI and library), into
+                    target/bench/rate-grid.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,6 +64,10 @@ fn bench_options(args: &[&str]) -> Result<bench::Options, String> {
         match *arg {
             "--write" => options.write = true,
             "--skip-compile" => options.skip_compile = true,
+            "--rate-grid" => {
+                options.skip_compile = true;
+                options.rate_grid = Some(4);
+            }
             "--requests" => {
                 let value = args.next().ok_or("--requests needs a number")?;
                 options.requests = value

@@ -5,7 +5,9 @@
 //! - `throughput`: requests per second of `Client::add_note` and of a plain `reqwest::Client` decoding
 //!   into `serde_json::Value`, interleaved (A B B A ...) so that machine noise hits both alike;
 //! - `loop`: N requests of one kind, sequentially, on a single thread: run under
-//!   `valgrind --tool=callgrind` to count the client's instructions per request.
+//!   `valgrind --tool=callgrind` to count the client's instructions per request;
+//! - `rate`: N adds from N tasks on one `Client` (at most C in flight), against a rate-limited
+//!   server: how long they took, how many requests the client sent and how many were refused.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use happyrobot::{CallId, Client, NewNote, RetryPolicy};
 
 const USAGE: &str = "usage:
   happyrobot-bench throughput <BASE_URL> <API_KEY> <CALL_IDS_FILE> <REQUESTS> <CONCURRENCY> <ROUNDS>
-  happyrobot-bench loop <sdk|typed|typed-timeout|value|bytes> <BASE_URL> <API_KEY> <CALL_IDS_FILE> <REQUESTS>";
+  happyrobot-bench loop <sdk|typed|typed-timeout|value|bytes> <BASE_URL> <API_KEY> <CALL_IDS_FILE> <REQUESTS>
+  happyrobot-bench rate <BASE_URL> <API_KEY> <CALL_IDS_FILE> <ADDS> <CONCURRENCY>";
 
 /// The note every benchmark request sends.
 const CONTENT: &str = "Benchmark note: driver confirmed pickup at dock 4.";
@@ -229,6 +232,46 @@ async fn throughput(
     Ok(())
 }
 
+/// `adds` notes from as many tasks on one default `Client` (rate control on, as users get it), at
+/// most `concurrency` in flight: the library row of the rate-limit grid.
+async fn rate(target: Target, adds: usize, concurrency: usize) -> Result<(), String> {
+    let client = Client::builder()
+        .api_key(target.api_key.as_str())
+        .base_url(&target.base_url)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let ids = Arc::new(target.call_ids);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..adds {
+        let (client, slots, ids) = (client.clone(), slots.clone(), ids.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.ok()?;
+            let id = CallId::new(&ids[n % ids.len()]).ok()?;
+            client.add_note(&id, NewNote::new(CONTENT)).await.err()
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Some(error) = done.map_err(|e| e.to_string())? {
+            failed.push(error.to_string());
+        }
+    }
+    let stats = client.rate_stats();
+    let result = serde_json::json!({
+        "adds": adds,
+        "concurrency": concurrency,
+        "seconds": started.elapsed().as_secs_f64(),
+        "sent": stats.sent,
+        "refused": stats.throttled,
+        "failed": failed.len(),
+        "first_failure": failed.first(),
+    });
+    println!("{result}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -263,6 +306,15 @@ fn main() -> ExitCode {
                 let runner = Arc::new(Runner::new(target)?);
                 runner.batch(kind, 0, requests, 1).await.map(drop)
             })
+        })(),
+        ["rate", base, key, ids, adds, concurrency] => (|| {
+            let target = read_target(base, key, ids)?;
+            let (adds, concurrency) = (number(adds)?, number(concurrency)?);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(rate(target, adds, concurrency))
         })(),
         _ => Err(USAGE.to_string()),
     };
