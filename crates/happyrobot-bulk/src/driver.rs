@@ -53,97 +53,110 @@ where
     F: Future<Output = T> + Send + 'static,
     G: FnOnce(OwnedSemaphorePermit) -> F,
 {
-    // A small channel: reading stays a little ahead of the jobs, never far.
-    let (sender, mut receiver) = mpsc::channel::<io::Result<Item>>(256);
-    let reader = {
-        let (input, options) = (input.clone(), options.clone());
-        tokio::task::spawn_blocking(move || match read::open(&input, &options, false) {
-            Ok(records) => {
-                for item in records {
-                    if sender.blocking_send(item).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = sender.blocking_send(Err(e));
-            }
-        })
-    };
+    let (mut receiver, reader) = spawn_reader(input, options);
     let mut jobs: JoinSet<T> = JoinSet::new();
-    let settle = |done: Result<T, tokio::task::JoinError>,
-                  reap: &mut dyn FnMut(Result<T, String>)| {
-        reap(done.map_err(|e| format!("a worker failed: {e}")));
-    };
-    let mut cut = None;
-    loop {
+    let cut = loop {
         while let Some(done) = jobs.try_join_next() {
-            settle(done, &mut reap);
-        }
-        if stop.is_cancelled() {
-            cut = Some(Cut::Stopped);
-            break;
+            reap_done(done, &mut reap);
         }
         // Room for one more job first, so that a stop while waiting is seen at once.
-        while jobs.len() >= max_jobs {
-            tokio::select! {
-                done = jobs.join_next() => {
-                    if let Some(done) = done {
-                        settle(done, &mut reap);
-                    }
-                }
-                () = stop.cancelled() => break,
-            }
-        }
+        make_room(&mut jobs, max_jobs, stop, &mut reap).await;
         if stop.is_cancelled() {
-            cut = Some(Cut::Stopped);
-            break;
+            break Some(Cut::Stopped);
         }
         let item = tokio::select! {
             item = receiver.recv() => item,
-            () = stop.cancelled() => {
-                cut = Some(Cut::Stopped);
-                break;
-            }
+            () = stop.cancelled() => break Some(Cut::Stopped),
         };
         match item {
-            None => break,
+            None => break None,
             Some(Ok(Item::Valid(record))) => match start(record) {
                 Start::Now(outcome) => reap(Ok(outcome)),
                 Start::Job(job) => {
                     jobs.spawn(job);
                 }
-                Start::Send(make) => {
-                    // Finished jobs are reaped while waiting, so that their outcomes are not held up.
-                    let permit = loop {
-                        tokio::select! {
-                            permit = Arc::clone(sends).acquire_owned() => break permit.ok(),
-                            Some(done) = jobs.join_next(), if !jobs.is_empty() => settle(done, &mut reap),
-                            () = stop.cancelled() => break None,
-                        }
-                    };
-                    let Some(permit) = permit else {
-                        cut = Some(Cut::Stopped);
-                        break;
-                    };
-                    jobs.spawn(make(permit));
-                }
+                Start::Send(make) => match acquire_send(sends, &mut jobs, stop, &mut reap).await {
+                    Some(permit) => {
+                        jobs.spawn(make(permit));
+                    }
+                    None => break Some(Cut::Stopped),
+                },
             },
-            Some(Ok(Item::Invalid(error))) => {
-                cut = Some(Cut::Changed(error.to_string()));
-                break;
-            }
-            Some(Err(e)) => {
-                cut = Some(Cut::Unreadable(e));
-                break;
-            }
+            Some(Ok(Item::Invalid(error))) => break Some(Cut::Changed(error.to_string())),
+            Some(Err(e)) => break Some(Cut::Unreadable(e)),
         }
-    }
+    };
     // Stop reading; let the jobs in flight finish, so that their outcomes are journaled.
     drop(receiver);
     while let Some(done) = jobs.join_next().await {
-        settle(done, &mut reap);
+        reap_done(done, &mut reap);
     }
     let _ = reader.await;
     cut
+}
+
+/// Reads `input` on a blocking thread into a small channel: reading stays a little ahead of the
+/// jobs, never far.
+fn spawn_reader(
+    input: &Input,
+    options: &ReadOptions,
+) -> (
+    mpsc::Receiver<io::Result<Item>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sender, receiver) = mpsc::channel::<io::Result<Item>>(256);
+    let (input, options) = (input.clone(), options.clone());
+    let reader = tokio::task::spawn_blocking(move || match read::open(&input, &options, false) {
+        Ok(records) => {
+            for item in records {
+                if sender.blocking_send(item).is_err() {
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            let _ = sender.blocking_send(Err(e));
+        }
+    });
+    (receiver, reader)
+}
+
+fn reap_done<T>(done: Result<T, tokio::task::JoinError>, reap: &mut impl FnMut(Result<T, String>)) {
+    reap(done.map_err(|e| format!("a worker failed: {e}")));
+}
+
+/// Waits until fewer than `max_jobs` jobs are alive, or the stop token is cancelled.
+async fn make_room<T: 'static>(
+    jobs: &mut JoinSet<T>,
+    max_jobs: usize,
+    stop: &CancellationToken,
+    reap: &mut impl FnMut(Result<T, String>),
+) {
+    while jobs.len() >= max_jobs {
+        tokio::select! {
+            done = jobs.join_next() => {
+                if let Some(done) = done {
+                    reap_done(done, reap);
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A free send slot (`None`: the stop token was cancelled first). Finished jobs are reaped while
+/// waiting, so that their outcomes are not held up.
+async fn acquire_send<T: 'static>(
+    sends: &Arc<Semaphore>,
+    jobs: &mut JoinSet<T>,
+    stop: &CancellationToken,
+    reap: &mut impl FnMut(Result<T, String>),
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        tokio::select! {
+            permit = Arc::clone(sends).acquire_owned() => return permit.ok(),
+            Some(done) = jobs.join_next(), if !jobs.is_empty() => reap_done(done, reap),
+            () = stop.cancelled() => return None,
+        }
+    }
 }

@@ -130,6 +130,38 @@ impl Import {
             .journal)
     }
 
+    /// The report of a run that counted `tally`.
+    fn report(
+        &self,
+        source: &Source,
+        prepared: &run::Prepared,
+        plan: &Plan,
+        tally: Tally,
+        rate_limited: u64,
+        started: Instant,
+    ) -> Report {
+        Report {
+            file: source.name.clone(),
+            journal: run::shown(&prepared.journal),
+            format: run::format_name(source),
+            lines: plan.lines,
+            added: tally.added,
+            skipped: tally.skipped,
+            failed: tally.failed,
+            unknown: tally.unknown,
+            not_sent: plan.lines.saturating_sub(tally.handled()),
+            rate_limited,
+            reconciled: tally.reconciled,
+            copies_removed: tally.copies_removed,
+            failed_lines: tally.failed_lines,
+            unknown_lines: tally.unknown_lines,
+            journal_failures: tally.journal_failures,
+            stopped: tally.stopped,
+            elapsed: started.elapsed(),
+            learned_rate: self.client.rate_stats().learned,
+        }
+    }
+
     /// Runs the import: `on_event` hears of the notices first, then of each line as its outcome
     /// is known. `Err` only before anything is sent (an invalid input, a journal held by another
     /// run...); once requests went out, the report says what became of every line.
@@ -191,45 +223,36 @@ impl Import {
             &mut reap,
         )
         .await;
-        // Copies a late first attempt left, for the lines sent again in this run: looked for once
-        // more now, a while after the resend.
-        for (record, candidates) in std::mem::take(&mut resent) {
-            let done = line::verify(&work, &record, candidates).await;
-            let copies = done
-                .events
-                .into_iter()
-                .filter(|e| matches!(e, Event::CopiesRemoved { .. }));
-            for event in copies {
-                tally.count(&event);
-                on_event(&event);
-            }
-        }
+        verify_resent(&work, resent, &mut tally, &mut on_event).await;
         finish(&mut tally, &work, cut, &plan, &source.name);
-        let report = Report {
-            file: source.name.clone(),
-            journal: run::shown(&prepared.journal),
-            format: run::format_name(&source),
-            lines: plan.lines,
-            added: tally.added,
-            skipped: tally.skipped,
-            failed: tally.failed,
-            unknown: tally.unknown,
-            not_sent: plan.lines.saturating_sub(tally.handled()),
-            rate_limited: self.client.rate_stats().throttled - throttled_before,
-            reconciled: tally.reconciled,
-            copies_removed: tally.copies_removed,
-            failed_lines: tally.failed_lines,
-            unknown_lines: tally.unknown_lines,
-            journal_failures: tally.journal_failures,
-            stopped: tally.stopped,
-            elapsed: started.elapsed(),
-            learned_rate: self.client.rate_stats().learned,
-        };
+        let rate_limited = self.client.rate_stats().throttled - throttled_before;
+        let report = self.report(&source, &prepared, &plan, tally, rate_limited, started);
         drop(work);
         if let Some(path) = &self.settings.results {
             crate::results::write_import(&source, &prepared, &plan, path).await?;
         }
         Ok(report)
+    }
+}
+
+/// Copies a late first attempt left, for the lines sent again in this run: looked for once more
+/// now, a while after the resend.
+async fn verify_resent(
+    work: &Work,
+    resent: Vec<(Record, Vec<String>)>,
+    tally: &mut Tally,
+    on_event: &mut (impl FnMut(&Event) + Send),
+) {
+    for (record, candidates) in resent {
+        let done = line::verify(work, &record, candidates).await;
+        let copies = done
+            .events
+            .into_iter()
+            .filter(|e| matches!(e, Event::CopiesRemoved { .. }));
+        for event in copies {
+            tally.count(&event);
+            on_event(&event);
+        }
     }
 }
 

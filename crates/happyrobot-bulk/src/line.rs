@@ -428,60 +428,15 @@ pub(crate) async fn settle(
     let why = match settled {
         Ok(Settled::Found { note, copies }) => {
             let id = note.id.clone().unwrap_or_default();
-            let k = found_k(work, record, &id, k + 1);
-            let reconciled = (!earlier_run).then_some(Reconciliation::Found);
-            let mut done = if earlier_run {
-                match write(work, &found_entry(record, &id, k)) {
-                    Ok(()) => Done::line(record, LineOutcome::AlreadyAdded { found: true }),
-                    Err(e) => Done::journal_failed(
-                        record,
-                        LineOutcome::AlreadyAdded { found: true },
-                        &e,
-                        "was found added but",
-                    ),
-                }
-            } else {
-                added(work, record, id, k, None, reconciled)
-            };
+            let mut done = found(work, record, &id, k + 1, earlier_run);
             remove_copies(work, record, &copies, &mut done).await;
             return done;
         }
-        Ok(Settled::Absent) => {
-            // Certainly not added, and not sent again because the run stopped: a re-run sends
-            // it, under a new ID.
-            let entry = Entry {
-                kind: Some("absent".to_string()),
-                reason: Some("reconciled: the note is not on the call".to_string()),
-                ..resend.entry(Event::Failed)
-            };
-            return match write(work, &entry) {
-                Ok(()) => Done::line(record, LineOutcome::NotSent),
-                Err(e) => Done::journal_failed(
-                    record,
-                    LineOutcome::NotSent,
-                    &e,
-                    "was found not added but",
-                ),
-            };
-        }
+        Ok(Settled::Absent) => return found_absent(work, record, &resend),
         Ok(Settled::SentAgain(result)) => {
             tracing::info!(line = record.line, "not on the call; sent again once");
             return match *result {
-                Ok(call) => {
-                    let id = added_id(&call, &resend.note_id, record.note.content());
-                    let mut done = added(
-                        work,
-                        record,
-                        id.unwrap_or(resend.note_id.clone()),
-                        Some(resend.k),
-                        None,
-                        Some(Reconciliation::SentAgain),
-                    );
-                    let mut ids = pending.note_ids().to_vec();
-                    ids.push(resend.note_id.clone());
-                    done.resent = Some((record.clone(), ids));
-                    done
-                }
+                Ok(call) => sent_again(work, record, &pending, &resend, &call),
                 Err(error) => sent_again_failed(work, record, &resend, error).await,
             };
         }
@@ -497,7 +452,70 @@ pub(crate) async fn settle(
         // Sent again on purpose, as asked: it may then be on the call twice.
         return Box::pin(send(work, record, k + 1, false, None)).await;
     }
-    // No note ID or send: this entry only says that the line is still in doubt.
+    still_unknown(work, record, reason, earlier_run)
+}
+
+/// A settled line's note was found on the call under `id` (one of sends `0..=up_to`).
+fn found(work: &Work, record: &Record, id: &str, up_to: u32, earlier_run: bool) -> Done {
+    let k = found_k(work, record, id, up_to);
+    if !earlier_run {
+        return added(
+            work,
+            record,
+            id.to_string(),
+            k,
+            None,
+            Some(Reconciliation::Found),
+        );
+    }
+    let outcome = LineOutcome::AlreadyAdded { found: true };
+    match write(work, &found_entry(record, id, k)) {
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(record, outcome, &e, "was found added but"),
+    }
+}
+
+/// Certainly not added, and not sent again because the run stopped: a re-run sends it, under a
+/// new ID.
+fn found_absent(work: &Work, record: &Record, resend: &Journaled<'_>) -> Done {
+    let entry = Entry {
+        kind: Some("absent".to_string()),
+        reason: Some("reconciled: the note is not on the call".to_string()),
+        ..resend.entry(Event::Failed)
+    };
+    match write(work, &entry) {
+        Ok(()) => Done::line(record, LineOutcome::NotSent),
+        Err(e) => Done::journal_failed(record, LineOutcome::NotSent, &e, "was found not added but"),
+    }
+}
+
+/// The note was certainly absent and its resend was added: done, and both IDs are kept for the
+/// check for a late first copy.
+fn sent_again(
+    work: &Work,
+    record: &Record,
+    pending: &PendingAdd,
+    resend: &Journaled<'_>,
+    call: &Call,
+) -> Done {
+    let id = added_id(call, &resend.note_id, record.note.content());
+    let mut done = added(
+        work,
+        record,
+        id.unwrap_or(resend.note_id.clone()),
+        Some(resend.k),
+        None,
+        Some(Reconciliation::SentAgain),
+    );
+    let mut ids = pending.note_ids().to_vec();
+    ids.push(resend.note_id.clone());
+    done.resent = Some((record.clone(), ids));
+    done
+}
+
+/// Looking the line up did not settle it: it stays unknown. No note ID or send: the entry only
+/// says that the line is still in doubt.
+fn still_unknown(work: &Work, record: &Record, reason: String, earlier_run: bool) -> Done {
     let entry = Entry {
         call_id: Some(record.call_id.to_string()),
         reason: Some(reason.clone()),

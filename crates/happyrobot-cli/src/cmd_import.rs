@@ -303,7 +303,9 @@ fn notice(notice: &Notice) {
     }
 }
 
-pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
+/// The input of `args` as a source, with the temporary copy it may be read from (kept until the
+/// command ends) and its name as shown.
+fn source(args: &ImportArgs) -> Result<(Source, crate::stdin::Input, String), CliError> {
     let options = args.read_options()?;
     let format = args.format()?;
     let input = crate::stdin::regular(&args.file, args.journal.is_some())?;
@@ -314,6 +316,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     if input.copied {
         source = source.name(shown.clone());
     }
+    Ok((source, input, shown))
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
+    let (source, _input, shown) = source(&args)?;
     let needs = Needs {
         rate: args.rate,
         dry_run: args.dry_run,
@@ -369,7 +376,15 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
         .await;
     progress.finish().await;
     let report = result.map_err(bulk_error)?;
-    let signal = watch.signal();
+    present(&args, &report, watch.signal())
+}
+
+/// Prints an import's summary (and its JSON when asked) and gives the command's exit.
+fn present(
+    args: &ImportArgs,
+    report: &happyrobot_bulk::Report,
+    signal: Option<Exit>,
+) -> Result<Exit, CliError> {
     let end = RunEnd {
         unknown: report.unknown > 0,
         unauthorized: report.unauthorized(),
@@ -379,12 +394,12 @@ pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, C
     };
     let exit = run_exit(end);
     print::err(&summary::import_text(
-        &report,
+        report,
         signal.is_some(),
         !args.no_reconcile,
     ));
     if args.output == Output::Json {
-        print::out_json(&summary::import_json(&report, exit, signal.is_some()));
+        print::out_json(&summary::import_json(report, exit, signal.is_some()));
     }
     finish(exit, report.stopped.as_ref())
 }

@@ -145,6 +145,117 @@ impl Seen {
     }
 }
 
+/// What reading a journal keeps from one entry to the next.
+#[derive(Default)]
+struct Scan {
+    /// The destination being read for.
+    dest_id: String,
+    /// The places of the version 3 entries read.
+    seen: Seen,
+    /// Places that entries name as their run's `run` entry.
+    runs: std::collections::HashSet<u64>,
+    /// Places of damage that nothing could tie to a line: damage at a `run` entry's place costs no
+    /// line anything.
+    blind_at: Vec<u64>,
+    /// Version 2: whether the entries being read belong to the destination, as the last `run`
+    /// entry said (`None`: no readable `run` entry came before them).
+    v2_ours: Option<bool>,
+    /// The place of the last whole version 3 entry, for damage between two of them.
+    last_seq: u64,
+}
+
+impl Scan {
+    /// A whole version 3 entry: its place.
+    fn checked(&mut self, state: &mut JournalState, entry: &Entry) -> Pos {
+        let seq = entry.seq.unwrap_or(0);
+        self.seen.insert(seq);
+        self.runs.extend(entry.r);
+        state.max_seq = state.max_seq.max(seq);
+        self.last_seq = seq;
+        Pos(1, seq)
+    }
+
+    /// A damaged entry (entry `number` of the file) that is not the last: what it may have said
+    /// about a line is in doubt.
+    fn damaged(&mut self, state: &mut JournalState, salvage: &entry::Salvage, number: u64) {
+        state.damaged.push(number);
+        if let Some(seq) = salvage.seq {
+            self.seen.insert(seq);
+            state.max_seq = state.max_seq.max(seq);
+        }
+        let v3 = salvage.seq.is_some() || salvage.dest.is_some() || self.last_seq > 0;
+        let pos = match salvage.seq {
+            Some(seq) => Pos(1, seq),
+            None if v3 => Pos(1, self.last_seq + 1),
+            None => Pos(0, number),
+        };
+        let foreign = salvage.dest.as_ref().is_some_and(|d| *d != self.dest_id)
+            || (!v3 && self.v2_ours == Some(false));
+        if foreign || salvage.event.as_deref() == Some("run") {
+            // Another destination's entry, or a `run` entry: no line of this destination
+            // depends on it.
+        } else if let Some(fp) = salvage.fp {
+            let place = state.doubtful.entry(fp).or_default();
+            *place = (*place).max(pos);
+            state.has_lines = true;
+        } else if v3 {
+            self.blind_at.push(pos.1);
+        }
+        // Damage in a version 2 journal that names no line cannot be tied to anything and, as
+        // version 2 did, is reported and skipped.
+    }
+
+    /// A version 2 entry (entry `number` of the file).
+    fn unchecked(
+        &mut self,
+        state: &mut JournalState,
+        entry: &Entry,
+        number: u64,
+        destination: &Destination,
+        path: &Path,
+    ) -> Result<(), JournalError> {
+        let pos = Pos(0, number);
+        if entry.event == Some(Event::Run) {
+            self.v2_ours = Some(state.take_v2_run(entry, destination, path)?);
+            return Ok(());
+        }
+        let Some(key) = entry.key() else {
+            return Ok(());
+        };
+        match self.v2_ours {
+            Some(true) => state.apply(entry, key, pos),
+            Some(false) => {}
+            // No `run` entry says where it went: its line is in doubt.
+            None => {
+                let place = state.doubtful.entry(key.0).or_default();
+                *place = (*place).max(pos);
+                state.has_lines = true;
+                if let Some(id) = &entry.note_id {
+                    state.note_ids(key).push(id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last entry: a missing place is an entry that is gone, and whatever it said is in
+    /// doubt, unless it was a `run` entry (another entry names it as its run's).
+    fn finish(self, state: &mut JournalState) {
+        let gap = (1..=state.max_seq.min(1 << 30))
+            .rev()
+            .find(|s| !self.seen.contains(*s) && !self.runs.contains(s));
+        let damage = self
+            .blind_at
+            .into_iter()
+            .filter(|s| !self.runs.contains(s))
+            .max();
+        if let Some(at) = gap.max(damage) {
+            state.blind = Some(Pos(1, at));
+            state.has_lines = true;
+        }
+    }
+}
+
 impl JournalState {
     /// Reads a journal for `destination`; an absent or empty file is an empty journal. Anything
     /// but a regular file is refused.
@@ -186,23 +297,16 @@ impl JournalState {
         keep: Keep,
     ) -> Result<Self, JournalError> {
         let io_error = |e| JournalError::Io(path.to_path_buf(), e);
-        let dest_id = destination.id();
         let mut state = Self {
             keep,
             ..Self::default()
         };
-        let mut seen = Seen::default();
-        // Places that entries name as their run's `run` entry, and the places of damage that
-        // nothing could tie to a line: damage at a `run` entry's place costs no line anything.
-        let mut runs = std::collections::HashSet::new();
-        let mut blind_at: Vec<u64> = Vec::new();
+        let mut scan = Scan {
+            dest_id: destination.id(),
+            ..Scan::default()
+        };
         let mut buffer = Vec::new();
         let (mut offset, mut number) = (0u64, 0u64);
-        // Version 2: whether the entries being read belong to `destination`, as the last `run`
-        // entry said (`None`: no readable `run` entry came before them).
-        let mut v2_ours: Option<bool> = None;
-        // The place of the last whole version 3 entry, for damage between two of them.
-        let mut last_seq = 0u64;
         loop {
             buffer.clear();
             let read = reader.read_until(b'\n', &mut buffer).map_err(io_error)?;
@@ -225,77 +329,23 @@ impl JournalState {
                     break;
                 }
                 Read::Damaged(salvage) => {
-                    state.damaged.push(number);
-                    if let Some(seq) = salvage.seq {
-                        seen.insert(seq);
-                        state.max_seq = state.max_seq.max(seq);
-                    }
-                    let v3 = salvage.seq.is_some() || salvage.dest.is_some() || last_seq > 0;
-                    let pos = match salvage.seq {
-                        Some(seq) => Pos(1, seq),
-                        None if v3 => Pos(1, last_seq + 1),
-                        None => Pos(0, number),
-                    };
-                    let foreign = salvage.dest.as_ref().is_some_and(|d| *d != dest_id)
-                        || (!v3 && v2_ours == Some(false));
-                    if foreign || salvage.event.as_deref() == Some("run") {
-                        // Another destination's entry, or a `run` entry: no line of this
-                        // destination depends on it.
-                    } else if let Some(fp) = salvage.fp {
-                        let place = state.doubtful.entry(fp).or_default();
-                        *place = (*place).max(pos);
-                        state.has_lines = true;
-                    } else if v3 {
-                        blind_at.push(pos.1);
-                    }
-                    // Damage in a version 2 journal that names no line cannot be tied to anything
-                    // and, as version 2 did, is reported and skipped.
+                    scan.damaged(&mut state, &salvage, number);
                     state.needs_newline = false;
                 }
                 Read::Checked(entry) => {
-                    let seq = entry.seq.unwrap_or(0);
-                    seen.insert(seq);
-                    runs.extend(entry.r);
-                    state.max_seq = state.max_seq.max(seq);
-                    last_seq = seq;
-                    let ours = entry.dest.as_deref() == Some(dest_id.as_str());
-                    state.take(&entry, Pos(1, seq), ours, destination, path)?;
+                    let pos = scan.checked(&mut state, &entry);
+                    let ours = entry.dest.as_deref() == Some(scan.dest_id.as_str());
+                    state.take(&entry, pos, ours, destination, path)?;
                     state.needs_newline = !complete;
                 }
                 Read::Unchecked(entry) => {
-                    let pos = Pos(0, number);
-                    if entry.event == Some(Event::Run) {
-                        v2_ours = Some(state.take_v2_run(&entry, destination, path)?);
-                    } else if let Some(key) = entry.key() {
-                        match v2_ours {
-                            Some(true) => state.apply(&entry, key, pos),
-                            Some(false) => {}
-                            // No `run` entry says where it went: its line is in doubt.
-                            None => {
-                                let place = state.doubtful.entry(key.0).or_default();
-                                *place = (*place).max(pos);
-                                state.has_lines = true;
-                                if let Some(id) = &entry.note_id {
-                                    state.note_ids(key).push(id.clone());
-                                }
-                            }
-                        }
-                    }
+                    scan.unchecked(&mut state, &entry, number, destination, path)?;
                     state.needs_newline = !complete;
                 }
             }
             offset += read as u64;
         }
-        // A missing place is an entry that is gone: whatever it said is in doubt, unless it was a
-        // `run` entry (another entry names it as its run's).
-        let gap = (1..=state.max_seq.min(1 << 30))
-            .rev()
-            .find(|s| !seen.contains(*s) && !runs.contains(s));
-        let damage = blind_at.into_iter().filter(|s| !runs.contains(s)).max();
-        if let Some(at) = gap.max(damage) {
-            state.blind = Some(Pos(1, at));
-            state.has_lines = true;
-        }
+        scan.finish(&mut state);
         Ok(state)
     }
 
