@@ -100,8 +100,15 @@ fn mock_for(row: &Row, dir: &Path) -> Result<Mock, String> {
 }
 
 fn json_of(out: &str) -> Result<serde_json::Value, String> {
-    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
-    serde_json::from_str(line).map_err(|e| format!("no JSON summary in {out:?}: {e}"))
+    // The CLI prints its summary pretty (over several lines), the bench binary on one line: the
+    // JSON is what follows the first line that opens an object.
+    let at = if out.starts_with('{') {
+        Some(0)
+    } else {
+        out.find("\n{").map(|i| i + 1)
+    };
+    let json = at.map_or("", |i| &out[i..]);
+    serde_json::from_str(json).map_err(|e| format!("no JSON summary in {out:?}: {e}"))
 }
 
 fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {

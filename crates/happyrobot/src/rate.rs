@@ -6,10 +6,11 @@
 //! The anchor is the AWS SDKs' adaptive retry mode (smithy-rs RFC "Implementing Adaptive Retry
 //! Behavior"), a client-side token bucket that does nothing until the first throttle. This one
 //! differs where that one is weak:
-//! - It measures the server's limit instead of guessing it with a CUBIC curve. A `429` says the
-//!   server's bucket was empty when the request arrived; between two `429`s the server accepted
-//!   exactly what its limit refilled, so the accepted answers in between, over the time in between,
-//!   are the allowed rate (a lower bound, when the client paced below it meanwhile).
+//! - It is on by default, and starts from what the server accepted before its first `429`: a fast
+//!   ramp (the pace quadruples each second) finds the limit within a second or two, a deep cut
+//!   below the pace that was refused absorbs the ramp's overshoot, and a cubic climb (as TCP CUBIC)
+//!   comes back slowly to that pace and then probes beyond it. Refusals of requests sent before
+//!   the last cut, and `429`s with `Retry-After: 0`, do not cut the pace again.
 //! - It reads `RateLimit-*` and `X-RateLimit-*` headers: a `RateLimit-Policy` names the rate
 //!   outright, and a quota of zero with its reset time holds every request until then (they would
 //!   be refused).
@@ -126,20 +127,20 @@ const MIN_RATE: f64 = 0.2;
 const TARGET: f64 = 0.95;
 /// How fast the pace grows per second after the first `429`, before the server has refused a
 /// paced request.
-const RAMP_PER_SEC: f64 = 2.0;
+const RAMP_PER_SEC: f64 = 4.0;
 /// The cut of the pace when the server refuses a paced request: to this share of the pace it
 /// refused. The pace then climbs back along a cubic curve (as TCP CUBIC does): quickly at first,
 /// slowly near the pace that was refused, and faster again beyond it (probing for more).
 const CUT: f64 = 0.8;
 /// The cut when the ramp ends (it overshoots more).
-const RAMP_CUT: f64 = 0.7;
+const RAMP_CUT: f64 = 0.5;
 /// A `429` whose quota headers say it is used up for at least this long holds every request.
 const HOLD_AFTER: Duration = Duration::from_secs(2);
 /// How far (in periods of the cubic climb) the pace stays on the curve before it ramps again.
 const PROBE_AFTER: f64 = 1.5;
-/// The slow-start window: the first requests of a client go at most this many at once at first,
-/// one more for every accepted answer (doubling every round trip), until this many answers were
-/// accepted; then the window is gone. A service that starts 32 requests at once against a server
+/// The slow-start window: the first requests of a client go one at a time, then one more at once
+/// for every accepted answer from the second on (doubling every round trip), until this many
+/// answers were accepted; then the window is gone. A service that starts 32 requests at once against a server
 /// that allows two a second gets one `429`, not thirty.
 const SLOW_START: usize = 64;
 
@@ -263,7 +264,9 @@ impl Controller {
                 if !self.warm.load(Ordering::Relaxed) {
                     if accepted as usize >= SLOW_START {
                         self.end_slow_start();
-                    } else {
+                    } else if accepted > 1 {
+                        // The window grows from the second answer on: a server whose burst is a
+                        // single request refuses one request of the start, not two sent at once.
                         self.window.add_permits(1);
                     }
                 }
@@ -343,10 +346,10 @@ async fn until_stopped<T>(
 }
 
 /// The pace to start from at the first `429`, before anything is measured: what was accepted so
-/// far as a rate over one second, at most four a second and at least one. Too low costs a
+/// far as a rate over one second, at most eight a second and at least one. Too low costs a
 /// few seconds of ramp; too high costs refusals, which is what the client is there to avoid.
 fn first_guess(accepted: &AtomicU64) -> f64 {
-    (accepted.load(Ordering::Relaxed) as f64).clamp(1.0, 4.0)
+    (accepted.load(Ordering::Relaxed) as f64).clamp(1.0, 8.0)
 }
 
 /// The rate-limit headers of one answer, those this controller understands.
@@ -510,18 +513,22 @@ impl Core {
         if sent.is_none_or(|sent| sent < self.last_cut) || limits.retry_now {
             return;
         }
-        let cut = match self.phase {
+        // The pace that was refused is the one the request went at, not the one reached since
+        // (the ramp grows while the answer travels).
+        let refused = self.rate(sent.unwrap_or(now));
+        let start = match self.phase {
             Phase::Fixed => return,
-            Phase::Ramp { .. } => RAMP_CUT,
-            Phase::Cubic { .. } => CUT,
+            // The ramp overshoots (the server's burst hides the limit for a while, and it grows
+            // fast): a deeper cut.
+            Phase::Ramp { .. } => refused * RAMP_CUT,
+            Phase::Cubic { .. } => refused * CUT,
         };
-        let refused = self.rate(now);
         self.learned = Some(refused);
         self.last_cut = now;
-        // The cubic curve starts at CUT × `refused`; the ramp's deeper cut is the same curve
-        // started at a lower `refused`.
+        // The cubic curve starts at CUT × its `refused`: the ramp's deeper cut is the same curve
+        // started lower.
         self.phase = Phase::Cubic {
-            refused: refused * cut / CUT,
+            refused: start / CUT,
             at: now,
         };
     }
@@ -805,7 +812,13 @@ mod tests {
                     {
                         continue;
                     }
-                    let lines = (rate * 60.0) as usize;
+                    // A minute's worth at the allowed rate (BENCHMARKS.md's grid has shorter runs,
+                    // where the start weighs more; RATE_LINES_SECONDS=20 reproduces them).
+                    let seconds = std::env::var("RATE_LINES_SECONDS")
+                        .ok()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .unwrap_or(60.0);
+                    let lines = (rate * seconds) as usize;
                     for retry_after in [true, false] {
                         let (took, refused) =
                             simulate(rate, latency, workers, lines, retry_after).await;
