@@ -234,16 +234,9 @@ pub(crate) async fn send(
     reconcile: bool,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Done {
-    let permit = match permit {
-        Some(permit) => permit,
-        None => match until_stopped_owned(work).await {
-            Ok(permit) => permit,
-            Err(()) => return Done::line(record, LineOutcome::NotSent),
-        },
-    };
-    if work.stop.is_cancelled() {
+    let Some(permit) = send_slot(work, permit).await else {
         return Done::line(record, LineOutcome::NotSent);
-    }
+    };
     let journaled = Journaled::new(work, record, k);
     let result = work
         .client
@@ -657,16 +650,9 @@ pub(crate) async fn delete(
             }),
         );
     };
-    let permit = match permit {
-        Some(permit) => permit,
-        None => match until_stopped_owned(work).await {
-            Ok(permit) => permit,
-            Err(()) => return Done::line(record, LineOutcome::NotSent),
-        },
-    };
-    if work.stop.is_cancelled() {
+    let Some(permit) = send_slot(work, permit).await else {
         return Done::line(record, LineOutcome::NotSent);
-    }
+    };
     let result: Result<Option<Response<Call>>, happyrobot::Error> = match work
         .client
         .delete_note_with(&record.call_id, &note_id, &control(work, None))
@@ -812,21 +798,26 @@ pub(crate) fn pending_from_journal(
     Some(pending.sent(sent.min(SystemTime::now()), took.unwrap_or(timeout)))
 }
 
-/// Waits for a send slot unless the run stops first.
-async fn until_stopped_owned(work: &Work) -> Result<OwnedSemaphorePermit, ()> {
-    tokio::select! {
-        permit = Arc::clone(&work.sends).acquire_owned() => permit.map_err(|_| ()),
-        () = work.stop.cancelled() => Err(()),
-    }
+/// The send slot to send in: `given`, or one waited for; `None` once the run stops (nothing is
+/// sent then).
+async fn send_slot(
+    work: &Work,
+    given: Option<OwnedSemaphorePermit>,
+) -> Option<OwnedSemaphorePermit> {
+    let permit = match given {
+        Some(permit) => permit,
+        None => until_stopped(work, Arc::clone(&work.sends).acquire_owned())
+            .await
+            .ok()?,
+    };
+    (!work.stop.is_cancelled()).then_some(permit)
 }
 
 /// Waits for a permit unless the run stops first.
-async fn until_stopped<'a>(
+async fn until_stopped<P>(
     work: &Work,
-    acquire: impl std::future::Future<
-        Output = Result<tokio::sync::SemaphorePermit<'a>, tokio::sync::AcquireError>,
-    >,
-) -> Result<tokio::sync::SemaphorePermit<'a>, ()> {
+    acquire: impl std::future::Future<Output = Result<P, tokio::sync::AcquireError>>,
+) -> Result<P, ()> {
     tokio::select! {
         permit = acquire => permit.map_err(|_| ()),
         () = work.stop.cancelled() => Err(()),

@@ -223,7 +223,16 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<Exit, CliError> {
     let (started, mut told) = (Instant::now(), Instant::now());
     let mut listed = 0u64;
     while args.limit.is_none_or(|limit| listed < limit) {
-        let Some(next) = calls.next_with_json().await else {
+        // Only the JSON outputs print the call as the server sent it.
+        let next = if printer.prints_json() {
+            calls.next_with_json().await
+        } else {
+            calls
+                .next_call()
+                .await
+                .map(|result| result.map(|call| (call, None)))
+        };
+        let Some(next) = next else {
             break;
         };
         let (call, json) = next.map_err(|e| CliError::from_api(&e))?;
@@ -269,6 +278,11 @@ impl Printer {
             output,
             first: true,
         }
+    }
+
+    /// Whether the output is the calls' JSON.
+    fn prints_json(&self) -> bool {
+        matches!(self.output, ListOutput::Json | ListOutput::Jsonl)
     }
 
     fn call(&mut self, call: &Call, json: Option<&str>) {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use happyrobot::CancellationToken;
 use happyrobot_bulk::{
-    BulkError, BulkErrorKind, ColumnNames, Event, Format, Import, JournalLocation, Notice,
-    ReadOptions, Source, Stop, Undo,
+    BulkError, BulkErrorKind, ColumnNames, Event, FailureKind, Format, Import, JournalLocation,
+    Notice, ReadOptions, Source, Stop, Undo,
 };
 
 use crate::GlobalArgs;
@@ -385,14 +385,13 @@ fn present(
     report: &happyrobot_bulk::Report,
     signal: Option<Exit>,
 ) -> Result<Exit, CliError> {
-    let end = RunEnd {
-        unknown: report.unknown > 0,
-        unauthorized: report.unauthorized(),
+    let exit = exit_of(
+        report.unknown,
+        report.unauthorized(),
+        report.stopped.as_ref(),
+        report.worst_failure(),
         signal,
-        local_failure: local_failure(report.stopped.as_ref()).is_some(),
-        worst: report.worst_failure(),
-    };
-    let exit = run_exit(end);
+    );
     print::err(&summary::import_text(
         report,
         signal.is_some(),
@@ -402,6 +401,24 @@ fn present(
         print::out_json(&summary::import_json(report, exit, signal.is_some()));
     }
     finish(exit, report.stopped.as_ref())
+}
+
+/// The exit of an import or undo run that ended with `unknown` lines unknown, having `stopped`
+/// as it did, with the worst failure `worst`, after `signal` if one came.
+fn exit_of(
+    unknown: u64,
+    unauthorized: bool,
+    stopped: Option<&Stop>,
+    worst: Option<FailureKind>,
+    signal: Option<Exit>,
+) -> Exit {
+    run_exit(RunEnd {
+        unknown: unknown > 0,
+        unauthorized,
+        signal,
+        local_failure: local_failure(stopped).is_some(),
+        worst,
+    })
 }
 
 /// The message of a stop for a local failure, which the command reports as its error.
@@ -457,14 +474,13 @@ async fn undo(
     progress.finish().await;
     let report = result.map_err(bulk_error)?;
     let signal = watch.signal();
-    let end = RunEnd {
-        unknown: report.unknown > 0,
-        unauthorized: report.unauthorized(),
+    let exit = exit_of(
+        report.unknown,
+        report.unauthorized(),
+        report.stopped.as_ref(),
+        report.worst_failure(),
         signal,
-        local_failure: local_failure(report.stopped.as_ref()).is_some(),
-        worst: report.worst_failure(),
-    };
-    let exit = run_exit(end);
+    );
     print::err(&summary::undo_text(&report, signal.is_some()));
     if args.output == Output::Json {
         print::out_json(&summary::undo_json(&report, exit, signal.is_some()));

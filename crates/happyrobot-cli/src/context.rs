@@ -236,8 +236,11 @@ pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a number of requests per second"))?;
-    if !(rate.is_finite() && rate >= 0.2) {
-        return Err("the rate must be at least 0.2 requests per second".into());
+    let min = RateControl::MIN_RATE;
+    if !(rate.is_finite() && rate >= min) {
+        return Err(format!(
+            "the rate must be at least {min} requests per second"
+        ));
     }
     Ok(rate)
 }

@@ -878,11 +878,7 @@ async fn a_full_disk_before_sending_sends_nothing() {
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
     assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
     assert!(server.requests().is_empty());
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !have_prlimit() {
         eprintln!("prlimit is not installed: the full disk itself is skipped");
         return;
     }
@@ -920,6 +916,14 @@ fn spawn_import(server: &MockServer, file: &Path, extra: &[&str]) -> tokio::proc
     let mut args = vec!["notes", "import", file.to_str().unwrap(), "-o", "json"];
     args.extend(extra);
     common::command_against(server, &args).spawn().unwrap()
+}
+
+/// Whether `prlimit` (util-linux), which the full-disk tests cap the journal's size with, is here.
+fn have_prlimit() -> bool {
+    std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok()
 }
 
 async fn wait_for_requests(server: &MockServer, count: usize) {
@@ -1071,11 +1075,7 @@ async fn a_second_ctrl_c_quits_at_once() {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !have_prlimit() {
         eprintln!("prlimit is not installed: skipped");
         return;
     }

@@ -527,6 +527,9 @@ pub struct CallStream {
     pages: u64,
     done: bool,
     fetching: Option<PageFuture>,
+    /// Whether pages are split into each call's JSON: from the first [`CallStream::next_with_json`]
+    /// on, so that a stream read otherwise does not parse every page twice.
+    keep_json: bool,
 }
 
 impl fmt::Debug for CallStream {
@@ -565,6 +568,7 @@ impl CallStream {
             pages: 0,
             done: false,
             fetching: None,
+            keep_json: false,
         }
     }
 
@@ -578,7 +582,10 @@ impl CallStream {
 
     /// The next call with its JSON exactly as the server sent it (every member, known to this
     /// version or not, numbers as written), when the page's body could be split into its calls.
+    /// Pages are split from the first call of this method on: calls of pages fetched before it
+    /// come without their JSON.
     pub async fn next_with_json(&mut self) -> Option<Result<CallWithJson, Error>> {
+        self.keep_json = true;
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next_call(cx)).await
     }
 
@@ -653,7 +660,12 @@ impl CallStream {
     fn take_page(&mut self, page: CallPage, body: &[u8]) {
         let calls = page.calls.unwrap_or_default();
         let held = calls.len() as u64;
-        let mut texts = raw_calls(body, calls.len()).into_iter();
+        let texts = if self.keep_json {
+            raw_calls(body, calls.len())
+        } else {
+            Vec::new()
+        };
+        let mut texts = texts.into_iter();
         if let Some(count) = page.count.and_then(|count| u64::try_from(count).ok()) {
             self.count = Some(count);
         }

@@ -58,6 +58,10 @@ impl Default for RateControl {
 }
 
 impl RateControl {
+    /// The lowest ceiling [`max_rate`](Self::max_rate) takes, in requests per second (a request
+    /// every five seconds), and the slowest the controller ever paces.
+    pub const MIN_RATE: f64 = 0.2;
+
     /// Learns the server's limit from its `429` answers and rate-limit headers, and paces requests
     /// under it once the server has refused one.
     pub fn adaptive() -> Self {
@@ -121,7 +125,7 @@ pub struct RateStats {
 }
 
 /// The slowest pace, in requests per second: a request every five seconds.
-const MIN_RATE: f64 = 0.2;
+const MIN_RATE: f64 = RateControl::MIN_RATE;
 /// The share of a `RateLimit-Policy`'s rate the client paces at: a little under it, so that jitter
 /// is absorbed.
 const TARGET: f64 = 0.95;
