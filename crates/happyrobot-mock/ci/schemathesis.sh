@@ -3,7 +3,8 @@
 # tester nobody here wrote: it generates valid and invalid requests from the spec and checks every
 # answer (status codes, content types, response schemas, auth enforcement, 405s with Allow, ...).
 #
-# Every operation of the spec is tested: GET /calls, GET /calls/{id}, POST /calls/{id}/notes, and
+# Every operation of the spec is tested: GET /calls, GET /calls/{id}, GET /calls/{id}/transcript,
+# POST /calls/{id}/notes, and
 # PATCH and DELETE /calls/{id}/notes/{noteId}. GET /calls declares every query parameter a plain
 # string, as HappyRobot documents them, so every value Schemathesis generates is valid: the mock
 # answers 200 to all of them (it ignores values it cannot read, such as `limit=abc`), which is what
@@ -102,6 +103,7 @@ from urllib.parse import urlsplit
 OPERATIONS = {
     ("GET", "calls"): "GET /calls",
     ("GET", "call"): "GET /calls/{id}",
+    ("GET", "transcript"): "GET /calls/{id}/transcript",
     ("POST", "notes"): "POST /calls/{id}/notes",
     ("PATCH", "note"): "PATCH /calls/{id}/notes/{noteId}",
     ("DELETE", "note"): "DELETE /calls/{id}/notes/{noteId}",
@@ -113,6 +115,8 @@ def kind(path):
         return "calls"
     if re.fullmatch(r"/calls/[^/]+", rest):
         return "call"
+    if re.fullmatch(r"/calls/[^/]*/transcript", rest):
+        return "transcript"
     if re.fullmatch(r"/calls/[^/]*/notes", rest):
         return "notes"
     if re.fullmatch(r"/calls/[^/]*/notes/[^/]+", rest):

@@ -7,6 +7,7 @@ mod list;
 mod rate_limit;
 mod seed;
 mod service;
+mod transcript;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -224,6 +225,8 @@ pub struct OperationCounts {
     pub delete_note: usize,
     /// `GET /calls` answered with a page of calls.
     pub list_calls: usize,
+    /// `GET /calls/{id}/transcript` answered with the call's transcript.
+    pub get_transcript: usize,
 }
 
 /// The calls and what the API did to them.
@@ -383,6 +386,15 @@ impl Shared {
             .ok_or(StoreError::NoCall)?
             .encode()?;
         store.counts.get_call += 1;
+        Ok(json)
+    }
+
+    /// The call's transcript as JSON ([`transcript::of`]).
+    fn get_transcript(&self, call_id: &str) -> Result<Vec<u8>, StoreError> {
+        let mut store = lock(&self.store);
+        let stored = store.calls.get(call_id).ok_or(StoreError::NoCall)?;
+        let json = serde_json::to_vec(&transcript::of(&stored.call))?;
+        store.counts.get_transcript += 1;
         Ok(json)
     }
 

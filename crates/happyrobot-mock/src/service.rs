@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `/calls` | `GET`: a page of the calls that match the query |
 //! | `/calls/{id}` | `GET`: the call |
+//! | `/calls/{id}/transcript` | `GET`: the call's transcript |
 //! | `/calls/{id}/notes` | `POST`: add a note |
 //! | `/calls/{id}/notes/{noteId}` | `PATCH`: update the note; `DELETE`: delete it |
 //!
@@ -229,6 +230,8 @@ enum Route<'a> {
     Call { call: &'a str },
     /// `/api/v1/calls/{id}/notes`
     Notes { call: &'a str },
+    /// `/api/v1/calls/{id}/transcript`
+    Transcript { call: &'a str },
     /// `/api/v1/calls/{id}/notes/{noteId}`
     Note { call: &'a str, note: &'a str },
 }
@@ -238,6 +241,7 @@ enum Route<'a> {
 enum Operation {
     ListCalls,
     GetCall,
+    GetTranscript,
     AddNote,
     UpdateNote,
     DeleteNote,
@@ -256,6 +260,7 @@ impl<'a> Route<'a> {
             // `/calls/` (with the slash) is neither the list nor a call.
             (None, _, _) if !call.is_empty() => Some(Self::Call { call }),
             (Some("notes"), None, _) => Some(Self::Notes { call }),
+            (Some("transcript"), None, _) => Some(Self::Transcript { call }),
             (Some("notes"), Some(note), None) if !note.is_empty() => {
                 Some(Self::Note { call, note })
             }
@@ -266,7 +271,7 @@ impl<'a> Route<'a> {
     /// The methods this path accepts, as the `allow` header lists them.
     fn allow(self) -> &'static str {
         match self {
-            Self::Calls | Self::Call { .. } => "GET",
+            Self::Calls | Self::Call { .. } | Self::Transcript { .. } => "GET",
             Self::Notes { .. } => "POST",
             Self::Note { .. } => "PATCH, DELETE",
         }
@@ -276,6 +281,7 @@ impl<'a> Route<'a> {
         match (self, method) {
             (Self::Calls, &Method::GET) => Some(Operation::ListCalls),
             (Self::Call { .. }, &Method::GET) => Some(Operation::GetCall),
+            (Self::Transcript { .. }, &Method::GET) => Some(Operation::GetTranscript),
             (Self::Notes { .. }, &Method::POST) => Some(Operation::AddNote),
             (Self::Note { .. }, &Method::PATCH) => Some(Operation::UpdateNote),
             (Self::Note { .. }, &Method::DELETE) => Some(Operation::DeleteNote),
@@ -286,7 +292,10 @@ impl<'a> Route<'a> {
     fn raw_call_id(self) -> &'a str {
         match self {
             Self::Calls => "",
-            Self::Call { call } | Self::Notes { call } | Self::Note { call, .. } => call,
+            Self::Call { call }
+            | Self::Notes { call }
+            | Self::Transcript { call }
+            | Self::Note { call, .. } => call,
         }
     }
 }
@@ -517,11 +526,14 @@ fn perform(
                 );
             }
         },
-        Route::Calls | Route::Call { .. } | Route::Notes { .. } => String::new(),
+        Route::Calls | Route::Call { .. } | Route::Notes { .. } | Route::Transcript { .. } => {
+            String::new()
+        }
     };
     let result = match operation {
         Operation::ListCalls => return list_page(shared, query),
         Operation::GetCall => shared.get_call(&call_id),
+        Operation::GetTranscript => shared.get_transcript(&call_id),
         Operation::AddNote => match parse_note(headers, body) {
             Ok(input) => shared.append_note(&call_id, new_note(shared, input)),
             Err(rejection) => return rejection.into_response(),

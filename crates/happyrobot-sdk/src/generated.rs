@@ -459,6 +459,60 @@ pub mod types {
                 })
         }
     }
+    ///`GetTranscriptId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    #[serde(transparent)]
+    pub struct GetTranscriptId(::std::string::String);
+    impl ::std::ops::Deref for GetTranscriptId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<GetTranscriptId> for ::std::string::String {
+        fn from(value: GetTranscriptId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for GetTranscriptId {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 24usize {
+                return Err("longer than 24 characters".into());
+            }
+            if value.chars().count() < 24usize {
+                return Err("shorter than 24 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetTranscriptId {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetTranscriptId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for GetTranscriptId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A webhook called when a call ends.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
@@ -690,6 +744,162 @@ pub mod types {
         ///Name of the label.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
+    }
+    ///A time in seconds: since the Unix epoch for a transcript's `start_time`, and for a message's `start` and `end` either that or the offset from the start of the call (the two renderings of the reference disagree). A number, or a number sent as text. (Not marked `nullable`, which typify cannot generate for a `oneOf`; the SDK still reads a `null` as absent, like every optional member.)
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    #[serde(untagged)]
+    pub enum Seconds {
+        Number(f64),
+        String(::std::string::String),
+    }
+    impl ::std::fmt::Display for Seconds {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match self {
+                Self::Number(x) => x.fmt(f),
+                Self::String(x) => x.fmt(f),
+            }
+        }
+    }
+    impl ::std::convert::From<f64> for Seconds {
+        fn from(value: f64) -> Self {
+            Self::Number(value)
+        }
+    }
+    ///A call the agent made to a tool.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct ToolCall {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub function: ::std::option::Option<ToolCallFunction>,
+        ///The tool call's ID, which the tool's answer names in `tool_call_id`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///The kind of tool call (seen `function`).
+        #[serde(
+            rename = "type",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub type_: ::std::option::Option<::std::string::String>,
+    }
+    ///The function a tool call called.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct ToolCallFunction {
+        ///Its arguments, as given: usually JSON encoded as text; any JSON value is accepted (the type is not documented).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub arguments: ::std::option::Option<::serde_json::Value>,
+        ///The function's name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+    }
+    ///The transcript of a call. The reference documents `id`, `organization_id`, `call_id`, `start_time` and `messages` without saying which are required (one rendering collapses it all to "an object"), so none is required here and any may be `null`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct Transcript {
+        ///ID of the call the transcript is of.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub call_id: ::std::option::Option<::std::string::String>,
+        ///The transcript's ID.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///What was said and done, in order.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub messages: ::std::option::Option<::std::vec::Vec<TranscriptMessage>>,
+        ///ID of the organization that owns the call.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_time: ::std::option::Option<Seconds>,
+    }
+    ///One message of a transcript, or a tool call and a tool's answer.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct TranscriptMessage {
+        ///What was said (for a tool's answer, what the tool returned).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        ///Whether the message was discarded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub discard: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<Seconds>,
+        ///The message's ID.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///What the agent was about to say when it was interrupted (its type is not documented).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub interrupted_thoughts: ::std::option::Option<::serde_json::Value>,
+        ///Whether the message is filler said while the agent worked (newer rendering only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub is_filler: ::std::option::Option<bool>,
+        ///For a tool's answer, the tool's name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub role: ::std::option::Option<super::enums::MessageRole>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<Seconds>,
+        ///For a tool's answer, the ID of the tool call it answers.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_call_id: ::std::option::Option<::std::string::String>,
+        ///The tools the agent called in this message.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ToolCall>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub transfer_contact: ::std::option::Option<TransferContact>,
+        ///Alternatives the agent considered and did not say (newer rendering only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub unpreferred_messages: ::std::option::Option<::std::vec::Vec<UnpreferredMessage>>,
+    }
+    ///The contact the call was transferred to in this message (newer rendering only).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct TransferContact {
+        ///The contact's ID.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub contact_id: ::std::option::Option<::std::string::String>,
+        ///The contact's email.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub email: ::std::option::Option<::std::string::String>,
+        ///The contact's name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub phone: ::std::option::Option<TransferPhone>,
+        ///The Slack channel the transfer was announced in.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub slack_channel_id: ::std::option::Option<::std::string::String>,
+        #[serde(
+            rename = "type",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub type_: ::std::option::Option<super::enums::TransferContactType>,
+    }
+    ///A transfer contact's phone.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct TransferPhone {
+        ///The extension to dial.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub extension: ::std::option::Option<::std::string::String>,
+        ///The phone number.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub number: ::std::option::Option<::std::string::String>,
+    }
+    ///A message the agent considered and did not say.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct UnpreferredMessage {
+        ///What it would have said.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        ///The message's ID.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///The tools it would have called.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ToolCall>>,
     }
     ///`UpdateNoteId`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -937,7 +1147,7 @@ pub mod types {
 /**
 Client for HappyRobot API
 
-The part of HappyRobot's public REST API that this SDK covers: listing calls, reading a call, and adding, updating and deleting the notes on it. Written by hand from HappyRobot's public API reference; see PROVENANCE.md beside this file.
+The part of HappyRobot's public REST API that this SDK covers: listing calls, reading a call and its transcript, and adding, updating and deleting the notes on it. Written by hand from HappyRobot's public API reference; see PROVENANCE.md beside this file.
 
 Version: 1.0.0*/
 pub struct Client {
@@ -1183,6 +1393,58 @@ impl Client {
             .build()?;
         let info = OperationInfo {
             operation_id: "get_call",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            500u16..=599u16 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**
+    Get a call's transcript
+
+    Returns the transcript of the call with the given ID: what was said, in order, by whom, with the agent's tool calls and the tools' answers. Documented ("Get Transcript"); which members are required is not, so every member is optional here, and `start_time`, `start` and `end` are accepted as numbers or as numeric text (one rendering calls them unix times, the other seconds). No error answer is documented; a call that does not exist is presumably `404`, as for the notes (an inference).
+
+    Sends a `GET` request to `/calls/{id}/transcript`
+
+    Arguments:
+    - `id`: ID of the call, exactly 24 characters.
+    */
+    pub async fn get_transcript<'a>(
+        &'a self,
+        id: &'a types::GetTranscriptId,
+    ) -> Result<ResponseValue<types::Transcript>, Error<types::ErrorBody>> {
+        let url = format!(
+            "{}/calls/{}/transcript",
+            self.baseurl,
+            encode_path(&id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map.append(
+            ::reqwest::header::HeaderName::from_static("api-version"),
+            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+        );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_transcript",
         };
         self.pre(&mut request, &info).await?;
         let result = self.exec(request, &info).await;
@@ -2428,6 +2690,262 @@ pub mod enums {
             ::schemars::schema::SchemaObject {
                 metadata: Some(Box::new(::schemars::schema::Metadata {
                     description: Some("The emoji of a rating.".to_string()),
+                    ..Default::default()
+                })),
+                subschemas: Some(Box::new(::schemars::schema::SubschemaValidation {
+                    any_of: Some(vec![known.into(), other.into()]),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }
+            .into()
+        }
+    }
+    ///Who spoke, or what a message is.
+    ///
+    ///Values the spec does not list decode to [`MessageRole::Unknown`] and encode back unchanged.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[non_exhaustive]
+    pub enum MessageRole {
+        ///`system`
+        System,
+        ///`assistant`
+        Assistant,
+        ///`user`
+        User,
+        ///`tool`
+        Tool,
+        /// A value this version of the SDK does not know, kept as the server sent it.
+        Unknown(::std::string::String),
+    }
+    impl MessageRole {
+        ///The values documented in the spec, in its order.
+        pub const KNOWN: &'static [&'static str] = &["system", "assistant", "user", "tool"];
+        /// The value as the API spells it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::System => "system",
+                Self::Assistant => "assistant",
+                Self::User => "user",
+                Self::Tool => "tool",
+                Self::Unknown(value) => value.as_str(),
+            }
+        }
+        /// Whether the value is one the spec does not list.
+        pub fn is_unknown(&self) -> bool {
+            matches!(self, Self::Unknown(_))
+        }
+    }
+    impl ::std::convert::From<&str> for MessageRole {
+        fn from(value: &str) -> Self {
+            match value {
+                "system" => Self::System,
+                "assistant" => Self::Assistant,
+                "user" => Self::User,
+                "tool" => Self::Tool,
+                other => Self::Unknown(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for MessageRole {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Unknown(_) => Self::Unknown(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for MessageRole {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for MessageRole {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for MessageRole {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for MessageRole {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> ::serde::de::Visitor<'de> for Visitor {
+                type Value = MessageRole;
+                fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: ::serde::de::Error>(
+                    self,
+                    value: &str,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(MessageRole::from(value))
+                }
+                fn visit_string<E: ::serde::de::Error>(
+                    self,
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(MessageRole::from(value))
+                }
+            }
+            deserializer.deserialize_str(Visitor)
+        }
+    }
+    #[cfg(feature = "schemars")]
+    impl ::schemars::JsonSchema for MessageRole {
+        fn schema_name() -> ::std::string::String {
+            stringify!(MessageRole).to_string()
+        }
+        fn json_schema(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
+            let known = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                enum_values: Some(vec![
+                    ::serde_json::Value::from("system"),
+                    ::serde_json::Value::from("assistant"),
+                    ::serde_json::Value::from("user"),
+                    ::serde_json::Value::from("tool"),
+                ]),
+                ..Default::default()
+            };
+            let other = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                ..Default::default()
+            };
+            ::schemars::schema::SchemaObject {
+                metadata: Some(Box::new(::schemars::schema::Metadata {
+                    description: Some("Who spoke, or what a message is.".to_string()),
+                    ..Default::default()
+                })),
+                subschemas: Some(Box::new(::schemars::schema::SubschemaValidation {
+                    any_of: Some(vec![known.into(), other.into()]),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }
+            .into()
+        }
+    }
+    ///What kind of contact a transfer went to.
+    ///
+    ///Values the spec does not list decode to [`TransferContactType::Unknown`] and encode back unchanged.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[non_exhaustive]
+    pub enum TransferContactType {
+        ///`Sales Rep`
+        SalesRep,
+        ///`Terminal`
+        Terminal,
+        /// A value this version of the SDK does not know, kept as the server sent it.
+        Unknown(::std::string::String),
+    }
+    impl TransferContactType {
+        ///The values documented in the spec, in its order.
+        pub const KNOWN: &'static [&'static str] = &["Sales Rep", "Terminal"];
+        /// The value as the API spells it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::SalesRep => "Sales Rep",
+                Self::Terminal => "Terminal",
+                Self::Unknown(value) => value.as_str(),
+            }
+        }
+        /// Whether the value is one the spec does not list.
+        pub fn is_unknown(&self) -> bool {
+            matches!(self, Self::Unknown(_))
+        }
+    }
+    impl ::std::convert::From<&str> for TransferContactType {
+        fn from(value: &str) -> Self {
+            match value {
+                "Sales Rep" => Self::SalesRep,
+                "Terminal" => Self::Terminal,
+                other => Self::Unknown(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for TransferContactType {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Unknown(_) => Self::Unknown(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for TransferContactType {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for TransferContactType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for TransferContactType {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for TransferContactType {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> ::serde::de::Visitor<'de> for Visitor {
+                type Value = TransferContactType;
+                fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: ::serde::de::Error>(
+                    self,
+                    value: &str,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(TransferContactType::from(value))
+                }
+                fn visit_string<E: ::serde::de::Error>(
+                    self,
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self::Value, E> {
+                    Ok(TransferContactType::from(value))
+                }
+            }
+            deserializer.deserialize_str(Visitor)
+        }
+    }
+    #[cfg(feature = "schemars")]
+    impl ::schemars::JsonSchema for TransferContactType {
+        fn schema_name() -> ::std::string::String {
+            stringify!(TransferContactType).to_string()
+        }
+        fn json_schema(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
+            let known = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                enum_values: Some(vec![
+                    ::serde_json::Value::from("Sales Rep"),
+                    ::serde_json::Value::from("Terminal"),
+                ]),
+                ..Default::default()
+            };
+            let other = ::schemars::schema::SchemaObject {
+                instance_type: Some(::schemars::schema::InstanceType::String.into()),
+                ..Default::default()
+            };
+            ::schemars::schema::SchemaObject {
+                metadata: Some(Box::new(::schemars::schema::Metadata {
+                    description: Some("What kind of contact a transfer went to.".to_string()),
                     ..Default::default()
                 })),
                 subschemas: Some(Box::new(::schemars::schema::SubschemaValidation {

@@ -15,6 +15,7 @@
 mod generated;
 pub mod hooks;
 mod pattern;
+mod seconds;
 mod timestamp;
 
 pub use generated::{Client, ClientInfo, Error, ResponseValue};

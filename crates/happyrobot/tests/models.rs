@@ -87,6 +87,17 @@ schema_snapshots!(
     RatingEmoji,
     SortOrder,
     Timestamp,
+    Transcript,
+    TranscriptMessage,
+    Seconds,
+    MessageRole,
+    ToolCall,
+    ToolCallFunction,
+    UnpreferredMessage,
+    TransferContact,
+    TransferContactType,
+    TransferPhone,
+    GetTranscriptId,
 );
 
 #[test]
@@ -373,4 +384,130 @@ fn sort_orders_are_open() {
     let other: SortOrder = serde_json::from_str("\"relevance\"").unwrap();
     assert_eq!(other, SortOrder::Unknown("relevance".into()));
     assert_eq!(serde_json::to_string(&other).unwrap(), "\"relevance\"");
+}
+
+/// A transcript fixture with every number as a float: the typed [`Seconds`] keep a number as an
+/// `f64`, so `1710320400` re-encodes as `1710320400.0`, the same number (the raw body,
+/// `Response::raw_body`, keeps the text as sent).
+fn transcript_fixture(name: &str) -> Value {
+    floats(fixture(&format!("transcripts/{name}")))
+}
+
+fn floats(value: Value) -> Value {
+    match value {
+        Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.into_iter().map(floats).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, floats(v))).collect()),
+        other => other,
+    }
+}
+
+fn transcript(name: &str) -> Transcript {
+    serde_json::from_value(fixture(&format!("transcripts/{name}")))
+        .unwrap_or_else(|e| panic!("{name} does not decode: {e}"))
+}
+
+#[test]
+fn every_transcript_fixture_decodes() {
+    let dir = format!("{}/tests/fixtures/transcripts", env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        transcript(&name);
+        count += 1;
+    }
+    assert!(count >= 8, "{count} fixtures");
+}
+
+#[test]
+fn the_full_and_the_older_transcripts_round_trip_unchanged() {
+    for name in [
+        "transcript_full.json",
+        "transcript_older.json",
+        "transcript_empty.json",
+    ] {
+        let reencoded = serde_json::to_value(transcript(name)).unwrap();
+        assert_eq!(reencoded, transcript_fixture(name), "{name}");
+    }
+    insta::assert_json_snapshot!(
+        "transcript_full_reencoded",
+        serde_json::to_value(transcript("transcript_full.json")).unwrap()
+    );
+}
+
+#[test]
+fn transcript_members_are_typed() {
+    let full = transcript("transcript_full.json");
+    assert_eq!(
+        full.start_time.as_ref().unwrap().as_f64(),
+        Some(1_710_320_400.0)
+    );
+    let messages = full.messages.unwrap();
+    let roles: Vec<_> = messages.iter().map(|m| m.role.clone().unwrap()).collect();
+    assert_eq!(
+        roles,
+        [
+            MessageRole::System,
+            MessageRole::Assistant,
+            MessageRole::User,
+            MessageRole::Assistant,
+            MessageRole::Tool,
+            MessageRole::Assistant
+        ]
+    );
+    let call = &messages[3].tool_calls.as_ref().unwrap()[0];
+    assert_eq!(
+        call.function.as_ref().unwrap().name.as_deref(),
+        Some("find_load")
+    );
+    assert_eq!(messages[4].tool_call_id.as_deref(), Some("call_abc123"));
+    let contact = messages[5].transfer_contact.as_ref().unwrap();
+    assert_eq!(contact.type_, Some(TransferContactType::Terminal));
+    assert_eq!(
+        contact.phone.as_ref().unwrap().number.as_deref(),
+        Some("+13125550142")
+    );
+    assert_eq!(messages[1].unpreferred_messages.as_ref().unwrap().len(), 1);
+}
+
+#[test]
+fn transcript_drift_is_kept() {
+    // Unknown values of the open enums are kept and re-encoded as sent.
+    let unknown = transcript("drift_unknown_role.json");
+    let reencoded = serde_json::to_value(&unknown).unwrap();
+    assert_eq!(reencoded, transcript_fixture("drift_unknown_role.json"));
+    assert_eq!(
+        unknown.messages.as_ref().unwrap()[0]
+            .role
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "developer"
+    );
+    // Times as text: read as numbers where they are numbers, kept as text either way.
+    let text = transcript("drift_times_as_text.json");
+    assert_eq!(
+        text.start_time.as_ref().unwrap().as_f64(),
+        Some(1_710_320_400.0)
+    );
+    let messages = text.messages.unwrap();
+    assert_eq!(messages[0].start.as_ref().unwrap().as_f64(), Some(0.5));
+    assert_eq!(messages[0].end.as_ref().unwrap().as_f64(), Some(2.25));
+    assert_eq!(messages[1].start.as_ref().unwrap().as_f64(), None);
+    assert_eq!(
+        serde_json::to_value(&messages[1].start).unwrap(),
+        serde_json::json!("soon")
+    );
+    // Nulls decode as absent; a collapsed `{}` is an empty transcript.
+    let nulls = transcript("drift_nulls.json");
+    assert!(nulls.id.is_none() && nulls.start_time.is_none());
+    assert_eq!(nulls.messages.as_ref().unwrap().len(), 2);
+    assert_eq!(transcript("drift_collapsed.json"), Transcript::default());
+    // Arguments that are JSON, not text, are kept as they came.
+    let members = transcript("drift_unknown_members.json");
+    let call = &members.messages.unwrap()[0].tool_calls.clone().unwrap()[0];
+    assert_eq!(
+        call.function.as_ref().unwrap().arguments,
+        Some(serde_json::json!({"ref": 48213}))
+    );
 }
