@@ -95,9 +95,19 @@ fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
 /// The fingerprint of a line: its call ID, text and flag. `0xff` never occurs in UTF-8, so it
 /// separates the fields unambiguously. Journals written by earlier releases hold these values, so
 /// they never change.
+///
+/// A call ID of 24 hexadecimal digits counts in lower case: releases up to 0.1 lower-cased such
+/// IDs before they reached the fingerprint (and sent them so), and their journals must still know
+/// a file whose IDs are typed in upper case. Any other ID counts exactly as given.
 pub(crate) fn fingerprint(call_id: &str, content: &str, flagged: Option<bool>) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325;
-    hash = fnv1a(hash, call_id.as_bytes());
+    hash = if call_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        call_id
+            .bytes()
+            .fold(hash, |h, b| fnv1a(h, &[b.to_ascii_lowercase()]))
+    } else {
+        fnv1a(hash, call_id.as_bytes())
+    };
     hash = fnv1a(hash, &[0xff]);
     hash = fnv1a(hash, content.as_bytes());
     hash = fnv1a(hash, &[0xff]);
@@ -155,6 +165,20 @@ mod tests {
         assert_eq!(
             format!("{:016x}", fingerprint(ID, "hello", Some(true))),
             "99669d47527a2a71"
+        );
+    }
+
+    #[test]
+    fn a_hexadecimal_call_id_counts_in_lower_case_and_any_other_as_given() {
+        // The last release lower-cased 24 hex digits before fingerprinting: its journals must
+        // still know a file that types them in upper case.
+        assert_eq!(
+            fingerprint("65F1C0FFEE0123456789ABCD", "hello", Some(true)),
+            fingerprint(ID, "hello", Some(true))
+        );
+        assert_ne!(
+            fingerprint("S90000000000000000000001", "hello", None),
+            fingerprint("s90000000000000000000001", "hello", None)
         );
     }
 

@@ -306,3 +306,66 @@ async fn records_without_a_journal_path_and_invalid_records_are_refused_before_s
     assert_eq!(error.line_errors()[0].line(), 4);
     assert_eq!(server.created_note_count(), 0, "nothing was sent");
 }
+
+/// A call ID by the documented rule only (24 characters, not hexadecimal) goes through the engine
+/// as given: added once, found by the journal on a rerun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_id_that_is_not_hexadecimal_is_sent_as_given_and_journaled() {
+    let server = MockServer::start().await.unwrap();
+    let mut call = happyrobot_mock::seeded_call(3);
+    call.id = "s90000000000000000000001".to_string();
+    assert!(server.add_call(call));
+    let id: happyrobot::CallId = "s90000000000000000000001".parse().unwrap();
+    let records: Vec<_> = (0..3)
+        .map(|n| {
+            happyrobot_bulk::NoteRecord::new(
+                id.clone(),
+                happyrobot::NewNote::new(format!("odd id {n}")),
+            )
+        })
+        .collect();
+    let journal = temp_dir("odd-id").join("j");
+    let (report, _) = run(&import(&server, &journal), &records).await;
+    assert_eq!((report.added, report.failed), (3, 0));
+    let odd = |server: &MockServer| {
+        server
+            .notes("s90000000000000000000001")
+            .iter()
+            .filter(|n| {
+                n.content
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("odd id"))
+            })
+            .count()
+    };
+    assert_eq!(odd(&server), 3);
+    let (again, _) = run(&import(&server, &journal), &records).await;
+    assert_eq!((again.added, again.skipped), (0, 3));
+    assert_eq!(odd(&server), 3, "nothing sent again");
+}
+
+/// The release before this one lower-cased hexadecimal call IDs before they reached its journal:
+/// its journal of a file typed in upper case holds the lower-case form. The same lines typed in
+/// upper case are found in it, so resuming sends nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_the_last_release_still_knows_upper_case_ids() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("legacy-case").join("j");
+    // What the last release journaled for `65F1C0FFEE...` lines: the lower-case ID.
+    let lower = records(&server, "case", 4);
+    let (first, _) = run(&import(&server, &journal), &lower).await;
+    assert_eq!(first.added, 4);
+    let upper: Vec<_> = lower
+        .iter()
+        .map(|record| {
+            let typed = record.call_id().as_str().to_ascii_uppercase();
+            happyrobot_bulk::NoteRecord::new(typed.parse().unwrap(), record.note().clone())
+        })
+        .collect();
+    assert_ne!(upper[0].call_id(), lower[0].call_id());
+    let (resumed, _) = run(&import(&server, &journal), &upper).await;
+    assert_eq!((resumed.skipped, resumed.added, resumed.failed), (4, 0, 0));
+    assert_eq!(server.created_note_count(), 4, "nothing sent again");
+    // (Nothing was sent at all: the mock, which compares IDs as text, would have answered 404.)
+    assert!(server.requests().iter().all(|r| !r.path.contains("65F1")));
+}

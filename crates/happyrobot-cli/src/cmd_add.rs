@@ -13,7 +13,7 @@ use crate::print::{self, Output};
 /// Options of `notes add`.
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {
-    /// The call's ID: 24 hexadecimal digits.
+    /// The call's ID: 24 characters (letters, digits, - or _), sent as typed.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 

@@ -1,4 +1,5 @@
-//! `happyrobot calls get` (one call and its notes, as text or as the JSON the server sent) and
+//! `happyrobot calls get` (one call and its notes, as text or as the JSON the server sent),
+//! `happyrobot calls transcript` (what was said on a call, one message a line, or the JSON) and
 //! `happyrobot calls list` (the calls of a filter, every page walked by the library, as a table,
 //! JSON, JSON Lines or a CSV whose first column is `call_id`, ready to import notes from).
 
@@ -19,6 +20,9 @@ pub(crate) enum CallsCommand {
     /// Show a call and its notes.
     #[command(after_help = EXIT_CODES_HELP)]
     Get(GetArgs),
+    /// Show what was said on a call: one message a line, with its time and who spoke.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Transcript(TranscriptArgs),
     /// List the calls of a filter, every page of them (newest first).
     #[command(after_help = LIST_HELP)]
     List(Box<ListArgs>),
@@ -169,7 +173,7 @@ impl ListArgs {
 /// Options of `calls get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The call's ID: 24 hexadecimal digits.
+    /// The call's ID: 24 characters (letters, digits, - or _), sent as typed.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 
@@ -178,9 +182,22 @@ pub(crate) struct GetArgs {
     pub(crate) output: Output,
 }
 
+/// Options of `calls transcript`.
+#[derive(Debug, Args)]
+pub(crate) struct TranscriptArgs {
+    /// The call's ID: 24 characters (letters, digits, - or _), sent as typed.
+    #[arg(value_name = "CALL_ID")]
+    pub(crate) call_id: String,
+
+    /// text: one message a line, in order; json: the transcript exactly as the server sent it.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
 pub(crate) async fn run(global: &GlobalArgs, command: CallsCommand) -> Result<Exit, CliError> {
     match command {
         CallsCommand::Get(args) => get(global, args).await,
+        CallsCommand::Transcript(args) => transcript(global, args).await,
         CallsCommand::List(args) => list(global, *args).await,
     }
 }
@@ -352,11 +369,29 @@ async fn get(global: &GlobalArgs, args: GetArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
+async fn transcript(global: &GlobalArgs, args: TranscriptArgs) -> Result<Exit, CliError> {
+    let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
+    let context = Context::new(global, Needs::default()).await?;
+    let transcript = context
+        .client
+        .get_transcript(&call_id)
+        .await
+        .map_err(|e| CliError::from_api(&e))?;
+    match args.output {
+        Output::Json => print::out_raw(transcript.raw_body()),
+        Output::Text => {
+            print::out(print::transcript_text(call_id.as_str(), &transcript).trim_end())
+        }
+    }
+    Ok(Exit::Success)
+}
+
 impl CallsCommand {
     /// How the command prints.
     pub(crate) fn output(&self) -> Output {
         match self {
             Self::Get(args) => args.output,
+            Self::Transcript(args) => args.output,
             Self::List(args) if matches!(args.output, ListOutput::Json | ListOutput::Jsonl) => {
                 Output::Json
             }

@@ -12,7 +12,7 @@ use crate::print::{self, Output};
 /// Options of `notes update`.
 #[derive(Debug, Args)]
 pub(crate) struct UpdateArgs {
-    /// The call's ID: 24 hexadecimal digits.
+    /// The call's ID: 24 characters (letters, digits, - or _), sent as typed.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 
@@ -40,7 +40,7 @@ pub(crate) struct UpdateArgs {
 /// Options of `notes delete`.
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
-    /// The call's ID: 24 hexadecimal digits.
+    /// The call's ID: 24 characters (letters, digits, - or _), sent as typed.
     #[arg(value_name = "CALL_ID")]
     pub(crate) call_id: String,
 

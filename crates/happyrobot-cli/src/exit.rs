@@ -77,8 +77,8 @@ Exit codes:
   3  authentication: no API key, the API rejected it (401/403), or a proxy refused its
      credentials (407)
   4  not found: no call (or note) with this ID (404)
-  5  other API error (400, 422, 501...); for calls get and calls list, any error answer, 5xx
-     included (a read changes nothing)
+  5  other API error (400, 422, 501...); for calls get, transcript and list, any error answer,
+     5xx included (a read changes nothing)
   6  network: the API could not be reached (refused, DNS, TLS, a proxy's refusal); nothing was sent
   7  outcome unknown: an add, update or delete may have been applied (timeout, dropped connection,
      5xx); check before resending

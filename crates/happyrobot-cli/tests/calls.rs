@@ -136,3 +136,77 @@ async fn the_calls_of_a_filter_get_one_note_each_and_it_is_undone() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(failed.iter().all(|id| sweep(id) == 0), "undone");
 }
+
+/// `calls transcript` prints the conversation in order, one message a line with its time and who
+/// spoke; `--output json` prints the body exactly as the server sent it; a missing call exits 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_transcript_prints_the_conversation_and_the_json_as_sent() {
+    let server = MockServer::start().await.unwrap();
+    let id = server.call_ids()[0].clone();
+    let run = common::run_against(&server, &["calls", "transcript", &id]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("Transcript of call {id}: 7 messages, started 20")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("[00:00.4] agent: Thanks for calling"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].starts_with("[00:04.6] caller: Hi Kate"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[00:08.9] agent calls find_load({\"reference_number\":")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[00:10.3] find_load answered: {")),
+        "{}",
+        run.stdout
+    );
+    // Each message on one line, in order of time.
+    assert_eq!(lines.len(), 1 + 7 + 1, "{}", run.stdout);
+
+    let client = happyrobot::Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let sent = client
+        .get_transcript(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .raw_body()
+        .to_vec();
+    let run = common::run_against(&server, &["calls", "transcript", &id, "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim_end().as_bytes(), &sent[..]);
+
+    for output in ["text", "json"] {
+        let run = common::run_against(
+            &server,
+            &[
+                "calls",
+                "transcript",
+                "000000000000000000000000",
+                "-o",
+                output,
+            ],
+        )
+        .await;
+        assert_eq!(run.code, 4, "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(run.stderr.contains("404"), "{}", run.stderr);
+    }
+}

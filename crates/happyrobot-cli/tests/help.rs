@@ -65,6 +65,15 @@ async fn calls_get_help() {
 }
 
 #[tokio::test]
+async fn calls_transcript_help() {
+    insta::assert_snapshot!(
+        "calls_transcript_help",
+        help(&["calls", "transcript", "--help"]).await
+    );
+    insta::assert_snapshot!("calls_help", help(&["calls", "--help"]).await);
+}
+
+#[tokio::test]
 async fn calls_list_help() {
     insta::assert_snapshot!("calls_list_help", help(&["calls", "list", "--help"]).await);
 }

@@ -1191,7 +1191,7 @@ async fn a_file_changed_during_the_import_never_exits_2_after_sending() {
     let offset = text.find(&format!("{FIRST_CALL_ID},note 550,")).unwrap();
     let mut handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     handle.seek(SeekFrom::Start(offset as u64)).unwrap();
-    handle.write_all(b"--").unwrap();
+    handle.write_all(b"??").unwrap();
     drop(handle);
     let output = tokio::time::timeout(common::RUN_LIMIT, child.wait_with_output())
         .await

@@ -1,7 +1,8 @@
 //! Settings and input the command refuses before anything is sent (issue 20): an empty base URL,
 //! one with credentials (never echoed) or control characters, an unbounded `--max-retries`, a
 //! JSON Lines key given twice, a journal that is not a regular file; and what it accepts: an
-//! upper-case call ID (lower-cased) and `[::ffff:127.0.0.1]` as loopback.
+//! call ID by the documented rule, sent as typed (upper case included), and `[::ffff:127.0.0.1]` as
+//! loopback.
 
 #![allow(
     clippy::unwrap_used,
@@ -84,10 +85,9 @@ async fn a_base_url_with_credentials_or_control_characters_is_refused_everywhere
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ipv4_mapped_loopback_address_is_loopback_and_an_upper_case_id_is_lower_cased() {
+async fn an_ipv4_mapped_loopback_address_is_loopback() {
     let server = MockServer::start().await.unwrap();
     let url = format!("http://[::ffff:127.0.0.1]:{}/api/v1", server.addr().port());
-    let upper = CALL_ID.to_ascii_uppercase();
     let run = common::run(&[
         "--base-url",
         &url,
@@ -95,9 +95,9 @@ async fn an_ipv4_mapped_loopback_address_is_loopback_and_an_upper_case_id_is_low
         server.api_key(),
         "notes",
         "add",
-        &upper,
+        CALL_ID,
         "--content",
-        "upper case",
+        "mapped",
     ])
     .await;
     // The mock listens on 127.0.0.1; an IPv4-mapped address reaches it only on a host whose IPv6
@@ -106,18 +106,58 @@ async fn an_ipv4_mapped_loopback_address_is_loopback_and_an_upper_case_id_is_low
     assert_ne!(run.code, 2, "{}", run.stderr);
     if run.code == 0 {
         assert_eq!(
-            common::counts_by_content(&server, CALL_ID).get("upper case"),
+            common::counts_by_content(&server, CALL_ID).get("mapped"),
             Some(&1)
         );
     }
-    let run = common::run_against(&server, &["notes", "add", &upper, "--content", "again"]).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        common::counts_by_content(&server, CALL_ID).get("again"),
-        Some(&1)
-    );
+}
+
+/// A call ID is sent exactly as typed: the mock, which compares IDs as text, answers 404 for the
+/// upper-case form of its call, and the message adds that call IDs are usually lower-case hex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_id_is_sent_as_typed_and_a_404_for_an_unusual_one_carries_the_hint() {
+    let server = MockServer::start().await.unwrap();
+    let upper = CALL_ID.to_ascii_uppercase();
+    for args in [
+        vec!["notes", "add", upper.as_str(), "--content", "upper case"],
+        vec!["calls", "get", upper.as_str()],
+        vec!["calls", "transcript", "s90000000000000000000001"],
+    ] {
+        let run = common::run_against(&server, &args).await;
+        assert_eq!(run.code, 4, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("call IDs are usually 24 lower-case hexadecimal digits"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
-    assert!(paths.iter().all(|p| !p.contains(&upper)), "{paths:?}");
+    assert_eq!(
+        paths,
+        [
+            format!("/api/v1/calls/{upper}/notes"),
+            format!("/api/v1/calls/{upper}"),
+            "/api/v1/calls/s90000000000000000000001/transcript".to_string(),
+        ]
+    );
+    assert_eq!(
+        common::counts_by_content(&server, CALL_ID).get("upper case"),
+        None,
+        "no note was added"
+    );
+    // Characters that could change the path, and other lengths, are refused before anything.
+    for bad in [
+        "s9000000000000000000000/",
+        "s9000000000000000000000?",
+        "s900000000000000000000%2",
+        "s90000000000000000000001x",
+    ] {
+        let run = common::run_against(&server, &["calls", "transcript", bad]).await;
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains("24 characters"), "{}", run.stderr);
+    }
+    assert_eq!(server.requests().len(), 3, "nothing more was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use happyrobot_sdk::hooks::Exchange;
-use happyrobot_sdk::types::{Call, ErrorBody};
+use happyrobot_sdk::types::{Call, ErrorBody, Transcript};
 use http::StatusCode;
 use tracing::Instrument as _;
 
@@ -211,7 +211,7 @@ impl Client {
             api.add_note_to_call(id, body)
         })
         .await
-        .map_err(|e| e.with_note_id(body.id.clone()))
+        .map_err(|e| e.with_note_id(body.id.clone()).with_call_id_hint(call_id))
     }
 
     /// Reads a call, notes included.
@@ -239,6 +239,39 @@ impl Client {
         );
         self.run(Operation::GetCall, span, control, move || api.get_call(id))
             .await
+            .map_err(|e| e.with_call_id_hint(call_id))
+    }
+
+    /// Reads a call's transcript: what was said, in order, by whom, with tool calls and their
+    /// answers. The typed [`Transcript`] keeps every documented member; the body exactly as the
+    /// server sent it, unknown members included, is [`Response::raw_body`].
+    ///
+    /// Reading changes nothing, so every failure that may pass is retried as the policy allows. A
+    /// call that does not exist answers `404` ([`Error::is_not_found`]).
+    pub async fn get_transcript(&self, call_id: &CallId) -> Result<Response<Transcript>, Error> {
+        self.get_transcript_with(call_id, &Control::new()).await
+    }
+
+    /// [`get_transcript`](Self::get_transcript), carried out as `control` says.
+    pub async fn get_transcript_with(
+        &self,
+        call_id: &CallId,
+        control: &Control<'_>,
+    ) -> Result<Response<Transcript>, Error> {
+        let id: happyrobot_sdk::types::GetTranscriptId = path_param(call_id.as_str(), "call id")?;
+        let api = &self.shared.api;
+        let id = &id;
+        let span = tracing::info_span!(
+            "happyrobot.request",
+            method = "GET",
+            path = "/calls/{id}/transcript",
+            call_id = %call_id
+        );
+        self.run(Operation::GetTranscript, span, control, move || {
+            api.get_transcript(id)
+        })
+        .await
+        .map_err(|e| e.with_call_id_hint(call_id))
     }
 
     /// Changes a note and returns the call after the change. Only the fields set in `changes` are
@@ -282,6 +315,7 @@ impl Client {
             api.update_note(id, note, body)
         })
         .await
+        .map_err(|e| e.with_call_id_hint(call_id))
     }
 
     /// Deletes a note and returns the call after the change.
@@ -321,6 +355,7 @@ impl Client {
             api.delete_note(id, note)
         })
         .await
+        .map_err(|e| e.with_call_id_hint(call_id))
     }
 
     /// The one retry executor: sends a request as often as the retry policy allows within the

@@ -84,6 +84,8 @@ pub enum Operation {
     DeleteNote,
     /// `GET /calls`: one page of a call listing.
     ListCalls,
+    /// `GET /calls/{id}/transcript`.
+    GetTranscript,
 }
 
 impl Operation {
@@ -95,6 +97,7 @@ impl Operation {
             Self::UpdateNote => "the note was updated",
             Self::DeleteNote => "the note was deleted",
             Self::ListCalls => "the calls were listed",
+            Self::GetTranscript => "the transcript was read",
         }
     }
 
@@ -105,7 +108,7 @@ impl Operation {
             Self::GetCall => "nothing was changed",
             Self::UpdateNote => "the note may have been updated",
             Self::DeleteNote => "the note may have been deleted",
-            Self::ListCalls => "nothing was changed",
+            Self::ListCalls | Self::GetTranscript => "nothing was changed",
         }
     }
 
@@ -116,13 +119,13 @@ impl Operation {
             Self::GetCall => "nothing was changed",
             Self::UpdateNote => "the note was not updated",
             Self::DeleteNote => "the note was not deleted",
-            Self::ListCalls => "nothing was changed",
+            Self::ListCalls | Self::GetTranscript => "nothing was changed",
         }
     }
 
     /// Whether the operation only reads: then a failure never leaves anything changed.
     pub(crate) fn is_read(self) -> bool {
-        matches!(self, Self::GetCall | Self::ListCalls)
+        matches!(self, Self::GetCall | Self::ListCalls | Self::GetTranscript)
     }
 
     /// Whether sending this request twice can change more than sending it once.
@@ -528,6 +531,35 @@ impl Error {
     pub(crate) fn with_note_id(mut self, note_id: Option<String>) -> Self {
         self.inner.note_id = note_id;
         self
+    }
+
+    /// For an API's `404` about the call (not about a note), adds that HappyRobot's call IDs are
+    /// usually 24 lower-case hexadecimal digits when `call_id` is not, naming its first character
+    /// that is not one: a typo (`O` for `0`) is the likeliest cause. The ID itself was sent as
+    /// given; this is a hint, never a refusal.
+    pub(crate) fn with_call_id_hint(self, call_id: &crate::CallId) -> Self {
+        let about_the_call = self.inner.kind == ErrorKind::Api
+            && self.inner.status == Some(StatusCode::NOT_FOUND)
+            && !self.inner.note_not_found;
+        let Some(c) = call_id.unusual_character().filter(|_| about_the_call) else {
+            return self;
+        };
+        let hint = format!(
+            " HappyRobot's call IDs are usually 24 lower-case hexadecimal digits (0-9, a-f), and \
+             {c:?} in {:?} is not one: check the ID for a typo.",
+            call_id.as_str()
+        );
+        // Before the request ID, which closes the message.
+        let mut error = self;
+        let message = &mut error.inner.message;
+        let at = match &error.inner.request_id {
+            Some(id) => message
+                .rfind(&format!(" (request ID {id})"))
+                .unwrap_or(message.len()),
+            None => message.len(),
+        };
+        message.insert_str(at, &hint);
+        error
     }
 
     /// Appends a sentence to the message.

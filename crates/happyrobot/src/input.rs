@@ -9,59 +9,88 @@ use happyrobot_sdk::types::{NoteInput, NoteInputContent, NoteUpdate, NoteUpdateC
 
 use crate::Error;
 
-/// The ID of a call: 24 hexadecimal digits, kept in lower case.
+/// The ID of a call: exactly 24 ASCII letters, digits, `-` or `_`, kept exactly as given.
 ///
-/// The API documents only the length (24 characters); the IDs it hands out are MongoDB ObjectIds,
-/// 24 hex digits in lower case (an inference from every ID it shows, recorded in the spec's
-/// PROVENANCE.md). An ID typed in upper case is the same ObjectId, so it is accepted and sent in
-/// lower case; anything else is refused before a request is sent. Checking the characters, not only
-/// the length, also means that nothing a caller passes (`../`, `/`, `%2F`, spaces) can change the
-/// path of the request.
+/// The API documents one rule for a call's ID: 24 characters. Every ID it has shown is 24 lower-case
+/// hexadecimal digits (a MongoDB ObjectId), but that is an inference, not a contract (the spec's
+/// PROVENANCE.md says so), so an ID of another shape is accepted and sent as it was typed: upper
+/// case stays upper case. Only characters that could change the request's path (`/`, `?`, `#`,
+/// `%`, spaces, control characters, anything outside ASCII) and other lengths are refused, before
+/// a request is sent. When the API answers `404` for an ID that is not 24 lower-case hex digits,
+/// the error says so and names the first character that is not one
+/// ([`CallId::unusual_character`]).
 ///
 /// ```
 /// use happyrobot::CallId;
 ///
 /// let id: CallId = "65F1C0FFEE0123456789ABCD".parse()?;
-/// assert_eq!(id.as_str(), "65f1c0ffee0123456789abcd");
+/// assert_eq!(id.as_str(), "65F1C0FFEE0123456789ABCD"); // sent as typed
+/// assert!("s90000000000000000000001".parse::<CallId>().is_ok());
 /// assert!("../../admin/000000000000000".parse::<CallId>().is_err());
-/// assert!("65f1c0ffee0123456789abcg".parse::<CallId>().is_err()); // g is not a hex digit
+/// assert!("65f1c0ffee0123456789abc".parse::<CallId>().is_err()); // 23 characters
 /// # Ok::<(), happyrobot::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(String);
 
 impl CallId {
-    /// The length every call ID has.
+    /// The length every call ID has (documented).
     pub const LEN: usize = 24;
 
-    /// Checks `id` and wraps it, in lower case.
+    /// Checks `id` against the documented rule and wraps it unchanged.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
-        let mut id = id.into();
-        if id.len() != Self::LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let shown = shorten(&id);
-            let problem = if id.is_empty() {
-                "it is empty".to_string()
-            } else if let Some(c) = id.chars().find(|c| !c.is_ascii_hexdigit()) {
-                format!("{c:?} is not a hexadecimal digit (0-9, a-f)")
-            } else {
-                format!("it has {} characters", id.chars().count())
-            };
-            return Err(Error::invalid_input(
+        let id = id.into();
+        let problem = if id.is_empty() {
+            Some("it is empty".to_string())
+        } else if let Some(c) = id.chars().find(|&c| !is_id_char(c)) {
+            Some(format!(
+                "{c:?} may not appear in a call ID (ASCII letters, digits, `-` and `_` only)"
+            ))
+        } else if id.len() != Self::LEN {
+            Some(format!("it has {} characters", id.len()))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(Error::invalid_input(
                 "call id",
                 format!(
-                    "{shown:?} is not a call ID: {problem}; a call ID is exactly 24 hexadecimal \
-                     digits, as shown in the HappyRobot app or returned by the API"
+                    "{:?} is not a call ID: {problem}; a call ID is exactly 24 characters, as \
+                     shown in the HappyRobot app or returned by the API",
+                    shorten(&id)
                 ),
-            ));
+            )),
+            None => Ok(Self(id)),
         }
-        id.make_ascii_lowercase();
-        Ok(Self(id))
     }
 
-    /// The ID as text.
+    /// The ID as text, exactly as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The first character that is not a lower-case hexadecimal digit, the shape of every call ID
+    /// HappyRobot has shown (an inference, not documented); `None` for an ID of that shape. An ID
+    /// with such a character is still sent as given: this only explains a `404`.
+    ///
+    /// ```
+    /// use happyrobot::CallId;
+    ///
+    /// let typo: CallId = "65f1c0ffee0123456789abcO".parse()?;
+    /// assert_eq!(typo.unusual_character(), Some('O'));
+    /// let usual: CallId = "65f1c0ffee0123456789abcd".parse()?;
+    /// assert_eq!(usual.unusual_character(), None);
+    /// # Ok::<(), happyrobot::Error>(())
+    /// ```
+    pub fn unusual_character(&self) -> Option<char> {
+        self.0.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
+    }
+}
+
+/// The characters the documented rule lets into a call ID (and the lenient rule into a note ID):
+/// none of them can change a request's path.
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
 /// At most 40 characters of a rejected input, so that an error message stays one readable line.
@@ -283,12 +312,11 @@ impl NoteId {
     /// Checks `id` and wraps it.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
-        let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
         let problem = if id.is_empty() {
             Some("it is empty".to_string())
         } else if id.len() > Self::MAX_LEN {
             Some(format!("it is longer than {} characters", Self::MAX_LEN))
-        } else if !id.bytes().all(valid) {
+        } else if !id.chars().all(is_id_char) {
             Some("it holds characters other than ASCII letters, digits, `-` and `_`".to_string())
         } else {
             None
@@ -522,19 +550,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn call_id_accepts_24_hex_digits_in_lower_case() {
-        for (given, kept) in [
-            ("65f1c0ffee0123456789abcd", "65f1c0ffee0123456789abcd"),
-            ("65F1C0FFEE0123456789ABCD", "65f1c0ffee0123456789abcd"),
-            ("000000000000000000000000", "000000000000000000000000"),
+    fn call_id_accepts_24_characters_of_the_documented_rule_as_given() {
+        for given in [
+            "65f1c0ffee0123456789abcd",
+            "65F1C0FFEE0123456789ABCD",
+            "000000000000000000000000",
+            "s90000000000000000000001",
+            "call_0123456789-abcdefgh",
+            "ABCDEFGHIJKLMNOPQRSTUVWX",
         ] {
-            assert_eq!(given.parse::<CallId>().unwrap().as_str(), kept);
+            assert_eq!(given.parse::<CallId>().unwrap().as_str(), given);
         }
-        let error = "ABCDEFGHIJKLMNOPQRSTUVWX".parse::<CallId>().unwrap_err();
-        assert!(
-            error.to_string().contains("'G' is not a hexadecimal digit"),
-            "{error}"
-        );
+    }
+
+    #[test]
+    fn unusual_character_names_the_first_that_is_not_lower_case_hex() {
+        for (id, unusual) in [
+            ("65f1c0ffee0123456789abcd", None),
+            ("65F1C0FFEE0123456789ABCD", Some('F')),
+            ("s90000000000000000000001", Some('s')),
+            ("65f1c0ffee0123456789abc_", Some('_')),
+        ] {
+            assert_eq!(
+                CallId::new(id).unwrap().unusual_character(),
+                unusual,
+                "{id}"
+            );
+        }
     }
 
     #[test]
@@ -550,6 +592,10 @@ mod tests {
             "65f1c0ffee0123456789abc?",
             "65f1c0ffee0123456789abc#",
             "65f1c0ffee0123456789abé",
+            "65f1c0ffee0123456789abc.",
+            "65f1c0ffee0123456789abc\n",
+            "65f1c0ffee0123456789abc\u{0}",
+            "65f1c0ffee0123456789ab\\d",
         ] {
             let err = bad.parse::<CallId>().unwrap_err();
             assert!(err.is_invalid_input(), "{bad:?}: {err}");

@@ -180,7 +180,7 @@ impl Iterator for SheetRecords {
                         format!(
                             "the call ID is a number in the workbook ({}), which loses digits and \
                              leading zeros: format the call_id column as Text and type the IDs \
-                             again (24 hexadecimal digits)",
+                             again (24 characters)",
                             shorten(&text_of(cell(Some(columns.call_id))))
                         ),
                     ))));
