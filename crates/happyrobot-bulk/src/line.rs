@@ -187,20 +187,9 @@ pub(crate) fn write(work: &Work, entry: &Entry) -> io::Result<()> {
     }
 }
 
-/// The note ID an answer shows for the note just added: the one sent, else (a server that
-/// assigns its own IDs) the newest note with its text.
+/// The note ID an answer shows for the note just added ([`happyrobot::added_note`]).
 fn added_id(call: &Call, sent: &str, content: &str) -> Option<String> {
-    let notes = call.notes.as_deref().unwrap_or_default();
-    notes
-        .iter()
-        .find(|n| n.id.as_deref() == Some(sent))
-        .or_else(|| {
-            notes
-                .iter()
-                .rev()
-                .find(|n| n.content.as_deref() == Some(content))
-        })
-        .and_then(|n| n.id.clone())
+    happyrobot::added_note(call, Some(sent), content).and_then(|n| n.id.clone())
 }
 
 /// A client error as a line's failure.

@@ -153,16 +153,16 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The kind of a client error.
+    /// The kind of a client error: a map of [`happyrobot::Error::category`].
     pub fn of(error: &happyrobot::Error) -> Self {
-        if error.is_unauthorized() || error.is_proxy_auth_required() {
-            Self::Unauthorized
-        } else if error.is_not_found() {
-            Self::NotFound
-        } else if error.kind() == happyrobot::ErrorKind::Connect {
-            Self::Network
-        } else {
-            Self::Api
+        use happyrobot::Category as C;
+        match error.category() {
+            C::Authentication => Self::Unauthorized,
+            C::NotFound => Self::NotFound,
+            // A request stopped before it was sent again was not sent, as after a failed
+            // connection: a re-run sends it.
+            C::Network | C::Stopped => Self::Network,
+            _ => Self::Api,
         }
     }
 

@@ -1,6 +1,6 @@
 //! `happyrobot notes add`: one note, printed as text or as the whole call in JSON.
 
-use happyrobot::types::{Call, Note};
+use happyrobot::types::Call;
 use happyrobot::{CallId, Control, NewNote, PendingAdd, Settled};
 
 use clap::Args;
@@ -46,7 +46,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliE
     // Input is checked before anything else, so that a typo never needs a key or a network.
     let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
     // The note's ID is chosen here, so that the answer shows which note is the new one.
-    let note_id = happyrobot::new_note_id();
+    let note_id = happyrobot::NoteId::generate().into_string();
     let mut note = NewNote::new(args.content).id(note_id.clone());
     if args.flagged {
         note = note.flagged(true);
@@ -98,7 +98,7 @@ async fn settle(
     let Some(pending) = PendingAdd::from_error(note, error) else {
         return Err(still_unknown("the note had no ID to look it up by".into()));
     };
-    let resend_id = happyrobot::new_note_id();
+    let resend_id = happyrobot::NoteId::generate().into_string();
     let resend = note.clone().id(resend_id.clone());
     match client
         .settle_add(call_id, &pending, Some(resend), &Control::new())
@@ -128,25 +128,10 @@ async fn settle(
     }
 }
 
-/// The note just added: the one with the ID it was sent with, else the newest with its text (a
-/// server may assign its own ID; the API returns notes oldest first).
-fn added_note<'a>(call: &'a Call, note_id: &str, content: &str) -> Option<&'a Note> {
-    let notes = call.notes.as_deref().unwrap_or_default();
-    notes
-        .iter()
-        .find(|n| n.id.as_deref() == Some(note_id))
-        .or_else(|| {
-            notes
-                .iter()
-                .rev()
-                .find(|n| n.content.as_deref() == Some(content))
-        })
-}
-
 /// The text output: the note, then one line about the call.
 fn render_text(call: &Call, note_id: &str, content: &str) -> Vec<u8> {
     let mut out = String::new();
-    match added_note(call, note_id, content) {
+    match happyrobot::added_note(call, Some(note_id), content) {
         Some(note) => {
             out.push_str(&format!(
                 "Added note {} to call {}{}\n",

@@ -177,27 +177,18 @@ impl fmt::Display for CliError {
 /// The exit code of one failed API call, following the table in [`EXIT_CODES_HELP`]. What the
 /// server did decides first, so that no code invites a script to resend what was applied.
 pub(crate) fn exit_for(error: &happyrobot::Error) -> Exit {
-    match error.outcome() {
-        happyrobot::Outcome::Unknown => return Exit::Unknown,
-        happyrobot::Outcome::Applied => return Exit::AppliedUnreadable,
-        _ => {}
+    use happyrobot::{Category as C, Outcome as O};
+    match (error.outcome(), error.category()) {
+        (O::Unknown, _) => Exit::Unknown,
+        (O::Applied, _) => Exit::AppliedUnreadable,
+        (_, C::InvalidInput) => Exit::Usage,
+        (_, C::Authentication) => Exit::Auth,
+        (_, C::NotFound) => Exit::NotFound,
+        // A request stopped before it was sent again was not sent: as a network failure, a
+        // re-run sends it.
+        (_, C::Network | C::Stopped) => Exit::Network,
+        _ => Exit::Api,
     }
-    if error.is_unauthorized() || error.is_proxy_auth_required() {
-        return Exit::Auth;
-    }
-    if error.is_not_found() {
-        return Exit::NotFound;
-    }
-    if matches!(
-        error.kind(),
-        happyrobot::ErrorKind::Connect | happyrobot::ErrorKind::Stopped
-    ) {
-        return Exit::Network;
-    }
-    if error.is_invalid_input() {
-        return Exit::Usage;
-    }
-    Exit::Api
 }
 
 /// What a bulk run's failure kind exits with.

@@ -210,3 +210,33 @@ async fn calls_transcript_prints_the_conversation_and_the_json_as_sent() {
         assert!(run.stderr.contains("404"), "{}", run.stderr);
     }
 }
+
+/// A read that times out could not reach the API in time: exit 6 (network), as the help says,
+/// for `calls get` and `calls transcript` alike (the exit code follows the library's category).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_times_out_exits_6() {
+    let server = MockServer::start().await.unwrap();
+    server.inject_rate(
+        happyrobot_mock::Fault::Delay(std::time::Duration::from_secs(3)),
+        1.0,
+        1,
+    );
+    let id = server.call_ids()[0].clone();
+    for command in ["get", "transcript"] {
+        let run = common::run_against(
+            &server,
+            &[
+                "--timeout",
+                "0.3",
+                "--max-retries",
+                "0",
+                "calls",
+                command,
+                &id,
+            ],
+        )
+        .await;
+        assert_eq!(run.code, 6, "{command}: {}", run.stderr);
+        assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    }
+}

@@ -92,8 +92,7 @@ const _: fn() = || {
 
 use happyrobot_sdk::ClientInfo as _;
 
-/// A fresh note ID: 24 lowercase hex digits shaped like a MongoDB ObjectId (8 digits of Unix time,
-/// then 16 random ones), so that a note sent with it can be recognised on the call later.
+/// A fresh note ID as text: [`NoteId::generate`](crate::NoteId::generate), which says what it is.
 pub fn new_note_id() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -44,6 +44,32 @@ pub enum ErrorKind {
     Stopped,
 }
 
+/// What a failure means for whoever called: the one classification that a command line's exit
+/// codes and a bulk run's failure kinds are both mapped from ([`Error::category`]).
+///
+/// Independent of it, [`Error::outcome`] says whether the server acted: a [`Category::Network`]
+/// failure of an add can still have added the note ([`Outcome::Unknown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Category {
+    /// The input (a call ID, a note, the API key's form) or the client's configuration is
+    /// invalid; nothing was sent. Fix it and call again.
+    InvalidInput,
+    /// The API key is missing or was rejected (401, 403), or a proxy refused its credentials
+    /// (407): every further request would fail the same way.
+    Authentication,
+    /// The API answered 404: no such call, or no such note on it.
+    NotFound,
+    /// The API could not be reached, or the connection failed or timed out before an answer:
+    /// refused, DNS, TLS, a proxy's refusal, a timeout, a broken connection.
+    Network,
+    /// Any other answer: an error status of the API or of a gateway in front of it (400, 422,
+    /// 429, 5xx), a redirect, or a success whose answer could not be read.
+    Api,
+    /// The caller stopped the call before its next attempt ([`Control`](crate::Control)).
+    Stopped,
+}
+
 /// Why a connection could not be made, where it matters for what to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConnectProblem {
@@ -574,6 +600,24 @@ impl Error {
         self.inner.kind
     }
 
+    /// What the failure means for the caller: the one classification a command line's exit
+    /// codes and a bulk run's failure kinds are mapped from.
+    pub fn category(&self) -> Category {
+        match self.inner.kind {
+            _ if self.is_unauthorized() || self.is_proxy_auth_required() => {
+                Category::Authentication
+            }
+            ErrorKind::InvalidInput | ErrorKind::Config => Category::InvalidInput,
+            _ if self.is_not_found() => Category::NotFound,
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Network => Category::Network,
+            ErrorKind::Stopped => Category::Stopped,
+            ErrorKind::InvalidApiKey
+            | ErrorKind::Api
+            | ErrorKind::Redirect
+            | ErrorKind::AnswerUnreadable => Category::Api,
+        }
+    }
+
     /// Whether the server acted on the request: not, maybe, or certainly.
     pub fn outcome(&self) -> Outcome {
         self.inner.outcome
@@ -926,6 +970,40 @@ mod tests {
             assert!(!api(status).outcome_unknown(), "{status}");
             assert_eq!(api(status).outcome(), Outcome::NotApplied, "{status}");
         }
+    }
+
+    #[test]
+    fn every_error_has_one_category() {
+        let boxed = || -> BoxError { "x".into() };
+        for (error, category) in [
+            (Error::invalid_input("call id", "x"), Category::InvalidInput),
+            (Error::config("x"), Category::InvalidInput),
+            (Error::invalid_api_key("x"), Category::Authentication),
+            (Error::missing_api_key(), Category::Authentication),
+            (api(401), Category::Authentication),
+            (api(403), Category::Authentication),
+            (api(404), Category::NotFound),
+            (api(400), Category::Api),
+            (api(429), Category::Api),
+            (api(503), Category::Api),
+            (Error::connect(boxed(), "h"), Category::Network),
+            (
+                Error::timeout(Operation::GetCall, boxed()),
+                Category::Network,
+            ),
+            (
+                Error::network(Operation::AddNote, boxed()),
+                Category::Network,
+            ),
+            (Error::stopped(Operation::GetCall, None), Category::Stopped),
+        ] {
+            assert_eq!(error.category(), category, "{error}");
+        }
+        // A stop after a failed attempt is still a stop, whatever the attempt was.
+        assert_eq!(
+            Error::stopped(Operation::GetCall, Some(api(503))).category(),
+            Category::Stopped
+        );
     }
 
     #[test]

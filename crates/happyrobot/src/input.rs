@@ -144,6 +144,12 @@ macro_rules! checked_id_traits {
             }
         }
 
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -210,7 +216,9 @@ impl NewNote {
         self
     }
 
-    /// Gives the note this ID instead of one the server assigns.
+    /// Gives the note this ID instead of one the server assigns. It must follow [`NoteId`]'s rule
+    /// (1 to 128 ASCII letters, digits, `-` or `_`), which [`NewNote::validate`] checks; a
+    /// [`NoteId`] always does (`note.id(NoteId::generate())`).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -255,13 +263,15 @@ impl NewNote {
                 "the note's text is empty or only whitespace; give it some text",
             ));
         }
-        for (field, value) in [("note id", &self.id), ("note user_id", &self.user_id)] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(Error::invalid_input(
-                    field,
-                    "it is empty; leave it unset to let the server assign it",
-                ));
-            }
+        if self.user_id.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Error::invalid_input(
+                "note user_id",
+                "it is empty; leave it unset to let the server assign it",
+            ));
+        }
+        // A note's ID follows the one rule of `NoteId`, whoever chose it.
+        if let Some(id) = &self.id {
+            NoteId::new(id.as_str())?;
         }
         let content = NoteInputContent::try_from(self.content)
             .map_err(|e| Error::invalid_input("note content", e.to_string()))?;
@@ -333,9 +343,28 @@ impl NoteId {
         }
     }
 
+    /// A fresh note ID for a note about to be added: 24 lower-case hex digits shaped like a
+    /// MongoDB ObjectId (8 digits of Unix time, then 16 random ones), so that a note sent with it
+    /// can be recognised on its call later. Every ID the client and the bulk engine give a note
+    /// comes from here.
+    ///
+    /// ```
+    /// let id = happyrobot::NoteId::generate();
+    /// assert_eq!(id.as_str().len(), 24);
+    /// assert_ne!(id, happyrobot::NoteId::generate());
+    /// ```
+    pub fn generate() -> Self {
+        Self(crate::client::new_note_id())
+    }
+
     /// The ID as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The ID as an owned `String`.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -622,6 +651,16 @@ mod tests {
         }
         NewNote::new(" x ").validate().unwrap();
         assert!(NewNote::new("x").user_id(" ").validate().is_err());
+    }
+
+    #[test]
+    fn a_new_notes_id_follows_the_note_id_rule() {
+        for bad in ["", " ", "a/b", "a b", "é"] {
+            let err = NewNote::new("x").id(bad).validate().unwrap_err();
+            assert!(err.to_string().contains("note ID"), "{bad:?}: {err}");
+        }
+        NewNote::new("x").id(NoteId::generate()).validate().unwrap();
+        NewNote::new("x").id("note_1-x").validate().unwrap();
     }
 
     #[test]

@@ -15,6 +15,34 @@ use crate::client::sleep_unless_stopped;
 use crate::error::Operation;
 use crate::{CallId, Client, Control, Error, NewNote, Response};
 
+/// The note an add just put on `call`, found in the call the API answered with: the note with the
+/// ID it was sent with (`sent_id`), else the newest with its text (a server may assign IDs of its
+/// own; the API lists notes oldest first). The one rule `happyrobot notes add` and the bulk engine
+/// use to tell which note is theirs.
+///
+/// ```
+/// use happyrobot::added_note;
+/// use happyrobot::types::Call;
+///
+/// let call: Call = serde_json::from_str(r#"{"id": "65f1c0ffee0123456789abcd", "notes": [
+///     {"id": "a", "content": "Dock 4"}, {"id": "b", "content": "Dock 4"}]}"#)?;
+/// assert_eq!(added_note(&call, Some("a"), "Dock 4").unwrap().id.as_deref(), Some("a"));
+/// assert_eq!(added_note(&call, Some("zz"), "Dock 4").unwrap().id.as_deref(), Some("b"));
+/// assert!(added_note(&call, None, "Dock 5").is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn added_note<'a>(call: &'a Call, sent_id: Option<&str>, content: &str) -> Option<&'a Note> {
+    let notes = call.notes.as_deref().unwrap_or_default();
+    sent_id
+        .and_then(|id| notes.iter().find(|n| n.id.as_deref() == Some(id)))
+        .or_else(|| {
+            notes
+                .iter()
+                .rev()
+                .find(|n| n.content.as_deref() == Some(content))
+        })
+}
+
 /// How many times as long as the failed attempt took a late apply may still come after it was
 /// sent: a gateway that gave up after 3 s in front of an API that went on is given 9 s.
 const LATE_APPLY_FACTOR: u32 = 3;
