@@ -49,44 +49,62 @@ pub(crate) fn interpret<T: serde::de::DeserializeOwned>(
     }
     let body = exchange.body.unwrap_or_else(|| Ok(Bytes::new()));
     if status.is_success() {
-        let bytes = match body {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return Err(
-                    unreadable(op, status, error).with_request_id(request_id(&exchange.headers))
-                );
-            }
-        };
-        return match serde_json::from_slice::<T>(&bytes) {
-            Ok(value) => Ok(Response::new(value, status, exchange.headers, bytes)),
-            Err(_) => {
-                let what = decode_failure::<T>(&bytes);
-                Err(
-                    Error::answer_unreadable(op, status, what, Some(bytes), None)
-                        .with_request_id(request_id(&exchange.headers)),
-                )
-            }
-        };
+        return success(op, status, exchange.headers, body);
     }
-    if status.is_redirection() {
-        let location = exchange
-            .headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|text| match Url::parse(text) {
-                Ok(url) => safe_location(&url),
-                // A relative location: keep its path only.
-                Err(_) => text
-                    .split(['?', '#'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-        return Err(
-            Error::redirect(op, status, location).with_request_id(request_id(&exchange.headers))
-        );
+    let error = if status.is_redirection() {
+        Error::redirect(op, status, redirect_location(&exchange.headers))
+    } else {
+        error_status(op, status, &exchange.headers, body, settings)
+    };
+    Err(error.with_request_id(request_id(&exchange.headers)))
+}
+
+/// A 2xx: the decoded answer, or an error that says the server acted but its answer could not
+/// be read.
+fn success<T: serde::de::DeserializeOwned>(
+    op: Operation,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Result<Bytes, BodyError>,
+) -> Result<Response<T>, Error> {
+    let id = || request_id(&headers);
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(error) => return Err(unreadable(op, status, error).with_request_id(id())),
+    };
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(value) => Ok(Response::new(value, status, headers, bytes)),
+        Err(_) => {
+            let what = decode_failure::<T>(&bytes);
+            Err(Error::answer_unreadable(op, status, what, Some(bytes), None).with_request_id(id()))
+        }
     }
-    // An error status: a JSON body may explain it; any other body is never shown.
+}
+
+/// Where a redirect pointed, without a query string or user info (a relative one: its path).
+fn redirect_location(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|text| match Url::parse(text) {
+            Ok(url) => safe_location(&url),
+            Err(_) => text
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })
+}
+
+/// An error status: a JSON body may explain it; any other body is never shown, and says that
+/// something in front of the API answered (a gateway's HTML page).
+fn error_status(
+    op: Operation,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Result<Bytes, BodyError>,
+    settings: &Settings<'_>,
+) -> Error {
     let parsed = body
         .as_ref()
         .ok()
@@ -97,18 +115,13 @@ pub(crate) fn interpret<T: serde::de::DeserializeOwned>(
     let note_not_found = status == StatusCode::NOT_FOUND
         && matches!(op, Operation::UpdateNote | Operation::DeleteNote)
         && parsed.as_ref().is_some_and(mentions_a_note);
-    // No JSON error body: something in front of the API answered (a gateway's HTML page).
     let gateway = parsed.is_none().then_some(settings.authority);
-    let mut error = Error::answered(op, status, message, note_not_found, gateway)
-        .with_retry_after(
-            parse_retry_after(&exchange.headers),
-            settings.retry_after_cap,
-        )
-        .with_request_id(request_id(&exchange.headers));
-    if let Err(body_error) = body {
-        error = error.with_source(Box::new(body_error));
+    let error = Error::answered(op, status, message, note_not_found, gateway)
+        .with_retry_after(parse_retry_after(headers), settings.retry_after_cap);
+    match body {
+        Err(body_error) => error.with_source(Box::new(body_error)),
+        Ok(_) => error,
     }
-    Err(error)
 }
 
 /// The generated code's error when no answer arrived.

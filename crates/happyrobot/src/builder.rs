@@ -175,7 +175,6 @@ impl ClientBuilder {
             Some(text) => BaseUrl::parse(text)?,
             None => BaseUrl::default(),
         };
-        let loopback = base_url.is_loopback();
         let rate_control = self.rate_control.unwrap_or_default();
         rate_control.check().map_err(Error::config)?;
         let user_agent = match self.user_agent.as_deref().map(str::trim) {
@@ -212,32 +211,15 @@ impl ClientBuilder {
                 ));
             }
             Some(client) => (client, false),
-            None => {
-                // Connecting must fail before the attempt's timeout does, so that a connect timeout
-                // is reported as "nothing was sent" rather than as an unknown outcome.
-                let connect_timeout = self
-                    .connect_timeout
-                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
-                    .min(timeout.mul_f64(0.9));
-                let mut builder =
-                    crate::tls::client_builder(base_url.as_str(), &self.root_certificates)?
-                        .connect_timeout(connect_timeout)
-                        .timeout(timeout)
-                        // A POST must never be re-sent somewhere else by the transport.
-                        .redirect(reqwest::redirect::Policy::none());
-                if loopback {
-                    // A mock or test server on this machine: never through a proxy, which would
-                    // also see the key in cleartext over http.
-                    builder = builder.no_proxy();
-                }
-                let client = builder.build().map_err(|e| {
-                    Error::config(format!(
-                        "the HTTP client could not be built: {}",
-                        crate::error::chain(&e)
-                    ))
-                })?;
-                (client, true)
-            }
+            None => (
+                own_http_client(
+                    &base_url,
+                    &self.root_certificates,
+                    self.connect_timeout,
+                    timeout,
+                )?,
+                true,
+            ),
         };
         let inner = if built_here {
             // With `Policy::none()` and the timeout.
@@ -258,4 +240,36 @@ impl ClientBuilder {
             rate: Controller::new(rate_control),
         })))
     }
+}
+
+/// The reqwest client the builder makes when the caller gives none: TLS with the given extra
+/// roots, the attempt timeout, a connect timeout shorter than it, redirects never followed, and no
+/// proxy for a loopback base URL.
+fn own_http_client(
+    base_url: &BaseUrl,
+    roots: &[Vec<u8>],
+    connect_timeout: Option<Duration>,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    // Connecting must fail before the attempt's timeout does, so that a connect timeout is
+    // reported as "nothing was sent" rather than as an unknown outcome.
+    let connect_timeout = connect_timeout
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+        .min(timeout.mul_f64(0.9));
+    let mut builder = crate::tls::client_builder(base_url.as_str(), roots)?
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        // A POST must never be re-sent somewhere else by the transport.
+        .redirect(reqwest::redirect::Policy::none());
+    if base_url.is_loopback() {
+        // A mock or test server on this machine: never through a proxy, which would also see the
+        // key in cleartext over http.
+        builder = builder.no_proxy();
+    }
+    builder.build().map_err(|e| {
+        Error::config(format!(
+            "the HTTP client could not be built: {}",
+            crate::error::chain(&e)
+        ))
+    })
 }

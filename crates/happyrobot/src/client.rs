@@ -19,7 +19,7 @@ use crate::control::Attempt;
 use crate::error::Operation;
 use crate::input::IntoApiKey;
 use crate::rate::{Answer, Controller, NoTurn};
-use crate::retry::{RetryAction, RetryReason};
+use crate::retry::{MIN_ATTEMPT, Next, StopReason, Tries};
 use crate::{
     ApiKey, BaseUrl, CallId, ClientBuilder, Control, Error, NewNote, NoteChanges, NoteId,
     RateStats, Response, RetryPolicy,
@@ -41,9 +41,6 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 pub const DEFAULT_RECONCILE_SETTLE: Duration = Duration::from_secs(2);
 /// Default limit on the size of an answer.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = happyrobot_sdk::hooks::DEFAULT_MAX_RESPONSE_BYTES;
-
-/// An attempt is not started, nor a retry waited for, with less than this left before the deadline.
-const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// The HappyRobot API client.
 ///
@@ -373,138 +370,170 @@ impl Client {
             Output = Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
         >,
     {
-        let shared = &*self.shared;
         let started = Instant::now();
-        let deadline = control.deadline.unwrap_or(shared.deadline);
+        let deadline = control.deadline.unwrap_or(self.shared.deadline);
+        let mut tries = Tries::default();
+        let mut last: Option<Error> = None;
+        loop {
+            let told = Attempt {
+                number: tries.attempt(),
+                operation: op,
+            };
+            let ticket = match self.turn(&told, control, started, deadline).await {
+                Ok(ticket) => ticket,
+                Err(NoTurn::Stopped) => return Err(Error::stopped(op, last)),
+                Err(NoTurn::Late) => return Err(Error::late(op, last, deadline)),
+            };
+            let budget = self.attempt_timeout(started, deadline, told.number);
+            let error = match self
+                .attempt::<T, R, _>(op, &span, ticket, budget, told.number, send())
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            let left = deadline.saturating_sub(started.elapsed());
+            let paced = self.shared.rate.learns();
+            let after = match self.shared.retry.next(&error, tries, op, paced, left) {
+                Next::Retry { after, reason } => {
+                    tracing::warn!(
+                        parent: &span,
+                        attempt = told.number,
+                        status = error.status().map(|s| s.as_u16()),
+                        delay_ms = after.as_millis() as u64,
+                        reason = reason.as_str(),
+                        error = %error,
+                        "request failed; retrying"
+                    );
+                    after
+                }
+                Next::Stop(reason) => return Err(not_retried(error, reason, &span)),
+                Next::Late(after) => return Err(too_late(error, after, deadline, &span)),
+            };
+            if control.before_retry(&told, &error, after) == ControlFlow::Break(())
+                || sleep_unless_stopped(after, control).await.is_err()
+            {
+                return Err(Error::stopped(op, Some(error)));
+            }
+            tries.count(&error);
+            last = Some(error);
+        }
+    }
+
+    /// Waits for the attempt's turn under the rate controller, then asks the control whether it
+    /// may go.
+    async fn turn(
+        &self,
+        told: &Attempt,
+        control: &Control<'_>,
+        started: Instant,
+        deadline: Duration,
+    ) -> Result<crate::rate::Ticket<'_>, NoTurn> {
+        let until = tokio::time::Instant::from_std(started).checked_add(deadline);
+        let ticket = self.shared.rate.acquire(control.stop, until).await?;
+        if control.stopped() || control.before_attempt(told).is_break() {
+            return Err(NoTurn::Stopped);
+        }
+        Ok(ticket)
+    }
+
+    /// The timeout of attempt `number`: the client's, or what the deadline leaves of it, and at
+    /// least [`MIN_ATTEMPT`]. `None` when it is the client's own, which the request already
+    /// carries (see `build`).
+    fn attempt_timeout(
+        &self,
+        started: Instant,
+        deadline: Duration,
+        number: u32,
+    ) -> Option<Duration> {
+        let remaining = match number {
+            1 => deadline,
+            _ => deadline.saturating_sub(started.elapsed()),
+        };
+        let timeout = self.shared.timeout.min(remaining).max(MIN_ATTEMPT);
+        (timeout != self.shared.timeout).then_some(timeout)
+    }
+
+    /// Sends one attempt, tells the rate controller how it was answered, and reads the answer.
+    async fn attempt<T, R, Fut>(
+        &self,
+        op: Operation,
+        span: &tracing::Span,
+        ticket: crate::rate::Ticket<'_>,
+        timeout: Option<Duration>,
+        number: u32,
+        request: Fut,
+    ) -> Result<Response<T>, Error>
+    where
+        T: serde::de::DeserializeOwned,
+        Fut: Future<
+            Output = Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
+        >,
+    {
+        let shared = &*self.shared;
+        let attempt_span = tracing::debug_span!(
+            parent: span,
+            "happyrobot.attempt",
+            attempt = number,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let begun = Instant::now();
+        // Boxed once, so that the generated request future (a few kilobytes) is not copied
+        // again by each wrapper around it.
+        let (result, exchange) = Exchange::with_timeout(timeout)
+            .scope(Box::pin(outcome(request)))
+            .instrument(attempt_span.clone())
+            .await;
+        let took = begun.elapsed();
+        if !attempt_span.is_disabled() {
+            attempt_span.record("duration_ms", took.as_millis() as u64);
+            if let Some(status) = exchange.status {
+                attempt_span.record("status", status.as_u16());
+            }
+        }
+        shared.rate.observe(
+            ticket,
+            match exchange.status {
+                Some(StatusCode::TOO_MANY_REQUESTS) => Answer::Throttled(&exchange.headers),
+                Some(_) => Answer::Accepted(&exchange.headers),
+                None => Answer::None,
+            },
+        );
         let settings = Settings {
             host: shared.base_url.host(),
             authority: shared.base_url.authority(),
             retry_after_cap: shared.retry.retry_after_cap(),
         };
-        // Retries after a 429 are counted apart: a rate limit slows a call down, and only the
-        // deadline (or the policy's own cap on them) ends it.
-        let (mut retries, mut throttled) = (0, 0);
-        let mut last: Option<Error> = None;
-        loop {
-            let attempt = retries + throttled + 1;
-            let until = tokio::time::Instant::from_std(started).checked_add(deadline);
-            let ticket = match shared.rate.acquire(control.stop, until).await {
-                Ok(ticket) => ticket,
-                Err(NoTurn::Stopped) => return Err(Error::stopped(op, last)),
-                Err(NoTurn::Late) => return Err(Error::late(op, last, deadline)),
-            };
-            let told = Attempt {
-                number: attempt,
-                operation: op,
-            };
-            if control.stopped() || control.before_attempt(&told).is_break() {
-                return Err(Error::stopped(op, last));
-            }
-            let remaining = match attempt {
-                1 => deadline,
-                _ => deadline.saturating_sub(started.elapsed()),
-            };
-            let timeout = shared.timeout.min(remaining).max(MIN_ATTEMPT);
-            // The full timeout needs no repeating on the request (see `build`); only a shorter
-            // one, which the deadline leaves, does.
-            let own = (timeout != shared.timeout).then_some(timeout);
-            let attempt_span = tracing::debug_span!(
-                parent: &span,
-                "happyrobot.attempt",
-                attempt,
-                status = tracing::field::Empty,
-                duration_ms = tracing::field::Empty,
-            );
-            let begun = Instant::now();
-            // Boxed once, so that the generated request future (a few kilobytes) is not copied
-            // again by each wrapper around it.
-            let (result, exchange) = Exchange::with_timeout(own)
-                .scope(Box::pin(outcome(send())))
-                .instrument(attempt_span.clone())
-                .await;
-            let took = begun.elapsed();
-            if !attempt_span.is_disabled() {
-                attempt_span.record("duration_ms", took.as_millis() as u64);
-                if let Some(status) = exchange.status {
-                    attempt_span.record("status", status.as_u16());
-                }
-            }
-            shared.rate.observe(
-                ticket,
-                match exchange.status {
-                    Some(StatusCode::TOO_MANY_REQUESTS) => Answer::Throttled(&exchange.headers),
-                    Some(_) => Answer::Accepted(&exchange.headers),
-                    None => Answer::None,
-                },
-            );
-            let error = match interpret::<T>(op, result, exchange, &settings) {
-                Ok(response) => {
-                    tracing::debug!(parent: &attempt_span, "request succeeded");
-                    return Ok(response);
-                }
-                Err(error) => {
-                    let sent_at = SystemTime::now()
-                        .checked_sub(took)
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    error.with_attempt(sent_at, took)
-                }
-            };
-            let rate_limited = error.is_rate_limited();
-            let done = if rate_limited { throttled } else { retries };
-            let (after, reason) = match shared.retry.decide_for(&error, done, op.idempotent()) {
-                RetryAction::Retry { after, reason } => (after, reason),
-                RetryAction::Stop { reason } => {
-                    tracing::debug!(
-                        parent: &attempt_span,
-                        outcome = ?error.outcome(),
-                        stop = ?reason,
-                        error = %error,
-                        "request failed; not retrying"
-                    );
-                    return Err(error);
-                }
-            };
-            // A 429 without `Retry-After` waits only for its turn when the pace is learned: the
-            // controller has slowed every request down already.
-            let after = if reason == RetryReason::RateLimited
-                && error.retry_after().is_none()
-                && shared.rate.learns()
-            {
-                Duration::ZERO
-            } else {
-                after
-            };
-            let left = deadline.saturating_sub(started.elapsed());
-            if after.saturating_add(MIN_ATTEMPT) > left {
-                tracing::debug!(parent: &attempt_span, error = %error, "not retrying: deadline");
-                return Err(error.with_context(&format!(
-                    "It was not retried: waiting {} would pass the deadline of {} for one call.",
-                    crate::error::describe(after),
-                    crate::error::describe(deadline)
-                )));
-            }
-            tracing::warn!(
-                parent: &attempt_span,
-                status = error.status().map(|s| s.as_u16()),
-                delay_ms = after.as_millis() as u64,
-                reason = reason.as_str(),
-                error = %error,
-                "request failed; retrying"
-            );
-            if control.before_retry(&told, &error, after) == ControlFlow::Break(()) {
-                return Err(Error::stopped(op, Some(error)));
-            }
-            if !after.is_zero() && sleep_unless_stopped(after, control).await.is_err() {
-                return Err(Error::stopped(op, Some(error)));
-            }
-            if rate_limited {
-                throttled += 1;
-            } else {
-                retries += 1;
-            }
-            last = Some(error);
-        }
+        interpret::<T>(op, result, exchange, &settings).map_err(|error| {
+            let sent_at = SystemTime::now()
+                .checked_sub(took)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            error.with_attempt(sent_at, took)
+        })
     }
+}
+
+/// The error a call ends with when the policy does not retry it.
+fn not_retried(error: Error, reason: StopReason, span: &tracing::Span) -> Error {
+    tracing::debug!(
+        parent: span,
+        outcome = ?error.outcome(),
+        stop = ?reason,
+        error = %error,
+        "request failed; not retrying"
+    );
+    error
+}
+
+/// The error a call ends with when waiting `after` for its retry would pass the deadline.
+fn too_late(error: Error, after: Duration, deadline: Duration, span: &tracing::Span) -> Error {
+    tracing::debug!(parent: span, error = %error, "not retrying: deadline");
+    error.with_context(&format!(
+        "It was not retried: waiting {} would pass the deadline of {} for one call.",
+        crate::error::describe(after),
+        crate::error::describe(deadline)
+    ))
 }
 
 /// Waits `wait`, unless the control's stop token is cancelled first.

@@ -378,17 +378,7 @@ impl Error {
             error.inner.status = Some(status);
             return error;
         }
-        let outcome = if op.is_read() {
-            Outcome::NotApplied
-        } else if status.is_server_error()
-            // 501 and 505 say the server refused the request as such, before acting on it.
-            && status != StatusCode::NOT_IMPLEMENTED
-            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
-        {
-            Outcome::Unknown
-        } else {
-            Outcome::NotApplied
-        };
+        let outcome = answered_outcome(op, status);
         let reason = message
             .map(clean_message)
             .filter(|m| !m.is_empty())
@@ -406,33 +396,7 @@ impl Error {
             ),
             None => format!("HappyRobot API answered {status}: {reason}."),
         };
-        let hint = match status.as_u16() {
-            401 | 403 => {
-                " Check the API key (HAPPYROBOT_API_KEY): it is missing, wrong or revoked."
-                    .to_string()
-            }
-            404 if note_not_found => {
-                " No note with this ID is on the call (it may have been deleted already)."
-                    .to_string()
-            }
-            404 if op == Operation::ListCalls => {
-                " Check the base URL: the API lists no calls there.".to_string()
-            }
-            404 => " Check the call ID: no call with it exists for this API key's organization."
-                .to_string(),
-            400 | 422 => format!(" The API rejected the request as invalid; {}.", op.not()),
-            429 => " Too many requests: slow down and try again later.".to_string(),
-            _ if outcome == Outcome::Unknown && gateway.is_some() => format!(
-                " The API behind it may still be working on the request; {}: check before \
-                 sending it again.",
-                op.maybe()
-            ),
-            _ if outcome == Outcome::Unknown => format!(
-                " The API failed; {}: check before sending it again.",
-                op.maybe()
-            ),
-            _ => String::new(),
-        };
+        let hint = answered_hint(op, status, outcome, note_not_found, gateway.is_some());
         text.push_str(&hint);
         let mut error = Self::new(ErrorKind::Api, outcome, text);
         error.inner.status = Some(status);
@@ -532,7 +496,7 @@ impl Error {
         if let Some(wait) = retry_after
             && self.inner.status == Some(StatusCode::TOO_MANY_REQUESTS)
         {
-            if wait > cap {
+            if crate::retry::retry_after_too_long(Some(wait), cap) {
                 self.inner.retry_after_too_long = true;
                 self.inner.message.push_str(&format!(
                     " The server asked to wait {}, longer than the retry policy allows ({}), so it \
@@ -780,6 +744,57 @@ impl Error {
     /// The server certainly acted (the note was added), although its answer could not be read.
     pub fn note_was_added(&self) -> bool {
         self.inner.outcome == Outcome::Applied
+    }
+}
+
+/// Whether the server may have acted on a request it answered with an error `status`: never for
+/// a read; maybe after a 5xx, except 501 and 505, which refuse the request as such before acting
+/// on it; otherwise not.
+fn answered_outcome(op: Operation, status: StatusCode) -> Outcome {
+    if op.is_read() {
+        Outcome::NotApplied
+    } else if status.is_server_error()
+        && status != StatusCode::NOT_IMPLEMENTED
+        && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
+    {
+        Outcome::Unknown
+    } else {
+        Outcome::NotApplied
+    }
+}
+
+/// What to do about an error answer, as a sentence to add to its message.
+fn answered_hint(
+    op: Operation,
+    status: StatusCode,
+    outcome: Outcome,
+    note_not_found: bool,
+    gateway: bool,
+) -> String {
+    match status.as_u16() {
+        401 | 403 => {
+            " Check the API key (HAPPYROBOT_API_KEY): it is missing, wrong or revoked.".to_string()
+        }
+        404 if note_not_found => {
+            " No note with this ID is on the call (it may have been deleted already).".to_string()
+        }
+        404 if op == Operation::ListCalls => {
+            " Check the base URL: the API lists no calls there.".to_string()
+        }
+        404 => " Check the call ID: no call with it exists for this API key's organization."
+            .to_string(),
+        400 | 422 => format!(" The API rejected the request as invalid; {}.", op.not()),
+        429 => " Too many requests: slow down and try again later.".to_string(),
+        _ if outcome == Outcome::Unknown && gateway => format!(
+            " The API behind it may still be working on the request; {}: check before \
+             sending it again.",
+            op.maybe()
+        ),
+        _ if outcome == Outcome::Unknown => format!(
+            " The API failed; {}: check before sending it again.",
+            op.maybe()
+        ),
+        _ => String::new(),
     }
 }
 

@@ -10,7 +10,56 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, RETRY_AFTER};
 
+use crate::error::Operation;
 use crate::{Error, ErrorKind};
+
+/// The least time left worth an attempt: a retry whose wait leaves less before the deadline is
+/// not made.
+pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// How many times a call was sent again so far: after failures other than `429`, and after `429`s
+/// (counted apart: a rate limit slows a call down, only the deadline or the policy's own cap on
+/// them ends it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tries {
+    pub(crate) retries: u32,
+    pub(crate) throttled: u32,
+}
+
+impl Tries {
+    /// The number of the next attempt, from 1.
+    pub(crate) fn attempt(self) -> u32 {
+        self.retries + self.throttled + 1
+    }
+
+    /// Counts a retry after `error`.
+    pub(crate) fn count(&mut self, error: &Error) {
+        if error.is_rate_limited() {
+            self.throttled += 1;
+        } else {
+            self.retries += 1;
+        }
+    }
+}
+
+/// What the retry executor does after a failed attempt ([`RetryPolicy::next`]).
+pub(crate) enum Next {
+    /// Send the request again after waiting `after`.
+    Retry {
+        after: Duration,
+        reason: RetryReason,
+    },
+    /// Give up, for this reason.
+    Stop(StopReason),
+    /// A retry is allowed, but waiting `0` for it would pass the call's deadline.
+    Late(Duration),
+}
+
+/// Whether the server's `Retry-After` asks for a longer wait than `cap`: the one test of it, for
+/// the policy's decision and the error's message.
+pub(crate) fn retry_after_too_long(wait: Option<Duration>, cap: Duration) -> bool {
+    wait.is_some_and(|wait| wait > cap)
+}
 
 /// The shortest wait after a `429` that came without `Retry-After`.
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
@@ -194,14 +243,65 @@ impl RetryPolicy {
 
     /// Whether an add of a note that failed with `error` is sent again, after what wait and why.
     /// `retries_done` counts the retries of the same kind so far: after `429`s for a `429`, after
-    /// other failures for the others. The client's retry executor asks this after every attempt.
+    /// other failures for the others.
     pub fn decide(&self, error: &Error, retries_done: u32) -> RetryAction {
-        self.decide_for(error, retries_done, false)
+        self.decide_for_operation(error, retries_done, Operation::AddNote)
     }
 
     /// [`decide`](Self::decide) for a request that is idempotent (`true`: an update, a delete, a
-    /// read) or not (an add).
+    /// read) or not (an add). Prefer [`decide_for_operation`](Self::decide_for_operation), which
+    /// knows which operations are which.
     pub fn decide_for(&self, error: &Error, retries_done: u32, idempotent: bool) -> RetryAction {
+        self.decide_with(error, retries_done, idempotent)
+    }
+
+    /// Whether a request of `operation` that failed with `error` is sent again, after what wait
+    /// and why: the one decision the client's retry executor asks after every attempt. Reads,
+    /// updates and deletes may be retried when their outcome is unknown; an add only when the
+    /// server certainly did not act (or by [`RetryPolicy::retry_outcome_unknown`]).
+    pub fn decide_for_operation(
+        &self,
+        error: &Error,
+        retries_done: u32,
+        operation: Operation,
+    ) -> RetryAction {
+        self.decide_with(error, retries_done, operation.idempotent())
+    }
+
+    /// What the retry executor does next, with what it knows besides the error: the retries of
+    /// each kind so far, whether the client's rate control paces a retried request itself (then a
+    /// `429` without `Retry-After` waits only for its turn), and the time `left` before the
+    /// call's deadline (a wait that would pass it is [`Next::Late`]).
+    pub(crate) fn next(
+        &self,
+        error: &Error,
+        tries: Tries,
+        operation: Operation,
+        paced: bool,
+        left: Duration,
+    ) -> Next {
+        let done = if error.is_rate_limited() {
+            tries.throttled
+        } else {
+            tries.retries
+        };
+        let (after, reason) = match self.decide_for_operation(error, done, operation) {
+            RetryAction::Retry { after, reason } => (after, reason),
+            RetryAction::Stop { reason } => return Next::Stop(reason),
+        };
+        let after = if reason == RetryReason::RateLimited && error.retry_after().is_none() && paced
+        {
+            Duration::ZERO
+        } else {
+            after
+        };
+        if after.saturating_add(MIN_ATTEMPT) > left {
+            return Next::Late(after);
+        }
+        Next::Retry { after, reason }
+    }
+
+    fn decide_with(&self, error: &Error, retries_done: u32, idempotent: bool) -> RetryAction {
         let stop = |reason| RetryAction::Stop { reason };
         if error.note_was_added() {
             return stop(StopReason::AlreadyApplied);
@@ -209,10 +309,7 @@ impl RetryPolicy {
         let reason = if error.is_retryable() && error.kind() == ErrorKind::Connect {
             RetryReason::NotSent
         } else if error.is_rate_limited() {
-            if error
-                .retry_after()
-                .is_some_and(|w| w > self.max_retry_after)
-            {
+            if retry_after_too_long(error.retry_after(), self.max_retry_after) {
                 return stop(StopReason::RetryAfterTooLong);
             }
             RetryReason::RateLimited
@@ -344,7 +441,6 @@ fn parse_http_date(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Operation;
     use http::StatusCode;
 
     fn api(status: u16, retry_after: Option<u64>) -> Error {
@@ -363,6 +459,69 @@ mod tests {
 
     fn retries(action: RetryAction) -> bool {
         matches!(action, RetryAction::Retry { .. })
+    }
+
+    #[test]
+    fn the_operation_decides_whether_an_unknown_outcome_is_retried() {
+        let policy = RetryPolicy::default();
+        let timeout = || Error::timeout(Operation::AddNote, "t".into());
+        for op in [
+            Operation::GetCall,
+            Operation::GetTranscript,
+            Operation::ListCalls,
+            Operation::UpdateNote,
+            Operation::DeleteNote,
+        ] {
+            assert!(retries(policy.decide_for_operation(&timeout(), 0, op)), "{op:?}");
+            assert!(retries(policy.decide_for_operation(&api(503, None), 0, op)), "{op:?}");
+        }
+        assert_eq!(
+            policy.decide_for_operation(&timeout(), 0, Operation::AddNote),
+            RetryAction::Stop {
+                reason: StopReason::NotRetryable
+            }
+        );
+    }
+
+    #[test]
+    fn the_executor_s_next_step_knows_the_pace_and_the_deadline() {
+        let policy = RetryPolicy::default();
+        let plenty = Duration::from_secs(60);
+        let tries = Tries::default();
+        // A 429 without Retry-After: no wait of its own when the rate control paces the retry.
+        let paced = policy.next(&api(429, None), tries, Operation::AddNote, true, plenty);
+        assert!(matches!(paced, Next::Retry { after, .. } if after.is_zero()));
+        let unpaced = policy.next(&api(429, None), tries, Operation::AddNote, false, plenty);
+        assert!(matches!(unpaced, Next::Retry { after, .. } if after >= MIN_RATE_LIMIT_WAIT));
+        // Retry-After is waited for, unless the deadline comes first.
+        let asked = api(429, Some(5));
+        assert!(matches!(
+            policy.next(&asked, tries, Operation::AddNote, true, plenty),
+            Next::Retry { after, .. } if after == Duration::from_secs(5)
+        ));
+        assert!(matches!(
+            policy.next(&asked, tries, Operation::AddNote, true, Duration::from_secs(5)),
+            Next::Late(after) if after == Duration::from_secs(5)
+        ));
+        // Too long a Retry-After is the policy's refusal, decided in one place.
+        assert!(matches!(
+            policy.next(&api(429, Some(31)), tries, Operation::AddNote, true, plenty),
+            Next::Stop(StopReason::RetryAfterTooLong)
+        ));
+        assert!(api(429, Some(31)).retry_after_too_long());
+        // 429s and other failures are counted apart.
+        let spent = Tries {
+            retries: 2,
+            throttled: 0,
+        };
+        assert!(matches!(
+            policy.next(&api(429, None), spent, Operation::GetCall, true, plenty),
+            Next::Retry { .. }
+        ));
+        assert!(matches!(
+            policy.next(&api(503, None), spent, Operation::GetCall, true, plenty),
+            Next::Stop(StopReason::RetriesExhausted)
+        ));
     }
 
     #[test]
