@@ -5,8 +5,8 @@ use happyrobot::{CallId, Control, NewNote, PendingAdd, Settled};
 
 use clap::Args;
 
-use crate::GlobalArgs;
-use crate::context::{Context, Needs};
+use crate::command::RunCommand;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
 
@@ -35,41 +35,66 @@ pub(crate) struct AddArgs {
     pub(crate) no_reconcile: bool,
 }
 
-impl AddArgs {
-    /// How the command prints.
-    pub(crate) fn output(&self) -> Output {
-        self.output
-    }
+/// `notes add`'s input, checked: the call, and the note with the ID chosen for it.
+pub(crate) struct Checked {
+    call_id: CallId,
+    note: NewNote,
+    note_id: String,
+    output: Output,
+    no_reconcile: bool,
 }
 
-pub(crate) async fn run(global: &GlobalArgs, args: AddArgs) -> Result<Exit, CliError> {
-    // Input is checked before anything else, so that a typo never needs a key or a network.
-    let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
-    // The note's ID is chosen here, so that the answer shows which note is the new one.
-    let note_id = happyrobot::NoteId::generate().into_string();
-    let mut note = NewNote::new(args.content).id(note_id.clone());
-    if args.flagged {
-        note = note.flagged(true);
+impl RunCommand for AddArgs {
+    type Input = Checked;
+
+    fn output(&self) -> Output {
+        self.output
     }
-    note.validate().map_err(|e| CliError::from_api(&e))?;
-    let context = Context::new(global, Needs::default()).await?;
-    let client = &context.client;
-    let (call, shown_id) = match client.add_note(&call_id, note.clone()).await {
-        Ok(call) => (call, note_id),
-        Err(error) if error.outcome_unknown() && !args.no_reconcile => {
-            settle(client, &call_id, &note, &error).await?
+
+    fn check(self) -> Result<Checked, CliError> {
+        let call_id: CallId = self.call_id.parse()?;
+        // The note's ID is chosen here, so that the answer shows which note is the new one.
+        let note_id = happyrobot::NoteId::generate().into_string();
+        let mut note = NewNote::new(self.content).id(note_id.clone());
+        if self.flagged {
+            note = note.flagged(true);
         }
-        Err(error) => return Err(CliError::from_api(&error)),
-    };
-    // A closed stdout (`| head`) is not worth an error: the note was added either way, and the
-    // print helper ignores it.
-    match args.output {
-        // The body exactly as the server sent it: members this version does not know, big numbers
-        // and nesting all reach the reader unchanged.
-        Output::Json => print::out_raw(call.raw_body()),
-        Output::Text => print::out_raw(&render_text(&call, &shown_id, note.content())),
+        note.validate()?;
+        Ok(Checked {
+            call_id,
+            note,
+            note_id,
+            output: self.output,
+            no_reconcile: self.no_reconcile,
+        })
     }
-    Ok(Exit::Success)
+
+    async fn run(input: Checked, context: Context) -> Result<Exit, CliError> {
+        let Checked {
+            call_id,
+            note,
+            note_id,
+            output,
+            no_reconcile,
+        } = input;
+        let client = &context.client;
+        let (call, shown_id) = match client.add_note(&call_id, note.clone()).await {
+            Ok(call) => (call, note_id),
+            Err(error) if error.outcome_unknown() && !no_reconcile => {
+                settle(client, &call_id, &note, &error).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // A closed stdout (`| head`) is not worth an error: the note was added either way, and
+        // the print helper ignores it.
+        match output {
+            // The body exactly as the server sent it: members this version does not know, big
+            // numbers and nesting all reach the reader unchanged.
+            Output::Json => print::out_raw(call.raw_body()),
+            Output::Text => print::out_raw(&render_text(&call, &shown_id, note.content())),
+        }
+        Ok(Exit::Success)
+    }
 }
 
 /// After an add whose outcome is unknown: the library settles it (looks the note up; sends it
@@ -119,7 +144,7 @@ async fn settle(
                 "note: note {note_id} is not on the call: it was not added; sending it again, once, \
                  as note {resend_id} (a new ID, so that a late first copy could be told apart)"
             ));
-            let call = (*result).map_err(|e| CliError::from_api(&e))?;
+            let call = (*result)?;
             Ok((call, resend_id))
         }
         Ok(Settled::Undecided(why)) => Err(still_unknown(why.as_str().to_string())),

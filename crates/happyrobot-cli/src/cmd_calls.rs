@@ -9,8 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use happyrobot::types::Call;
 use happyrobot::{CallFilter, CallId};
 
-use crate::GlobalArgs;
-use crate::context::{Context, Needs};
+use crate::command::RunCommand;
+use crate::context::Context;
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
 use crate::print::{self, Output};
 
@@ -116,7 +116,7 @@ pub(crate) struct ListArgs {
     pub(crate) limit: Option<u64>,
 
     /// How many calls each request asks for [default: 100].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1999))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(happyrobot::MAX_PAGE_SIZE)))]
     pub(crate) page_size: Option<u32>,
 
     /// How the calls are printed.
@@ -194,14 +194,6 @@ pub(crate) struct TranscriptArgs {
     pub(crate) output: Output,
 }
 
-pub(crate) async fn run(global: &GlobalArgs, command: CallsCommand) -> Result<Exit, CliError> {
-    match command {
-        CallsCommand::Get(args) => get(global, args).await,
-        CallsCommand::Transcript(args) => transcript(global, args).await,
-        CallsCommand::List(args) => list(global, *args).await,
-    }
-}
-
 /// The columns of the table and the CSV (after `call_id`).
 const COLUMNS: [&str; 8] = [
     "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
@@ -232,9 +224,7 @@ fn cells(call: &Call) -> [String; 8] {
     ]
 }
 
-async fn list(global: &GlobalArgs, args: ListArgs) -> Result<Exit, CliError> {
-    let filter = args.filter()?;
-    let context = Context::new(global, Needs::default()).await?;
+async fn list(filter: CallFilter, args: &ListArgs, context: &Context) -> Result<Exit, CliError> {
     let mut calls = context.client.list_calls(filter);
     let mut printer = Printer::new(args.output);
     let (started, mut told) = (Instant::now(), Instant::now());
@@ -252,7 +242,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<Exit, CliError> {
         let Some(next) = next else {
             break;
         };
-        let (call, json) = next.map_err(|e| CliError::from_api(&e))?;
+        let (call, json) = next?;
         printer.call(&call, json.as_deref());
         listed += 1;
         // A long listing says how far it got, on stderr, every few seconds.
@@ -354,49 +344,66 @@ fn row(cells: &[String; 8]) -> String {
     )
 }
 
-async fn get(global: &GlobalArgs, args: GetArgs) -> Result<Exit, CliError> {
-    let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
-    let context = Context::new(global, Needs::default()).await?;
-    let call = context
-        .client
-        .get_call(&call_id)
-        .await
-        .map_err(|e| CliError::from_api(&e))?;
-    match args.output {
-        Output::Json => print::out_raw(call.raw_body()),
-        Output::Text => print::out(print::call_text(&call).trim_end()),
-    }
-    Ok(Exit::Success)
-}
+impl RunCommand for GetArgs {
+    type Input = (CallId, Output);
 
-async fn transcript(global: &GlobalArgs, args: TranscriptArgs) -> Result<Exit, CliError> {
-    let call_id: CallId = args.call_id.parse().map_err(|e| CliError::from_api(&e))?;
-    let context = Context::new(global, Needs::default()).await?;
-    let transcript = context
-        .client
-        .get_transcript(&call_id)
-        .await
-        .map_err(|e| CliError::from_api(&e))?;
-    match args.output {
-        Output::Json => print::out_raw(transcript.raw_body()),
-        Output::Text => {
-            print::out(print::transcript_text(call_id.as_str(), &transcript).trim_end())
+    fn output(&self) -> Output {
+        self.output
+    }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        Ok((self.call_id.parse()?, self.output))
+    }
+
+    async fn run((call_id, output): Self::Input, context: Context) -> Result<Exit, CliError> {
+        let call = context.client.get_call(&call_id).await?;
+        match output {
+            Output::Json => print::out_raw(call.raw_body()),
+            Output::Text => print::out(print::call_text(&call).trim_end()),
         }
+        Ok(Exit::Success)
     }
-    Ok(Exit::Success)
 }
 
-impl CallsCommand {
-    /// How the command prints.
-    pub(crate) fn output(&self) -> Output {
-        match self {
-            Self::Get(args) => args.output,
-            Self::Transcript(args) => args.output,
-            Self::List(args) if matches!(args.output, ListOutput::Json | ListOutput::Jsonl) => {
-                Output::Json
+impl RunCommand for TranscriptArgs {
+    type Input = (CallId, Output);
+
+    fn output(&self) -> Output {
+        self.output
+    }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        Ok((self.call_id.parse()?, self.output))
+    }
+
+    async fn run((call_id, output): Self::Input, context: Context) -> Result<Exit, CliError> {
+        let transcript = context.client.get_transcript(&call_id).await?;
+        match output {
+            Output::Json => print::out_raw(transcript.raw_body()),
+            Output::Text => {
+                print::out(print::transcript_text(call_id.as_str(), &transcript).trim_end())
             }
-            Self::List(_) => Output::Text,
         }
+        Ok(Exit::Success)
+    }
+}
+
+impl RunCommand for ListArgs {
+    type Input = (CallFilter, ListArgs);
+
+    fn output(&self) -> Output {
+        match self.output {
+            ListOutput::Json | ListOutput::Jsonl => Output::Json,
+            ListOutput::Text | ListOutput::Csv => Output::Text,
+        }
+    }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        Ok((self.filter()?, self))
+    }
+
+    async fn run((filter, args): Self::Input, context: Context) -> Result<Exit, CliError> {
+        list(filter, &args, &context).await
     }
 }
 

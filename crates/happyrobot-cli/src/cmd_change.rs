@@ -4,8 +4,8 @@
 use clap::Args;
 use happyrobot::{CallId, NoteChanges, NoteId};
 
-use crate::GlobalArgs;
-use crate::context::{Context, Needs};
+use crate::command::RunCommand;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
 
@@ -55,55 +55,59 @@ pub(crate) struct DeleteArgs {
 
 /// The call and note IDs, checked before anything else.
 fn ids(call_id: &str, note_id: &str) -> Result<(CallId, NoteId), CliError> {
-    let call_id: CallId = call_id.parse().map_err(|e| CliError::from_api(&e))?;
-    let note_id: NoteId = note_id.parse().map_err(|e| CliError::from_api(&e))?;
-    Ok((call_id, note_id))
+    Ok((call_id.parse()?, note_id.parse()?))
 }
 
-pub(crate) async fn update(global: &GlobalArgs, args: UpdateArgs) -> Result<Exit, CliError> {
-    let (call_id, note_id) = ids(&args.call_id, &args.note_id)?;
-    let mut changes = NoteChanges::new();
-    if let Some(content) = args.content {
-        changes = changes.content(content);
-    }
-    if args.flagged || args.unflagged {
-        changes = changes.flagged(args.flagged);
-    }
-    changes.validate().map_err(|e| CliError::from_api(&e))?;
-    // An update is idempotent: the library's default policy may retry it after an unknown outcome.
-    let context = Context::new(global, Needs::default()).await?;
-    let call = context
-        .client
-        .update_note(&call_id, &note_id, changes)
-        .await
-        .map_err(|e| CliError::from_api(&e))?;
-    print(&call, args.output, &format!("Updated note {note_id}"));
-    Ok(Exit::Success)
-}
+impl RunCommand for UpdateArgs {
+    type Input = (CallId, NoteId, NoteChanges, Output);
 
-pub(crate) async fn delete(global: &GlobalArgs, args: DeleteArgs) -> Result<Exit, CliError> {
-    let (call_id, note_id) = ids(&args.call_id, &args.note_id)?;
-    let context = Context::new(global, Needs::default()).await?;
-    let call = context
-        .client
-        .delete_note(&call_id, &note_id)
-        .await
-        .map_err(|e| CliError::from_api(&e))?;
-    print(&call, args.output, &format!("Deleted note {note_id}"));
-    Ok(Exit::Success)
-}
-
-impl UpdateArgs {
-    /// How the command prints.
-    pub(crate) fn output(&self) -> Output {
+    fn output(&self) -> Output {
         self.output
     }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        let (call_id, note_id) = ids(&self.call_id, &self.note_id)?;
+        let mut changes = NoteChanges::new();
+        if let Some(content) = self.content {
+            changes = changes.content(content);
+        }
+        if self.flagged || self.unflagged {
+            changes = changes.flagged(self.flagged);
+        }
+        changes.validate()?;
+        Ok((call_id, note_id, changes, self.output))
+    }
+
+    async fn run(input: Self::Input, context: Context) -> Result<Exit, CliError> {
+        let (call_id, note_id, changes, output) = input;
+        // An update is idempotent: the library's default policy may retry it after an unknown
+        // outcome.
+        let call = context
+            .client
+            .update_note(&call_id, &note_id, changes)
+            .await?;
+        print(&call, output, &format!("Updated note {note_id}"));
+        Ok(Exit::Success)
+    }
 }
 
-impl DeleteArgs {
-    /// How the command prints.
-    pub(crate) fn output(&self) -> Output {
+impl RunCommand for DeleteArgs {
+    type Input = (CallId, NoteId, Output);
+
+    fn output(&self) -> Output {
         self.output
+    }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        let (call_id, note_id) = ids(&self.call_id, &self.note_id)?;
+        Ok((call_id, note_id, self.output))
+    }
+
+    async fn run(input: Self::Input, context: Context) -> Result<Exit, CliError> {
+        let (call_id, note_id, output) = input;
+        let call = context.client.delete_note(&call_id, &note_id).await?;
+        print(&call, output, &format!("Deleted note {note_id}"));
+        Ok(Exit::Success)
     }
 }
 

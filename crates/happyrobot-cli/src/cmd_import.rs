@@ -12,7 +12,7 @@ use happyrobot_bulk::{
     Notice, ReadOptions, Source, Stop, Undo,
 };
 
-use crate::GlobalArgs;
+use crate::command::RunCommand;
 use crate::context::{Context, Needs, parse_rate};
 use crate::exit::{CliError, Exit, RunEnd, run_exit};
 use crate::print::{self, Output};
@@ -201,11 +201,6 @@ fn parse_delimiter(text: &str) -> Result<u8, String> {
 }
 
 impl ImportArgs {
-    /// How the command prints.
-    pub(crate) fn output(&self) -> Output {
-        self.output
-    }
-
     /// How the file's lines are read.
     fn read_options(&self) -> Result<ReadOptions, CliError> {
         let mut options = ReadOptions::new();
@@ -319,13 +314,39 @@ fn source(args: &ImportArgs) -> Result<(Source, crate::stdin::Input, String), Cl
     Ok((source, input, shown))
 }
 
-pub(crate) async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<Exit, CliError> {
-    let (source, _input, shown) = source(&args)?;
-    let needs = Needs {
-        rate: args.rate,
-        dry_run: args.dry_run,
-    };
-    let context = Context::new(global, needs).await?;
+impl RunCommand for ImportArgs {
+    /// The options, the source, the temporary copy it may be read from (kept until the command
+    /// ends) and its name as shown.
+    type Input = (ImportArgs, Source, crate::stdin::Input, String);
+
+    fn output(&self) -> Output {
+        self.output
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            rate: self.rate,
+            dry_run: self.dry_run,
+        }
+    }
+
+    fn check(self) -> Result<Self::Input, CliError> {
+        let (source, input, shown) = source(&self)?;
+        Ok((self, source, input, shown))
+    }
+
+    async fn run(input: Self::Input, context: Context) -> Result<Exit, CliError> {
+        let (args, source, _input, shown) = input;
+        run(context, args, source, shown).await
+    }
+}
+
+async fn run(
+    context: Context,
+    args: ImportArgs,
+    source: Source,
+    shown: String,
+) -> Result<Exit, CliError> {
     let journal = match &args.journal {
         Some(path) => JournalLocation::path(path),
         None => JournalLocation::BesideInput,

@@ -4,14 +4,76 @@
 //! `--max-retries`, the rate ceiling of `--rate`, the timeout and the extra root certificate.
 
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use clap::Args;
 
 use happyrobot::{BaseUrl, Client, RateControl, RetryPolicy};
 use happyrobot_mock::MockServer;
 
-use crate::GlobalArgs;
 use crate::exit::{CliError, Exit};
+
+/// Options every command accepts, before or after the command name.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GlobalArgs {
+    /// API key; never printed. On the command line it is visible to other users of this machine
+    /// (ps): prefer the environment variable or --api-key-file.
+    #[arg(
+        long,
+        value_name = "KEY",
+        global = true,
+        env = happyrobot::API_KEY_ENV,
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+
+    /// Read the API key from this file (- for stdin); surrounding whitespace is ignored.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub(crate) api_key_file: Option<PathBuf>,
+
+    // The help is an attribute, not a doc comment, because rustdoc would read its URL as markup.
+    // No `conflicts_with = "mock"`: clap would count the environment variable as a conflict too;
+    // `connect` refuses --base-url with --mock instead.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        env = happyrobot::BASE_URL_ENV,
+        hide_env_values = true,
+        help = "API base URL [default: https://app.happyrobot.ai/api/v1]"
+    )]
+    pub(crate) base_url: Option<String>,
+
+    /// Limit on each request, in seconds (decimals allowed) [default: 60].
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// How many times a request is retried after a failure that certainly was not applied (a
+    /// refused connection; updates, deletes and reads also after a timeout or a 5xx). A 429 is
+    /// not counted: it waits its turn under the rate limit.
+    #[arg(
+        long,
+        value_name = "N",
+        global = true,
+        default_value_t = happyrobot::RetryPolicy::default().retries(),
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
+    pub(crate) max_retries: u32,
+
+    /// Trust this root certificate (PEM) besides the system's, for an API behind a private
+    /// certificate authority (SSL_CERT_FILE and the system store are read too).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) ca_cert: Option<PathBuf>,
+
+    /// Log requests to stderr (-vv for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// Start a mock HappyRobot API in this process, on 127.0.0.1, and use it (try the CLI safely).
+    #[arg(long, global = true)]
+    pub(crate) mock: bool,
+}
 
 /// What a command needs to talk to the API.
 pub(crate) struct Context {

@@ -168,6 +168,12 @@ pub(crate) fn to_json(error: &CliError) -> serde_json::Value {
     })
 }
 
+impl From<happyrobot::Error> for CliError {
+    fn from(error: happyrobot::Error) -> Self {
+        Self::from_api(&error)
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -1,9 +1,10 @@
 //! `happyrobot`: the HappyRobot command line. Adds a note to a call, or imports a file of notes
 //! with a journal that makes an interrupted import safe to re-run. See README.md and `--help`.
 //!
-//! Each command is a module (`cmd_*`) that owns its options, turns them into library calls over
-//! one [`context::Context`], and prints through [`print`]. This file assembles the commands with
-//! the global options, asks the chosen command how it prints (for its errors), and runs it.
+//! Each command is a module (`cmd_*`) that owns its options and implements
+//! [`command::RunCommand`]: how it prints, what its client needs, how its input is checked, and
+//! what it does over the one [`context::Context`], printing through [`print`]. This file
+//! assembles the commands with the global options and registers each in one line of [`run`].
 
 // Output goes through `print::out` / `print::err`, which cannot panic on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -13,6 +14,7 @@ mod cmd_calls;
 mod cmd_change;
 mod cmd_completions;
 mod cmd_import;
+mod command;
 mod context;
 mod exit;
 mod print;
@@ -21,14 +23,15 @@ mod signals;
 mod stdin;
 mod summary;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::cmd_add::AddArgs;
+use crate::cmd_calls::CallsCommand;
 use crate::cmd_import::{IMPORT_HELP, ImportArgs};
+use crate::command::{execute, local};
+use crate::context::GlobalArgs;
 use crate::exit::{CliError, EXIT_CODES_HELP, Exit};
 use crate::print::Output;
 
@@ -51,67 +54,6 @@ struct Cli {
     command: Command,
 }
 
-/// Options every command accepts, before or after the command name.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct GlobalArgs {
-    /// API key; never printed. On the command line it is visible to other users of this machine
-    /// (ps): prefer the environment variable or --api-key-file.
-    #[arg(
-        long,
-        value_name = "KEY",
-        global = true,
-        env = happyrobot::API_KEY_ENV,
-        hide_env_values = true
-    )]
-    pub(crate) api_key: Option<String>,
-
-    /// Read the API key from this file (- for stdin); surrounding whitespace is ignored.
-    #[arg(long, value_name = "PATH", global = true)]
-    pub(crate) api_key_file: Option<PathBuf>,
-
-    // The help is an attribute, not a doc comment, because rustdoc would read its URL as markup.
-    // No `conflicts_with = "mock"`: clap would count the environment variable as a conflict too;
-    // `connect` refuses --base-url with --mock instead.
-    #[arg(
-        long,
-        value_name = "URL",
-        global = true,
-        env = happyrobot::BASE_URL_ENV,
-        hide_env_values = true,
-        help = "API base URL [default: https://app.happyrobot.ai/api/v1]"
-    )]
-    pub(crate) base_url: Option<String>,
-
-    /// Limit on each request, in seconds (decimals allowed) [default: 60].
-    #[arg(long, value_name = "SECS", global = true, value_parser = context::parse_secs)]
-    pub(crate) timeout: Option<Duration>,
-
-    /// How many times a request is retried after a failure that certainly was not applied (a
-    /// refused connection; updates, deletes and reads also after a timeout or a 5xx). A 429 is
-    /// not counted: it waits its turn under the rate limit.
-    #[arg(
-        long,
-        value_name = "N",
-        global = true,
-        default_value_t = happyrobot::RetryPolicy::default().retries(),
-        value_parser = clap::value_parser!(u32).range(0..=100)
-    )]
-    pub(crate) max_retries: u32,
-
-    /// Trust this root certificate (PEM) besides the system's, for an API behind a private
-    /// certificate authority (SSL_CERT_FILE and the system store are read too).
-    #[arg(long, value_name = "FILE", global = true)]
-    pub(crate) ca_cert: Option<PathBuf>,
-
-    /// Log requests to stderr (-vv for more).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub(crate) verbose: u8,
-
-    /// Start a mock HappyRobot API in this process, on 127.0.0.1, and use it (try the CLI safely).
-    #[arg(long, global = true)]
-    pub(crate) mock: bool,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Add, update and delete notes on calls.
@@ -119,7 +61,7 @@ enum Command {
     Notes(NotesCommand),
     /// Read calls.
     #[command(subcommand)]
-    Calls(cmd_calls::CallsCommand),
+    Calls(CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
     /// Print a shell completion script (see --help for where to put it).
@@ -144,20 +86,6 @@ enum NotesCommand {
     Delete(cmd_change::DeleteArgs),
 }
 
-impl Command {
-    /// How the chosen command prints: with `--output json`, its errors are JSON too.
-    fn output(&self) -> Output {
-        match self {
-            Self::Notes(NotesCommand::Add(args)) => args.output(),
-            Self::Notes(NotesCommand::Import(args)) => args.output(),
-            Self::Notes(NotesCommand::Update(args)) => args.output(),
-            Self::Notes(NotesCommand::Delete(args)) => args.output(),
-            Self::Calls(command) => command.output(),
-            Self::Mock(_) | Self::Completions(_) => Output::Text,
-        }
-    }
-}
-
 fn init_tracing(verbose: u8) {
     // RUST_LOG alone turns logging on too; -v without it picks a filter.
     if verbose == 0 && std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
@@ -177,25 +105,30 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn run(cli: Cli) -> Result<Exit, CliError> {
-    match cli.command {
-        Command::Mock(args) => happyrobot_mock::cli::run(args)
-            .await
-            .map(|()| Exit::Success)
-            .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
-        Command::Notes(NotesCommand::Add(args)) => cmd_add::run(&cli.global, args).await,
-        Command::Notes(NotesCommand::Import(args)) => cmd_import::run(&cli.global, args).await,
-        Command::Notes(NotesCommand::Update(args)) => cmd_change::update(&cli.global, args).await,
-        Command::Notes(NotesCommand::Delete(args)) => cmd_change::delete(&cli.global, args).await,
-        Command::Calls(command) => cmd_calls::run(&cli.global, command).await,
-        Command::Completions(args) => cmd_completions::run(&args),
+/// Runs the chosen command: each is registered in one line. Returns how it prints, for its
+/// errors, with what it ended with.
+async fn run(command: Command, global: &GlobalArgs) -> (Output, Result<Exit, CliError>) {
+    match command {
+        Command::Notes(NotesCommand::Add(args)) => execute(args, global).await,
+        Command::Notes(NotesCommand::Import(args)) => execute(args, global).await,
+        Command::Notes(NotesCommand::Update(args)) => execute(args, global).await,
+        Command::Notes(NotesCommand::Delete(args)) => execute(args, global).await,
+        Command::Calls(CallsCommand::Get(args)) => execute(args, global).await,
+        Command::Calls(CallsCommand::Transcript(args)) => execute(args, global).await,
+        Command::Calls(CallsCommand::List(args)) => execute(*args, global).await,
+        Command::Mock(args) => local(
+            happyrobot_mock::cli::run(args)
+                .await
+                .map(|()| Exit::Success)
+                .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
+        ),
+        Command::Completions(args) => local(cmd_completions::run(&args)),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.global.verbose;
-    let json_errors = cli.command.output() == Output::Json;
     init_tracing(verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -207,10 +140,10 @@ fn main() -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(exit) => exit.into(),
-        Err(error) => {
-            exit::report(&error, verbose, json_errors);
+    match runtime.block_on(run(cli.command, &cli.global)) {
+        (_, Ok(exit)) => exit.into(),
+        (output, Err(error)) => {
+            exit::report(&error, verbose, output == Output::Json);
             error.exit.into()
         }
     }
@@ -220,6 +153,7 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::time::Duration;
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -505,12 +505,18 @@ impl Client {
             authority: shared.base_url.authority(),
             retry_after_cap: shared.retry.retry_after_cap(),
         };
-        interpret::<T>(op, result, exchange, &settings).map_err(|error| {
-            let sent_at = SystemTime::now()
-                .checked_sub(took)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            error.with_attempt(sent_at, took)
-        })
+        match interpret::<T>(op, result, exchange, &settings) {
+            Ok(response) => {
+                tracing::debug!(parent: &attempt_span, "request succeeded");
+                Ok(response)
+            }
+            Err(error) => {
+                let sent_at = SystemTime::now()
+                    .checked_sub(took)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                Err(error.with_attempt(sent_at, took))
+            }
+        }
     }
 }
 

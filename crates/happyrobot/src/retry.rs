@@ -472,8 +472,14 @@ mod tests {
             Operation::UpdateNote,
             Operation::DeleteNote,
         ] {
-            assert!(retries(policy.decide_for_operation(&timeout(), 0, op)), "{op:?}");
-            assert!(retries(policy.decide_for_operation(&api(503, None), 0, op)), "{op:?}");
+            assert!(
+                retries(policy.decide_for_operation(&timeout(), 0, op)),
+                "{op:?}"
+            );
+            assert!(
+                retries(policy.decide_for_operation(&api(503, None), 0, op)),
+                "{op:?}"
+            );
         }
         assert_eq!(
             policy.decide_for_operation(&timeout(), 0, Operation::AddNote),
