@@ -21,12 +21,9 @@ use serde_json::Value;
 
 const LINES: usize = 1000;
 
+/// How many notes with each text the call holds now.
 fn held(server: &MockServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for note in server.notes(FIRST_CALL_ID) {
-        *counts.entry(note.content.unwrap_or_default()).or_insert(0) += 1;
-    }
-    counts
+    server.notes_by_content(Some(FIRST_CALL_ID))
 }
 
 /// The texts of the lines a summary lists under `key` (`failed_lines`, `unknown_lines`). The file's

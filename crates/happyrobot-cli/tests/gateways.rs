@@ -113,20 +113,8 @@ async fn serve_proxy(
 /// `upstream`, as a load balancer terminating TLS does; returns its address and its certificate
 /// (PEM), which is its own authority: trusted only when given with `--ca-cert`.
 async fn tls_front(upstream: SocketAddr) -> (SocketAddr, String) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["happyrobot.test".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let key_der =
-        rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key_der)
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let happyrobot_mock::testkit::SelfSigned { cert_pem, acceptor } =
+        happyrobot_mock::testkit::self_signed("happyrobot.test", &[b"http/1.1"]).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -35,11 +35,7 @@ fn summary_of(run: &common::Run) -> Value {
 
 /// How many notes with each text the call holds now.
 fn held(server: &MockServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for note in server.notes(FIRST_CALL_ID) {
-        *counts.entry(note.content.unwrap_or_default()).or_insert(0) += 1;
-    }
-    counts
+    server.notes_by_content(Some(FIRST_CALL_ID))
 }
 
 /// Asserts that the call holds exactly one note `<prefix> n` for each n in 1..=count.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cli;
 mod fault;
@@ -7,6 +8,9 @@ mod list;
 mod rate_limit;
 mod seed;
 mod service;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
 mod transcript;
 
 use std::collections::{BTreeSet, HashMap};
@@ -827,6 +831,37 @@ impl MockServer {
             .get(call_id)
             .and_then(|stored| stored.call.notes.clone())
             .unwrap_or_default()
+    }
+
+    /// How many notes with each text the mock holds now: on the call `call_id`, or with `None` on
+    /// every call. What a test asserts "each note exactly once" with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = happyrobot_mock::MockServer::start().await?;
+    /// let first = &server.call_ids()[0];
+    /// let on_first: usize = server.notes_by_content(Some(first)).values().sum();
+    /// assert_eq!(on_first, server.notes(first).len());
+    /// let everywhere: usize = server.notes_by_content(None).values().sum();
+    /// assert!(everywhere >= on_first);
+    /// # Ok(()) }
+    /// ```
+    pub fn notes_by_content(&self, call_id: Option<&str>) -> HashMap<String, usize> {
+        let store = lock(&self.shared.store);
+        let mut counts = HashMap::new();
+        let calls = store
+            .calls
+            .iter()
+            .filter(|(id, _)| call_id.is_none_or(|wanted| wanted == id.as_str()));
+        for (_, stored) in calls {
+            for note in stored.call.notes.iter().flatten() {
+                *counts
+                    .entry(note.content.clone().unwrap_or_default())
+                    .or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// The notes deleted through the API from this call, as they were when deleted, in the order

@@ -8,6 +8,8 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -19,12 +21,7 @@ use happyrobot_sdk::types::{Call, ErrorBody};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use common::client;
 
 /// The id of the first seeded note of the first seeded call (the spec's `noteId` example).
 const SEEDED_NOTE_ID: &str = "65f1d0c0de00000000000000";

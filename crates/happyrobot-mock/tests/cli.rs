@@ -7,6 +7,8 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -57,7 +59,7 @@ async fn binary_prints_its_facts_serves_and_stops_on_sigterm() {
     assert_eq!(ids[0], happyrobot_mock::FIRST_CALL_ID);
 
     // It serves, with the fault given on the command line first.
-    let client = reqwest::Client::new();
+    let client = common::client();
     let send = || {
         client
             .post(format!("{base_url}/calls/{}/notes", ids[1]))
@@ -153,7 +155,7 @@ async fn binary_takes_the_rate_limit_latency_note_id_and_late_apply_options() {
         "--fault",
         "late-apply:answer=504,after=100ms,apply=400ms",
     ]);
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = common::client();
     let call_id = happyrobot_mock::FIRST_CALL_ID;
     let add = || {
         client

@@ -9,6 +9,8 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
+mod common;
+
 use std::time::Duration;
 
 use happyrobot_mock::{FIRST_CALL_ID, Fault, LateAnswer, MockServer};
@@ -16,14 +18,7 @@ use happyrobot_sdk::types::Call;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// A client that never goes through a proxy, whatever the environment says.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use common::client;
 
 fn late(answer: LateAnswer, answer_after_ms: u64, apply_after_ms: u64) -> Fault {
     Fault::LateApply {

@@ -9,6 +9,8 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
+mod common;
+
 use std::collections::HashSet;
 
 use happyrobot_mock::{
@@ -21,7 +23,7 @@ use serde_json::Value;
 
 /// One page: the status, the decoded page and the raw JSON.
 async fn get(server: &MockServer, query: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = common::client()
         .get(format!("{}/calls?{query}", server.base_url()))
         .bearer_auth(server.api_key())
         .send()
@@ -317,7 +319,7 @@ async fn faults_hit_listings_too() {
     server.inject(Fault::InvalidJson, 1);
     let (status, _) = get(&server, "").await;
     assert_eq!(status, 503);
-    let broken = reqwest::Client::new()
+    let broken = common::client()
         .get(format!("{}/calls", server.base_url()))
         .bearer_auth(server.api_key())
         .send()
@@ -326,7 +328,7 @@ async fn faults_hit_listings_too() {
     assert_eq!(broken.status(), 200);
     assert!(serde_json::from_slice::<Value>(&broken.bytes().await.unwrap()).is_err());
     assert_eq!(fetch(&server, "").await.count, Some(3));
-    let unauthorized = reqwest::Client::new()
+    let unauthorized = common::client()
         .get(format!("{}/calls", server.base_url()))
         .send()
         .await

@@ -8,20 +8,15 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use happyrobot_mock::{FIRST_CALL_ID, Fault, MockServer, RateLimit, RateLimitHeaders};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// A client that never goes through a proxy, whatever the environment says.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use common::client;
 
 fn notes_url(server: &MockServer) -> String {
     format!("{}/calls/{FIRST_CALL_ID}/notes", server.base_url())

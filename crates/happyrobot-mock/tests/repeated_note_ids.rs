@@ -8,20 +8,13 @@
     reason = "a panic in a test helper is a test failure with a location, which is what we want"
 )]
 
-use std::time::Duration;
+mod common;
 
 use happyrobot_mock::{FIRST_CALL_ID, MockServer};
 use happyrobot_sdk::types::Call;
 use serde_json::{Value, json};
 
-/// A client that never goes through a proxy, whatever the environment says.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use common::client;
 
 async fn add(
     server: &MockServer,

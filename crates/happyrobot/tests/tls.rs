@@ -25,20 +25,8 @@ use tokio::net::TcpListener;
 /// A TLS server for `localhost` that answers every request with the full call and records the HTTP
 /// version of each request. Returns the base URL, the certificate (PEM) and the record.
 async fn tls_server() -> (String, String, Arc<Mutex<Vec<hyper::Version>>>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let cert_der = certified.cert.der().clone();
-    let key_der =
-        rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der], key_der)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let happyrobot_mock::testkit::SelfSigned { cert_pem, acceptor } =
+        happyrobot_mock::testkit::self_signed("localhost", &[b"h2", b"http/1.1"]).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let versions = Arc::new(Mutex::new(Vec::new()));

@@ -87,18 +87,9 @@ pub async fn run_against(server: &happyrobot_mock::MockServer, args: &[&str]) ->
     run_command(command_against(server, args)).await
 }
 
-/// A new empty directory for one test.
+/// A new empty directory for one test (the shared test kit's).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "happyrobot-cli-test-{name}-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    happyrobot_mock::testkit::temp_dir(name).unwrap()
 }
 
 /// Replaces every `request ID req_...` by a fixed text: the mock numbers requests per process.
