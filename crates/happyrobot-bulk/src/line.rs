@@ -852,3 +852,26 @@ async fn until_stopped<P>(
         () = work.stop.cancelled() => Err(()),
     }
 }
+
+/// Of the candidate IDs `copies`, those on the call now.
+pub(crate) async fn present(work: &Work, record: &Record, copies: Vec<String>) -> Vec<String> {
+    let Some(first) = copies.first() else {
+        return copies;
+    };
+    let mut pending = happyrobot::PendingAdd::new(first.clone(), record.note.content());
+    for id in &copies[1..] {
+        pending = pending.also_id(id.clone());
+    }
+    let control = happyrobot::Control::new().stop(&work.stop);
+    match work
+        .client
+        .check_note(&record.call_id, &pending, &control)
+        .await
+    {
+        Ok(happyrobot::Settled::Found { note, mut copies }) => {
+            copies.extend(note.id.clone());
+            copies
+        }
+        _ => Vec::new(),
+    }
+}

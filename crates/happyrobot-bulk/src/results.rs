@@ -23,7 +23,7 @@ use crate::journal::{JournalState, Keep, LineState};
 use crate::plan::Plan;
 use crate::read::{self, Input, Item};
 use crate::record::Occurrences;
-use crate::run::Prepared;
+use crate::session::Prepared;
 use crate::{BulkError, Source};
 
 /// The three columns a results file adds to the input's.
@@ -31,32 +31,13 @@ const ADDED: [&str; 3] = ["status", "note_id", "error"];
 
 /// Which run a results file describes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Import,
     Undo,
 }
 
-/// Writes the results file of an import.
-pub(crate) async fn write_import(
-    source: &Source,
-    prepared: &Prepared,
-    plan: &Plan,
-    path: &Path,
-) -> Result<(), BulkError> {
-    write(source, prepared, plan, path, Kind::Import).await
-}
-
-/// Writes the results file of an undo.
-pub(crate) async fn write_undo(
-    source: &Source,
-    prepared: &Prepared,
-    plan: &Plan,
-    path: &Path,
-) -> Result<(), BulkError> {
-    write(source, prepared, plan, path, Kind::Undo).await
-}
-
-async fn write(
+/// Writes the results file of a run of `kind`.
+pub(crate) async fn write(
     source: &Source,
     prepared: &Prepared,
     plan: &Plan,
