@@ -16,7 +16,7 @@ pub mod results;
 mod session;
 mod undo;
 
-pub use error::{BulkError, BulkErrorKind};
+pub use error::{BulkError, BulkErrorKind, BulkOption};
 pub use import::{Import, ImportJob};
 pub use journal::locate::state_dir_from_env;
 pub use options::{ColumnNames, ReadOptions, Source};

@@ -17,6 +17,9 @@ use crate::{BulkError, Source};
 
 /// Deletes the notes an import of a [`Source`] added, and nothing else.
 ///
+/// Its options are those every job shares, [`Bulk`]'s ([`concurrency`](Bulk::concurrency),
+/// [`stop`](Bulk::stop), [`reconcile`](Bulk::reconcile), ...).
+///
 /// ```no_run
 /// use happyrobot::Client;
 /// use happyrobot_bulk::{JournalLocation, Source, Undo};
@@ -221,14 +224,14 @@ fn check(state: &JournalState, prepared: &Prepared, source: &Source) -> Result<(
         format!(
             "the journal {journal} is damaged where it said which input it imported to {api}; \
              nothing was sent. Undo needs that record to be sure it deletes only what the import \
-             added: give the journal's undamaged copy with --journal PATH, or delete the notes \
-             with `happyrobot notes delete`"
+             added: give the journal's undamaged copy (JournalLocation::Path), or delete the \
+             notes one by one"
         )
     } else if state.contents.is_empty() && !state.other_destinations.is_empty() {
         format!(
             "the journal {journal} records imports to {} only, not to {api}; nothing was sent. \
-             Run the undo against the API the file was imported to (the same --base-url, or \
-             --mock for a trial run's in-process mock, which is gone)",
+             Run the undo against the API the file was imported to (the same \
+             ClientBuilder::base_url)",
             state
                 .other_destinations
                 .iter()
@@ -239,13 +242,13 @@ fn check(state: &JournalState, prepared: &Prepared, source: &Source) -> Result<(
     } else if state.contents.is_empty() {
         format!(
             "no import of {file} to {api} is recorded (journal {journal}); nothing to undo and \
-             nothing was sent. Give the journal of the import with --journal PATH"
+             nothing was sent. Give the journal of the import (JournalLocation::Path)"
         )
     } else {
         format!(
             "the journal {journal} records imports of another file (other content) to {api}, not \
              of {file} as it is now; nothing was sent. Give the file exactly as it was imported, \
-             or that file's journal with --journal PATH"
+             or that file's journal (JournalLocation::Path)"
         )
     };
     Err(BulkError::usage(message))

@@ -146,6 +146,7 @@ async fn undo_is_refused_for_another_api_or_other_records() {
         .unwrap_err();
     assert_eq!(error.kind(), BulkErrorKind::Refused);
     assert!(error.to_string().contains("records imports to"), "{error}");
+    assert_eq!(error.option(), Some(happyrobot_bulk::BulkOption::BaseUrl));
     let mut changed = records.clone();
     changed.pop();
     let error = undo(&server, &journal)
@@ -158,6 +159,7 @@ async fn undo_is_refused_for_another_api_or_other_records() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("nothing to undo"), "{error}");
+    assert_eq!(error.option(), Some(happyrobot_bulk::BulkOption::Journal));
     assert_eq!(
         held(&server)
             .keys()

@@ -144,7 +144,7 @@ pub(crate) fn refuse_invalid(
                     *line,
                     format!(
                         "identical to line {first} (same call, text and flag); remove it, or \
-                         allow identical lines (--allow-duplicates) to add it as one more note"
+                         allow identical lines (Import::allow_duplicates) to add it as one more note"
                     ),
                 ));
             }
