@@ -15,6 +15,10 @@ use happyrobot::Client;
 
 /// Adds the notes of a [`Source`] to their calls, exactly once, resumably.
 ///
+/// The options every job shares ([`concurrency`](Bulk::concurrency), [`stop`](Bulk::stop),
+/// [`reconcile`](Bulk::reconcile), [`fsync`](Bulk::fsync), [`state_dir`](Bulk::state_dir),
+/// [`results_file`](Bulk::results_file)) are [`Bulk`]'s; an import's own are below.
+///
 /// ```no_run
 /// use happyrobot::{CallId, Client, NewNote};
 /// use happyrobot_bulk::{Import, JournalLocation, NoteRecord, Source};

@@ -695,27 +695,7 @@ pub(crate) async fn delete(
     let _permit = permit;
     match result {
         Ok(call) => {
-            let already_gone = call.is_none();
-            let entry = Entry {
-                call_id: Some(record.call_id.to_string()),
-                note_id: Some(id.to_string()),
-                reason: already_gone.then(|| "the note was already gone".to_string()),
-                ..Entry::line(Event::Undone, record.line, record.key())
-            };
-            let outcome = LineOutcome::Deleted {
-                note_id: id.to_string(),
-                already_gone,
-                found,
-            };
-            let mut done = match write(work, &entry) {
-                Ok(()) => Done::line(record, outcome),
-                Err(e) => Done::journal_failed(
-                    record,
-                    outcome,
-                    &e,
-                    "was deleted but the journal could not record it; a re-run finds it gone",
-                ),
-            };
+            let mut done = deleted(work, record, id, call.is_none(), found);
             remove_copies(work, record, copies, &mut done).await;
             done
         }
@@ -740,6 +720,31 @@ pub(crate) async fn delete(
             }
             done
         }
+    }
+}
+
+/// Journals note `id` of a line deleted by an undo (`already_gone`: its delete was answered
+/// `404`; `found`: its add's unknown outcome was looked up and found).
+fn deleted(work: &Work, record: &Record, id: &str, already_gone: bool, found: bool) -> Done {
+    let entry = Entry {
+        call_id: Some(record.call_id.to_string()),
+        note_id: Some(id.to_string()),
+        reason: already_gone.then(|| "the note was already gone".to_string()),
+        ..Entry::line(Event::Undone, record.line, record.key())
+    };
+    let outcome = LineOutcome::Deleted {
+        note_id: id.to_string(),
+        already_gone,
+        found,
+    };
+    match write(work, &entry) {
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(
+            record,
+            outcome,
+            &e,
+            "was deleted but the journal could not record it; a re-run finds it gone",
+        ),
     }
 }
 
