@@ -75,6 +75,23 @@ fn prepared_run_seq(state: &JournalState) -> u64 {
 
 type Rows = (Vec<String>, u8, Vec<Vec<String>>);
 
+/// The header of a results file: the input's columns `keys`, then the three added ones. Columns
+/// named like those are renamed, so that no column is lost.
+fn with_added(keys: &[String]) -> Vec<String> {
+    let mut header = keys.to_vec();
+    for added in ADDED {
+        let mut name = added.to_string();
+        while header
+            .iter()
+            .any(|h| read::normalize(h) == read::normalize(&name))
+        {
+            name = format!("result_{name}");
+        }
+        header.push(name);
+    }
+    header
+}
+
 /// A line's cells by name, and its status, note ID and error.
 type Row = (Vec<(String, String)>, [String; 3]);
 
@@ -125,18 +142,7 @@ fn rows(
         }
         rows.push((names.into_iter().zip(cells).collect(), status));
     }
-    // Columns named like the three added ones are renamed, so that no column is lost.
-    let mut header: Vec<String> = keys.clone();
-    for added in ADDED {
-        let mut name = added.to_string();
-        while header
-            .iter()
-            .any(|h| read::normalize(h) == read::normalize(&name))
-        {
-            name = format!("result_{name}");
-        }
-        header.push(name);
-    }
+    let header = with_added(&keys);
     let rows = rows
         .into_iter()
         .map(|(cells, status)| {

@@ -522,3 +522,28 @@ async fn undo(
     }
     finish(exit, report.stopped.as_ref())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option the library's messages may name is shown as the command's flag.
+    #[test]
+    fn library_options_are_shown_as_flags() {
+        for option in BulkOption::ALL {
+            let shown = in_flags(&format!("give it with {}", option.name()));
+            assert!(
+                shown.starts_with("give it with --") && !shown.contains("::"),
+                "{option:?}: {shown}"
+            );
+        }
+        assert_eq!(
+            in_flags(
+                "identical to line 2 (same call, text and flag); remove it, or allow identical \
+                 lines (Import::allow_duplicates) to add it as one more note"
+            ),
+            "identical to line 2 (same call, text and flag); remove it, or allow identical lines \
+             (--allow-duplicates) to add it as one more note"
+        );
+    }
+}
