@@ -13,11 +13,11 @@ mod read;
 mod record;
 mod report;
 pub mod results;
-mod run;
+mod session;
 mod undo;
 
-pub use error::{BulkError, BulkErrorKind};
-pub use import::Import;
+pub use error::{BulkError, BulkErrorKind, BulkOption};
+pub use import::{Import, ImportJob};
 pub use journal::locate::state_dir_from_env;
 pub use options::{ColumnNames, ReadOptions, Source};
 pub use plan::{MAX_SHOWN_ERRORS, Plan};
@@ -27,5 +27,5 @@ pub use report::{
     Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,
     Reconciled, Reconciliation, Report, Stop, UndoReport, Unknown, UnknownLine,
 };
-pub use run::{JournalLocation, MAX_CONCURRENCY};
-pub use undo::{Undo, UndoPlan};
+pub use session::{Bulk, JournalLocation, MAX_CONCURRENCY};
+pub use undo::{Undo, UndoJob, UndoPlan};

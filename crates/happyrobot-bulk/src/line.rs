@@ -1,5 +1,7 @@
 //! What happens to one line: sending it (journaled before every attempt, and as "certainly not
-//! added" before every retry), settling an unknown outcome through the client's
+//! added" before every retry after a failure that certainly did not add it; a retry the client's
+//! policy would make after a failure that may have added it is stopped, and the outcome settled by
+//! looking the note up instead), settling an unknown outcome through the client's
 //! [`settle_add`](happyrobot::Client::settle_add), deleting copies a late apply left, and deleting
 //! it for an undo. Each returns the line's outcome as a value; nothing here counts or prints.
 
@@ -95,8 +97,12 @@ fn control<'a>(work: &'a Work, observer: Option<&'a dyn AttemptObserver>) -> Con
 }
 
 /// Journals an add's attempts: `start` (with the note ID) before each, and `failed` before each
-/// retry (its attempt certainly did not add the note), so that a run killed while waiting leaves
-/// the line "failed", never "in flight". Other operations (the lookups of a settle) pass.
+/// retry after a failure that certainly did not add the note, so that a run killed while waiting
+/// leaves the line "failed", never "in flight". A retry after a failure that may have added it
+/// (a client built with `RetryPolicy::retry_outcome_unknown`) is never let through: it could add
+/// the note twice, and "failed" would be a lie in the journal. The call stops there, with the
+/// attempt's unknown outcome, which the job journals and settles by looking the note up.
+/// Other operations (the lookups of a settle) pass.
 struct Journaled<'a> {
     work: &'a Work,
     record: &'a Record,
@@ -104,6 +110,9 @@ struct Journaled<'a> {
     k: u32,
     /// The first write that failed: the observer stops the call, and the job reports it.
     failed: Mutex<Option<io::Error>>,
+    /// The failure after which the client's policy would have sent the add again although it
+    /// may have been applied: the observer stopped the call instead.
+    held_back: Mutex<Option<String>>,
 }
 
 impl<'a> Journaled<'a> {
@@ -114,6 +123,7 @@ impl<'a> Journaled<'a> {
             note_id: note_id(work.journal.salt(), record.key(), k),
             k,
             failed: Mutex::new(None),
+            held_back: Mutex::new(None),
         }
     }
 
@@ -143,6 +153,23 @@ impl<'a> Journaled<'a> {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// Why the outcome of `error` is unknown, in words: the failure itself when the observer held
+    /// back the client's retry of it.
+    fn unknown_reason(&self, error: &happyrobot::Error) -> String {
+        match self
+            .held_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(held_back) => format!(
+                "{held_back} (not sent again as the client's retry policy asks: it may have been \
+                 added; it is looked up on its call instead)"
+            ),
+            None => error.to_string(),
+        }
+    }
+
     /// The note as it is sent.
     fn note(&self) -> NewNote {
         self.record.note.clone().id(self.note_id.clone())
@@ -165,6 +192,15 @@ impl AttemptObserver for Journaled<'_> {
     ) -> ControlFlow<()> {
         if attempt.operation != Operation::AddNote {
             return ControlFlow::Continue(());
+        }
+        if error.outcome() != happyrobot::Outcome::NotApplied {
+            // The policy retries an add that may have been applied: never. The call ends here
+            // with this attempt's outcome (unknown), which is journaled and looked up.
+            self.held_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| error.to_string());
+            return ControlFlow::Break(());
         }
         let entry = Entry {
             status: error.status().map(|s| s.as_u16()),
@@ -288,14 +324,15 @@ async fn after_error(
         return Done::line(record, LineOutcome::NotSent);
     }
     if error.outcome_unknown() {
+        let reason = journaled.unknown_reason(&error);
         let entry = Entry {
             status: error.status().map(|s| s.as_u16()),
             took: error.attempt().map(|(_, took)| took.as_millis() as u64),
-            reason: Some(error.to_string()),
+            reason: Some(reason.clone()),
             ..journaled.entry(Event::Unknown)
         };
         if let Err(e) = write(work, &entry) {
-            let outcome = unknown(error.to_string(), false, false);
+            let outcome = unknown(reason, false, false);
             return Done::journal_failed(
                 record,
                 outcome,
@@ -307,17 +344,9 @@ async fn after_error(
         let pending = PendingAdd::from_error(&journaled.note(), &error)
             .unwrap_or_else(|| PendingAdd::new(journaled.note_id.clone(), record.note.content()));
         if !reconcile {
-            return Done::line(record, unknown(error.to_string(), false, false));
+            return Done::line(record, unknown(reason, false, false));
         }
-        return Box::pin(settle(
-            work,
-            record,
-            pending,
-            journaled.k,
-            &error.to_string(),
-            false,
-        ))
-        .await;
+        return Box::pin(settle(work, record, pending, journaled.k, &reason, false)).await;
     }
     let failure = failure(&error);
     let entry = Entry {
@@ -655,27 +684,7 @@ pub(crate) async fn delete(
     let _permit = permit;
     match result {
         Ok(call) => {
-            let already_gone = call.is_none();
-            let entry = Entry {
-                call_id: Some(record.call_id.to_string()),
-                note_id: Some(id.to_string()),
-                reason: already_gone.then(|| "the note was already gone".to_string()),
-                ..Entry::line(Event::Undone, record.line, record.key())
-            };
-            let outcome = LineOutcome::Deleted {
-                note_id: id.to_string(),
-                already_gone,
-                found,
-            };
-            let mut done = match write(work, &entry) {
-                Ok(()) => Done::line(record, outcome),
-                Err(e) => Done::journal_failed(
-                    record,
-                    outcome,
-                    &e,
-                    "was deleted but the journal could not record it; a re-run finds it gone",
-                ),
-            };
+            let mut done = deleted(work, record, id, call.is_none(), found);
             remove_copies(work, record, copies, &mut done).await;
             done
         }
@@ -700,6 +709,31 @@ pub(crate) async fn delete(
             }
             done
         }
+    }
+}
+
+/// Journals note `id` of a line deleted by an undo (`already_gone`: its delete was answered
+/// `404`; `found`: its add's unknown outcome was looked up and found).
+fn deleted(work: &Work, record: &Record, id: &str, already_gone: bool, found: bool) -> Done {
+    let entry = Entry {
+        call_id: Some(record.call_id.to_string()),
+        note_id: Some(id.to_string()),
+        reason: already_gone.then(|| "the note was already gone".to_string()),
+        ..Entry::line(Event::Undone, record.line, record.key())
+    };
+    let outcome = LineOutcome::Deleted {
+        note_id: id.to_string(),
+        already_gone,
+        found,
+    };
+    match write(work, &entry) {
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(
+            record,
+            outcome,
+            &e,
+            "was deleted but the journal could not record it; a re-run finds it gone",
+        ),
     }
 }
 
@@ -810,5 +844,28 @@ async fn until_stopped<P>(
     tokio::select! {
         permit = acquire => permit.map_err(|_| ()),
         () = work.stop.cancelled() => Err(()),
+    }
+}
+
+/// Of the candidate IDs `copies`, those on the call now.
+pub(crate) async fn present(work: &Work, record: &Record, copies: Vec<String>) -> Vec<String> {
+    let Some(first) = copies.first() else {
+        return copies;
+    };
+    let mut pending = happyrobot::PendingAdd::new(first.clone(), record.note.content());
+    for id in &copies[1..] {
+        pending = pending.also_id(id.clone());
+    }
+    let control = happyrobot::Control::new().stop(&work.stop);
+    match work
+        .client
+        .check_note(&record.call_id, &pending, &control)
+        .await
+    {
+        Ok(happyrobot::Settled::Found { note, mut copies }) => {
+            copies.extend(note.id.clone());
+            copies
+        }
+        _ => Vec::new(),
     }
 }

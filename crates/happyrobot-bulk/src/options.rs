@@ -157,7 +157,7 @@ impl ReadOptions {
             && (!delimiter.is_ascii() || matches!(delimiter, b'"' | b'\n' | b'\r'))
         {
             return Err(BulkError::usage(format!(
-                "{:?} cannot be a delimiter: give , ; tab or |",
+                "{:?} cannot be a delimiter (ReadOptions::delimiter): give , ; tab or |",
                 char::from(delimiter)
             )));
         }

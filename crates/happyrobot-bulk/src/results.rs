@@ -23,7 +23,7 @@ use crate::journal::{JournalState, Keep, LineState};
 use crate::plan::Plan;
 use crate::read::{self, Input, Item};
 use crate::record::Occurrences;
-use crate::run::Prepared;
+use crate::session::Prepared;
 use crate::{BulkError, Source};
 
 /// The three columns a results file adds to the input's.
@@ -31,32 +31,13 @@ const ADDED: [&str; 3] = ["status", "note_id", "error"];
 
 /// Which run a results file describes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Import,
     Undo,
 }
 
-/// Writes the results file of an import.
-pub(crate) async fn write_import(
-    source: &Source,
-    prepared: &Prepared,
-    plan: &Plan,
-    path: &Path,
-) -> Result<(), BulkError> {
-    write(source, prepared, plan, path, Kind::Import).await
-}
-
-/// Writes the results file of an undo.
-pub(crate) async fn write_undo(
-    source: &Source,
-    prepared: &Prepared,
-    plan: &Plan,
-    path: &Path,
-) -> Result<(), BulkError> {
-    write(source, prepared, plan, path, Kind::Undo).await
-}
-
-async fn write(
+/// Writes the results file of a run of `kind`.
+pub(crate) async fn write(
     source: &Source,
     prepared: &Prepared,
     plan: &Plan,
@@ -93,6 +74,23 @@ fn prepared_run_seq(state: &JournalState) -> u64 {
 }
 
 type Rows = (Vec<String>, u8, Vec<Vec<String>>);
+
+/// The header of a results file: the input's columns `keys`, then the three added ones. Columns
+/// named like those are renamed, so that no column is lost.
+fn with_added(keys: &[String]) -> Vec<String> {
+    let mut header = keys.to_vec();
+    for added in ADDED {
+        let mut name = added.to_string();
+        while header
+            .iter()
+            .any(|h| read::normalize(h) == read::normalize(&name))
+        {
+            name = format!("result_{name}");
+        }
+        header.push(name);
+    }
+    header
+}
 
 /// A line's cells by name, and its status, note ID and error.
 type Row = (Vec<(String, String)>, [String; 3]);
@@ -144,18 +142,7 @@ fn rows(
         }
         rows.push((names.into_iter().zip(cells).collect(), status));
     }
-    // Columns named like the three added ones are renamed, so that no column is lost.
-    let mut header: Vec<String> = keys.clone();
-    for added in ADDED {
-        let mut name = added.to_string();
-        while header
-            .iter()
-            .any(|h| read::normalize(h) == read::normalize(&name))
-        {
-            name = format!("result_{name}");
-        }
-        header.push(name);
-    }
+    let header = with_added(&keys);
     let rows = rows
         .into_iter()
         .map(|(cells, status)| {

@@ -2,28 +2,42 @@
 //! copies included), and nothing else. It is journaled like the import: stopped or killed, run it
 //! again to finish; run once more when done, it deletes nothing. Lines whose add outcome is unknown
 //! are looked up on their calls first (found: deleted too; absent: nothing to delete), never
-//! guessed.
+//! guessed. The session ([`Bulk`]) does what every job does; [`UndoJob`] says what an undo does to
+//! one line.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use happyrobot::Client;
 
-use happyrobot::{CancellationToken, Client};
-
-use crate::driver::{self, Cut, Start};
 use crate::journal::{JournalState, Keep, LineState};
-use crate::line::{self, Done, Work};
+use crate::line;
 use crate::plan::Plan;
-use crate::record::{Occurrences, Record};
-use crate::report::{Event, LineOutcome, Stop, Tally, UndoReport};
-use crate::run::{self, JournalLocation, Prepared, Settings};
+use crate::record::Record;
+use crate::report::{Event, Failure, FailureKind, LineOutcome, Reconciled, UndoReport};
+use crate::session::{Bulk, End, Job, JournalLocation, Lines, Prepared, Step};
 use crate::{BulkError, Source};
 
 /// Deletes the notes an import of a [`Source`] added, and nothing else.
-#[derive(Debug, Clone)]
-pub struct Undo {
-    client: Client,
-    settings: Settings,
+///
+/// Its options are those every job shares, [`Bulk`]'s ([`concurrency`](Bulk::concurrency),
+/// [`stop`](Bulk::stop), [`reconcile`](Bulk::reconcile), ...).
+///
+/// ```no_run
+/// use happyrobot::Client;
+/// use happyrobot_bulk::{JournalLocation, Source, Undo};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let report = Undo::new(Client::from_env()?, JournalLocation::BesideInput)
+///     .concurrency(8)
+///     .run(Source::file("review.csv"), |event| println!("{event:?}"))
+///     .await?;
+/// println!("deleted {}, failed {}, unknown {}", report.deleted, report.failed, report.unknown);
+/// # Ok(()) }
+/// ```
+pub type Undo = Bulk<UndoJob>;
+
+/// What an undo does to each line; its options are the session's ([`Bulk`]).
+#[derive(Debug, Clone, Default)]
+pub struct UndoJob {
+    _private: (),
 }
 
 /// What an undo would do (a dry run).
@@ -41,171 +55,158 @@ pub struct UndoPlan {
 impl Undo {
     /// An undo through `client` of the import journaled at `journal`.
     pub fn new(client: Client, journal: JournalLocation) -> Self {
-        Self {
-            client,
-            settings: Settings::new(journal),
-        }
-    }
-
-    /// How many deletes are in flight at once; default 4.
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.settings.concurrency = concurrency;
-        self
-    }
-
-    /// Cancelling `token` stops the undo (see [`Import::stop`](crate::Import::stop)).
-    pub fn stop(mut self, token: CancellationToken) -> Self {
-        self.settings.stop = token;
-        self
-    }
-
-    /// Whether lines whose add outcome is unknown are looked up first; default `true`. Without,
-    /// they are listed as unknown.
-    pub fn reconcile(mut self, on: bool) -> Self {
-        self.settings.reconcile = on;
-        self
-    }
-
-    /// Makes the journal durable against power loss too.
-    pub fn fsync(mut self, on: bool) -> Self {
-        self.settings.fsync = on;
-        self
-    }
-
-    /// Where the index of journals and the content locks are kept (see
-    /// [`Import::state_dir`](crate::Import::state_dir)).
-    pub fn state_dir(mut self, dir: Option<PathBuf>) -> Self {
-        self.settings.state_dir = dir;
-        self
-    }
-
-    /// Writes a results file when the undo ends.
-    pub fn results_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.settings.results = Some(path.into());
-        self
+        Bulk::with_job(client, journal, UndoJob::default())
     }
 
     /// Says what the undo would do, sending nothing. Refused as [`run`](Self::run) is when the
     /// journal records no import of this input to this API.
     pub async fn plan(&self, source: &Source) -> Result<UndoPlan, BulkError> {
-        let prepared = run::prepare(&self.client, source, &self.settings).await?;
-        let (plan, state) = run::validate(source, &prepared, Keep::default()).await?;
-        run::refuse_invalid(&plan, &source.name, true)?;
-        check(&state, &prepared, source)?;
-        Ok(UndoPlan {
-            to_delete: plan.done,
-            already_deleted: plan.undone_before,
-            unknown: plan.unknown_before + plan.in_doubt,
-        })
+        self.session().dry_run(source).await
     }
 
-    /// Runs the undo; `on_event` hears of each line as its outcome is known. `Err` only before
-    /// anything is sent.
+    /// Runs the undo: `on_event` hears of the notices first (a damaged journal, lines the input
+    /// no longer has...), then of each line as its outcome is known. `Err` only before anything
+    /// is sent.
     pub async fn run(
         &self,
         source: Source,
-        mut on_event: impl FnMut(&Event) + Send,
+        on_event: impl FnMut(&Event) + Send,
     ) -> Result<UndoReport, BulkError> {
-        let started = Instant::now();
-        let prepared = run::prepare(&self.client, &source, &self.settings).await?;
-        let (plan, state) = run::validate(&source, &prepared, Keep::default()).await?;
-        // An undo reads an input that was imported: identical lines in it were allowed then.
-        run::refuse_invalid(&plan, &source.name, true)?;
-        check(&state, &prepared, &source)?;
-        drop(state);
-        let keep = Keep {
-            done_notes: true,
-            reasons: false,
-        };
-        let opened = run::open(&prepared, &self.settings, keep)?;
-        run::write_run_entry(&opened, &source, &prepared, Some("undo"))?;
-        on_event(&Event::Started {
-            lines: plan.done + plan.unknown_before + plan.in_doubt + plan.undone_before,
-        });
-        let state = Arc::new(opened.state);
-        let work = run::work(&self.client, opened.writer, &self.settings, false);
-        let mut tally = Tally::default();
-        let mut reap = |done: Result<Done, String>| {
-            let done = done.unwrap_or_else(|message| Done {
-                stop: Some(Stop::Worker(message)),
-                ..Done::default()
-            });
-            for event in &done.events {
-                tally.count(event);
-                on_event(event);
-            }
-            if let Some(stop) = done.stop {
-                work.stop.cancel();
-                tally.stop(stop);
-            }
-        };
-        let mut occurrences = Occurrences::new(&plan.repeated);
-        let lines = Lines {
-            work: &work,
-            state: &state,
-            reconcile: self.settings.reconcile,
-            timeout: self.client.timeout(),
-        };
-        let cut = driver::run(
-            &source.input,
-            &source.options,
-            (run::max_jobs(&self.settings), &work.sends),
-            &work.stop,
-            |mut record| {
-                occurrences.key(&mut record);
-                lines.start(record)
-            },
-            &mut reap,
-        )
-        .await;
-        if let Err(e) = work.journal.sync() {
-            tally.stop(Stop::Journal(format!("cannot write the journal: {e}")));
-        }
-        match cut {
-            Some(Cut::Stopped) => tally.stop(Stop::Cancelled),
-            Some(Cut::Changed(what)) => tally.stop(Stop::InputChanged(what)),
-            Some(Cut::Unreadable(e)) => tally.stop(Stop::InputChanged(e.to_string())),
-            None => {}
-        }
-        let report = report(&source, &prepared, &plan, tally, started);
-        drop(work);
-        if let Some(path) = &self.settings.results {
-            crate::results::write_undo(&source, &prepared, &plan, path).await?;
-        }
-        Ok(report)
+        self.session().run(source, on_event).await
     }
 }
 
-fn report(
-    source: &Source,
-    prepared: &Prepared,
-    plan: &Plan,
-    tally: Tally,
-    started: Instant,
-) -> UndoReport {
-    let to_delete = plan.done + tally.reconciled.found;
-    UndoReport {
-        file: source.name.clone(),
-        journal: run::shown(&prepared.journal),
-        undo: true,
-        to_delete: to_delete + tally.already_deleted,
-        deleted: tally.deleted,
-        already_gone: tally.already_gone,
-        skipped: tally.already_deleted,
-        not_added: tally.not_added,
-        failed: tally.failed,
-        unknown: tally.unknown,
-        not_deleted: tally.not_sent,
-        reconciled: crate::report::Reconciled {
-            sent_again: 0,
-            ..tally.reconciled
-        },
-        copies_removed: tally.copies_removed,
-        failed_lines: tally.failed_lines,
-        unknown_lines: tally.unknown_lines,
-        stopped: tally.stopped,
-        elapsed: started.elapsed(),
+impl Job for UndoJob {
+    type Report = UndoReport;
+    type Plan = UndoPlan;
+
+    fn keep(&self) -> Keep {
+        Keep {
+            done_notes: true,
+            reasons: false,
+        }
     }
+
+    fn check(
+        &self,
+        plan: &Plan,
+        state: &JournalState,
+        prepared: &Prepared,
+        source: &Source,
+    ) -> Result<(), BulkError> {
+        // An undo reads an input that was imported: identical lines in it were allowed then.
+        crate::session::refuse_invalid(plan, &source.name, true)?;
+        check(state, prepared, source)
+    }
+
+    fn dry_run(&self, plan: Plan) -> UndoPlan {
+        UndoPlan {
+            to_delete: plan.done,
+            already_deleted: plan.undone_before,
+            unknown: plan.unknown_before + plan.in_doubt,
+        }
+    }
+
+    fn run_reason(&self) -> Option<&'static str> {
+        Some("undo")
+    }
+
+    fn started_lines(&self, plan: &Plan) -> u64 {
+        plan.done + plan.unknown_before + plan.in_doubt + plan.undone_before
+    }
+
+    fn step(&self, lines: &Lines<'_>, record: &Record) -> Step {
+        let standing = lines.standing(record);
+        if standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. })) {
+            return match lines.pending(record) {
+                Some(pending) if lines.reconcile => Step::SettleForUndo { pending },
+                _ => {
+                    let why = if lines.reconcile {
+                        "its add had an unknown outcome and the journal has no note ID to look \
+                         it up by"
+                    } else {
+                        "its add had an unknown outcome (not looked up: reconciling is off)"
+                    };
+                    Step::now(record, line::unknown(why.to_string(), true, false))
+                }
+            };
+        }
+        match standing.state {
+            Some(LineState::Done) => delete_step(lines, record),
+            Some(LineState::Undone) => Step::now(record, LineOutcome::AlreadyDeleted),
+            // Not added: nothing to delete, nothing to count.
+            _ => Step::nothing(),
+        }
+    }
+
+    fn changed(&self, name: &str, what: &str) -> String {
+        format!(
+            "{name} changed while its notes were being deleted ({what}); the undo stopped. Put \
+             it back as it was imported, then run the undo again: the notes already deleted are \
+             not deleted again"
+        )
+    }
+
+    fn report(&self, end: End<'_>) -> UndoReport {
+        let (plan, tally) = (end.plan, end.tally);
+        let to_delete = plan.done + tally.reconciled.found;
+        UndoReport {
+            file: end.source.name.clone(),
+            journal: end.journal.display().to_string(),
+            undo: true,
+            to_delete: to_delete + tally.already_deleted,
+            deleted: tally.deleted,
+            already_gone: tally.already_gone,
+            skipped: tally.already_deleted,
+            not_added: tally.not_added,
+            failed: tally.failed,
+            unknown: tally.unknown,
+            not_deleted: tally.not_sent,
+            reconciled: Reconciled {
+                sent_again: 0,
+                ..tally.reconciled
+            },
+            copies_removed: tally.copies_removed,
+            failed_lines: tally.failed_lines,
+            unknown_lines: tally.unknown_lines,
+            stopped: tally.stopped,
+            elapsed: end.elapsed,
+        }
+    }
+
+    fn results(&self) -> crate::results::Kind {
+        crate::results::Kind::Undo
+    }
+}
+
+/// A line the journal has as added: its note is deleted, with the copies sent under its other IDs
+/// that are on the call.
+fn delete_step(lines: &Lines<'_>, record: &Record) -> Step {
+    let key = record.key();
+    let Some(id) = lines.state.done_id(key) else {
+        return Step::now(
+            record,
+            LineOutcome::Failed(Failure {
+                status: None,
+                kind: FailureKind::Local,
+                reason: "the journal does not say which note this line was added as; check its \
+                         call"
+                    .to_string(),
+            }),
+        );
+    };
+    // Sent under several IDs: copies may be on the call too, and go with it.
+    let copies = if lines.state.sends(key) > 1 {
+        lines
+            .state
+            .candidates(key)
+            .into_iter()
+            .filter(|c| *c != id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Step::Delete { id, copies }
 }
 
 /// Refuses an undo whose journal does not record an import of this very content to this API:
@@ -223,14 +224,14 @@ fn check(state: &JournalState, prepared: &Prepared, source: &Source) -> Result<(
         format!(
             "the journal {journal} is damaged where it said which input it imported to {api}; \
              nothing was sent. Undo needs that record to be sure it deletes only what the import \
-             added: give the journal's undamaged copy with --journal PATH, or delete the notes \
-             with `happyrobot notes delete`"
+             added: give the journal's undamaged copy (JournalLocation::Path), or delete the \
+             notes one by one"
         )
     } else if state.contents.is_empty() && !state.other_destinations.is_empty() {
         format!(
             "the journal {journal} records imports to {} only, not to {api}; nothing was sent. \
-             Run the undo against the API the file was imported to (the same --base-url, or \
-             --mock for a trial run's in-process mock, which is gone)",
+             Run the undo against the API the file was imported to (the same \
+             ClientBuilder::base_url)",
             state
                 .other_destinations
                 .iter()
@@ -241,126 +242,14 @@ fn check(state: &JournalState, prepared: &Prepared, source: &Source) -> Result<(
     } else if state.contents.is_empty() {
         format!(
             "no import of {file} to {api} is recorded (journal {journal}); nothing to undo and \
-             nothing was sent. Give the journal of the import with --journal PATH"
+             nothing was sent. Give the journal of the import (JournalLocation::Path)"
         )
     } else {
         format!(
             "the journal {journal} records imports of another file (other content) to {api}, not \
              of {file} as it is now; nothing was sent. Give the file exactly as it was imported, \
-             or that file's journal with --journal PATH"
+             or that file's journal (JournalLocation::Path)"
         )
     };
     Err(BulkError::usage(message))
-}
-
-/// How each line of an undo starts.
-struct Lines<'a> {
-    work: &'a Arc<Work>,
-    state: &'a Arc<JournalState>,
-    reconcile: bool,
-    timeout: std::time::Duration,
-}
-
-type Job = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
-type SendJob = Box<dyn FnOnce(tokio::sync::OwnedSemaphorePermit) -> Job + Send>;
-
-impl Lines<'_> {
-    fn start(&self, record: Record) -> Start<Done, Job, SendJob> {
-        let key = record.key();
-        let standing = self.state.standing(key);
-        let work = Arc::clone(self.work);
-        let unknown =
-            standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. }));
-        if unknown {
-            let candidates = self.state.candidates(key);
-            let pending = line::pending_from_journal(
-                &record,
-                &candidates,
-                self.state.attempt(key),
-                self.timeout,
-            );
-            return match pending {
-                Some(pending) if self.reconcile => Start::Job(Box::pin(async move {
-                    line::settle_for_undo(&work, &record, pending).await
-                })),
-                _ => Start::Now(Done::line(
-                    &record,
-                    line::unknown(
-                        if self.reconcile {
-                            "its add had an unknown outcome and the journal has no note ID to look it up by"
-                                .to_string()
-                        } else {
-                            "its add had an unknown outcome (not looked up: reconciling is off)"
-                                .to_string()
-                        },
-                        true,
-                        false,
-                    ),
-                )),
-            };
-        }
-        match standing.state {
-            Some(LineState::Done) => {
-                let Some(id) = self.state.done_id(key) else {
-                    return Start::Now(Done::line(
-                        &record,
-                        LineOutcome::Failed(crate::report::Failure {
-                            status: None,
-                            kind: crate::report::FailureKind::Local,
-                            reason: "the journal does not say which note this line was added as; \
-                                     check its call"
-                                .to_string(),
-                        }),
-                    ));
-                };
-                // Sent under several IDs: copies may be on the call too, and go with it.
-                let copies: Vec<String> = if self.state.sends(key) > 1 {
-                    self.state
-                        .candidates(key)
-                        .into_iter()
-                        .filter(|c| *c != id)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                if copies.is_empty() {
-                    return Start::Send(Box::new(move |permit| {
-                        Box::pin(async move {
-                            line::delete(&work, &record, (&id, &[]), false, Some(permit)).await
-                        })
-                    }));
-                }
-                Start::Job(Box::pin(async move {
-                    let copies = present(&work, &record, copies).await;
-                    line::delete(&work, &record, (&id, &copies), false, None).await
-                }))
-            }
-            Some(LineState::Undone) => Start::Now(Done::line(&record, LineOutcome::AlreadyDeleted)),
-            // Not added: nothing to delete, nothing to count.
-            _ => Start::Now(Done::default()),
-        }
-    }
-}
-
-/// Of the candidate IDs `copies`, those on the call now.
-async fn present(work: &Work, record: &Record, copies: Vec<String>) -> Vec<String> {
-    let Some(first) = copies.first() else {
-        return copies;
-    };
-    let mut pending = happyrobot::PendingAdd::new(first.clone(), record.note.content());
-    for id in &copies[1..] {
-        pending = pending.also_id(id.clone());
-    }
-    let control = happyrobot::Control::new().stop(&work.stop);
-    match work
-        .client
-        .check_note(&record.call_id, &pending, &control)
-        .await
-    {
-        Ok(happyrobot::Settled::Found { note, mut copies }) => {
-            copies.extend(note.id.clone());
-            copies
-        }
-        _ => Vec::new(),
-    }
 }

@@ -125,9 +125,16 @@ async fn a_windows_1252_csv_is_read_with_its_encoding_and_refused_without() {
     let error = plain.run(Source::file(&file), |_| {}).await.unwrap_err();
     assert_eq!(error.kind(), BulkErrorKind::InvalidInput);
     assert!(
-        error.line_errors()[0].to_string().contains("--encoding"),
+        error.line_errors()[0]
+            .to_string()
+            .contains("ReadOptions::encoding"),
         "{:?}",
         error.line_errors()
+    );
+    // The option is typed, for a program that names it otherwise (a CLI's --encoding).
+    assert_eq!(
+        error.line_errors()[0].option(),
+        Some(happyrobot_bulk::BulkOption::Encoding)
     );
     let source =
         Source::file(&file).read_options(ReadOptions::new().encoding("windows-1252").unwrap());

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{client, held, import, records, run, temp_dir};
 use happyrobot::{CancellationToken, NewNote};
-use happyrobot_bulk::{BulkErrorKind, JournalLocation, Source, Stop, Undo};
+use happyrobot_bulk::{BulkErrorKind, Event, JournalLocation, Notice, Source, Stop, Undo};
 use happyrobot_mock::{Fault, MockServer};
 
 fn undo(server: &MockServer, journal: &std::path::Path) -> Undo {
@@ -146,6 +146,7 @@ async fn undo_is_refused_for_another_api_or_other_records() {
         .unwrap_err();
     assert_eq!(error.kind(), BulkErrorKind::Refused);
     assert!(error.to_string().contains("records imports to"), "{error}");
+    assert_eq!(error.option(), Some(happyrobot_bulk::BulkOption::BaseUrl));
     let mut changed = records.clone();
     changed.pop();
     let error = undo(&server, &journal)
@@ -158,6 +159,7 @@ async fn undo_is_refused_for_another_api_or_other_records() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("nothing to undo"), "{error}");
+    assert_eq!(error.option(), Some(happyrobot_bulk::BulkOption::Journal));
     assert_eq!(
         held(&server)
             .keys()
@@ -165,4 +167,39 @@ async fn undo_is_refused_for_another_api_or_other_records() {
             .count(),
         3
     );
+}
+
+/// Issue 25: an undo tells its notices as an import does; a damaged journal is reported, and the
+/// lines the damage may have spoken of are looked up on their calls (found, deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_over_a_damaged_journal_reports_its_notices() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-damaged").join("j");
+    let records = records(&server, "udmg", 10);
+    let (report, _) = run(&import(&server, &journal), &records).await;
+    assert_eq!(report.added, 10);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // The journal's line 6, an entry of some line: garbled past reading.
+    lines[5] = "GARBAGE{{{".to_string();
+    std::fs::write(&journal, format!("{}\n", lines.join("\n"))).unwrap();
+    let mut notices = Vec::new();
+    let report = undo(&server, &journal)
+        .run(Source::records(records.clone()), |event| {
+            if let Event::Notice(notice) = event {
+                notices.push(notice.clone());
+            }
+        })
+        .await
+        .unwrap();
+    assert!(
+        notices.iter().any(|n| matches!(
+            n,
+            Notice::DamagedJournalLines { lines, journal: j }
+                if lines == &vec![6] && j.ends_with("j")
+        )),
+        "{notices:?}"
+    );
+    assert_eq!((report.deleted, report.unknown, report.failed), (10, 0, 0));
+    assert!(held(&server).keys().all(|k| !k.starts_with("udmg ")));
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use happyrobot::CancellationToken;
 use happyrobot_bulk::{
-    BulkError, BulkErrorKind, ColumnNames, Event, FailureKind, Format, Import, JournalLocation,
-    Notice, ReadOptions, Source, Stop, Undo,
+    BulkError, BulkErrorKind, BulkOption, ColumnNames, Event, FailureKind, Format, Import,
+    JournalLocation, Notice, ReadOptions, Source, Stop, Undo,
 };
 
 use crate::command::RunCommand;
@@ -210,7 +210,7 @@ impl ImportArgs {
         if let Some(label) = &self.encoding {
             options = options
                 .encoding(label)
-                .map_err(|e| CliError::usage(e.to_string()))?;
+                .map_err(|e| CliError::usage(in_flags(&e.to_string())))?;
         }
         if let Some(sheet) = &self.sheet {
             options = options.sheet(sheet.clone());
@@ -251,12 +251,35 @@ impl ImportArgs {
     }
 }
 
+/// The flag of `notes import` that does what a library option does: the library's messages name
+/// its options, the command's name its flags.
+fn flag(option: BulkOption) -> Option<&'static str> {
+    Some(match option {
+        BulkOption::Journal => "--journal PATH",
+        BulkOption::BaseUrl => {
+            "--base-url, or --mock for a trial run's in-process mock, which is gone"
+        }
+        BulkOption::AllowDuplicates => "--allow-duplicates",
+        BulkOption::Delimiter => "--delimiter",
+        BulkOption::Encoding => "--encoding",
+        BulkOption::Sheet => "--sheet",
+        BulkOption::Columns => "--call-id-column, --content-column or --flagged-column",
+        BulkOption::IgnoreOtherColumns => "--ignore-other-columns",
+        _ => return None,
+    })
+}
+
+/// A message of the library in the command's words (its flags for the library's options).
+fn in_flags(message: &str) -> String {
+    BulkOption::rename(message, flag)
+}
+
 /// A bulk error as the command's error.
 fn bulk_error(error: BulkError) -> CliError {
     match error.kind() {
         BulkErrorKind::InvalidInput => {
             for line in error.line_errors() {
-                print::err(&format!("error: {line}"));
+                print::err(&in_flags(&format!("error: {line}")));
             }
             let shown = error.line_errors().len() as u64;
             if error.invalid_lines() > shown {
@@ -265,15 +288,15 @@ fn bulk_error(error: BulkError) -> CliError {
                     error.invalid_lines() - shown
                 ));
             }
-            CliError::usage(error.to_string())
+            CliError::usage(in_flags(&error.to_string()))
         }
-        BulkErrorKind::Io => CliError::internal(error.to_string()),
-        _ => CliError::usage(error.to_string()),
+        BulkErrorKind::Io => CliError::internal(in_flags(&error.to_string())),
+        _ => CliError::usage(in_flags(&error.to_string())),
     }
 }
 
-/// Prints a notice about the journal or the input before the run.
-fn notice(notice: &Notice) {
+/// Prints a notice about the journal or the input before the run (of an undo when `undo`).
+fn notice(notice: &Notice, undo: bool) {
     match notice {
         Notice::ResumingByContent { journal } => print::err(&format!(
             "note: resuming the journal {journal} of a file with the same content"
@@ -290,6 +313,11 @@ fn notice(notice: &Notice) {
             "note: earlier runs of this journal used another API key for this API; the lines they \
              added count as added (a note belongs to its call, whichever key added it)",
         ),
+        Notice::Orphans { count } if undo => print::err(&format!(
+            "note: the journal records {count} line(s) this file no longer has (edited or \
+             removed); their notes are not deleted (undo the file as it was imported to delete \
+             them)"
+        )),
         Notice::Orphans { count } => print::err(&format!(
             "note: the journal records {count} line(s) this file no longer has (edited or \
              removed); they are not sent"
@@ -391,7 +419,7 @@ async fn run(
         .run(source, |event| {
             counts.count(event);
             if let Event::Notice(n) = event {
-                notice(n);
+                notice(n, false);
             }
         })
         .await;
@@ -491,7 +519,14 @@ async fn undo(
         context.verbose > 0,
         "deleted",
     );
-    let result = undo.run(source, |event| counts.count(event)).await;
+    let result = undo
+        .run(source, |event| {
+            counts.count(event);
+            if let Event::Notice(n) = event {
+                notice(n, true);
+            }
+        })
+        .await;
     progress.finish().await;
     let report = result.map_err(bulk_error)?;
     let signal = watch.signal();
@@ -507,4 +542,29 @@ async fn undo(
         print::out_json(&summary::undo_json(&report, exit, signal.is_some()));
     }
     finish(exit, report.stopped.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option the library's messages may name is shown as the command's flag.
+    #[test]
+    fn library_options_are_shown_as_flags() {
+        for option in BulkOption::ALL {
+            let shown = in_flags(&format!("give it with {}", option.name()));
+            assert!(
+                shown.starts_with("give it with --") && !shown.contains("::"),
+                "{option:?}: {shown}"
+            );
+        }
+        assert_eq!(
+            in_flags(
+                "identical to line 2 (same call, text and flag); remove it, or allow identical \
+                 lines (Import::allow_duplicates) to add it as one more note"
+            ),
+            "identical to line 2 (same call, text and flag); remove it, or allow identical lines \
+             (--allow-duplicates) to add it as one more note"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 pub(crate) use self::entry::{Entry, Event};
 pub(crate) use self::ids::note_id;
-pub(crate) use self::state::{JournalState, Keep, LineState};
+pub(crate) use self::state::{JournalState, Keep, LineState, Standing};
 pub(crate) use self::writer::JournalWriter;
 
 /// The journal format's version, written in every `run` entry. Version 1 did not record the

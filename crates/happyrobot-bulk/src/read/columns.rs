@@ -69,10 +69,10 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
             None if mapped || options.ignore_other_columns => {}
             None => {
                 return Err(format!(
-                    "unknown {what} {:?}: the {what}s are {FIELDS}. Map yours by name (the \
-                     call_id, content and flagged column options), or let other {what}s through \
-                     (ignore_other_columns; --ignore-other-columns), so that a misspelt name is \
-                     never silently ignored",
+                    "unknown {what} {:?}: the {what}s are {FIELDS}. Map yours by name \
+                     (ReadOptions::columns), or let other {what}s through \
+                     (ReadOptions::ignore_other_columns), so that a misspelt name is never \
+                     silently ignored",
                     shorten(name.trim())
                 ));
             }

@@ -176,7 +176,7 @@ fn with_delimiter_hint(message: String, head: &[u8], used: u8, options: &ReadOpt
     }
     format!(
         "{message} (the header was read with the delimiter {}{}, but it also holds {}: give the \
-         delimiter with the delimiter option, --delimiter)",
+         delimiter with ReadOptions::delimiter)",
         delimiter_name(used),
         if options.delimiter.is_some() {
             " as given"
@@ -234,50 +234,14 @@ impl CsvRecords {
                     return Some(Ok(Item::Invalid(LineError::new(line, reason(&error)))));
                 }
             }
+            let line = self.start_line(line);
             let record = &self.record;
-            // The csv crate dates a record that follows blank lines from the first blank line, so
-            // the start line is worked out from where the record ends instead: the reader is on
-            // the line after its terminator (or on its last line, at the end of a file without a
-            // final newline), and the record spans as many lines as its quoted fields hold
-            // newlines, plus one.
-            let embedded = record
-                .iter()
-                .map(|f| f.matches('\n').count() as u64)
-                .sum::<u64>();
-            let after = self.reader.position().line();
-            let terminated = u64::from(!self.eof.load(Ordering::Relaxed));
-            let line = after.saturating_sub(embedded + terminated).max(line);
             // Rows of empty cells are what spreadsheets leave below the data: skip them.
             if record.iter().all(|field| field.trim().is_empty()) {
                 continue;
             }
-            if let Some(swallowed) = swallowed_record(record, columns, line) {
-                return Some(Ok(Item::Invalid(LineError::new(
-                    line,
-                    format!(
-                        "a quoted field starting on this line runs on to line {swallowed}, which \
-                         looks like a record of its own: is a closing quote (\") missing? Close \
-                         the quote (a quote inside quoted text is written twice: \"\"); a note \
-                         whose text really holds such lines can be imported as JSON Lines"
-                    ),
-                ))));
-            }
-            if record.len() != columns.count {
-                return Some(Ok(Item::Invalid(LineError::new(
-                    line,
-                    format!(
-                        "it has {} fields but the header has {} (quote text that holds {})",
-                        record.len(),
-                        columns.count,
-                        match self.delimiter {
-                            b',' => "commas".to_string(),
-                            b';' => "semicolons".to_string(),
-                            b'\t' => "tabs".to_string(),
-                            b'|' => "pipes".to_string(),
-                            other => format!("the delimiter {:?}", char::from(other)),
-                        }
-                    ),
-                ))));
+            if let Some(error) = self.misshapen(columns, line) {
+                return Some(Ok(Item::Invalid(error)));
             }
             let last = record.len().saturating_sub(1);
             let field = |index: usize| {
@@ -308,6 +272,59 @@ impl CsvRecords {
             };
             return Some(Ok(item));
         }
+    }
+}
+
+impl CsvRecords {
+    /// The line the record just read starts on (`line`: the csv crate's, at the least). The csv
+    /// crate dates a record that follows blank lines from the first blank line, so the start line
+    /// is worked out from where the record ends instead: the reader is on the line after its
+    /// terminator (or on its last line, at the end of a file without a final newline), and the
+    /// record spans as many lines as its quoted fields hold newlines, plus one.
+    fn start_line(&self, line: u64) -> u64 {
+        let embedded = self
+            .record
+            .iter()
+            .map(|f| f.matches('\n').count() as u64)
+            .sum::<u64>();
+        let after = self.reader.position().line();
+        let terminated = u64::from(!self.eof.load(Ordering::Relaxed));
+        after.saturating_sub(embedded + terminated).max(line)
+    }
+
+    /// What is wrong with the shape of the record just read (starting on `line`), if anything:
+    /// an unclosed quote that swallowed the rows after it, or a field count unlike the header's.
+    fn misshapen(&self, columns: &Columns, line: u64) -> Option<LineError> {
+        let record = &self.record;
+        if let Some(swallowed) = swallowed_record(record, columns, line) {
+            return Some(LineError::new(
+                line,
+                format!(
+                    "a quoted field starting on this line runs on to line {swallowed}, which \
+                     looks like a record of its own: is a closing quote (\") missing? Close the \
+                     quote (a quote inside quoted text is written twice: \"\"); a note whose \
+                     text really holds such lines can be imported as JSON Lines"
+                ),
+            ));
+        }
+        if record.len() == columns.count {
+            return None;
+        }
+        let delimiters = match self.delimiter {
+            b',' => "commas".to_string(),
+            b';' => "semicolons".to_string(),
+            b'\t' => "tabs".to_string(),
+            b'|' => "pipes".to_string(),
+            other => format!("the delimiter {:?}", char::from(other)),
+        };
+        Some(LineError::new(
+            line,
+            format!(
+                "it has {} fields but the header has {} (quote text that holds {delimiters})",
+                record.len(),
+                columns.count,
+            ),
+        ))
     }
 }
 
@@ -438,7 +455,7 @@ mod tests {
         );
         assert!(
             errors[0].contains("read with the delimiter ',' as given, but it also holds ';'")
-                && errors[0].contains("--delimiter"),
+                && errors[0].contains("ReadOptions::delimiter"),
             "{}",
             errors[0]
         );
@@ -540,7 +557,7 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with("line 3: it is not valid UTF-8 text")
-                && errors[0].contains("--encoding"),
+                && errors[0].contains("ReadOptions::encoding"),
             "{}",
             errors[0]
         );

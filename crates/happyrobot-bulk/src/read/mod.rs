@@ -92,6 +92,16 @@ impl LineError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The option the message names first, if it names one (see [`crate::BulkOption`]).
+    pub fn option(&self) -> Option<crate::BulkOption> {
+        self.options().first().copied()
+    }
+
+    /// Every option the message names.
+    pub fn options(&self) -> Vec<crate::BulkOption> {
+        crate::BulkOption::named_in(&self.message)
+    }
 }
 
 impl std::fmt::Display for LineError {

@@ -44,7 +44,8 @@ impl SheetRecords {
                 .cloned()
                 .ok_or_else(|| {
                     invalid(format!(
-                        "it has no sheet named {wanted:?} (its sheets: {})",
+                        "it has no sheet named {wanted:?} (its sheets: {}); give one of them with \
+                         ReadOptions::sheet",
                         names
                             .iter()
                             .map(|n| format!("{n:?}"))

@@ -8,8 +8,8 @@ use encoding_rs::Encoding;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 /// The hint every message about undecodable text gives.
-pub(crate) const ENCODING_HINT: &str = "save the file as UTF-8, or give its encoding (the \
-    encoding option; --encoding windows-1252 for Excel's \"CSV (Comma delimited)\")";
+pub(crate) const ENCODING_HINT: &str = "save the file as UTF-8, or give its encoding with \
+    ReadOptions::encoding (windows-1252 for Excel's \"CSV (Comma delimited)\")";
 
 /// The encoding a label names (`windows-1252`, `latin1`, `utf-16le`...), if `encoding_rs` knows it.
 pub(crate) fn encoding(label: &str) -> Option<&'static Encoding> {

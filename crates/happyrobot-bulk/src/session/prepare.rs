@@ -1,10 +1,10 @@
-//! What an import and an undo share before their passes: the settings, the input's identity (its
-//! content hash), the destination, the journal's location and lock, and the validation pass.
+//! What every job does before its pass: the input's identity (its content hash), the destination,
+//! the journal's location and lock, the validation pass, the `run` entry and the notices.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use happyrobot::{CancellationToken, Client};
+use happyrobot::Client;
 use tokio::sync::Semaphore;
 
 use crate::journal::{self, Destination, Entry, JournalState, JournalWriter, Keep, locate};
@@ -12,57 +12,9 @@ use crate::line::Work;
 use crate::plan::{self, Plan};
 use crate::read::Input;
 use crate::report::{Event, Notice};
+
+use super::{JournalLocation, MAX_CONCURRENCY, Settings};
 use crate::{BulkError, Source};
-
-/// Where a run's journal is.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum JournalLocation {
-    /// Beside a file input (`<FILE>.journal`) if it exists there, else the journal of an input
-    /// with the same content imported to the same API (found through the state directory's index:
-    /// a renamed, copied or symlinked file resumes), else a new `<FILE>.journal`. Records built in
-    /// memory have no file to sit beside: give a path.
-    #[default]
-    BesideInput,
-    /// This path.
-    Path(PathBuf),
-}
-
-impl JournalLocation {
-    /// The journal at `path`.
-    pub fn path(path: impl Into<PathBuf>) -> Self {
-        Self::Path(path.into())
-    }
-}
-
-/// The settings an import and an undo share.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) journal: JournalLocation,
-    pub(crate) concurrency: usize,
-    pub(crate) reconcile: bool,
-    pub(crate) fsync: bool,
-    pub(crate) stop: CancellationToken,
-    pub(crate) state_dir: Option<PathBuf>,
-    pub(crate) results: Option<PathBuf>,
-}
-
-impl Settings {
-    pub(crate) fn new(journal: JournalLocation) -> Self {
-        Self {
-            journal,
-            concurrency: 4,
-            reconcile: true,
-            fsync: false,
-            stop: CancellationToken::new(),
-            state_dir: locate::state_dir_from_env(),
-            results: None,
-        }
-    }
-}
-
-/// The most concurrent requests a run may have.
-pub const MAX_CONCURRENCY: usize = 256;
 
 /// A run's identity, found before anything else.
 pub(crate) struct Prepared {
@@ -192,7 +144,7 @@ pub(crate) fn refuse_invalid(
                     *line,
                     format!(
                         "identical to line {first} (same call, text and flag); remove it, or \
-                         allow identical lines (--allow-duplicates) to add it as one more note"
+                         allow identical lines (Import::allow_duplicates) to add it as one more note"
                     ),
                 ));
             }
@@ -222,7 +174,8 @@ pub(crate) fn refuse_invalid(
 pub(crate) struct Opened {
     pub(crate) writer: JournalWriter,
     pub(crate) state: JournalState,
-    _content_lock: Option<std::fs::File>,
+    /// Held until the run ends (its results file written).
+    pub(crate) content_lock: Option<std::fs::File>,
 }
 
 pub(crate) fn open(
@@ -254,7 +207,7 @@ pub(crate) fn open(
     Ok(Opened {
         writer,
         state,
-        _content_lock: lock,
+        content_lock: lock,
     })
 }
 
@@ -338,9 +291,4 @@ pub(crate) fn work(
 /// How many jobs a pass keeps alive: every send and lookup slot busy, and as many again waiting.
 pub(crate) fn max_jobs(settings: &Settings) -> usize {
     (settings.concurrency * 4).max(32) * 2 + settings.concurrency
-}
-
-/// The journal's path for messages.
-pub(crate) fn shown(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -1,0 +1,370 @@
+//! One session for every bulk job: [`Bulk`] holds the options every job shares (set once, in
+//! `impl<J> Bulk<J>` below), and its runner does what every job does: prepare (the input's
+//! identity, the destination, the journal's location), validate, let the job refuse the run, open
+//! and lock the journal, tell the notices, write the `run` entry, drive the pass, drain it, say why
+//! it stopped, write the results file and make the report. A job ([`crate::ImportJob`],
+//! [`crate::UndoJob`]) supplies only what it does to one line and its few differences
+//! ([`Job`]).
+
+mod job;
+mod prepare;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use happyrobot::{CancellationToken, Client};
+
+use crate::driver::{self, Cut};
+use crate::journal::{JournalWriter, Keep, locate};
+use crate::line::{self, Done, Work};
+use crate::plan::Plan;
+use crate::record::{Occurrences, Record};
+use crate::report::{Event, Stop, Tally};
+use crate::{BulkError, Source};
+
+pub(crate) use self::job::{End, Job, Lines, Step};
+pub(crate) use self::prepare::{Prepared, format_name, refuse_invalid};
+
+/// Where a run's journal is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum JournalLocation {
+    /// Beside a file input (`<FILE>.journal`) if it exists there, else the journal of an input
+    /// with the same content imported to the same API (found through the state directory's index:
+    /// a renamed, copied or symlinked file resumes), else a new `<FILE>.journal`. Records built in
+    /// memory have no file to sit beside: give a path.
+    #[default]
+    BesideInput,
+    /// This path.
+    Path(PathBuf),
+}
+
+impl JournalLocation {
+    /// The journal at `path`.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        Self::Path(path.into())
+    }
+}
+
+/// The most concurrent requests a run may have.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// The options every job shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) journal: JournalLocation,
+    pub(crate) concurrency: usize,
+    pub(crate) reconcile: bool,
+    pub(crate) fsync: bool,
+    pub(crate) stop: CancellationToken,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
+}
+
+impl Settings {
+    fn new(journal: JournalLocation) -> Self {
+        Self {
+            journal,
+            concurrency: 4,
+            reconcile: true,
+            fsync: false,
+            stop: CancellationToken::new(),
+            state_dir: locate::state_dir_from_env(),
+            results: None,
+        }
+    }
+}
+
+/// A bulk job through a client, journaled: [`Import`](crate::Import) (`Bulk<ImportJob>`) or
+/// [`Undo`](crate::Undo) (`Bulk<UndoJob>`). The options every job shares are set here, once for
+/// all of them; a job's own options are on its alias ([`Import::retry_unknown`](crate::Import),
+/// for one).
+#[derive(Debug, Clone)]
+pub struct Bulk<J> {
+    pub(crate) client: Client,
+    pub(crate) settings: Settings,
+    pub(crate) job: J,
+}
+
+impl<J> Bulk<J> {
+    /// A run of `job` through `client`, journaled at `journal`.
+    pub(crate) fn with_job(client: Client, journal: JournalLocation, job: J) -> Self {
+        Self {
+            client,
+            settings: Settings::new(journal),
+            job,
+        }
+    }
+
+    /// How many requests (adds, deletes) are in flight at once; default 4 (at most
+    /// [`MAX_CONCURRENCY`]). The client's rate control paces them when the server limits the
+    /// rate.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency;
+        self
+    }
+
+    /// Cancelling `token` stops the run: no new line is sent, lines waiting for their turn give
+    /// up (they were not sent: a re-run sends them), the requests in flight finish and are
+    /// journaled, and the run returns its report. Dropping the run's future instead stops it at
+    /// once, as a kill would: the journal then lists the lines in flight as unknown, and a re-run
+    /// settles them.
+    pub fn stop(mut self, token: CancellationToken) -> Self {
+        self.settings.stop = token;
+        self
+    }
+
+    /// Whether unknown outcomes are looked up on their calls (reconciled); default `true`.
+    /// Without, they are listed as unknown.
+    pub fn reconcile(mut self, on: bool) -> Self {
+        self.settings.reconcile = on;
+        self
+    }
+
+    /// Makes the journal durable against power loss too (a sync after every entry; slower).
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.settings.fsync = on;
+        self
+    }
+
+    /// Where the index of journals by content and the content locks are kept; default the
+    /// environment's (`HAPPYROBOT_STATE_DIR`, `XDG_STATE_HOME/happyrobot`,
+    /// `~/.local/state/happyrobot`), `None` for none.
+    pub fn state_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.settings.state_dir = dir;
+        self
+    }
+
+    /// Writes a results file when the run ends (every input line with its status, note ID and
+    /// error; see [`crate::results`]).
+    pub fn results_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.results = Some(path.into());
+        self
+    }
+
+    /// The journal this run would use for `source`.
+    pub async fn journal_path(&self, source: &Source) -> Result<PathBuf, BulkError> {
+        Ok(prepare::prepare(&self.client, source, &self.settings)
+            .await?
+            .journal)
+    }
+}
+
+/// What the pass hands back to the session.
+struct Passed {
+    tally: Tally,
+    rate_limited: u64,
+}
+
+impl<J> Bulk<J> {
+    /// The session of this run.
+    pub(crate) fn session(&self) -> Session<'_, J> {
+        Session { bulk: self }
+    }
+}
+
+/// One run of a job: the runner every job shares.
+pub(crate) struct Session<'a, J> {
+    bulk: &'a Bulk<J>,
+}
+
+impl<J> std::ops::Deref for Session<'_, J> {
+    type Target = Bulk<J>;
+
+    fn deref(&self) -> &Bulk<J> {
+        self.bulk
+    }
+}
+
+impl<J: Job> Session<'_, J> {
+    /// Checks the input and asks the job whether it may run, against the journal as it is now.
+    async fn checked(&self, source: &Source) -> Result<(Prepared, Plan), BulkError> {
+        let prepared = prepare::prepare(&self.client, source, &self.settings).await?;
+        let (plan, state) = prepare::validate(source, &prepared, Keep::default()).await?;
+        self.job.check(&plan, &state, &prepared, source)?;
+        Ok((prepared, plan))
+    }
+
+    /// A dry run: what the run would do, sending nothing and writing nothing.
+    pub(crate) async fn dry_run(&self, source: &Source) -> Result<J::Plan, BulkError> {
+        let (_, plan) = self.checked(source).await?;
+        Ok(self.job.dry_run(plan))
+    }
+
+    /// The session: `Err` only before anything is sent; once requests went out, the report says
+    /// what became of every line.
+    pub(crate) async fn run(
+        &self,
+        source: Source,
+        mut on_event: impl FnMut(&Event) + Send,
+    ) -> Result<J::Report, BulkError> {
+        let started = Instant::now();
+        let (prepared, plan) = self.checked(&source).await?;
+        let opened = prepare::open(&prepared, &self.settings, self.job.keep())?;
+        for notice in prepare::notices(&prepared, &opened.state, &plan) {
+            on_event(&notice);
+        }
+        on_event(&Event::Started {
+            lines: self.job.started_lines(&plan),
+        });
+        prepare::write_run_entry(&opened, &source, &prepared, self.job.run_reason())?;
+        locate::remember(
+            &prepared.content,
+            &prepared.destination,
+            &prepared.journal,
+            self.settings.state_dir.as_deref(),
+        );
+        // The content's lock is held until the results file is written.
+        let prepare::Opened {
+            writer,
+            state,
+            content_lock: _lock,
+        } = opened;
+        let passed = self
+            .pass(&source, &plan, (writer, state), &mut on_event)
+            .await;
+        let report = self.job.report(End {
+            source: &source,
+            journal: &prepared.journal,
+            plan: &plan,
+            tally: passed.tally,
+            elapsed: started.elapsed(),
+            rate_limited: passed.rate_limited,
+            learned_rate: self.client.rate_stats().learned,
+        });
+        if let Some(path) = &self.settings.results {
+            crate::results::write(&source, &prepared, &plan, path, self.job.results()).await?;
+        }
+        Ok(report)
+    }
+
+    /// The pass: every line of the input started as the job says, every outcome counted and
+    /// handed to `on_event`, then the jobs in flight drained, the copies of lines sent again
+    /// looked for, the journal synced and the stop reason told.
+    async fn pass(
+        &self,
+        source: &Source,
+        plan: &Plan,
+        (writer, state): (JournalWriter, crate::journal::JournalState),
+        on_event: &mut (impl FnMut(&Event) + Send),
+    ) -> Passed {
+        let throttled_before = self.client.rate_stats().throttled;
+        let work = prepare::work(
+            &self.client,
+            writer,
+            &self.settings,
+            self.job.retry_unknown(),
+        );
+        let lines = Lines {
+            state: &state,
+            reconcile: self.settings.reconcile,
+            timeout: self.client.timeout(),
+        };
+        let mut tally = Tally::default();
+        let mut resent: Vec<(Record, Vec<String>)> = Vec::new();
+        let mut read = 0u64;
+        let mut occurrences = Occurrences::new(&plan.repeated);
+        let cut = driver::run(
+            &source.input,
+            &source.options,
+            (prepare::max_jobs(&self.settings), &work.sends),
+            &work.stop,
+            |mut record| {
+                read += 1;
+                occurrences.key(&mut record);
+                let step = self.job.step(&lines, &record);
+                job::launch(step, &work, record)
+            },
+            |done| absorb(&mut tally, &work, done, on_event, &mut resent),
+        )
+        .await;
+        verify_resent(&work, resent, &mut tally, on_event).await;
+        self.finish(
+            &mut tally,
+            &work,
+            cut,
+            plan.lines.saturating_sub(read),
+            source,
+        );
+        Passed {
+            tally,
+            rate_limited: self.client.rate_stats().throttled - throttled_before,
+        }
+    }
+
+    /// Ends the pass: syncs the journal, and says why the run stopped, if it did (`unread` valid
+    /// lines the pass never reached).
+    fn finish(
+        &self,
+        tally: &mut Tally,
+        work: &Work,
+        cut: Option<Cut>,
+        unread: u64,
+        source: &Source,
+    ) {
+        if let Err(e) = work.journal.sync() {
+            tally.stop(Stop::Journal(format!(
+                "cannot write the journal {}: {e}",
+                work.journal.path().display()
+            )));
+        }
+        let changed = |what: String| Stop::InputChanged(self.job.changed(&source.name, &what));
+        match cut {
+            Some(Cut::Stopped) => tally.stop(Stop::Cancelled),
+            Some(Cut::Changed(what)) => tally.stop(changed(what)),
+            Some(Cut::Unreadable(e)) => tally.stop(changed(format!("it could not be read: {e}"))),
+            // Read to its end, with lines left over: the input got shorter while it was read.
+            None if unread > 0 => tally.stop(changed(format!("it ended {unread} line(s) early"))),
+            None => {}
+        }
+    }
+}
+
+/// Counts a job's events, hands them to the caller, and notes why the run must stop.
+fn absorb(
+    tally: &mut Tally,
+    work: &Work,
+    done: Result<Done, String>,
+    on_event: &mut impl FnMut(&Event),
+    resent: &mut Vec<(Record, Vec<String>)>,
+) {
+    let done = done.unwrap_or_else(|message| Done {
+        stop: Some(Stop::Worker(message)),
+        ..Done::default()
+    });
+    for event in &done.events {
+        tally.count(event);
+        on_event(event);
+    }
+    resent.extend(done.resent);
+    if let Some(message) = done.journal_failure
+        && tally.journal_failures.len() < crate::report::MAX_LISTED
+    {
+        tally.journal_failures.push(message);
+    }
+    if let Some(stop) = done.stop {
+        work.stop.cancel();
+        tally.stop(stop);
+    }
+}
+
+/// Copies a late first attempt left, for the lines sent again in this run: looked for once more
+/// now, a while after the resend.
+async fn verify_resent(
+    work: &Work,
+    resent: Vec<(Record, Vec<String>)>,
+    tally: &mut Tally,
+    on_event: &mut (impl FnMut(&Event) + Send),
+) {
+    for (record, candidates) in resent {
+        let done = line::verify(work, &record, candidates).await;
+        let copies = done
+            .events
+            .into_iter()
+            .filter(|e| matches!(e, Event::CopiesRemoved { .. }));
+        for event in copies {
+            tally.count(&event);
+            on_event(&event);
+        }
+    }
+}
