@@ -9,11 +9,13 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cmd_add;
+mod cmd_auth;
 mod cmd_calls;
 mod cmd_change;
 mod cmd_completions;
 mod cmd_import;
 mod context;
+mod credentials;
 mod exit;
 mod print;
 mod progress;
@@ -122,6 +124,9 @@ enum Command {
     Calls(cmd_calls::CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
+    /// Store an API key once (login), check it (status), or remove it (logout).
+    #[command(subcommand, after_help = cmd_auth::HELP)]
+    Auth(cmd_auth::AuthCommand),
     /// Print a shell completion script (see --help for where to put it).
     #[command(after_help = cmd_completions::HELP)]
     Completions(cmd_completions::Args),
@@ -153,7 +158,7 @@ impl Command {
             Self::Notes(NotesCommand::Update(args)) => args.output(),
             Self::Notes(NotesCommand::Delete(args)) => args.output(),
             Self::Calls(command) => command.output(),
-            Self::Mock(_) | Self::Completions(_) => Output::Text,
+            Self::Mock(_) | Self::Auth(_) | Self::Completions(_) => Output::Text,
         }
     }
 }
@@ -188,6 +193,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Notes(NotesCommand::Update(args)) => cmd_change::update(&cli.global, args).await,
         Command::Notes(NotesCommand::Delete(args)) => cmd_change::delete(&cli.global, args).await,
         Command::Calls(command) => cmd_calls::run(&cli.global, command).await,
+        Command::Auth(command) => cmd_auth::run(&cli.global, command).await,
         Command::Completions(args) => cmd_completions::run(&args),
     }
 }
