@@ -44,7 +44,8 @@ pub(crate) async fn execute<C: RunCommand>(
     (output, result.await)
 }
 
-/// The result of a command that talks to no API (`mock`, `completions`), which prints text.
+/// The result of a command that does not run over the one [`Context`] (`mock` and `completions`
+/// talk to no API; `auth` checks the key it is given with a client of its own), which prints text.
 pub(crate) fn local(result: Result<Exit, CliError>) -> (Output, Result<Exit, CliError>) {
     (Output::Text, result)
 }

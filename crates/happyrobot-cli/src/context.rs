@@ -1,7 +1,8 @@
 //! The one context every command runs in, built once from the global options: where the key comes
-//! from (`--api-key-file`, `--api-key` or `HAPPYROBOT_API_KEY`, which clap reads), the base URL
-//! (checked by the library's one rule), the in-process mock of `--mock`, the retry policy of
-//! `--max-retries`, the rate ceiling of `--rate`, the timeout and the extra root certificate.
+//! from (`--api-key`, `--api-key-file`, `HAPPYROBOT_API_KEY`, which clap reads, then the key
+//! `happyrobot auth login` stored for the base URL), the base URL (checked by the library's one
+//! rule), the in-process mock of `--mock`, the retry policy of `--max-retries`, the rate ceiling of
+//! `--rate`, the timeout and the extra root certificate.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -100,7 +101,7 @@ fn env_var(name: &str) -> Option<String> {
 
 /// Whether a value of an option that clap also reads from `env` came from the command line: clap
 /// fills the option from the variable when the flag is absent, so an equal value may be either.
-fn given_on_command_line(value: Option<&str>, env: &str) -> bool {
+pub(crate) fn given_on_command_line(value: Option<&str>, env: &str) -> bool {
     value.is_some_and(|v| !v.trim().is_empty() && env_var(env).as_deref() != Some(v))
 }
 
@@ -125,7 +126,7 @@ const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// Reads a key from a file, or from stdin for `-`; surrounding whitespace (the final newline of
 /// `echo`) is dropped.
-fn read_key_file(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<String, CliError> {
     let (name, reader): (String, Box<dyn std::io::Read>) = if path.as_os_str() == "-" {
         ("stdin".to_string(), Box::new(std::io::stdin()))
     } else {
@@ -162,8 +163,9 @@ fn missing_key() -> CliError {
     CliError::new(
         Exit::Auth,
         format!(
-            "no API key: set {} or pass --api-key-file PATH (the key is in the HappyRobot app), \
-             or try the CLI against a built-in mock server: happyrobot --mock notes add {} --content hi",
+            "no API key: run happyrobot auth login once (the key is in the HappyRobot app), or set \
+             {} or pass --api-key-file PATH, or try the CLI against a built-in mock server: \
+             happyrobot --mock notes add {} --content hi",
             happyrobot::API_KEY_ENV,
             happyrobot_mock::FIRST_CALL_ID
         ),
@@ -172,7 +174,7 @@ fn missing_key() -> CliError {
 
 /// The base URL of the options: `--base-url` (or `HAPPYROBOT_BASE_URL`, which clap reads), checked
 /// by the library's rule. An empty one is a usage error, never the production API by surprise.
-fn base_url(global: &GlobalArgs) -> Result<BaseUrl, CliError> {
+pub(crate) fn base_url(global: &GlobalArgs) -> Result<BaseUrl, CliError> {
     match &global.base_url {
         // clap counts a variable set to nothing as unset: that must not mean the production API.
         None if std::env::var_os(happyrobot::BASE_URL_ENV).is_some_and(|v| v.is_empty()) => {
@@ -243,40 +245,64 @@ impl Context {
             let base_url = base_url(global)?;
             let key = match key {
                 Some(key) => key,
-                // A loopback URL is a mock (`happyrobot mock` in another terminal): use its default
-                // key rather than demanding a real one, which must never be sent to a test server.
-                None if base_url.is_loopback() => happyrobot_mock::DEFAULT_API_KEY.to_string(),
-                // Nothing is sent: the key only tells keys apart in the journal.
-                None if needs.dry_run => "hr_dry_run_no_key".to_string(),
-                None => return Err(missing_key()),
+                None => match stored_key(&base_url)? {
+                    Some(key) => key,
+                    // A loopback URL is a mock (`happyrobot mock` in another terminal): use its
+                    // default key rather than demanding a real one, which must never be sent to a
+                    // test server.
+                    None if base_url.is_loopback() => happyrobot_mock::DEFAULT_API_KEY.to_string(),
+                    // Nothing is sent: the key only tells keys apart in the journal.
+                    None if needs.dry_run => "hr_dry_run_no_key".to_string(),
+                    None => return Err(missing_key()),
+                },
             };
             (base_url.as_str().to_string(), key, None)
         };
-        let mut rate = RateControl::adaptive();
-        if let Some(ceiling) = needs.rate {
-            rate = rate.max_rate(ceiling);
-        }
-        let mut builder = Client::builder()
-            .api_key(key)
-            .base_url(base_url)
-            .retry(RetryPolicy::default().max_retries(global.max_retries))
-            .rate_control(rate)
-            .user_agent(format!("happyrobot-cli/{}", env!("CARGO_PKG_VERSION")));
-        if let Some(timeout) = global.timeout {
-            builder = builder
-                .timeout(timeout)
-                .connect_timeout(timeout.min(happyrobot::DEFAULT_CONNECT_TIMEOUT));
-        }
-        if let Some(path) = &global.ca_cert {
-            builder = builder.add_root_certificate_pem(ca_cert(path)?);
-        }
-        let client = builder.build().map_err(|e| CliError::from_api(&e))?;
+        let client = client(global, base_url, key, needs.rate)?;
         Ok(Self {
             client,
             verbose: global.verbose,
             _mock: mock,
         })
     }
+}
+
+/// The key `happyrobot auth login` stored for the base URL, if any: the last place a key is looked
+/// for. A credentials file that others can read is refused, not skipped.
+fn stored_key(base_url: &BaseUrl) -> Result<Option<String>, CliError> {
+    match crate::credentials::config_dir_from_env() {
+        Some(dir) => crate::credentials::Store::in_dir(dir).key_for(base_url.as_str()),
+        None => Ok(None),
+    }
+}
+
+/// A client for `base_url` with `key`, built as the global options say (retries, timeout, extra
+/// root certificate), pacing itself under the server's rate limit and `rate`, if any.
+pub(crate) fn client(
+    global: &GlobalArgs,
+    base_url: String,
+    key: String,
+    rate: Option<f64>,
+) -> Result<Client, CliError> {
+    let mut control = RateControl::adaptive();
+    if let Some(ceiling) = rate {
+        control = control.max_rate(ceiling);
+    }
+    let mut builder = Client::builder()
+        .api_key(key)
+        .base_url(base_url)
+        .retry(RetryPolicy::default().max_retries(global.max_retries))
+        .rate_control(control)
+        .user_agent(format!("happyrobot-cli/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(timeout) = global.timeout {
+        builder = builder
+            .timeout(timeout)
+            .connect_timeout(timeout.min(happyrobot::DEFAULT_CONNECT_TIMEOUT));
+    }
+    if let Some(path) = &global.ca_cert {
+        builder = builder.add_root_certificate_pem(ca_cert(path)?);
+    }
+    builder.build().map_err(|e| CliError::from_api(&e))
 }
 
 /// Reads a positive number of seconds, decimals allowed.

@@ -10,12 +10,14 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cmd_add;
+mod cmd_auth;
 mod cmd_calls;
 mod cmd_change;
 mod cmd_completions;
 mod cmd_import;
 mod command;
 mod context;
+mod credentials;
 mod exit;
 mod print;
 mod progress;
@@ -64,6 +66,9 @@ enum Command {
     Calls(CallsCommand),
     /// Run a mock HappyRobot API in the foreground, on 127.0.0.1 (stop it with Ctrl-C).
     Mock(happyrobot_mock::cli::Args),
+    /// Store an API key once (login), check it (status), or remove it (logout).
+    #[command(subcommand, after_help = cmd_auth::HELP)]
+    Auth(cmd_auth::AuthCommand),
     /// Print a shell completion script (see --help for where to put it).
     #[command(after_help = cmd_completions::HELP)]
     Completions(cmd_completions::Args),
@@ -122,6 +127,7 @@ async fn run(command: Command, global: &GlobalArgs) -> (Output, Result<Exit, Cli
                 .map(|()| Exit::Success)
                 .map_err(|e| CliError::internal(format!("the mock server failed: {e}"))),
         ),
+        Command::Auth(command) => local(cmd_auth::run(global, command).await),
         Command::Completions(args) => local(cmd_completions::run(&args)),
     }
 }

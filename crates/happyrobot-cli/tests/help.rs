@@ -84,6 +84,12 @@ async fn mock_help() {
 }
 
 #[tokio::test]
+async fn auth_help() {
+    insta::assert_snapshot!("auth_help", help(&["auth", "--help"]).await);
+    insta::assert_snapshot!("auth_login_help", help(&["auth", "login", "--help"]).await);
+}
+
+#[tokio::test]
 async fn no_command_shows_usage_and_exits_2() {
     let run = common::run(&[]).await;
     assert_eq!(run.code, 2);

@@ -31,6 +31,9 @@ pub fn command(args: &[&str]) -> Command {
         // The index of journals by content and the content locks: one directory per test
         // process, never the developer's own.
         .env("HAPPYROBOT_STATE_DIR", state_dir())
+        // The keys `auth login` stores: none, unless a test stores some in a directory of its own;
+        // never the developer's.
+        .env("XDG_CONFIG_HOME", config_home())
         .env("COLUMNS", "100")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -43,6 +46,12 @@ pub fn command(args: &[&str]) -> Command {
 /// The state directory the binary uses in these tests.
 pub fn state_dir() -> PathBuf {
     std::env::temp_dir().join(format!("happyrobot-cli-test-state-{}", std::process::id()))
+}
+
+/// The configuration home (`XDG_CONFIG_HOME`) the binary uses in these tests, unless a test gives
+/// its own: it holds no stored key.
+pub fn config_home() -> PathBuf {
+    std::env::temp_dir().join(format!("happyrobot-cli-test-config-{}", std::process::id()))
 }
 
 /// Runs the binary to the end, within [`RUN_LIMIT`].
