@@ -27,7 +27,7 @@ Input:
   order: comma, semicolon, tab or pipe separated (detected from the header; --delimiter forces
   one), UTF-8, or UTF-16 with a byte-order mark (Excel's \"Unicode Text\"), or any encoding given
   with --encoding (windows-1252 for Excel's older \"CSV (Comma delimited)\"). Or JSON Lines with
-  the same keys, or an .xlsx, .xls or .ods workbook (the first sheet, or --sheet NAME). Names
+  the same keys, or an .xlsx, .xlsm, .xls or .ods workbook (the first sheet, or --sheet NAME). Names
   match without regard to case or spaces (Call ID is call_id); --call-id-column,
   --content-column and --flagged-column map others, and then (or with --ignore-other-columns)
   other columns are let through. flagged accepts true/false, 1/0, yes/no or empty. The whole
@@ -86,15 +86,15 @@ pub(crate) enum FormatArg {
     Csv,
     /// One JSON object per line (also .ndjson).
     Jsonl,
-    /// An .xlsx, .xls or .ods workbook.
+    /// An .xlsx, .xlsm, .xls or .ods workbook.
     Workbook,
 }
 
 /// Options of `notes import`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ImportArgs {
-    /// The file of notes (.csv, .tsv, .txt, .jsonl, .ndjson, .xlsx, .xls, .ods); - reads standard
-    /// input (then give --format and --journal).
+    /// The file of notes (.csv, .tsv, .jsonl, .ndjson, .xlsx, .xlsm, .xls, .ods; any other name
+    /// with --format); - reads standard input (then give --format and --journal).
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
 
@@ -241,10 +241,15 @@ impl ImportArgs {
             Some(FormatArg::Jsonl) => Ok(Format::Jsonl),
             Some(FormatArg::Workbook) => Ok(Format::Workbook),
             None => Format::from_path(&self.file).ok_or_else(|| {
+                let known: Vec<String> = Format::EXTENSIONS
+                    .iter()
+                    .map(|(extension, _)| format!(".{extension}"))
+                    .collect();
                 CliError::usage(format!(
-                    "cannot tell the format of {} from its extension: name it .csv, .jsonl, \
-                     .ndjson, .xlsx, .xls or .ods, or pass --format csv|jsonl|workbook",
-                    self.file.display()
+                    "cannot tell the format of {} from its extension: name it {}, or pass \
+                     --format csv|jsonl|workbook",
+                    self.file.display(),
+                    known.join(", ")
                 ))
             }),
         }

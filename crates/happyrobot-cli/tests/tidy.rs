@@ -193,3 +193,26 @@ fn every_repository_path_a_readme_names_exists() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// The file extensions `notes import --help` names are the library's list, `Format::EXTENSIONS`:
+/// no more (the help once named `.txt`, which was not read) and no fewer.
+#[tokio::test]
+async fn the_import_help_names_the_extensions_the_library_reads() {
+    let run = common::run(&["notes", "import", "--help"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let listed = help
+        .split("The file of notes (")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the FILE argument's help");
+    let named: Vec<&str> = listed
+        .split(", ")
+        .map(|ext| ext.trim().trim_start_matches('.'))
+        .collect();
+    let known: Vec<&str> = happyrobot_bulk::Format::EXTENSIONS
+        .iter()
+        .map(|(ext, _)| *ext)
+        .collect();
+    assert_eq!(named, known, "{listed}");
+}

@@ -385,8 +385,11 @@ impl Client {
                 Err(NoTurn::Late) => return Err(Error::late(op, last, deadline)),
             };
             let budget = self.attempt_timeout(started, deadline, told.number);
+            // Boxed once, here, so that the generated request future (a few kilobytes) is not
+            // copied again into each future that wraps it.
+            let request = Box::pin(outcome(send()));
             let error = match self
-                .attempt::<T, R, _>(op, &span, ticket, budget, told.number, send())
+                .attempt::<T, _>(op, &span, ticket, budget, told.number, request)
                 .await
             {
                 Ok(response) => return Ok(response),
@@ -455,20 +458,18 @@ impl Client {
     }
 
     /// Sends one attempt, tells the rate controller how it was answered, and reads the answer.
-    async fn attempt<T, R, Fut>(
+    async fn attempt<T, Fut>(
         &self,
         op: Operation,
         span: &tracing::Span,
         ticket: crate::rate::Ticket<'_>,
         timeout: Option<Duration>,
         number: u32,
-        request: Fut,
+        request: std::pin::Pin<Box<Fut>>,
     ) -> Result<Response<T>, Error>
     where
         T: serde::de::DeserializeOwned,
-        Fut: Future<
-            Output = Result<happyrobot_sdk::ResponseValue<R>, happyrobot_sdk::Error<ErrorBody>>,
-        >,
+        Fut: Future<Output = Result<(), Box<happyrobot_sdk::Error<ErrorBody>>>>,
     {
         let shared = &*self.shared;
         let attempt_span = tracing::debug_span!(
@@ -479,10 +480,8 @@ impl Client {
             duration_ms = tracing::field::Empty,
         );
         let begun = Instant::now();
-        // Boxed once, so that the generated request future (a few kilobytes) is not copied
-        // again by each wrapper around it.
         let (result, exchange) = Exchange::with_timeout(timeout)
-            .scope(Box::pin(outcome(request)))
+            .scope(request)
             .instrument(attempt_span.clone())
             .await;
         let took = begun.elapsed();

@@ -48,13 +48,24 @@ impl Format {
     /// which says nothing of its format: name it `.tsv`, or give the format.)
     pub fn from_path(path: &Path) -> Option<Self> {
         let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-        match extension.as_str() {
-            "csv" | "tsv" => Some(Self::Csv),
-            "jsonl" | "ndjson" => Some(Self::Jsonl),
-            "xlsx" | "xlsm" | "xls" | "ods" => Some(Self::Workbook),
-            _ => None,
-        }
+        Self::EXTENSIONS
+            .iter()
+            .find(|(known, _)| *known == extension)
+            .map(|(_, format)| *format)
     }
+
+    /// Every file extension a format is known by (lower case, without the dot), in the order a
+    /// help text lists them: the one list [`Format::from_path`] reads and a command line names.
+    pub const EXTENSIONS: [(&'static str, Format); 8] = [
+        ("csv", Self::Csv),
+        ("tsv", Self::Csv),
+        ("jsonl", Self::Jsonl),
+        ("ndjson", Self::Jsonl),
+        ("xlsx", Self::Workbook),
+        ("xlsm", Self::Workbook),
+        ("xls", Self::Workbook),
+        ("ods", Self::Workbook),
+    ];
 }
 
 /// One line that cannot be sent, and why.

@@ -47,13 +47,7 @@ pub fn records(server: &MockServer, prefix: &str, count: usize) -> Vec<NoteRecor
 
 /// How many notes with each text the mock holds now, on all its calls.
 pub fn held(server: &MockServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for call in server.call_ids() {
-        for note in server.notes(&call) {
-            *counts.entry(note.content.unwrap_or_default()).or_insert(0) += 1;
-        }
-    }
-    counts
+    server.notes_by_content(None)
 }
 
 /// Every note `<prefix> 0..count` is on the mock exactly once.
@@ -70,18 +64,9 @@ pub fn assert_each_once(server: &MockServer, prefix: &str, count: usize) {
     assert!(wrong.is_empty(), "notes not there exactly once: {wrong:?}");
 }
 
-/// A new directory for one test.
+/// A new directory for one test (the shared test kit's).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "happyrobot-bulk-test-{name}-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    happyrobot_mock::testkit::temp_dir(name).unwrap()
 }
 
 /// An import of `server` journaled at `journal`, with its own state directory.
