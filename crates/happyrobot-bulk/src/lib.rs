@@ -14,6 +14,7 @@ mod record;
 mod report;
 pub mod results;
 mod session;
+pub mod spreadsheet;
 mod undo;
 
 pub use error::{BulkError, BulkErrorKind, BulkOption};
