@@ -42,7 +42,9 @@ Notes for the calls of a filter:
 A note per call, written in a spreadsheet:
   happyrobot calls list --status Failed --output xlsx > review.xlsx
   (open review.xlsx, write a note in the content column of each row; flagged: yes or no)
-  happyrobot notes import review.xlsx --ignore-other-columns --report
+  happyrobot notes import review.xlsx --report     # results in review.results.xlsx
+
+notes import reads a list of calls as it is: its own columns need no --ignore-other-columns.
 
 Open the workbook (xlsx) in a spreadsheet: every cell is text, so a phone number keeps its +,
 dates stay as the server wrote them (text, e.g. 2024-03-13T15:04:05Z), and nothing the server
@@ -216,10 +218,9 @@ pub(crate) struct TranscriptArgs {
     pub(crate) output: Output,
 }
 
-/// The columns of the table and the CSV (after `call_id`).
-const COLUMNS: [&str; 8] = [
-    "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
-];
+/// The columns of the table, the CSV and the workbook: those `notes import` knows as a list of
+/// calls.
+const COLUMNS: [&str; 8] = happyrobot_bulk::CALL_LIST_COLUMNS;
 
 /// The columns a workbook adds after [`COLUMNS`], empty, for `notes import` to read once filled.
 const TO_FILL: [&str; 2] = ["content", "flagged"];

@@ -452,13 +452,7 @@ async fn a_workbook_of_calls_filled_in_imports_back_each_note_once_with_a_workbo
     }
     let review = dir.join("review.xlsx");
     std::fs::write(&review, sheet.to_xlsx().unwrap()).unwrap();
-    let import = [
-        "notes",
-        "import",
-        review.to_str().unwrap(),
-        "--ignore-other-columns",
-        "--report",
-    ];
+    let import = ["notes", "import", review.to_str().unwrap(), "--report"];
     let run = common::run_against(&server, &import).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let held = server.notes_by_content(None);
