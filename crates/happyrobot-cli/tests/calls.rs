@@ -487,3 +487,91 @@ async fn a_workbook_of_calls_filled_in_imports_back_each_note_once_with_a_workbo
             .all(|r| r[rows[0].len()] == "already added")
     );
 }
+
+/// On a terminal a workbook is refused before anything is sent, with the redirect to use. The
+/// terminal is a pseudo-terminal from util-linux's `script`; without it the test says so and
+/// passes.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workbook_is_refused_on_a_terminal_before_anything_is_sent() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to give the command a terminal");
+        return;
+    }
+    let server = MockServer::start().await.unwrap();
+    let line = format!(
+        "{} --base-url {} --api-key {} calls list --output xlsx",
+        env!("CARGO_BIN_EXE_happyrobot"),
+        server.base_url(),
+        server.api_key()
+    );
+    let mut command = tokio::process::Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
+        .env("XDG_CONFIG_HOME", common::config_home())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(common::RUN_LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("a workbook is not written to a terminal: redirect it (> calls.xlsx)"),
+        "{shown}"
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+}
+
+/// `--report` without a FILE names the results file beside the input; standard input has nothing
+/// to sit beside, so it needs one (exit 2, nothing read or sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_without_a_name_sits_beside_its_input() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("report-beside");
+    let file = dir.join("review.csv");
+    let id = &server.call_ids()[0];
+    std::fs::write(&file, format!("call_id,content\n{id},=beside\n")).unwrap();
+    let run = common::run_against(
+        &server,
+        &["notes", "import", file.to_str().unwrap(), "--report"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = std::fs::read_to_string(dir.join("review.results.csv")).unwrap();
+    assert!(
+        report.starts_with("call_id,content,status,note_id,error\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{id},'=beside,added,")),
+        "{report}"
+    );
+    let journal = dir.join("stdin.journal");
+    let run = common::run_against(
+        &server,
+        &[
+            "notes",
+            "import",
+            "-",
+            "--format",
+            "csv",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--report",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--report needs a FILE"),
+        "{}",
+        run.stderr
+    );
+}
