@@ -373,7 +373,7 @@ impl Printer {
             ListOutput::Xlsx => {
                 let sheet = self.sheet.unwrap_or_else(new_sheet);
                 let written = sheet.to_xlsx().and_then(|bytes| match file {
-                    Some(path) => std::fs::write(path, bytes),
+                    Some(path) => write_whole(path, &bytes),
                     None => print::out_bytes(&bytes),
                 });
                 let place = file.map_or_else(
@@ -398,6 +398,19 @@ impl Printer {
         }
         Ok(())
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`: a workbook is
+/// there whole or not at all (an earlier one at `path` stays until then).
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }
 
 /// A table row: fixed widths for the short columns, the rest as they come.
