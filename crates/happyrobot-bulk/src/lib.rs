@@ -14,6 +14,7 @@ mod record;
 mod report;
 pub mod results;
 mod session;
+pub mod spreadsheet;
 mod undo;
 
 pub use error::{BulkError, BulkErrorKind, BulkOption};
@@ -21,7 +22,7 @@ pub use import::{Import, ImportJob};
 pub use journal::locate::state_dir_from_env;
 pub use options::{ColumnNames, ReadOptions, Source};
 pub use plan::{MAX_SHOWN_ERRORS, Plan};
-pub use read::{Format, LineError};
+pub use read::{CALL_LIST_COLUMNS, Format, LineError};
 pub use record::NoteRecord;
 pub use report::{
     Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,

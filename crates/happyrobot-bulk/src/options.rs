@@ -78,7 +78,8 @@ pub struct ReadOptions {
     /// Columns named otherwise than `call_id`, `content`, `flagged`.
     pub columns: ColumnNames,
     /// Let columns other than the three through (ignored for the note, kept in a results file).
-    /// A mapping in [`columns`](Self::columns) lets them through as well.
+    /// A mapping in [`columns`](Self::columns) lets them through as well, and a list of calls
+    /// lets its own through ([`CALL_LIST_COLUMNS`](crate::CALL_LIST_COLUMNS)).
     pub ignore_other_columns: bool,
     /// The text of every line that has none (or no content column at all): "the same note on all
     /// of these".

@@ -1,8 +1,12 @@
 //! Results files: every input line with its original columns plus `status`, `note_id` and
-//! `error`, as CSV (in the input's delimiter for a CSV input), as Salesforce's Data Loader writes
-//! success and error files. A row's status is what the journal says, so a results file written
-//! after a re-run is complete. It is written to a temporary file beside the path and renamed over
-//! it when whole, so that a reader never sees half of one.
+//! `error`, as Salesforce's Data Loader writes success and error files: a workbook when the path
+//! ends in `.xlsx` (one sheet, `results`, of text cells: see [`crate::spreadsheet::TextSheet`]),
+//! else CSV (in the input's delimiter for a CSV input), each cell a spreadsheet would run as a
+//! formula made inert with a leading apostrophe ([`crate::spreadsheet::inert`]; reading the file
+//! back as an input takes it off again). [`default_path`] names one beside its input. A row's
+//! status is what the journal says, so a results file written after a re-run is complete. It is
+//! written to a temporary file beside the path and renamed over it when whole, so that a reader
+//! never sees half of one.
 //!
 //! | status | meaning |
 //! |---|---|
@@ -24,6 +28,7 @@ use crate::plan::Plan;
 use crate::read::{self, Input, Item};
 use crate::record::Occurrences;
 use crate::session::Prepared;
+use crate::spreadsheet::{TextSheet, inert};
 use crate::{BulkError, Source};
 
 /// The three columns a results file adds to the input's.
@@ -196,7 +201,33 @@ fn status(state: &JournalState, key: (u64, u32), kind: Kind, run_since: u64) -> 
     [status.to_string(), note_id, error]
 }
 
-/// Writes the rows to a temporary file beside `path` and renames it over `path`.
+/// Whether a results file at `path` is a workbook: its name ends in `.xlsx` (any case).
+pub fn is_workbook(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"))
+}
+
+/// The results file of the input at `input` when the caller leaves its name to the library:
+/// beside the input, its name with `.results.xlsx` for a workbook input (`.xlsx`, `.xlsm`,
+/// `.xls`, `.ods`: a results file is always written as `.xlsx`), else `.results.csv`
+/// (`review.xlsx` gives `review.results.xlsx`, `review.csv` gives `review.results.csv`).
+pub fn default_path(input: &Path) -> PathBuf {
+    let workbook = crate::Format::from_path(input) == Some(crate::Format::Workbook);
+    let stem = input
+        .file_stem()
+        .map_or_else(|| "input".into(), std::ffi::OsStr::to_os_string);
+    let mut name = stem;
+    name.push(if workbook {
+        ".results.xlsx"
+    } else {
+        ".results.csv"
+    });
+    input.with_file_name(name)
+}
+
+/// Writes the rows to a temporary file beside `path` and renames it over `path`: a workbook
+/// ([`is_workbook`]), else CSV in `delimiter`, each cell made inert for a spreadsheet.
 fn save(
     path: &Path,
     header: &[String],
@@ -205,13 +236,23 @@ fn save(
 ) -> std::io::Result<()> {
     let temp = temporary(path);
     let result = (|| {
-        let file = std::fs::File::create(&temp)?;
+        let mut file = std::fs::File::create(&temp)?;
+        if is_workbook(path) {
+            let mut sheet = TextSheet::new("results", header);
+            for row in rows {
+                sheet.push(row.iter().map(String::as_str));
+            }
+            file.write_all(&sheet.to_xlsx()?)?;
+            file.sync_all()?;
+            return std::fs::rename(&temp, path);
+        }
         let mut writer = csv::WriterBuilder::new()
             .delimiter(delimiter)
             .from_writer(std::io::BufWriter::new(file));
-        writer.write_record(header).map_err(std::io::Error::other)?;
-        for row in rows {
-            writer.write_record(row).map_err(std::io::Error::other)?;
+        for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+            writer
+                .write_record(row.iter().map(|cell| inert(cell).into_owned()))
+                .map_err(std::io::Error::other)?;
         }
         let mut inner = writer
             .into_inner()
@@ -230,4 +271,29 @@ fn temporary(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.tmp", std::process::id()));
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workbook_input_gets_a_workbook_results_file() {
+        for (input, results) in [
+            ("/data/review.xlsx", "/data/review.results.xlsx"),
+            ("/data/review.ODS", "/data/review.results.xlsx"),
+            ("review.csv", "review.results.csv"),
+            ("notes.jsonl", "notes.results.csv"),
+            ("/data/no-extension", "/data/no-extension.results.csv"),
+        ] {
+            assert_eq!(
+                default_path(Path::new(input)),
+                Path::new(results),
+                "{input}"
+            );
+        }
+        assert!(is_workbook(Path::new("r.XLSX")));
+        assert!(!is_workbook(Path::new("r.csv")));
+        assert!(!is_workbook(Path::new("xlsx")));
+    }
 }

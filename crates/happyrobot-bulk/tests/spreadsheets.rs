@@ -264,3 +264,129 @@ async fn the_same_note_on_every_line_without_one() {
     assert_eq!(rows.len(), 3);
     assert_eq!(common::held(&server).get("QA sweep"), Some(&2));
 }
+
+/// Issue 32: a CSV cell a spreadsheet would run is written with a leading apostrophe, and read
+/// back without it; phone numbers, negative numbers and an apostrophe before ordinary text stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_cells_a_spreadsheet_would_run_are_written_inert_and_read_back_as_they_were() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("inert-csv");
+    let file = dir.join("review.csv");
+    let ids = ids(&server);
+    // As `calls list --output csv` writes it: the server's `=HYPERLINK` made inert; the other
+    // columns as a person typed them.
+    std::fs::write(
+        &file,
+        format!(
+            "call_id,content,from,to,'=header\n\
+             {},\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",+13125550142,@SUM(1+1),-5\n\
+             {},'tis a note,-12.5,\"+1 312\",'+13125550142\n\
+             {},'@SUM(1+1),\t=cmd,-x,\n",
+            ids[0], ids[1], ids[2]
+        ),
+    )
+    .unwrap();
+    let source = Source::file(&file).read_options(ReadOptions::new().ignore_other_columns(true));
+    let rows = import_with_results(&server, source, &dir).await;
+    let held = common::held(&server);
+    assert_eq!(
+        held.get("=HYPERLINK(\"http://x\",\"y\")"),
+        Some(&1),
+        "{held:?}"
+    );
+    assert_eq!(held.get("'tis a note"), Some(&1), "{held:?}");
+    assert_eq!(held.get("@SUM(1+1)"), Some(&1), "{held:?}");
+    // The results file, as a spreadsheet would see it.
+    let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "call_id,content,from,to,'=header,status,note_id,error"
+    );
+    assert_eq!(
+        rows[1][1..5],
+        [
+            "'=HYPERLINK(\"http://x\",\"y\")",
+            "+13125550142",
+            "'@SUM(1+1)",
+            "-5"
+        ]
+    );
+    assert_eq!(
+        rows[2][1..5],
+        ["'tis a note", "-12.5", "'+1 312", "'+13125550142"]
+    );
+    assert_eq!(rows[3][1..5], ["'@SUM(1+1)", "'\t=cmd", "'-x", ""]);
+    // Every cell of the results file reads back as the input held it.
+    for row in &rows {
+        for cell in row {
+            let read = happyrobot_bulk::spreadsheet::revived(cell);
+            assert_eq!(happyrobot_bulk::spreadsheet::inert(read), *cell);
+        }
+    }
+}
+
+/// Issue 32: `--report` for a workbook input is a workbook of text cells with the same columns as
+/// the CSV report; nothing in it is a formula.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workbook_input_gets_a_workbook_report_of_text_cells() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("xlsx-report");
+    let file = dir.join("review.xlsx");
+    let ids = ids(&server);
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, name) in ["call_id", "content", "from"].iter().enumerate() {
+        sheet.write_string(0, col as u16, *name).unwrap();
+    }
+    sheet.write_string(1, 0, ids[0].as_str()).unwrap();
+    sheet.write_string(1, 1, "=1+1 typed as text").unwrap();
+    sheet
+        .write_string(1, 2, "=HYPERLINK(\"http://x\",\"y\")")
+        .unwrap();
+    sheet.write_string(2, 0, ids[1].as_str()).unwrap();
+    sheet.write_string(2, 1, "second").unwrap();
+    sheet.write_string(2, 2, "+13125550142").unwrap();
+    workbook.save(&file).unwrap();
+    let report = happyrobot_bulk::results::default_path(&file);
+    assert_eq!(report, dir.join("review.results.xlsx"));
+    let import = Import::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .results_file(&report);
+    let source = Source::file(&file).read_options(ReadOptions::new().ignore_other_columns(true));
+    let done = import.run(source, |_| {}).await.unwrap();
+    assert_eq!(done.added, 2);
+    let mut book: Xlsx<_> = open_workbook(&report).unwrap();
+    assert_eq!(book.sheet_names(), ["results"]);
+    let formulas = book.worksheet_formula("results").unwrap();
+    assert!(formulas.cells().all(|(_, _, f)| f.is_empty()), "no formula");
+    let range = book.worksheet_range("results").unwrap();
+    let rows: Vec<Vec<Data>> = range.rows().map(<[Data]>::to_vec).collect();
+    let text = |row: &[Data]| -> Vec<String> {
+        row.iter()
+            .map(|cell| match cell {
+                Data::String(s) => s.clone(),
+                Data::Empty => String::new(),
+                other => panic!("not a text cell: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(
+        text(&rows[0]),
+        ["call_id", "content", "from", "status", "note_id", "error"]
+    );
+    assert_eq!(
+        text(&rows[1])[..4],
+        [
+            ids[0].as_str(),
+            "=1+1 typed as text",
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "added"
+        ]
+    );
+    assert_eq!(text(&rows[2])[2], "+13125550142");
+    assert_eq!(text(&rows[2])[4].len(), 24, "the note ID");
+    assert_eq!(rows.len(), 3);
+}

@@ -1,13 +1,17 @@
 //! `happyrobot calls get` (one call and its notes, as text or as the JSON the server sent),
 //! `happyrobot calls transcript` (what was said on a call, one message a line, or the JSON) and
 //! `happyrobot calls list` (the calls of a filter, every page walked by the library, as a table,
-//! JSON, JSON Lines or a CSV whose first column is `call_id`, ready to import notes from).
+//! JSON, JSON Lines, a CSV whose first column is `call_id`, ready to import notes from, or a
+//! workbook of text cells with `content` and `flagged` columns to fill in).
 
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use happyrobot::types::Call;
 use happyrobot::{CallFilter, CallId};
+use happyrobot_bulk::spreadsheet::{TextSheet, inert};
 
 use crate::command::RunCommand;
 use crate::context::Context;
@@ -35,6 +39,20 @@ Notes for the calls of a filter:
   happyrobot notes import failed.csv --content \"QA sweep\" --ignore-other-columns
   happyrobot notes import failed.csv --content \"QA sweep\" --ignore-other-columns --undo
 
+A note per call, written in a spreadsheet:
+  happyrobot calls list --status Failed --output xlsx > review.xlsx
+  (open review.xlsx, write a note in the content column of each row; flagged: yes or no)
+  happyrobot notes import review.xlsx --report     # results in review.results.xlsx
+
+notes import reads a list of calls as it is: its own columns need no --ignore-other-columns.
+
+Open the workbook (xlsx) in a spreadsheet: every cell is text, so a phone number keeps its +,
+dates stay as the server wrote them (text, e.g. 2024-03-13T15:04:05Z), and nothing the server
+sent runs as a formula. Feed csv, json or jsonl to scripts. In a CSV a cell a spreadsheet would
+run (it begins with =, @, a tab, or + or - before something that is not a number) starts with an
+apostrophe ('), which notes import takes off again. A workbook is written to standard output
+only when it is not a terminal (redirect it), or to --output-file FILE.
+
 Statuses as the app shows them (Failed, In progress, No answer...), in any case; --status may be
 repeated or hold a comma-separated list. --from and --to take a date (2024-03-01: the whole day
 for --to) or an RFC 3339 date-time. Each call is listed once, even while calls are added.
@@ -57,6 +75,8 @@ pub(crate) enum ListOutput {
     Jsonl,
     /// CSV with call_id first, then the table's columns: add a content column and import it.
     Csv,
+    /// A workbook of text cells: the CSV's columns, then content and flagged to fill in.
+    Xlsx,
 }
 
 /// The sort orders of `calls list`.
@@ -122,6 +142,10 @@ pub(crate) struct ListArgs {
     /// How the calls are printed.
     #[arg(long, short = 'o', value_enum, default_value_t = ListOutput::Text)]
     pub(crate) output: ListOutput,
+
+    /// Write the workbook of --output xlsx to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output_file: Option<PathBuf>,
 }
 
 impl ListArgs {
@@ -194,10 +218,12 @@ pub(crate) struct TranscriptArgs {
     pub(crate) output: Output,
 }
 
-/// The columns of the table and the CSV (after `call_id`).
-const COLUMNS: [&str; 8] = [
-    "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
-];
+/// The columns of the table, the CSV and the workbook: those `notes import` knows as a list of
+/// calls.
+const COLUMNS: [&str; 8] = happyrobot_bulk::CALL_LIST_COLUMNS;
+
+/// The columns a workbook adds after [`COLUMNS`], empty, for `notes import` to read once filled.
+const TO_FILL: [&str; 2] = ["content", "flagged"];
 
 /// A call's cells in [`COLUMNS`]' order.
 fn cells(call: &Call) -> [String; 8] {
@@ -257,21 +283,31 @@ async fn list(filter: CallFilter, args: &ListArgs, context: &Context) -> Result<
             ));
         }
     }
-    printer.finish(listed, calls.count());
+    printer.finish(listed, calls.count(), args.output_file.as_deref())?;
     Ok(Exit::Success)
 }
 
-/// Prints a listing as it comes, in its output format.
+/// Prints a listing as it comes, in its output format (a workbook once whole).
 struct Printer {
     output: ListOutput,
     first: bool,
+    sheet: Option<TextSheet>,
 }
 
-/// One CSV record, quoted where it needs to be, with its line end.
-fn csv_record(cells: &[impl AsRef<[u8]>]) -> Vec<u8> {
+/// One CSV record, quoted where it needs to be, with its line end; every cell a spreadsheet would
+/// run as a formula made inert (`notes import` reads it back as it was).
+fn csv_record(cells: &[impl AsRef<str>]) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record(cells);
+    let _ = writer.write_record(cells.iter().map(|cell| inert(cell.as_ref()).into_owned()));
     writer.into_inner().unwrap_or_default()
+}
+
+/// The sheet of a workbook listing: the CSV's columns, then those to fill in (wide enough to
+/// write in).
+fn new_sheet() -> TextSheet {
+    TextSheet::new("calls", COLUMNS.iter().chain(TO_FILL.iter()).copied())
+        .min_width(COLUMNS.len(), 50)
+        .min_width(COLUMNS.len() + 1, 8)
 }
 
 impl Printer {
@@ -284,6 +320,7 @@ impl Printer {
         Self {
             output,
             first: true,
+            sheet: (output == ListOutput::Xlsx).then(new_sheet),
         }
     }
 
@@ -318,13 +355,39 @@ impl Printer {
                 ));
             }
             ListOutput::Csv => print::out_raw(&csv_record(&cells(call))),
+            ListOutput::Xlsx => {
+                if let Some(sheet) = &mut self.sheet {
+                    let empty = TO_FILL.map(|_| String::new());
+                    sheet.push(cells(call).into_iter().chain(empty));
+                }
+            }
         }
         self.first = false;
     }
 
-    fn finish(self, listed: u64, count: Option<u64>) {
+    /// Ends the listing: a workbook is written whole, to `file` or standard output; one that
+    /// cannot be written is a local failure (exit 1).
+    fn finish(self, listed: u64, count: Option<u64>, file: Option<&Path>) -> Result<(), CliError> {
         match self.output {
             ListOutput::Json => print::out(if self.first { "[]" } else { "\n]" }),
+            ListOutput::Xlsx => {
+                let sheet = self.sheet.unwrap_or_else(new_sheet);
+                let written = sheet.to_xlsx().and_then(|bytes| match file {
+                    Some(path) => write_whole(path, &bytes),
+                    None => print::out_bytes(&bytes),
+                });
+                let place = file.map_or_else(
+                    || "standard output".to_string(),
+                    |path| path.display().to_string(),
+                );
+                written.map_err(|e| {
+                    CliError::internal(format!("the workbook cannot be written to {place}: {e}"))
+                })?;
+                print::err(&format!(
+                    "{listed} call{} written to {place}",
+                    if listed == 1 { "" } else { "s" }
+                ));
+            }
             ListOutput::Csv => {}
             ListOutput::Text => print::err(&format!(
                 "{listed} call{}{}",
@@ -333,7 +396,21 @@ impl Printer {
             )),
             ListOutput::Jsonl => {}
         }
+        Ok(())
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`: a workbook is
+/// there whole or not at all (an earlier one at `path` stays until then).
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }
 
 /// A table row: fixed widths for the short columns, the rest as they come.
@@ -394,11 +471,25 @@ impl RunCommand for ListArgs {
     fn output(&self) -> Output {
         match self.output {
             ListOutput::Json | ListOutput::Jsonl => Output::Json,
-            ListOutput::Text | ListOutput::Csv => Output::Text,
+            ListOutput::Text | ListOutput::Csv | ListOutput::Xlsx => Output::Text,
         }
     }
 
     fn check(self) -> Result<Self::Input, CliError> {
+        match (self.output, &self.output_file) {
+            (ListOutput::Xlsx, None) if std::io::stdout().is_terminal() => {
+                return Err(CliError::usage(
+                    "a workbook is not written to a terminal: redirect it (> calls.xlsx) or give \
+                     --output-file calls.xlsx",
+                ));
+            }
+            (ListOutput::Xlsx, _) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(CliError::usage(
+                    "--output-file is for --output xlsx; redirect the other outputs (> FILE)",
+                ));
+            }
+        }
         Ok((self.filter()?, self))
     }
 

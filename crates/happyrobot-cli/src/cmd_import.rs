@@ -64,10 +64,14 @@ Undo (--undo):
   exits 0. Refused (exit 2, nothing sent) when the journal records no import of this file's
   content to this API.
 
-Results file (--report FILE):
+Results file (--report [FILE]):
   Every input row with its columns plus status (added, already added, failed, unknown, not sent;
-  for --undo deleted, not deleted, not added), note_id and error, as CSV, written whole when the
-  run ends, interrupted or not.
+  for --undo deleted, not deleted, not added), note_id and error, written whole when the run
+  ends, interrupted or not: a workbook of text cells when FILE ends in .xlsx, else CSV in the
+  input's delimiter, where a cell a spreadsheet would run as a formula (it begins with =, @, a
+  tab, or + or - before something that is not a number) starts with an apostrophe ('). Without
+  FILE it is written beside the input: review.xlsx gives review.results.xlsx, review.csv
+  review.results.csv. Reading a CSV, notes import takes such an apostrophe off again.
 
 Exit codes:
   0  every line added (or already added); with --undo, every added note deleted
@@ -179,10 +183,11 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "TEXT")]
     pub(crate) content: Option<String>,
 
-    /// Write every input row with its status, note ID and error to this CSV file when the run
-    /// ends.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) report: Option<PathBuf>,
+    /// Write every input row with its status, note ID and error to this file when the run ends: a
+    /// workbook if it ends in .xlsx, else CSV [default FILE: beside the input, <NAME>.results.xlsx
+    /// for a workbook, else <NAME>.results.csv].
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub(crate) report: Option<Option<PathBuf>>,
 
     /// text: a summary on stderr; json: the summary as JSON on stdout as well.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
@@ -201,6 +206,19 @@ fn parse_delimiter(text: &str) -> Result<u8, String> {
 }
 
 impl ImportArgs {
+    /// The results file asked for: the one named, else the library's name beside the input (a
+    /// standard input has nothing to sit beside: it needs a name).
+    fn report_path(&self) -> Result<Option<PathBuf>, CliError> {
+        match &self.report {
+            None => Ok(None),
+            Some(Some(path)) => Ok(Some(path.clone())),
+            Some(None) if self.file.as_os_str() == "-" => Err(CliError::usage(
+                "--report needs a FILE when the input is standard input (--report results.csv)",
+            )),
+            Some(None) => Ok(Some(happyrobot_bulk::results::default_path(&self.file))),
+        }
+    }
+
     /// How the file's lines are read.
     fn read_options(&self) -> Result<ReadOptions, CliError> {
         let mut options = ReadOptions::new();
@@ -363,7 +381,8 @@ impl RunCommand for ImportArgs {
         }
     }
 
-    fn check(self) -> Result<Self::Input, CliError> {
+    fn check(mut self) -> Result<Self::Input, CliError> {
+        self.report = self.report_path()?.map(Some);
         let (source, input, shown) = source(&self)?;
         Ok((self, source, input, shown))
     }
@@ -395,7 +414,7 @@ async fn run(
         .allow_duplicates(args.allow_duplicates)
         .fsync(args.fsync)
         .stop(token.clone());
-    if let Some(report) = &args.report {
+    if let Some(Some(report)) = &args.report {
         import = import.results_file(report);
     }
     if args.dry_run {
@@ -504,7 +523,7 @@ async fn undo(
         .reconcile(!args.no_reconcile)
         .fsync(args.fsync)
         .stop(token.clone());
-    if let Some(report) = &args.report {
+    if let Some(Some(report)) = &args.report {
         undo = undo.results_file(report);
     }
     if args.dry_run {

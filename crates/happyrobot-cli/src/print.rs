@@ -47,6 +47,13 @@ pub(crate) fn out_raw(body: &[u8]) {
         .and_then(|()| stdout.flush());
 }
 
+/// Writes bytes exactly as given (a workbook) to stdout. Unlike the other writers it says when
+/// that fails: a file cut short must not pass for a whole one.
+pub(crate) fn out_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes).and_then(|()| stdout.flush())
+}
+
 /// Writes a JSON value, pretty, to stdout.
 pub(crate) fn out_json(value: &serde_json::Value) {
     match serde_json::to_string_pretty(value) {

@@ -1,7 +1,9 @@
 //! Which column (or JSON key) holds the call ID, the text and the flag: the header's names matched
 //! without regard to case, surrounding spaces, or spaces, hyphens and underscores between words
 //! (`Call ID` is `call_id`), or the names the caller mapped. Without a mapping, a column this
-//! engine does not know is refused, so that a misspelt `flaged` is never silently ignored.
+//! engine does not know is refused, so that a misspelt `flaged` is never silently ignored; the
+//! columns of a list of calls ([`CALL_LIST_COLUMNS`]) are let through in a header that has them
+//! all.
 
 use crate::ReadOptions;
 use crate::read::shorten;
@@ -35,6 +37,16 @@ pub(crate) fn normalize(name: &str) -> String {
     out
 }
 
+/// The columns of a list of calls as `happyrobot calls list` writes it (CSV or workbook), in its
+/// order. A header that has every one of them is that list's: they are let through without
+/// [`ReadOptions::ignore_other_columns`](crate::ReadOptions::ignore_other_columns), so that the list,
+/// once a `content` column is filled (or with
+/// [`ReadOptions::default_content`](crate::ReadOptions::default_content)), imports as it is; any
+/// other unknown column is still refused.
+pub const CALL_LIST_COLUMNS: [&str; 8] = [
+    "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
+];
+
 /// What the header calls a column, for a message.
 const FIELDS: &str = "call_id, content and optionally flagged";
 
@@ -51,6 +63,10 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
         ("flagged", options.columns.flagged.as_deref()),
     ];
     let mapped = wanted.iter().any(|(_, given)| given.is_some());
+    let normalized: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+    let listing = CALL_LIST_COLUMNS
+        .iter()
+        .all(|column| normalized.iter().any(|n| n == column));
     let mut found: [Option<usize>; 3] = [None; 3];
     for (index, name) in names.iter().enumerate() {
         let normal = normalize(name);
@@ -67,6 +83,7 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
                 }
             }
             None if mapped || options.ignore_other_columns => {}
+            None if listing && CALL_LIST_COLUMNS.contains(&normal.as_str()) => {}
             None => {
                 return Err(format!(
                     "unknown {what} {:?}: the {what}s are {FIELDS}. Map yours by name \
@@ -164,6 +181,29 @@ mod tests {
             ..ReadOptions::default()
         };
         assert!(map(&names(&["call_id", "content", "driver"]), &loose, "column").is_ok());
+    }
+
+    #[test]
+    fn a_list_of_calls_is_read_with_its_columns_and_nothing_else() {
+        let mut header = names(&CALL_LIST_COLUMNS);
+        header.extend(names(&["content", "flagged"]));
+        let columns = map(&header, &ReadOptions::default(), "column").unwrap();
+        assert_eq!(
+            (columns.call_id, columns.content, columns.flagged),
+            (0, Some(8), Some(9))
+        );
+        // A column the list does not have is still refused...
+        header.push("flaged".into());
+        let error = map(&header, &ReadOptions::default(), "column").unwrap_err();
+        assert!(error.contains("\"flaged\""), "{error}");
+        // ... and so are the list's columns in a header that lacks one of them.
+        let error = map(
+            &names(&["call_id", "content", "status"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap_err();
+        assert!(error.contains("\"status\""), "{error}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Delimited text: the delimiter detected from the header line (`,` `;` tab `|`) or given, the
 //! columns mapped by name, quoted fields with delimiters and line breaks, CRLF or LF, and the line
-//! each record starts on, which the csv crate does not report directly.
+//! each record starts on, which the csv crate does not report directly. A cell made inert for a
+//! spreadsheet (`'=...`, see [`crate::spreadsheet`]) is read without its apostrophe.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,6 +15,7 @@ use super::columns::{self, Columns};
 use super::text::{self, ENCODING_HINT};
 use super::{Fields, Item, LineError, make_record, parse_flag};
 use crate::ReadOptions;
+use crate::spreadsheet::revived;
 
 /// The delimiters detected, in the order a tie is broken.
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -111,11 +113,12 @@ impl CsvRecords {
                     .enumerate()
                     .map(|(i, name)| {
                         // The header's last name carries the `\r` of a CRLF line.
-                        if i + 1 == header.len() {
-                            name.strip_suffix('\r').unwrap_or(name).to_string()
+                        let name = if i + 1 == header.len() {
+                            name.strip_suffix('\r').unwrap_or(name)
                         } else {
-                            name.to_string()
-                        }
+                            name
+                        };
+                        revived(name).to_string()
                     })
                     .collect();
                 columns::map(&names, options, "column").map_err(|message| {
@@ -155,9 +158,11 @@ pub(crate) fn header(path: &Path, options: &ReadOptions) -> io::Result<(Vec<Stri
     let names = record
         .iter()
         .map(|name| {
-            name.trim_start_matches('\u{feff}')
-                .trim_end_matches(['\r', '\n'])
-                .to_string()
+            revived(
+                name.trim_start_matches('\u{feff}')
+                    .trim_end_matches(['\r', '\n']),
+            )
+            .to_string()
         })
         .collect();
     Ok((names, delimiter))
@@ -244,13 +249,14 @@ impl CsvRecords {
                 return Some(Ok(Item::Invalid(error)));
             }
             let last = record.len().saturating_sub(1);
+            // A cell made inert for a spreadsheet (`'=...`) is read as it was before.
             let field = |index: usize| {
                 let value = record.get(index).unwrap_or_default();
-                if index == last {
+                revived(if index == last {
                     value.strip_suffix('\r').unwrap_or(value)
                 } else {
                     value
-                }
+                })
             };
             let fields = Fields {
                 call_id: field(columns.call_id),

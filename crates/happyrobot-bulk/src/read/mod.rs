@@ -16,6 +16,7 @@ use std::path::Path;
 
 use happyrobot::{CallId, NewNote};
 
+pub use self::columns::CALL_LIST_COLUMNS;
 pub(crate) use self::columns::normalize;
 pub(crate) use self::text::encoding as text_encoding;
 use crate::record::Record;

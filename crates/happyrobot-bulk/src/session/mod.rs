@@ -136,7 +136,9 @@ impl<J> Bulk<J> {
     }
 
     /// Writes a results file when the run ends (every input line with its status, note ID and
-    /// error; see [`crate::results`]).
+    /// error): a workbook when `path` ends in `.xlsx`, else CSV with every cell a spreadsheet
+    /// could run made inert; see [`crate::results`] ([`crate::results::default_path`] names one
+    /// beside the input).
     pub fn results_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.settings.results = Some(path.into());
         self
