@@ -43,6 +43,37 @@ pub trait AttemptObserver: Send + Sync {
         let _ = (attempt, error, wait);
         ControlFlow::Continue(())
     }
+
+    /// A step of [`Client::add_note_settled`](crate::Client::add_note_settled) settling an add
+    /// whose outcome is unknown: before it looks for the note, when it found it, and before it
+    /// sends the note once more. For telling a person what is going on (the look can take seconds).
+    fn settle_step(&self, step: &SettleStep<'_>) {
+        let _ = step;
+    }
+}
+
+/// What [`AttemptObserver::settle_step`] is told while
+/// [`Client::add_note_settled`](crate::Client::add_note_settled) settles an add whose outcome is
+/// unknown.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SettleStep<'a> {
+    /// The add failed with `error`, whose outcome is unknown: the note is about to be looked for on
+    /// its call by the ID it was sent with ([`Error::note_id`]).
+    Looking {
+        /// The add's error.
+        error: &'a Error,
+    },
+    /// The note is on the call under `note_id`: it was added.
+    Found {
+        /// The ID it is on the call under.
+        note_id: &'a str,
+    },
+    /// The note is certainly not on the call: it is about to be sent once more, under `resend_id`.
+    SendingAgain {
+        /// The new ID it is sent with.
+        resend_id: &'a str,
+    },
 }
 
 /// How one call of a client method is carried out, beyond the client's settings: give it to the
@@ -112,6 +143,12 @@ impl<'a> Control<'a> {
     pub(crate) fn before_attempt(&self, attempt: &Attempt) -> ControlFlow<()> {
         self.observer
             .map_or(ControlFlow::Continue(()), |o| o.before_attempt(attempt))
+    }
+
+    pub(crate) fn settle_step(&self, step: &SettleStep<'_>) {
+        if let Some(observer) = self.observer {
+            observer.settle_step(step);
+        }
     }
 
     pub(crate) fn before_retry(

@@ -22,14 +22,14 @@ pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT, new_note_id,
 };
-pub use control::{Attempt, AttemptObserver, Control};
-pub use error::{Category, Error, ErrorKind, Operation, Outcome};
+pub use control::{Attempt, AttemptObserver, Control, SettleStep};
+pub use error::{Category, Error, ErrorKind, Operation, Outcome, Unsettled};
 pub use input::{ApiKey, CallId, IntoApiKey, NewNote, NoteChanges, NoteId};
 pub use list::{CallFilter, CallStream, CallWithJson, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use rate::{RateControl, RateStats};
 pub use response::Response;
 pub use retry::{RetryAction, RetryPolicy, RetryReason, StopReason};
-pub use settle::{NoteLookup, PendingAdd, Settled, Undecided, added_note};
+pub use settle::{AddedNote, HowAdded, NoteLookup, PendingAdd, Settled, Undecided, added_note};
 /// How a caller stops the waits of its requests ([`Control::stop`]): tokio-util's token,
 /// re-exported so that no direct dependency on tokio-util is needed.
 pub use tokio_util::sync::CancellationToken;
