@@ -8,6 +8,7 @@
 //! and stops the whole batch by cancelling one token.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -160,5 +161,73 @@ impl<'a> Control<'a> {
         self.observer.map_or(ControlFlow::Continue(()), |o| {
             o.before_retry(attempt, error, wait)
         })
+    }
+}
+
+/// A [`Control`] that owns its handles (a clone of the stop token, the observer in an [`Arc`]), for
+/// what outlives a borrow: a [`CallStream`](crate::CallStream) fetching pages as it is consumed
+/// ([`Client::list_calls_with`](crate::Client::list_calls_with)), or a task spawned with it.
+/// [`as_control`](Self::as_control) lends it as a `Control` to any `*_with` method.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use happyrobot::{AttemptObserver, CancellationToken, OwnedControl};
+///
+/// struct Quiet;
+/// impl AttemptObserver for Quiet {}
+///
+/// let stop = CancellationToken::new();
+/// let owned = OwnedControl::new()
+///     .stop(stop.clone())
+///     .observer(Arc::new(Quiet))
+///     .deadline(Duration::from_secs(60));
+/// let control = owned.as_control(); // for client.get_call_with(&id, &control), ...
+/// # let _ = control;
+/// ```
+#[derive(Clone, Default)]
+pub struct OwnedControl {
+    stop: Option<CancellationToken>,
+    observer: Option<Arc<dyn AttemptObserver>>,
+    deadline: Option<Duration>,
+}
+
+impl std::fmt::Debug for OwnedControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_control().fmt(f)
+    }
+}
+
+impl OwnedControl {
+    /// Nothing beyond the client's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// As [`Control::stop`]; keep a clone of the token to cancel it with.
+    pub fn stop(mut self, token: CancellationToken) -> Self {
+        self.stop = Some(token);
+        self
+    }
+
+    /// As [`Control::observer`].
+    pub fn observer(mut self, observer: Arc<dyn AttemptObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// As [`Control::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The same, as a [`Control`] for one call of a `*_with` method.
+    pub fn as_control(&self) -> Control<'_> {
+        Control {
+            stop: self.stop.as_ref(),
+            observer: self.observer.as_deref(),
+            deadline: self.deadline,
+        }
     }
 }

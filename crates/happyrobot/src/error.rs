@@ -188,6 +188,8 @@ struct Inner {
     /// For [`Client::add_note_settled`](crate::Client::add_note_settled): the add's own error and
     /// why looking for the note did not settle it.
     unsettled: Option<(Error, Unsettled)>,
+    /// How many attempts the call made, when the retry executor returned this error.
+    attempts: Option<u32>,
     source: Option<BoxError>,
 }
 
@@ -209,6 +211,7 @@ impl Error {
                 connect_problem: None,
                 attempt: None,
                 unsettled: None,
+                attempts: None,
                 source: None,
             }),
         }
@@ -522,6 +525,17 @@ impl Error {
         self
     }
 
+    /// Records how many attempts the call made; after more than one, the message says so.
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        if attempts > 1 && self.inner.attempts.is_none() {
+            self.inner
+                .message
+                .push_str(&format!(" It failed after {attempts} attempts."));
+        }
+        self.inner.attempts = Some(attempts);
+        self
+    }
+
     pub(crate) fn with_note_id(mut self, note_id: Option<String>) -> Self {
         self.inner.note_id = note_id;
         self
@@ -670,6 +684,14 @@ impl Error {
     /// message is that one's with a sentence about the look added.
     pub fn unsettled_add(&self) -> Option<&Error> {
         self.inner.unsettled.as_ref().map(|(add, _)| add)
+    }
+
+    /// How many attempts the call made before it failed: 1 when it was not retried, more after
+    /// retries (the message then says how many: `It failed after 3 attempts.`), 0 when it was
+    /// stopped or late before its first; `None` for an error that no request led to (invalid
+    /// input, configuration).
+    pub fn attempts(&self) -> Option<u32> {
+        self.inner.attempts
     }
 
     /// The caller stopped the call before the next attempt ([`ErrorKind::Stopped`]).
