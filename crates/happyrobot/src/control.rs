@@ -47,7 +47,8 @@ pub trait AttemptObserver: Send + Sync {
 
     /// A step of [`Client::add_note_settled`](crate::Client::add_note_settled) settling an add
     /// whose outcome is unknown: before it looks for the note, when it found it, and before it
-    /// sends the note once more. For telling a person what is going on (the look can take seconds).
+    /// sends the note once more ([`Client::settle_add`](crate::Client::settle_add) tells the last
+    /// one too). For telling a person what is going on (the look can take seconds).
     fn settle_step(&self, step: &SettleStep<'_>) {
         let _ = step;
     }

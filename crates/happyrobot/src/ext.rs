@@ -60,10 +60,10 @@ pub trait NoteExt: sealed::Sealed {
 impl CallExt for Call {
     fn call_id(&self) -> Result<CallId, Error> {
         CallId::new(self.id.as_str()).map_err(|e| {
-            e.with_context(
-                "The API sent this ID, in a call it answered with: it cannot be put in a \
-                 request's path as it is, so nothing can be sent about this call through this \
-                 client. Report it to HappyRobot with the call as the API sent it.",
+            sent_by_the_api(
+                "call id",
+                &e,
+                "so nothing can be sent about this call through this client",
             )
         })
     }
@@ -79,12 +79,28 @@ impl NoteExt for Note {
             ));
         };
         NoteId::new(id).map_err(|e| {
-            e.with_context(
-                "The API sent this ID, in a note it answered with: it cannot be put in a \
-                 request's path as it is. Report it to HappyRobot with the call as the API sent it.",
+            sent_by_the_api(
+                "note id",
+                &e,
+                "so this note cannot be updated or deleted through this client",
             )
         })
     }
+}
+
+/// An ID the API sent that breaks its type's rule: the rule's error, saying who sent the ID.
+fn sent_by_the_api(field: &str, error: &Error, consequence: &str) -> Error {
+    let text = error.to_string();
+    let reason = text
+        .strip_prefix(&format!("invalid {field}: "))
+        .unwrap_or(&text);
+    Error::invalid_input(
+        field,
+        format!(
+            "{reason}. The API sent this ID: it cannot be put in a request's path as it is, \
+             {consequence}; report it to HappyRobot with the call as the API sent it"
+        ),
+    )
 }
 
 mod sealed {
