@@ -1,7 +1,7 @@
 //! `happyrobot notes add`: one note, printed as text or as the whole call in JSON.
 
 use happyrobot::types::Call;
-use happyrobot::{CallId, Control, NewNote, PendingAdd, Settled};
+use happyrobot::{AttemptObserver, CallId, Control, NewNote, SettleStep};
 
 use clap::Args;
 
@@ -78,12 +78,10 @@ impl RunCommand for AddArgs {
             no_reconcile,
         } = input;
         let client = &context.client;
-        let (call, shown_id) = match client.add_note(&call_id, note.clone()).await {
-            Ok(call) => (call, note_id),
-            Err(error) if error.outcome_unknown() && !no_reconcile => {
-                settle(client, &call_id, &note, &error).await?
-            }
-            Err(error) => return Err(error.into()),
+        let (call, shown_id) = if no_reconcile {
+            (client.add_note(&call_id, note.clone()).await?, note_id)
+        } else {
+            settle(client, &call_id, &note, &note_id).await?
         };
         // A closed stdout (`| head`) is not worth an error: the note was added either way, and
         // the print helper ignores it.
@@ -97,59 +95,66 @@ impl RunCommand for AddArgs {
     }
 }
 
-/// After an add whose outcome is unknown: the library settles it (looks the note up; sends it
-/// once more, under a new ID, only when it is certainly absent). Found or sent again, the call is
-/// shown as after a success; undecided, the original error stands (exit 7) with what was found.
+/// Adds the note; after an add whose outcome is unknown, the library settles it
+/// ([`happyrobot::Client::add_note_settled`]: it looks the note up, and sends it once more, under a
+/// new ID, only when it is certainly absent), and this says what it does on stderr. Found or sent
+/// again, the call is shown as after a success; undecided, the add's error stands (exit 7) with
+/// what was found.
 async fn settle(
     client: &happyrobot::Client,
     call_id: &CallId,
     note: &NewNote,
-    error: &happyrobot::Error,
+    note_id: &str,
 ) -> Result<(happyrobot::Response<Call>, String), CliError> {
-    let note_id = note.id_ref().unwrap_or_default().to_string();
-    print::err(&format!(
-        "note: {error}\nnote: looking for note {note_id} on call {call_id} to find out whether it \
-         was added (a gateway may have given up while the API went on: absent is decided only \
-         once that can no longer be)"
-    ));
-    let still_unknown = |what: String| {
-        let mut failure = CliError::from_api(error);
-        failure.message.push_str(&format!(
-            " Looking for note {note_id} on the call did not settle it: {what}. Check with \
-             `happyrobot calls get {call_id}` before sending it again."
-        ));
-        failure
-    };
-    let Some(pending) = PendingAdd::from_error(note, error) else {
-        return Err(still_unknown("the note had no ID to look it up by".into()));
-    };
-    let resend_id = happyrobot::NoteId::generate().into_string();
-    let resend = note.clone().id(resend_id.clone());
+    let narrator = Narrator { call_id, note_id };
+    let control = Control::new().observer(&narrator);
     match client
-        .settle_add(call_id, &pending, Some(resend), &Control::new())
+        .add_note_settled(call_id, note.clone(), &control)
         .await
     {
-        Ok(Settled::Found { note: found, .. }) => {
-            print::err(&format!(
+        Ok(added) => {
+            let shown = added.note_id.unwrap_or_else(|| note_id.to_string());
+            Ok((added.call, shown))
+        }
+        Err(error) => match (error.unsettled(), error.unsettled_add()) {
+            (Some(why), Some(add)) => {
+                let mut failure = CliError::from_api(add);
+                failure.message.push_str(&format!(
+                    " Looking for note {note_id} on the call did not settle it: {}. Check with \
+                     `happyrobot calls get {call_id}` before sending it again.",
+                    why.reason()
+                ));
+                Err(failure)
+            }
+            _ => Err(error.into()),
+        },
+    }
+}
+
+/// Tells the person at the terminal what settling an unknown add does, as it does it.
+struct Narrator<'a> {
+    call_id: &'a CallId,
+    note_id: &'a str,
+}
+
+impl AttemptObserver for Narrator<'_> {
+    fn settle_step(&self, step: &SettleStep<'_>) {
+        let (call_id, note_id) = (self.call_id, self.note_id);
+        match step {
+            SettleStep::Looking { error } => print::err(&format!(
+                "note: {error}\nnote: looking for note {note_id} on call {call_id} to find out \
+                 whether it was added (a gateway may have given up while the API went on: absent \
+                 is decided only once that can no longer be)"
+            )),
+            SettleStep::Found { .. } => print::err(&format!(
                 "note: note {note_id} is on the call: it was added"
-            ));
-            let call = client
-                .get_call(call_id)
-                .await
-                .map_err(|e| still_unknown(format!("the call could not be read again ({e})")))?;
-            Ok((call, found.id.clone().unwrap_or(note_id)))
+            )),
+            SettleStep::SendingAgain { resend_id } => print::err(&format!(
+                "note: note {note_id} is not on the call: it was not added; sending it again, \
+                 once, as note {resend_id} (a new ID, so that a late first copy could be told apart)"
+            )),
+            _ => {}
         }
-        Ok(Settled::SentAgain(result)) => {
-            print::err(&format!(
-                "note: note {note_id} is not on the call: it was not added; sending it again, once, \
-                 as note {resend_id} (a new ID, so that a late first copy could be told apart)"
-            ));
-            let call = (*result)?;
-            Ok((call, resend_id))
-        }
-        Ok(Settled::Undecided(why)) => Err(still_unknown(why.as_str().to_string())),
-        Ok(_) => Err(still_unknown("the library could not tell".into())),
-        Err(e) => Err(still_unknown(format!("the call could not be read ({e})"))),
     }
 }
 

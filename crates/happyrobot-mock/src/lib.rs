@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 mod fault;
 mod list;
@@ -769,6 +771,44 @@ impl MockServer {
         store.calls.insert(key.1.clone(), stored);
         store.order.insert(key);
         true
+    }
+
+    /// Adds a realistic call ([`seeded_call`] at the next free index, so with a fresh id) with this
+    /// status and creation time, and returns its id: a call for a test to find by a listing's
+    /// status or date filter.
+    ///
+    /// ```
+    /// use happyrobot_sdk::types::CallStatus;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = happyrobot_mock::MockServer::start().await?;
+    /// let created: happyrobot_sdk::Timestamp = "2024-03-01T10:00:00Z".parse().unwrap();
+    /// let id = server.add_call_with(CallStatus::Failed, created);
+    /// let call = server.call(&id).unwrap();
+    /// assert_eq!(call.status, Some(CallStatus::Failed));
+    /// assert_eq!(call.created.unwrap().as_str(), "2024-03-01T10:00:00Z");
+    /// assert_eq!(server.call_count(), 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn add_call_with(
+        &self,
+        status: happyrobot_sdk::types::CallStatus,
+        created: impl Into<happyrobot_sdk::Timestamp>,
+    ) -> String {
+        let mut index = self.call_count();
+        let mut call = seeded_call(index);
+        // An id taken by a call added with an id of its own: the next one.
+        while lock(&self.shared.store).calls.contains_key(&call.id) {
+            index += 1;
+            call = seeded_call(index);
+        }
+        call.status = Some(status);
+        call.created = Some(created.into());
+        let id = call.id.clone();
+        // A seeded call always encodes, and its id is free: this adds it.
+        self.add_call(call);
+        id
     }
 
     /// How many calls the mock holds: the seeded ones and those added with [`add_call`](Self::add_call).

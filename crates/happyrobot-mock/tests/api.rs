@@ -1290,25 +1290,29 @@ async fn client_note_ids_are_kept_by_default_and_ignored_when_asked() {
     assert_eq!(note.flagged, Some(true));
 
     // The command line's switch does the same.
-    let args = <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from([
-        "happyrobot-mock",
-        "--ignore-client-note-ids",
-    ])
-    .unwrap();
-    let from_cli = args.start_server().await.unwrap();
-    post(&from_cli, body.clone()).await.unwrap();
-    assert_ne!(
-        from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
-        Some("65f1c11e0000000000000001")
-    );
-    let args =
-        <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from(["happyrobot-mock"]).unwrap();
-    let from_cli = args.start_server().await.unwrap();
-    post(&from_cli, body).await.unwrap();
-    assert_eq!(
-        from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
-        Some("65f1c11e0000000000000001")
-    );
+    #[cfg(feature = "cli")]
+    {
+        let args = <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from([
+            "happyrobot-mock",
+            "--ignore-client-note-ids",
+        ])
+        .unwrap();
+        let from_cli = args.start_server().await.unwrap();
+        post(&from_cli, body.clone()).await.unwrap();
+        assert_ne!(
+            from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+            Some("65f1c11e0000000000000001")
+        );
+        let args =
+            <happyrobot_mock::cli::Args as clap::Parser>::try_parse_from(["happyrobot-mock"])
+                .unwrap();
+        let from_cli = args.start_server().await.unwrap();
+        post(&from_cli, body).await.unwrap();
+        assert_eq!(
+            from_cli.created_notes(FIRST_CALL_ID)[0].id.as_deref(),
+            Some("65f1c11e0000000000000001")
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The `happyrobot-mock` binary: what it prints, that it serves, and that it stops on SIGTERM.
 
+#![cfg(feature = "cli")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

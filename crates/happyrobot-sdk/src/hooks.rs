@@ -39,6 +39,9 @@ pub struct Inner {
     max_response_bytes: usize,
     timeout: Option<Duration>,
     never_redirected: bool,
+    /// Sent with every request besides the credential and `User-Agent`; values marked sensitive
+    /// are never printed.
+    headers: HeaderMap,
 }
 
 /// Why a credential or user agent cannot be sent as an HTTP header.
@@ -71,6 +74,7 @@ impl Default for Inner {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             timeout: None,
             never_redirected: false,
+            headers: HeaderMap::new(),
         }
     }
 }
@@ -120,6 +124,20 @@ impl Inner {
         self
     }
 
+    /// Sends this header with every request as well (a second value of one name is sent as a
+    /// second header line). Mark a secret value sensitive (`HeaderValue::set_sensitive`): then
+    /// this type's `Debug`, reqwest and hyper never print it. The credential and `User-Agent`
+    /// are set after these, so a header of either name here is replaced by them.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The headers sent with every request besides the credential and `User-Agent`.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The per-request timeout, if one is set.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -152,6 +170,25 @@ impl fmt::Debug for Inner {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("timeout", &self.timeout)
             .field("never_redirected", &self.never_redirected)
+            .field("headers", &RedactedHeaders(&self.headers))
+            .finish()
+    }
+}
+
+/// Header names with their values, a sensitive value as `[REDACTED]`.
+struct RedactedHeaders<'a>(&'a HeaderMap);
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, value)| {
+                let shown = if value.is_sensitive() {
+                    "[REDACTED]"
+                } else {
+                    value.to_str().unwrap_or("[not text]")
+                };
+                (name.as_str(), shown)
+            }))
             .finish()
     }
 }
@@ -380,6 +417,9 @@ impl ClientHooks<Inner> for Client {
         // progenitor adds `api-version: <info.version>`; the HappyRobot API never asked for it.
         // A `HeaderName` constant: removing by `&str` would parse the name on every request.
         headers.remove(&API_VERSION);
+        for (name, value) in &inner.headers {
+            headers.append(name, value.clone());
+        }
         if let Some(authorization) = &inner.authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
         }

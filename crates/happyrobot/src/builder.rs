@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use happyrobot_sdk::Inner;
+use http::{HeaderName, HeaderValue};
 
 use crate::client::{
     API_KEY_ENV, BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
@@ -30,6 +31,8 @@ pub struct ClientBuilder {
     root_certificates: Vec<Vec<u8>>,
     reconcile_settle: Option<Duration>,
     rate_control: Option<RateControl>,
+    /// Headers for every request, in order: name, value, whether the value is a secret.
+    headers: Vec<(String, String, bool)>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -48,6 +51,23 @@ impl fmt::Debug for ClientBuilder {
             .field("root_certificates", &self.root_certificates.len())
             .field("reconcile_settle", &self.reconcile_settle)
             .field("rate_control", &self.rate_control)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, value, sensitive)| {
+                        (
+                            name.as_str(),
+                            if *sensitive {
+                                "[REDACTED]"
+                            } else {
+                                value.as_str()
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -162,6 +182,40 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends this header with every request (a tenant or a tracing header a gateway in front of
+    /// the API wants, say). Each call adds one: a name given twice is sent twice. The value is
+    /// shown where the client's settings are (`Debug`); give a secret with
+    /// [`sensitive_header`](Self::sensitive_header) instead.
+    ///
+    /// [`build`](Self::build) refuses a name or value that HTTP cannot carry, and the headers the
+    /// client sets itself: `authorization` (the API key: [`api_key`](Self::api_key)),
+    /// `user-agent` ([`user_agent`](Self::user_agent)), `proxy-authorization` (the proxy's
+    /// credentials go in `HTTPS_PROXY`), `host`, `accept`, `content-type`, `content-length`,
+    /// `transfer-encoding` and `connection`.
+    ///
+    /// ```
+    /// let client = happyrobot::Client::builder()
+    ///     .api_key("hr_live_...")
+    ///     .default_header("x-tenant", "acme-logistics")
+    ///     .sensitive_header("x-gateway-token", "gw_SECRET")
+    ///     .build()?;
+    /// assert!(!format!("{client:?}").contains("gw_SECRET"));
+    /// assert!(happyrobot::Client::builder().api_key("k").default_header("Authorization", "x").build().is_err());
+    /// # Ok::<(), happyrobot::Error>(())
+    /// ```
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into(), false));
+        self
+    }
+
+    /// As [`default_header`](Self::default_header), for a secret: the value is marked sensitive
+    /// (HTTP/2 never puts it in its compression tables), and no `Debug`, log or error of this
+    /// crate prints it; an error about it names the header, never its value.
+    pub fn sensitive_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into(), true));
+        self
+    }
+
     /// The largest answer read, in bytes; default 16 MiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
@@ -190,7 +244,7 @@ impl ClientBuilder {
                 "the timeout or deadline is zero: give it a positive duration",
             ));
         }
-        let inner = Inner::new()
+        let mut inner = Inner::new()
             .with_api_key(api_key.expose_secret())
             .map_err(Error::invalid_api_key)?
             .with_user_agent(&user_agent)
@@ -199,6 +253,10 @@ impl ClientBuilder {
                 self.max_response_bytes
                     .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             );
+        for (name, value, sensitive) in &self.headers {
+            let (name, value) = header(name, value, *sensitive)?;
+            inner = inner.with_header(name, value);
+        }
         // Our own reqwest client carries the attempt timeout itself; a request then needs one of
         // its own (a per-request extension, a few allocations) only when the deadline cuts it
         // shorter. A caller's client may have any timeout or none, so every request gets ours.
@@ -240,6 +298,59 @@ impl ClientBuilder {
             rate: Controller::new(rate_control),
         })))
     }
+}
+
+/// The headers a caller may not set with `default_header`: the client sets them itself, or they
+/// would break the request.
+const RESERVED_HEADERS: [(&str, &str); 10] = [
+    (
+        "authorization",
+        "the API key goes in it: give it with ClientBuilder::api_key",
+    ),
+    (
+        "proxy-authorization",
+        "give the proxy's credentials in HTTPS_PROXY (https://user:password@host:port)",
+    ),
+    (
+        "user-agent",
+        "name your application with ClientBuilder::user_agent",
+    ),
+    ("host", "it follows from the base URL"),
+    ("accept", "the client asks for JSON"),
+    ("content-type", "the client sends JSON"),
+    ("content-length", "the client sets it from the body"),
+    ("transfer-encoding", "the client sets it from the body"),
+    ("connection", "the connection pool manages it"),
+    ("te", "the transport manages it"),
+];
+
+/// A header of `default_header` or `sensitive_header`, checked. An error names the header and
+/// why, never the value (which may be a secret, or hold one).
+fn header(name: &str, value: &str, sensitive: bool) -> Result<(HeaderName, HeaderValue), Error> {
+    let shown: String = name.chars().take(60).collect();
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        Error::config(format!(
+            "the header name {shown:?} is not a valid HTTP header name (letters, digits and \
+             !#$%&'*+-.^_`|~ only, no spaces or colons)"
+        ))
+    })?;
+    if let Some((_, why)) = RESERVED_HEADERS.iter().find(|(n, _)| *n == name.as_str()) {
+        return Err(Error::config(format!(
+            "the header {name} cannot be set with default_header or sensitive_header: {why}"
+        )));
+    }
+    // Visible ASCII, spaces and tabs only: `HeaderValue` lets other bytes through as obsolete
+    // text, which servers read in different ways.
+    let printable = value.chars().all(|c| c == '\t' || (' '..='~').contains(&c));
+    let mut value = HeaderValue::from_str(value).ok().filter(|_| printable).ok_or_else(|| {
+        Error::config(format!(
+            "the value given for the header {name} holds characters an HTTP header cannot carry \
+             (line breaks, control characters, or text outside ASCII): check for a stray \
+             newline or quote around it"
+        ))
+    })?;
+    value.set_sensitive(sensitive);
+    Ok((name, value))
 }
 
 /// The reqwest client the builder makes when the caller gives none: TLS with the given extra

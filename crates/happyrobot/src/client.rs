@@ -379,10 +379,13 @@ impl Client {
                 number: tries.attempt(),
                 operation: op,
             };
+            let made = told.number - 1;
             let ticket = match self.turn(&told, control, started, deadline).await {
                 Ok(ticket) => ticket,
-                Err(NoTurn::Stopped) => return Err(Error::stopped(op, last)),
-                Err(NoTurn::Late) => return Err(Error::late(op, last, deadline)),
+                Err(NoTurn::Stopped) => return Err(Error::stopped(op, last).with_attempts(made)),
+                Err(NoTurn::Late) => {
+                    return Err(Error::late(op, last, deadline).with_attempts(made));
+                }
             };
             let budget = self.attempt_timeout(started, deadline, told.number);
             // Boxed once, here, so that the generated request future (a few kilobytes) is not
@@ -410,13 +413,17 @@ impl Client {
                     );
                     after
                 }
-                Next::Stop(reason) => return Err(not_retried(error, reason, &span)),
-                Next::Late(after) => return Err(too_late(error, after, deadline, &span)),
+                Next::Stop(reason) => {
+                    return Err(not_retried(error, reason, &span).with_attempts(told.number));
+                }
+                Next::Late(after) => {
+                    return Err(too_late(error, after, deadline, &span).with_attempts(told.number));
+                }
             };
             if control.before_retry(&told, &error, after) == ControlFlow::Break(())
                 || sleep_unless_stopped(after, control).await.is_err()
             {
-                return Err(Error::stopped(op, Some(error)));
+                return Err(Error::stopped(op, Some(error)).with_attempts(told.number));
             }
             tries.count(&error);
             last = Some(error);

@@ -8,6 +8,7 @@
 //! and stops the whole batch by cancelling one token.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,38 @@ pub trait AttemptObserver: Send + Sync {
         let _ = (attempt, error, wait);
         ControlFlow::Continue(())
     }
+
+    /// A step of [`Client::add_note_settled`](crate::Client::add_note_settled) settling an add
+    /// whose outcome is unknown: before it looks for the note, when it found it, and before it
+    /// sends the note once more ([`Client::settle_add`](crate::Client::settle_add) tells the last
+    /// one too). For telling a person what is going on (the look can take seconds).
+    fn settle_step(&self, step: &SettleStep<'_>) {
+        let _ = step;
+    }
+}
+
+/// What [`AttemptObserver::settle_step`] is told while
+/// [`Client::add_note_settled`](crate::Client::add_note_settled) settles an add whose outcome is
+/// unknown.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SettleStep<'a> {
+    /// The add failed with `error`, whose outcome is unknown: the note is about to be looked for on
+    /// its call by the ID it was sent with ([`Error::note_id`]).
+    Looking {
+        /// The add's error.
+        error: &'a Error,
+    },
+    /// The note is on the call under `note_id`: it was added.
+    Found {
+        /// The ID it is on the call under.
+        note_id: &'a str,
+    },
+    /// The note is certainly not on the call: it is about to be sent once more, under `resend_id`.
+    SendingAgain {
+        /// The new ID it is sent with.
+        resend_id: &'a str,
+    },
 }
 
 /// How one call of a client method is carried out, beyond the client's settings: give it to the
@@ -114,6 +147,12 @@ impl<'a> Control<'a> {
             .map_or(ControlFlow::Continue(()), |o| o.before_attempt(attempt))
     }
 
+    pub(crate) fn settle_step(&self, step: &SettleStep<'_>) {
+        if let Some(observer) = self.observer {
+            observer.settle_step(step);
+        }
+    }
+
     pub(crate) fn before_retry(
         &self,
         attempt: &Attempt,
@@ -123,5 +162,73 @@ impl<'a> Control<'a> {
         self.observer.map_or(ControlFlow::Continue(()), |o| {
             o.before_retry(attempt, error, wait)
         })
+    }
+}
+
+/// A [`Control`] that owns its handles (a clone of the stop token, the observer in an [`Arc`]), for
+/// what outlives a borrow: a [`CallStream`](crate::CallStream) fetching pages as it is consumed
+/// ([`Client::list_calls_with`](crate::Client::list_calls_with)), or a task spawned with it.
+/// [`as_control`](Self::as_control) lends it as a `Control` to any `*_with` method.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use happyrobot::{AttemptObserver, CancellationToken, OwnedControl};
+///
+/// struct Quiet;
+/// impl AttemptObserver for Quiet {}
+///
+/// let stop = CancellationToken::new();
+/// let owned = OwnedControl::new()
+///     .stop(stop.clone())
+///     .observer(Arc::new(Quiet))
+///     .deadline(Duration::from_secs(60));
+/// let control = owned.as_control(); // for client.get_call_with(&id, &control), ...
+/// # let _ = control;
+/// ```
+#[derive(Clone, Default)]
+pub struct OwnedControl {
+    stop: Option<CancellationToken>,
+    observer: Option<Arc<dyn AttemptObserver>>,
+    deadline: Option<Duration>,
+}
+
+impl std::fmt::Debug for OwnedControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_control().fmt(f)
+    }
+}
+
+impl OwnedControl {
+    /// Nothing beyond the client's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// As [`Control::stop`]; keep a clone of the token to cancel it with.
+    pub fn stop(mut self, token: CancellationToken) -> Self {
+        self.stop = Some(token);
+        self
+    }
+
+    /// As [`Control::observer`].
+    pub fn observer(mut self, observer: Arc<dyn AttemptObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// As [`Control::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The same, as a [`Control`] for one call of a `*_with` method.
+    pub fn as_control(&self) -> Control<'_> {
+        Control {
+            stop: self.stop.as_ref(),
+            observer: self.observer.as_deref(),
+            deadline: self.deadline,
+        }
     }
 }

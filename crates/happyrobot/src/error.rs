@@ -185,6 +185,11 @@ struct Inner {
     connect_problem: Option<ConnectProblem>,
     /// When the attempt this error is about was sent, and how long it took to fail.
     attempt: Option<(std::time::SystemTime, Duration)>,
+    /// For [`Client::add_note_settled`](crate::Client::add_note_settled): the add's own error and
+    /// why looking for the note did not settle it.
+    unsettled: Option<(Error, Unsettled)>,
+    /// How many attempts the call made, when the retry executor returned this error.
+    attempts: Option<u32>,
     source: Option<BoxError>,
 }
 
@@ -205,6 +210,8 @@ impl Error {
                 note_not_found: false,
                 connect_problem: None,
                 attempt: None,
+                unsettled: None,
+                attempts: None,
                 source: None,
             }),
         }
@@ -518,6 +525,17 @@ impl Error {
         self
     }
 
+    /// Records how many attempts the call made; after more than one, the message says so.
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        if attempts > 1 && self.inner.attempts.is_none() {
+            self.inner
+                .message
+                .push_str(&format!(" It failed after {attempts} attempts."));
+        }
+        self.inner.attempts = Some(attempts);
+        self
+    }
+
     pub(crate) fn with_note_id(mut self, note_id: Option<String>) -> Self {
         self.inner.note_id = note_id;
         self
@@ -549,6 +567,34 @@ impl Error {
             None => message.len(),
         };
         message.insert_str(at, &hint);
+        error
+    }
+
+    /// An add whose outcome stayed unknown after [`Client::add_note_settled`](crate::Client::add_note_settled)
+    /// looked for the note: the add's error (`self`) with why the look did not settle it.
+    pub(crate) fn into_unsettled(self, why: Unsettled) -> Self {
+        let note = self
+            .inner
+            .note_id
+            .as_deref()
+            .map_or_else(|| "the note".to_string(), |id| format!("note {id}"));
+        let message = format!(
+            "{} Looking for {note} on the call did not settle it: {}. Read the call \
+             (Client::get_call) and look for the note before sending it again.",
+            self.inner.message,
+            why.reason()
+        );
+        let mut error = Self::new(self.inner.kind, self.inner.outcome, message);
+        error.inner.status = self.inner.status;
+        error.inner.request_id.clone_from(&self.inner.request_id);
+        error.inner.retry_after = self.inner.retry_after;
+        error.inner.note_id.clone_from(&self.inner.note_id);
+        error.inner.attempt = self.inner.attempt;
+        error
+            .inner
+            .connect_problem
+            .clone_from(&self.inner.connect_problem);
+        error.inner.unsettled = Some((self, why));
         error
     }
 
@@ -624,6 +670,28 @@ impl Error {
     /// come.
     pub fn attempt(&self) -> Option<(std::time::SystemTime, Duration)> {
         self.inner.attempt
+    }
+
+    /// Why [`Client::add_note_settled`](crate::Client::add_note_settled) could not tell whether the
+    /// note was added, when that is what this error is about (its outcome is then
+    /// [`Outcome::Unknown`]); `None` for every other error.
+    pub fn unsettled(&self) -> Option<&Unsettled> {
+        self.inner.unsettled.as_ref().map(|(_, why)| why)
+    }
+
+    /// The error of the add itself, before [`Client::add_note_settled`](crate::Client::add_note_settled)
+    /// looked for the note and could not settle it ([`unsettled`](Self::unsettled)); this error's
+    /// message is that one's with a sentence about the look added.
+    pub fn unsettled_add(&self) -> Option<&Error> {
+        self.inner.unsettled.as_ref().map(|(add, _)| add)
+    }
+
+    /// How many attempts the call made before it failed: 1 when it was not retried, more after
+    /// retries (the message then says how many: `It failed after 3 attempts.`), 0 when it was
+    /// stopped or late before its first; `None` for an error that no request led to (invalid
+    /// input, configuration).
+    pub fn attempts(&self) -> Option<u32> {
+        self.inner.attempts
     }
 
     /// The caller stopped the call before the next attempt ([`ErrorKind::Stopped`]).
@@ -747,6 +815,33 @@ impl Error {
     }
 }
 
+/// Why [`Client::add_note_settled`](crate::Client::add_note_settled) could not tell whether a note
+/// whose add had an unknown outcome was added ([`Error::unsettled`]). Nothing more was sent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Unsettled {
+    /// The note went without an ID (the client was built with
+    /// [`client_note_ids(false)`](crate::ClientBuilder::client_note_ids)), so it cannot be looked
+    /// up.
+    NoNoteId,
+    /// The call was read, and what it holds cannot tell ([`Undecided`](crate::Undecided)).
+    Undecided(crate::Undecided),
+    /// The call could not be read (or the look was stopped): this is that read's error.
+    LookFailed(Error),
+}
+
+impl Unsettled {
+    /// Why, as a phrase for messages: `the note had no ID to look it up by`, what
+    /// [`Undecided::as_str`](crate::Undecided::as_str) says, or `the call could not be read (...)`.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::NoNoteId => "the note had no ID to look it up by".to_string(),
+            Self::Undecided(why) => why.as_str().to_string(),
+            Self::LookFailed(error) => format!("the call could not be read ({error})"),
+        }
+    }
+}
+
 /// Whether the server may have acted on a request it answered with an error `status`: never for
 /// a read; maybe after a 5xx, except 501 and 505, which refuse the request as such before acting
 /// on it; otherwise not.
@@ -824,7 +919,11 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner.source.as_deref().map(|e| e as _)
+        match &self.inner.unsettled {
+            Some((_, Unsettled::LookFailed(look))) => Some(look),
+            Some((add, _)) => add.source(),
+            None => self.inner.source.as_deref().map(|e| e as _),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use happyrobot_sdk::types::{Call, CallPage, CallStatus, CallType, RatingEmoji, S
 use serde::Deserialize as _;
 
 use crate::error::Operation;
-use crate::{Client, Control, Error, Response};
+use crate::{Client, Control, Error, OwnedControl, Response};
 
 /// The page size [`Client::list_calls`] asks for unless told otherwise ([`CallFilter::page_size`]).
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -142,6 +142,43 @@ impl CallFilter {
     pub fn to(mut self, end: DateTime<Utc>) -> Self {
         self.to = Some(end);
         self
+    }
+
+    /// Only calls created on this calendar day in UTC: `from` its first instant (00:00:00Z) and `to`
+    /// its last millisecond (23:59:59.999Z), as [`parse_from`](Self::parse_from) and
+    /// [`parse_to`](Self::parse_to) read a plain date. [`NaiveDate`](crate::NaiveDate) is
+    /// re-exported, so no direct dependency on chrono is needed; [`parse_day`](Self::parse_day)
+    /// reads one as a person types it.
+    ///
+    /// ```
+    /// use happyrobot::{CallFilter, NaiveDate};
+    ///
+    /// let day = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+    /// assert_eq!(CallFilter::new().day(day), CallFilter::new().day(CallFilter::parse_day("2024-03-01")?));
+    /// assert_eq!(
+    ///     CallFilter::new().day(day),
+    ///     CallFilter::new()
+    ///         .from(CallFilter::parse_from("2024-03-01")?)
+    ///         .to(CallFilter::parse_to("2024-03-01")?),
+    /// );
+    /// # Ok::<(), happyrobot::Error>(())
+    /// ```
+    pub fn day(self, day: NaiveDate) -> Self {
+        let end_of_day = NaiveTime::from_hms_milli_opt(23, 59, 59, 999).unwrap_or(NaiveTime::MIN);
+        self.from(Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN)))
+            .to(Utc.from_utc_datetime(&day.and_time(end_of_day)))
+    }
+
+    /// A calendar day as a person types it, `2024-03-01` (surrounding spaces trimmed), for
+    /// [`day`](Self::day).
+    pub fn parse_day(text: &str) -> Result<NaiveDate, Error> {
+        let text = text.trim();
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            Error::invalid_input(
+                "day",
+                format!("{text:?} is not a date written as year-month-day, such as 2024-03-01"),
+            )
+        })
     }
 
     /// The order: [`SortOrder::Desc`] (newest first, the server's default) or [`SortOrder::Asc`]
@@ -392,6 +429,28 @@ impl Client {
         CallStream::new(self.clone(), &filter)
     }
 
+    /// [`list_calls`](Self::list_calls), with a stop token, an observer and a deadline that reach
+    /// every page's request ([`CallStream::with_control`]). The stream outlives any borrow, so
+    /// they come as an [`OwnedControl`]: a [`Control`] that holds its own handles.
+    ///
+    /// ```no_run
+    /// # async fn run(client: happyrobot::Client) -> Result<(), happyrobot::Error> {
+    /// use std::time::Duration;
+    /// use happyrobot::{CallFilter, CancellationToken, OwnedControl};
+    ///
+    /// let stop = CancellationToken::new();
+    /// let control = OwnedControl::new().stop(stop.clone()).deadline(Duration::from_secs(30));
+    /// let filter = CallFilter::new().day(CallFilter::parse_day("2024-03-01")?);
+    /// let mut calls = client.list_calls_with(filter, control);
+    /// let first = calls.collect_calls(10).await?;
+    /// stop.cancel(); // a walk under way ends with ErrorKind::Stopped
+    /// # let _ = first;
+    /// # Ok(()) }
+    /// ```
+    pub fn list_calls_with(&self, filter: CallFilter, control: OwnedControl) -> CallStream {
+        self.list_calls(filter).with_control(control)
+    }
+
     async fn list_page(
         &self,
         query: &Query,
@@ -530,6 +589,8 @@ pub struct CallStream {
     /// Whether pages are split into each call's JSON: from the first [`CallStream::next_with_json`]
     /// on, so that a stream read otherwise does not parse every page twice.
     keep_json: bool,
+    /// What every page's request is carried out with ([`CallStream::stop`], ...).
+    control: OwnedControl,
 }
 
 impl fmt::Debug for CallStream {
@@ -569,7 +630,43 @@ impl CallStream {
             done: false,
             fetching: None,
             keep_json: false,
+            control: OwnedControl::default(),
         }
+    }
+
+    /// Carries out every page's request as `control` says: its stop token ends the walk (a page
+    /// request waiting for its turn or for a retry ends at once, and the stream yields an error
+    /// of kind [`ErrorKind::Stopped`](crate::ErrorKind::Stopped) and ends; a page already on its
+    /// way is awaited first), its observer is told of every attempt
+    /// ([`Operation::ListCalls`](crate::Operation::ListCalls)) and retry, and its deadline bounds
+    /// each page's request, retries included. [`Client::list_calls_with`] is the same.
+    pub fn with_control(mut self, control: OwnedControl) -> Self {
+        self.control = control;
+        self
+    }
+
+    /// Takes the next calls, at most `limit` of them (`usize::MAX` for every one), for code
+    /// without a stream library. The first error is returned (the calls taken before it are
+    /// dropped; use [`next_call`](Self::next_call) to keep them), and ends the stream. Called
+    /// again, it goes on where it stopped.
+    ///
+    /// ```no_run
+    /// # async fn run(client: happyrobot::Client) -> Result<(), happyrobot::Error> {
+    /// let mut stream = client.list_calls(happyrobot::CallFilter::new());
+    /// let first_250 = stream.collect_calls(250).await?;
+    /// println!("{} of {:?} calls", first_250.len(), stream.count());
+    /// # Ok(()) }
+    /// ```
+    pub async fn collect_calls(&mut self, limit: usize) -> Result<Vec<Call>, Error> {
+        let mut calls = Vec::new();
+        while calls.len() < limit {
+            match self.next_call().await {
+                Some(Ok(call)) => calls.push(call),
+                Some(Err(error)) => return Err(error),
+                None => break,
+            }
+        }
+        Ok(calls)
     }
 
     /// The next call, or `None` at the end: the stream's next item, for code without a stream
@@ -631,8 +728,11 @@ impl CallStream {
                         }
                     };
                     let (client, offset) = (self.client.clone(), self.offset);
+                    let control = self.control.clone();
                     self.fetching.insert(Box::pin(async move {
-                        client.list_page(&query, offset, &Control::new()).await
+                        client
+                            .list_page(&query, offset, &control.as_control())
+                            .await
                     }))
                 }
             };

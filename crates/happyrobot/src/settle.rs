@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use happyrobot_sdk::types::{Call, Note};
 
-use crate::client::sleep_unless_stopped;
-use crate::error::Operation;
-use crate::{CallId, Client, Control, Error, NewNote, Response};
+use crate::client::{new_note_id, sleep_unless_stopped};
+use crate::error::{Operation, Unsettled};
+use crate::{CallId, Client, Control, Error, NewNote, NoteId, Response, SettleStep};
 
 /// The note an add just put on `call`, found in the call the API answered with: the note with the
 /// ID it was sent with (`sent_id`), else the newest with its text (a server may assign IDs of its
@@ -165,6 +165,62 @@ pub enum NoteLookup {
     Undecided,
 }
 
+/// A note [`Client::add_note_settled`] added: the call after it, the note as the call shows it,
+/// and how it was known to be added.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AddedNote {
+    /// The call with the note on it, with the whole answer: that of the add, or of the read that
+    /// found the note.
+    pub call: Response<Call>,
+    /// The ID the note is on the call under: the one it was (last) sent with, or, when the
+    /// client chose none ([`client_note_ids(false)`](crate::ClientBuilder::client_note_ids)),
+    /// the one the server gave it; `None` when neither is known.
+    pub note_id: Option<String>,
+    /// The note as the call shows it ([`added_note`]); `None` when the answer does not show it
+    /// (the API answered success, so it was added all the same).
+    pub note: Option<Note>,
+    /// How it is known that the note was added.
+    pub how: HowAdded,
+}
+
+/// How [`Client::add_note_settled`] knows that the note was added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HowAdded {
+    /// The API answered the add with success.
+    Answered,
+    /// The add's outcome was unknown, and the note was found on the call by its ID.
+    Found {
+        /// Other IDs the same note is on the call under (see [`Settled::Found::copies`]).
+        copies: Vec<String>,
+    },
+    /// The add's outcome was unknown, the note was certainly not on the call, and it was sent once
+    /// more, under a new ID ([`AddedNote::note_id`]), which the API answered with success.
+    SentAgain {
+        /// The ID of the first send, which did not add it.
+        first_id: String,
+    },
+}
+
+impl AddedNote {
+    fn answered(
+        call: Response<Call>,
+        sent_id: Option<String>,
+        content: &str,
+        how: HowAdded,
+    ) -> Self {
+        let note = added_note(&call, sent_id.as_deref(), content).cloned();
+        let note_id = sent_id.or_else(|| note.as_ref().and_then(|n| n.id.clone()));
+        Self {
+            call,
+            note_id,
+            note,
+            how,
+        }
+    }
+}
+
 /// One look at the call.
 #[derive(Debug)]
 enum Sighting {
@@ -199,11 +255,106 @@ impl Client {
         resend: Option<NewNote>,
         control: &Control<'_>,
     ) -> Result<Settled, Error> {
+        self.settle(call_id, pending, resend, control)
+            .await
+            .map(|(settled, _)| settled)
+    }
+
+    /// Adds a note to a call and, when the outcome of the add is unknown (a timeout, a broken
+    /// connection, a `5xx`), settles it as `happyrobot notes add` does: it looks the note up on its
+    /// call by the ID it was sent with ([`settle_add`](Self::settle_add), which waits long enough
+    /// for a gateway that gave up while the API went on), and sends it once more, with every field
+    /// kept and under a new ID ([`NoteId::generate`]), only when it is certainly not there. It
+    /// never sends the note a third time.
+    ///
+    /// `Ok` is a note that is on the call: [`AddedNote`] holds the call, the note and its ID, and
+    /// [`HowAdded`] says how that is known. `Err` is the add's error when it certainly did not add
+    /// the note, or the error of the second send; or, when the look could not tell, the add's
+    /// error (its outcome still [`Outcome::Unknown`](crate::Outcome::Unknown)) with why:
+    /// [`Error::unsettled`], and the add's own error in [`Error::unsettled_add`]. An
+    /// [`AttemptObserver`](crate::AttemptObserver) in `control` is told each step
+    /// ([`AttemptObserver::settle_step`](crate::AttemptObserver::settle_step)).
+    ///
+    /// A note without an ID is given one (unless the client was built with
+    /// [`client_note_ids(false)`](crate::ClientBuilder::client_note_ids): such a note cannot be
+    /// looked up, and an unknown outcome stays unknown).
+    pub async fn add_note_settled(
+        &self,
+        call_id: &CallId,
+        note: NewNote,
+        control: &Control<'_>,
+    ) -> Result<AddedNote, Error> {
+        let note = match note.id_ref() {
+            None if self.shared().client_note_ids => note.id(new_note_id()),
+            _ => note,
+        };
+        let sent_id = note.id_ref().map(str::to_string);
+        let error = match self.add_note_with(call_id, note.clone(), control).await {
+            Ok(call) => {
+                return Ok(AddedNote::answered(
+                    call,
+                    sent_id,
+                    note.content(),
+                    HowAdded::Answered,
+                ));
+            }
+            Err(error) if error.outcome_unknown() => error,
+            Err(error) => return Err(error),
+        };
+        control.settle_step(&SettleStep::Looking { error: &error });
+        let (Some(pending), Some(first_id)) = (PendingAdd::from_error(&note, &error), sent_id)
+        else {
+            return Err(error.into_unsettled(Unsettled::NoNoteId));
+        };
+        let resend_id = NoteId::generate().into_string();
+        let resend = note.clone().id(resend_id.clone());
+        match self.settle(call_id, &pending, Some(resend), control).await {
+            Ok((
+                Settled::Found {
+                    note: found,
+                    copies,
+                },
+                Some(call),
+            )) => {
+                let note_id = found.id.clone().unwrap_or(first_id);
+                control.settle_step(&SettleStep::Found { note_id: &note_id });
+                Ok(AddedNote {
+                    call,
+                    note_id: Some(note_id),
+                    note: Some(*found),
+                    how: HowAdded::Found { copies },
+                })
+            }
+            Ok((Settled::SentAgain(result), _)) => Ok(AddedNote::answered(
+                (*result)?,
+                Some(resend_id),
+                note.content(),
+                HowAdded::SentAgain { first_id },
+            )),
+            Ok((Settled::Undecided(why), _)) => {
+                Err(error.into_unsettled(Unsettled::Undecided(why)))
+            }
+            // `Found` always comes with the call, and `Absent` only without a note to resend.
+            Ok(_) => Err(error.into_unsettled(Unsettled::Undecided(Undecided::NotesNotListed))),
+            Err(look) => Err(error.into_unsettled(Unsettled::LookFailed(look))),
+        }
+    }
+
+    /// [`settle_add`](Self::settle_add), with the call as the look that found the note read it.
+    async fn settle(
+        &self,
+        call_id: &CallId,
+        pending: &PendingAdd,
+        resend: Option<NewNote>,
+        control: &Control<'_>,
+    ) -> Result<(Settled, Option<Response<Call>>), Error> {
         let settle = self.shared().reconcile_settle;
         match self.look(call_id, pending, control).await? {
-            Sighting::Found(note, copies) => return Ok(Settled::Found { note, copies }),
-            Sighting::Unclear(why) => return Ok(Settled::Undecided(why)),
-            Sighting::Nothing => {}
+            (Sighting::Found(note, copies), call) => {
+                return Ok((Settled::Found { note, copies }, Some(call)));
+            }
+            (Sighting::Unclear(why), _) => return Ok((Settled::Undecided(why), None)),
+            (Sighting::Nothing, _) => {}
         }
         let wait = pending
             .absent_from(settle)
@@ -213,16 +364,24 @@ impl Client {
         if sleep_unless_stopped(wait, control).await.is_err() {
             return Err(Error::stopped(Operation::GetCall, None));
         }
-        match self.look(call_id, pending, control).await? {
-            Sighting::Found(note, copies) => Ok(Settled::Found { note, copies }),
-            Sighting::Unclear(why) => Ok(Settled::Undecided(why)),
-            Sighting::Nothing => match resend {
-                None => Ok(Settled::Absent),
-                Some(note) => Ok(Settled::SentAgain(Box::new(
-                    self.add_note_with(call_id, note, control).await,
-                ))),
+        Ok(match self.look(call_id, pending, control).await? {
+            (Sighting::Found(note, copies), call) => (Settled::Found { note, copies }, Some(call)),
+            (Sighting::Unclear(why), _) => (Settled::Undecided(why), None),
+            (Sighting::Nothing, _) => match resend {
+                None => (Settled::Absent, None),
+                Some(note) => {
+                    if let Some(id) = note.id_ref() {
+                        control.settle_step(&SettleStep::SendingAgain { resend_id: id });
+                    }
+                    (
+                        Settled::SentAgain(Box::new(
+                            self.add_note_with(call_id, note, control).await,
+                        )),
+                        None,
+                    )
+                }
             },
-        }
+        })
     }
 
     /// Looks at the call once: [`Settled::Found`] (with any copies) when a note with one of the
@@ -237,7 +396,7 @@ impl Client {
         pending: &PendingAdd,
         control: &Control<'_>,
     ) -> Result<Settled, Error> {
-        Ok(match self.look(call_id, pending, control).await? {
+        Ok(match self.look(call_id, pending, control).await?.0 {
             Sighting::Found(note, copies) => Settled::Found { note, copies },
             Sighting::Unclear(why) => Settled::Undecided(why),
             Sighting::Nothing => Settled::Absent,
@@ -280,27 +439,33 @@ impl Client {
         call_id: &CallId,
         pending: &PendingAdd,
         control: &Control<'_>,
-    ) -> Result<Sighting, Error> {
-        let call = self.get_call_with(call_id, control).await?.into_inner();
-        let Some(notes) = call.notes else {
-            return Ok(Sighting::Unclear(Undecided::NotesNotListed));
-        };
-        let mut found = notes.iter().filter(|n| {
-            n.id.as_ref()
-                .is_some_and(|id| pending.note_ids.contains(id))
-        });
-        if let Some(first) = found.next() {
-            let copies = found.filter_map(|n| n.id.clone()).collect();
-            return Ok(Sighting::Found(Box::new(first.clone()), copies));
-        }
-        if notes
-            .iter()
-            .any(|n| n.content.as_deref() == Some(pending.content.as_str()))
-        {
-            return Ok(Sighting::Unclear(Undecided::SameTextOtherId));
-        }
-        Ok(Sighting::Nothing)
+    ) -> Result<(Sighting, Response<Call>), Error> {
+        let response = self.get_call_with(call_id, control).await?;
+        let sighting = sighting(&response, pending);
+        Ok((sighting, response))
     }
+}
+
+/// What one look at `call` says about `pending`.
+fn sighting(call: &Call, pending: &PendingAdd) -> Sighting {
+    let Some(notes) = &call.notes else {
+        return Sighting::Unclear(Undecided::NotesNotListed);
+    };
+    let mut found = notes.iter().filter(|n| {
+        n.id.as_ref()
+            .is_some_and(|id| pending.note_ids.contains(id))
+    });
+    if let Some(first) = found.next() {
+        let copies = found.filter_map(|n| n.id.clone()).collect();
+        return Sighting::Found(Box::new(first.clone()), copies);
+    }
+    if notes
+        .iter()
+        .any(|n| n.content.as_deref() == Some(pending.content.as_str()))
+    {
+        return Sighting::Unclear(Undecided::SameTextOtherId);
+    }
+    Sighting::Nothing
 }
 
 #[cfg(test)]
