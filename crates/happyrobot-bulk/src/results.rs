@@ -28,7 +28,7 @@ use crate::plan::Plan;
 use crate::read::{self, Input, Item};
 use crate::record::Occurrences;
 use crate::session::Prepared;
-use crate::spreadsheet::{TextSheet, inert};
+use crate::spreadsheet::TextSheet;
 use crate::{BulkError, Source};
 
 /// The three columns a results file adds to the input's.
@@ -246,25 +246,55 @@ fn save(
             file.sync_all()?;
             return std::fs::rename(&temp, path);
         }
-        let mut writer = csv::WriterBuilder::new()
-            .delimiter(delimiter)
-            .from_writer(std::io::BufWriter::new(file));
-        for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
-            writer
-                .write_record(row.iter().map(|cell| inert(cell).into_owned()))
-                .map_err(std::io::Error::other)?;
-        }
-        let mut inner = writer
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        inner.flush()?;
-        inner.get_ref().sync_all()?;
+        write_csv(file, header, delimiter, rows)?;
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// The rows as CSV in `delimiter`, each cell made inert for a spreadsheet, synced to disk.
+#[cfg(feature = "csv")]
+fn write_csv(
+    file: std::fs::File,
+    header: &[String],
+    delimiter: u8,
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(std::io::BufWriter::new(file));
+    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        writer
+            .write_record(
+                row.iter()
+                    .map(|cell| crate::spreadsheet::inert(cell).into_owned()),
+            )
+            .map_err(std::io::Error::other)?;
+    }
+    let mut inner = writer
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    inner.flush()?;
+    inner.get_ref().sync_all()
+}
+
+/// Without the `csv` feature, a CSV results file is refused (a workbook, `.xlsx`, needs the
+/// `workbook` feature).
+#[cfg(not(feature = "csv"))]
+fn write_csv(
+    _file: std::fs::File,
+    _header: &[String],
+    _delimiter: u8,
+    _rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this build of happyrobot-bulk writes no CSV results files: turn on its `csv` cargo \
+         feature (on by default), or name the results file .xlsx with the `workbook` feature",
+    ))
 }
 
 fn temporary(path: &Path) -> PathBuf {

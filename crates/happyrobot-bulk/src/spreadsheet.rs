@@ -82,6 +82,7 @@ pub fn revived(cell: &str) -> &str {
 pub const MAX_CELL_CHARS: usize = 32_767;
 
 /// The widest a column is made, in characters (a long note wraps its column no wider).
+#[cfg_attr(not(feature = "workbook"), allow(dead_code))]
 const MAX_WIDTH: usize = 60;
 
 /// One sheet of text cells, written as an `.xlsx` workbook: a bold header row that stays visible
@@ -98,6 +99,7 @@ const MAX_WIDTH: usize = 60;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "workbook"), allow(dead_code))]
 pub struct TextSheet {
     name: String,
     header: Vec<String>,
@@ -151,6 +153,16 @@ impl TextSheet {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
+    #[cfg(not(feature = "workbook"))]
+    fn build(&self) -> Result<Vec<u8>, String> {
+        Err(
+            "this build of happyrobot-bulk writes no workbooks: turn on its `workbook` cargo \
+             feature (on by default)"
+                .to_string(),
+        )
+    }
+
+    #[cfg(feature = "workbook")]
     fn build(&self) -> Result<Vec<u8>, String> {
         use rust_xlsxwriter::{Format, Workbook};
 
@@ -275,6 +287,16 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "workbook"))]
+    fn without_the_workbook_feature_a_sheet_says_which_feature_writes_it() {
+        let error = TextSheet::new("s", &["a".to_string()])
+            .to_xlsx()
+            .unwrap_err();
+        assert!(error.to_string().contains("`workbook`"), "{error}");
+    }
+
+    #[test]
+    #[cfg(feature = "workbook")]
     fn a_sheet_is_a_workbook_and_refuses_a_cell_too_long() {
         let mut sheet = TextSheet::new("calls", ["call_id", "content"]).min_width(1, 40);
         sheet.push(["65f1c0ffee0123456789abcd", "=1+1"]);

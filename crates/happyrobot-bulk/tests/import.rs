@@ -369,3 +369,26 @@ async fn a_journal_of_the_last_release_still_knows_upper_case_ids() {
     // (Nothing was sent at all: the mock, which compares IDs as text, would have answered 404.)
     assert!(server.requests().iter().all(|r| !r.path.contains("65F1")));
 }
+
+/// A nightly job: the same note for the same call in two batches, each with its own journal (as
+/// the README's first example names them), is added in each; a batch run again adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_batch_with_its_own_journal_adds_the_same_note_again() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("batches");
+    let records = records(&server, "nightly check", 1);
+    let text = "nightly check 0";
+    for (night, batch) in ["2026-12-06", "2026-12-07"].into_iter().enumerate() {
+        let journal = dir.join(format!("nightly-{batch}.journal"));
+        let (report, _) = run(&import(&server, &journal), &records).await;
+        assert_eq!(report.added, 1, "{batch}");
+        let (again, _) = run(&import(&server, &journal), &records).await;
+        assert_eq!((again.added, again.skipped), (0, 1), "{batch} run again");
+        assert_eq!(common::held(&server).get(text), Some(&(night + 1)));
+    }
+    // One journal for both nights would have skipped the second note: the rule the README states.
+    let shared = dir.join("one.journal");
+    let (first, _) = run(&import(&server, &shared), &records).await;
+    let (second, _) = run(&import(&server, &shared), &records).await;
+    assert_eq!((first.added, second.added, second.skipped), (1, 0, 1));
+}

@@ -5,9 +5,12 @@
 //! Nothing here holds more than one record at a time, except a workbook's sheet, which the
 //! workbook format makes whole.
 
+#[cfg_attr(not(any(feature = "csv", feature = "workbook")), allow(dead_code))]
 mod columns;
+#[cfg(feature = "csv")]
 mod csv;
 mod jsonl;
+#[cfg(feature = "workbook")]
 mod sheet;
 mod text;
 
@@ -87,6 +90,7 @@ impl LineError {
         }
     }
 
+    #[cfg_attr(not(feature = "workbook"), allow(dead_code))]
     pub(crate) fn in_sheet(line: u64, sheet: &str, message: impl Into<String>) -> Self {
         Self {
             line,
@@ -151,9 +155,13 @@ pub(crate) enum Input {
 pub(crate) fn open(input: &Input, options: &ReadOptions, cells: bool) -> io::Result<Records> {
     match input {
         Input::File { path, format } => match format {
+            #[cfg(feature = "csv")]
             Format::Csv => Ok(Box::new(csv::CsvRecords::open(path, options, cells)?)),
             Format::Jsonl => Ok(Box::new(jsonl::JsonlRecords::open(path, options, cells)?)),
+            #[cfg(feature = "workbook")]
             Format::Workbook => Ok(Box::new(sheet::SheetRecords::open(path, options, cells)?)),
+            #[allow(unreachable_patterns, reason = "with every format's feature on")]
+            other => Err(without_feature(*other)),
         },
         Input::Records(records) => {
             let records = std::sync::Arc::clone(records);
@@ -187,17 +195,50 @@ pub(crate) fn header(
     input: &Input,
     options: &ReadOptions,
 ) -> io::Result<Option<(Vec<String>, u8)>> {
+    let _ = options; // read only by the formats this build has
     match input {
+        #[cfg(feature = "csv")]
         Input::File {
             path,
             format: Format::Csv,
         } => csv::header(path, options).map(Some),
+        #[cfg(feature = "workbook")]
         Input::File {
             path,
             format: Format::Workbook,
         } => sheet::header(path, options).map(|names| Some((names, b','))),
+        #[allow(unreachable_patterns, reason = "with every format's feature on")]
+        Input::File {
+            format: format @ (Format::Csv | Format::Workbook),
+            ..
+        } if !has_reader(*format) => Err(without_feature(*format)),
         _ => Ok(None),
     }
+}
+
+/// Whether this build reads `format` (the `csv` and `workbook` features).
+pub(crate) fn has_reader(format: Format) -> bool {
+    match format {
+        Format::Csv => cfg!(feature = "csv"),
+        Format::Jsonl => true,
+        Format::Workbook => cfg!(feature = "workbook"),
+    }
+}
+
+/// The refusal of a file whose format this build does not read.
+fn without_feature(format: Format) -> io::Error {
+    let feature = match format {
+        Format::Workbook => "workbook",
+        Format::Csv | Format::Jsonl => "csv",
+    };
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "this build of happyrobot-bulk reads no {} files: turn on its `{feature}` cargo \
+             feature (on by default), or give the notes as JSON Lines or as records",
+            format.as_str()
+        ),
+    )
 }
 
 /// Reads a `flagged` cell: true/false, 1/0, yes/no (any case), or empty for "not set".
@@ -273,6 +314,18 @@ pub(crate) fn make_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_format_this_build_does_not_read_is_refused_with_the_feature_named() {
+        for (format, feature) in [(Format::Csv, "`csv`"), (Format::Workbook, "`workbook`")] {
+            let error = without_feature(format);
+            assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+            assert!(error.to_string().contains(feature), "{error}");
+        }
+        assert!(has_reader(Format::Jsonl));
+        assert_eq!(has_reader(Format::Csv), cfg!(feature = "csv"));
+        assert_eq!(has_reader(Format::Workbook), cfg!(feature = "workbook"));
+    }
 
     #[test]
     fn formats_come_from_the_extension() {

@@ -36,6 +36,7 @@ pub(crate) fn decoded(
 /// Reads the first line (up to its `\n`, at most 1 MiB) and returns it with a reader that yields
 /// the whole text again from its start, so that the header can be looked at before the CSV reader
 /// is built.
+#[cfg_attr(not(feature = "csv"), allow(dead_code))]
 pub(crate) fn first_line(
     reader: Box<dyn Read + Send>,
 ) -> io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
