@@ -162,7 +162,7 @@ async fn headers_as_people_type_them_with_extra_columns_map_by_name() {
     assert!(
         error.line_errors()[0]
             .to_string()
-            .contains("unknown column \"Note\""),
+            .contains("unknown column \"Driver\""),
         "{error}"
     );
     let columns = ColumnNames::new()

@@ -28,9 +28,11 @@ Input:
   one), UTF-8, or UTF-16 with a byte-order mark (Excel's \"Unicode Text\"), or any encoding given
   with --encoding (windows-1252 for Excel's older \"CSV (Comma delimited)\"). Or JSON Lines with
   the same keys, or an .xlsx, .xlsm, .xls or .ods workbook (the first sheet, or --sheet NAME). Names
-  match without regard to case or spaces (Call ID is call_id); --call-id-column,
+  match without regard to case or spaces (Call ID is call_id), and the names sheets use are known:
+  CallID; Note, Notes or Comment for content; Flag or Flag? for flagged. --call-id-column,
   --content-column and --flagged-column map others, and then (or with --ignore-other-columns)
-  other columns are let through. flagged accepts true/false, 1/0, yes/no or empty. The whole
+  other columns are let through. flagged accepts true/false, 1/0, yes/no, y/n, x or a tick (flagged)
+  or empty. The whole
   input is checked first; if any line is invalid, every problem is listed and nothing is sent.
 
 Journal:

@@ -47,6 +47,19 @@ pub const CALL_LIST_COLUMNS: [&str; 8] = [
     "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
 ];
 
+/// The names (normalized) a field is known by when the caller did not map it: the field's own, and
+/// what spreadsheets people keep call it (`Call ID` and `CallID`, `Note`, `Comment`, `Flag`,
+/// `Flag?`). `Notes` is the text too, except in a list of calls, where it is the count of notes.
+fn known_as(field: &str, listing: bool) -> &'static [&'static str] {
+    match field {
+        "call_id" => &["call_id", "callid"],
+        "content" if listing => &["content", "note", "comment"],
+        "content" => &["content", "note", "notes", "comment"],
+        "flagged" => &["flagged", "flag", "flag?"],
+        _ => &[],
+    }
+}
+
 /// What the header calls a column, for a message.
 const FIELDS: &str = "call_id, content and optionally flagged";
 
@@ -70,9 +83,10 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
     let mut found: [Option<usize>; 3] = [None; 3];
     for (index, name) in names.iter().enumerate() {
         let normal = normalize(name);
-        let field = wanted
-            .iter()
-            .position(|(default, given)| normal == normalize(given.unwrap_or(default)));
+        let field = wanted.iter().position(|(default, given)| match given {
+            Some(given) => normal == normalize(given),
+            None => known_as(default, listing).contains(&normal.as_str()),
+        });
         match field {
             Some(field) => {
                 if found[field].replace(index).is_some() {
@@ -135,6 +149,51 @@ mod tests {
     }
 
     #[test]
+    fn the_names_spreadsheets_use_are_known() {
+        let options = ReadOptions::default();
+        let columns = map(&names(&["CallID", "Note", "Flag?"]), &options, "column").unwrap();
+        assert_eq!(
+            (columns.call_id, columns.content, columns.flagged),
+            (0, Some(1), Some(2))
+        );
+        for (header, content) in [
+            (["Call Id", "Comment", "Flag"], 1),
+            (["call_id", "Notes", "x"], 1),
+        ] {
+            let header = names(&header);
+            if header[2] == "x" {
+                assert!(
+                    map(&header, &options, "column").is_err(),
+                    "x is not a known column"
+                );
+                continue;
+            }
+            assert_eq!(
+                map(&header, &options, "column").unwrap().content,
+                Some(content)
+            );
+        }
+        // Two names for one field are refused, not guessed between.
+        let error = map(&names(&["call_id", "content", "note"]), &options, "column").unwrap_err();
+        assert!(error.contains("twice"), "{error}");
+        // In a list of calls, `notes` is the count of notes, not the text.
+        let mut listing: Vec<&str> = CALL_LIST_COLUMNS.to_vec();
+        listing.push("content");
+        let columns = map(&names(&listing), &options, "column").unwrap();
+        assert_eq!(columns.content, Some(CALL_LIST_COLUMNS.len()));
+        // A mapped text column leaves the flag to be found by its usual names.
+        let mapped = ReadOptions {
+            columns: crate::ColumnNames {
+                content: Some("Remark".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let columns = map(&names(&["call_id", "Remark", "Flag?"]), &mapped, "column").unwrap();
+        assert_eq!(columns.flagged, Some(2));
+    }
+
+    #[test]
     fn names_are_matched_as_people_type_them() {
         assert_eq!(normalize("\u{feff} Call ID "), "call_id");
         assert_eq!(normalize("call-id"), "call_id");
@@ -156,7 +215,8 @@ mod tests {
     fn other_columns_need_a_mapping_or_the_option() {
         let header = names(&["Call ID", "Note", "Flagged", "Driver"]);
         let error = map(&header, &ReadOptions::default(), "column").unwrap_err();
-        assert!(error.starts_with("unknown column \"Note\""), "{error}");
+        // `Note` is a name of the text now; `Driver` is no column's.
+        assert!(error.starts_with("unknown column \"Driver\""), "{error}");
         let mapped = ReadOptions {
             columns: ColumnNames {
                 content: Some("note".into()),

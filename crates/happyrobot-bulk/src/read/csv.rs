@@ -472,7 +472,7 @@ mod tests {
         let text = format!("Call ID,Note,Flagged,Driver\n{ID},Dock 4,yes,Ann\n");
         let refused = errors(&read(&text));
         assert!(
-            refused[0].contains("unknown column \"Note\""),
+            refused[0].contains("unknown column \"Driver\""),
             "{refused:?}"
         );
         let options = ReadOptions {

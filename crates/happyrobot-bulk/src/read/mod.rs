@@ -241,14 +241,17 @@ fn without_feature(format: Format) -> io::Error {
     )
 }
 
-/// Reads a `flagged` cell: true/false, 1/0, yes/no (any case), or empty for "not set".
+/// Reads a `flagged` cell: true/false, 1/0, yes/no or y/n (any case), `x` or a tick (flagged), or
+/// empty for "not set".
 pub(crate) fn parse_flag(text: &str) -> Result<Option<bool>, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" => Ok(None),
-        "true" | "1" | "yes" => Ok(Some(true)),
-        "false" | "0" | "no" => Ok(Some(false)),
+        // The marks people put in a flag column: a cross or a tick means flagged.
+        "true" | "1" | "yes" | "y" | "x" | "\u{2713}" | "\u{2714}" => Ok(Some(true)),
+        "false" | "0" | "no" | "n" => Ok(Some(false)),
         _ => Err(format!(
-            "flagged is {:?}: use true/false, 1/0, yes/no, or leave it empty",
+            "flagged is {:?}: use true/false, 1/0, yes/no, x or \u{2713} (flagged), or leave it \
+             empty",
             shorten(text)
         )),
     }
@@ -314,6 +317,20 @@ pub(crate) fn make_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_marks_people_use_are_read() {
+        for mark in [
+            "x", "X", "\u{2713}", "\u{2714}", "yes", "YES", "y", "True", "1",
+        ] {
+            assert_eq!(parse_flag(mark), Ok(Some(true)), "{mark}");
+        }
+        for mark in ["no", "No", "n", "false", "0"] {
+            assert_eq!(parse_flag(mark), Ok(Some(false)), "{mark}");
+        }
+        assert_eq!(parse_flag("  "), Ok(None));
+        assert!(parse_flag("maybe").unwrap_err().contains("x or"));
+    }
 
     #[test]
     fn a_format_this_build_does_not_read_is_refused_with_the_feature_named() {
