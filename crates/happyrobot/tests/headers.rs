@@ -13,8 +13,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use happyrobot::{CallFilter, CallId, Client, ErrorKind, NewNote, RetryPolicy};
@@ -22,29 +20,9 @@ use support::{CALL_ID, KEY, Recorded, Reply, TestServer, call_json};
 
 const GATEWAY_SECRET: &str = "gw_TOKEN_d41d8cd98f00b204";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn default_headers_reach_every_request_and_a_sensitive_value_is_never_shown() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::capture_logs();
 
     let server = TestServer::start(|i, _r: &Recorded| match i {
         // The add: a 503 first (its error is checked below), then a 429 that is retried.
@@ -119,7 +97,7 @@ async fn default_headers_reach_every_request_and_a_sensitive_value_is_never_show
         );
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("retrying"), "the retries are logged: {logs}");
     for shown in [
         logs,

@@ -8,27 +8,12 @@
     reason = "a test fails by panicking, with the location"
 )]
 
-use std::time::Duration;
+mod support;
 
-use happyrobot::{
-    CallId, Client, ErrorKind, NewNote, NoteChanges, NoteId, NoteLookup, Outcome, RetryPolicy,
-};
+use happyrobot::{CallId, ErrorKind, NewNote, NoteChanges, NoteId, NoteLookup, Outcome};
 use happyrobot_mock::{Fault, MockServer};
 
-fn client(server: &MockServer) -> Client {
-    Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.base_url())
-        .timeout(Duration::from_secs(5))
-        .retry(
-            RetryPolicy::default()
-                .base_delay(Duration::from_millis(5))
-                .max_delay(Duration::from_millis(10)),
-        )
-        .reconcile_settle(Duration::from_millis(50))
-        .build()
-        .unwrap()
-}
+use support::mock_client as client;
 
 fn first_call(server: &MockServer) -> CallId {
     server.call_ids()[0].parse().unwrap()

@@ -12,37 +12,14 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use happyrobot::{CallId, Client, NewNote, RetryPolicy};
 use support::{CALL_ID, KEY, Recorded, Reply, TestServer, call_json};
 
-/// A `tracing` subscriber writing into a buffer the test can read.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn neither_logs_nor_errors_show_the_key_or_the_note_text() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::capture_logs();
 
     let server = TestServer::start(|i, r: &Recorded| {
         assert!(r.header("authorization").is_some());
@@ -69,7 +46,7 @@ async fn neither_logs_nor_errors_show_the_key_or_the_note_text() {
         .await
         .unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("retrying"), "the retry is visible: {logs}");
     assert!(logs.contains("attempt=2"), "{logs}");
     assert!(logs.contains("content_len=20"), "{logs}");

@@ -10,6 +10,8 @@
     reason = "a test fails by panicking, with the location"
 )]
 
+mod support;
+
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,25 +19,12 @@ use std::time::Duration;
 
 use happyrobot::types::CallStatus;
 use happyrobot::{
-    Attempt, AttemptObserver, CallExt as _, CallFilter, CancellationToken, Client, Control,
-    ErrorKind, NewNote, NoteExt as _, Operation, OwnedControl, RetryPolicy,
+    Attempt, AttemptObserver, CallExt as _, CallFilter, CancellationToken, Control, ErrorKind,
+    NewNote, NoteExt as _, Operation, OwnedControl,
 };
 use happyrobot_mock::{Fault, MockServer};
 
-fn client(server: &MockServer) -> Client {
-    Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.base_url())
-        .timeout(Duration::from_secs(5))
-        .retry(
-            RetryPolicy::default()
-                .base_delay(Duration::from_millis(5))
-                .max_delay(Duration::from_millis(10)),
-        )
-        .reconcile_settle(Duration::from_millis(50))
-        .build()
-        .unwrap()
-}
+use support::mock_client as client;
 
 /// Counts the attempts of listing pages, and stops after `stop_after` of them.
 struct Pages {

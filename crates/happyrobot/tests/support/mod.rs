@@ -283,3 +283,52 @@ pub fn call_json() -> String {
 
 pub const KEY: &str = "hr_test_SECRET_KEY_42";
 pub const CALL_ID: &str = "65f1c0ffee0123456789abcd";
+
+/// What a `tracing` subscriber wrote, for the tests that check logs never show a secret.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Logs everything, at every level, into the returned buffer until the guard is dropped.
+pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// A client for the mock that retries quickly and settles unknown adds quickly.
+pub fn mock_client(server: &happyrobot_mock::MockServer) -> happyrobot::Client {
+    happyrobot::Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.base_url())
+        .timeout(Duration::from_secs(5))
+        .retry(
+            happyrobot::RetryPolicy::default()
+                .base_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(10)),
+        )
+        .reconcile_settle(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
