@@ -47,8 +47,8 @@ pub const CALL_LIST_COLUMNS: [&str; 8] = [
     "call_id", "created", "status", "type", "from", "to", "campaign", "notes",
 ];
 
-/// The names (normalized) a field is known by when the caller did not map it: the field's own, and
-/// what spreadsheets people keep call it (`Call ID` and `CallID`, `Note`, `Comment`, `Flag`,
+/// The names (normalized) a field is known by when the caller did not map it and the header does
+/// not use the field's own name: that name, and what spreadsheets people keep call it (`Call ID` and `CallID`, `Note`, `Comment`, `Flag`,
 /// `Flag?`). `Notes` is the text too, except in a list of calls, where it is the count of notes.
 fn known_as(field: &str, listing: bool) -> &'static [&'static str] {
     match field {
@@ -85,6 +85,10 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
         let normal = normalize(name);
         let field = wanted.iter().position(|(default, given)| match given {
             Some(given) => normal == normalize(given),
+            // A header that has the field's own name matches only that name, as it always did
+            // (a `note` beside a `content` stays an other column); the other names are for a
+            // header without it.
+            None if normalized.iter().any(|n| n == default) => normal == *default,
             None => known_as(default, listing).contains(&normal.as_str()),
         });
         match field {
@@ -173,8 +177,17 @@ mod tests {
                 Some(content)
             );
         }
-        // Two names for one field are refused, not guessed between.
+        // Beside the field's own name, another of its names is an other column, as before.
         let error = map(&names(&["call_id", "content", "note"]), &options, "column").unwrap_err();
+        assert!(error.contains("unknown column \"note\""), "{error}");
+        let loose = ReadOptions {
+            ignore_other_columns: true,
+            ..Default::default()
+        };
+        let columns = map(&names(&["call_id", "content", "note"]), &loose, "column").unwrap();
+        assert_eq!(columns.content, Some(1));
+        // Without it, two of its other names are refused, not guessed between.
+        let error = map(&names(&["call_id", "comment", "note"]), &options, "column").unwrap_err();
         assert!(error.contains("twice"), "{error}");
         // In a list of calls, `notes` is the count of notes, not the text.
         let mut listing: Vec<&str> = CALL_LIST_COLUMNS.to_vec();
