@@ -19,9 +19,12 @@ profile=${WHEEL_PROFILE:-dev}
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
+maturin_version=1.16.0
 maturin_venv=target/ci-maturin-venv
-if [ ! -x "$maturin_venv/bin/maturin" ]; then
-  bash .ci/python-venv.sh "$maturin_venv" 'maturin==1.16.0'
+# A cached venv is used only when it holds the pinned version.
+if ! "$maturin_venv/bin/maturin" --version 2>/dev/null | grep -qF " $maturin_version"; then
+  rm -rf "$maturin_venv"
+  bash .ci/python-venv.sh "$maturin_venv" "maturin==$maturin_version"
 fi
 
 version=$(cargo metadata --format-version 1 --no-deps --locked |

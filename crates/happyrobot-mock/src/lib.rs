@@ -796,19 +796,20 @@ impl MockServer {
         status: happyrobot_sdk::types::CallStatus,
         created: impl Into<happyrobot_sdk::Timestamp>,
     ) -> String {
+        let created = created.into();
         let mut index = self.call_count();
-        let mut call = seeded_call(index);
-        // An id taken by a call added with an id of its own: the next one.
-        while lock(&self.shared.store).calls.contains_key(&call.id) {
+        loop {
+            let mut call = seeded_call(index);
+            call.status = Some(status.clone());
+            call.created = Some(created.clone());
+            let id = call.id.clone();
+            // `add_call` checks the id and adds the call under one lock: an id taken meanwhile
+            // (by a call added with an id of its own) moves on to the next one.
+            if self.add_call(call) {
+                return id;
+            }
             index += 1;
-            call = seeded_call(index);
         }
-        call.status = Some(status);
-        call.created = Some(created.into());
-        let id = call.id.clone();
-        // A seeded call always encodes, and its id is free: this adds it.
-        self.add_call(call);
-        id
     }
 
     /// How many calls the mock holds: the seeded ones and those added with [`add_call`](Self::add_call).

@@ -327,7 +327,14 @@ const RESERVED_HEADERS: [(&str, &str); 10] = [
 /// A header of `default_header` or `sensitive_header`, checked. An error names the header and
 /// why, never the value (which may be a secret, or hold one).
 fn header(name: &str, value: &str, sensitive: bool) -> Result<(HeaderName, HeaderValue), Error> {
-    let shown: String = name.chars().take(60).collect();
+    // A whole header line given as the name (`x-token: SECRET`) must not echo its value.
+    let shown: String = name
+        .split([':', ' ', '\t'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect();
     let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
         Error::config(format!(
             "the header name {shown:?} is not a valid HTTP header name (letters, digits and \

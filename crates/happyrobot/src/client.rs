@@ -550,6 +550,10 @@ fn too_late(error: Error, after: Duration, deadline: Duration, span: &tracing::S
 
 /// Waits `wait`, unless the control's stop token is cancelled first.
 pub(crate) async fn sleep_unless_stopped(wait: Duration, control: &Control<'_>) -> Result<(), ()> {
+    // No wait (a 429 paced by the rate control): no timer either.
+    if wait.is_zero() {
+        return if control.stopped() { Err(()) } else { Ok(()) };
+    }
     match control.stop {
         Some(stop) => tokio::select! {
             () = tokio::time::sleep(wait) => Ok(()),

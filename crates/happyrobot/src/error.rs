@@ -549,7 +549,10 @@ impl Error {
         let about_the_call = self.inner.kind == ErrorKind::Api
             && self.inner.status == Some(StatusCode::NOT_FOUND)
             && !self.inner.note_not_found;
-        let Some(c) = call_id.unusual_character().filter(|_| about_the_call) else {
+        let Some(c) = about_the_call
+            .then(|| call_id.unusual_character())
+            .flatten()
+        else {
             return self;
         };
         let hint = format!(

@@ -44,28 +44,22 @@ impl CallId {
         if id.len() == Self::LEN && id.bytes().all(is_id_byte) {
             return Ok(Self(id));
         }
+        // Past the fast path, either a character or the length is wrong.
         let problem = if id.is_empty() {
-            Some("it is empty".to_string())
+            "it is empty".to_string()
         } else if let Some(c) = id.chars().find(|&c| !is_id_char(c)) {
-            Some(format!(
-                "{c:?} may not appear in a call ID (ASCII letters, digits, `-` and `_` only)"
-            ))
-        } else if id.len() != Self::LEN {
-            Some(format!("it has {} characters", id.len()))
+            format!("{c:?} may not appear in a call ID (ASCII letters, digits, `-` and `_` only)")
         } else {
-            None
+            format!("it has {} characters", id.len())
         };
-        match problem {
-            Some(problem) => Err(Error::invalid_input(
-                "call id",
-                format!(
-                    "{:?} is not a call ID: {problem}; a call ID is exactly 24 characters, as \
-                     shown in the HappyRobot app or returned by the API",
-                    shorten(&id)
-                ),
-            )),
-            None => Ok(Self(id)),
-        }
+        Err(Error::invalid_input(
+            "call id",
+            format!(
+                "{:?} is not a call ID: {problem}; a call ID is exactly 24 characters, as shown \
+                 in the HappyRobot app or returned by the API",
+                shorten(&id)
+            ),
+        ))
     }
 
     /// The ID as text, exactly as given.
@@ -225,9 +219,10 @@ impl NewNote {
         self
     }
 
-    /// Gives the note this ID instead of one the server assigns. It must follow [`NoteId`]'s rule
-    /// (1 to 128 ASCII letters, digits, `-` or `_`), which [`NewNote::validate`] checks; a
-    /// [`NoteId`] always does (`note.id(NoteId::generate())`).
+    /// Gives the note this ID instead of one the server assigns (`note.id(NoteId::generate())`
+    /// makes one the way the client does). It must not be empty; an ID that breaks [`NoteId`]'s
+    /// rule (1 to 128 ASCII letters, digits, `-` or `_`) is sent, but this SDK cannot update or
+    /// delete that note by it later.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -278,9 +273,14 @@ impl NewNote {
                 "it is empty; leave it unset to let the server assign it",
             ));
         }
-        // A note's ID follows the one rule of `NoteId`, whoever chose it.
-        if let Some(id) = &self.id {
-            NoteId::check(id)?;
+        // The API documents no rule for a note's ID, which goes in the body: only an empty one is
+        // refused. (An ID that breaks `NoteId`'s rule cannot be updated or deleted through this
+        // SDK later; `NoteId::generate` makes every ID the SDK chooses.)
+        if self.id.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Error::invalid_input(
+                "note id",
+                "it is empty; leave it unset to let the server assign it",
+            ));
         }
         let content = NoteInputContent::try_from(self.content)
             .map_err(|e| Error::invalid_input("note content", e.to_string()))?;
@@ -670,10 +670,14 @@ mod tests {
     }
 
     #[test]
-    fn a_new_notes_id_follows_the_note_id_rule() {
-        for bad in ["", " ", "a/b", "a b", "é"] {
+    fn a_new_notes_id_is_refused_only_when_empty() {
+        for bad in ["", " "] {
             let err = NewNote::new("x").id(bad).validate().unwrap_err();
-            assert!(err.to_string().contains("note ID"), "{bad:?}: {err}");
+            assert!(err.to_string().contains("note id"), "{bad:?}: {err}");
+        }
+        // The API documents no rule for it: anything else goes out as given.
+        for ok in ["a.b", "note:1", "é"] {
+            NewNote::new("x").id(ok).validate().unwrap();
         }
         NewNote::new("x").id(NoteId::generate()).validate().unwrap();
         NewNote::new("x").id("note_1-x").validate().unwrap();

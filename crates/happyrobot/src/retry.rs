@@ -252,56 +252,6 @@ impl RetryPolicy {
     /// read) or not (an add). Prefer [`decide_for_operation`](Self::decide_for_operation), which
     /// knows which operations are which.
     pub fn decide_for(&self, error: &Error, retries_done: u32, idempotent: bool) -> RetryAction {
-        self.decide_with(error, retries_done, idempotent)
-    }
-
-    /// Whether a request of `operation` that failed with `error` is sent again, after what wait
-    /// and why: the one decision the client's retry executor asks after every attempt. Reads,
-    /// updates and deletes may be retried when their outcome is unknown; an add only when the
-    /// server certainly did not act (or by [`RetryPolicy::retry_outcome_unknown`]).
-    pub fn decide_for_operation(
-        &self,
-        error: &Error,
-        retries_done: u32,
-        operation: Operation,
-    ) -> RetryAction {
-        self.decide_with(error, retries_done, operation.idempotent())
-    }
-
-    /// What the retry executor does next, with what it knows besides the error: the retries of
-    /// each kind so far, whether the client's rate control paces a retried request itself (then a
-    /// `429` without `Retry-After` waits only for its turn), and the time `left` before the
-    /// call's deadline (a wait that would pass it is [`Next::Late`]).
-    pub(crate) fn next(
-        &self,
-        error: &Error,
-        tries: Tries,
-        operation: Operation,
-        paced: bool,
-        left: Duration,
-    ) -> Next {
-        let done = if error.is_rate_limited() {
-            tries.throttled
-        } else {
-            tries.retries
-        };
-        let (after, reason) = match self.decide_for_operation(error, done, operation) {
-            RetryAction::Retry { after, reason } => (after, reason),
-            RetryAction::Stop { reason } => return Next::Stop(reason),
-        };
-        let after = if reason == RetryReason::RateLimited && error.retry_after().is_none() && paced
-        {
-            Duration::ZERO
-        } else {
-            after
-        };
-        if after.saturating_add(MIN_ATTEMPT) > left {
-            return Next::Late(after);
-        }
-        Next::Retry { after, reason }
-    }
-
-    fn decide_with(&self, error: &Error, retries_done: u32, idempotent: bool) -> RetryAction {
         let stop = |reason| RetryAction::Stop { reason };
         if error.note_was_added() {
             return stop(StopReason::AlreadyApplied);
@@ -337,6 +287,52 @@ impl RetryPolicy {
             _ => self.backoff(retries_done),
         };
         RetryAction::Retry { after, reason }
+    }
+
+    /// Whether a request of `operation` that failed with `error` is sent again, after what wait
+    /// and why: the one decision the client's retry executor asks after every attempt. Reads,
+    /// updates and deletes may be retried when their outcome is unknown; an add only when the
+    /// server certainly did not act (or by [`RetryPolicy::retry_outcome_unknown`]).
+    pub fn decide_for_operation(
+        &self,
+        error: &Error,
+        retries_done: u32,
+        operation: Operation,
+    ) -> RetryAction {
+        self.decide_for(error, retries_done, operation.idempotent())
+    }
+
+    /// What the retry executor does next, with what it knows besides the error: the retries of
+    /// each kind so far, whether the client's rate control paces a retried request itself (then a
+    /// `429` without `Retry-After` waits only for its turn), and the time `left` before the
+    /// call's deadline (a wait that would pass it is [`Next::Late`]).
+    pub(crate) fn next(
+        &self,
+        error: &Error,
+        tries: Tries,
+        operation: Operation,
+        paced: bool,
+        left: Duration,
+    ) -> Next {
+        let done = if error.is_rate_limited() {
+            tries.throttled
+        } else {
+            tries.retries
+        };
+        let (after, reason) = match self.decide_for_operation(error, done, operation) {
+            RetryAction::Retry { after, reason } => (after, reason),
+            RetryAction::Stop { reason } => return Next::Stop(reason),
+        };
+        let after = if reason == RetryReason::RateLimited && error.retry_after().is_none() && paced
+        {
+            Duration::ZERO
+        } else {
+            after
+        };
+        if after.saturating_add(MIN_ATTEMPT) > left {
+            return Next::Late(after);
+        }
+        Next::Retry { after, reason }
     }
 
     /// The exponential backoff for this retry, before jitter.
