@@ -11,13 +11,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use happyrobot::{CallId, NewNote, NoteChanges, NoteId};
+use happyrobot::{CallId, Client, NewNote, NoteChanges, NoteId};
 use happyrobot_bulk::{
     BulkErrorKind, Event, JournalLocation, NoteRecord, RowStatus, Source, Sync, SyncAction,
     SyncReport,
 };
-use happyrobot_mock::{Fault, MockServer};
+use happyrobot_mock::{Fault, LateAnswer, MockServer};
 
 /// A sheet row: key, call (an index among the mock's calls), text, flag.
 type Row<'a> = (&'a str, usize, &'a str, Option<bool>);
@@ -473,4 +474,67 @@ async fn records_sync_by_their_keys_with_events() {
         "{error}"
     );
     let _ = Path::new("");
+}
+
+#[tokio::test]
+async fn a_gateway_that_gave_up_while_the_api_went_on_leaves_one_note_after_the_next_sync() {
+    let sheet = Sheet::new("sync-late").await;
+    sheet.write(&THREE[..1]);
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_millis(100),
+            answer: LateAnswer::Status(504),
+            apply_after: Duration::from_millis(900),
+        },
+        1,
+    );
+    let report = sheet.run(&sheet.sync()).await;
+    assert_eq!((report.added, report.unknown), (1, 0), "{report:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The late apply left a copy: the next plan deletes it.
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    let copies = plan.rows.iter().filter(|r| r.action == SyncAction::Delete).count();
+    assert_eq!(copies, sheet.by_text().values().sum::<usize>() - 1, "{plan:?}");
+    sheet.sync().apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(sheet.notes(0), [("Driver confirmd pickup".to_string(), false)]);
+}
+
+#[tokio::test]
+async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
+    let sheet = Sheet::new("sync-kill").await;
+    sheet.write(&THREE);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None)
+        .concurrency(4);
+    let source = sheet.source();
+    let plan = sync.plan(&source).await.unwrap();
+    // Every add is carried out a second after it arrived; the answers never come.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        3,
+    );
+    // Killed while the adds are in flight: the future is dropped.
+    let killed = tokio::time::timeout(Duration::from_millis(400), sync.apply(&source, plan, |_| {}));
+    assert!(killed.await.is_err(), "the run was killed");
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Add
+            && r.reason.as_deref().is_some_and(|m| m.contains("looked up first"))),
+        "{plan:?}"
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.added, report.failed, report.unknown), (3, 0, 0), "{report:?}");
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3, "{:?}", sheet.by_text());
 }

@@ -229,7 +229,10 @@ async fn change(run: &Run, row: &PlannedRow) -> RowStatus {
         });
     };
     match row.action {
-        SyncAction::Add => add(run, row, &call, row.k).await,
+        SyncAction::Add => match settle_pending(run, row, &call).await {
+            Some(status) => status,
+            None => add(run, row, &call, row.k).await,
+        },
         SyncAction::Update => update(run, row, &call, note).await,
         SyncAction::Delete => delete(run, row, &call, note).await,
         _ => RowStatus::Done,
@@ -294,6 +297,32 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> RowStatus {
             run.ended(Op::Add, row, &note_id, status)
         }
     }
+}
+
+/// Settles the adds of an earlier run whose outcome is unknown: found, the row is done (its
+/// note adopted); certainly absent (a late apply waited for), `None`: send it.
+async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<RowStatus> {
+    let (pending, text) = (row.pending.as_ref()?, row.new.as_ref()?);
+    let (first, others) = pending.ids.split_first()?;
+    let mut look = others
+        .iter()
+        .fold(PendingAdd::new(first.clone(), text.content.clone()), |p, id| p.also_id(id.clone()));
+    // A killed run's attempt may have taken as long as the client lets one take.
+    let sent = std::time::UNIX_EPOCH + std::time::Duration::from_secs(pending.at);
+    look = look.sent(sent, run.client.timeout());
+    let settled = run.client.settle_add(call, &look, None, &run.control()).await;
+    let status = match settled {
+        Ok(Settled::Absent) => return None,
+        Ok(Settled::Found { note, .. }) => {
+            let id = note.id.clone().unwrap_or_else(|| first.clone());
+            return Some(run.ended(Op::Add, row, &id, RowStatus::Done));
+        }
+        Ok(_) => RowStatus::Unknown(
+            "an earlier add's outcome is unknown and looking it up could not tell".to_string(),
+        ),
+        Err(e) => RowStatus::Unknown(format!("looking up an earlier add failed: {e}")),
+    };
+    Some(run.ended(Op::Add, row, first, status))
 }
 
 /// Changes the row's note in place.

@@ -121,6 +121,9 @@ pub(crate) struct SyncState {
     counters: HashMap<(String, String), u32>,
     /// (row, call) → every note ID sent or adopted for it.
     ids: HashMap<(String, String), Vec<String>>,
+    /// (row, call) → the adds sent whose outcome no entry settled (a run killed, or unknown):
+    /// their note IDs and when the last went.
+    pub(crate) pending: HashMap<(String, String), Pending>,
     /// Each run: its number, reason, what it undoes, and its changes.
     pub(crate) runs: Vec<RunRecord>,
     /// The base URL of the journal's runs.
@@ -129,6 +132,14 @@ pub(crate) struct SyncState {
     pub(crate) entries: u64,
     /// Lines that could not be read.
     pub(crate) damaged: Vec<u64>,
+}
+
+/// Adds in doubt for one row on one call.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pending {
+    pub(crate) ids: Vec<String>,
+    /// When the last was sent (seconds since the epoch).
+    pub(crate) at: u64,
 }
 
 /// One run of the journal.
@@ -193,9 +204,22 @@ impl SyncState {
             let highest = self.counters.entry(slot.clone()).or_insert(k);
             *highest = (*highest).max(k);
         }
-        let ids = self.ids.entry(slot).or_default();
+        let ids = self.ids.entry(slot.clone()).or_default();
         if !ids.contains(note) {
             ids.push(note.clone());
+        }
+        if op == Op::Add {
+            match entry.event.as_str() {
+                "intent" => {
+                    let pending = self.pending.entry(slot).or_default();
+                    pending.ids.push(note.clone());
+                    pending.at = entry.at.unwrap_or_default();
+                }
+                "done" | "failed" => {
+                    self.pending.remove(&slot);
+                }
+                _ => {}
+            }
         }
         if entry.event == "done" {
             self.done(entry, op, row, call, note);

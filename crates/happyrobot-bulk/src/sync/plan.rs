@@ -117,6 +117,10 @@ pub struct PlannedRow {
     /// For [`SyncAction::Fail`], the failure.
     #[serde(skip)]
     pub(crate) failure: Option<Failure>,
+    /// For an add, the earlier adds of the row whose outcome is unknown: looked up (and waited
+    /// for, as a late apply may still come) before anything is sent.
+    #[serde(skip)]
+    pub(crate) pending: Option<super::journal::Pending>,
 }
 
 impl PlannedRow {
@@ -135,6 +139,7 @@ impl PlannedRow {
             reason: None,
             k: 0,
             failure: None,
+            pending: None,
         }
     }
 }
@@ -451,7 +456,14 @@ impl Decide<'_> {
         let mut planned = PlannedRow::new(row, SyncAction::Add);
         planned.k = self.state.next_k(&row.key, call);
         planned.note_id = Some(super::journal::note_id(call, &row.key, planned.k));
-        if owned.is_some_and(|o| o.call == call) {
+        planned.pending = self.state.pending.get(&(row.key.clone(), call.to_string())).cloned();
+        if planned.pending.is_some() {
+            planned.reason = Some(
+                "an earlier add's outcome is unknown: it is looked up first, and sent again only \
+                 if certainly absent"
+                    .to_string(),
+            );
+        } else if owned.is_some_and(|o| o.call == call) {
             planned.reason = Some("deleted in the app since the last sync; put back".to_string());
         } else if twin.is_some() {
             planned.reason = Some(TWIN.to_string());

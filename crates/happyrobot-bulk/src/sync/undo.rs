@@ -73,5 +73,6 @@ fn reverse(state: &SyncState, change: &Change) -> Option<PlannedRow> {
         reason: Some("undoing the last sync".to_string()),
         k,
         failure: None,
+        pending: None,
     })
 }
