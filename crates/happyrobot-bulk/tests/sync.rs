@@ -567,3 +567,130 @@ async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
         sheet.by_text()
     );
 }
+
+#[tokio::test]
+async fn an_undo_stopped_part_way_is_finished_by_the_next() {
+    let sheet = Sheet::new("sync-undo-part").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    sheet.write(&[
+        ("r1", 0, "One", None),
+        ("r2", 1, "Two", None),
+        ("r3", 2, "Three", None),
+    ]);
+    assert_eq!(sheet.run(&sheet.sync()).await.updated, 3);
+    // The first undo's requests fail (503, nothing changed) until the faults run out.
+    sheet.server.inject(Fault::Status(503), 8);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .retry(happyrobot::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let undo = Sync::new(client, JournalLocation::BesideInput).concurrency(1);
+    let first = undo.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert!(first.updated < 3, "{first:?}");
+    sheet.server.clear_faults();
+    let second = sheet.sync().undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(first.updated + second.updated, 3, "{second:?}");
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
+    assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+    let third = sheet.sync().undo(&sheet.source(), |_| {}).await.unwrap();
+    assert!(third.rows.is_empty(), "{third:?}");
+}
+
+#[tokio::test]
+async fn another_sheet_on_the_same_calls_and_keys_is_refused_not_fought_over() {
+    let sheet = Sheet::new("sync-two-sheets").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    // A second sheet, its own journal, the same keys and calls, other texts.
+    let other = sheet.dir.join("other.csv");
+    std::fs::copy(&sheet.file, &other).unwrap();
+    let text = std::fs::read_to_string(&other)
+        .unwrap()
+        .replace("Dock 4", "Dock 9");
+    std::fs::write(&other, text).unwrap();
+    let writes = sheet.writes();
+    let error = sheet.sync().plan(&Source::file(&other)).await.unwrap_err();
+    assert!(
+        error.to_string().contains("this journal did not make"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("Sync::adopt_existing"),
+        "{error}"
+    );
+    assert_eq!(sheet.writes(), writes);
+}
+
+#[tokio::test]
+async fn a_server_that_gives_its_own_note_ids_stops_the_sync_without_doubles() {
+    let server = MockServer::builder()
+        .ignore_client_note_ids(true)
+        .start()
+        .await
+        .unwrap();
+    let dir = common::temp_dir("sync-own-ids");
+    let call: CallId = server.call_ids()[0].parse().unwrap();
+    let records = || {
+        Source::records(vec![
+            NoteRecord::new(call.clone(), NewNote::new("One")).key("a"),
+            NoteRecord::new(call.clone(), NewNote::new("Two")).key("b"),
+        ])
+    };
+    let sync = Sync::new(
+        common::client(&server),
+        JournalLocation::path(dir.join("j")),
+    )
+    .concurrency(1);
+    let first = sync.run(&records(), |_| {}).await.unwrap();
+    assert!(
+        matches!(first.stopped, Some(happyrobot_bulk::Stop::Refused(_))),
+        "{first:?}"
+    );
+    assert_eq!((first.added, first.not_sent), (1, 1));
+    assert_ne!(
+        first.rows[0].note_id, first.rows[0].planned.note_id,
+        "the API's own ID"
+    );
+    for _ in 0..3 {
+        let _ = sync.run(&records(), |_| {}).await.unwrap();
+    }
+    let held = server.notes_by_content(Some(call.as_str()));
+    assert_eq!(
+        (held.get("One"), held.get("Two")),
+        (Some(&1), Some(&1)),
+        "{held:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_column_given_later_takes_the_notes_over_instead_of_doubling_them() {
+    let sheet = Sheet::new("sync-rekey").await;
+    sheet.write(&THREE);
+    // First synced by call (the row_id column let through), then by row_id.
+    let by_call =
+        Sync::new(common::client(&sheet.server), JournalLocation::BesideInput).state_dir(None);
+    let loose = sheet
+        .source()
+        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
+    assert_eq!(by_call.run(&loose, |_| {}).await.unwrap().added, 3);
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Adopt),
+        "{plan:?}"
+    );
+    sheet
+        .sync()
+        .apply(&sheet.source(), plan, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
+    // The old keys are gone from the journal's rows: a prune deletes nothing.
+    let report = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!((report.deleted, report.unchanged), (0, 3), "{report:?}");
+}

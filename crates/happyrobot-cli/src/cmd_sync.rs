@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{JournalLocation, Source, Sync, SyncPlan, SyncReport};
+use happyrobot_bulk::{JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport};
 
 use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish};
 use crate::command::RunCommand;
@@ -176,7 +176,7 @@ async fn run(
     }
     .map_err(bulk_error)?;
     if args.plan {
-        return Ok(show_plan(&args, &shown, &plan));
+        return show_plan(&args, &shown, &plan);
     }
     let watch = Watch::start(
         token,
@@ -190,13 +190,21 @@ async fn run(
     present(&args, &shown, &report, watch.signal())
 }
 
-/// Prints a plan (and its JSON when asked); nothing was sent.
-fn show_plan(args: &SyncArgs, shown: &str, plan: &SyncPlan) -> Exit {
+/// Prints a plan (and its JSON when asked, and writes it to --report's file); nothing was sent.
+fn show_plan(args: &SyncArgs, shown: &str, plan: &SyncPlan) -> Result<Exit, CliError> {
     print::err(&sync_summary::plan_text(shown, plan, args.prune));
     if args.output == Output::Json {
         print::out_json(&sync_summary::plan_json(plan));
     }
-    Exit::Success
+    if let Some(Some(path)) = &args.report {
+        plan.write_report(path).map_err(|e| {
+            CliError::internal(format!(
+                "cannot write the results file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(Exit::Success)
 }
 
 /// Prints a run's summary (and its JSON when asked) and gives the command's exit.
@@ -206,14 +214,21 @@ fn present(
     report: &SyncReport,
     signal: Option<Exit>,
 ) -> Result<Exit, CliError> {
-    let exit = exit_of(
+    let mut exit = exit_of(
         report.unknown,
         report.unauthorized(),
         report.stopped.as_ref(),
         report.worst_failure(),
         signal,
     );
+    // The API answered in a way that stops a sync (it does not keep note IDs): not a success.
+    if exit == Exit::Success && matches!(report.stopped, Some(Stop::Refused(_))) {
+        exit = Exit::Api;
+    }
     print::err(&sync_summary::report_text(shown, report, signal.is_some()));
+    if let Some(error) = &report.results_error {
+        print::err(&format!("warning: {error}"));
+    }
     if args.output == Output::Json {
         print::out_json(&sync_summary::report_json(report, exit));
     }

@@ -233,6 +233,7 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
             };
             if let Value::Object(map) = &mut value {
                 map.insert("status".into(), json!(status));
+                map.insert("note_id".into(), json!(row.note_id));
                 if let Some(error) = error {
                     map.insert("error".into(), json!(error));
                 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use happyrobot::{
     CallId, CancellationToken, Client, Control, NewNote, NoteChanges, NoteId, Outcome, PendingAdd,
-    Settled,
+    Settled, Undecided,
 };
 use tokio::sync::Semaphore;
 
@@ -26,6 +26,8 @@ struct Run {
     reconcile: bool,
     /// Why the run stopped early, the first reason.
     stopped: Mutex<Option<Stop>>,
+    /// The notes the plan names: other rows' notes, never mistaken for an add in doubt.
+    known: std::collections::HashSet<String>,
 }
 
 impl Run {
@@ -127,6 +129,7 @@ pub(crate) async fn apply(
         stop: sync.settings.stop.child_token(),
         reconcile: sync.settings.reconcile,
         stopped: Mutex::new(None),
+        known: plan.rows.iter().filter_map(|r| r.note_id.clone()).collect(),
     });
     let first = run_entry(run.run, &destination, &source.journal_name, plan.undoes);
     if let Err(e) = run.writer.write(&first) {
@@ -140,14 +143,15 @@ pub(crate) async fn apply(
     });
     let rows = changes(&run, &plan, sync.settings.concurrency, &mut on_event).await;
     let stopped = run.stopped.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let report = report(rows, stopped, &plan);
-    if let Some(path) = &sync.settings.results {
-        super::results::write(path, &report).map_err(|e| {
-            BulkError::io(format!(
-                "cannot write the results file {}: {e}",
-                path.display()
-            ))
-        })?;
+    let mut report = report(rows, stopped, &plan);
+    if let Some(path) = &sync.settings.results
+        && let Err(e) = super::results::write(path, &report)
+    {
+        // The requests went out: the report still says what became of each row.
+        report.results_error = Some(format!(
+            "cannot write the results file {}: {e}",
+            path.display()
+        ));
     }
     Ok(report)
 }
@@ -174,12 +178,13 @@ async fn changes(
             let Ok(_slot) = slots.acquire_owned().await else {
                 return (index, SyncedRow::new(row, RowStatus::NotSent));
             };
-            let status = if run.stop.is_cancelled() {
-                RowStatus::NotSent
-            } else {
-                change(&run, &row).await
-            };
-            (index, SyncedRow::new(row, status))
+            if run.stop.is_cancelled() {
+                return (index, SyncedRow::new(row, RowStatus::NotSent));
+            }
+            let (status, note) = change(&run, &row).await;
+            let mut synced = SyncedRow::new(row, status);
+            synced.note_id = note;
+            (index, synced)
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -220,88 +225,132 @@ fn without_request(run: &Run, row: &PlannedRow) -> SyncedRow {
 }
 
 /// One change that sends a request.
-async fn change(run: &Run, row: &PlannedRow) -> RowStatus {
-    let (Ok(call), Some(note)) = (CallId::new(&row.call_id), row.note_id.as_deref()) else {
-        return RowStatus::Failed(Failure {
+async fn change(run: &Run, row: &PlannedRow) -> (RowStatus, Option<String>) {
+    let (Ok(call), Some(note)) = (CallId::new(&row.call_id), row.note_id.clone()) else {
+        let failure = Failure {
             status: None,
             kind: FailureKind::Local,
             reason: format!("the plan's call {} or note is not valid", row.call_id),
-        });
+        };
+        return (RowStatus::Failed(failure), None);
     };
-    match row.action {
-        SyncAction::Add => match settle_pending(run, row, &call).await {
-            Some(status) => status,
-            None => add(run, row, &call, row.k).await,
-        },
-        SyncAction::Update => update(run, row, &call, note).await,
-        SyncAction::Delete => delete(run, row, &call, note).await,
+    let status = match row.action {
+        SyncAction::Add => {
+            let (status, id) = match settle_pending(run, row, &call).await {
+                Some(settled) => settled,
+                None => add(run, row, &call, row.k).await,
+            };
+            return (status, Some(id));
+        }
+        SyncAction::Update => update(run, row, &call, &note).await,
+        SyncAction::Delete => delete(run, row, &call, &note).await,
         _ => RowStatus::Done,
-    }
+    };
+    (status, Some(note))
 }
 
 /// Adds the row's note as its `k`-th ID; an unknown outcome is looked up, and sent once more
-/// under the next ID only when certainly absent.
-async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> RowStatus {
+/// under the next ID only when certainly absent. Gives the status and the note's ID.
+async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> (RowStatus, String) {
     let note_id = super::journal::note_id(&row.call_id, &row.key, k);
-    if !run.write(&run.entry("intent", Op::Add, row, &note_id, Some(k))) {
-        return RowStatus::NotSent;
-    }
     let Some(text) = &row.new else {
-        return RowStatus::NotSent;
+        return (RowStatus::NotSent, note_id);
     };
+    if !run.write(&run.entry("intent", Op::Add, row, &note_id, Some(k))) {
+        return (RowStatus::NotSent, note_id);
+    }
     let mut note = NewNote::new(text.content.clone()).id(note_id.clone());
     if let Some(flag) = text.flagged {
         note = note.flagged(flag);
     }
+    let ended = |status, id: &str| (run.ended(Op::Add, row, id, status), id.to_string());
     let error = match run
         .client
         .add_note_with(call, note.clone(), &run.control())
         .await
     {
-        Ok(_) => return run.ended(Op::Add, row, &note_id, RowStatus::Done),
-        Err(e) if e.outcome() == Outcome::NotApplied => {
-            let status = run.failed(&e);
-            return run.ended(Op::Add, row, &note_id, status);
+        Ok(answer) => {
+            let id = added_id(run, &answer, &note_id, &text.content);
+            return ended(RowStatus::Done, &id);
         }
+        Err(e) if e.outcome() == Outcome::NotApplied => return ended(run.failed(&e), &note_id),
         Err(e) => e,
     };
     if !run.reconcile {
-        let status = RowStatus::Unknown(error.to_string());
-        return run.ended(Op::Add, row, &note_id, status);
+        return ended(RowStatus::Unknown(error.to_string()), &note_id);
     }
     let pending = PendingAdd::from_error(&note, &error)
         .unwrap_or_else(|| PendingAdd::new(note_id.clone(), text.content.clone()));
-    match run
-        .client
-        .settle_add(call, &pending, None, &run.control())
-        .await
-    {
-        Ok(Settled::Found { .. }) => run.ended(Op::Add, row, &note_id, RowStatus::Done),
+    match settle(run, call, &pending, &text.content).await {
+        Ok(Settled::Found { note, .. }) => {
+            let id = note.id.clone().unwrap_or(note_id);
+            ended(RowStatus::Done, &id)
+        }
         Ok(Settled::Absent) if k == row.k => {
-            run.ended(
-                Op::Add,
-                row,
-                &note_id,
-                RowStatus::Failed(crate::line::failure(&error)),
-            );
+            ended(RowStatus::Failed(crate::line::failure(&error)), &note_id);
             Box::pin(add(run, row, call, k + 1)).await
         }
+        Ok(Settled::Absent) => ended(RowStatus::Failed(crate::line::failure(&error)), &note_id),
         Ok(_) => {
             let status = RowStatus::Unknown(format!(
                 "{error}; looking the note up on its call could not tell whether it was added"
             ));
-            run.ended(Op::Add, row, &note_id, status)
+            ended(status, &note_id)
         }
         Err(e) => {
             let status = RowStatus::Unknown(format!("{error}; looking it up failed: {e}"));
-            run.ended(Op::Add, row, &note_id, status)
+            ended(status, &note_id)
         }
     }
 }
 
+/// The ID the API gave the note it added: the one sent, or, from a server that does not keep the
+/// IDs clients choose, its own, which stops the run (a sync finds its notes by their IDs).
+fn added_id(run: &Run, answer: &happyrobot::types::Call, sent: &str, content: &str) -> String {
+    let given = happyrobot::added_note(answer, Some(sent), content).and_then(|n| n.id.clone());
+    match given {
+        Some(id) if id != sent => {
+            run.stop_for(Stop::Refused(format!(
+                "the API gave the note added as {sent} the ID {id}: it does not keep the IDs \
+                 clients choose, which a sync needs to find its notes again; the note is recorded \
+                 under the API's ID and nothing more was sent"
+            )));
+            id
+        }
+        _ => sent.to_string(),
+    }
+}
+
+/// Looks a pending add up. A note with the same text under another ID makes the look undecided,
+/// unless every such note is one this run knows (another row's): then the add is absent.
+async fn settle(
+    run: &Run,
+    call: &CallId,
+    pending: &PendingAdd,
+    content: &str,
+) -> Result<Settled, happyrobot::Error> {
+    let settled = run
+        .client
+        .settle_add(call, pending, None, &run.control())
+        .await?;
+    if !matches!(settled, Settled::Undecided(Undecided::SameTextOtherId)) {
+        return Ok(settled);
+    }
+    let answer = run.client.get_call_with(call, &run.control()).await?;
+    let notes = answer.into_inner().notes.unwrap_or_default();
+    let all_known = notes
+        .iter()
+        .filter(|n| n.content.as_deref() == Some(content))
+        .all(|n| {
+            n.id.as_ref()
+                .is_some_and(|id| run.known.contains(id) && !pending.note_ids().contains(id))
+        });
+    Ok(if all_known { Settled::Absent } else { settled })
+}
+
 /// Settles the adds of an earlier run whose outcome is unknown: found, the row is done (its
 /// note adopted); certainly absent (a late apply waited for), `None`: send it.
-async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<RowStatus> {
+async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(RowStatus, String)> {
     let (pending, text) = (row.pending.as_ref()?, row.new.as_ref()?);
     let (first, others) = pending.ids.split_first()?;
     let mut look = others.iter().fold(
@@ -311,22 +360,24 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<Ro
     // A killed run's attempt may have taken as long as the client lets one take.
     let sent = std::time::UNIX_EPOCH + std::time::Duration::from_secs(pending.at);
     look = look.sent(sent, run.client.timeout());
-    let settled = run
-        .client
-        .settle_add(call, &look, None, &run.control())
-        .await;
-    let status = match settled {
+    let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,
-        Ok(Settled::Found { note, .. }) => {
-            let id = note.id.clone().unwrap_or_else(|| first.clone());
-            return Some(run.ended(Op::Add, row, &id, RowStatus::Done));
-        }
-        Ok(_) => RowStatus::Unknown(
-            "an earlier add's outcome is unknown and looking it up could not tell".to_string(),
+        Ok(Settled::Found { note, .. }) => (
+            RowStatus::Done,
+            note.id.clone().unwrap_or_else(|| first.clone()),
         ),
-        Err(e) => RowStatus::Unknown(format!("looking up an earlier add failed: {e}")),
+        Ok(_) => (
+            RowStatus::Unknown(
+                "an earlier add's outcome is unknown and looking it up could not tell".to_string(),
+            ),
+            first.clone(),
+        ),
+        Err(e) => (
+            RowStatus::Unknown(format!("looking up an earlier add failed: {e}")),
+            first.clone(),
+        ),
     };
-    Some(run.ended(Op::Add, row, first, status))
+    Some((run.ended(Op::Add, row, &id, status), id))
 }
 
 /// Changes the row's note in place.
@@ -423,6 +474,11 @@ fn report(rows: Vec<SyncedRow>, stopped: Option<Stop>, plan: &SyncPlan) -> SyncR
 
 impl SyncedRow {
     pub(crate) fn new(planned: PlannedRow, status: RowStatus) -> Self {
-        Self { planned, status }
+        let note_id = planned.note_id.clone();
+        Self {
+            planned,
+            status,
+            note_id,
+        }
     }
 }

@@ -229,6 +229,8 @@ impl SyncState {
     fn done(&mut self, entry: &Entry, op: Op, row: &str, call: &str, note: &str) {
         match (op, &entry.text) {
             (Op::Add | Op::Update | Op::Adopt, Some(text)) => {
+                // A note belongs to one row: a row that takes it over (a changed key) releases it.
+                self.owned.retain(|key, o| key == row || o.note != note);
                 self.owned.insert(
                     row.to_string(),
                     Owned {
@@ -278,20 +280,50 @@ impl SyncState {
         ids
     }
 
+    /// Whether the journal ever sent (or adopted) note `id` for row `row` on `call`.
+    pub(crate) fn knows(&self, row: &str, call: &str, id: &str) -> bool {
+        self.ids
+            .get(&(row.to_string(), call.to_string()))
+            .is_some_and(|ids| ids.iter().any(|known| known == id))
+            || self.owned.get(row).is_some_and(|o| o.note == id)
+    }
+
     /// The number of the next run.
     pub(crate) fn next_run(&self) -> u64 {
         self.runs.iter().map(|r| r.run).max().map_or(1, |r| r + 1)
     }
 
-    /// The last sync run that changed something and is not undone yet.
-    pub(crate) fn undoable(&self) -> Option<&RunRecord> {
+    /// The last sync run that changed something, with the changes no undo has reversed yet:
+    /// an undo that stopped part-way (killed, failures, unknown outcomes) is finished by the next.
+    pub(crate) fn undoable(&self) -> Option<(&RunRecord, Vec<&Change>)> {
         let last = self
             .runs
             .iter()
             .rev()
             .find(|r| !r.undo && !r.changes.is_empty())?;
-        let undone = self.runs.iter().any(|r| r.undoes == Some(last.run));
-        (!undone).then_some(last)
+        let reversals: Vec<&Change> = self
+            .runs
+            .iter()
+            .filter(|r| r.undoes == Some(last.run))
+            .flat_map(|r| &r.changes)
+            .collect();
+        let left: Vec<&Change> = last
+            .changes
+            .iter()
+            .filter(|change| !reversals.iter().any(|r| reverses(r, change)))
+            .collect();
+        (!left.is_empty()).then_some((last, left))
+    }
+}
+
+/// Whether `reversal` (a change of an undo run) reverses `change`.
+fn reverses(reversal: &Change, change: &Change) -> bool {
+    let same_note = reversal.note == change.note && reversal.call == change.call;
+    match (change.op, reversal.op) {
+        (Op::Add, Op::Delete) | (Op::Update, Op::Update) => same_note,
+        // A deleted note comes back under a new ID: the same row on the same call.
+        (Op::Delete, Op::Add) => reversal.row == change.row && reversal.call == change.call,
+        _ => false,
     }
 }
 
@@ -330,6 +362,7 @@ impl SyncWriter {
             }
             Err(e) => return Err(failed(e)),
         }
+        end_line(&file).map_err(failed)?;
         Ok(Self {
             file: Mutex::new(file),
             path: path.to_path_buf(),
@@ -353,6 +386,24 @@ impl SyncWriter {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Ends a last line a kill cut short, so that the next entry starts a line of its own (the cut
+/// line stays unreadable, and is counted as damaged).
+fn end_line(file: &File) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(len - 1))?;
+    reader.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        (&*file).write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// The `run` entry of run `run` to `destination`.

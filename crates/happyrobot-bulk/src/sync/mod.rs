@@ -178,6 +178,8 @@ pub struct SyncReport {
     pub journal: PathBuf,
     /// Whether this was an undo.
     pub undo: bool,
+    /// The results file could not be written (the run itself went as the rows say).
+    pub results_error: Option<String>,
 }
 
 impl SyncReport {
@@ -194,10 +196,9 @@ impl SyncReport {
 
     /// Whether the API refused the key.
     pub fn unauthorized(&self) -> bool {
-        self.worst_failure() == Some(crate::FailureKind::Unauthorized)
-            || self.rows.iter().any(|row| {
-                matches!(&row.status, RowStatus::Failed(f) if f.kind == crate::FailureKind::Unauthorized)
-            })
+        self.rows.iter().any(|row| {
+            matches!(&row.status, RowStatus::Failed(f) if f.kind == crate::FailureKind::Unauthorized)
+        })
     }
 }
 
@@ -209,6 +210,9 @@ pub struct SyncedRow {
     pub planned: PlannedRow,
     /// What became of it.
     pub status: RowStatus,
+    /// The note the change ended on: for an add, the ID it was added under (which an add sent
+    /// again after a certain absence changes); else the planned note's.
+    pub note_id: Option<String>,
 }
 
 /// What became of one planned change.

@@ -1,6 +1,7 @@
 //! The plan of a sync: the calls the input names read once each (reads only), and each row
 //! decided against what its call holds and what the journal says the row owns.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -210,6 +211,12 @@ impl SyncPlan {
         }
     }
 
+    /// Writes the plan to `path`, a row a line with its action and the status `planned`: a
+    /// workbook when `path` ends in `.xlsx`, else CSV (as a results file).
+    pub fn write_report(&self, path: &std::path::Path) -> std::io::Result<()> {
+        super::results::write_plan(path, self)
+    }
+
     /// Whether applying it would send nothing.
     pub fn is_empty(&self) -> bool {
         !self.rows.iter().any(|r| r.action.writes())
@@ -230,14 +237,15 @@ pub(crate) async fn make(
     );
     check_destination(&state, &destination, &journal)?;
     let adopted = super::adopt::from_import(sync, source, &rows, &state).await;
-    let wanted: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let wanted: HashMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.key.as_str(), r.call.as_str()))
+        .collect();
     let mut calls: BTreeSet<String> = rows.iter().map(|r| r.call.to_string()).collect();
     for (key, owned) in &state.owned {
-        let moved_or_removed = !wanted.contains(key.as_str())
-            || rows
-                .iter()
-                .any(|r| r.key == *key && r.call.as_str() != owned.call);
-        if moved_or_removed && (sync.job.prune || wanted.contains(key.as_str())) {
+        let now = wanted.get(key.as_str());
+        // Its old call, when the row moved (or, with prune, was removed).
+        if now.is_some_and(|call| *call != owned.call) || (now.is_none() && sync.job.prune) {
             calls.insert(owned.call.clone());
         }
     }
@@ -246,21 +254,24 @@ pub(crate) async fn make(
         state: &state,
         calls: &read,
         adopted: &adopted,
-        adopt_existing: sync.job.adopt_existing,
+        // Taking over notes no sync made is for a first sync only.
+        adopt_existing: sync.job.adopt_existing && state.runs.is_empty(),
+        wanted: &wanted,
+        taken: RefCell::new(HashSet::new()),
     };
     let mut planned = Vec::new();
     for row in &rows {
         decide.row(row, &mut planned);
     }
-    decide.removed(&wanted, sync.job.prune, &mut planned);
+    decide.removed(sync.job.prune, &mut planned);
     let mut plan = SyncPlan::new(planned, journal, state.entries);
     plan.calls_read = read.len() as u64;
-    refuse_unowned_twins(&plan, &state, sync.job.adopt_existing)?;
+    refuse_unowned(&plan)?;
     Ok(plan)
 }
 
 /// A journal written for another API is not this one's.
-fn check_destination(
+pub(crate) fn check_destination(
     state: &SyncState,
     destination: &Destination,
     journal: &std::path::Path,
@@ -276,36 +287,48 @@ fn check_destination(
     }
 }
 
-/// A first sync (no journal) that would add a note beside one with the same text and flag that
-/// no sync made: most likely an earlier sync or import whose journal is gone. Refused before
-/// anything is sent, unless such notes are adopted.
-fn refuse_unowned_twins(plan: &SyncPlan, state: &SyncState, adopt: bool) -> Result<(), BulkError> {
-    if adopt || !state.runs.is_empty() {
-        return Ok(());
-    }
-    let twins: Vec<u64> = plan
-        .rows
-        .iter()
-        .filter(|r| r.action == SyncAction::Add && r.reason.as_deref() == Some(TWIN))
-        .filter_map(|r| r.line)
-        .collect();
-    if twins.is_empty() {
-        return Ok(());
-    }
-    let shown: Vec<String> = twins.iter().take(10).map(u64::to_string).collect();
+/// Rows that would take a note this journal did not make: an add beside a note with the same
+/// text that no sync made (an import's, or a sync's whose journal is gone), or an update of a
+/// note that only its ID ties to the row (another sheet synced to the same calls under the same
+/// keys). Refused before anything is sent, unless such notes are adopted.
+fn refuse_unowned(plan: &SyncPlan) -> Result<(), BulkError> {
+    let lines = |reason: &str| -> Vec<u64> {
+        plan.rows
+            .iter()
+            .filter(|r| r.reason.as_deref() == Some(reason))
+            .filter_map(|r| r.line)
+            .collect()
+    };
+    let (twins, foreign) = (lines(TWIN), lines(FOREIGN));
+    let (what, found) = match (twins.is_empty(), foreign.is_empty()) {
+        (true, true) => return Ok(()),
+        (false, _) => (
+            "would get a second note: their calls already hold a note with the same text that no \
+             sync of this journal made (an import's, or a sync's whose journal is gone)",
+            twins,
+        ),
+        (true, false) => (
+            "would change a note that carries this sync's ID for the row but that this journal \
+             did not make (another sheet synced to the same calls under the same keys, or a sync \
+             whose journal is gone)",
+            foreign,
+        ),
+    };
+    let shown: Vec<String> = found.iter().take(10).map(u64::to_string).collect();
     Err(BulkError::usage(format!(
-        "{} row(s) (line {}{}) would get a second note: their calls already hold a note with the \
-         same text that no sync of this journal made (an import's, or a sync's whose journal is \
-         gone); nothing was sent. If those notes are this sheet's, take them over \
-         (Sync::adopt_existing); if the journal was moved, point at it (JournalLocation::Path)",
-        twins.len(),
+        "{} row(s) (line {}{}) {what}; nothing was sent. If those notes are this sheet's, take \
+         them over (Sync::adopt_existing, on a first sync); if the journal was moved, point at it \
+         (JournalLocation::Path)",
+        found.len(),
         shown.join(", "),
-        if twins.len() > 10 { ", ..." } else { "" }
+        if found.len() > 10 { ", ..." } else { "" }
     )))
 }
 
 /// The reason of an add beside an unowned note with the same text.
 const TWIN: &str = "the call holds a note with this text that no sync made";
+/// The reason of an update of a note this journal did not make.
+const FOREIGN: &str = "a note with this row's ID that this journal did not make";
 
 /// The notes of each call read, or why it could not be.
 type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
@@ -344,9 +367,21 @@ async fn read_call(
     stop: &happyrobot::CancellationToken,
 ) -> Result<Result<Vec<Note>, Failure>, BulkError> {
     let id = CallId::new(call).map_err(|e| BulkError::usage(e.to_string()))?;
-    let control = Control::new().stop(stop);
+    // No deadline: a rate limit makes a read wait its turn, never fail.
+    let control = Control::new().stop(stop).deadline(std::time::Duration::MAX);
     match client.get_call_with(&id, &control).await {
-        Ok(response) => Ok(Ok(response.into_inner().notes.unwrap_or_default())),
+        Ok(response) => Ok(match response.into_inner().notes {
+            Some(notes) => Ok(notes),
+            // What the call holds cannot be told: nothing is sent for its rows.
+            None => Err(Failure {
+                status: None,
+                kind: FailureKind::Api,
+                reason: format!(
+                    "the API's answer for call {call} lists no notes, so what it holds cannot be \
+                     told; nothing is sent for its rows"
+                ),
+            }),
+        }),
         Err(e) if FailureKind::of(&e) == FailureKind::NotFound => Ok(Err(Failure {
             status: e.status().map(|s| s.as_u16()),
             kind: FailureKind::NotFound,
@@ -366,6 +401,10 @@ struct Decide<'a> {
     /// Row key → the note ID an import recorded for it.
     adopted: &'a HashMap<String, String>,
     adopt_existing: bool,
+    /// The input's row keys, with their calls.
+    wanted: &'a HashMap<&'a str, &'a str>,
+    /// The notes a decision already claimed: a note belongs to one row.
+    taken: RefCell<HashSet<String>>,
 }
 
 impl Decide<'_> {
@@ -387,14 +426,7 @@ impl Decide<'_> {
         if let Some(old) = owned.filter(|o| o.call != call) {
             self.moved_away(row, old, out);
         }
-        let mut candidates = self.state.candidates(&row.key, call);
-        if let Some(id) = self.adopted.get(&row.key) {
-            candidates.push(id.clone());
-        }
-        let mine: Vec<&Note> = notes
-            .iter()
-            .filter(|n| n.id.as_ref().is_some_and(|id| candidates.contains(id)))
-            .collect();
+        let mine = self.mine(&row.key, call, notes);
         let keep = owned
             .filter(|o| o.call == call)
             .and_then(|o| mine.iter().find(|n| n.id.as_deref() == Some(&o.note)))
@@ -414,6 +446,21 @@ impl Decide<'_> {
         }
     }
 
+    /// The notes on `call` that carry one of row `key`'s IDs (or its import's), not claimed yet;
+    /// they are claimed.
+    fn mine<'n>(&self, key: &str, call: &str, notes: &'n [Note]) -> Vec<&'n Note> {
+        let mut candidates = self.state.candidates(key, call);
+        candidates.extend(self.adopted.get(key).cloned());
+        let mut taken = self.taken.borrow_mut();
+        notes
+            .iter()
+            .filter(|n| {
+                n.id.as_ref()
+                    .is_some_and(|id| candidates.contains(id) && taken.insert(id.clone()))
+            })
+            .collect()
+    }
+
     /// The row's note is on its call: unchanged, or updated.
     fn compare(&self, row: &Row, note: &Note, owned: Option<&Owned>) -> PlannedRow {
         let old = NoteText {
@@ -424,7 +471,10 @@ impl Decide<'_> {
         let same_flag = row
             .flagged
             .is_none_or(|f| note.flagged.unwrap_or(false) == f);
-        let adopting = owned.is_none_or(|o| Some(&o.note) != note.id.as_ref());
+        let id = note.id.clone().unwrap_or_default();
+        let adopting = owned.is_none_or(|o| o.note != id);
+        let recorded = self.state.knows(&row.key, row.call.as_str(), &id)
+            || self.adopted.get(&row.key) == Some(&id);
         let action = match (same_text && same_flag, adopting) {
             (true, false) => SyncAction::Unchanged,
             (true, true) => SyncAction::Adopt,
@@ -432,7 +482,9 @@ impl Decide<'_> {
         };
         let mut planned = PlannedRow::new(row, action);
         planned.note_id = note.id.clone();
-        if action == SyncAction::Update
+        if action == SyncAction::Update && !recorded && !self.adopt_existing {
+            planned.reason = Some(FOREIGN.to_string());
+        } else if action == SyncAction::Update
             && owned.is_some_and(|o| o.text.content == row.content && o.text.flagged == row.flagged)
         {
             planned.reason = Some("changed in the app since the last sync; put back".to_string());
@@ -441,16 +493,25 @@ impl Decide<'_> {
         planned
     }
 
-    /// The row has no note on its call: added (again, if the journal says it had one).
+    /// The row has no note on its call: a note with its text taken over (from a row whose key
+    /// changed, or asked for), else added (again, if the journal says it had one).
     fn absent(&self, row: &Row, notes: &[Note], owned: Option<&Owned>) -> PlannedRow {
         let call = row.call.as_str();
         let twin = notes.iter().find(|n| {
             n.content.as_deref() == Some(row.content.as_str())
                 && row.flagged.is_none_or(|f| n.flagged.unwrap_or(false) == f)
+                && n.id
+                    .as_ref()
+                    .is_some_and(|id| !self.taken.borrow().contains(id))
         });
-        if let (Some(twin), true) = (twin, self.adopt_existing) {
+        let rekeyed = twin.and_then(|twin| self.owner_removed(call, twin));
+        if let Some(twin) = twin.filter(|_| rekeyed.is_some() || self.adopt_existing) {
             let mut planned = PlannedRow::new(row, SyncAction::Adopt);
             planned.note_id = twin.id.clone();
+            if let (Some(id), Some(old_key)) = (&twin.id, rekeyed) {
+                self.taken.borrow_mut().insert(id.clone());
+                planned.reason = Some(format!("taken over from the row keyed {old_key:?}"));
+            }
             return planned;
         }
         let mut planned = PlannedRow::new(row, SyncAction::Add);
@@ -461,66 +522,94 @@ impl Decide<'_> {
             .pending
             .get(&(row.key.clone(), call.to_string()))
             .cloned();
-        if planned.pending.is_some() {
-            planned.reason = Some(
+        planned.reason = if planned.pending.is_some() {
+            Some(
                 "an earlier add's outcome is unknown: it is looked up first, and sent again only \
                  if certainly absent"
                     .to_string(),
-            );
+            )
         } else if owned.is_some_and(|o| o.call == call) {
-            planned.reason = Some("deleted in the app since the last sync; put back".to_string());
+            Some("deleted in the app since the last sync; put back".to_string())
         } else if twin.is_some() {
-            planned.reason = Some(TWIN.to_string());
-        }
+            Some(TWIN.to_string())
+        } else {
+            None
+        };
         planned
     }
 
-    /// The row's key moved to another call: its note leaves the old one, if it is still there.
+    /// The key of a row removed from the input that owns `note` on `call` (a key that changed).
+    fn owner_removed(&self, call: &str, note: &Note) -> Option<String> {
+        let id = note.id.as_deref()?;
+        self.state
+            .owned
+            .iter()
+            .find(|(key, o)| {
+                o.call == call && o.note == id && !self.wanted.contains_key(key.as_str())
+            })
+            .map(|(key, _)| key.clone())
+    }
+
+    /// The row's key moved to another call: its notes leave the old one.
     fn moved_away(&self, row: &Row, old: &Owned, out: &mut Vec<PlannedRow>) {
         let Some(Ok(notes)) = self.calls.get(&old.call) else {
             return;
         };
-        if let Some(note) = notes.iter().find(|n| n.id.as_deref() == Some(&old.note)) {
+        for note in self.mine(&row.key, &old.call, notes) {
             let mut planned = delete(row, &old.call, note);
             planned.reason = Some(format!("the row moved to call {}", row.call));
             out.push(planned);
         }
     }
 
-    /// The notes of rows the input no longer has: kept, or deleted with `prune`.
-    fn removed(&self, wanted: &HashSet<&str>, prune: bool, out: &mut Vec<PlannedRow>) {
+    /// The notes of rows the input no longer has: kept, or deleted with `prune` (with any copies;
+    /// one already gone is deleted again, which a gone note answers as done, so that the journal
+    /// forgets it).
+    fn removed(&self, prune: bool, out: &mut Vec<PlannedRow>) {
         for (key, owned) in &self.state.owned {
-            if wanted.contains(key.as_str()) {
+            if self.wanted.contains_key(key.as_str()) || self.taken.borrow().contains(&owned.note) {
                 continue;
             }
+            let Ok(call) = CallId::new(&owned.call) else {
+                continue;
+            };
             let row = Row {
                 line: 0,
                 key: key.clone(),
-                call: match CallId::new(&owned.call) {
-                    Ok(call) => call,
-                    Err(_) => continue,
-                },
+                call,
                 content: owned.text.content.clone(),
                 flagged: owned.text.flagged,
             };
-            let note = self.calls.get(&owned.call).and_then(|read| match read {
-                Ok(notes) => notes.iter().find(|n| n.id.as_deref() == Some(&owned.note)),
-                Err(_) => None,
-            });
-            let mut planned = match (prune, note) {
-                (true, Some(note)) => delete(&row, &owned.call, note),
-                // Pruned, and already gone: nothing to do.
-                (true, None) => continue,
-                (false, _) => {
+            let gone = Note {
+                id: Some(owned.note.clone()),
+                content: Some(owned.text.content.clone()),
+                flagged: owned.text.flagged,
+                created_at: None,
+                user_id: None,
+            };
+            let found = match self.calls.get(&owned.call) {
+                Some(Ok(notes)) if prune => self.mine(key, &owned.call, notes),
+                _ => Vec::new(),
+            };
+            let already_gone = found.is_empty();
+            let notes: Vec<&Note> = if already_gone { vec![&gone] } else { found };
+            for note in notes {
+                let mut planned = if prune {
+                    delete(&row, &owned.call, note)
+                } else {
                     let mut kept = PlannedRow::new(&row, SyncAction::Keep);
                     kept.note_id = Some(owned.note.clone());
                     kept.new = None;
                     kept.old = Some(owned.text.clone().into());
                     kept
+                };
+                planned.line = None;
+                if prune && already_gone {
+                    planned.reason =
+                        Some("already gone from its call; the journal forgets it".to_string());
                 }
-            };
-            planned.line = None;
-            out.push(planned);
+                out.push(planned);
+            }
         }
     }
 }

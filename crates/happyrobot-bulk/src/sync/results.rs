@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{RowStatus, SyncReport};
+use super::{RowStatus, SyncPlan, SyncReport, SyncedRow};
 
 /// The columns of a sync's results file.
 const HEADER: [&str; 11] = [
@@ -19,8 +19,27 @@ const HEADER: [&str; 11] = [
     "error",
 ];
 
+/// Writes `plan`'s rows to `path` (a workbook for `.xlsx`, else CSV), each with the status
+/// `planned`.
+pub(crate) fn write_plan(path: &Path, plan: &SyncPlan) -> std::io::Result<()> {
+    let report = SyncReport {
+        rows: plan
+            .rows
+            .iter()
+            .map(|row| SyncedRow::new(row.clone(), RowStatus::NotSent))
+            .collect(),
+        ..SyncReport::default()
+    };
+    write_rows(path, &report, "planned")
+}
+
 /// Writes `report`'s rows to `path` (a workbook for `.xlsx`, else CSV).
 pub(crate) fn write(path: &Path, report: &SyncReport) -> std::io::Result<()> {
+    write_rows(path, report, "not sent")
+}
+
+/// The rows, a row that was not sent given the status `not_sent`.
+fn write_rows(path: &Path, report: &SyncReport, not_sent: &str) -> std::io::Result<()> {
     let header: Vec<String> = HEADER.iter().map(|h| (*h).to_string()).collect();
     let flag = |f: Option<bool>| f.map(|f| f.to_string()).unwrap_or_default();
     let rows: Vec<Vec<String>> = report
@@ -32,7 +51,7 @@ pub(crate) fn write(path: &Path, report: &SyncReport) -> std::io::Result<()> {
                 RowStatus::Done => ("done", String::new()),
                 RowStatus::Failed(f) => ("failed", f.reason.clone()),
                 RowStatus::Unknown(reason) => ("unknown", reason.clone()),
-                RowStatus::NotSent => ("not sent", String::new()),
+                RowStatus::NotSent => (not_sent, String::new()),
             };
             let old = planned.old.as_ref();
             let new = planned.new.as_ref();
@@ -42,7 +61,7 @@ pub(crate) fn write(path: &Path, report: &SyncReport) -> std::io::Result<()> {
                 planned.call_id.clone(),
                 planned.action.as_str().to_string(),
                 status.to_string(),
-                planned.note_id.clone().unwrap_or_default(),
+                row.note_id.clone().unwrap_or_default(),
                 old.map(|t| t.content.clone()).unwrap_or_default(),
                 flag(old.and_then(|t| t.flagged)),
                 new.map(|t| t.content.clone()).unwrap_or_default(),

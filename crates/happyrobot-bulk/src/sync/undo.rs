@@ -2,10 +2,12 @@
 //! [`apply`](super::apply) carries out like any other. An added note is deleted, an update's old
 //! text and flag are put back, a deleted note is added again (under the row's next ID).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::journal::{Change, Op, SyncState};
 use super::plan::{NoteText, PlannedRow, SyncAction, SyncPlan};
+use crate::journal::Destination;
 use crate::{BulkError, Source};
 
 /// The plan of an undo of the last sync run the journal at `journal` records.
@@ -14,7 +16,7 @@ pub(crate) async fn plan(
     source: &Source,
     journal: PathBuf,
 ) -> Result<SyncPlan, BulkError> {
-    let _ = (sync, source);
+    let _ = source;
     if !journal.exists() {
         return Err(BulkError::usage(format!(
             "there is no sync journal {}: nothing was synced from this file (or the journal was \
@@ -23,23 +25,41 @@ pub(crate) async fn plan(
         )));
     }
     let state = SyncState::load(&journal)?;
-    let rows = match state.undoable() {
-        Some(run) => run
-            .changes
-            .iter()
-            .rev()
-            .filter_map(|c| reverse(&state, c))
-            .collect(),
-        None => Vec::new(),
+    let destination = Destination::new(
+        sync.client.base_url(),
+        sync.client.api_key().expose_secret(),
+    );
+    super::plan::check_destination(&state, &destination, &journal)?;
+    let Some((run, left)) = state.undoable() else {
+        let mut plan = SyncPlan::new(Vec::new(), journal, state.entries);
+        plan.undo = true;
+        return Ok(plan);
     };
+    // Each note added back takes the next of its row's IDs on its call.
+    let mut counters: HashMap<(String, String), u32> = HashMap::new();
+    let rows = left
+        .into_iter()
+        .rev()
+        .filter_map(|change| {
+            let next = counters
+                .entry((change.row.clone(), change.call.clone()))
+                .or_insert_with(|| state.next_k(&change.row, &change.call));
+            let row = reverse(change, *next)?;
+            if row.action == SyncAction::Add {
+                *next += 1;
+            }
+            Some(row)
+        })
+        .collect();
     let mut plan = SyncPlan::new(rows, journal, state.entries);
     plan.undo = true;
-    plan.undoes = state.undoable().map(|run| run.run);
+    plan.undoes = Some(run.run);
     Ok(plan)
 }
 
-/// The change that reverses `change`; `None` for one that changed nothing on the server.
-fn reverse(state: &SyncState, change: &Change) -> Option<PlannedRow> {
+/// The change that reverses `change` (an add back as the row's `k`-th ID); `None` for one that
+/// changed nothing on the server.
+fn reverse(change: &Change, k: u32) -> Option<PlannedRow> {
     let (action, new, old, note, k) = match change.op {
         Op::Add => (
             SyncAction::Delete,
@@ -56,7 +76,6 @@ fn reverse(state: &SyncState, change: &Change) -> Option<PlannedRow> {
             0,
         ),
         Op::Delete => {
-            let k = state.next_k(&change.row, &change.call);
             let id = super::journal::note_id(&change.call, &change.row, k);
             (SyncAction::Add, change.before.clone(), None, id, k)
         }
