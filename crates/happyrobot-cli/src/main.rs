@@ -18,6 +18,7 @@ mod cmd_import;
 mod command;
 mod context;
 mod credentials;
+mod dry_run;
 mod exit;
 mod print;
 mod progress;

@@ -44,6 +44,7 @@ impl SheetRecords {
         if options.sheet.is_none()
             && names.len() > 1
             && let Err(error) = &records.columns
+            && !has_the_columns(&records.names, options)
         {
             let error = error.clone();
             records.columns = Err(records.not_a_sheet_of_notes(&error, &mut workbook, &names));
@@ -111,9 +112,8 @@ impl SheetRecords {
         let fits = names.iter().find(|name| {
             **name != self.sheet
                 && sheet_range(workbook, name).ok().is_some_and(|range| {
-                    header_row(&range).is_some_and(|(_, header)| {
-                        columns::map(&header, &self.options, "column").is_ok()
-                    })
+                    header_row(&range)
+                        .is_some_and(|(_, header)| has_the_columns(&header, &self.options))
                 })
         });
         let first: Vec<String> = self
@@ -141,6 +141,12 @@ impl SheetRecords {
         };
         LineError::in_sheet(error.line(), &self.sheet, message)
     }
+}
+
+/// Whether a header has the call ID's and the text's columns, whatever other columns it has.
+fn has_the_columns(header: &[String], options: &ReadOptions) -> bool {
+    let loose = options.clone().ignore_other_columns(true);
+    columns::map(header, &loose, "column").is_ok()
 }
 
 /// The sheet to read: the one named (exactly, else without regard to case and surrounding
