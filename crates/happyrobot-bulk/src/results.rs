@@ -228,7 +228,7 @@ pub fn default_path(input: &Path) -> PathBuf {
 
 /// Writes the rows to a temporary file beside `path` and renames it over `path`: a workbook
 /// ([`is_workbook`]), else CSV in `delimiter`, each cell made inert for a spreadsheet.
-fn save(
+pub(crate) fn save(
     path: &Path,
     header: &[String],
     delimiter: u8,

@@ -8,7 +8,7 @@
 #[cfg(feature = "workbook")]
 mod cells;
 #[cfg_attr(not(any(feature = "csv", feature = "workbook")), allow(dead_code))]
-mod columns;
+pub(crate) mod columns;
 #[cfg(feature = "csv")]
 mod csv;
 mod jsonl;
