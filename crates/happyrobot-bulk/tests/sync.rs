@@ -493,10 +493,25 @@ async fn a_gateway_that_gave_up_while_the_api_went_on_leaves_one_note_after_the_
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // The late apply left a copy: the next plan deletes it.
     let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
-    let copies = plan.rows.iter().filter(|r| r.action == SyncAction::Delete).count();
-    assert_eq!(copies, sheet.by_text().values().sum::<usize>() - 1, "{plan:?}");
-    sheet.sync().apply(&sheet.source(), plan, |_| {}).await.unwrap();
-    assert_eq!(sheet.notes(0), [("Driver confirmd pickup".to_string(), false)]);
+    let copies = plan
+        .rows
+        .iter()
+        .filter(|r| r.action == SyncAction::Delete)
+        .count();
+    assert_eq!(
+        copies,
+        sheet.by_text().values().sum::<usize>() - 1,
+        "{plan:?}"
+    );
+    sheet
+        .sync()
+        .apply(&sheet.source(), plan, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
 }
 
 #[tokio::test]
@@ -526,15 +541,29 @@ async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
         3,
     );
     // Killed while the adds are in flight: the future is dropped.
-    let killed = tokio::time::timeout(Duration::from_millis(400), sync.apply(&source, plan, |_| {}));
+    let killed = tokio::time::timeout(
+        Duration::from_millis(400),
+        sync.apply(&source, plan, |_| {}),
+    );
     assert!(killed.await.is_err(), "the run was killed");
     let plan = sync.plan(&sheet.source()).await.unwrap();
     assert!(
         plan.rows.iter().all(|r| r.action == SyncAction::Add
-            && r.reason.as_deref().is_some_and(|m| m.contains("looked up first"))),
+            && r.reason
+                .as_deref()
+                .is_some_and(|m| m.contains("looked up first"))),
         "{plan:?}"
     );
     let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
-    assert_eq!((report.added, report.failed, report.unknown), (3, 0, 0), "{report:?}");
-    assert_eq!(sheet.by_text().values().sum::<usize>(), 3, "{:?}", sheet.by_text());
+    assert_eq!(
+        (report.added, report.failed, report.unknown),
+        (3, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        sheet.by_text().values().sum::<usize>(),
+        3,
+        "{:?}",
+        sheet.by_text()
+    );
 }

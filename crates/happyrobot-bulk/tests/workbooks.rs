@@ -264,6 +264,24 @@ async fn an_instructions_sheet_first_names_the_sheet_that_has_the_columns() {
     assert_eq!(report.added, 1);
     assert_eq!(note_on(&server, &ids[0], "from review"), Some(false));
 
+    // An empty first sheet, as a new workbook has.
+    let path = dir.join("empty-first.xlsx");
+    let mut workbook = Workbook::new();
+    workbook.add_worksheet();
+    write_rows(
+        workbook.add_worksheet().set_name("Review").unwrap(),
+        &[&["call_id", "content"], &[&ids[0], "x"]],
+    );
+    workbook.save(&path).unwrap();
+    let (_, shown) = refusal(&server, &dir, &Source::file(&path)).await;
+    assert!(
+        shown.contains(
+            "the workbook's first sheet, \"Sheet1\", is not a sheet of notes: it is empty, not \
+             the columns call_id, content and optionally flagged. The sheet \"Review\" has them"
+        ),
+        "{shown}"
+    );
+
     // No sheet has the columns: the sheets are named, with the option.
     let path = dir.join("none.xlsx");
     let mut workbook = Workbook::new();

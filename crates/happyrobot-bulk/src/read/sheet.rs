@@ -123,13 +123,17 @@ impl SheetRecords {
             .map(|n| format!("{:?}", shorten(n.trim())))
             .collect();
         let sheets: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let holds = if first.is_empty() {
+            "it is empty".to_string()
+        } else {
+            format!("its first row holds {}", join_and(&first))
+        };
         let message = match fits {
             Some(other) => format!(
-                "the workbook's first sheet, {:?}, is not a sheet of notes: its first row holds \
-                 {}, not the columns call_id, content and optionally flagged. The sheet {other:?} \
-                 has them: read it by name (ReadOptions::sheet {other:?})",
+                "the workbook's first sheet, {:?}, is not a sheet of notes: {holds}, not the \
+                 columns call_id, content and optionally flagged. The sheet {other:?} has them: \
+                 read it by name (ReadOptions::sheet {other:?})",
                 self.sheet,
-                join_and(&first),
             ),
             None => format!(
                 "{} (the workbook's first sheet, {:?}, was read; its sheets are {}: name the \

@@ -304,13 +304,17 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> RowStatus {
 async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<RowStatus> {
     let (pending, text) = (row.pending.as_ref()?, row.new.as_ref()?);
     let (first, others) = pending.ids.split_first()?;
-    let mut look = others
-        .iter()
-        .fold(PendingAdd::new(first.clone(), text.content.clone()), |p, id| p.also_id(id.clone()));
+    let mut look = others.iter().fold(
+        PendingAdd::new(first.clone(), text.content.clone()),
+        |p, id| p.also_id(id.clone()),
+    );
     // A killed run's attempt may have taken as long as the client lets one take.
     let sent = std::time::UNIX_EPOCH + std::time::Duration::from_secs(pending.at);
     look = look.sent(sent, run.client.timeout());
-    let settled = run.client.settle_add(call, &look, None, &run.control()).await;
+    let settled = run
+        .client
+        .settle_add(call, &look, None, &run.control())
+        .await;
     let status = match settled {
         Ok(Settled::Absent) => return None,
         Ok(Settled::Found { note, .. }) => {

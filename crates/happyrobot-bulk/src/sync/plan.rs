@@ -456,7 +456,11 @@ impl Decide<'_> {
         let mut planned = PlannedRow::new(row, SyncAction::Add);
         planned.k = self.state.next_k(&row.key, call);
         planned.note_id = Some(super::journal::note_id(call, &row.key, planned.k));
-        planned.pending = self.state.pending.get(&(row.key.clone(), call.to_string())).cloned();
+        planned.pending = self
+            .state
+            .pending
+            .get(&(row.key.clone(), call.to_string()))
+            .cloned();
         if planned.pending.is_some() {
             planned.reason = Some(
                 "an earlier add's outcome is unknown: it is looked up first, and sent again only \
