@@ -48,11 +48,15 @@ pub enum BulkOption {
     Columns,
     /// [`ReadOptions::ignore_other_columns`](crate::ReadOptions::ignore_other_columns).
     IgnoreOtherColumns,
+    /// [`Sync::key_column`](crate::Sync::key_column).
+    KeyColumn,
+    /// [`Sync::adopt_existing`](crate::Sync::adopt_existing).
+    AdoptExisting,
 }
 
 impl BulkOption {
     /// Every option a message may name.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Journal,
         Self::BaseUrl,
         Self::AllowDuplicates,
@@ -61,6 +65,8 @@ impl BulkOption {
         Self::Sheet,
         Self::Columns,
         Self::IgnoreOtherColumns,
+        Self::KeyColumn,
+        Self::AdoptExisting,
     ];
 
     /// The option's name as messages write it: `JournalLocation::Path`,
@@ -75,6 +81,8 @@ impl BulkOption {
             Self::Sheet => "ReadOptions::sheet",
             Self::Columns => "ReadOptions::columns",
             Self::IgnoreOtherColumns => "ReadOptions::ignore_other_columns",
+            Self::KeyColumn => "Sync::key_column",
+            Self::AdoptExisting => "Sync::adopt_existing",
         }
     }
 

@@ -34,7 +34,7 @@ pub enum Event {
         note_ids: Vec<String>,
     },
     /// One change of a sync (or of its undo), as it ended.
-    Synced(crate::SyncedRow),
+    Synced(Box<crate::SyncedRow>),
 }
 
 /// A notice before the run.

@@ -165,7 +165,7 @@ async fn changes(
     for (index, row) in plan.rows.iter().enumerate() {
         if !row.action.writes() {
             let synced = without_request(run, row);
-            on_event(&Event::Synced(synced.clone()));
+            on_event(&Event::Synced(Box::new(synced.clone())));
             done[index] = Some(synced);
             continue;
         }
@@ -185,7 +185,7 @@ async fn changes(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, synced)) => {
-                on_event(&Event::Synced(synced.clone()));
+                on_event(&Event::Synced(Box::new(synced.clone())));
                 done[index] = Some(synced);
             }
             Err(e) => run.stop_for(Stop::Worker(format!("a change's task failed: {e}"))),
