@@ -96,6 +96,18 @@ fn text_named_as_workbook(path: &Path, first: &str) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let named = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if ["csv", "tsv", "txt"].contains(&named.to_ascii_lowercase().as_str()) {
+        // Named as text and read as a workbook on purpose.
+        return format!(
+            "it holds text, not a workbook (its first line is {:?}): read it as CSV, not as a \
+             workbook",
+            super::shorten(first.trim_end())
+        );
+    }
     format!(
         "it holds text, not a workbook (its first line is {:?}): it was saved as {} under a \
          workbook's name. Rename it {renamed} and import that",
@@ -194,5 +206,10 @@ mod tests {
         );
         let message = text_named_as_workbook(Path::new("review.xls"), "Call ID\tNote\tFlag");
         assert!(message.contains("Rename it review.txt"), "{message}");
+        let message = text_named_as_workbook(Path::new("review.CSV"), "call_id,content");
+        assert!(
+            message.ends_with("read it as CSV, not as a workbook"),
+            "{message}"
+        );
     }
 }
