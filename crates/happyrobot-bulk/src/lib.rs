@@ -22,8 +22,8 @@ pub use error::{BulkError, BulkErrorKind, BulkOption};
 pub use import::{Import, ImportJob};
 pub use journal::locate::state_dir_from_env;
 pub use options::{ColumnNames, ReadOptions, Source};
-pub use plan::{MAX_SHOWN_ERRORS, Plan};
-pub use read::{CALL_LIST_COLUMNS, Format, LineError};
+pub use plan::{MAX_SHOWN_ERRORS, PREVIEW_LINES, Plan, PreviewLine};
+pub use read::{CALL_LIST_COLUMNS, ColumnMapping, Format, LineError};
 pub use record::NoteRecord;
 pub use report::{
     Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,

@@ -5,11 +5,24 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use crate::journal::{JournalState, LineState};
-use crate::read::{self, Input, Item, LineError};
-use crate::{BulkError, ReadOptions};
+use crate::read::{self, ColumnMapping, Input, Item, LineError};
+use crate::{BulkError, NoteRecord, ReadOptions};
 
 /// How many invalid lines a plan keeps to show; the rest are only counted.
 pub const MAX_SHOWN_ERRORS: usize = 20;
+
+/// How many of the first valid lines a plan keeps, as they will be sent ([`Plan::preview`]).
+pub const PREVIEW_LINES: usize = 3;
+
+/// A line as it will be sent, for a dry run to show.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PreviewLine {
+    /// The line (or a workbook's sheet row) it is on.
+    pub line: u64,
+    /// The call and the note, as sent.
+    pub record: NoteRecord,
+}
 
 /// What the validation pass found: the input's lines and what the journal says about them.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +51,11 @@ pub struct Plan {
     pub in_doubt: u64,
     /// Lines the journal records that the input no longer has (edited or removed).
     pub orphans: u64,
+    /// Which column feeds which field and which are ignored (`None` for JSON Lines, records, or
+    /// a header that does not map).
+    pub columns: Option<ColumnMapping>,
+    /// The first valid lines (at most [`PREVIEW_LINES`]), as they will be sent.
+    pub preview: Vec<PreviewLine>,
     /// The fingerprints that occur more than once.
     pub(crate) repeated: HashSet<u64>,
 }
@@ -63,6 +81,7 @@ pub(crate) fn validate(
         |e: io::Error| BulkError::usage(format!("cannot read {name}: {e}; nothing was sent"));
     let mut plan = Plan::default();
     let mut fingerprints: Vec<u64> = Vec::new();
+    read::check(input, options).map_err(read_error)?;
     for item in read::open(input, options, false).map_err(read_error)? {
         match item.map_err(read_error)? {
             Item::Invalid(error) => {
@@ -74,9 +93,16 @@ pub(crate) fn validate(
             Item::Valid(record) => {
                 plan.lines += 1;
                 fingerprints.push(record.fingerprint);
+                if plan.preview.len() < PREVIEW_LINES {
+                    plan.preview.push(PreviewLine {
+                        line: record.line,
+                        record: NoteRecord::new(record.call_id, record.note),
+                    });
+                }
             }
         }
     }
+    plan.columns = read::mapping(input, options).map_err(read_error)?;
     // Sorted, identical lines are neighbours; the k-th copy of a line is its occurrence k in the
     // journal (which copy is which does not matter for counting).
     fingerprints.sort_unstable();

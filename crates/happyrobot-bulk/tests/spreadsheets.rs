@@ -123,19 +123,17 @@ async fn a_windows_1252_csv_is_read_with_its_encoding_and_refused_without() {
     std::fs::write(&file, bytes).unwrap();
     let plain = Import::new(client(&server), JournalLocation::BesideInput).state_dir(None);
     let error = plain.run(Source::file(&file), |_| {}).await.unwrap_err();
-    assert_eq!(error.kind(), BulkErrorKind::InvalidInput);
+    // Refused once for the file (issue 28), not line by line.
+    assert_eq!(error.kind(), BulkErrorKind::Refused);
+    assert!(error.line_errors().is_empty());
     assert!(
-        error.line_errors()[0]
+        error
             .to_string()
-            .contains("ReadOptions::encoding"),
-        "{:?}",
-        error.line_errors()
+            .contains("ReadOptions::encoding windows-1252"),
+        "{error}"
     );
     // The option is typed, for a program that names it otherwise (a CLI's --encoding).
-    assert_eq!(
-        error.line_errors()[0].option(),
-        Some(happyrobot_bulk::BulkOption::Encoding)
-    );
+    assert_eq!(error.option(), Some(happyrobot_bulk::BulkOption::Encoding));
     let source =
         Source::file(&file).read_options(ReadOptions::new().encoding("windows-1252").unwrap());
     import_with_results(&server, source, &dir).await;

@@ -23,15 +23,18 @@ pub(crate) const IMPORT_HELP: &str = "\
 Input:
   CSV with a header line naming the columns call_id, content and (optionally) flagged, in any
   order: comma, semicolon, tab or pipe separated (detected from the header; --delimiter forces
-  one), UTF-8, or UTF-16 with a byte-order mark (Excel's \"Unicode Text\"), or any encoding given
-  with --encoding (windows-1252 for Excel's older \"CSV (Comma delimited)\"). Or JSON Lines with
-  the same keys, or an .xlsx, .xlsm, .xls or .ods workbook (the first sheet, or --sheet NAME). Names
-  match without regard to case or spaces (Call ID is call_id), and the names sheets use are known:
-  CallID; Note, Notes or Comment for content; Flag or Flag? for flagged. --call-id-column,
-  --content-column and --flagged-column map others, and then (or with --ignore-other-columns)
-  other columns are let through. flagged accepts true/false, 1/0, yes/no, y/n, x or a tick (flagged)
-  or empty. The whole
-  input is checked first; if any line is invalid, every problem is listed and nothing is sent.
+  one), UTF-8, or UTF-16 with a byte-order mark (Excel's \"Unicode Text\", a .txt, read tab
+  separated), or any encoding given with --encoding (windows-1252 for Excel's older \"CSV (Comma
+  delimited)\"). Or JSON Lines with the same keys, or an .xlsx, .xlsm, .xls or .ods workbook (the
+  first sheet, or --sheet NAME), its cells read as the sheet shows them (a date as
+  2024-03-14 08:30) and an error cell (#NAME?, #DIV/0!) refused. Names match without regard to
+  case or spaces (Call ID is call_id), and the names sheets use are known: CallID; Note, Notes or
+  Comment for content; Flag or Flag? for flagged. --call-id-column, --content-column and
+  --flagged-column map others, and then (or with --ignore-other-columns) other columns are let
+  through; a column that looks like one of the three but is not read is refused. flagged accepts
+  true/false, 1/0, yes/no, y/n, x or a tick (flagged) or empty. The whole input is checked first;
+  if any line is invalid, every problem is listed and nothing is sent. --dry-run shows which
+  column feeds what and the first lines as they will be sent.
 
 Journal:
   Every line is recorded in the journal (default: <FILE>.journal, or the journal of a file with
@@ -86,8 +89,8 @@ Exit codes:
 /// Options of `notes import`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ImportArgs {
-    /// The file of notes (.csv, .tsv, .jsonl, .ndjson, .xlsx, .xlsm, .xls, .ods; any other name
-    /// with --format); - reads standard input (then give --format and --journal).
+    /// The file of notes (.csv, .tsv, .txt, .jsonl, .ndjson, .xlsx, .xlsm, .xls, .ods; any other
+    /// name with --format); - reads standard input (then give --format and --journal).
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
 
@@ -111,7 +114,8 @@ pub(crate) struct ImportArgs {
     )]
     pub(crate) journal: Option<PathBuf>,
 
-    /// Check the file and say how many lines would be sent; send nothing.
+    /// Check the file and say how many lines would be sent, which column feeds what, and the first
+    /// lines as they will be sent; send nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
 
@@ -251,6 +255,7 @@ async fn run(
             args.retry_unknown,
             !args.no_reconcile,
         ));
+        crate::dry_run::print(&plan, args.read.content.as_deref());
         return Ok(Exit::Success);
     }
     let watch = Watch::start(

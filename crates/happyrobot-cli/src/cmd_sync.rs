@@ -50,8 +50,8 @@ Exit codes: as notes import (0 done, 2 invalid file or options and nothing sent,
 /// Options of `notes sync`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SyncArgs {
-    /// The file of notes (.csv, .tsv, .jsonl, .ndjson, .xlsx, .xlsm, .xls, .ods; any other name
-    /// with --format); - reads standard input (then give --format and --journal).
+    /// The file of notes (.csv, .tsv, .txt, .jsonl, .ndjson, .xlsx, .xlsm, .xls, .ods; any other
+    /// name with --format); - reads standard input (then give --format and --journal).
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
 

@@ -20,6 +20,7 @@ mod cmd_sync;
 mod command;
 mod context;
 mod credentials;
+mod dry_run;
 mod exit;
 mod print;
 mod progress;

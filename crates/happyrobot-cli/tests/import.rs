@@ -556,20 +556,26 @@ async fn the_format_comes_from_the_extension_or_the_flag() {
         format!("{{\"call_id\":\"{FIRST_CALL_ID}\",\"content\":\"nd\"}}\n"),
     )
     .unwrap();
+    // A .txt is delimited text (issue 28: Excel's "Unicode Text"); another extension needs
+    // --format.
     let txt = dir.join("a.txt");
     std::fs::write(&txt, format!("call_id,content\n{FIRST_CALL_ID},tx\n")).unwrap();
+    let dat = dir.join("a.dat");
+    std::fs::write(&dat, format!("call_id,content\n{FIRST_CALL_ID},dat\n")).unwrap();
     let run = common::run_against(&server, &["notes", "import", ndjson.to_str().unwrap()]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = common::run_against(&server, &["notes", "import", txt.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = common::run_against(&server, &["notes", "import", dat.to_str().unwrap()]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--format"), "{}", run.stderr);
     let run = common::run_against(
         &server,
-        &["notes", "import", txt.to_str().unwrap(), "--format", "csv"],
+        &["notes", "import", dat.to_str().unwrap(), "--format", "csv"],
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(server.created_note_count(), 2);
+    assert_eq!(server.created_note_count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

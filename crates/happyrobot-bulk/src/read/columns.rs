@@ -18,6 +18,41 @@ pub(crate) struct Columns {
     pub(crate) count: usize,
 }
 
+/// Which of an input's columns feed a note, and which are ignored, by the names its header gives
+/// them: what a dry run shows, so that no column is left out unseen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ColumnMapping {
+    /// The workbook sheet read; `None` for delimited text.
+    pub sheet: Option<String>,
+    /// The column of the call ID.
+    pub call_id: String,
+    /// The column of the note's text; `None` when every note takes
+    /// [`ReadOptions::default_content`](crate::ReadOptions::default_content).
+    pub content: Option<String>,
+    /// The column of the flag, if there is one.
+    pub flagged: Option<String>,
+    /// The other columns, in the header's order: read for no field (a results file keeps them).
+    pub ignored: Vec<String>,
+}
+
+impl ColumnMapping {
+    pub(crate) fn new(sheet: Option<String>, names: &[String], columns: &Columns) -> Self {
+        let name = |index: usize| names.get(index).map(|n| n.trim().to_string());
+        let used = [Some(columns.call_id), columns.content, columns.flagged];
+        Self {
+            sheet,
+            call_id: name(columns.call_id).unwrap_or_default(),
+            content: columns.content.and_then(name),
+            flagged: columns.flagged.and_then(name),
+            ignored: (0..names.len())
+                .filter(|i| !used.contains(&Some(*i)) && !names[*i].trim().is_empty())
+                .filter_map(name)
+                .collect(),
+        }
+    }
+}
+
 /// A name as it is matched: no byte-order mark, trimmed, lower case, and any run of spaces,
 /// hyphens, dots and underscores as one underscore.
 pub(crate) fn normalize(name: &str) -> String {
@@ -63,6 +98,11 @@ fn known_as(field: &str, listing: bool) -> &'static [&'static str] {
 /// What the header calls a column, for a message.
 const FIELDS: &str = "call_id, content and optionally flagged";
 
+/// What each field is called in messages about a column that looks like it.
+fn field_word(field: usize) -> &'static str {
+    ["call ID", "text", "flag"][field]
+}
+
 /// Maps a header (CSV or workbook) or a JSON object's keys (`what` says which) to the fields.
 pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result<Columns, String> {
     if names.iter().all(|n| n.trim().is_empty()) {
@@ -75,52 +115,118 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
         ("content", options.columns.content.as_deref()),
         ("flagged", options.columns.flagged.as_deref()),
     ];
-    let mapped = wanted.iter().any(|(_, given)| given.is_some());
     let normalized: Vec<String> = names.iter().map(|n| normalize(n)).collect();
     let listing = CALL_LIST_COLUMNS
         .iter()
         .all(|column| normalized.iter().any(|n| n == column));
     let mut found: [Option<usize>; 3] = [None; 3];
-    for (index, name) in names.iter().enumerate() {
-        let normal = normalize(name);
+    let mut others = Vec::new();
+    for (index, normal) in normalized.iter().enumerate() {
         let field = wanted.iter().position(|(default, given)| match given {
-            Some(given) => normal == normalize(given),
+            Some(given) => *normal == normalize(given),
             // A header that has the field's own name matches only that name, as it always did
             // (a `note` beside a `content` stays an other column); the other names are for a
             // header without it.
-            None if normalized.iter().any(|n| n == default) => normal == *default,
+            None if normalized.iter().any(|n| n == default) => normal == default,
             None => known_as(default, listing).contains(&normal.as_str()),
         });
         let is_key = options
             .columns
             .key
             .as_deref()
-            .is_some_and(|key| normal == normalize(key));
+            .is_some_and(|key| *normal == normalize(key));
         match field {
+            Some(field) if found[field].replace(index).is_some() => {
+                return Err(format!(
+                    "the header names the {what} {:?} twice",
+                    shorten(names[index].trim())
+                ));
+            }
+            Some(_) => {}
+            // A sync's key column, read by the sync.
             None if is_key => {}
+            None => others.push(index),
+        }
+    }
+    let refused = refused_others(names, &others, &found, options, listing, what);
+    if !refused.is_empty() {
+        return Err(refused.join("; "));
+    }
+    found_columns(names, found, options, what)
+}
+
+/// The problems of the columns that feed no field, if they are not let through: each column
+/// that looks like a field read from another column (it would be silently left out otherwise),
+/// and every unknown column at once.
+fn refused_others(
+    names: &[String],
+    others: &[usize],
+    found: &[Option<usize>; 3],
+    options: &ReadOptions,
+    listing: bool,
+    what: &str,
+) -> Vec<String> {
+    if options.ignore_other_columns {
+        return Vec::new();
+    }
+    let mapped = !options.columns.is_empty();
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    for &index in others {
+        let normal = normalize(&names[index]);
+        let shown = format!("{:?}", shorten(names[index].trim()));
+        let lookalike = ["call_id", "content", "flagged"]
+            .iter()
+            .position(|field| known_as(field, listing).contains(&normal.as_str()));
+        match lookalike {
             Some(field) => {
-                if found[field].replace(index).is_some() {
-                    return Err(format!(
-                        "the header names the {what} {:?} twice",
-                        shorten(name.trim())
+                // A field without its column is reported as missing instead.
+                if let Some(read) = found[field] {
+                    problems.push(format!(
+                        "the {what} {shown} looks like the {} but is not read: the {} comes \
+                         from {:?}. Remove or rename it, or let it through \
+                         (ReadOptions::ignore_other_columns)",
+                        field_word(field),
+                        field_word(field),
+                        shorten(names[read].trim()),
                     ));
                 }
             }
-            None if mapped || options.ignore_other_columns => {}
+            None if mapped => {}
             None if listing && CALL_LIST_COLUMNS.contains(&normal.as_str()) => {}
-            None => {
-                return Err(format!(
-                    "unknown {what} {:?}: the {what}s are {FIELDS}. Map yours by name \
-                     (ReadOptions::columns), or let other {what}s through \
-                     (ReadOptions::ignore_other_columns), so that a misspelt name is never \
-                     silently ignored",
-                    shorten(name.trim())
-                ));
-            }
+            None => unknown.push(shown),
         }
     }
-    let missing = |field: usize| {
-        let (default, given) = wanted[field];
+    if !unknown.is_empty() {
+        let (one, list) = (unknown.len() == 1, join_and(&unknown));
+        problems.push(format!(
+            "unknown {what}{} {list}: the {what}s are {FIELDS}. Map yours by name \
+             (ReadOptions::columns), or let other {what}s through \
+             (ReadOptions::ignore_other_columns), so that a misspelt name is never silently \
+             ignored",
+            if one { "" } else { "s" }
+        ));
+    }
+    problems
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The columns found, or the first field missing.
+fn found_columns(
+    names: &[String],
+    found: [Option<usize>; 3],
+    options: &ReadOptions,
+    what: &str,
+) -> Result<Columns, String> {
+    let missing = |default: &str, given: Option<&str>| {
         let name = given.unwrap_or(default);
         if what == "key" {
             return format!("{name} is missing");
@@ -132,14 +238,15 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
             .join(", ");
         format!("the header has no {what} {name:?} (it has {list})")
     };
+    let columns = &options.columns;
     let Some(call_id) = found[0] else {
-        return Err(missing(0));
+        return Err(missing("call_id", columns.call_id.as_deref()));
     };
     if found[1].is_none() && options.default_content.is_none() {
-        return Err(missing(1));
+        return Err(missing("content", columns.content.as_deref()));
     }
-    if found[2].is_none() && options.columns.flagged.is_some() {
-        return Err(missing(2));
+    if found[2].is_none() && columns.flagged.is_some() {
+        return Err(missing("flagged", columns.flagged.as_deref()));
     }
     Ok(Columns {
         call_id,
@@ -183,9 +290,15 @@ mod tests {
                 Some(content)
             );
         }
-        // Beside the field's own name, another of its names is an other column, as before.
+        // Beside the field's own name, another of its names is refused as one not read.
         let error = map(&names(&["call_id", "content", "note"]), &options, "column").unwrap_err();
-        assert!(error.contains("unknown column \"note\""), "{error}");
+        assert!(
+            error.contains(
+                "the column \"note\" looks like the text but is not read: the text comes from \
+                 \"content\""
+            ),
+            "{error}"
+        );
         let loose = ReadOptions {
             ignore_other_columns: true,
             ..Default::default()
@@ -210,6 +323,68 @@ mod tests {
         };
         let columns = map(&names(&["call_id", "Remark", "Flag?"]), &mapped, "column").unwrap();
         assert_eq!(columns.flagged, Some(2));
+    }
+
+    #[test]
+    fn a_mapped_column_never_leaves_a_lookalike_unread_and_every_unknown_is_named() {
+        let mapped = ReadOptions {
+            columns: ColumnNames {
+                content: Some("Remark".into()),
+                ..ColumnNames::default()
+            },
+            ..ReadOptions::default()
+        };
+        // A `Note` beside the mapped `Remark` would be left out unseen: refused, saying why.
+        let header = names(&["Call ID", "Remark", "Note", "Flag?", "Driver"]);
+        let error = map(&header, &mapped, "column").unwrap_err();
+        assert!(
+            error.starts_with(
+                "the column \"Note\" looks like the text but is not read: the text comes from \
+                 \"Remark\""
+            ) && error.contains("ReadOptions::ignore_other_columns"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("Driver"),
+            "mapped: other columns pass: {error}"
+        );
+        // Mapped `Note` beside `Flag?`: the flag is read, not dropped.
+        let note = ReadOptions {
+            columns: ColumnNames {
+                content: Some("Note".into()),
+                ..ColumnNames::default()
+            },
+            ..ReadOptions::default()
+        };
+        let columns = map(&header, &note, "column").unwrap();
+        assert_eq!((columns.content, columns.flagged), (Some(2), Some(3)));
+        // Every unknown column at once.
+        let error = map(
+            &names(&["call_id", "content", "Driver", "Dock", "Shift"]),
+            &ReadOptions::default(),
+            "column",
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with("unknown columns \"Driver\", \"Dock\" and \"Shift\": "),
+            "{error}"
+        );
+        let mapping = ColumnMapping::new(
+            Some("Review".into()),
+            &header,
+            &map(
+                &header,
+                &ReadOptions::default().ignore_other_columns(true),
+                "column",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            (mapping.call_id.as_str(), mapping.content.as_deref()),
+            ("Call ID", Some("Note"))
+        );
+        assert_eq!(mapping.flagged.as_deref(), Some("Flag?"));
+        assert_eq!(mapping.ignored, ["Remark", "Driver"]);
     }
 
     #[test]

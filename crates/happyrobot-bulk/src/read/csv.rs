@@ -28,6 +28,22 @@ pub(crate) fn delimiter_name(delimiter: u8) -> String {
     }
 }
 
+/// Whether tab is the delimiter of a file whose header line holds one: a `.txt`, as Excel's
+/// "Unicode Text" and "Text (Tab delimited)" exports write it.
+fn tab_first(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("txt"))
+}
+
+/// The delimiter given, else the one the header line uses (a tab first when `tab_first`).
+fn delimiter_of(head: &[u8], options: &ReadOptions, tab_first: bool) -> u8 {
+    match options.delimiter {
+        Some(given) => given,
+        None if tab_first && head.contains(&b'\t') => b'\t',
+        None => detect(head),
+    }
+}
+
 /// The delimiter a header line uses: the candidate that occurs most often outside quotes (a comma
 /// when none does: a single column).
 fn detect(head: &[u8]) -> u8 {
@@ -81,7 +97,7 @@ impl Read for EofReader {
 impl CsvRecords {
     pub(crate) fn open(path: &Path, options: &ReadOptions, cells: bool) -> io::Result<Self> {
         let file = File::open(path)?;
-        Self::from_reader(Box::new(file), options, cells)
+        Self::from_reader(Box::new(file), options, cells, tab_first(path))
     }
 
     /// Reads records from any reader (the tests' in-memory files).
@@ -89,10 +105,11 @@ impl CsvRecords {
         reader: Box<dyn Read + Send>,
         options: &ReadOptions,
         cells: bool,
+        tab_first: bool,
     ) -> io::Result<Self> {
         let decoded = text::decoded(reader, options.encoding);
         let (head, reader) = text::first_line(decoded)?;
-        let delimiter = options.delimiter.unwrap_or_else(|| detect(&head));
+        let delimiter = delimiter_of(&head, options, tab_first);
         let eof = Arc::new(AtomicBool::new(false));
         // Only `\n` ends a record (a `\r` before it is taken off the last field below), so that
         // the reader's line count after a record is the same for LF and CRLF files, which the line
@@ -147,7 +164,7 @@ impl CsvRecords {
 pub(crate) fn header(path: &Path, options: &ReadOptions) -> io::Result<(Vec<String>, u8)> {
     let decoded = text::decoded(Box::new(File::open(path)?), options.encoding);
     let (head, _) = text::first_line(decoded)?;
-    let delimiter = options.delimiter.unwrap_or_else(|| detect(&head));
+    let delimiter = delimiter_of(&head, options, tab_first(path));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -372,7 +389,7 @@ mod tests {
     const ID: &str = "65f1c0ffee0123456789abcd";
 
     fn read_with(bytes: Vec<u8>, options: &ReadOptions) -> Vec<Item> {
-        CsvRecords::from_reader(Box::new(io::Cursor::new(bytes)), options, false)
+        CsvRecords::from_reader(Box::new(io::Cursor::new(bytes)), options, false, false)
             .unwrap()
             .map(|item| item.unwrap())
             .collect()

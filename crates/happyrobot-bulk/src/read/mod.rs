@@ -5,6 +5,8 @@
 //! Nothing here holds more than one record at a time, except a workbook's sheet, which the
 //! workbook format makes whole.
 
+#[cfg(feature = "workbook")]
+mod cells;
 #[cfg_attr(not(any(feature = "csv", feature = "workbook")), allow(dead_code))]
 pub(crate) mod columns;
 #[cfg(feature = "csv")]
@@ -12,6 +14,8 @@ mod csv;
 mod jsonl;
 #[cfg(feature = "workbook")]
 mod sheet;
+#[cfg(feature = "workbook")]
+mod sniff;
 mod text;
 
 use std::io;
@@ -19,8 +23,8 @@ use std::path::Path;
 
 use happyrobot::{CallId, NewNote};
 
-pub use self::columns::CALL_LIST_COLUMNS;
 pub(crate) use self::columns::normalize;
+pub use self::columns::{CALL_LIST_COLUMNS, ColumnMapping};
 pub(crate) use self::text::encoding as text_encoding;
 use crate::record::Record;
 use crate::{NoteRecord, ReadOptions};
@@ -47,9 +51,10 @@ impl Format {
         }
     }
 
-    /// The format a file's extension names: `.csv` and `.tsv` (delimited text), `.jsonl` and
-    /// `.ndjson`, `.xlsx`, `.xlsm`, `.xls` and `.ods`. (Excel's "Unicode Text" export is a `.txt`,
-    /// which says nothing of its format: name it `.tsv`, or give the format.)
+    /// The format a file's extension names: `.csv`, `.tsv` and `.txt` (delimited text; a `.txt`
+    /// is read as Excel's "Unicode Text" and "Text (Tab delimited)" exports write it, tab
+    /// separated unless its header line has no tab), `.jsonl` and `.ndjson`, `.xlsx`, `.xlsm`,
+    /// `.xls` and `.ods`.
     pub fn from_path(path: &Path) -> Option<Self> {
         let extension = path.extension()?.to_str()?.to_ascii_lowercase();
         Self::EXTENSIONS
@@ -60,9 +65,10 @@ impl Format {
 
     /// Every file extension a format is known by (lower case, without the dot), in the order a
     /// help text lists them: the one list [`Format::from_path`] reads and a command line names.
-    pub const EXTENSIONS: [(&'static str, Format); 8] = [
+    pub const EXTENSIONS: [(&'static str, Format); 9] = [
         ("csv", Self::Csv),
         ("tsv", Self::Csv),
+        ("txt", Self::Csv),
         ("jsonl", Self::Jsonl),
         ("ndjson", Self::Jsonl),
         ("xlsx", Self::Workbook),
@@ -186,6 +192,43 @@ pub(crate) fn open(input: &Input, options: &ReadOptions, cells: bool) -> io::Res
                 })
             })))
         }
+    }
+}
+
+/// Checks what must hold for the whole file before its lines are read: a text file without a
+/// given encoding or a byte-order mark is UTF-8 (else it is refused once, not line by line).
+pub(crate) fn check(input: &Input, options: &ReadOptions) -> io::Result<()> {
+    match input {
+        Input::File {
+            path,
+            format: Format::Csv | Format::Jsonl,
+        } => text::check_utf8(path, options.encoding),
+        _ => Ok(()),
+    }
+}
+
+/// Which column feeds which field, and which columns are ignored: `None` for inputs whose lines
+/// name their own fields (JSON Lines, records), or whose header cannot be mapped (its line error
+/// says why).
+pub(crate) fn mapping(input: &Input, options: &ReadOptions) -> io::Result<Option<ColumnMapping>> {
+    let _ = options; // read only by the formats this build has
+    match input {
+        #[cfg(feature = "csv")]
+        Input::File {
+            path,
+            format: Format::Csv,
+        } => {
+            let (names, _) = csv::header(path, options)?;
+            Ok(columns::map(&names, options, "column")
+                .ok()
+                .map(|found| ColumnMapping::new(None, &names, &found)))
+        }
+        #[cfg(feature = "workbook")]
+        Input::File {
+            path,
+            format: Format::Workbook,
+        } => Ok(sheet::SheetRecords::open(path, options, false)?.mapping()),
+        _ => Ok(None),
     }
 }
 
@@ -338,7 +381,8 @@ mod tests {
         for (name, format) in [
             ("a.CSV", Some(Format::Csv)),
             ("a.tsv", Some(Format::Csv)),
-            ("a.txt", None),
+            ("a.txt", Some(Format::Csv)),
+            ("a.TXT", Some(Format::Csv)),
             ("a.ndjson", Some(Format::Jsonl)),
             ("a.jsonl", Some(Format::Jsonl)),
             ("a.xlsx", Some(Format::Workbook)),

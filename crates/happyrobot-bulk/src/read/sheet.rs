@@ -1,15 +1,19 @@
-//! Spreadsheet workbooks through calamine: `.xlsx`, `.xlsm`, `.xls` and `.ods`. One sheet is read
-//! (the one named, else the first); its first non-empty row is the header, mapped as a CSV's;
-//! empty rows are skipped; cells may be text, numbers or booleans, and messages give the sheet's
-//! own row numbers.
+//! Spreadsheet workbooks through calamine: `.xlsx`, `.xlsm`, `.xls` and `.ods`, read as what their
+//! bytes say whatever their extension (see [`super::sniff`]). One sheet is read (the one named,
+//! else the first; a first sheet without the columns names the sheet that has them); its first
+//! non-empty row is the header, mapped as a CSV's; empty rows are skipped; every cell is read as
+//! the text the workbook shows (see [`super::cells`]), an error cell refused; messages give the
+//! sheet's own row numbers.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufReader};
 use std::path::Path;
 
-use calamine::{Data, Range, Reader, open_workbook_auto};
+use calamine::{Data, Range, Reader, Sheets};
 
-use super::columns::{self, Columns};
-use super::{Fields, Item, LineError, make_record, parse_flag, shorten};
+use super::cells::{self, text_of};
+use super::columns::{self, ColumnMapping, Columns, join_and};
+use super::{Fields, Item, LineError, make_record, shorten};
 use crate::ReadOptions;
 
 /// The records of one sheet.
@@ -20,48 +24,32 @@ pub(crate) struct SheetRecords {
     first_row: u64,
     /// The next row of the range to read, and the header's.
     next: usize,
+    /// The header's names.
+    names: Vec<String>,
     columns: Result<Columns, LineError>,
     options: ReadOptions,
     cells: bool,
     done: bool,
 }
 
+type Workbook = Sheets<BufReader<File>>;
+
 impl SheetRecords {
     pub(crate) fn open(path: &Path, options: &ReadOptions, cells: bool) -> io::Result<Self> {
-        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-        let mut workbook = open_workbook_auto(path)
-            .map_err(|e| invalid(format!("it is not a workbook calamine can read ({e})")))?;
+        let mut workbook = super::sniff::open(path)?;
         let names = workbook.sheet_names();
-        let sheet = match &options.sheet {
-            Some(wanted) => names
-                .iter()
-                .find(|n| n.as_str() == wanted.as_str())
-                .or_else(|| {
-                    names
-                        .iter()
-                        .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
-                })
-                .cloned()
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "it has no sheet named {wanted:?} (its sheets: {}); give one of them with \
-                         ReadOptions::sheet",
-                        names
-                            .iter()
-                            .map(|n| format!("{n:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?,
-            None => names
-                .first()
-                .cloned()
-                .ok_or_else(|| invalid("the workbook has no sheet".to_string()))?,
-        };
-        let range = workbook
-            .worksheet_range(&sheet)
-            .map_err(|e| invalid(format!("its sheet {sheet:?} cannot be read ({e})")))?;
-        Ok(Self::from_range(sheet, range, options, cells))
+        let sheet = chosen_sheet(&names, options)?;
+        let range = sheet_range(&mut workbook, &sheet)?;
+        let mut records = Self::from_range(sheet, range, options, cells);
+        if options.sheet.is_none()
+            && names.len() > 1
+            && let Err(error) = &records.columns
+            && !has_the_columns(&records.names, options)
+        {
+            let error = error.clone();
+            records.columns = Err(records.not_a_sheet_of_notes(&error, &mut workbook, &names));
+        }
+        Ok(records)
     }
 
     fn from_range(sheet: String, range: Range<Data>, options: &ReadOptions, cells: bool) -> Self {
@@ -71,6 +59,7 @@ impl SheetRecords {
             range,
             first_row,
             next: 0,
+            names: Vec::new(),
             columns: Ok(Columns {
                 call_id: 0,
                 content: None,
@@ -87,12 +76,7 @@ impl SheetRecords {
 
     /// The header: the first row with a non-empty cell.
     fn read_header(&mut self) -> Result<Columns, LineError> {
-        let found = self
-            .range
-            .rows()
-            .enumerate()
-            .find(|(_, row)| row.iter().any(|c| !is_blank(c)));
-        let Some((index, row)) = found else {
+        let Some((index, names)) = header_row(&self.range) else {
             return Err(LineError::in_sheet(
                 self.first_row + 1,
                 &self.sheet,
@@ -100,23 +84,131 @@ impl SheetRecords {
                  optionally flagged)",
             ));
         };
-        let names: Vec<String> = row.iter().map(text_of).collect();
         self.next = index + 1;
+        self.names = names;
         let line = self.first_row + index as u64 + 1;
-        columns::map(&names, &self.options, "column")
+        columns::map(&self.names, &self.options, "column")
             .map_err(|message| LineError::in_sheet(line, &self.sheet, message))
     }
+
+    /// Which column feeds which field, when the header maps.
+    pub(crate) fn mapping(&self) -> Option<ColumnMapping> {
+        let columns = self.columns.as_ref().ok()?;
+        Some(ColumnMapping::new(
+            Some(self.sheet.clone()),
+            &self.names,
+            columns,
+        ))
+    }
+
+    /// The refusal of a first sheet whose header does not map, in a workbook of several sheets:
+    /// it names the sheets, and the one that has the columns if one does.
+    fn not_a_sheet_of_notes(
+        &self,
+        error: &LineError,
+        workbook: &mut Workbook,
+        names: &[String],
+    ) -> LineError {
+        let fits = names.iter().find(|name| {
+            **name != self.sheet
+                && sheet_range(workbook, name).ok().is_some_and(|range| {
+                    header_row(&range)
+                        .is_some_and(|(_, header)| has_the_columns(&header, &self.options))
+                })
+        });
+        let first: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| format!("{:?}", shorten(n.trim())))
+            .collect();
+        let sheets: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let holds = if first.is_empty() {
+            "it is empty".to_string()
+        } else {
+            format!("its first row holds {}", join_and(&first))
+        };
+        let message = match fits {
+            Some(other) => format!(
+                "the workbook's first sheet, {:?}, is not a sheet of notes: {holds}, not the \
+                 columns call_id, content and optionally flagged. The sheet {other:?} has them: \
+                 read it by name (ReadOptions::sheet {other:?})",
+                self.sheet,
+            ),
+            None => format!(
+                "{} (the workbook's first sheet, {:?}, was read; its sheets are {}: name the \
+                 sheet of notes with ReadOptions::sheet)",
+                error.message(),
+                self.sheet,
+                join_and(&sheets),
+            ),
+        };
+        LineError::in_sheet(error.line(), &self.sheet, message)
+    }
+}
+
+/// Whether a header has the call ID's and the text's columns, whatever other columns it has.
+fn has_the_columns(header: &[String], options: &ReadOptions) -> bool {
+    let loose = options.clone().ignore_other_columns(true);
+    columns::map(header, &loose, "column").is_ok()
+}
+
+/// The sheet to read: the one named (exactly, else without regard to case and surrounding
+/// spaces), else the first.
+fn chosen_sheet(names: &[String], options: &ReadOptions) -> io::Result<String> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let Some(wanted) = &options.sheet else {
+        return names
+            .first()
+            .cloned()
+            .ok_or_else(|| invalid("the workbook has no sheet".to_string()));
+    };
+    names
+        .iter()
+        .find(|n| n.as_str() == wanted.as_str())
+        .or_else(|| {
+            names
+                .iter()
+                .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
+        })
+        .cloned()
+        .ok_or_else(|| {
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            invalid(format!(
+                "it has no sheet named {wanted:?} (its sheets: {}); give one of them with \
+                 ReadOptions::sheet",
+                list.join(", ")
+            ))
+        })
+}
+
+/// A sheet's cells, or why they cannot be read, in words.
+fn sheet_range(workbook: &mut Workbook, sheet: &str) -> io::Result<Range<Data>> {
+    workbook.worksheet_range(sheet).map_err(|e| {
+        tracing::debug!("sheet {sheet:?}: {e}");
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "its sheet {sheet:?} cannot be read (a chart sheet, or damaged?): open the \
+                 workbook in a spreadsheet and save it again, or read another sheet \
+                 (ReadOptions::sheet)"
+            ),
+        )
+    })
+}
+
+/// The first row with a non-empty cell: its index in the range and its cells as text.
+fn header_row(range: &Range<Data>) -> Option<(usize, Vec<String>)> {
+    range
+        .rows()
+        .enumerate()
+        .find(|(_, row)| row.iter().any(|c| !is_blank(c)))
+        .map(|(index, row)| (index, row.iter().map(text_of).collect()))
 }
 
 /// A workbook sheet's header names.
 pub(crate) fn header(path: &Path, options: &ReadOptions) -> io::Result<Vec<String>> {
-    let records = SheetRecords::open(path, options, false)?;
-    let found = records
-        .range
-        .rows()
-        .find(|row| row.iter().any(|c| !is_blank(c)))
-        .map(|row| row.iter().map(text_of).collect());
-    Ok(found.unwrap_or_default())
+    Ok(SheetRecords::open(path, options, false)?.names)
 }
 
 /// The cell a row lacks.
@@ -127,16 +219,6 @@ fn is_blank(cell: &Data) -> bool {
         Data::Empty => true,
         Data::String(text) => text.trim().is_empty(),
         _ => false,
-    }
-}
-
-/// A cell as text: numbers without a needless `.0`, booleans as `true`/`false`.
-fn text_of(cell: &Data) -> String {
-    match cell {
-        Data::Empty => String::new(),
-        Data::String(text) => text.clone(),
-        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        other => other.to_string(),
     }
 }
 
@@ -169,45 +251,36 @@ impl Iterator for SheetRecords {
             if row.iter().all(|c| is_blank(c)) {
                 continue;
             }
-            let cell =
-                |index: Option<usize>| index.and_then(|i| row.get(i).copied()).unwrap_or(&EMPTY);
-            let call_id = match cell(Some(columns.call_id)) {
-                Data::String(text) => text.clone(),
-                Data::Empty => String::new(),
-                Data::Int(_) | Data::Float(_) => {
-                    return Some(Ok(Item::Invalid(LineError::in_sheet(
-                        line,
-                        &self.sheet,
-                        format!(
-                            "the call ID is a number in the workbook ({}), which loses digits and \
-                             leading zeros: format the call_id column as Text and type the IDs \
-                             again (24 characters)",
-                            shorten(&text_of(cell(Some(columns.call_id))))
-                        ),
-                    ))));
-                }
-                other => text_of(other),
-            };
-            let flagged = match cell(columns.flagged) {
-                Data::Bool(flag) => Ok(Some(*flag)),
-                Data::Empty => Ok(None),
-                other => parse_flag(&text_of(other)),
-            };
+            return Some(Ok(self.read_row(&row, line, &columns)));
+        }
+    }
+}
+
+impl SheetRecords {
+    /// One row of cells, the sheet's row `line`, as a record or what is wrong with it.
+    fn read_row(&self, row: &[&Data], line: u64, columns: &Columns) -> Item {
+        let cell = |index: Option<usize>| index.and_then(|i| row.get(i).copied()).unwrap_or(&EMPTY);
+        let fields = cells::fields(
+            cell(Some(columns.call_id)),
+            cell(columns.content),
+            cell(columns.flagged),
+        );
+        let made = fields.and_then(|(call_id, content, flagged)| {
             let fields = Fields {
                 call_id: &call_id,
-                content: text_of(cell(columns.content)),
+                content,
                 flagged,
             };
-            let item = match make_record(line, fields, &self.options) {
-                Ok(mut record) => {
-                    if self.cells {
-                        record.cells = Some(row.iter().map(|c| text_of(c)).collect());
-                    }
-                    Item::Valid(record)
+            make_record(line, fields, &self.options)
+        });
+        match made {
+            Ok(mut record) => {
+                if self.cells {
+                    record.cells = Some(row.iter().map(|c| text_of(c)).collect());
                 }
-                Err(message) => Item::Invalid(LineError::in_sheet(line, &self.sheet, message)),
-            };
-            return Some(Ok(item));
+                Item::Valid(record)
+            }
+            Err(message) => Item::Invalid(LineError::in_sheet(line, &self.sheet, message)),
         }
     }
 }

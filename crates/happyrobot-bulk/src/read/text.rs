@@ -3,6 +3,7 @@
 //! encoding (Windows-1252, ISO-8859-1, Shift_JIS, ...: any label `encoding_rs` knows).
 
 use std::io::{self, BufRead, Read};
+use std::path::Path;
 
 use encoding_rs::Encoding;
 use encoding_rs_io::DecodeReaderBytesBuilder;
@@ -31,6 +32,58 @@ pub(crate) fn decoded(
             .utf8_passthru(true)
             .build(reader),
     )
+}
+
+/// Refuses, once for the whole file, text that is not UTF-8 when no encoding was given and no
+/// byte-order mark names one: the bytes Windows-1252 files have (Excel's "CSV (Comma delimited)"
+/// and "Text (Tab delimited)") would otherwise be refused line by line, each with the same fix.
+pub(crate) fn check_utf8(path: &Path, given: Option<&'static Encoding>) -> io::Result<()> {
+    if given.is_some() {
+        return Ok(());
+    }
+    let Some((count, first)) = not_utf8(std::fs::File::open(path)?)? else {
+        return Ok(());
+    };
+    let lines = if count == 1 {
+        format!("line {first} holds bytes")
+    } else {
+        format!("{count} lines hold bytes (the first: line {first})")
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "it is not UTF-8 text: {lines} that UTF-8 does not have, as in a file Excel saved as \
+             \"CSV (Comma delimited)\" or \"Text (Tab delimited)\". Give its encoding, most likely \
+             ReadOptions::encoding windows-1252, or save it as \"CSV UTF-8\""
+        ),
+    ))
+}
+
+/// How many lines of `reader` are not UTF-8, and the first of them; `None` when every line is,
+/// or when a UTF-16 byte-order mark says the text is not meant to be.
+fn not_utf8(reader: impl Read) -> io::Result<Option<(u64, u64)>> {
+    let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
+    if reader.fill_buf()?.starts_with(&[0xff, 0xfe])
+        || reader.fill_buf()?.starts_with(&[0xfe, 0xff])
+    {
+        return Ok(None);
+    }
+    let (mut line, mut count, mut first) = (0u64, 0u64, 0u64);
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        if reader.read_until(b'\n', &mut buffer)? == 0 {
+            break;
+        }
+        line += 1;
+        if std::str::from_utf8(&buffer).is_err() {
+            count += 1;
+            if first == 0 {
+                first = line;
+            }
+        }
+    }
+    Ok((count > 0).then_some((count, first)))
 }
 
 /// Reads the first line (up to its `\n`, at most 1 MiB) and returns it with a reader that yields
@@ -84,6 +137,20 @@ mod tests {
         );
         assert_eq!(text(b"\x80", encoding("latin1")), "€".as_bytes());
         assert!(encoding("no-such-encoding").is_none());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_counted_once_for_the_file() {
+        let bytes = b"call_id,content\nid,caf\xe9\nid,ok\nid,\x80 5\n".to_vec();
+        assert_eq!(not_utf8(io::Cursor::new(bytes)).unwrap(), Some((2, 2)));
+        assert_eq!(
+            not_utf8(io::Cursor::new("na\u{ef}ve\n".as_bytes())).unwrap(),
+            None
+        );
+        assert_eq!(
+            not_utf8(io::Cursor::new(vec![0xff, 0xfe, b'a', 0])).unwrap(),
+            None
+        );
     }
 
     #[test]
