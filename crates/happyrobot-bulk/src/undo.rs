@@ -116,7 +116,10 @@ impl Job for UndoJob {
     }
 
     fn started_lines(&self, plan: &Plan) -> u64 {
-        plan.done + plan.unknown_before + plan.in_doubt + plan.undone_before
+        plan.done
+            + plan.unknown_before
+            + plan.in_doubt
+            + plan.undone_before
             + plan.orphans_added
             + plan.orphans_unknown
             + plan.orphans_undone
@@ -128,7 +131,8 @@ impl Job for UndoJob {
 
     fn step(&self, lines: &Lines<'_>, record: &Record) -> Step {
         let standing = lines.standing(record);
-        let unknown = standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. }));
+        let unknown =
+            standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. }));
         if unknown && record.removed {
             // Its text is not known, so it cannot be looked up by it: the call is named instead.
             let why = format!(

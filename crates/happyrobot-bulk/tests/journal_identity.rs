@@ -61,23 +61,35 @@ async fn undo_after_edits_and_removals_deletes_every_note_the_journal_records_as
     let (file, state) = (dir.join("notes.csv"), dir.join("state"));
     let mut rows = rows(&server, 18);
     write_csv(&file, &rows);
-    let first = import(&server, &state).run(Source::file(&file), |_| {}).await.unwrap();
+    let first = import(&server, &state)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
     assert_eq!(first.added, 18);
     // Two rows' text edited, one removed, then imported again: the two new texts are added.
     rows[3].1 = "edited 3".into();
     rows[7].1 = "edited 7".into();
     rows.remove(11);
     write_csv(&file, &rows);
-    let second = import(&server, &state).run(Source::file(&file), |_| {}).await.unwrap();
+    let second = import(&server, &state)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
     assert_eq!((second.added, second.skipped), (2, 15));
     assert_eq!(server.created_note_count(), 20);
-    let undo = Undo::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(state.clone()));
+    let undo =
+        Undo::new(client(&server), JournalLocation::BesideInput).state_dir(Some(state.clone()));
     let plan = undo.plan(&Source::file(&file)).await.unwrap();
     assert_eq!((plan.to_delete, plan.removed_lines), (20, 3));
     let report = undo.run(Source::file(&file), |_| {}).await.unwrap();
     assert_eq!(
-        (report.to_delete, report.removed_lines, report.deleted, report.failed, report.unknown),
+        (
+            report.to_delete,
+            report.removed_lines,
+            report.deleted,
+            report.failed,
+            report.unknown
+        ),
         (20, 3, 20, 0, 0),
         "{report:?}"
     );
@@ -86,7 +98,10 @@ async fn undo_after_edits_and_removals_deletes_every_note_the_journal_records_as
         .keys()
         .filter(|text| text.starts_with("Fahrer") || text.starts_with("edited"))
         .collect();
-    assert!(left.is_empty(), "every note the imports added is gone: {left:?}");
+    assert!(
+        left.is_empty(),
+        "every note the imports added is gone: {left:?}"
+    );
     // Run again, it deletes nothing and counts them all as deleted before.
     let again = undo.run(Source::file(&file), |_| {}).await.unwrap();
     assert_eq!((again.deleted, again.skipped), (0, 20));
@@ -120,17 +135,24 @@ async fn the_same_rows_as_a_workbook_then_as_csv_in_another_encoding_send_nothin
     // The same rows saved as CSV beside it: no journal beside the CSV, the workbook's is found.
     let csv = dir.join("review.csv");
     write_csv(&csv, &rows);
-    let again = import(&server, &state).run(Source::file(&csv), |_| {}).await.unwrap();
+    let again = import(&server, &state)
+        .run(Source::file(&csv), |_| {})
+        .await
+        .unwrap();
     assert_eq!((again.added, again.skipped), (0, 6), "{again:?}");
     // And as Windows-1252 with `;`, in another directory.
     let other = temp_dir("identity-1252").join("export.csv");
     let mut text = String::from("call_id;content;flagged\r\n");
     for (call, content, flag) in &rows {
-        text.push_str(&format!("{call};{content};{}\r\n", if *flag { "yes" } else { "no" }));
+        text.push_str(&format!(
+            "{call};{content};{}\r\n",
+            if *flag { "yes" } else { "no" }
+        ));
     }
     let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
     std::fs::write(&other, &bytes).unwrap();
-    let source = Source::file(&other).read_options(ReadOptions::new().encoding("windows-1252").unwrap());
+    let source =
+        Source::file(&other).read_options(ReadOptions::new().encoding("windows-1252").unwrap());
     let third = import(&server, &state).run(source, |_| {}).await.unwrap();
     assert_eq!((third.added, third.skipped), (0, 6), "{third:?}");
     assert_eq!(server.created_note_count(), posts, "nothing sent again");
@@ -142,22 +164,40 @@ async fn a_journal_the_state_directory_names_that_is_gone_is_reported_before_any
     let dir = temp_dir("gone");
     let (file, state) = (dir.join("notes.csv"), dir.join("state"));
     write_csv(&file, &rows(&server, 4));
-    import(&server, &state).run(Source::file(&file), |_| {}).await.unwrap();
+    import(&server, &state)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
     let journal = dir.join("notes.csv.journal");
     std::fs::remove_file(&journal).unwrap();
     let requests = sent(&server);
     for plan_only in [true, false] {
         let error = if plan_only {
-            import(&server, &state).plan(&Source::file(&file)).await.unwrap_err()
+            import(&server, &state)
+                .plan(&Source::file(&file))
+                .await
+                .unwrap_err()
         } else {
-            import(&server, &state).run(Source::file(&file), |_| {}).await.unwrap_err()
+            import(&server, &state)
+                .run(Source::file(&file), |_| {})
+                .await
+                .unwrap_err()
         };
         assert_eq!(error.kind(), BulkErrorKind::Refused);
         let message = error.to_string();
-        assert!(message.contains(&journal.display().to_string()), "{message}");
-        assert!(message.contains("cannot be told apart from new ones"), "{message}");
+        assert!(
+            message.contains(&journal.display().to_string()),
+            "{message}"
+        );
+        assert!(
+            message.contains("cannot be told apart from new ones"),
+            "{message}"
+        );
         assert!(message.contains("nothing was sent"), "{message}");
-        assert!(error.options().contains(&BulkOption::ForgetLostJournal), "{message}");
+        assert!(
+            error.options().contains(&BulkOption::ForgetLostJournal),
+            "{message}"
+        );
         assert!(error.options().contains(&BulkOption::Journal), "{message}");
     }
     assert_eq!(sent(&server), requests, "nothing sent");
@@ -187,13 +227,19 @@ async fn records_carry_their_journal_and_leave_no_index_entry_nor_lock_file() {
     let records = records(&server, "batch", 5);
     let import = import(&server, &state);
     let report = import
-        .run(Source::records_with_journal(records.clone(), &journal), |_| {})
+        .run(
+            Source::records_with_journal(records.clone(), &journal),
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(report.added, 5);
     assert!(journal.exists());
     let again = import
-        .run(Source::records_with_journal(records.clone(), &journal), |_| {})
+        .run(
+            Source::records_with_journal(records.clone(), &journal),
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(again.skipped, 5);
@@ -202,10 +248,13 @@ async fn records_carry_their_journal_and_leave_no_index_entry_nor_lock_file() {
     let locks: Vec<_> = std::fs::read_dir(state.join("locks")).unwrap().collect();
     assert!(locks.is_empty(), "{locks:?}");
     // Two journals named for the same records: refused, naming both.
-    let error = Import::new(client(&server), JournalLocation::path(dir.join("other.journal")))
-        .run(Source::records_with_journal(records, &journal), |_| {})
-        .await
-        .unwrap_err();
+    let error = Import::new(
+        client(&server),
+        JournalLocation::path(dir.join("other.journal")),
+    )
+    .run(Source::records_with_journal(records, &journal), |_| {})
+    .await
+    .unwrap_err();
     assert!(error.to_string().contains("two journals"), "{error}");
 }
 
@@ -232,7 +281,10 @@ async fn a_file_import_leaves_no_lock_file_and_two_at_once_still_refuse_each_oth
         .run(Source::file(&copy).name("copy"), |_| {})
         .await;
     let error = error.map(|_| ()).unwrap_err();
-    assert!(error.to_string().contains("same content is running"), "{error}");
+    assert!(
+        error.to_string().contains("same content is running"),
+        "{error}"
+    );
     running.await.unwrap().unwrap();
     let locks: Vec<_> = std::fs::read_dir(state.join("locks")).unwrap().collect();
     assert!(locks.is_empty(), "{locks:?}");

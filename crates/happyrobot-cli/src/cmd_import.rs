@@ -40,10 +40,10 @@ Journal:
   already added, even if the file was edited, renamed, copied or saved as another format; a
   journal counts only for the API it was written against. A journal the state directory names
   for these rows that is gone refuses the run (exit 2, nothing sent): restore it, give it with
-  --journal, or start anew with --forget-lost-journal. Lines
-  that certainly failed are sent again on every re-run. Only one import (or undo) runs on a
-  journal at a time. Damage to a journal line costs at most what that line said: the lines it may
-  have spoken of are looked up on their calls before anything is sent for them.
+  --journal, or start anew with --forget-lost-journal. Lines that certainly failed are sent
+  again on every re-run. Only one import (or undo) runs on a journal at a time. Damage to a
+  journal line costs at most what that line said: the lines it may have spoken of are looked up
+  on their calls before anything is sent for them.
 
 Rate limits:
   The client paces every request under the rate the server allows, learned from its 429 answers
@@ -63,10 +63,9 @@ Unknown outcomes:
 Undo (--undo):
   Deletes exactly the notes this file's journal records as added to this API, by note ID, and
   nothing else, those of rows since edited or removed from the file included; lines whose add
-  outcome is unknown are looked up first, or listed. It is
-  journaled too: stopped or killed, run it again to finish; once done it deletes nothing and
-  exits 0. Refused (exit 2, nothing sent) when the journal records no import of this file's
-  content to this API.
+  outcome is unknown are looked up first, or listed. It is journaled too: stopped or killed, run
+  it again to finish; once done it deletes nothing and exits 0. Refused (exit 2, nothing sent)
+  when the journal records no import of this file's rows to this API.
 
 Results file (--report [FILE]):
   Every input row with its columns plus status (added, already added, failed, unknown, not sent;

@@ -557,12 +557,15 @@ async fn undo_after_rows_were_edited_and_removed_deletes_every_note_the_journal_
     let mut rows: Vec<String> = (1..=18).map(|n| format!("row {n}")).collect();
     let file = write_rows(&dir, &rows);
     assert_eq!(summary_of(&import(&server, &file, &[]).await)["added"], 18);
-    rows[3] = "row 4, edited".into();
-    rows[7] = "row 8, edited".into();
+    rows[3] = "row 4 edited".into();
+    rows[7] = "row 8 edited".into();
     rows.remove(11);
     write_rows(&dir, &rows);
     let again = summary_of(&import(&server, &file, &[]).await);
-    assert_eq!((again["added"].as_u64(), again["skipped"].as_u64()), (Some(2), Some(15)));
+    assert_eq!(
+        (again["added"].as_u64(), again["skipped"].as_u64()),
+        (Some(2), Some(15))
+    );
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary = summary_of(&run);
@@ -575,7 +578,11 @@ async fn undo_after_rows_were_edited_and_removed_deletes_every_note_the_journal_
         run.stderr
     );
     assert!(run.stderr.contains("deleted too"), "{}", run.stderr);
-    assert!(held(&server).keys().all(|text| !text.starts_with("row ")), "{:?}", held(&server));
+    assert!(
+        held(&server).keys().all(|text| !text.starts_with("row ")),
+        "{:?}",
+        held(&server)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,9 +596,17 @@ async fn a_journal_the_state_directory_names_that_is_gone_refuses_the_import_wit
     let adds = server.operation_counts().add_note;
     let run = import(&server, &file, &[]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains(&journal.display().to_string()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&journal.display().to_string()),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--journal PATH"), "{}", run.stderr);
-    assert!(run.stderr.contains("--forget-lost-journal"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--forget-lost-journal"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("Bulk::"), "{}", run.stderr);
     assert_eq!(server.operation_counts().add_note, adds, "nothing sent");
     let run = import(&server, &file, &["--forget-lost-journal"]).await;
@@ -619,6 +634,9 @@ async fn the_same_rows_saved_as_windows_1252_with_semicolons_send_nothing_again(
     let run = import(&server, &other, &["--encoding", "windows-1252"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary = summary_of(&run);
-    assert_eq!((summary["added"].as_u64(), summary["skipped"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(
+        (summary["added"].as_u64(), summary["skipped"].as_u64()),
+        (Some(0), Some(4))
+    );
     assert_each_once(&server, "Fahrer bestätigt", 4);
 }

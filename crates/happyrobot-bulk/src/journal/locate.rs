@@ -1,13 +1,16 @@
 //! Where a journal is, when the caller did not say: beside the input (`<FILE>.journal`), else the
-//! journal of an input with the same content imported to the same API, found through an index in
-//! the state directory (so that a renamed, copied or symlinked file resumes instead of sending
-//! everything again), else a new `<FILE>.journal`. The state directory also holds the locks that
-//! keep two runs of one content on one API apart, whatever their journals.
+//! journal of an input with the same rows imported to the same API, found through an index in the
+//! state directory (so that a renamed, copied or symlinked file, or the same rows saved in another
+//! format, resumes instead of sending everything again), else a new `<FILE>.journal`; a journal the
+//! index names that is gone is told ([`Located::Gone`]), never silently replaced. The state
+//! directory also holds the locks that keep two runs of one input on one API apart, whatever their
+//! journals.
 //!
 //! The state directory is `$HAPPYROBOT_STATE_DIR`, else `$XDG_STATE_HOME/happyrobot`, else
-//! `~/.local/state/happyrobot`. It holds `journals/<KEY>` (the path of the journal last used for a
-//! content and a base URL) and `locks/<KEY>.lock` (held while such an import runs), where `<KEY>`
-//! is [`index_key`].
+//! `~/.local/state/happyrobot`. It holds `journals/<KEY>` (the path of the journal last used for an
+//! input and a base URL) and `locks/<KEY>.lock` (held while such a run goes, removed when it ends),
+//! where `<KEY>` is [`index_key`] of the input's identity: a hash of its rows, or, as releases up to
+//! 0.1 wrote it, of a file's bytes.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -243,7 +246,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_lock_taken_on_a_file_removed_under_it_is_taken_again_on_the_new_file() {
-        let dir = std::env::temp_dir().join(format!("happyrobot-bulk-relock-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("happyrobot-bulk-relock-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let destination = Destination::new("http://127.0.0.1:1", "key");
         let first = lock_content("abc", &destination, Some(&dir)).ok().unwrap();
@@ -277,7 +281,8 @@ mod tests {
         let destination = Destination::new("http://127.0.0.1:1/api/v1", "k");
         // A journal elsewhere, whose run entry and index entry name the input by its bytes.
         let journal = std::path::absolute(dir.join("elsewhere.journal")).unwrap();
-        let (writer, _) = JournalWriter::open(&journal, &destination, false, Keep::default()).unwrap();
+        let (writer, _) =
+            JournalWriter::open(&journal, &destination, false, Keep::default()).unwrap();
         writer
             .write(&Entry {
                 event: Some(Event::Run),

@@ -665,7 +665,8 @@ impl JournalState {
             .lines
             .keys()
             .filter(|(fp, n)| {
-                let count = sorted.partition_point(|x| x <= fp) - sorted.partition_point(|x| x < fp);
+                let count =
+                    sorted.partition_point(|x| x <= fp) - sorted.partition_point(|x| x < fp);
                 *n as usize >= count
             })
             .copied()

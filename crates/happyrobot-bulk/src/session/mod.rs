@@ -365,7 +365,9 @@ fn removed_lines(
     });
     let mut records = Vec::new();
     for key in &plan.orphan_keys {
-        let found = calls.get(key).and_then(|(call, line)| Some((call.parse().ok()?, *line)));
+        let found = calls
+            .get(key)
+            .and_then(|(call, line)| Some((call.parse().ok()?, *line)));
         match found {
             Some((call, line)) => records.push(Record::removed(line, call, *key)),
             None => {

@@ -1,4 +1,4 @@
-//! What every job does before its pass: the input's identity (its content hash), the destination,
+//! What every job does before its pass: the input's identity (a hash of its rows), the destination,
 //! the journal's location and lock, the validation pass, the `run` entry and the notices.
 
 use std::path::PathBuf;
@@ -55,19 +55,24 @@ fn rows_hash(fingerprints: impl Iterator<Item = u64>) -> String {
 }
 
 /// A file's rows as [`rows_hash`] knows them (valid lines only: an input with invalid lines is
-/// refused before anything is sent), and the hash of its bytes.
+/// refused before anything is sent), read as a stream, and the hash of its bytes.
 fn file_identity(input: &Input, options: &crate::ReadOptions) -> std::io::Result<(String, String)> {
-    let mut fingerprints = Vec::new();
-    for item in crate::read::open(input, options, false)? {
-        if let crate::read::Item::Valid(record) = item? {
-            fingerprints.push(record.fingerprint);
-        }
+    let mut error = None;
+    let fingerprints = crate::read::open(input, options, false)?
+        .map_while(|item| item.map_err(|e| error = Some(e)).ok())
+        .filter_map(|item| match item {
+            crate::read::Item::Valid(record) => Some(record.fingerprint),
+            crate::read::Item::Invalid(_) => None,
+        });
+    let rows = rows_hash(fingerprints);
+    if let Some(e) = error {
+        return Err(e);
     }
     let bytes = match input {
         Input::File { path, .. } => locate::content_hash(path)?,
         Input::Records(_) => String::new(),
     };
-    Ok((rows_hash(fingerprints.into_iter()), bytes))
+    Ok((rows, bytes))
 }
 
 /// The input's identities: its rows' hash, and for a file the hash of its bytes.
@@ -79,12 +84,13 @@ async fn content_of(source: &Source) -> Result<(String, Option<String>), BulkErr
                 source.options.clone(),
                 source.name.clone(),
             );
-            let (rows, bytes) = tokio::task::spawn_blocking(move || file_identity(&input, &options))
-                .await
-                .map_err(|e| BulkError::io(format!("reading the input failed: {e}")))?
-                .map_err(|e| {
-                    BulkError::usage(format!("cannot read {name}: {e}; nothing was sent"))
-                })?;
+            let (rows, bytes) =
+                tokio::task::spawn_blocking(move || file_identity(&input, &options))
+                    .await
+                    .map_err(|e| BulkError::io(format!("reading the input failed: {e}")))?
+                    .map_err(|e| {
+                        BulkError::usage(format!("cannot read {name}: {e}; nothing was sent"))
+                    })?;
             Ok((rows, Some(bytes)))
         }
         // As the records are given (their default content not yet applied): the identity the
