@@ -1,8 +1,9 @@
 //! Issue 27 item 8 and issue 29 item 4, in-process against the mock: an undo deletes every note
 //! its journal records as added, the rows since edited or removed included; an input is known by
 //! its rows, not its bytes (a workbook saved as CSV, or as Windows-1252 with `;`, finds the same
-//! journal and sends nothing); a journal the state directory names that is gone refuses the run
-//! before anything is sent; records carry their journal; lock files do not pile up.
+//! journal and sends nothing; a file 0.1 knew by its bytes is still found and undone); a journal
+//! the state directory names that is gone refuses the run before anything is sent; records carry
+//! their journal; lock files do not pile up.
 
 #![allow(
     clippy::unwrap_used,
@@ -288,4 +289,86 @@ async fn a_file_import_leaves_no_lock_file_and_two_at_once_still_refuse_each_oth
     running.await.unwrap().unwrap();
     let locks: Vec<_> = std::fs::read_dir(state.join("locks")).unwrap().collect();
     assert!(locks.is_empty(), "{locks:?}");
+}
+
+/// A hash as the engine writes them: 128 bits of BLAKE3, hex.
+fn hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..32].to_string()
+}
+
+/// Rewrites the `run` entries of `journal` as release 0.1 wrote them: the input named by the hash
+/// of its bytes, `content` (each entry's checksum made again).
+fn as_written_by_0_1(journal: &Path, content: &str) {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut entry: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).unwrap();
+        if entry["event"] == "run" {
+            entry.remove("crc");
+            entry.insert("content".into(), content.into());
+            let json = serde_json::to_string(&entry).unwrap();
+            let crc = &blake3::hash(json.as_bytes()).to_hex()[..8];
+            out.push_str(&format!(
+                "{},\"crc\":\"{crc}\"}}\n",
+                &json[..json.len() - 1]
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(journal, out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_imported_by_0_1_is_still_found_by_its_bytes_and_can_be_undone() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("identity-0-1");
+    let file = dir.join("notes.csv");
+    write_csv(&file, &rows(&server, 5));
+    import(&server, &dir.join("first-state"))
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    let bytes = hash(&std::fs::read(&file).unwrap());
+    let journal = dir.join("notes.csv.journal");
+    as_written_by_0_1(&journal, &bytes);
+    // The file renamed, and a state directory whose index names its journal by the file's bytes.
+    let renamed = dir.join("renamed.csv");
+    std::fs::rename(&file, &renamed).unwrap();
+    let state = dir.join("state");
+    std::fs::create_dir_all(state.join("journals")).unwrap();
+    let mut key = blake3::Hasher::new();
+    key.update(bytes.as_bytes());
+    key.update(&[0xff]);
+    key.update(server.base_url().as_bytes());
+    let key = key.finalize().to_hex()[..32].to_string();
+    let absolute = std::path::absolute(&journal).unwrap();
+    std::fs::write(state.join("journals").join(key), absolute.to_str().unwrap()).unwrap();
+    // An undo knows it by its bytes (its journal records no other identity yet).
+    let plan = Undo::new(client(&server), JournalLocation::path(&journal))
+        .state_dir(Some(state.clone()))
+        .plan(&Source::file(&renamed))
+        .await
+        .unwrap();
+    assert_eq!(plan.to_delete, 5);
+    let mut resumed = false;
+    let report = import(&server, &state)
+        .run(Source::file(&renamed), |event| {
+            resumed |= matches!(
+                event,
+                happyrobot_bulk::Event::Notice(happyrobot_bulk::Notice::ResumingByContent { .. })
+            );
+        })
+        .await
+        .unwrap();
+    assert!(resumed);
+    assert_eq!((report.added, report.skipped), (0, 5), "{report:?}");
+    let undo = Undo::new(client(&server), JournalLocation::path(&journal))
+        .state_dir(Some(state))
+        .run(Source::file(&renamed), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(undo.deleted, 5, "{undo:?}");
 }
