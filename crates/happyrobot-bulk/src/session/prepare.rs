@@ -162,17 +162,12 @@ fn journal_of(
     settings: &Settings,
     prepared: &Prepared,
 ) -> Result<(PathBuf, bool), BulkError> {
-    match (&settings.journal, &source.journal, &source.path) {
-        (JournalLocation::Path(given), Some(own), _) if given != own => {
-            Err(BulkError::usage(format!(
-                "two journals are named for these records: {} (JournalLocation::Path) and {}                  (the one they were built with); nothing was sent. Name one of them",
-                given.display(),
-                own.display()
-            )))
-        }
-        (JournalLocation::Path(path), _, _) => Ok((path.clone(), false)),
-        (JournalLocation::BesideInput, Some(own), _) => Ok((own.clone(), false)),
-        (JournalLocation::BesideInput, None, Some(file)) => {
+    if let Some(own) = records_journal(&settings.journal, source)? {
+        return Ok((own, false));
+    }
+    match (&settings.journal, &source.path) {
+        (JournalLocation::Path(path), _) => Ok((path.clone(), false)),
+        (JournalLocation::BesideInput, Some(file)) => {
             let found = locate::find(
                 file,
                 &prepared.identities(),
@@ -186,10 +181,31 @@ fn journal_of(
                 Located::Gone { expected, .. } => Err(journal_gone(source, &expected, settings)),
             }
         }
-        (JournalLocation::BesideInput, None, None) => Err(BulkError::usage(
+        (JournalLocation::BesideInput, None) => Err(BulkError::usage(
             "records built in memory have no file for the journal to sit beside: give the \
              journal's path (Source::records_with_journal, or JournalLocation::Path)",
         )),
+    }
+}
+
+/// The journal records were built with ([`Source::records_with_journal`]), which a job built with
+/// [`JournalLocation::BesideInput`] (or the same path) uses; `None` for a file, or records built
+/// without one. Refused when the job names another path.
+pub(crate) fn records_journal(
+    location: &JournalLocation,
+    source: &Source,
+) -> Result<Option<PathBuf>, BulkError> {
+    let Some(own) = &source.journal else {
+        return Ok(None);
+    };
+    match location {
+        JournalLocation::Path(given) if given != own => Err(BulkError::usage(format!(
+            "two journals are named for these records: {} (JournalLocation::Path) and {} (the \
+             one they were built with); nothing was sent. Name one of them",
+            given.display(),
+            own.display()
+        ))),
+        _ => Ok(Some(own.clone())),
     }
 }
 
