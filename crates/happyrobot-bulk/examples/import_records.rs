@@ -30,21 +30,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "happyrobot-bulk-example-{}.journal",
         std::process::id()
     ));
-    let import = Import::new(client, JournalLocation::path(&journal)).concurrency(4);
+    // Records carry their journal (one per batch); the import uses the input's own.
+    let import = Import::new(client, JournalLocation::BesideInput).concurrency(4);
 
     for run in ["first run", "second run"] {
         println!("{run}:");
         let report = import
-            .run(Source::records(records.clone()), |event| {
-                if let Event::Line(line) = event {
-                    let what = match &line.outcome {
-                        LineOutcome::Added { note_id, .. } => format!("added as note {note_id}"),
-                        LineOutcome::AlreadyAdded { .. } => "already added".to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    println!("  line {} (call {}): {what}", line.line, line.call_id);
-                }
-            })
+            .run(
+                Source::records_with_journal(records.clone(), &journal),
+                |event| {
+                    if let Event::Line(line) = event {
+                        let what = match &line.outcome {
+                            LineOutcome::Added { note_id, .. } => {
+                                format!("added as note {note_id}")
+                            }
+                            LineOutcome::AlreadyAdded { .. } => "already added".to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        println!("  line {} (call {}): {what}", line.line, line.call_id);
+                    }
+                },
+            )
             .await?;
         println!(
             "  report: {} lines, {} added, {} skipped, {} failed, {} unknown",

@@ -4,16 +4,19 @@
 //!
 //! `cargo run -p happyrobot-bulk --example sync_records`
 
+use std::path::Path;
+
 use happyrobot::{CallId, Client, NewNote};
 use happyrobot_bulk::{JournalLocation, NoteRecord, Source, Sync, SyncPlan};
 use happyrobot_mock::MockServer;
 
-/// The notes of the loads: (load ID, call, text).
-fn records(loads: &[(&str, &CallId, &str)]) -> Source {
-    Source::records(
+/// The notes of the loads: (load ID, call, text), synced with the journal `journal`.
+fn records(journal: &Path, loads: &[(&str, &CallId, &str)]) -> Source {
+    Source::records_with_journal(
         loads.iter().map(|(load, call, text)| {
             NoteRecord::new((*call).clone(), NewNote::new(*text)).key(*load)
         }),
+        journal,
     )
 }
 
@@ -49,23 +52,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "happyrobot-bulk-sync-example-{}.journal",
         std::process::id()
     ));
-    let sync = Sync::new(client, JournalLocation::path(&journal)).prune(true);
+    // Records carry their journal; the sync uses the input's own.
+    let sync = Sync::new(client, JournalLocation::BesideInput).prune(true);
 
-    let first = records(&[
-        ("L-1001", &calls[0], "Driver confirmd pickup"),
-        ("L-1002", &calls[1], "Dock 4, door 12"),
-        ("L-1003", &calls[1], "Lumper receipt needed"),
-    ]);
+    let first = records(
+        &journal,
+        &[
+            ("L-1001", &calls[0], "Driver confirmd pickup"),
+            ("L-1002", &calls[1], "Dock 4, door 12"),
+            ("L-1003", &calls[1], "Lumper receipt needed"),
+        ],
+    );
     let plan = sync.plan(&first).await?;
     show("plan (nothing sent yet)", &plan);
     let report = sync.apply(&first, plan, |_| {}).await?;
     println!("applied: {} added\n", report.added);
 
     // The typo fixed; L-1003 gone.
-    let edited = records(&[
-        ("L-1001", &calls[0], "Driver confirmed pickup"),
-        ("L-1002", &calls[1], "Dock 4, door 12"),
-    ]);
+    let edited = records(
+        &journal,
+        &[
+            ("L-1001", &calls[0], "Driver confirmed pickup"),
+            ("L-1002", &calls[1], "Dock 4, door 12"),
+        ],
+    );
     let plan = sync.plan(&edited).await?;
     show("plan after the edit", &plan);
     let report = sync.apply(&edited, plan, |_| {}).await?;

@@ -37,12 +37,18 @@ pub(crate) enum Cut {
     Unreadable(io::Error),
 }
 
-/// Runs a pass over `input`. `start` is called for each valid record, in input order; `reap` gets
+/// What a pass reads: an input, or lines already made (those the input no longer has, from the
+/// journal).
+pub(crate) enum Feed<'a> {
+    Input(&'a Input, &'a ReadOptions),
+    Lines(Vec<Record>),
+}
+
+/// Runs a pass over `feed`. `start` is called for each valid record, in input order; `reap` gets
 /// every outcome (in the order they are known) and a job's failure as `Err` with its message.
 /// Returns why the pass was cut short, if it was.
 pub(crate) async fn run<T, F, G>(
-    input: &Input,
-    options: &ReadOptions,
+    feed: Feed<'_>,
     (max_jobs, sends): (usize, &Arc<Semaphore>),
     stop: &CancellationToken,
     mut start: impl FnMut(Record) -> Start<T, F, G>,
@@ -53,7 +59,7 @@ where
     F: Future<Output = T> + Send + 'static,
     G: FnOnce(OwnedSemaphorePermit) -> F,
 {
-    let (mut receiver, reader) = spawn_reader(input, options);
+    let (mut receiver, reader) = spawn_reader(feed);
     let mut jobs: JoinSet<T> = JoinSet::new();
     let cut = loop {
         while let Some(done) = jobs.try_join_next() {
@@ -95,18 +101,26 @@ where
     cut
 }
 
-/// Reads `input` on a blocking thread into a small channel: reading stays a little ahead of the
+/// Reads `feed` on a blocking thread into a small channel: reading stays a little ahead of the
 /// jobs, never far.
 fn spawn_reader(
-    input: &Input,
-    options: &ReadOptions,
+    feed: Feed<'_>,
 ) -> (
     mpsc::Receiver<io::Result<Item>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (sender, receiver) = mpsc::channel::<io::Result<Item>>(256);
-    let (input, options) = (input.clone(), options.clone());
-    let reader = tokio::task::spawn_blocking(move || match read::open(&input, &options, false) {
+    let opened = match feed {
+        Feed::Input(input, options) => {
+            let (input, options) = (input.clone(), options.clone());
+            Box::new(move || read::open(&input, &options, false))
+                as Box<dyn FnOnce() -> io::Result<read::Records> + Send>
+        }
+        Feed::Lines(lines) => Box::new(move || {
+            Ok(Box::new(lines.into_iter().map(|r| Ok(Item::Valid(r)))) as read::Records)
+        }),
+    };
+    let reader = tokio::task::spawn_blocking(move || match opened() {
         Ok(records) => {
             for item in records {
                 if sender.blocking_send(item).is_err() {

@@ -52,11 +52,13 @@ pub enum BulkOption {
     KeyColumn,
     /// [`Sync::adopt_existing`](crate::Sync::adopt_existing).
     AdoptExisting,
+    /// [`Bulk::forget_lost_journal`](crate::Bulk::forget_lost_journal).
+    ForgetLostJournal,
 }
 
 impl BulkOption {
     /// Every option a message may name.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Journal,
         Self::BaseUrl,
         Self::AllowDuplicates,
@@ -67,6 +69,7 @@ impl BulkOption {
         Self::IgnoreOtherColumns,
         Self::KeyColumn,
         Self::AdoptExisting,
+        Self::ForgetLostJournal,
     ];
 
     /// The option's name as messages write it: `JournalLocation::Path`,
@@ -83,6 +86,7 @@ impl BulkOption {
             Self::IgnoreOtherColumns => "ReadOptions::ignore_other_columns",
             Self::KeyColumn => "Sync::key_column",
             Self::AdoptExisting => "Sync::adopt_existing",
+            Self::ForgetLostJournal => "Bulk::forget_lost_journal",
         }
     }
 

@@ -27,9 +27,11 @@ use happyrobot::Client;
 /// let client = Client::from_env()?;
 /// let call: CallId = "65f1c0ffee0123456789abcd".parse()?;
 /// let records = vec![NoteRecord::new(call, NewNote::new("Dock 4"))];
-/// let report = Import::new(client, JournalLocation::path("nightly.journal"))
+/// // Records carry their journal: one per batch.
+/// let source = Source::records_with_journal(records, "batches/2026-12-06.journal");
+/// let report = Import::new(client, JournalLocation::BesideInput)
 ///     .concurrency(8)
-///     .run(Source::records(records), |event| println!("{event:?}"))
+///     .run(source, |event| println!("{event:?}"))
 ///     .await?;
 /// println!("added {}, failed {}, unknown {}", report.added, report.failed, report.unknown);
 /// # Ok(()) }

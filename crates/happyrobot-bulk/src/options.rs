@@ -193,6 +193,8 @@ pub struct Source {
     pub(crate) journal_name: String,
     /// The file as the caller named it, for the journal beside it.
     pub(crate) path: Option<PathBuf>,
+    /// The journal records were built with ([`Source::records_with_journal`]).
+    pub(crate) journal: Option<PathBuf>,
     pub(crate) options: ReadOptions,
 }
 
@@ -214,31 +216,78 @@ impl Source {
             name: path.display().to_string(),
             journal_name,
             path: Some(path),
+            journal: None,
             options: ReadOptions::default(),
         }
     }
 
-    /// Records built in memory, in this order. They are held for the run (each is needed again
-    /// for the pass that sends it, and to look it up if its outcome is unknown); a journal path
-    /// is needed, since there is no file to sit beside.
+    /// Records built in memory, in this order, journaled at `journal`. They are held for the run
+    /// (each is needed again for the pass that sends it, and to look it up if its outcome is
+    /// unknown). Records have no file for a journal to sit beside, so the journal comes with them:
+    /// a job built with [`JournalLocation::BesideInput`](crate::JournalLocation::BesideInput)
+    /// uses it (and one built with another path is refused before anything is sent).
+    ///
+    /// Keep one journal per batch: a journal remembers every line it recorded, so the same note
+    /// for the same call in a later batch with the same journal counts as added already.
+    ///
+    /// ```
+    /// use happyrobot::{CallId, NewNote};
+    /// use happyrobot_bulk::{NoteRecord, Source};
+    ///
+    /// let call: CallId = "65f1c0ffee0123456789abcd".parse()?;
+    /// let records = vec![NoteRecord::new(call, NewNote::new("Driver confirmed pickup"))];
+    /// let source = Source::records_with_journal(records, "batches/2026-12-06.journal");
+    /// # let _ = source;
+    /// # Ok::<(), happyrobot::Error>(())
+    /// ```
+    pub fn records_with_journal(
+        records: impl IntoIterator<Item = NoteRecord>,
+        journal: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            journal: Some(journal.into()),
+            ..Self::unjournaled(records)
+        }
+    }
+
+    /// Records from a stream, collected first, journaled at `journal` (see
+    /// [`records_with_journal`](Self::records_with_journal)).
+    pub async fn stream_with_journal(
+        stream: impl futures_core::Stream<Item = NoteRecord>,
+        journal: impl Into<PathBuf>,
+    ) -> Self {
+        Self::records_with_journal(collect(stream).await, journal)
+    }
+
+    /// Records built in memory, in this order, without a journal: a run of them needs
+    /// [`JournalLocation::Path`](crate::JournalLocation::Path), and is refused at run time without.
+    #[deprecated(
+        since = "0.2.0",
+        note = "records need a journal path: use Source::records_with_journal"
+    )]
     pub fn records(records: impl IntoIterator<Item = NoteRecord>) -> Self {
+        Self::unjournaled(records)
+    }
+
+    /// Records from a stream, collected first, without a journal (see
+    /// [`records`](Self::records)).
+    #[deprecated(
+        since = "0.2.0",
+        note = "records need a journal path: use Source::stream_with_journal"
+    )]
+    pub async fn stream(stream: impl futures_core::Stream<Item = NoteRecord>) -> Self {
+        Self::unjournaled(collect(stream).await)
+    }
+
+    fn unjournaled(records: impl IntoIterator<Item = NoteRecord>) -> Self {
         Self {
             input: Input::Records(Arc::new(records.into_iter().collect())),
             name: "records".to_string(),
             journal_name: "records".to_string(),
             path: None,
+            journal: None,
             options: ReadOptions::default(),
         }
-    }
-
-    /// Records from a stream, collected first (see [`records`](Self::records)).
-    pub async fn stream(stream: impl futures_core::Stream<Item = NoteRecord>) -> Self {
-        let mut stream = std::pin::pin!(stream);
-        let mut records = Vec::new();
-        while let Some(record) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-            records.push(record);
-        }
-        Self::records(records)
     }
 
     /// The file's format, whatever its extension says.
@@ -279,4 +328,14 @@ impl Source {
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
+}
+
+/// The items of a stream, in order.
+async fn collect(stream: impl futures_core::Stream<Item = NoteRecord>) -> Vec<NoteRecord> {
+    let mut stream = std::pin::pin!(stream);
+    let mut records = Vec::new();
+    while let Some(record) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        records.push(record);
+    }
+    records
 }

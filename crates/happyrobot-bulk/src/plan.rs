@@ -56,6 +56,15 @@ pub struct Plan {
     pub columns: Option<ColumnMapping>,
     /// The first valid lines (at most [`PREVIEW_LINES`]), as they will be sent.
     pub preview: Vec<PreviewLine>,
+    /// Of [`orphans`](Self::orphans), those the journal has as added: an undo deletes their
+    /// notes too.
+    pub orphans_added: u64,
+    /// Of [`orphans`](Self::orphans), those whose add outcome is unknown (or in doubt).
+    pub orphans_unknown: u64,
+    /// Of [`orphans`](Self::orphans), those an undo deleted.
+    pub orphans_undone: u64,
+    /// The journal keys of [`orphans`](Self::orphans), sorted.
+    pub(crate) orphan_keys: Vec<crate::record::LineKey>,
     /// The fingerprints that occur more than once.
     pub(crate) repeated: HashSet<u64>,
 }
@@ -134,12 +143,28 @@ pub(crate) fn validate(
             None => {}
         }
     }
+    plan.orphan_keys = state.missing_from(&fingerprints);
     drop(fingerprints);
     plan.orphans = state.len().saturating_sub(matched) as u64;
+    count_orphans(&mut plan, state);
     if !plan.repeated.is_empty() {
         plan.duplicates = first_copies(input, options, &plan.repeated).map_err(read_error)?;
     }
     Ok(plan)
+}
+
+/// Counts the orphans by what the journal says of them.
+fn count_orphans(plan: &mut Plan, state: &JournalState) {
+    for key in &plan.orphan_keys {
+        let standing = state.standing(*key);
+        match standing.state {
+            _ if standing.in_doubt => plan.orphans_unknown += 1,
+            Some(LineState::Done) => plan.orphans_added += 1,
+            Some(LineState::Unknown { .. }) => plan.orphans_unknown += 1,
+            Some(LineState::Undone) => plan.orphans_undone += 1,
+            Some(LineState::Failed) | None => {}
+        }
+    }
 }
 
 /// The first [`MAX_SHOWN_ERRORS`] lines identical to an earlier one, with that earlier line.

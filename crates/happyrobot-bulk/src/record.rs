@@ -80,6 +80,9 @@ pub(crate) struct Record {
     pub(crate) cells: Option<Vec<String>>,
     /// For an input whose lines name their own fields (JSON Lines), the names of `cells`.
     pub(crate) keys: Option<Vec<String>>,
+    /// A line the input no longer has, rebuilt from the journal (its call and key; its text is
+    /// not known).
+    pub(crate) removed: bool,
 }
 
 impl Record {
@@ -93,6 +96,18 @@ impl Record {
             occurrence: 0,
             cells: None,
             keys: None,
+            removed: false,
+        }
+    }
+
+    /// A line the input no longer has, as the journal recorded it: input line `line` with key
+    /// `key`, for call `call_id`.
+    pub(crate) fn removed(line: u64, call_id: CallId, key: LineKey) -> Self {
+        Self {
+            fingerprint: key.0,
+            occurrence: key.1,
+            removed: true,
+            ..Self::new(line, call_id, NewNote::new(""))
         }
     }
 

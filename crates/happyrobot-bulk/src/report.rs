@@ -55,7 +55,8 @@ pub enum Notice {
     },
     /// Earlier runs to this API used another API key; what they added counts as added.
     OtherKey,
-    /// The journal records lines the input no longer has (edited or removed); they are not sent.
+    /// The journal records lines the input no longer has (edited or removed): an import does not
+    /// send them; an undo deletes the notes of those it has as added too.
     Orphans {
         /// How many.
         count: u64,
@@ -342,8 +343,12 @@ pub struct UndoReport {
     pub journal: String,
     /// Always `true` (tells the JSON of an undo from an import's).
     pub undo: bool,
-    /// Notes the journal records as added (before this run), unknown ones found added included.
+    /// Notes the journal records as added (before this run), unknown ones found added included,
+    /// and those of lines the input no longer has.
     pub to_delete: u64,
+    /// Of `to_delete`: notes of lines the input no longer has (edited or removed since they were
+    /// imported), which the undo deletes too.
+    pub removed_lines: u64,
     /// Deleted (already gone included).
     pub deleted: u64,
     /// Of `deleted`: already gone (a `404` for the note).

@@ -50,6 +50,9 @@ pub struct UndoPlan {
     pub already_deleted: u64,
     /// Lines whose add outcome is unknown (or in doubt): looked up first.
     pub unknown: u64,
+    /// Of `to_delete`: notes of lines the input no longer has (edited or removed since they were
+    /// imported).
+    pub removed_lines: u64,
 }
 
 impl Undo {
@@ -101,9 +104,10 @@ impl Job for UndoJob {
 
     fn dry_run(&self, plan: Plan) -> UndoPlan {
         UndoPlan {
-            to_delete: plan.done,
-            already_deleted: plan.undone_before,
-            unknown: plan.unknown_before + plan.in_doubt,
+            to_delete: plan.done + plan.orphans_added,
+            already_deleted: plan.undone_before + plan.orphans_undone,
+            unknown: plan.unknown_before + plan.in_doubt + plan.orphans_unknown,
+            removed_lines: plan.orphans_added,
         }
     }
 
@@ -112,12 +116,34 @@ impl Job for UndoJob {
     }
 
     fn started_lines(&self, plan: &Plan) -> u64 {
-        plan.done + plan.unknown_before + plan.in_doubt + plan.undone_before
+        plan.done
+            + plan.unknown_before
+            + plan.in_doubt
+            + plan.undone_before
+            + plan.orphans_added
+            + plan.orphans_unknown
+            + plan.orphans_undone
+    }
+
+    fn removed_lines(&self) -> bool {
+        true
     }
 
     fn step(&self, lines: &Lines<'_>, record: &Record) -> Step {
         let standing = lines.standing(record);
-        if standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. })) {
+        let unknown =
+            standing.in_doubt || matches!(standing.state, Some(LineState::Unknown { .. }));
+        if unknown && record.removed {
+            // Its text is not known, so it cannot be looked up by it: the call is named instead.
+            let why = format!(
+                "a line the input no longer has (edited or removed) whose add had an unknown \
+                 outcome; look on call {} for a note with one of the IDs {}",
+                record.call_id,
+                lines.state.candidates(record.key()).join(", ")
+            );
+            return Step::now(record, line::unknown(why, true, false));
+        }
+        if unknown {
             return match lines.pending(record) {
                 Some(pending) if lines.reconcile => Step::SettleForUndo { pending },
                 _ => {
@@ -149,12 +175,13 @@ impl Job for UndoJob {
 
     fn report(&self, end: End<'_>) -> UndoReport {
         let (plan, tally) = (end.plan, end.tally);
-        let to_delete = plan.done + tally.reconciled.found;
+        let to_delete = plan.done + plan.orphans_added + tally.reconciled.found;
         UndoReport {
             file: end.source.name.clone(),
             journal: end.journal.display().to_string(),
             undo: true,
             to_delete: to_delete + tally.already_deleted,
+            removed_lines: plan.orphans_added,
             deleted: tally.deleted,
             already_gone: tally.already_gone,
             skipped: tally.already_deleted,
@@ -212,7 +239,7 @@ fn delete_step(lines: &Lines<'_>, record: &Record) -> Step {
 /// Refuses an undo whose journal does not record an import of this very content to this API:
 /// nothing is sent.
 fn check(state: &JournalState, prepared: &Prepared, source: &Source) -> Result<(), BulkError> {
-    if state.contents.contains(&prepared.content) {
+    if prepared.known_to(&state.contents) {
         return Ok(());
     }
     let (file, journal, api) = (

@@ -183,6 +183,7 @@ pub(crate) fn flag(option: BulkOption) -> Option<&'static str> {
         BulkOption::IgnoreOtherColumns => "--ignore-other-columns",
         BulkOption::KeyColumn => "--key-column",
         BulkOption::AdoptExisting => "--adopt-existing",
+        BulkOption::ForgetLostJournal => "--forget-lost-journal",
         _ => return None,
     })
 }

@@ -38,12 +38,15 @@ Input:
 
 Journal:
   Every line is recorded in the journal (default: <FILE>.journal, or the journal of a file with
-  the same content imported to the same API) before it is sent and again when its outcome is
-  known. Re-running the same command skips the lines already added, even if the file was
-  edited, renamed or copied; a journal counts only for the API it was written against. Lines
-  that certainly failed are sent again on every re-run. Only one import (or undo) runs on a
-  journal at a time. Damage to a journal line costs at most what that line said: the lines it may
-  have spoken of are looked up on their calls before anything is sent for them.
+  the same rows imported to the same API, whatever its format, encoding or delimiter) before it
+  is sent and again when its outcome is known. Re-running the same command skips the lines
+  already added, even if the file was edited, renamed, copied or saved as another format; a
+  journal counts only for the API it was written against. A journal the state directory names
+  for these rows that is gone refuses the run (exit 2, nothing sent): restore it, give it with
+  --journal, or start anew with --forget-lost-journal. Lines that certainly failed are sent
+  again on every re-run. Only one import (or undo) runs on a journal at a time. Damage to a
+  journal line costs at most what that line said: the lines it may have spoken of are looked up
+  on their calls before anything is sent for them.
 
 Rate limits:
   The client paces every request under the rate the server allows, learned from its 429 answers
@@ -62,10 +65,10 @@ Unknown outcomes:
 
 Undo (--undo):
   Deletes exactly the notes this file's journal records as added to this API, by note ID, and
-  nothing else; lines whose add outcome is unknown are looked up first, or listed. It is
-  journaled too: stopped or killed, run it again to finish; once done it deletes nothing and
-  exits 0. Refused (exit 2, nothing sent) when the journal records no import of this file's
-  content to this API.
+  nothing else, those of rows since edited or removed from the file included; lines whose add
+  outcome is unknown are looked up first, or listed. It is journaled too: stopped or killed, run
+  it again to finish; once done it deletes nothing and exits 0. Refused (exit 2, nothing sent)
+  when the journal records no import of this file's rows to this API.
 
 Results file (--report [FILE]):
   Every input row with its columns plus status (added, already added, failed, unknown, not sent;
@@ -142,6 +145,12 @@ pub(crate) struct ImportArgs {
     #[arg(long)]
     pub(crate) fsync: bool,
 
+    /// Start a new journal when the one the state directory names for this file's rows is gone
+    /// (otherwise refused, exit 2): only when sure the notes it recorded are not on their calls,
+    /// since every line is sent again.
+    #[arg(long, conflicts_with = "journal")]
+    pub(crate) forget_lost_journal: bool,
+
     #[command(flatten)]
     pub(crate) read: ReadArgs,
 
@@ -176,8 +185,7 @@ fn notice(notice: &Notice, undo: bool) {
         ),
         Notice::Orphans { count } if undo => print::err(&format!(
             "note: the journal records {count} line(s) this file no longer has (edited or \
-             removed); their notes are not deleted (undo the file as it was imported to delete \
-             them)"
+             removed); the notes it records as added for them are deleted too"
         )),
         Notice::Orphans { count } => print::err(&format!(
             "note: the journal records {count} line(s) this file no longer has (edited or \
@@ -243,6 +251,7 @@ async fn run(
         .retry_unknown(args.retry_unknown)
         .allow_duplicates(args.allow_duplicates)
         .fsync(args.fsync)
+        .forget_lost_journal(args.forget_lost_journal)
         .stop(token.clone());
     if let Some(Some(report)) = &args.report {
         import = import.results_file(report);
@@ -319,6 +328,7 @@ async fn undo(
         .concurrency(usize::from(args.concurrency))
         .reconcile(!args.no_reconcile)
         .fsync(args.fsync)
+        .forget_lost_journal(args.forget_lost_journal)
         .stop(token.clone());
     if let Some(Some(report)) = &args.report {
         undo = undo.results_file(report);

@@ -215,6 +215,12 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
         report.to_delete,
         plural(report.to_delete)
     )];
+    if report.removed_lines > 0 {
+        out[0].push_str(&format!(
+            " ({} of lines this file no longer has: edited or removed since)",
+            report.removed_lines
+        ));
+    }
     out.push(format!(
         "  deleted:     {} ({} of them already gone)",
         report.deleted, report.already_gone
@@ -272,6 +278,7 @@ pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> V
         "journal": report.journal,
         "undo": true,
         "to_delete": report.to_delete,
+        "removed_lines": report.removed_lines,
         "deleted": report.deleted,
         "already_gone": report.already_gone,
         "skipped": report.skipped,
@@ -333,10 +340,18 @@ pub(crate) fn import_plan(file: &str, plan: &Plan, retry_unknown: bool, reconcil
 pub(crate) fn undo_plan(file: &str, plan: &UndoPlan, reconcile: bool) -> String {
     format!(
         "Dry run of the undo of {file}: nothing was sent.\n  \
-         would be deleted: {}\n  \
+         would be deleted: {}{}\n  \
          already deleted:  {}\n  \
          unknown outcome:  {} (looked up on their calls first{})",
         plan.to_delete,
+        if plan.removed_lines > 0 {
+            format!(
+                " ({} of lines this file no longer has: edited or removed since)",
+                plan.removed_lines
+            )
+        } else {
+            String::new()
+        },
         plan.already_deleted,
         plan.unknown,
         if reconcile {

@@ -538,3 +538,105 @@ async fn one_undo_at_a_time_and_its_summary() {
     let text = common::redact_dir(&stderr, &dir);
     insta::assert_snapshot!("undo_summary", text);
 }
+
+/// Writes `rows` (texts on the first call) as `notes.csv` in `dir`.
+fn write_rows(dir: &Path, rows: &[String]) -> PathBuf {
+    let path = dir.join("notes.csv");
+    let mut text = String::from("call_id,content\n");
+    for row in rows {
+        text.push_str(&format!("{FIRST_CALL_ID},{row}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_after_rows_were_edited_and_removed_deletes_every_note_the_journal_records() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("undo-edited");
+    let mut rows: Vec<String> = (1..=18).map(|n| format!("row {n}")).collect();
+    let file = write_rows(&dir, &rows);
+    assert_eq!(summary_of(&import(&server, &file, &[]).await)["added"], 18);
+    rows[3] = "row 4 edited".into();
+    rows[7] = "row 8 edited".into();
+    rows.remove(11);
+    write_rows(&dir, &rows);
+    let again = summary_of(&import(&server, &file, &[]).await);
+    assert_eq!(
+        (again["added"].as_u64(), again["skipped"].as_u64()),
+        (Some(2), Some(15))
+    );
+    let run = import(&server, &file, &["--undo"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = summary_of(&run);
+    assert_eq!(summary["to_delete"], 20, "{summary}");
+    assert_eq!(summary["removed_lines"], 3, "{summary}");
+    assert_eq!(summary["deleted"], 20, "{summary}");
+    assert!(
+        run.stderr.contains("3 of lines this file no longer has"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("deleted too"), "{}", run.stderr);
+    assert!(
+        held(&server).keys().all(|text| !text.starts_with("row ")),
+        "{:?}",
+        held(&server)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_the_state_directory_names_that_is_gone_refuses_the_import_with_exit_2() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("journal-gone");
+    let file = write_csv(&dir, "notes.csv", "gone", 3);
+    assert_eq!(import(&server, &file, &[]).await.code, 0);
+    let journal = dir.join("notes.csv.journal");
+    std::fs::remove_file(&journal).unwrap();
+    let adds = server.operation_counts().add_note;
+    let run = import(&server, &file, &[]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&journal.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--journal PATH"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--forget-lost-journal"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Bulk::"), "{}", run.stderr);
+    assert_eq!(server.operation_counts().add_note, adds, "nothing sent");
+    let run = import(&server, &file, &["--forget-lost-journal"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary_of(&run)["added"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_rows_saved_as_windows_1252_with_semicolons_send_nothing_again() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("same-rows");
+    let rows: Vec<String> = (1..=4).map(|n| format!("Fahrer bestätigt {n}")).collect();
+    let file = write_rows(&dir, &rows);
+    assert_eq!(summary_of(&import(&server, &file, &[]).await)["added"], 4);
+    let other = common::temp_dir("same-rows-1252").join("export.csv");
+    let mut text = String::from("call_id;content\r\n");
+    for row in &rows {
+        text.push_str(&format!("{FIRST_CALL_ID};{row}\r\n"));
+    }
+    let bytes: Vec<u8> = text
+        .chars()
+        .map(|c| if c == 'ä' { 0xe4 } else { c as u8 })
+        .collect();
+    std::fs::write(&other, bytes).unwrap();
+    let run = import(&server, &other, &["--encoding", "windows-1252"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = summary_of(&run);
+    assert_eq!(
+        (summary["added"].as_u64(), summary["skipped"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_each_once(&server, "Fahrer bestätigt", 4);
+}

@@ -70,6 +70,29 @@ pub(crate) fn normalize_url(base_url: &str) -> String {
     text.trim_end_matches('/').to_string()
 }
 
+/// The call and the input line each of `keys` was recorded with, read from the journal at `path`
+/// (for lines the input no longer has: their call is nowhere else). Damaged entries are skipped.
+pub(crate) fn calls_of(
+    path: &std::path::Path,
+    keys: &std::collections::HashSet<crate::record::LineKey>,
+) -> io::Result<std::collections::HashMap<crate::record::LineKey, (String, u64)>> {
+    use std::io::BufRead as _;
+    let mut found = std::collections::HashMap::new();
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    for line in reader.split(b'\n') {
+        let entry = match entry::read(&line?) {
+            entry::Read::Checked(entry) | entry::Read::Unchecked(entry) => entry,
+            _ => continue,
+        };
+        if let (Some(key), Some(call)) = (entry.key(), &entry.call_id)
+            && keys.contains(&key)
+        {
+            found.insert(key, (call.clone(), entry.line.unwrap_or(0)));
+        }
+    }
+    Ok(found)
+}
+
 /// Why a journal cannot be used.
 #[derive(Debug)]
 pub(crate) enum JournalError {

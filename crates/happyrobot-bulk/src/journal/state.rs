@@ -658,6 +658,23 @@ impl JournalState {
         self.salts.last().cloned().unwrap_or_else(ids::new_salt)
     }
 
+    /// The lines the journal mentions that `sorted` (an input's fingerprints, sorted; a
+    /// fingerprint there n times is occurrences 0 to n - 1) does not have.
+    pub(crate) fn missing_from(&self, sorted: &[u64]) -> Vec<LineKey> {
+        let mut missing: Vec<LineKey> = self
+            .lines
+            .keys()
+            .filter(|(fp, n)| {
+                let count =
+                    sorted.partition_point(|x| x <= fp) - sorted.partition_point(|x| x < fp);
+                *n as usize >= count
+            })
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        missing
+    }
+
     /// How many lines the journal mentions for this destination.
     pub(crate) fn len(&self) -> usize {
         self.lines.len()

@@ -56,6 +56,12 @@ pub(crate) trait Job: Send + Sync {
         false
     }
 
+    /// Whether the job acts on the lines the journal records that the input no longer has too
+    /// (after the input's; their records are [`Record::removed`]).
+    fn removed_lines(&self) -> bool {
+        false
+    }
+
     /// What to do with `record`, from what the journal says of it.
     fn step(&self, lines: &Lines<'_>, record: &Record) -> Step;
 

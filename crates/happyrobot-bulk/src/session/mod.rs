@@ -23,16 +23,18 @@ use crate::report::{Event, Stop, Tally};
 use crate::{BulkError, Source};
 
 pub(crate) use self::job::{End, Job, Lines, Step};
-pub(crate) use self::prepare::{Prepared, format_name, prepare, refuse_invalid};
+pub(crate) use self::prepare::{Prepared, format_name, prepare, records_journal, refuse_invalid};
 
 /// Where a run's journal is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum JournalLocation {
-    /// Beside a file input (`<FILE>.journal`) if it exists there, else the journal of an input
-    /// with the same content imported to the same API (found through the state directory's index:
-    /// a renamed, copied or symlinked file resumes), else a new `<FILE>.journal`. Records built in
-    /// memory have no file to sit beside: give a path.
+    /// The input's own journal. For a file: beside it (`<FILE>.journal`) if it exists there, else
+    /// the journal of an input with the same rows imported to the same API (found through the
+    /// state directory's index: a renamed, copied or symlinked file, or the same rows saved as
+    /// another format or encoding, resumes), else a new `<FILE>.journal`; a journal the index
+    /// names that is gone refuses the run (see [`Bulk::forget_lost_journal`]). For records: the
+    /// journal they were built with ([`Source::records_with_journal`]).
     #[default]
     BesideInput,
     /// This path.
@@ -59,6 +61,7 @@ pub(crate) struct Settings {
     pub(crate) stop: CancellationToken,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) results: Option<PathBuf>,
+    pub(crate) forget_lost_journal: bool,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             stop: CancellationToken::new(),
             state_dir: locate::state_dir_from_env(),
             results: None,
+            forget_lost_journal: false,
         }
     }
 }
@@ -144,6 +148,16 @@ impl<J> Bulk<J> {
         self
     }
 
+    /// Starts a new journal when the state directory names one for this input that is gone;
+    /// default `false`: such a run is refused before anything is sent, since the notes the lost
+    /// journal recorded as added cannot be told apart from new ones and every line would be sent
+    /// again. Turn it on only when sure those notes are not on their calls (or wanted twice);
+    /// better, restore the journal, or give it ([`JournalLocation::Path`]).
+    pub fn forget_lost_journal(mut self, on: bool) -> Self {
+        self.settings.forget_lost_journal = on;
+        self
+    }
+
     /// The journal this run would use for `source`.
     pub async fn journal_path(&self, source: &Source) -> Result<PathBuf, BulkError> {
         Ok(prepare::prepare(&self.client, source, &self.settings)
@@ -210,12 +224,15 @@ impl<J: Job> Session<'_, J> {
             lines: self.job.started_lines(&plan),
         });
         prepare::write_run_entry(&opened, &source, &prepared, self.job.run_reason())?;
-        locate::remember(
-            &prepared.content,
-            &prepared.destination,
-            &prepared.journal,
-            self.settings.state_dir.as_deref(),
-        );
+        // Records carry their journal's path: the index serves only files.
+        if source.path.is_some() {
+            locate::remember(
+                &prepared.content,
+                &prepared.destination,
+                &prepared.journal,
+                self.settings.state_dir.as_deref(),
+            );
+        }
         // The content's lock is held until the results file is written.
         let prepare::Opened {
             writer,
@@ -266,9 +283,8 @@ impl<J: Job> Session<'_, J> {
         let mut resent: Vec<(Record, Vec<String>)> = Vec::new();
         let mut read = 0u64;
         let mut occurrences = Occurrences::new(&plan.repeated);
-        let cut = driver::run(
-            &source.input,
-            &source.options,
+        let mut cut = driver::run(
+            driver::Feed::Input(&source.input, &source.options),
             (prepare::max_jobs(&self.settings), &work.sends),
             &work.stop,
             |mut record| {
@@ -280,6 +296,16 @@ impl<J: Job> Session<'_, J> {
             |done| absorb(&mut tally, &work, done, on_event, &mut resent),
         )
         .await;
+        if cut.is_none() && self.job.removed_lines() && !plan.orphan_keys.is_empty() {
+            cut = driver::run(
+                driver::Feed::Lines(removed_lines(&work, plan, &mut tally, on_event)),
+                (prepare::max_jobs(&self.settings), &work.sends),
+                &work.stop,
+                |record| job::launch(self.job.step(&lines, &record), &work, record),
+                |done| absorb(&mut tally, &work, done, on_event, &mut resent),
+            )
+            .await;
+        }
         verify_resent(&work, resent, &mut tally, on_event).await;
         self.finish(
             &mut tally,
@@ -320,6 +346,51 @@ impl<J: Job> Session<'_, J> {
             None => {}
         }
     }
+}
+
+/// The lines the journal records that the input no longer has, rebuilt from the journal (their
+/// call and key), for a job that acts on them too. A line whose call the journal does not say
+/// (or that cannot be read) is told as failed.
+fn removed_lines(
+    work: &Work,
+    plan: &Plan,
+    tally: &mut Tally,
+    on_event: &mut impl FnMut(&Event),
+) -> Vec<Record> {
+    let path = work.journal.path();
+    let keys = plan.orphan_keys.iter().copied().collect();
+    let calls = crate::journal::calls_of(path, &keys).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
+        Default::default()
+    });
+    let mut records = Vec::new();
+    for key in &plan.orphan_keys {
+        let found = calls
+            .get(key)
+            .and_then(|(call, line)| Some((call.parse().ok()?, *line)));
+        match found {
+            Some((call, line)) => records.push(Record::removed(line, call, *key)),
+            None => {
+                let event = Event::Line(crate::report::LineEvent {
+                    line: 0,
+                    call_id: String::new(),
+                    outcome: crate::report::LineOutcome::Failed(crate::report::Failure {
+                        status: None,
+                        kind: crate::report::FailureKind::Local,
+                        reason: format!(
+                            "a line the input no longer has (fingerprint {:016x}): the journal {} \
+                             does not say its call; look for its note by hand",
+                            key.0,
+                            path.display()
+                        ),
+                    }),
+                });
+                tally.count(&event);
+                on_event(&event);
+            }
+        }
+    }
+    records
 }
 
 /// Counts a job's events, hands them to the caller, and notes why the run must stop.

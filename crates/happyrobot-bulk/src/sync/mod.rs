@@ -130,14 +130,18 @@ impl Bulk<SyncJob> {
         apply::apply(self, source, plan, on_event).await
     }
 
-    /// The sync journal of `source`: the path given, else `<FILE>.sync.journal` beside the file.
+    /// The sync journal of `source`: the path given (or records were built with), else
+    /// `<FILE>.sync.journal` beside the file.
     fn sync_journal(&self, source: &Source) -> Result<PathBuf, BulkError> {
+        if let Some(own) = crate::session::records_journal(&self.settings.journal, source)? {
+            return Ok(own);
+        }
         match (&self.settings.journal, source.path()) {
             (JournalLocation::Path(path), _) => Ok(path.clone()),
             (JournalLocation::BesideInput, Some(file)) => Ok(beside(file)),
             (JournalLocation::BesideInput, None) => Err(BulkError::usage(
                 "records built in memory have no file for the sync journal to sit beside: give \
-                 the journal's path (JournalLocation::Path)",
+                 the journal's path (Source::records_with_journal, or JournalLocation::Path)",
             )),
         }
     }
