@@ -94,8 +94,7 @@ impl Job for UndoJob {
         prepared: &Prepared,
         source: &Source,
     ) -> Result<(), BulkError> {
-        // An undo reads an input that was imported: identical lines in it were allowed then.
-        crate::session::refuse_invalid(plan, &source.name, true)?;
+        crate::session::refuse_invalid(plan, &source.name, self.duplicates_allowed())?;
         check(state, prepared, source)
     }
 
@@ -157,6 +156,7 @@ impl Job for UndoJob {
             to_delete: to_delete + tally.already_deleted,
             deleted: tally.deleted,
             already_gone: tally.already_gone,
+            flagged: tally.flagged,
             skipped: tally.already_deleted,
             not_added: tally.not_added,
             failed: tally.failed,
@@ -176,6 +176,11 @@ impl Job for UndoJob {
 
     fn results(&self) -> crate::results::Kind {
         crate::results::Kind::Undo
+    }
+
+    /// An undo reads an input that was imported: identical lines in it were allowed then.
+    fn duplicates_allowed(&self) -> bool {
+        true
     }
 }
 
