@@ -171,7 +171,11 @@ fn rows(
         let [status, note_id, error] = match first_copy(context, &mut first_of, &record) {
             Some(first) => {
                 let message = crate::session::identical_message(first);
-                ["invalid".to_string(), String::new(), context.words(&message)]
+                [
+                    "invalid".to_string(),
+                    String::new(),
+                    context.words(&message),
+                ]
             }
             None => status(context, key),
         };
@@ -199,7 +203,11 @@ fn rows(
                 .collect();
             let mut row: Vec<String> = kept
                 .iter()
-                .map(|k| by_name.get(k.as_str()).map_or_else(String::new, |v| (*v).to_string()))
+                .map(|k| {
+                    by_name
+                        .get(k.as_str())
+                        .map_or_else(String::new, |v| (*v).to_string())
+                })
                 .collect();
             row.extend(result);
             row

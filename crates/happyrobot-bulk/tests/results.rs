@@ -29,8 +29,7 @@ fn column<'a>(rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tab_separated_csv_with_a_status_column_gets_a_comma_separated_results_file_with_a_bom()
-{
+async fn a_tab_separated_csv_with_a_status_column_gets_a_comma_separated_results_file_with_a_bom() {
     let server = MockServer::start().await.unwrap();
     let dir = temp_dir("results-bom");
     let file = dir.join("review.csv");
@@ -103,10 +102,7 @@ async fn a_results_file_imported_again_gets_its_result_columns_replaced() {
     let source = |input: &std::path::Path| Source::file(input).read_options(options.clone());
     import(&first).run(source(&file), |_| {}).await.unwrap();
     let second = dir.join("second.csv");
-    let report = import(&second)
-        .run(source(&first), |_| {})
-        .await
-        .unwrap();
+    let report = import(&second).run(source(&first), |_| {}).await.unwrap();
     assert_eq!(report.added, 0, "the same lines, in the same journal");
     let rows = read_results(&second);
     assert_eq!(

@@ -193,11 +193,7 @@ impl<J: Job> Session<'_, J> {
     /// Checks the input and asks the job whether it may run, against the journal as it is now.
     /// With `results`, an input refused for its lines still gets its results file (each invalid
     /// line with its error), written before the error is returned.
-    async fn checked(
-        &self,
-        source: &Source,
-        results: bool,
-    ) -> Result<(Prepared, Plan), BulkError> {
+    async fn checked(&self, source: &Source, results: bool) -> Result<(Prepared, Plan), BulkError> {
         let prepared = prepare::prepare(&self.client, source, &self.settings).await?;
         let (plan, state) = prepare::validate(source, &prepared, Keep::default()).await?;
         match self.job.check(&plan, &state, &prepared, source) {

@@ -148,7 +148,10 @@ pub(crate) fn refuse_invalid(
         invalid += plan.duplicate_count;
         for (line, first) in &plan.duplicates {
             if errors.len() < plan::MAX_SHOWN_ERRORS {
-                errors.push(crate::read::LineError::new(*line, identical_message(*first)));
+                errors.push(crate::read::LineError::new(
+                    *line,
+                    identical_message(*first),
+                ));
             }
         }
         errors.sort_by_key(crate::read::LineError::line);
