@@ -277,7 +277,7 @@ fn status(context: &Context<'_>, key: (u64, u32)) -> [String; 3] {
     let this_run = state
         .decided_at(key)
         .is_some_and(|seq| seq > context.run_since);
-    let reason = || context.words(&state.reason(key).unwrap_or_default());
+    let reason = || context.words(state.reason(key).unwrap_or_default());
     let note = || state.done_id(key).unwrap_or_default();
     let (status, note_id, error) = if standing.in_doubt {
         (

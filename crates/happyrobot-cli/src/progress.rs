@@ -124,11 +124,9 @@ fn message(counts: &Counts, client: &Client, done_word: &str, started: Instant) 
 /// columns with one to spare (a terminal wraps a line that fills its last column).
 fn bar_line(done: u64, total: u64, text: &str, width: usize) -> String {
     let cells = if width >= 60 { 20 } else { 10 };
-    let filled = if total == 0 {
-        0
-    } else {
-        (done.min(total) * cells as u64 / total) as usize
-    };
+    let filled = (done.min(total) * cells as u64)
+        .checked_div(total)
+        .map_or(0, |f| f as usize);
     let line = format!(
         "[{}{}] {done}/{total} {text}",
         "#".repeat(filled),
