@@ -168,31 +168,22 @@ fn rows(
             }
         };
         let key = occurrences.key(&mut record);
-        let [status, note_id, error] = match first_copy(context, &mut first_of, &record) {
-            Some(first) => {
-                let message = crate::session::identical_message(first);
-                [
-                    "invalid".to_string(),
-                    String::new(),
-                    context.words(&message),
-                ]
-            }
-            None => status(context, key),
-        };
+        let [status, note_id, error] = outcome(context, &mut first_of, &record, key);
         let names = names_of(&mut record, &keys);
         for name in &names {
             if !keys.contains(name) {
                 keys.push(name.clone());
             }
         }
-        let cells = cells_of(&mut record);
-        let line = record.line.to_string();
-        rows.push((
-            names.into_iter().zip(cells).collect(),
-            [line, status, note_id, error],
-        ));
+        let cells = names.into_iter().zip(cells_of(&mut record)).collect();
+        rows.push((cells, [record.line.to_string(), status, note_id, error]));
     }
-    let header = with_added(&keys);
+    Ok(laid_out(&keys, rows))
+}
+
+/// The header and rows of a results file: the input's columns `keys` (but those named like a
+/// result column) in order, each row's cells under them, then its result cells.
+fn laid_out(keys: &[String], rows: Vec<Row>) -> Rows {
     let kept: Vec<&String> = keys.iter().filter(|k| !is_result(k)).collect();
     let rows = rows
         .into_iter()
@@ -213,7 +204,28 @@ fn rows(
             row
         })
         .collect();
-    Ok((header, rows))
+    (with_added(keys), rows)
+}
+
+/// A valid line's status, note ID and error: invalid when it is a copy a refused input did not
+/// allow, else what the journal says.
+fn outcome(
+    context: &Context<'_>,
+    first_of: &mut HashMap<u64, u64>,
+    record: &Record,
+    key: (u64, u32),
+) -> [String; 3] {
+    match first_copy(context, first_of, record) {
+        Some(first) => {
+            let message = crate::session::identical_message(first);
+            [
+                "invalid".to_string(),
+                String::new(),
+                context.words(&message),
+            ]
+        }
+        None => status(context, key),
+    }
 }
 
 /// The result cells of a line.

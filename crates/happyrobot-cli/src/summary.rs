@@ -268,16 +268,7 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
         report.to_delete,
         plural(report.to_delete)
     )];
-    out.push(format!(
-        "  deleted:     {} ({} of them already gone{})",
-        report.deleted,
-        report.already_gone,
-        if report.flagged > 0 {
-            format!(", {} flagged", report.flagged)
-        } else {
-            String::new()
-        }
-    ));
+    out.push(deleted_line(report));
     out.push(format!(
         "  skipped:     {} (deleted by an earlier undo)",
         report.skipped
@@ -324,6 +315,19 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
     out.push(undo_left(report, interrupted));
     out.push(format!("Journal: {}", report.journal));
     out.join("\n")
+}
+
+/// An undo's count of deleted notes, with how many were already gone and how many flagged.
+fn deleted_line(report: &UndoReport) -> String {
+    let flagged = if report.flagged > 0 {
+        format!(", {} flagged", report.flagged)
+    } else {
+        String::new()
+    };
+    format!(
+        "  deleted:     {} ({} of them already gone{flagged})",
+        report.deleted, report.already_gone
+    )
 }
 
 /// What is left to do after an undo, in one line, as the import's summary says it.

@@ -130,6 +130,13 @@ async fn the_undo_summary_says_what_is_left_to_do() {
     let undo = ["notes", "import", file, "--undo", "--concurrency", "1"];
     let run = common::run_against(&server, &undo).await;
     assert_eq!(run.code, 5, "{}", run.stderr);
+    // Line 2 failed; lines 3 and 4 were deleted, the note of line 4 flagged.
+    assert!(
+        run.stderr
+            .contains("deleted:     2 (0 of them already gone, 1 flagged)"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains(
             "Left to do: 1 note may still be on its call: run the same command again to finish \
