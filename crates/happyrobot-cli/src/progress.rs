@@ -67,7 +67,7 @@ impl Counts {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(reason) = reason {
-            let text = format!("line {}: {}", line.line, reason.replace(['\n', '\r'], " "));
+            let text = short_error(line.line, reason);
             *self
                 .last_error
                 .lock()
@@ -89,21 +89,29 @@ pub(crate) struct Progress {
     task: Option<JoinHandle<()>>,
 }
 
-/// The counts as one line: what became of the lines, how the server's rate limit went, the pace,
-/// and the last error.
+/// The counts as one line, what matters first (the display cuts its end on a narrow
+/// terminal): what became of the lines (failures and unknowns only once there are some), the last
+/// error, the pace and the time left, and how the server's rate limit went.
 fn message(counts: &Counts, client: &Client, done_word: &str, started: Instant) -> (u64, String) {
     let done = counts.done.load(Ordering::Relaxed);
     let total = counts.total.load(Ordering::Relaxed);
     let rate = client.rate_stats();
     let elapsed = started.elapsed().as_secs_f64().max(0.001);
     let lines_per_sec = done as f64 / elapsed;
-    let mut text = format!(
-        "{done_word} {}, failed {}, unknown {}, {:.1} requests/s, {lines_per_sec:.0} lines/s",
-        counts.added.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
-        counts.unknown.load(Ordering::Relaxed),
-        rate.sent as f64 / elapsed,
-    );
+    let mut text = format!("{done_word} {}", counts.added.load(Ordering::Relaxed));
+    for (word, counter) in [("failed", &counts.failed), ("unknown", &counts.unknown)] {
+        let count = counter.load(Ordering::Relaxed);
+        if count > 0 {
+            text.push_str(&format!(", {word} {count}"));
+        }
+    }
+    if let Some(error) = counts.last_error() {
+        text.push_str(&format!("; last error: {error}"));
+    }
+    text.push_str(&format!(
+        "; {:.1} requests/s, {lines_per_sec:.0} lines/s",
+        rate.sent as f64 / elapsed
+    ));
     if lines_per_sec > 0.0 && total > done {
         let eta = ((total - done) as f64 / lines_per_sec).ceil();
         text.push_str(&format!(", eta {eta:.0}s"));
@@ -114,16 +122,25 @@ fn message(counts: &Counts, client: &Client, done_word: &str, started: Instant) 
             text.push_str(&format!(", pacing at {pace:.1}/s"));
         }
     }
-    if let Some(error) = counts.last_error() {
-        text.push_str(&format!("; last error: {error}"));
-    }
     (done, text)
 }
 
-/// The display's one line for `done` of `total` lines, `text` after the bar, cut to fit `width`
-/// columns with one to spare (a terminal wraps a line that fills its last column).
+/// A line's failure as the display shows it: its line and the reason's first clause, without the
+/// words every API error starts with ("line 12: 503 Service Unavailable").
+fn short_error(line: u64, reason: &str) -> String {
+    let reason = reason.replace(['\n', '\r'], " ");
+    let reason = reason
+        .strip_prefix("HappyRobot API answered ")
+        .unwrap_or(&reason);
+    let first = reason.split(": ").next().unwrap_or(reason);
+    format!("line {line}: {first}")
+}
+
+/// The display's one line for `done` of `total` lines, `text` after the bar, cut to stop short of
+/// the last of `width` columns (a line longer than the terminal wraps, and the display then
+/// redraws below itself).
 fn bar_line(done: u64, total: u64, text: &str, width: usize) -> String {
-    let cells = if width >= 60 { 20 } else { 10 };
+    let cells = if width >= 60 { 12 } else { 6 };
     let filled = (done.min(total) * cells as u64)
         .checked_div(total)
         .map_or(0, |f| f as usize);
@@ -132,7 +149,7 @@ fn bar_line(done: u64, total: u64, text: &str, width: usize) -> String {
         "#".repeat(filled),
         "-".repeat(cells - filled)
     );
-    let room = width.saturating_sub(1);
+    let room = width.saturating_sub(2);
     if line.chars().count() <= room {
         return line;
     }
@@ -249,13 +266,29 @@ mod tests {
             for (done, total) in [(0, 0), (5, 10), (10, 10), (12, 10), (123_456, 1_000_000)] {
                 let line = bar_line(done, total, long, width);
                 assert!(
-                    line.chars().count() < width,
+                    line.chars().count() < width - 1,
                     "{width} columns: {} characters: {line}",
                     line.chars().count()
                 );
             }
         }
         let short = bar_line(5, 10, "added 5", 100);
-        assert_eq!(short, "[##########----------] 5/10 added 5");
+        assert_eq!(short, "[######------] 5/10 added 5");
+    }
+
+    #[test]
+    fn the_last_error_is_its_line_and_the_first_clause_of_its_reason() {
+        assert_eq!(
+            short_error(
+                12,
+                "HappyRobot API answered 503 Service Unavailable: Injected failure: Service \
+                 Unavailable.\nThe API failed"
+            ),
+            "line 12: 503 Service Unavailable"
+        );
+        assert_eq!(
+            short_error(3, "the connection was refused"),
+            "line 3: the connection was refused"
+        );
     }
 }

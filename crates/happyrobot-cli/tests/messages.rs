@@ -277,3 +277,88 @@ async fn the_mock_of_a_trial_run_has_failed_calls_to_list() {
         run.stdout
     );
 }
+
+/// A terminal's output as the lines a person sees drawn: escape sequences taken out, split at
+/// every carriage return and line feed.
+fn drawn(output: &str) -> Vec<String> {
+    let mut text = String::new();
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    text.split(['\r', '\n']).map(str::to_string).collect()
+}
+
+/// On a terminal of 100 columns (a pseudo-terminal from util-linux's `script`), the progress line
+/// never goes past the width (so it never wraps), and shows the last server error as it happens. Without `script` the test says so and passes.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_100_columns_the_progress_line_never_wraps_and_shows_the_last_error() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to give the command a terminal");
+        return;
+    }
+    let server = MockServer::start().await.unwrap();
+    server.inject(Fault::Status(400), 1);
+    server.inject_rate(Fault::Delay(std::time::Duration::from_millis(120)), 1.0, 1);
+    let dir = common::temp_dir("msg-progress");
+    let file = write_csv(&dir, 20);
+    let line = format!(
+        "stty cols 100 rows 40; {} --base-url {} --api-key {} notes import {} --concurrency 1",
+        env!("CARGO_BIN_EXE_happyrobot"),
+        server.base_url(),
+        server.api_key(),
+        file.display()
+    );
+    let mut command = tokio::process::Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
+        .env("XDG_CONFIG_HOME", common::config_home())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(common::RUN_LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(5), "{shown}");
+    let bars: Vec<String> = drawn(&shown)
+        .into_iter()
+        .filter(|l| l.starts_with('[') && l.contains("/20 "))
+        .collect();
+    assert!(bars.len() > 3, "the progress line was drawn: {shown}");
+    for bar in &bars {
+        // The drawing pads the row with spaces to the terminal's width, never past it; the text
+        // itself stops short of the last column.
+        let (row, text) = (bar.chars().count(), bar.trim_end().chars().count());
+        assert!(row <= 100, "{row} columns: {bar}");
+        assert!(text < 100, "{text} columns of text: {bar}");
+    }
+    assert!(
+        bars.iter()
+            .any(|b| b.contains("failed 1; last error: line 2: 400 Bad Request")),
+        "{bars:#?}"
+    );
+    // The summary comes after the display was cleared: its first line starts a line of its own.
+    assert!(
+        drawn(&shown).iter().any(|l| l.starts_with("Import of ")),
+        "{shown}"
+    );
+}
