@@ -19,6 +19,10 @@ pub enum BulkErrorKind {
     Io,
     /// The client's configuration is invalid; nothing was sent.
     Client,
+    /// A read made before anything was sent (a sync's plan reads the calls) failed: the API
+    /// refused the key, or could not be reached ([`BulkError::failure_kind`] says which).
+    /// Nothing was sent.
+    Api,
 }
 
 /// An option of this library that a message names, by its name in the library's API
@@ -44,11 +48,15 @@ pub enum BulkOption {
     Columns,
     /// [`ReadOptions::ignore_other_columns`](crate::ReadOptions::ignore_other_columns).
     IgnoreOtherColumns,
+    /// [`Sync::key_column`](crate::Sync::key_column).
+    KeyColumn,
+    /// [`Sync::adopt_existing`](crate::Sync::adopt_existing).
+    AdoptExisting,
 }
 
 impl BulkOption {
     /// Every option a message may name.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Journal,
         Self::BaseUrl,
         Self::AllowDuplicates,
@@ -57,6 +65,8 @@ impl BulkOption {
         Self::Sheet,
         Self::Columns,
         Self::IgnoreOtherColumns,
+        Self::KeyColumn,
+        Self::AdoptExisting,
     ];
 
     /// The option's name as messages write it: `JournalLocation::Path`,
@@ -71,6 +81,8 @@ impl BulkOption {
             Self::Sheet => "ReadOptions::sheet",
             Self::Columns => "ReadOptions::columns",
             Self::IgnoreOtherColumns => "ReadOptions::ignore_other_columns",
+            Self::KeyColumn => "Sync::key_column",
+            Self::AdoptExisting => "Sync::adopt_existing",
         }
     }
 
@@ -114,9 +126,22 @@ pub struct BulkError {
     options: Vec<BulkOption>,
     invalid: u64,
     line_errors: Vec<LineError>,
+    failure: Option<crate::FailureKind>,
 }
 
 impl BulkError {
+    /// A read before anything was sent failed with `error`; `message` says what was read.
+    pub(crate) fn api(error: &happyrobot::Error, message: impl Into<String>) -> Self {
+        let mut this = Self::new(BulkErrorKind::Api, message);
+        this.failure = Some(crate::FailureKind::of(error));
+        this
+    }
+
+    /// For [`BulkErrorKind::Api`], what kind of failure it was (the key refused, the network...).
+    pub fn failure_kind(&self) -> Option<crate::FailureKind> {
+        self.failure
+    }
+
     pub(crate) fn new(kind: BulkErrorKind, message: impl Into<String>) -> Self {
         let message = message.into();
         Self {
@@ -125,6 +150,7 @@ impl BulkError {
             message,
             invalid: 0,
             line_errors: Vec::new(),
+            failure: None,
         }
     }
 
@@ -147,6 +173,7 @@ impl BulkError {
             message,
             invalid,
             line_errors,
+            failure: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod report;
 pub mod results;
 mod session;
 pub mod spreadsheet;
+mod sync;
 mod undo;
 
 pub use error::{BulkError, BulkErrorKind, BulkOption};
@@ -29,4 +30,8 @@ pub use report::{
     Reconciled, Reconciliation, Report, Stop, UndoReport, Unknown, UnknownLine,
 };
 pub use session::{Bulk, JournalLocation, MAX_CONCURRENCY};
+pub use sync::{
+    NoteText, PlannedRow, RowStatus, Sync, SyncAction, SyncCounts, SyncJob, SyncPlan, SyncReport,
+    SyncedRow,
+};
 pub use undo::{Undo, UndoJob, UndoPlan};

@@ -230,7 +230,7 @@ fn added_id(call: &Call, sent: &str, content: &str) -> Option<String> {
 }
 
 /// A client error as a line's failure.
-fn failure(error: &happyrobot::Error) -> Failure {
+pub(crate) fn failure(error: &happyrobot::Error) -> Failure {
     Failure {
         status: error.status().map(|s| s.as_u16()),
         kind: FailureKind::of(error),
@@ -239,7 +239,7 @@ fn failure(error: &happyrobot::Error) -> Failure {
 }
 
 /// Why a failure stops the whole run, if it does.
-fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
+pub(crate) fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
     if error.stops_a_batch() {
         return Some(Stop::Refused(error.to_string()));
     }

@@ -21,6 +21,9 @@ pub struct ColumnNames {
     pub content: Option<String>,
     /// The column of the flag.
     pub flagged: Option<String>,
+    /// The column whose value identifies a row across edits, for a sync
+    /// ([`Sync::key_column`](crate::Sync::key_column)); read by no other job.
+    pub key: Option<String>,
 }
 
 impl ColumnNames {
@@ -44,6 +47,12 @@ impl ColumnNames {
     /// The flag is in column `name`.
     pub fn flagged(mut self, name: impl Into<String>) -> Self {
         self.flagged = Some(name.into());
+        self
+    }
+
+    /// The row's key is in column `name` (a sync's external ID).
+    pub fn key(mut self, name: impl Into<String>) -> Self {
+        self.key = Some(name.into());
         self
     }
 

@@ -21,13 +21,31 @@ use happyrobot::{CallId, NewNote};
 pub struct NoteRecord {
     call_id: CallId,
     note: NewNote,
+    key: Option<String>,
 }
 
 impl NoteRecord {
     /// The note `note` for the call `call_id`. The note's own ID, if it has one, is ignored: the
     /// engine chooses the IDs it sends, so that it can look every note up later.
     pub fn new(call_id: CallId, note: NewNote) -> Self {
-        Self { call_id, note }
+        Self {
+            call_id,
+            note,
+            key: None,
+        }
+    }
+
+    /// The record's key for a sync ([`crate::Sync`]): what identifies it across runs when its
+    /// text, flag or call changes (an external ID). Without one, a sync knows a record by its
+    /// call. An import ignores it.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The record's key for a sync, if it has one.
+    pub fn sync_key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The call.

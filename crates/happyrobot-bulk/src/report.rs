@@ -33,6 +33,8 @@ pub enum Event {
         /// The IDs of the copies deleted.
         note_ids: Vec<String>,
     },
+    /// One change of a sync (or of its undo), as it ended.
+    Synced(Box<crate::SyncedRow>),
 }
 
 /// A notice before the run.
@@ -428,7 +430,7 @@ impl Tally {
                 self.copies_removed += note_ids.len() as u64;
                 return;
             }
-            Event::Notice(_) | Event::Started { .. } => return,
+            Event::Notice(_) | Event::Started { .. } | Event::Synced(_) => return,
         };
         match &line.outcome {
             LineOutcome::Added { reconciled, .. } => {

@@ -352,8 +352,9 @@ pub fn delimiter_for(path: &Path) -> u8 {
 }
 
 /// Writes the rows to a temporary file beside `path` and renames it over `path`: a workbook
-/// ([`is_workbook`]), else CSV ([`delimiter_for`]), each cell made inert for a spreadsheet.
-fn save(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
+/// ([`is_workbook`]), else CSV ([`delimiter_for`]) after a byte-order mark, each cell made inert
+/// for a spreadsheet.
+pub(crate) fn save(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
     let temp = temporary(path);
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;

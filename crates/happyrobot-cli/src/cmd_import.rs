@@ -5,16 +5,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{
-    BulkError, BulkErrorKind, BulkOption, ColumnNames, Event, FailureKind, Format, Import,
-    JournalLocation, Notice, ReadOptions, Source, Stop, Undo,
-};
+use happyrobot_bulk::{Event, Import, JournalLocation, Notice, Source, Undo};
 
+use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish, flag};
 use crate::command::RunCommand;
 use crate::context::{Context, Needs, parse_rate};
-use crate::exit::{CliError, Exit, RunEnd, run_exit};
+use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
 use crate::progress::{Counts, Progress};
 use crate::signals::Watch;
@@ -96,17 +94,6 @@ Exit codes:
      whose outcome stayed unknown
   129, 130, 143  stopped by SIGHUP, Ctrl-C (SIGINT) or SIGTERM; re-run the command to continue";
 
-/// The input formats of `notes import`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum FormatArg {
-    /// Delimited text with a header line.
-    Csv,
-    /// One JSON object per line (also .ndjson).
-    Jsonl,
-    /// An .xlsx, .xlsm, .xls or .ods workbook.
-    Workbook,
-}
-
 /// Options of `notes import`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ImportArgs {
@@ -162,39 +149,8 @@ pub(crate) struct ImportArgs {
     #[arg(long)]
     pub(crate) fsync: bool,
 
-    /// A CSV's delimiter: , ; tab or | [default: detected from the header line].
-    #[arg(long, value_name = "C", value_parser = parse_delimiter)]
-    pub(crate) delimiter: Option<u8>,
-
-    /// The text's encoding when it has no byte-order mark (windows-1252, iso-8859-1, ...)
-    /// [default: UTF-8].
-    #[arg(long, value_name = "NAME")]
-    pub(crate) encoding: Option<String>,
-
-    /// The workbook sheet to read [default: the first].
-    #[arg(long, value_name = "NAME")]
-    pub(crate) sheet: Option<String>,
-
-    /// The column (or JSON key) holding the call ID.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) call_id_column: Option<String>,
-
-    /// The column (or JSON key) holding the note's text.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) content_column: Option<String>,
-
-    /// The column (or JSON key) holding the flag.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) flagged_column: Option<String>,
-
-    /// Let columns other than the call ID, text and flag through (ignored for the note, kept in
-    /// the --report file).
-    #[arg(long)]
-    pub(crate) ignore_other_columns: bool,
-
-    /// The note's text for every line without one (or with no text column at all).
-    #[arg(long, value_name = "TEXT")]
-    pub(crate) content: Option<String>,
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
 
     /// Write every input row with its row number, status, note ID and error to this file when the
     /// run ends or the file is refused: a workbook if it ends in .xlsx, else CSV [default FILE:
@@ -205,130 +161,6 @@ pub(crate) struct ImportArgs {
     /// text: a summary on stderr; json: the summary as JSON on stdout as well.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
-}
-
-/// Reads `--delimiter`: one of the four, by character or name.
-fn parse_delimiter(text: &str) -> Result<u8, String> {
-    match text {
-        "," | "comma" => Ok(b','),
-        ";" | "semicolon" => Ok(b';'),
-        "\t" | "\\t" | "tab" => Ok(b'\t'),
-        "|" | "pipe" => Ok(b'|'),
-        _ => Err(format!("{text:?} is not a delimiter: give , ; tab or |")),
-    }
-}
-
-impl ImportArgs {
-    /// The results file asked for: the one named, else the library's name beside the input (a
-    /// standard input has nothing to sit beside: it needs a name).
-    fn report_path(&self) -> Result<Option<PathBuf>, CliError> {
-        match &self.report {
-            None => Ok(None),
-            Some(Some(path)) => Ok(Some(path.clone())),
-            Some(None) if self.file.as_os_str() == "-" => Err(CliError::usage(
-                "--report needs a FILE when the input is standard input (--report results.csv)",
-            )),
-            Some(None) => Ok(Some(happyrobot_bulk::results::default_path(&self.file))),
-        }
-    }
-
-    /// How the file's lines are read.
-    fn read_options(&self) -> Result<ReadOptions, CliError> {
-        let mut options = ReadOptions::new();
-        if let Some(delimiter) = self.delimiter {
-            options = options.delimiter(delimiter);
-        }
-        if let Some(label) = &self.encoding {
-            options = options
-                .encoding(label)
-                .map_err(|e| CliError::usage(in_flags(&e.to_string())))?;
-        }
-        if let Some(sheet) = &self.sheet {
-            options = options.sheet(sheet.clone());
-        }
-        let mut columns = ColumnNames::new();
-        if let Some(name) = &self.call_id_column {
-            columns = columns.call_id(name.clone());
-        }
-        if let Some(name) = &self.content_column {
-            columns = columns.content(name.clone());
-        }
-        if let Some(name) = &self.flagged_column {
-            columns = columns.flagged(name.clone());
-        }
-        options = options
-            .columns(columns)
-            .ignore_other_columns(self.ignore_other_columns);
-        if let Some(content) = &self.content {
-            options = options.default_content(content.clone());
-        }
-        Ok(options)
-    }
-
-    /// The input's format: given, else the extension's.
-    fn format(&self) -> Result<Format, CliError> {
-        match self.format {
-            Some(FormatArg::Csv) => Ok(Format::Csv),
-            Some(FormatArg::Jsonl) => Ok(Format::Jsonl),
-            Some(FormatArg::Workbook) => Ok(Format::Workbook),
-            None => Format::from_path(&self.file).ok_or_else(|| {
-                let known: Vec<String> = Format::EXTENSIONS
-                    .iter()
-                    .map(|(extension, _)| format!(".{extension}"))
-                    .collect();
-                CliError::usage(format!(
-                    "cannot tell the format of {} from its extension: name it {}, or pass \
-                     --format csv|jsonl|workbook",
-                    self.file.display(),
-                    known.join(", ")
-                ))
-            }),
-        }
-    }
-}
-
-/// The flag of `notes import` that does what a library option does: the library's messages name
-/// its options, the command's name its flags.
-fn flag(option: BulkOption) -> Option<&'static str> {
-    Some(match option {
-        BulkOption::Journal => "--journal PATH",
-        BulkOption::BaseUrl => {
-            "--base-url, or --mock for a trial run's in-process mock, which is gone"
-        }
-        BulkOption::AllowDuplicates => "--allow-duplicates",
-        BulkOption::Delimiter => "--delimiter",
-        BulkOption::Encoding => "--encoding",
-        BulkOption::Sheet => "--sheet",
-        BulkOption::Columns => "--call-id-column, --content-column or --flagged-column",
-        BulkOption::IgnoreOtherColumns => "--ignore-other-columns",
-        _ => return None,
-    })
-}
-
-/// A message of the library in the command's words (its flags for the library's options).
-fn in_flags(message: &str) -> String {
-    BulkOption::rename(message, flag)
-}
-
-/// A bulk error as the command's error.
-fn bulk_error(error: BulkError) -> CliError {
-    match error.kind() {
-        BulkErrorKind::InvalidInput => {
-            for line in error.line_errors() {
-                print::err(&in_flags(&format!("error: {line}")));
-            }
-            let shown = error.line_errors().len() as u64;
-            if error.invalid_lines() > shown {
-                print::err(&format!(
-                    "error: ... and {} more invalid line(s)",
-                    error.invalid_lines() - shown
-                ));
-            }
-            CliError::usage(in_flags(&error.to_string()))
-        }
-        BulkErrorKind::Io => CliError::internal(in_flags(&error.to_string())),
-        _ => CliError::usage(in_flags(&error.to_string())),
-    }
 }
 
 /// Prints a notice about the journal or the input before the run (of an undo when `undo`).
@@ -356,7 +188,9 @@ fn notice(notice: &Notice, undo: bool) {
         )),
         Notice::Orphans { count } => print::err(&format!(
             "note: the journal records {count} line(s) this file no longer has (edited or \
-             removed); they are not sent"
+             removed); their notes stay as they were added, and an edited line is added as a new \
+             note. To keep the calls' notes matching an edited sheet (edits updated in place, \
+             removed rows kept or deleted), use `happyrobot notes sync FILE --plan`"
         )),
         _ => {}
     }
@@ -365,17 +199,7 @@ fn notice(notice: &Notice, undo: bool) {
 /// The input of `args` as a source, with the temporary copy it may be read from (kept until the
 /// command ends) and its name as shown.
 fn source(args: &ImportArgs) -> Result<(Source, crate::stdin::Input, String), CliError> {
-    let options = args.read_options()?;
-    let format = args.format()?;
-    let input = crate::stdin::regular(&args.file, args.journal.is_some())?;
-    let shown = args.file.display().to_string();
-    let mut source = Source::file(&input.path)
-        .format(format)
-        .read_options(options);
-    if input.copied {
-        source = source.name(shown.clone());
-    }
-    Ok((source, input, shown))
+    crate::bulk_args::source(&args.file, args.format, &args.read, args.journal.is_some())
 }
 
 impl RunCommand for ImportArgs {
@@ -395,7 +219,7 @@ impl RunCommand for ImportArgs {
     }
 
     fn check(mut self) -> Result<Self::Input, CliError> {
-        self.report = self.report_path()?.map(Some);
+        self.report = crate::bulk_args::report_path(&self.file, &self.report)?.map(Some);
         let (source, input, shown) = source(&self)?;
         Ok((self, source, input, shown))
     }
@@ -490,40 +314,6 @@ fn present(
     finish(exit, report.stopped.as_ref())
 }
 
-/// The exit of an import or undo run that ended with `unknown` lines unknown, having `stopped`
-/// as it did, with the worst failure `worst`, after `signal` if one came.
-fn exit_of(
-    unknown: u64,
-    unauthorized: bool,
-    stopped: Option<&Stop>,
-    worst: Option<FailureKind>,
-    signal: Option<Exit>,
-) -> Exit {
-    run_exit(RunEnd {
-        unknown: unknown > 0,
-        unauthorized,
-        signal,
-        local_failure: local_failure(stopped).is_some(),
-        worst,
-    })
-}
-
-/// The message of a stop for a local failure, which the command reports as its error.
-fn local_failure(stop: Option<&Stop>) -> Option<&str> {
-    match stop {
-        Some(Stop::Journal(m) | Stop::InputChanged(m) | Stop::Worker(m)) => Some(m),
-        _ => None,
-    }
-}
-
-/// The command's result: its exit code, or its local failure with that code.
-fn finish(exit: Exit, stop: Option<&Stop>) -> Result<Exit, CliError> {
-    match local_failure(stop) {
-        Some(message) => Err(CliError::new(exit, message)),
-        None => Ok(exit),
-    }
-}
-
 async fn undo(
     context: &Context,
     args: &ImportArgs,
@@ -581,29 +371,4 @@ async fn undo(
         print::out_json(&summary::undo_json(&report, exit, signal.is_some()));
     }
     finish(exit, report.stopped.as_ref())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every option the library's messages may name is shown as the command's flag.
-    #[test]
-    fn library_options_are_shown_as_flags() {
-        for option in BulkOption::ALL {
-            let shown = in_flags(&format!("give it with {}", option.name()));
-            assert!(
-                shown.starts_with("give it with --") && !shown.contains("::"),
-                "{option:?}: {shown}"
-            );
-        }
-        assert_eq!(
-            in_flags(
-                "identical to line 2 (same call, text and flag); remove it, or allow identical \
-                 lines (Import::allow_duplicates) to add it as one more note"
-            ),
-            "identical to line 2 (same call, text and flag); remove it, or allow identical lines \
-             (--allow-duplicates) to add it as one more note"
-        );
-    }
 }

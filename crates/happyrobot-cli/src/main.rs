@@ -9,12 +9,14 @@
 // Output goes through `print::out` / `print::err`, which cannot panic on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod bulk_args;
 mod cmd_add;
 mod cmd_auth;
 mod cmd_calls;
 mod cmd_change;
 mod cmd_completions;
 mod cmd_import;
+mod cmd_sync;
 mod command;
 mod context;
 mod credentials;
@@ -24,6 +26,7 @@ mod progress;
 mod signals;
 mod stdin;
 mod summary;
+mod sync_summary;
 
 use std::process::ExitCode;
 
@@ -98,6 +101,10 @@ enum NotesCommand {
     /// them again).
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Make the notes on the calls match a file (a spreadsheet kept as the desired state):
+    /// edited rows updated in place, new rows added, removed rows kept or pruned; --plan first.
+    #[command(after_help = cmd_sync::SYNC_HELP)]
+    Sync(cmd_sync::SyncArgs),
     /// Change a note's text or flag; only what is given is sent.
     #[command(after_help = EXIT_CODES_HELP)]
     Update(cmd_change::UpdateArgs),
@@ -131,6 +138,7 @@ async fn run(command: Command, global: &GlobalArgs) -> (Output, Result<Exit, Cli
     match command {
         Command::Notes(NotesCommand::Add(args)) => execute(args, global).await,
         Command::Notes(NotesCommand::Import(args)) => execute(args, global).await,
+        Command::Notes(NotesCommand::Sync(args)) => execute(args, global).await,
         Command::Notes(NotesCommand::Update(args)) => execute(args, global).await,
         Command::Notes(NotesCommand::Delete(args)) => execute(args, global).await,
         Command::Calls(CallsCommand::Get(args)) => execute(args, global).await,

@@ -141,3 +141,8 @@ async fn usage_errors_exit_2() {
         );
     }
 }
+
+#[tokio::test]
+async fn notes_sync_help() {
+    insta::assert_snapshot!("notes_sync_help", help(&["notes", "sync", "--help"]).await);
+}

@@ -12,7 +12,7 @@ mod writer;
 use std::io;
 use std::path::PathBuf;
 
-pub(crate) use self::entry::{Entry, Event};
+pub(crate) use self::entry::{Entry, Event, now};
 pub(crate) use self::ids::note_id;
 pub(crate) use self::state::{JournalState, Keep, LineState, Standing};
 pub(crate) use self::writer::JournalWriter;

@@ -91,7 +91,13 @@ pub(crate) fn map(names: &[String], options: &ReadOptions, what: &str) -> Result
             None if normalized.iter().any(|n| n == default) => normal == *default,
             None => known_as(default, listing).contains(&normal.as_str()),
         });
+        let is_key = options
+            .columns
+            .key
+            .as_deref()
+            .is_some_and(|key| normal == normalize(key));
         match field {
+            None if is_key => {}
             Some(field) => {
                 if found[field].replace(index).is_some() {
                     return Err(format!(

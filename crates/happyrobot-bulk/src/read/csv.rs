@@ -480,6 +480,7 @@ mod tests {
                 call_id: Some("call id".into()),
                 content: Some("NOTE".into()),
                 flagged: Some(" flagged ".into()),
+                key: None,
             },
             ..ReadOptions::default()
         };

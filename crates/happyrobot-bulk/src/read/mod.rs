@@ -6,7 +6,7 @@
 //! workbook format makes whole.
 
 #[cfg_attr(not(any(feature = "csv", feature = "workbook")), allow(dead_code))]
-mod columns;
+pub(crate) mod columns;
 #[cfg(feature = "csv")]
 mod csv;
 mod jsonl;

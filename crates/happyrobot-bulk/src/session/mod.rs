@@ -23,7 +23,7 @@ use crate::report::{Event, Stop, Tally};
 use crate::{BulkError, Source};
 
 pub(crate) use self::job::{End, Job, Lines, Step};
-pub(crate) use self::prepare::{Prepared, format_name, identical_message, refuse_invalid};
+pub(crate) use self::prepare::{Prepared, format_name, identical_message, prepare, refuse_invalid};
 
 /// Where a run's journal is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

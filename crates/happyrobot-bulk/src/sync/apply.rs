@@ -1,0 +1,428 @@
+//! Applying a plan: exactly its changes, each written to the journal as an intent before its
+//! request and as its outcome after. An add whose outcome is unknown is looked up on its call by
+//! its ID and sent once more (under the row's next ID) only when it is certainly absent; updates
+//! and deletes are idempotent (a delete of a note already gone is done).
+
+use std::sync::{Arc, Mutex};
+
+use happyrobot::{
+    CallId, CancellationToken, Client, Control, NewNote, NoteChanges, NoteId, Outcome, PendingAdd,
+    Settled,
+};
+use tokio::sync::Semaphore;
+
+use super::journal::{Entry, Op, SyncState, SyncWriter, Text, run_entry};
+use super::plan::{PlannedRow, SyncAction, SyncPlan};
+use super::{RowStatus, SyncReport, SyncedRow};
+use crate::journal::{Destination, now};
+use crate::{BulkError, Event, Failure, FailureKind, Source, Stop};
+
+/// What every change of a run shares.
+struct Run {
+    client: Client,
+    writer: SyncWriter,
+    run: u64,
+    stop: CancellationToken,
+    reconcile: bool,
+    /// Why the run stopped early, the first reason.
+    stopped: Mutex<Option<Stop>>,
+}
+
+impl Run {
+    fn control(&self) -> Control<'_> {
+        Control::new()
+            .stop(&self.stop)
+            .deadline(std::time::Duration::MAX)
+    }
+
+    /// Writes `entry`; a failure stops the run.
+    fn write(&self, entry: &Entry) -> bool {
+        match self.writer.write(entry) {
+            Ok(()) => true,
+            Err(e) => {
+                self.stop_for(Stop::Journal(format!(
+                    "cannot write the sync journal {}: {e}",
+                    self.writer.path().display()
+                )));
+                false
+            }
+        }
+    }
+
+    fn stop_for(&self, stop: Stop) {
+        self.stop.cancel();
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(stop);
+    }
+
+    /// The journal entry of `event` about `row` (its change's note `note`, its `k`).
+    fn entry(&self, event: &str, op: Op, row: &PlannedRow, note: &str, k: Option<u32>) -> Entry {
+        Entry {
+            event: event.to_string(),
+            run: Some(self.run),
+            op: Some(op),
+            row: Some(row.key.clone()),
+            line: row.line,
+            call: Some(row.call_id.clone()),
+            note: Some(note.to_string()),
+            k,
+            text: row.new.as_ref().map(Text::from),
+            before: row.old.as_ref().map(Text::from),
+            at: Some(now()),
+            ..Entry::default()
+        }
+    }
+
+    /// Journals the end of a change and makes its status.
+    fn ended(&self, op: Op, row: &PlannedRow, note: &str, status: RowStatus) -> RowStatus {
+        let (event, error) = match &status {
+            RowStatus::Done => ("done", None),
+            RowStatus::Failed(f) => ("failed", Some(f.reason.clone())),
+            RowStatus::Unknown(reason) => ("unknown", Some(reason.clone())),
+            RowStatus::NotSent => return status,
+        };
+        let entry = Entry {
+            error,
+            ..self.entry(event, op, row, note, None)
+        };
+        self.write(&entry);
+        status
+    }
+
+    /// A failure of the client as a row's, stopping the run when every other row would share it.
+    fn failed(&self, error: &happyrobot::Error) -> RowStatus {
+        if let Some(stop) = crate::line::stop_for(error) {
+            self.stop_for(stop);
+        }
+        RowStatus::Failed(crate::line::failure(error))
+    }
+}
+
+/// Applies `plan` for `source`.
+pub(crate) async fn apply(
+    sync: &crate::Sync,
+    source: &Source,
+    plan: SyncPlan,
+    mut on_event: impl FnMut(&Event) + Send,
+) -> Result<SyncReport, BulkError> {
+    let writer = SyncWriter::open(&plan.journal, sync.settings.fsync)?;
+    let state = SyncState::load(&plan.journal)?;
+    if state.entries != plan.journal_entries {
+        return Err(BulkError::usage(format!(
+            "the sync journal {} changed since the plan was made (another run applied); nothing \
+             was sent. Make the plan again",
+            plan.journal.display()
+        )));
+    }
+    let destination = Destination::new(
+        sync.client.base_url(),
+        sync.client.api_key().expose_secret(),
+    );
+    let run = Arc::new(Run {
+        client: sync.client.clone(),
+        writer,
+        run: state.next_run(),
+        stop: sync.settings.stop.child_token(),
+        reconcile: sync.settings.reconcile,
+        stopped: Mutex::new(None),
+    });
+    let first = run_entry(run.run, &destination, &source.journal_name, plan.undoes);
+    if let Err(e) = run.writer.write(&first) {
+        return Err(BulkError::io(format!(
+            "cannot write the sync journal {}: {e}; nothing was sent",
+            plan.journal.display()
+        )));
+    }
+    on_event(&Event::Started {
+        lines: plan.rows.iter().filter(|r| r.action.writes()).count() as u64,
+    });
+    let rows = changes(&run, &plan, sync.settings.concurrency, &mut on_event).await;
+    let stopped = run.stopped.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let report = report(rows, stopped, &plan);
+    if let Some(path) = &sync.settings.results {
+        super::results::write(path, &report).map_err(|e| {
+            BulkError::io(format!(
+                "cannot write the results file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(report)
+}
+
+/// Carries out every row of `plan`, `concurrency` requests at a time, in the plan's order.
+async fn changes(
+    run: &Arc<Run>,
+    plan: &SyncPlan,
+    concurrency: usize,
+    on_event: &mut (impl FnMut(&Event) + Send),
+) -> Vec<SyncedRow> {
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut done: Vec<Option<SyncedRow>> = vec![None; plan.rows.len()];
+    for (index, row) in plan.rows.iter().enumerate() {
+        if !row.action.writes() {
+            let synced = without_request(run, row);
+            on_event(&Event::Synced(Box::new(synced.clone())));
+            done[index] = Some(synced);
+            continue;
+        }
+        let (run, slots, row) = (Arc::clone(run), Arc::clone(&slots), row.clone());
+        tasks.spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return (index, SyncedRow::new(row, RowStatus::NotSent));
+            };
+            let status = if run.stop.is_cancelled() {
+                RowStatus::NotSent
+            } else {
+                change(&run, &row).await
+            };
+            (index, SyncedRow::new(row, status))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, synced)) => {
+                on_event(&Event::Synced(Box::new(synced.clone())));
+                done[index] = Some(synced);
+            }
+            Err(e) => run.stop_for(Stop::Worker(format!("a change's task failed: {e}"))),
+        }
+    }
+    done.into_iter()
+        .zip(&plan.rows)
+        .map(|(synced, row)| {
+            synced.unwrap_or_else(|| SyncedRow::new(row.clone(), RowStatus::NotSent))
+        })
+        .collect()
+}
+
+/// A row that needs no request: journaled when it adopts a note.
+fn without_request(run: &Run, row: &PlannedRow) -> SyncedRow {
+    let status = match (row.action, &row.note_id) {
+        (SyncAction::Adopt, Some(note)) => {
+            if run.write(&run.entry("done", Op::Adopt, row, note, None)) {
+                RowStatus::Done
+            } else {
+                RowStatus::NotSent
+            }
+        }
+        (SyncAction::Fail, _) => RowStatus::Failed(row.failure.clone().unwrap_or(Failure {
+            status: None,
+            kind: FailureKind::Api,
+            reason: row.reason.clone().unwrap_or_default(),
+        })),
+        _ => RowStatus::Done,
+    };
+    SyncedRow::new(row.clone(), status)
+}
+
+/// One change that sends a request.
+async fn change(run: &Run, row: &PlannedRow) -> RowStatus {
+    let (Ok(call), Some(note)) = (CallId::new(&row.call_id), row.note_id.as_deref()) else {
+        return RowStatus::Failed(Failure {
+            status: None,
+            kind: FailureKind::Local,
+            reason: format!("the plan's call {} or note is not valid", row.call_id),
+        });
+    };
+    match row.action {
+        SyncAction::Add => match settle_pending(run, row, &call).await {
+            Some(status) => status,
+            None => add(run, row, &call, row.k).await,
+        },
+        SyncAction::Update => update(run, row, &call, note).await,
+        SyncAction::Delete => delete(run, row, &call, note).await,
+        _ => RowStatus::Done,
+    }
+}
+
+/// Adds the row's note as its `k`-th ID; an unknown outcome is looked up, and sent once more
+/// under the next ID only when certainly absent.
+async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> RowStatus {
+    let note_id = super::journal::note_id(&row.call_id, &row.key, k);
+    if !run.write(&run.entry("intent", Op::Add, row, &note_id, Some(k))) {
+        return RowStatus::NotSent;
+    }
+    let Some(text) = &row.new else {
+        return RowStatus::NotSent;
+    };
+    let mut note = NewNote::new(text.content.clone()).id(note_id.clone());
+    if let Some(flag) = text.flagged {
+        note = note.flagged(flag);
+    }
+    let error = match run
+        .client
+        .add_note_with(call, note.clone(), &run.control())
+        .await
+    {
+        Ok(_) => return run.ended(Op::Add, row, &note_id, RowStatus::Done),
+        Err(e) if e.outcome() == Outcome::NotApplied => {
+            let status = run.failed(&e);
+            return run.ended(Op::Add, row, &note_id, status);
+        }
+        Err(e) => e,
+    };
+    if !run.reconcile {
+        let status = RowStatus::Unknown(error.to_string());
+        return run.ended(Op::Add, row, &note_id, status);
+    }
+    let pending = PendingAdd::from_error(&note, &error)
+        .unwrap_or_else(|| PendingAdd::new(note_id.clone(), text.content.clone()));
+    match run
+        .client
+        .settle_add(call, &pending, None, &run.control())
+        .await
+    {
+        Ok(Settled::Found { .. }) => run.ended(Op::Add, row, &note_id, RowStatus::Done),
+        Ok(Settled::Absent) if k == row.k => {
+            run.ended(
+                Op::Add,
+                row,
+                &note_id,
+                RowStatus::Failed(crate::line::failure(&error)),
+            );
+            Box::pin(add(run, row, call, k + 1)).await
+        }
+        Ok(_) => {
+            let status = RowStatus::Unknown(format!(
+                "{error}; looking the note up on its call could not tell whether it was added"
+            ));
+            run.ended(Op::Add, row, &note_id, status)
+        }
+        Err(e) => {
+            let status = RowStatus::Unknown(format!("{error}; looking it up failed: {e}"));
+            run.ended(Op::Add, row, &note_id, status)
+        }
+    }
+}
+
+/// Settles the adds of an earlier run whose outcome is unknown: found, the row is done (its
+/// note adopted); certainly absent (a late apply waited for), `None`: send it.
+async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<RowStatus> {
+    let (pending, text) = (row.pending.as_ref()?, row.new.as_ref()?);
+    let (first, others) = pending.ids.split_first()?;
+    let mut look = others.iter().fold(
+        PendingAdd::new(first.clone(), text.content.clone()),
+        |p, id| p.also_id(id.clone()),
+    );
+    // A killed run's attempt may have taken as long as the client lets one take.
+    let sent = std::time::UNIX_EPOCH + std::time::Duration::from_secs(pending.at);
+    look = look.sent(sent, run.client.timeout());
+    let settled = run
+        .client
+        .settle_add(call, &look, None, &run.control())
+        .await;
+    let status = match settled {
+        Ok(Settled::Absent) => return None,
+        Ok(Settled::Found { note, .. }) => {
+            let id = note.id.clone().unwrap_or_else(|| first.clone());
+            return Some(run.ended(Op::Add, row, &id, RowStatus::Done));
+        }
+        Ok(_) => RowStatus::Unknown(
+            "an earlier add's outcome is unknown and looking it up could not tell".to_string(),
+        ),
+        Err(e) => RowStatus::Unknown(format!("looking up an earlier add failed: {e}")),
+    };
+    Some(run.ended(Op::Add, row, first, status))
+}
+
+/// Changes the row's note in place.
+async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
+    if !run.write(&run.entry("intent", Op::Update, row, note, None)) {
+        return RowStatus::NotSent;
+    }
+    let (Some(text), Ok(note_id)) = (&row.new, NoteId::new(note)) else {
+        return RowStatus::NotSent;
+    };
+    let mut changes = NoteChanges::new().content(text.content.clone());
+    if let Some(flag) = text.flagged {
+        changes = changes.flagged(flag);
+    }
+    let status = match run
+        .client
+        .update_note_with(call, &note_id, changes, &run.control())
+        .await
+    {
+        Ok(_) => RowStatus::Done,
+        Err(e) if e.outcome() == Outcome::NotApplied => run.failed(&e),
+        Err(e) => match holds(run, call, note).await {
+            Some(Some(now)) if text_matches(&now, text) => RowStatus::Done,
+            _ => RowStatus::Unknown(e.to_string()),
+        },
+    };
+    run.ended(Op::Update, row, note, status)
+}
+
+/// Deletes the note; one already gone counts as deleted.
+async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
+    if !run.write(&run.entry("intent", Op::Delete, row, note, None)) {
+        return RowStatus::NotSent;
+    }
+    let Ok(note_id) = NoteId::new(note) else {
+        return RowStatus::NotSent;
+    };
+    let status = match run
+        .client
+        .delete_note_with(call, &note_id, &run.control())
+        .await
+    {
+        Ok(_) => RowStatus::Done,
+        Err(e) if e.is_note_not_found() => RowStatus::Done,
+        Err(e) if e.outcome() == Outcome::NotApplied => run.failed(&e),
+        Err(e) => match holds(run, call, note).await {
+            Some(None) => RowStatus::Done,
+            _ => RowStatus::Unknown(e.to_string()),
+        },
+    };
+    run.ended(Op::Delete, row, note, status)
+}
+
+/// The note `note` as `call` holds it now (`Some(None)`: not there); `None` when the call could
+/// not be read.
+async fn holds(run: &Run, call: &CallId, note: &str) -> Option<Option<happyrobot::types::Note>> {
+    let read = run.client.get_call_with(call, &run.control()).await.ok()?;
+    let notes = read.into_inner().notes.unwrap_or_default();
+    Some(notes.into_iter().find(|n| n.id.as_deref() == Some(note)))
+}
+
+fn text_matches(note: &happyrobot::types::Note, text: &super::NoteText) -> bool {
+    note.content.as_deref() == Some(text.content.as_str())
+        && text
+            .flagged
+            .is_none_or(|f| note.flagged.unwrap_or(false) == f)
+}
+
+/// The report of the rows as they ended.
+fn report(rows: Vec<SyncedRow>, stopped: Option<Stop>, plan: &SyncPlan) -> SyncReport {
+    let mut report = SyncReport {
+        journal: plan.journal.clone(),
+        undo: plan.undo,
+        stopped,
+        ..SyncReport::default()
+    };
+    for row in &rows {
+        let counter = match (&row.status, row.planned.action) {
+            (RowStatus::Done, SyncAction::Add) => &mut report.added,
+            (RowStatus::Done, SyncAction::Update) => &mut report.updated,
+            (RowStatus::Done, SyncAction::Delete) => &mut report.deleted,
+            (RowStatus::Done, SyncAction::Unchanged | SyncAction::Adopt) => &mut report.unchanged,
+            (RowStatus::Done, SyncAction::Keep) => &mut report.kept,
+            (RowStatus::Done, _) => continue,
+            (RowStatus::Failed(_), _) => &mut report.failed,
+            (RowStatus::Unknown(_), _) => &mut report.unknown,
+            (RowStatus::NotSent, _) => &mut report.not_sent,
+        };
+        *counter += 1;
+    }
+    report.rows = rows;
+    report
+}
+
+impl SyncedRow {
+    pub(crate) fn new(planned: PlannedRow, status: RowStatus) -> Self {
+        Self { planned, status }
+    }
+}

@@ -1,0 +1,376 @@
+//! The sync journal: one JSON object a line, appended under the journal's lock. A `run` entry
+//! opens each run; every change is written as an `intent` before its request and as `done` (or
+//! `failed`, `unknown`) after. Folded, it says which note each row key owns on which call, which
+//! note IDs were ever sent for a row, and what each run changed (for an undo).
+//!
+//! A sync's note IDs are derived from the call, the row's key and a counter ([`note_id`]), not
+//! from the journal: a sync whose journal was lost finds the notes it made on their calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BulkError;
+use crate::journal::Destination;
+
+/// The version of the entries this release writes.
+const VERSION: u32 = 1;
+/// How many counters a lookup tries beyond the highest the journal knows (a lost journal knows
+/// none): each resend after a certain absence takes the next.
+pub(crate) const SPARE_COUNTERS: u32 = 4;
+
+/// The note ID a sync sends for row `key` on `call`, its `k`-th: 24 hexadecimal digits.
+pub(crate) fn note_id(call: &str, key: &str, k: u32) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("happyrobot-bulk 2026-12 sync note id v1");
+    hasher.update(call.as_bytes());
+    hasher.update(&[0xff]);
+    hasher.update(key.as_bytes());
+    hasher.update(&[0xff]);
+    hasher.update(&k.to_le_bytes());
+    hasher.finalize().to_hex()[..24].to_string()
+}
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Op {
+    Add,
+    Update,
+    Delete,
+    /// A note the sync did not add is taken over as a row's (from an import's journal, or
+    /// asked for): nothing is sent.
+    Adopt,
+}
+
+/// A note's text and flag, as a row wants it or as a call held it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Text {
+    pub(crate) content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) flagged: Option<bool>,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) v: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) run: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) undoes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) row: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) line: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) call: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) text: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) before: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) at: Option<u64>,
+}
+
+/// The note a row owns, as the journal last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owned {
+    pub(crate) call: String,
+    pub(crate) note: String,
+    pub(crate) text: Text,
+}
+
+/// A change a run made (a `done` entry), for an undo.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) op: Op,
+    pub(crate) row: String,
+    pub(crate) line: Option<u64>,
+    pub(crate) call: String,
+    pub(crate) note: String,
+    pub(crate) text: Option<Text>,
+    pub(crate) before: Option<Text>,
+}
+
+/// What the journal says, folded.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// Row key → the note it owns.
+    pub(crate) owned: BTreeMap<String, Owned>,
+    /// (row, call) → the highest counter sent.
+    counters: HashMap<(String, String), u32>,
+    /// (row, call) → every note ID sent or adopted for it.
+    ids: HashMap<(String, String), Vec<String>>,
+    /// (row, call) → the adds sent whose outcome no entry settled (a run killed, or unknown):
+    /// their note IDs and when the last went.
+    pub(crate) pending: HashMap<(String, String), Pending>,
+    /// Each run: its number, reason, what it undoes, and its changes.
+    pub(crate) runs: Vec<RunRecord>,
+    /// The base URL of the journal's runs.
+    pub(crate) base_url: Option<String>,
+    /// How many entries it holds: a plan records it, an apply checks nothing was added since.
+    pub(crate) entries: u64,
+    /// Lines that could not be read.
+    pub(crate) damaged: Vec<u64>,
+}
+
+/// Adds in doubt for one row on one call.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pending {
+    pub(crate) ids: Vec<String>,
+    /// When the last was sent (seconds since the epoch).
+    pub(crate) at: u64,
+}
+
+/// One run of the journal.
+#[derive(Debug, Clone)]
+pub(crate) struct RunRecord {
+    pub(crate) run: u64,
+    pub(crate) undo: bool,
+    pub(crate) undoes: Option<u64>,
+    pub(crate) changes: Vec<Change>,
+}
+
+impl SyncState {
+    /// Reads the journal at `path` (none yet: empty).
+    pub(crate) fn load(path: &Path) -> Result<Self, BulkError> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(BulkError::usage(format!(
+                    "cannot read the sync journal {}: {e}; nothing was sent",
+                    path.display()
+                )));
+            }
+        };
+        let mut state = Self::default();
+        for (index, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| {
+                BulkError::usage(format!(
+                    "cannot read the sync journal {}: {e}; nothing was sent",
+                    path.display()
+                ))
+            })?;
+            state.entries += 1;
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(entry) => state.apply(&entry),
+                // A line cut short by a kill: what it said is looked up on the calls.
+                Err(_) if !line.trim().is_empty() => state.damaged.push(index as u64 + 1),
+                Err(_) => {}
+            }
+        }
+        Ok(state)
+    }
+
+    fn apply(&mut self, entry: &Entry) {
+        if entry.event == "run" {
+            self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
+            self.runs.push(RunRecord {
+                run: entry.run.unwrap_or_default(),
+                undo: entry.reason.as_deref() == Some("undo"),
+                undoes: entry.undoes,
+                changes: Vec::new(),
+            });
+            return;
+        }
+        let (Some(op), Some(row), Some(call), Some(note)) =
+            (entry.op, &entry.row, &entry.call, &entry.note)
+        else {
+            return;
+        };
+        let slot = (row.clone(), call.clone());
+        if let Some(k) = entry.k {
+            let highest = self.counters.entry(slot.clone()).or_insert(k);
+            *highest = (*highest).max(k);
+        }
+        let ids = self.ids.entry(slot.clone()).or_default();
+        if !ids.contains(note) {
+            ids.push(note.clone());
+        }
+        if op == Op::Add {
+            match entry.event.as_str() {
+                "intent" => {
+                    let pending = self.pending.entry(slot).or_default();
+                    pending.ids.push(note.clone());
+                    pending.at = entry.at.unwrap_or_default();
+                }
+                "done" | "failed" => {
+                    self.pending.remove(&slot);
+                }
+                _ => {}
+            }
+        }
+        if entry.event == "done" {
+            self.done(entry, op, row, call, note);
+        }
+    }
+
+    fn done(&mut self, entry: &Entry, op: Op, row: &str, call: &str, note: &str) {
+        match (op, &entry.text) {
+            (Op::Add | Op::Update | Op::Adopt, Some(text)) => {
+                self.owned.insert(
+                    row.to_string(),
+                    Owned {
+                        call: call.to_string(),
+                        note: note.to_string(),
+                        text: text.clone(),
+                    },
+                );
+            }
+            (Op::Delete, _) if self.owned.get(row).is_some_and(|o| o.note == note) => {
+                self.owned.remove(row);
+            }
+            _ => {}
+        }
+        if let Some(run) = self.runs.last_mut() {
+            run.changes.push(Change {
+                op,
+                row: row.to_string(),
+                line: entry.line,
+                call: call.to_string(),
+                note: note.to_string(),
+                text: entry.text.clone(),
+                before: entry.before.clone(),
+            });
+        }
+    }
+
+    /// The next counter for row `row` on `call`.
+    pub(crate) fn next_k(&self, row: &str, call: &str) -> u32 {
+        self.counters
+            .get(&(row.to_string(), call.to_string()))
+            .map_or(0, |k| k + 1)
+    }
+
+    /// Every note ID row `row` may own on `call`: those the journal knows, and those a sync
+    /// derives for it (a few beyond the highest counter, for a journal that lost its end).
+    pub(crate) fn candidates(&self, row: &str, call: &str) -> Vec<String> {
+        let slot = (row.to_string(), call.to_string());
+        let mut ids = self.ids.get(&slot).cloned().unwrap_or_default();
+        let top = self.counters.get(&slot).map_or(0, |k| k + 1) + SPARE_COUNTERS;
+        for k in 0..top {
+            let id = note_id(call, row, k);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    /// The number of the next run.
+    pub(crate) fn next_run(&self) -> u64 {
+        self.runs.iter().map(|r| r.run).max().map_or(1, |r| r + 1)
+    }
+
+    /// The last sync run that changed something and is not undone yet.
+    pub(crate) fn undoable(&self) -> Option<&RunRecord> {
+        let last = self
+            .runs
+            .iter()
+            .rev()
+            .find(|r| !r.undo && !r.changes.is_empty())?;
+        let undone = self.runs.iter().any(|r| r.undoes == Some(last.run));
+        (!undone).then_some(last)
+    }
+}
+
+/// Appends entries under the journal's lock, held until dropped.
+#[derive(Debug)]
+pub(crate) struct SyncWriter {
+    file: Mutex<File>,
+    path: PathBuf,
+    fsync: bool,
+}
+
+impl SyncWriter {
+    /// Opens (or creates, readable by its owner only) the journal and takes its lock; refused
+    /// at once when another run holds it.
+    pub(crate) fn open(path: &Path, fsync: bool) -> Result<Self, BulkError> {
+        let failed = |e: io::Error| {
+            BulkError::io(format!(
+                "cannot open the sync journal {}: {e}; nothing was sent",
+                path.display()
+            ))
+        };
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(failed)?;
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(BulkError::usage(format!(
+                    "another sync of this file is running (it holds the journal {}); nothing was \
+                     sent. Wait for it to finish, then run this again: it plans from what that \
+                     one did",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(failed(e)),
+        }
+        Ok(Self {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+            fsync,
+        })
+    }
+
+    /// Writes `entry` whole and flushes it to the OS (and the disk, with fsync).
+    pub(crate) fn write(&self, entry: &Entry) -> io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        (&*file).write_all(&line)?;
+        if self.fsync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// The journal's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The `run` entry of run `run` to `destination`.
+pub(crate) fn run_entry(
+    run: u64,
+    destination: &Destination,
+    file: &str,
+    undoes: Option<u64>,
+) -> Entry {
+    Entry {
+        event: "run".to_string(),
+        v: Some(VERSION),
+        run: Some(run),
+        reason: Some(if undoes.is_some() { "undo" } else { "sync" }.to_string()),
+        undoes,
+        base_url: Some(destination.base_url.clone()),
+        file: Some(file.to_string()),
+        at: Some(crate::journal::now()),
+        ..Entry::default()
+    }
+}

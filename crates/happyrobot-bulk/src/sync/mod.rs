@@ -1,0 +1,226 @@
+//! A sheet as the desired state: [`Sync`] makes the notes on the calls match the rows of a file
+//! (or of records), row by row, found again by a key across edits. A sync first makes a
+//! [`SyncPlan`] with reads only (each call the input names, once), and then applies exactly that
+//! plan, journaled, so that every add is sent once through unknown outcomes, kills and reruns.
+//!
+//! - [`rows`]: the input's rows with their keys, checked whole before anything else.
+//! - [`journal`]: what earlier syncs did, per row key: the note each owns, and each run's changes.
+//! - [`plan`]: the reads and the decision per row.
+//! - [`apply`]: the writes of a plan, and of an undo.
+
+mod adopt;
+mod apply;
+mod journal;
+mod plan;
+mod results;
+mod rows;
+mod undo;
+
+use std::path::{Path, PathBuf};
+
+use happyrobot::Client;
+
+use crate::session::{Bulk, JournalLocation};
+use crate::{BulkError, Event, Source, Stop};
+
+pub use self::plan::{NoteText, PlannedRow, SyncAction, SyncCounts, SyncPlan};
+
+/// A sync: the notes on the calls made to match an input, with a plan first.
+///
+/// ```no_run
+/// use happyrobot::Client;
+/// use happyrobot_bulk::{JournalLocation, Source, Sync};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let sync = Sync::new(Client::from_env()?, JournalLocation::BesideInput).prune(true);
+/// let source = Source::file("review.xlsx");
+/// let plan = sync.plan(&source).await?;              // reads only
+/// println!("{} to add, {} to update", plan.counts.add, plan.counts.update);
+/// let report = sync.apply(&source, plan, |_| {}).await?; // exactly what the plan says
+/// println!("added {}, updated {}", report.added, report.updated);
+/// # Ok(()) }
+/// ```
+pub type Sync = Bulk<SyncJob>;
+
+/// What a [`Sync`] does, beyond what every bulk job shares.
+#[derive(Debug, Clone, Default)]
+pub struct SyncJob {
+    key_column: Option<String>,
+    prune: bool,
+    adopt_existing: bool,
+}
+
+impl Bulk<SyncJob> {
+    /// A sync through `client`, its journal at `journal`: beside a file input
+    /// (`<FILE>.sync.journal`, found again after any edit of the file), or at a path (records,
+    /// or standard input).
+    pub fn new(client: Client, journal: JournalLocation) -> Self {
+        Bulk::with_job(client, journal, SyncJob::default())
+    }
+
+    /// The column whose value identifies a row across edits (an external ID). Without it the
+    /// call ID is the row's key, which needs each call at most once in the input.
+    pub fn key_column(mut self, name: impl Into<String>) -> Self {
+        self.job.key_column = Some(name.into());
+        self
+    }
+
+    /// Whether the notes of rows removed from the input are deleted; default `false` (they are
+    /// kept, and listed as kept).
+    pub fn prune(mut self, on: bool) -> Self {
+        self.job.prune = on;
+        self
+    }
+
+    /// On a first sync (no journal yet), whether a note on a row's call with the row's text and
+    /// flag, which no sync made, is taken over as the row's note (adopted) instead of refusing
+    /// the run; default `false`. Adopted notes are then updated and pruned like the sync's own.
+    pub fn adopt_existing(mut self, on: bool) -> Self {
+        self.job.adopt_existing = on;
+        self
+    }
+
+    /// What a sync of `source` would do now: reads each call the input names once (and, with
+    /// [`prune`](Self::prune), the calls of rows removed since); sends no `POST`, `PATCH` or
+    /// `DELETE` and writes nothing. Invalid rows, or rows that share a key, refuse it.
+    pub async fn plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
+        let journal = self.sync_journal(source)?;
+        plan::make(self, source, journal).await
+    }
+
+    /// Applies `plan` (made by [`plan`](Self::plan) for `source`): exactly its actions, each
+    /// journaled before it is sent. Refused, with nothing sent, when the journal changed since
+    /// the plan (another run applied meanwhile), or while another run holds it. `Err` only
+    /// before anything is sent; once requests went out, the report says what became of each row.
+    pub async fn apply(
+        &self,
+        source: &Source,
+        plan: SyncPlan,
+        on_event: impl FnMut(&Event) + Send,
+    ) -> Result<SyncReport, BulkError> {
+        apply::apply(self, source, plan, on_event).await
+    }
+
+    /// Plans and applies: [`plan`](Self::plan) then [`apply`](Self::apply).
+    pub async fn run(
+        &self,
+        source: &Source,
+        on_event: impl FnMut(&Event) + Send,
+    ) -> Result<SyncReport, BulkError> {
+        let plan = self.plan(source).await?;
+        self.apply(source, plan, on_event).await
+    }
+
+    /// What [`undo`](Self::undo) would change back, as a plan: the last sync run's changes,
+    /// reversed (an added note deleted, an update's old text and flag put back, a pruned note
+    /// added again). Reads nothing.
+    pub async fn undo_plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
+        let journal = self.sync_journal(source)?;
+        undo::plan(self, source, journal).await
+    }
+
+    /// Changes back everything the last sync run changed (see [`undo_plan`](Self::undo_plan)).
+    /// Journaled: a second undo changes nothing.
+    pub async fn undo(
+        &self,
+        source: &Source,
+        on_event: impl FnMut(&Event) + Send,
+    ) -> Result<SyncReport, BulkError> {
+        let plan = self.undo_plan(source).await?;
+        apply::apply(self, source, plan, on_event).await
+    }
+
+    /// The sync journal of `source`: the path given, else `<FILE>.sync.journal` beside the file.
+    fn sync_journal(&self, source: &Source) -> Result<PathBuf, BulkError> {
+        match (&self.settings.journal, source.path()) {
+            (JournalLocation::Path(path), _) => Ok(path.clone()),
+            (JournalLocation::BesideInput, Some(file)) => Ok(beside(file)),
+            (JournalLocation::BesideInput, None) => Err(BulkError::usage(
+                "records built in memory have no file for the sync journal to sit beside: give \
+                 the journal's path (JournalLocation::Path)",
+            )),
+        }
+    }
+}
+
+/// `<FILE>.sync.journal`.
+fn beside(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".sync.journal");
+    PathBuf::from(name)
+}
+
+/// What became of each row of a sync (or an undo), and the counts.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Notes added.
+    pub added: u64,
+    /// Notes updated in place.
+    pub updated: u64,
+    /// Notes deleted (pruned, moved away from a call, copies, or undone adds).
+    pub deleted: u64,
+    /// Rows whose note already matched.
+    pub unchanged: u64,
+    /// Rows removed from the input whose notes were kept (no prune).
+    pub kept: u64,
+    /// Changes that certainly did not happen.
+    pub failed: u64,
+    /// Changes whose outcome is unknown (a re-run settles them, reading the calls first).
+    pub unknown: u64,
+    /// Changes not made because the run stopped first.
+    pub not_sent: u64,
+    /// Every planned row with what became of it, in the plan's order.
+    pub rows: Vec<SyncedRow>,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<Stop>,
+    /// The journal.
+    pub journal: PathBuf,
+    /// Whether this was an undo.
+    pub undo: bool,
+}
+
+impl SyncReport {
+    /// The worst failure among the rows, for an exit code.
+    pub fn worst_failure(&self) -> Option<crate::FailureKind> {
+        self.rows
+            .iter()
+            .filter_map(|row| match &row.status {
+                RowStatus::Failed(failure) => Some(failure.kind),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Whether the API refused the key.
+    pub fn unauthorized(&self) -> bool {
+        self.worst_failure() == Some(crate::FailureKind::Unauthorized)
+            || self.rows.iter().any(|row| {
+                matches!(&row.status, RowStatus::Failed(f) if f.kind == crate::FailureKind::Unauthorized)
+            })
+    }
+}
+
+/// One planned row and its outcome.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SyncedRow {
+    /// The row as planned.
+    pub planned: PlannedRow,
+    /// What became of it.
+    pub status: RowStatus,
+}
+
+/// What became of one planned change.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RowStatus {
+    /// Done (or nothing was needed).
+    Done,
+    /// Certainly not done.
+    Failed(crate::Failure),
+    /// It may have been done; a re-run finds out.
+    Unknown(String),
+    /// Not sent: the run stopped first.
+    NotSent,
+}

@@ -1,0 +1,569 @@
+//! `Sync` against the mock: a sheet as the desired state, planned with reads only, applied
+//! exactly once per row through faults, kills and lost journals, and undone.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use happyrobot::{CallId, Client, NewNote, NoteChanges, NoteId};
+use happyrobot_bulk::{
+    BulkErrorKind, Event, JournalLocation, NoteRecord, RowStatus, Source, Sync, SyncAction,
+    SyncReport,
+};
+use happyrobot_mock::{Fault, LateAnswer, MockServer};
+
+/// A sheet row: key, call (an index among the mock's calls), text, flag.
+type Row<'a> = (&'a str, usize, &'a str, Option<bool>);
+
+struct Sheet {
+    server: MockServer,
+    dir: PathBuf,
+    file: PathBuf,
+    /// The seeded notes' IDs: not the test's.
+    seeded: Vec<String>,
+}
+
+impl Sheet {
+    async fn new(name: &str) -> Self {
+        let server = MockServer::builder().seed_calls(6).start().await.unwrap();
+        let dir = common::temp_dir(name);
+        let file = dir.join("review.csv");
+        let seeded = server
+            .call_ids()
+            .iter()
+            .flat_map(|call| server.notes(call))
+            .filter_map(|n| n.id)
+            .collect();
+        Self {
+            server,
+            dir,
+            file,
+            seeded,
+        }
+    }
+
+    fn call(&self, index: usize) -> String {
+        self.server.call_ids()[index].clone()
+    }
+
+    /// Writes the sheet with a `row_id` key column.
+    fn write(&self, rows: &[Row<'_>]) {
+        let mut text = String::from("row_id,call_id,content,flagged\n");
+        for (key, call, content, flag) in rows {
+            let flag = flag.map(|f| f.to_string()).unwrap_or_default();
+            text.push_str(&format!("{key},{},{content},{flag}\n", self.call(*call)));
+        }
+        std::fs::write(&self.file, text).unwrap();
+    }
+
+    fn sync(&self) -> Sync {
+        Sync::new(common::client(&self.server), JournalLocation::BesideInput)
+            .key_column("row_id")
+            .state_dir(Some(self.dir.join("state")))
+    }
+
+    fn source(&self) -> Source {
+        Source::file(&self.file)
+    }
+
+    async fn run(&self, sync: &Sync) -> SyncReport {
+        sync.run(&self.source(), |_| {}).await.unwrap()
+    }
+
+    /// The notes on call `index` that the mock was not seeded with.
+    fn held(&self, index: usize) -> Vec<happyrobot::types::Note> {
+        self.server
+            .notes(&self.call(index))
+            .into_iter()
+            .filter(|n| n.id.as_ref().is_none_or(|id| !self.seeded.contains(id)))
+            .collect()
+    }
+
+    /// How many notes with each text the test added, on every call.
+    fn by_text(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for index in 0..self.server.call_ids().len() {
+            for note in self.held(index) {
+                *counts.entry(note.content.unwrap_or_default()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// The texts on call `index`, sorted, with their flags.
+    fn notes(&self, index: usize) -> Vec<(String, bool)> {
+        let mut notes: Vec<(String, bool)> = self
+            .held(index)
+            .into_iter()
+            .map(|n| (n.content.unwrap_or_default(), n.flagged.unwrap_or(false)))
+            .collect();
+        notes.sort();
+        notes
+    }
+
+    fn writes(&self) -> usize {
+        let counts = self.server.operation_counts();
+        counts.add_note + counts.update_note + counts.delete_note
+    }
+}
+
+fn actions(plan: &happyrobot_bulk::SyncPlan) -> Vec<(Option<u64>, SyncAction)> {
+    plan.rows.iter().map(|r| (r.line, r.action)).collect()
+}
+
+const THREE: [Row<'static>; 3] = [
+    ("r1", 0, "Driver confirmd pickup", None),
+    ("r2", 1, "Dock 4", Some(false)),
+    ("r3", 2, "Call back at 5", None),
+];
+
+#[tokio::test]
+async fn a_plan_sends_nothing_and_a_run_does_what_it_said() {
+    let sheet = Sheet::new("sync-plan").await;
+    sheet.write(&THREE);
+    let sync = sheet.sync();
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            (Some(2), SyncAction::Add),
+            (Some(3), SyncAction::Add),
+            (Some(4), SyncAction::Add)
+        ]
+    );
+    assert_eq!(plan.calls_read, 3);
+    assert_eq!(sheet.writes(), 0, "a plan only reads");
+    assert!(
+        !sheet.dir.join("review.csv.sync.journal").exists(),
+        "a plan writes nothing"
+    );
+
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.added, report.failed, report.unknown), (3, 0, 0));
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
+
+    // A rerun reads and sends nothing.
+    let reads = sheet.server.operation_counts().get_call;
+    let report = sheet.run(&sync).await;
+    assert_eq!((report.added, report.unchanged), (0, 3));
+    assert_eq!(sheet.writes(), 3);
+    assert_eq!(sheet.server.operation_counts().get_call, reads + 3);
+}
+
+#[tokio::test]
+async fn edits_update_in_place_and_removed_rows_are_kept_or_pruned() {
+    let sheet = Sheet::new("sync-edit").await;
+    sheet.write(&THREE);
+    let sync = sheet.sync();
+    sheet.run(&sync).await;
+    let id_before = sheet.held(0)[0].id.clone();
+    // A note written by hand, with the same text as a row that will be removed.
+    let client = common::client(&sheet.server);
+    let call2: CallId = sheet.call(2).parse().unwrap();
+    client
+        .add_note(&call2, NewNote::new("Call back at 5"))
+        .await
+        .unwrap();
+
+    // The typo fixed, a flag set, row 3 removed.
+    sheet.write(&[
+        ("r1", 0, "Driver confirmed pickup", None),
+        ("r2", 1, "Dock 4", Some(true)),
+    ]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            (Some(2), SyncAction::Update),
+            (Some(3), SyncAction::Update),
+            (None, SyncAction::Keep)
+        ]
+    );
+    assert_eq!(
+        plan.rows[0].old.as_ref().unwrap().content,
+        "Driver confirmd pickup"
+    );
+    let adds = sheet.server.operation_counts().add_note;
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.updated, report.kept), (2, 1));
+    assert_eq!(sheet.server.operation_counts().add_note, adds, "no POST");
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmed pickup".to_string(), false)]
+    );
+    assert_eq!(sheet.held(0)[0].id, id_before, "the same note");
+    assert_eq!(sheet.notes(1), [("Dock 4".to_string(), true)]);
+    assert_eq!(sheet.notes(2).len(), 2, "kept, and the hand-written one");
+
+    let report = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!(report.deleted, 1);
+    assert_eq!(
+        sheet.notes(2),
+        [("Call back at 5".to_string(), false)],
+        "the hand-written one stays"
+    );
+}
+
+#[tokio::test]
+async fn a_key_column_holds_two_notes_on_one_call_and_a_key_moves() {
+    let sheet = Sheet::new("sync-keys").await;
+    sheet.write(&[("a", 0, "First", None), ("b", 0, "Second", None)]);
+    let sync = sheet.sync();
+    sheet.run(&sync).await;
+    assert_eq!(sheet.notes(0).len(), 2);
+    // Key b moves to call 1.
+    sheet.write(&[("a", 0, "First", None), ("b", 1, "Second", None)]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    let mut moved: Vec<SyncAction> = plan.rows.iter().map(|r| r.action).collect();
+    moved.sort_by_key(|a| a.as_str());
+    assert_eq!(
+        moved,
+        [SyncAction::Add, SyncAction::Delete, SyncAction::Unchanged]
+    );
+    sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(sheet.notes(0), [("First".to_string(), false)]);
+    assert_eq!(sheet.notes(1), [("Second".to_string(), false)]);
+    assert!(sync.plan(&sheet.source()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_call_twice_without_a_key_column_is_refused_naming_it() {
+    let sheet = Sheet::new("sync-twice").await;
+    sheet.write(&[("a", 0, "First", None), ("b", 0, "Second", None)]);
+    let sync =
+        Sync::new(common::client(&sheet.server), JournalLocation::BesideInput).state_dir(None);
+    // Without the key column, row_id is another column: let it through.
+    let source = sheet
+        .source()
+        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
+    let error = sync.plan(&source).await.unwrap_err();
+    assert_eq!(error.kind(), BulkErrorKind::InvalidInput);
+    assert!(
+        error.line_errors()[0]
+            .message()
+            .contains("Sync::key_column"),
+        "{error:?}"
+    );
+    assert_eq!(sheet.server.operation_counts().get_call, 0, "nothing read");
+}
+
+#[tokio::test]
+async fn notes_changed_or_deleted_by_hand_are_put_back() {
+    let sheet = Sheet::new("sync-hand").await;
+    sheet.write(&THREE);
+    let sync = sheet.sync();
+    sheet.run(&sync).await;
+    let client = common::client(&sheet.server);
+    let call0: CallId = sheet.call(0).parse().unwrap();
+    let call1: CallId = sheet.call(1).parse().unwrap();
+    let note0 = NoteId::new(sheet.held(0)[0].id.clone().unwrap()).unwrap();
+    let note1 = NoteId::new(sheet.held(1)[0].id.clone().unwrap()).unwrap();
+    client
+        .update_note(
+            &call0,
+            &note0,
+            NoteChanges::new().content("edited in the app"),
+        )
+        .await
+        .unwrap();
+    client.delete_note(&call1, &note1).await.unwrap();
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(plan.rows[0].action, SyncAction::Update);
+    assert!(
+        plan.rows[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("changed in the app")
+    );
+    assert_eq!(plan.rows[1].action, SyncAction::Add);
+    assert!(
+        plan.rows[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("deleted in the app")
+    );
+    sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
+    assert_eq!(sheet.notes(1), [("Dock 4".to_string(), false)]);
+}
+
+#[tokio::test]
+async fn answers_lost_after_the_change_converge_to_one_note_a_row() {
+    let sheet = Sheet::new("sync-faults").await;
+    let rows: Vec<(String, usize, String)> = (0..12)
+        .map(|n| (format!("k{n}"), n % 6, format!("Note {n}")))
+        .collect();
+    let as_rows = |suffix: &str| -> Vec<(String, usize, String)> {
+        rows.iter()
+            .map(|(k, c, t)| (k.clone(), *c, format!("{t}{suffix}")))
+            .collect()
+    };
+    let write = |rows: &[(String, usize, String)]| {
+        let list: Vec<Row<'_>> = rows
+            .iter()
+            .map(|(k, c, t)| (k.as_str(), *c, t.as_str(), None))
+            .collect();
+        sheet.write(&list);
+    };
+    for suffix in ["", " (edited)"] {
+        write(&as_rows(suffix));
+        sheet.server.inject_rate(Fault::SaveThenDrop, 0.5, 7);
+        for _ in 0..4 {
+            let _ = sheet.sync().prune(true).run(&sheet.source(), |_| {}).await;
+        }
+        sheet.server.clear_faults();
+        let report = sheet.run(&sheet.sync().prune(true)).await;
+        assert_eq!((report.failed, report.unknown), (0, 0), "{report:?}");
+        assert_eq!(report.unchanged, 12, "{report:?}");
+        let held = sheet.by_text();
+        for (_, _, text) in as_rows(suffix) {
+            assert_eq!(held.get(&text), Some(&1), "{text}: {held:?}");
+        }
+        assert_eq!(held.values().sum::<usize>(), 12, "{held:?}");
+    }
+    // Deletes under the same faults.
+    write(&as_rows(" (edited)")[..6]);
+    sheet.server.inject_rate(Fault::SaveThenDrop, 0.5, 11);
+    let _ = sheet.sync().prune(true).run(&sheet.source(), |_| {}).await;
+    sheet.server.clear_faults();
+    sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 6);
+}
+
+#[tokio::test]
+async fn a_lost_journal_adds_nothing_twice() {
+    let sheet = Sheet::new("sync-lost").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    std::fs::remove_file(sheet.dir.join("review.csv.sync.journal")).unwrap();
+    std::fs::remove_dir_all(sheet.dir.join("state")).ok();
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Adopt),
+        "{plan:?}"
+    );
+    let report = sheet.run(&sheet.sync()).await;
+    assert_eq!(report.added, 0);
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
+    // Adopted back: an edit updates in place.
+    sheet.write(&[("r1", 0, "Driver confirmed pickup", None)]);
+    let report = sheet.run(&sheet.sync()).await;
+    assert_eq!((report.updated, report.kept), (1, 2));
+}
+
+#[tokio::test]
+async fn undo_puts_back_an_edit_and_a_prune_once() {
+    let sheet = Sheet::new("sync-undo").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    sheet.write(&[
+        ("r1", 0, "Driver confirmed pickup", Some(true)),
+        ("r2", 1, "Dock 4", Some(false)),
+    ]);
+    let report = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!((report.updated, report.deleted), (1, 1));
+    let report = sheet.sync().undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((report.updated, report.added), (1, 1), "{report:?}");
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
+    assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+    let writes = sheet.writes();
+    let again = sheet.sync().undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(again.rows.len(), 0);
+    assert_eq!(sheet.writes(), writes, "a second undo changes nothing");
+}
+
+#[tokio::test]
+async fn an_imported_file_is_adopted_not_added_again() {
+    let sheet = Sheet::new("sync-import").await;
+    sheet.write(&THREE);
+    let import =
+        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
+            .state_dir(Some(sheet.dir.join("state")));
+    let source = sheet
+        .source()
+        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
+    let report = import.run(source, |_| {}).await.unwrap();
+    assert_eq!(report.added, 3);
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Adopt),
+        "{plan:?}"
+    );
+    sheet.run(&sheet.sync()).await;
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
+}
+
+#[tokio::test]
+async fn a_first_sync_beside_notes_with_the_same_text_is_refused_or_adopts() {
+    let sheet = Sheet::new("sync-twin").await;
+    sheet.write(&THREE);
+    let client = common::client(&sheet.server);
+    let call0: CallId = sheet.call(0).parse().unwrap();
+    client
+        .add_note(&call0, NewNote::new("Driver confirmd pickup"))
+        .await
+        .unwrap();
+    let error = sheet.sync().plan(&sheet.source()).await.unwrap_err();
+    assert!(
+        error.to_string().contains("Sync::adopt_existing"),
+        "{error}"
+    );
+    assert_eq!(sheet.writes(), 1);
+    let report = sheet.run(&sheet.sync().adopt_existing(true)).await;
+    assert_eq!((report.added, report.unchanged), (2, 1));
+    assert_eq!(sheet.notes(0).len(), 1);
+}
+
+#[tokio::test]
+async fn records_sync_by_their_keys_with_events() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("sync-records");
+    let call: CallId = server.call_ids()[0].parse().unwrap();
+    let records = |text: &str| {
+        vec![
+            NoteRecord::new(call.clone(), NewNote::new(text)).key("load-1"),
+            NoteRecord::new(call.clone(), NewNote::new("Second")).key("load-2"),
+        ]
+    };
+    let sync = Sync::new(
+        common::client(&server),
+        JournalLocation::path(dir.join("j")),
+    );
+    let mut events = 0;
+    let report = sync
+        .run(&Source::records(records("First")), |e| {
+            if let Event::Synced(row) = e {
+                assert!(matches!(row.status, RowStatus::Done));
+                events += 1;
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!((report.added, events), (2, 2));
+    let report = sync
+        .run(&Source::records(records("First, edited")), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.updated, report.unchanged), (1, 1));
+    let beside = Sync::new(common::client(&server), JournalLocation::BesideInput);
+    let error = beside
+        .plan(&Source::records(records("x")))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("JournalLocation::Path"),
+        "{error}"
+    );
+    let _ = Path::new("");
+}
+
+#[tokio::test]
+async fn a_gateway_that_gave_up_while_the_api_went_on_leaves_one_note_after_the_next_sync() {
+    let sheet = Sheet::new("sync-late").await;
+    sheet.write(&THREE[..1]);
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_millis(100),
+            answer: LateAnswer::Status(504),
+            apply_after: Duration::from_millis(900),
+        },
+        1,
+    );
+    let report = sheet.run(&sheet.sync()).await;
+    assert_eq!((report.added, report.unknown), (1, 0), "{report:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The late apply left a copy: the next plan deletes it.
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    let copies = plan
+        .rows
+        .iter()
+        .filter(|r| r.action == SyncAction::Delete)
+        .count();
+    assert_eq!(
+        copies,
+        sheet.by_text().values().sum::<usize>() - 1,
+        "{plan:?}"
+    );
+    sheet
+        .sync()
+        .apply(&sheet.source(), plan, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)]
+    );
+}
+
+#[tokio::test]
+async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
+    let sheet = Sheet::new("sync-kill").await;
+    sheet.write(&THREE);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None)
+        .concurrency(4);
+    let source = sheet.source();
+    let plan = sync.plan(&source).await.unwrap();
+    // Every add is carried out a second after it arrived; the answers never come.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        3,
+    );
+    // Killed while the adds are in flight: the future is dropped.
+    let killed = tokio::time::timeout(
+        Duration::from_millis(400),
+        sync.apply(&source, plan, |_| {}),
+    );
+    assert!(killed.await.is_err(), "the run was killed");
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Add
+            && r.reason
+                .as_deref()
+                .is_some_and(|m| m.contains("looked up first"))),
+        "{plan:?}"
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(
+        (report.added, report.failed, report.unknown),
+        (3, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        sheet.by_text().values().sum::<usize>(),
+        3,
+        "{:?}",
+        sheet.by_text()
+    );
+}

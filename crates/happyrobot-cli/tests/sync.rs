@@ -1,0 +1,164 @@
+//! `happyrobot notes sync` against the mock: a plan first, then exactly that plan; edits updated
+//! in place; JSON and a results file; refusals before anything is sent.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the location, helpers included"
+)]
+
+mod common;
+
+use happyrobot_mock::MockServer;
+
+fn writes(server: &MockServer) -> (usize, usize, usize) {
+    let c = server.operation_counts();
+    (c.add_note, c.update_note, c.delete_note)
+}
+
+/// How many notes with each text call `index` holds now.
+fn held(server: &MockServer, index: usize) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for note in server.notes(&server.call_ids()[index]) {
+        *counts.entry(note.content.unwrap_or_default()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn sheet(server: &MockServer, dir: &std::path::Path, rows: &[(usize, &str, &str)]) -> String {
+    let mut text = String::from("call_id,content,flagged\n");
+    for (call, content, flag) in rows {
+        text.push_str(&format!("{},{content},{flag}\n", server.call_ids()[*call]));
+    }
+    let path = dir.join("review.csv");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_sheet_synced_with_a_plan_first_then_edited_and_undone() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync");
+    let file = sheet(
+        &server,
+        &dir,
+        &[
+            (0, "Driver confirmd pickup", ""),
+            (1, "Dock 4", "no"),
+            (2, "Call back at 5", ""),
+        ],
+    );
+    let plan = common::run_against(&server, &["notes", "sync", &file, "--plan"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(plan.stderr.matches(" add ").count(), 3, "{}", plan.stderr);
+    assert!(plan.stderr.contains("nothing was sent"), "{}", plan.stderr);
+    assert_eq!(writes(&server), (0, 0, 0));
+
+    let run = common::run_against(&server, &["notes", "sync", &file]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("3 added"), "{}", run.stderr);
+    let again = common::run_against(&server, &["notes", "sync", &file, "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(
+        (json["added"].as_u64(), json["unchanged"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(writes(&server), (3, 0, 0), "a rerun only reads");
+
+    // The typo fixed, a flag set, a row removed: a plan, then the run, with a results file.
+    let file = sheet(
+        &server,
+        &dir,
+        &[(0, "Driver confirmed pickup", ""), (1, "Dock 4", "x")],
+    );
+    let plan =
+        common::run_against(&server, &["notes", "sync", &file, "--plan", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(
+        (
+            json["updated"].as_u64(),
+            json["kept"].as_u64(),
+            json["added"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{json}"
+    );
+    assert_eq!(json["rows"][0]["old"]["content"], "Driver confirmd pickup");
+    let report = dir.join("sync.results.csv");
+    let run = common::run_against(
+        &server,
+        &["notes", "sync", &file, "--report", report.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(writes(&server), (3, 2, 0), "updated in place: no POST");
+    let results = std::fs::read_to_string(&report).unwrap();
+    assert!(results.contains(",update,done,"), "{results}");
+    assert!(results.contains(",keep,done,"), "{results}");
+    let texts = held(&server, 0);
+    assert_eq!(texts.get("Driver confirmed pickup"), Some(&1), "{texts:?}");
+    assert_eq!(texts.get("Driver confirmd pickup"), None, "{texts:?}");
+
+    let undo = common::run_against(&server, &["notes", "sync", &file, "--undo"]).await;
+    assert_eq!(undo.code, 0, "{}", undo.stderr);
+    assert!(undo.stderr.contains("2 updated"), "{}", undo.stderr);
+    let texts = held(&server, 0);
+    assert_eq!(texts.get("Driver confirmd pickup"), Some(&1), "{texts:?}");
+    let twice = common::run_against(&server, &["notes", "sync", &file, "--undo"]).await;
+    assert!(twice.stderr.contains("Nothing to undo"), "{}", twice.stderr);
+    assert_eq!(writes(&server), (3, 4, 0));
+}
+
+#[tokio::test]
+async fn a_call_twice_without_a_key_column_is_refused_before_anything_is_read() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync-twice");
+    let file = sheet(&server, &dir, &[(0, "One", ""), (0, "Two", "")]);
+    let run = common::run_against(&server, &["notes", "sync", &file]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--key-column"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Sync::"), "{}", run.stderr);
+    assert_eq!(server.operation_counts().get_call, 0);
+}
+
+#[tokio::test]
+async fn a_refused_key_stops_the_plan_with_exit_3_and_nothing_sent() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync-key");
+    let file = sheet(&server, &dir, &[(0, "One", "")]);
+    let run = common::run(&[
+        "--base-url",
+        &server.base_url(),
+        "--api-key",
+        "hr_wrong_key",
+        "notes",
+        "sync",
+        &file,
+    ])
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    assert!(!run.stderr.contains("hr_wrong_key"), "{}", run.stderr);
+    assert_eq!(writes(&server), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn an_imported_sheet_is_adopted_by_its_first_sync() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync-import");
+    let file = sheet(&server, &dir, &[(0, "One", ""), (1, "Two", "yes")]);
+    let state = dir.join("state");
+    let mut import = common::command_against(&server, &["notes", "import", &file]);
+    import.env("HAPPYROBOT_STATE_DIR", &state);
+    assert_eq!(common::run_command(import).await.code, 0);
+    let mut sync = common::command_against(&server, &["notes", "sync", &file, "--plan"]);
+    sync.env("HAPPYROBOT_STATE_DIR", &state);
+    let plan = common::run_command(sync).await;
+    assert!(plan.stderr.contains("0 to add"), "{}", plan.stderr);
+    assert!(plan.stderr.contains("2 adopted"), "{}", plan.stderr);
+    let mut sync = common::command_against(&server, &["notes", "sync", &file]);
+    sync.env("HAPPYROBOT_STATE_DIR", &state);
+    assert_eq!(common::run_command(sync).await.code, 0);
+    assert_eq!(writes(&server), (2, 0, 0));
+}
