@@ -181,6 +181,14 @@ impl BulkError {
         }
     }
 
+    /// The error with `sentence` added to its message (what was done about it: a results file
+    /// written, say).
+    pub(crate) fn also(mut self, sentence: &str) -> Self {
+        self.message = format!("{}; {sentence}", self.message.trim_end_matches('.'));
+        self.options = BulkOption::named_in(&self.message);
+        self
+    }
+
     /// What kind of failure.
     pub fn kind(&self) -> BulkErrorKind {
         self.kind

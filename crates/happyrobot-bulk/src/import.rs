@@ -100,7 +100,7 @@ impl Job for ImportJob {
         _: &Prepared,
         source: &Source,
     ) -> Result<(), BulkError> {
-        crate::session::refuse_invalid(plan, &source.name, self.allow_duplicates)
+        crate::session::refuse_invalid(plan, &source.name, self.duplicates_allowed())
     }
 
     fn dry_run(&self, plan: Plan) -> Plan {
@@ -152,6 +152,7 @@ impl Job for ImportJob {
             format: crate::session::format_name(end.source),
             lines: plan.lines,
             added: tally.added,
+            flagged: tally.flagged,
             skipped: tally.skipped,
             failed: tally.failed,
             unknown: tally.unknown,
@@ -170,6 +171,10 @@ impl Job for ImportJob {
 
     fn results(&self) -> crate::results::Kind {
         crate::results::Kind::Import
+    }
+
+    fn duplicates_allowed(&self) -> bool {
+        self.allow_duplicates
     }
 }
 

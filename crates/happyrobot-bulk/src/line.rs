@@ -60,6 +60,7 @@ impl Done {
         self.events.push(RunEvent::Line(LineEvent {
             line: record.line,
             call_id: record.call_id.to_string(),
+            flagged: record.note.is_flagged() == Some(true),
             outcome,
         }));
     }
@@ -451,19 +452,20 @@ pub(crate) async fn settle(
                 Err(error) => sent_again_failed(work, record, &resend, error).await,
             };
         }
-        Ok(Settled::Undecided(why)) => why.as_str().to_string(),
-        Ok(_) => "the client could not tell".to_string(),
+        Ok(Settled::Undecided(why)) => (why.as_str().to_string(), false),
+        Ok(_) => ("the client could not tell".to_string(), false),
         Err(error) if error.is_stopped() => {
             return Done::line(record, unknown(reason.to_string(), earlier_run, false));
         }
-        Err(error) => format!("the call could not be read ({error})"),
+        Err(error) => (format!("the call could not be read ({error})"), true),
     };
+    let (why, unreadable) = why;
     let reason = format!("{reason}; looking it up did not settle it: {why}");
     if work.retry_unknown && !work.stop.is_cancelled() {
         // Sent again on purpose, as asked: it may then be on the call twice.
         return Box::pin(send(work, record, k + 1, false, None)).await;
     }
-    still_unknown(work, record, reason, earlier_run)
+    still_unknown(work, record, reason, (earlier_run, unreadable))
 }
 
 /// A settled line's note was found on the call under `id` (one of sends `0..=up_to`).
@@ -526,13 +528,20 @@ fn sent_again(
 
 /// Looking the line up did not settle it: it stays unknown. No note ID or send: the entry only
 /// says that the line is still in doubt.
-fn still_unknown(work: &Work, record: &Record, reason: String, earlier_run: bool) -> Done {
+/// `(earlier_run, unreadable)`: whether it became unknown in an earlier run, and whether the call
+/// could not be read (a re-run later can settle it).
+fn still_unknown(
+    work: &Work,
+    record: &Record,
+    reason: String,
+    (earlier_run, unreadable): (bool, bool),
+) -> Done {
     let entry = Entry {
         call_id: Some(record.call_id.to_string()),
         reason: Some(reason.clone()),
         ..Entry::line(Event::Unknown, record.line, record.key())
     };
-    let outcome = unknown(reason, earlier_run, true);
+    let outcome = looked_up_unknown(reason, earlier_run, unreadable);
     match write(work, &entry) {
         Ok(()) => Done::line(record, outcome),
         Err(e) => Done::journal_failed(record, outcome, &e, "is still unknown and"),
@@ -779,17 +788,18 @@ pub(crate) async fn settle_for_undo(work: &Work, record: &Record, pending: Pendi
                 ),
             };
         }
-        Ok(Settled::Undecided(why)) => why.as_str().to_string(),
-        Ok(_) => "the client could not tell".to_string(),
+        Ok(Settled::Undecided(why)) => (why.as_str().to_string(), false),
+        Ok(_) => ("the client could not tell".to_string(), false),
         Err(error) if error.is_stopped() => return Done::line(record, LineOutcome::NotSent),
-        Err(error) => format!("the call could not be read ({error})"),
+        Err(error) => (format!("the call could not be read ({error})"), true),
     };
+    let (why, unreadable) = why;
     Done::line(
         record,
-        unknown(
+        looked_up_unknown(
             format!("its add had an unknown outcome, and looking it up did not settle it: {why}"),
             true,
-            true,
+            unreadable,
         ),
     )
 }
@@ -800,6 +810,17 @@ pub(crate) fn unknown(reason: String, earlier_run: bool, looked_up: bool) -> Lin
         reason,
         earlier_run,
         looked_up,
+        lookup_failed: false,
+    })
+}
+
+/// An unknown outcome that looking up did not settle; `unreadable`: the call could not be read.
+fn looked_up_unknown(reason: String, earlier_run: bool, unreadable: bool) -> LineOutcome {
+    LineOutcome::Unknown(Unknown {
+        reason,
+        earlier_run,
+        looked_up: true,
+        lookup_failed: unreadable,
     })
 }
 

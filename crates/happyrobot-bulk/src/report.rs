@@ -71,6 +71,8 @@ pub struct LineEvent {
     pub line: u64,
     /// The call.
     pub call_id: String,
+    /// Whether its note is flagged.
+    pub flagged: bool,
     /// What became of it.
     pub outcome: LineOutcome,
 }
@@ -192,6 +194,10 @@ pub struct Unknown {
     pub earlier_run: bool,
     /// Whether it was looked up on its call without being settled.
     pub looked_up: bool,
+    /// Whether looking it up failed because the call could not be read (an outage, a network
+    /// failure): a later re-run looks it up again and can settle it, where sending it again
+    /// could add it twice.
+    pub lookup_failed: bool,
 }
 
 /// A failed line, in a report.
@@ -278,6 +284,8 @@ pub struct Report {
     pub lines: u64,
     /// Added in this run.
     pub added: u64,
+    /// Of `added`: flagged notes.
+    pub flagged: u64,
     /// Added by an earlier run.
     pub skipped: u64,
     /// Certainly not added.
@@ -353,6 +361,8 @@ pub struct UndoReport {
     pub deleted: u64,
     /// Of `deleted`: already gone (a `404` for the note).
     pub already_gone: u64,
+    /// Of `deleted`: flagged notes.
+    pub flagged: u64,
     /// Deleted by an earlier undo.
     pub skipped: u64,
     /// Lines whose unknown outcome turned out to be "not added": nothing to delete.
@@ -398,6 +408,8 @@ impl UndoReport {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     pub(crate) added: u64,
+    /// Added or deleted, flagged.
+    pub(crate) flagged: u64,
     pub(crate) skipped: u64,
     pub(crate) failed: u64,
     pub(crate) unknown: u64,
@@ -428,6 +440,7 @@ impl Tally {
         match &line.outcome {
             LineOutcome::Added { reconciled, .. } => {
                 self.added += 1;
+                self.flagged += u64::from(line.flagged);
                 match reconciled {
                     Some(Reconciliation::Found) => self.reconciled.found += 1,
                     Some(Reconciliation::SentAgain) => self.reconciled.sent_again += 1,
@@ -468,6 +481,7 @@ impl Tally {
                 ..
             } => {
                 self.deleted += 1;
+                self.flagged += u64::from(line.flagged);
                 self.already_gone += u64::from(*already_gone);
                 self.reconciled.found += u64::from(*found);
             }

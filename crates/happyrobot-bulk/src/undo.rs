@@ -97,8 +97,7 @@ impl Job for UndoJob {
         prepared: &Prepared,
         source: &Source,
     ) -> Result<(), BulkError> {
-        // An undo reads an input that was imported: identical lines in it were allowed then.
-        crate::session::refuse_invalid(plan, &source.name, true)?;
+        crate::session::refuse_invalid(plan, &source.name, self.duplicates_allowed())?;
         check(state, prepared, source)
     }
 
@@ -184,6 +183,7 @@ impl Job for UndoJob {
             removed_lines: plan.orphans_added,
             deleted: tally.deleted,
             already_gone: tally.already_gone,
+            flagged: tally.flagged,
             skipped: tally.already_deleted,
             not_added: tally.not_added,
             failed: tally.failed,
@@ -203,6 +203,11 @@ impl Job for UndoJob {
 
     fn results(&self) -> crate::results::Kind {
         crate::results::Kind::Undo
+    }
+
+    /// An undo reads an input that was imported: identical lines in it were allowed then.
+    fn duplicates_allowed(&self) -> bool {
+        true
     }
 }
 

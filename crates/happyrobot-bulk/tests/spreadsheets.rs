@@ -35,20 +35,7 @@ async fn import_with_results(server: &MockServer, source: Source, dir: &Path) ->
     let again = import.run(source, |_| {}).await.unwrap();
     assert_eq!(again.added, 0);
     assert_eq!(server.created_note_count(), posts);
-    let delimiter = if std::fs::read(&results).unwrap().contains(&b';') {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(delimiter)
-        .from_path(&results)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(String::from).collect())
-        .collect()
+    common::read_results(&results)
 }
 
 fn ids(server: &MockServer) -> Vec<String> {
@@ -56,7 +43,7 @@ fn ids(server: &MockServer) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_semicolon_csv_is_read_and_its_results_keep_the_semicolon() {
+async fn a_semicolon_csv_is_read_and_its_results_are_comma_separated() {
     let server = MockServer::start().await.unwrap();
     let dir = temp_dir("semicolon");
     let file = dir.join("notes.csv");
@@ -74,15 +61,25 @@ async fn a_semicolon_csv_is_read_and_its_results_keep_the_semicolon() {
     assert_eq!(
         rows[0],
         [
-            "call_id", "content", "flagged", "status", "note_id", "error"
+            "call_id",
+            "content",
+            "flagged",
+            "result_row",
+            "result_status",
+            "result_note_id",
+            "result_error"
         ]
     );
     assert_eq!(rows.len(), 4);
     assert!(
         rows[1..]
             .iter()
-            .all(|r| r[3] == "already added" && r[4].len() == 24),
+            .all(|r| r[4] == "already added" && r[5].len() == 24),
         "{rows:?}"
+    );
+    assert_eq!(
+        rows[1..].iter().map(|r| r[3].as_str()).collect::<Vec<_>>(),
+        ["2", "3", "4"]
     );
     assert_eq!(rows[2][1], "semi 1; with a semicolon");
     let held = common::held(&server);
@@ -172,7 +169,14 @@ async fn headers_as_people_type_them_with_extra_columns_map_by_name() {
     assert_eq!(
         rows[0],
         [
-            "Call ID", "Note", "Flagged", "Driver", "status", "note_id", "error"
+            "Call ID",
+            "Note",
+            "Flagged",
+            "Driver",
+            "result_row",
+            "result_status",
+            "result_note_id",
+            "result_error"
         ]
     );
     assert_eq!(rows[1][3], "Ann", "the other columns are kept");
@@ -299,7 +303,8 @@ async fn csv_cells_a_spreadsheet_would_run_are_written_inert_and_read_back_as_th
     let header = text.lines().next().unwrap();
     assert_eq!(
         header,
-        "call_id,content,from,to,'=header,status,note_id,error"
+        "\u{feff}call_id,content,from,to,'=header,result_row,result_status,result_note_id,\
+         result_error"
     );
     assert_eq!(
         rows[1][1..5],
@@ -373,18 +378,28 @@ async fn a_workbook_input_gets_a_workbook_report_of_text_cells() {
     };
     assert_eq!(
         text(&rows[0]),
-        ["call_id", "content", "from", "status", "note_id", "error"]
+        [
+            "call_id",
+            "content",
+            "from",
+            "result_row",
+            "result_status",
+            "result_note_id",
+            "result_error"
+        ]
     );
     assert_eq!(
-        text(&rows[1])[..4],
+        text(&rows[1])[..5],
         [
             ids[0].as_str(),
             "=1+1 typed as text",
             "=HYPERLINK(\"http://x\",\"y\")",
+            "2",
             "added"
         ]
     );
     assert_eq!(text(&rows[2])[2], "+13125550142");
-    assert_eq!(text(&rows[2])[4].len(), 24, "the note ID");
+    assert_eq!(text(&rows[2])[3], "3", "the sheet's row");
+    assert_eq!(text(&rows[2])[5].len(), 24, "the note ID");
     assert_eq!(rows.len(), 3);
 }

@@ -250,26 +250,36 @@ fn cells(call: &Call) -> [String; 8] {
     ]
 }
 
+/// The next call of a listing, with its JSON as the server sent it when `json`.
+async fn next_call(
+    calls: &mut happyrobot::CallStream,
+    json: bool,
+) -> Result<Option<happyrobot::CallWithJson>, happyrobot::Error> {
+    let next = if json {
+        calls.next_with_json().await
+    } else {
+        calls
+            .next_call()
+            .await
+            .map(|result| result.map(|call| (call, None)))
+    };
+    next.transpose()
+}
+
 async fn list(filter: CallFilter, args: &ListArgs, context: &Context) -> Result<Exit, CliError> {
     let mut calls = context.client.list_calls(filter);
+    let json = matches!(args.output, ListOutput::Json | ListOutput::Jsonl);
+    // The first page is fetched before anything is printed: a refused listing prints nothing,
+    // not even a header.
+    let mut next = match args.limit {
+        Some(0) => None,
+        _ => next_call(&mut calls, json).await?,
+    };
     let mut printer = Printer::new(args.output);
     let (started, mut told) = (Instant::now(), Instant::now());
     let mut listed = 0u64;
-    while args.limit.is_none_or(|limit| listed < limit) {
-        // Only the JSON outputs print the call as the server sent it.
-        let next = if printer.prints_json() {
-            calls.next_with_json().await
-        } else {
-            calls
-                .next_call()
-                .await
-                .map(|result| result.map(|call| (call, None)))
-        };
-        let Some(next) = next else {
-            break;
-        };
-        let (call, json) = next?;
-        printer.call(&call, json.as_deref());
+    while let Some((call, raw)) = next.take() {
+        printer.call(&call, raw.as_deref());
         listed += 1;
         // A long listing says how far it got, on stderr, every few seconds.
         if told.elapsed() > Duration::from_secs(2) {
@@ -282,6 +292,10 @@ async fn list(filter: CallFilter, args: &ListArgs, context: &Context) -> Result<
                 listed as f64 / started.elapsed().as_secs_f64().max(0.001)
             ));
         }
+        if args.limit.is_some_and(|limit| listed >= limit) {
+            break;
+        }
+        next = next_call(&mut calls, json).await?;
     }
     printer.finish(listed, calls.count(), args.output_file.as_deref())?;
     Ok(Exit::Success)
@@ -292,6 +306,8 @@ struct Printer {
     output: ListOutput,
     first: bool,
     sheet: Option<TextSheet>,
+    /// The table's rows, printed at the end with columns as wide as their widest cell.
+    table: Vec<[String; 8]>,
 }
 
 /// One CSV record, quoted where it needs to be, with its line end; every cell a spreadsheet would
@@ -312,21 +328,15 @@ fn new_sheet() -> TextSheet {
 
 impl Printer {
     fn new(output: ListOutput) -> Self {
-        match output {
-            ListOutput::Csv => print::out_raw(&csv_record(&COLUMNS)),
-            ListOutput::Text => print::out(&row(&COLUMNS.map(str::to_uppercase))),
-            _ => {}
+        if output == ListOutput::Csv {
+            print::out_raw(&csv_record(&COLUMNS));
         }
         Self {
             output,
             first: true,
             sheet: (output == ListOutput::Xlsx).then(new_sheet),
+            table: Vec::new(),
         }
-    }
-
-    /// Whether the output is the calls' JSON.
-    fn prints_json(&self) -> bool {
-        matches!(self.output, ListOutput::Json | ListOutput::Jsonl)
     }
 
     fn call(&mut self, call: &Call, json: Option<&str>) {
@@ -336,7 +346,7 @@ impl Printer {
                 .unwrap_or_else(|| serde_json::to_string(call).unwrap_or_default())
         };
         match self.output {
-            ListOutput::Text => print::out(&row(&cells(call))),
+            ListOutput::Text => self.table.push(cells(call)),
             ListOutput::Jsonl => {
                 let text = whole();
                 // One line per call, even if the server's JSON held line breaks.
@@ -389,11 +399,17 @@ impl Printer {
                 ));
             }
             ListOutput::Csv => {}
-            ListOutput::Text => print::err(&format!(
-                "{listed} call{}{}",
-                if listed == 1 { "" } else { "s" },
-                count.map_or_else(String::new, |count| format!(" (the server counts {count})"))
-            )),
+            ListOutput::Text => {
+                let header = COLUMNS.map(str::to_uppercase);
+                for line in table(&header, &self.table) {
+                    print::out(&line);
+                }
+                print::err(&format!(
+                    "{listed} call{}{}",
+                    if listed == 1 { "" } else { "s" },
+                    count.map_or_else(String::new, |count| format!(" (the server counts {count})"))
+                ));
+            }
             ListOutput::Jsonl => {}
         }
         Ok(())
@@ -413,12 +429,58 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// A table row: fixed widths for the short columns, the rest as they come.
-fn row(cells: &[String; 8]) -> String {
-    format!(
-        "{:<24}  {:<25}  {:<12}  {:<8}  {:<15}  {:<15}  {:<24}  {}",
-        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
-    )
+/// The table's lines: the header, then the rows, each column as wide as its widest cell (in
+/// characters), two spaces apart, the last one as it comes.
+fn table(header: &[String; 8], rows: &[[String; 8]]) -> Vec<String> {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    std::iter::once(header)
+        .chain(rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if i + 1 < row.len() {
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// The values of `--status` and `--type` that no documented value matches (in any case), each
+/// with a warning naming the known ones: they are still sent (the API may know more).
+fn unknown_values(args: &ListArgs) -> Vec<String> {
+    use happyrobot::types::{CallStatus, CallType};
+    let known = |list: &[&str], text: &str| list.iter().any(|k| k.eq_ignore_ascii_case(text));
+    let mut warnings = Vec::new();
+    for item in args.status.iter().flat_map(|list| list.split(',')) {
+        let item = item.trim();
+        if !item.is_empty() && !known(CallStatus::KNOWN, item) {
+            warnings.push(format!(
+                "warning: --status {item:?} is none of the documented statuses ({}); it is sent \
+                 as given, and matches no call unless the API knows it",
+                CallStatus::KNOWN.join(", ")
+            ));
+        }
+    }
+    if let Some(text) = &args.call_type
+        && !known(CallType::KNOWN, text.trim())
+    {
+        warnings.push(format!(
+            "warning: --type {:?} is none of the documented types ({}); it is sent as given, and \
+             matches no call unless the API knows it",
+            text.trim(),
+            CallType::KNOWN.join(", ")
+        ));
+    }
+    warnings
 }
 
 impl RunCommand for GetArgs {
@@ -490,7 +552,11 @@ impl RunCommand for ListArgs {
                 ));
             }
         }
-        Ok((self.filter()?, self))
+        let filter = self.filter()?;
+        for warning in unknown_values(&self) {
+            print::err(&warning);
+        }
+        Ok((filter, self))
     }
 
     async fn run((filter, args): Self::Input, context: Context) -> Result<Exit, CliError> {
@@ -503,6 +569,23 @@ mod tests {
     use super::*;
 
     use happyrobot::types::Call;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell() {
+        let header = COLUMNS.map(str::to_uppercase);
+        let mut row = header.clone().map(|_| String::new());
+        row[0] = "65f1c0ffee0123456789abcd".into();
+        row[2] = "In progress".into();
+        row[7] = "2".into();
+        let lines = table(&header, &[row]);
+        assert_eq!(
+            lines,
+            [
+                "CALL_ID                   CREATED  STATUS       TYPE  FROM  TO  CAMPAIGN  NOTES",
+                "65f1c0ffee0123456789abcd           In progress                            2"
+            ]
+        );
+    }
 
     #[test]
     fn renders_a_call_and_its_notes() {

@@ -9,7 +9,7 @@ use clap::Args;
 use happyrobot::CancellationToken;
 use happyrobot_bulk::{Event, Import, JournalLocation, Notice, Source, Undo};
 
-use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish};
+use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish, flag};
 use crate::command::RunCommand;
 use crate::context::{Context, Needs, parse_rate};
 use crate::exit::{CliError, Exit};
@@ -20,6 +20,13 @@ use crate::summary;
 
 /// The text after the options in `notes import --help`.
 pub(crate) const IMPORT_HELP: &str = "\
+Examples:
+  happyrobot notes import review.xlsx --dry-run   # check the file; send nothing
+  happyrobot notes import review.xlsx --report    # send; results in review.results.xlsx
+  happyrobot notes import review.xlsx             # again after a failure or Ctrl-C: the rest
+  happyrobot notes import failed.csv --content \"QA sweep\"   # one text for each listed call
+  happyrobot notes import review.xlsx --undo      # delete exactly the notes it added
+
 Input:
   CSV with a header line naming the columns call_id, content and (optionally) flagged, in any
   order: comma, semicolon, tab or pipe separated (detected from the header; --delimiter forces
@@ -71,13 +78,17 @@ Undo (--undo):
   when the journal records no import of this file's rows to this API.
 
 Results file (--report [FILE]):
-  Every input row with its columns plus status (added, already added, failed, unknown, not sent;
-  for --undo deleted, not deleted, not added), note_id and error, written whole when the run
-  ends, interrupted or not: a workbook of text cells when FILE ends in .xlsx, else CSV in the
-  input's delimiter, where a cell a spreadsheet would run as a formula (it begins with =, @, a
-  tab, or + or - before something that is not a number) starts with an apostrophe ('). Without
-  FILE it is written beside the input: review.xlsx gives review.results.xlsx, review.csv
-  review.results.csv. Reading a CSV, notes import takes such an apostrophe off again.
+  Every input row with its own columns, then result_row (its sheet row or file line),
+  result_status (added, already added, failed, unknown, not sent, invalid; for --undo deleted,
+  not deleted, not added), result_note_id (for --undo, the note deleted) and result_error. Written
+  whole when the run ends, interrupted or not, and also when the file is refused: each invalid row
+  with its error, the others not sent. A workbook of text cells when FILE ends in .xlsx, else CSV
+  in UTF-8 with a byte-order mark (Excel shows accents right), comma-separated (tab for .tsv),
+  where a cell a spreadsheet would run as a formula (it begins with =, @, a tab, or + or - before
+  something that is not a number) starts with an apostrophe ('). Without FILE it is written beside
+  the input: review.xlsx gives review.results.xlsx, review.csv review.results.csv. Reading a CSV,
+  notes import takes such an apostrophe off again; the result_ columns of a results file imported
+  again are replaced.
 
 Exit codes:
   0  every line added (or already added); with --undo, every added note deleted
@@ -154,9 +165,9 @@ pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub(crate) read: ReadArgs,
 
-    /// Write every input row with its status, note ID and error to this file when the run ends: a
-    /// workbook if it ends in .xlsx, else CSV [default FILE: beside the input, <NAME>.results.xlsx
-    /// for a workbook, else <NAME>.results.csv].
+    /// Write every input row with its row number, status, note ID and error to this file when the
+    /// run ends or the file is refused: a workbook if it ends in .xlsx, else CSV [default FILE:
+    /// beside the input, <NAME>.results.xlsx for a workbook, else <NAME>.results.csv].
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub(crate) report: Option<Option<PathBuf>>,
 
@@ -252,6 +263,7 @@ async fn run(
         .allow_duplicates(args.allow_duplicates)
         .fsync(args.fsync)
         .forget_lost_journal(args.forget_lost_journal)
+        .option_names(flag)
         .stop(token.clone());
     if let Some(Some(report)) = &args.report {
         import = import.results_file(report);
@@ -329,6 +341,7 @@ async fn undo(
         .reconcile(!args.no_reconcile)
         .fsync(args.fsync)
         .forget_lost_journal(args.forget_lost_journal)
+        .option_names(flag)
         .stop(token.clone());
     if let Some(Some(report)) = &args.report {
         undo = undo.results_file(report);

@@ -71,10 +71,16 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
 
-    /// Start a mock HappyRobot API in this process, on 127.0.0.1, and use it (try the CLI safely).
+    /// Try the CLI safely on a fresh mock API in this process (127.0.0.1): 27 calls, every
+    /// status. Each command gets a new one and keeps nothing (for state across commands, run
+    /// happyrobot mock and give its --base-url).
     #[arg(long, global = true)]
     pub(crate) mock: bool,
 }
+
+/// How many calls the mock of `--mock` starts with: every status at least twice (Failed
+/// included), created on dates over two months, so that the README's commands show something.
+const TRIAL_CALLS: usize = 27;
 
 /// What a command needs to talk to the API.
 pub(crate) struct Context {
@@ -232,13 +238,16 @@ impl Context {
             let key = key.unwrap_or_else(|| happyrobot_mock::DEFAULT_API_KEY.to_string());
             let server = MockServer::builder()
                 .api_key(key.clone())
+                .seed_calls(TRIAL_CALLS)
                 .start()
                 .await
                 .map_err(|e| CliError::internal(format!("could not start the mock server: {e}")))?;
             crate::print::err(&format!(
-                "note: using the built-in mock server at {} (its calls: {})",
+                "note: using a fresh built-in mock server at {} for this command only (nothing is \
+                 kept after it); {} calls, the first {} (happyrobot --mock calls list shows them)",
                 server.base_url(),
-                server.call_ids().join(", ")
+                server.call_ids().len(),
+                happyrobot_mock::FIRST_CALL_ID
             ));
             (server.base_url(), key, Some(server))
         } else {

@@ -44,13 +44,28 @@ use crate::print::Output;
 const ABOUT: &str =
     "Add, change and remove notes on HappyRobot calls: one at a time, or thousands from a file.";
 
+/// The text after the options of `happyrobot --help`: examples, and the exit codes in short
+/// (each command's `--help` says what its own mean).
+const ROOT_HELP: &str = "\
+Examples:
+  happyrobot --mock calls list --status Failed      # try it on a built-in mock, no account needed
+  happyrobot auth login                             # store your API key once
+  happyrobot notes add 65f1c0ffee0123456789abcd --content \"Dock 4\" --flagged
+  happyrobot calls list --status Failed --output xlsx > review.xlsx   # calls to write notes for
+  happyrobot notes import review.xlsx --report      # each note once; results in review.results.xlsx
+  happyrobot notes import review.xlsx --undo        # delete exactly what that import added
+
+Exit codes: 0 success, 1 local failure, 2 invalid input or options (nothing sent),
+3 authentication, 4 not found, 5 other API error, 6 network, 7 outcome unknown, 8 added but the
+answer unreadable; 129, 130, 143 an import stopped by a signal. Each command's --help says more.";
+
 /// The `happyrobot` command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "happyrobot",
     version,
     about = ABOUT,
-    after_help = EXIT_CODES_HELP,
+    after_help = ROOT_HELP,
     arg_required_else_help = true
 )]
 struct Cli {
@@ -141,8 +156,22 @@ async fn run(command: Command, global: &GlobalArgs) -> (Output, Result<Exit, Cli
     }
 }
 
+/// The command line: [`Cli`]'s, with `happyrobot mock --help` naming this command rather than
+/// the mock's own binary.
+fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command().mut_subcommand("mock", |mock| {
+        let help = happyrobot_mock::cli::AFTER_HELP.replace("happyrobot-mock", "happyrobot mock");
+        mock.after_help(help)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches as _;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let verbose = cli.global.verbose;
     init_tracing(verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -173,6 +202,7 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

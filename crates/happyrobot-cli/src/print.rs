@@ -29,13 +29,16 @@ pub(crate) fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
-/// Writes `text` and a newline to stderr, ignoring a closed or broken stderr.
+/// Writes `text` and a newline to stderr, ignoring a closed or broken stderr; a progress display
+/// is cleared first and drawn again after.
 pub(crate) fn err(text: &str) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr
-        .write_all(text.as_bytes())
-        .and_then(|()| stderr.write_all(b"\n"))
-        .and_then(|()| stderr.flush());
+    crate::progress::around_message(|| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr
+            .write_all(text.as_bytes())
+            .and_then(|()| stderr.write_all(b"\n"))
+            .and_then(|()| stderr.flush());
+    });
 }
 
 /// Writes bytes as received (a JSON body) to stdout, with one final newline, ignoring a closed or

@@ -46,6 +46,15 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// How many of `count` notes were flagged, when any were: " (3 flagged)".
+fn flagged_of(count: u64, flagged: u64) -> String {
+    if count > 0 && flagged > 0 {
+        format!(" ({flagged} flagged)")
+    } else {
+        String::new()
+    }
+}
+
 /// The reconciliation line, when anything was looked up.
 fn reconciled_line(found: u64, absent: u64, absent_label: &str, undecided: u64) -> Option<String> {
     let total = found + absent + undecided;
@@ -57,29 +66,78 @@ fn reconciled_line(found: u64, absent: u64, absent_label: &str, undecided: u64) 
     })
 }
 
-/// What to do about unknown lines: a plain re-run when it can settle them (they were not looked
-/// up), and `--retry-unknown`, which can add a note twice, only when looking did not settle them.
+/// What to do about unknown lines, as their case says: a plain re-run when it can settle them
+/// (they were not looked up, or their calls could not be read: an outage); `--retry-unknown`,
+/// which can add a note twice, only for those that looking up could not tell.
 fn unknown_advice(lines: &[UnknownLine], undo: bool, reconcile: bool) -> &'static str {
-    let looked_up = lines.iter().all(|u| u.unknown.looked_up);
-    match (undo, looked_up, reconcile) {
-        (true, _, _) => {
-            "  These notes may or may not exist: check the calls (happyrobot calls get CALL_ID) and \
-             delete them with happyrobot notes delete if they are there."
+    let undecided = lines
+        .iter()
+        .any(|u| u.unknown.looked_up && !u.unknown.lookup_failed);
+    let unreadable = lines.iter().any(|u| u.unknown.lookup_failed);
+    match (undo, undecided, unreadable, reconcile) {
+        (true, false, _, _) => {
+            "  These notes may or may not exist. Run the same command again (later, if the \
+             server was failing): it looks them up on their calls first and deletes those it \
+             finds."
         }
-        (false, false, true) => {
+        (true, true, _, _) => {
+            "  These notes may or may not exist, and looking them up could not tell: check the \
+             calls (happyrobot calls get CALL_ID) and delete them with happyrobot notes delete if \
+             they are there."
+        }
+        (false, false, true, _) => {
+            "  These notes may have been added, and their calls could not be read to tell. Run \
+             the same command again later: it looks them up first and sends only those certainly \
+             not added (nothing is sent twice). --retry-unknown would send them blind, and can \
+             add them twice."
+        }
+        (false, false, false, true) => {
             "  These notes may have been added. Run the same command again: it looks them up on \
              their calls and settles them (nothing is sent twice)."
         }
-        (false, false, false) => {
+        (false, false, false, false) => {
             "  These notes may have been added. Run the command again without --no-reconcile: it \
              looks them up on their calls and settles them (nothing is sent twice). \
              --retry-unknown would send them again, and can add them twice."
         }
-        (false, true, _) => {
-            "  These notes may have been added, and looking them up could not tell: check the \
-             calls, then run the same command with --retry-unknown to send them again if they \
-             are missing."
+        (false, true, _, _) => {
+            "  These notes may have been added, and looking them up could not tell (see the \
+             reasons): check the calls, then run the same command with --retry-unknown to send \
+             them again if they are missing. Lines whose calls could not be read are settled by \
+             a plain re-run."
         }
+    }
+}
+
+/// The rate-limit line of a run the server refused `refused` requests with 429: sent again in
+/// their turn, unless a 429 asked for a wait longer than the run waits (`stopped`), which ended
+/// the run.
+fn rate_limited_line(refused: u64, learned: Option<f64>, stopped: Option<&Stop>) -> String {
+    let allows = learned.map_or_else(String::new, |rate| {
+        format!(" (it allows about {rate:.1} requests/s)")
+    });
+    let then = match stopped {
+        Some(Stop::RetryAfterTooLong(wait)) => format!(
+            "; the last asked to wait {} s, longer than a run waits, and stopped the run",
+            wait.as_secs()
+        ),
+        _ => "; they were sent again in their turn".to_string(),
+    };
+    format!(
+        "  rate limited: the server refused {refused} request{} with 429{allows}{then}",
+        plural(refused)
+    )
+}
+
+/// The line of a run stopped because the API asked to wait too long.
+fn waited_too_long(stopped: Option<&Stop>) -> Option<String> {
+    match stopped {
+        Some(Stop::RetryAfterTooLong(wait)) => Some(format!(
+            "  stopped: the API asked to wait {} s before the next request; run the same command \
+             later: it sends the lines not done (failed or not sent), and only those",
+            wait.as_secs()
+        )),
+        _ => None,
     }
 }
 
@@ -92,7 +150,11 @@ pub(crate) fn import_text(report: &Report, interrupted: bool, reconcile: bool) -
         report.lines,
         plural(report.lines)
     )];
-    lines.push(format!("  added:    {}", report.added));
+    lines.push(format!(
+        "  added:    {}{}",
+        report.added,
+        flagged_of(report.added, report.flagged)
+    ));
     lines.push(format!(
         "  skipped:  {} (already added by an earlier run)",
         report.skipped
@@ -125,23 +187,13 @@ pub(crate) fn import_text(report: &Report, interrupted: bool, reconcile: bool) -
         ));
     }
     if report.rate_limited > 0 {
-        lines.push(format!(
-            "  rate limited: the server refused {} request{} with 429{}; they were sent again in \
-             their turn",
+        lines.push(rate_limited_line(
             report.rate_limited,
-            plural(report.rate_limited),
-            match report.learned_rate {
-                Some(rate) => format!(" (it allows about {rate:.1} requests/s)"),
-                None => String::new(),
-            }
+            report.learned_rate,
+            report.stopped.as_ref(),
         ));
     }
-    if let Some(Stop::RetryAfterTooLong(wait)) = &report.stopped {
-        lines.push(format!(
-            "  stopped: the API asked to wait {} s before the next request; run the same command later",
-            wait.as_secs()
-        ));
-    }
+    lines.extend(waited_too_long(report.stopped.as_ref()));
     if interrupted {
         lines.push("  interrupted: run the same command to continue".to_string());
     }
@@ -186,6 +238,7 @@ pub(crate) fn import_json(report: &Report, exit: Exit, interrupted: bool) -> Val
         "format": report.format,
         "lines": report.lines,
         "added": report.added,
+        "flagged": report.flagged,
         "skipped": report.skipped,
         "failed": report.failed,
         "unknown": report.unknown,
@@ -221,10 +274,7 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
             report.removed_lines
         ));
     }
-    out.push(format!(
-        "  deleted:     {} ({} of them already gone)",
-        report.deleted, report.already_gone
-    ));
+    out.push(deleted_line(report));
     out.push(format!(
         "  skipped:     {} (deleted by an earlier undo)",
         report.skipped
@@ -258,6 +308,7 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
             report.not_deleted
         ));
     }
+    out.extend(waited_too_long(report.stopped.as_ref()));
     if interrupted {
         out.push("  interrupted: run the same command to continue".to_string());
     }
@@ -267,8 +318,43 @@ pub(crate) fn undo_text(report: &UndoReport, interrupted: bool) -> String {
                 .to_string(),
         );
     }
+    out.push(undo_left(report, interrupted));
     out.push(format!("Journal: {}", report.journal));
     out.join("\n")
+}
+
+/// An undo's count of deleted notes, with how many were already gone and how many flagged.
+fn deleted_line(report: &UndoReport) -> String {
+    let flagged = if report.flagged > 0 {
+        format!(", {} flagged", report.flagged)
+    } else {
+        String::new()
+    };
+    format!(
+        "  deleted:     {} ({} of them already gone{flagged})",
+        report.deleted, report.already_gone
+    )
+}
+
+/// What is left to do after an undo, in one line, as the import's summary says it.
+fn undo_left(report: &UndoReport, interrupted: bool) -> String {
+    let left = report.failed + report.unknown + report.not_deleted;
+    if left == 0 && !interrupted && report.stopped.is_none() {
+        return "  Nothing left to do: every note the import added is deleted (running the same \
+                command again deletes nothing)."
+            .to_string();
+    }
+    format!(
+        "  Left to do: {left} note{} may still be on {} call{}: {}",
+        plural(left),
+        if left == 1 { "its" } else { "their" },
+        plural(left),
+        if report.unknown > 0 && report.failed + report.not_deleted == 0 {
+            "see the advice above"
+        } else {
+            "run the same command again to finish the undo"
+        }
+    )
 }
 
 /// The JSON summary of an undo.
@@ -281,6 +367,7 @@ pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> V
         "removed_lines": report.removed_lines,
         "deleted": report.deleted,
         "already_gone": report.already_gone,
+        "flagged": report.flagged,
         "skipped": report.skipped,
         "not_added": report.not_added,
         "failed": report.failed,

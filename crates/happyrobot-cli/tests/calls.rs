@@ -411,7 +411,8 @@ async fn a_csv_of_calls_makes_formulas_inert_and_keeps_phone_numbers() {
         .collect();
     let row = row_of(&rows, &formula_id);
     assert_eq!(row[4], format!("'{HYPERLINK}"), "inert in the report too");
-    assert_eq!(row[8], "added");
+    // The listing's own columns, then the result columns: its row, its status.
+    assert_eq!(row[9], "added");
     assert_eq!(server.notes_by_content(None).get("checked"), Some(&5));
 }
 
@@ -466,13 +467,19 @@ async fn a_workbook_of_calls_filled_in_imports_back_each_note_once_with_a_workbo
         "results",
     );
     assert_eq!(report[0][..rows[0].len()], rows[0][..]);
-    // The listing has a status column (the call's): the import's is renamed, as in a CSV report.
+    // The listing has a status column (the call's): the result columns never collide with it.
     assert_eq!(
         report[0][rows[0].len()..],
-        ["result_status", "note_id", "error"]
+        [
+            "result_row",
+            "result_status",
+            "result_note_id",
+            "result_error"
+        ]
     );
     assert_eq!(report[1][content], "=1+1 is not a formula here");
-    assert!(report[1..].iter().all(|r| r[rows[0].len()] == "added"));
+    assert_eq!(report[1][rows[0].len()], "2", "the sheet's row");
+    assert!(report[1..].iter().all(|r| r[rows[0].len() + 1] == "added"));
     // Once more: nothing is sent again.
     let run = common::run_against(&server, &import).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -484,7 +491,7 @@ async fn a_workbook_of_calls_filled_in_imports_back_each_note_once_with_a_workbo
     assert!(
         report[1..]
             .iter()
-            .all(|r| r[rows[0].len()] == "already added")
+            .all(|r| r[rows[0].len() + 1] == "already added")
     );
 }
 
@@ -546,11 +553,13 @@ async fn a_report_without_a_name_sits_beside_its_input() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = std::fs::read_to_string(dir.join("review.results.csv")).unwrap();
     assert!(
-        report.starts_with("call_id,content,status,note_id,error\n"),
+        report.starts_with(
+            "\u{feff}call_id,content,result_row,result_status,result_note_id,result_error\n"
+        ),
         "{report}"
     );
     assert!(
-        report.contains(&format!("{id},'=beside,added,")),
+        report.contains(&format!("{id},'=beside,2,added,")),
         "{report}"
     );
     let journal = dir.join("stdin.journal");

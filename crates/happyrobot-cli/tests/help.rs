@@ -20,12 +20,14 @@ async fn help(args: &[&str]) -> String {
 #[tokio::test]
 async fn root_help() {
     let text = help(&["--help"]).await;
+    let codes = text.split("Exit codes:").nth(1).expect("the exit codes");
     for code in 0..=8 {
         assert!(
-            text.contains(&format!("  {code}  ")),
+            codes.contains(&format!(" {code} ")) || codes.contains(&format!("\n{code} ")),
             "exit code {code} is documented"
         );
     }
+    assert!(text.contains("Examples:\n  happyrobot --mock calls list"));
     insta::assert_snapshot!("happyrobot_help", text);
 }
 

@@ -98,7 +98,28 @@ fn the_root_readme_names_every_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_help_exit_codes_are_the_codes() {
     let (codes, _) = codes();
-    for args in [vec!["--help"], vec!["notes", "import", "--help"]] {
+    // The top-level help says them in one sentence, each code before its meaning.
+    let run = common::run(&["--help"]).await;
+    let sentence = run
+        .stdout
+        .split("Exit codes:")
+        .nth(1)
+        .and_then(|rest| rest.split("Each command's").next())
+        .expect("--help: the exit codes in short");
+    let listed: Vec<u8> = sentence
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    for code in &listed {
+        assert!(
+            codes.contains(code),
+            "--help lists {code}, which exit.rs has not"
+        );
+    }
+    for code in 0u8..=8 {
+        assert!(listed.contains(&code), "--help lacks {code}: {sentence}");
+    }
+    for args in [vec!["notes", "import", "--help"]] {
         let run = common::run(&args).await;
         let block = run
             .stdout

@@ -25,7 +25,9 @@ use crate::{
     RateLimitHeaders,
 };
 
-const AFTER_HELP: &str = "\
+/// The text after the options in the mock's `--help`, whose examples name the `happyrobot-mock`
+/// binary (a command line that runs the mock as a subcommand names itself instead).
+pub const AFTER_HELP: &str = "\
 FAULTS (--fault, repeatable):
   429[:retry-after=SECS]   429 Too Many Requests with Retry-After (default 1 s)
   500, 502, 503            that status (any 4xx/5xx code) with a JSON error body

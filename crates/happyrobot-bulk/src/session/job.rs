@@ -73,6 +73,9 @@ pub(crate) trait Job: Send + Sync {
 
     /// Which results file the job writes.
     fn results(&self) -> crate::results::Kind;
+
+    /// Whether identical lines (same call, text and flag) may run, each as a line of its own.
+    fn duplicates_allowed(&self) -> bool;
 }
 
 /// What a job's [`Job::step`] sees of the run.

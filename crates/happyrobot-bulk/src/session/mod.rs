@@ -23,7 +23,9 @@ use crate::report::{Event, Stop, Tally};
 use crate::{BulkError, Source};
 
 pub(crate) use self::job::{End, Job, Lines, Step};
-pub(crate) use self::prepare::{Prepared, format_name, prepare, records_journal, refuse_invalid};
+pub(crate) use self::prepare::{
+    Prepared, format_name, identical_message, prepare, records_journal, refuse_invalid,
+};
 
 /// Where a run's journal is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,6 +64,7 @@ pub(crate) struct Settings {
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) results: Option<PathBuf>,
     pub(crate) forget_lost_journal: bool,
+    pub(crate) option_names: Option<fn(crate::BulkOption) -> Option<&'static str>>,
 }
 
 impl Settings {
@@ -75,6 +78,7 @@ impl Settings {
             state_dir: locate::state_dir_from_env(),
             results: None,
             forget_lost_journal: false,
+            option_names: None,
         }
     }
 }
@@ -139,10 +143,11 @@ impl<J> Bulk<J> {
         self
     }
 
-    /// Writes a results file when the run ends (every input line with its status, note ID and
-    /// error): a workbook when `path` ends in `.xlsx`, else CSV with every cell a spreadsheet
-    /// could run made inert; see [`crate::results`] ([`crate::results::default_path`] names one
-    /// beside the input).
+    /// Writes a results file when the run ends, and when the input's check refuses it (every
+    /// input line with its row, status, note ID and error: [`crate::results::RESULT_COLUMNS`]): a
+    /// workbook when `path` ends in `.xlsx`, else CSV in UTF-8 with a byte-order mark, every cell
+    /// a spreadsheet could run made inert; see [`crate::results`]
+    /// ([`crate::results::default_path`] names one beside the input).
     pub fn results_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.settings.results = Some(path.into());
         self
@@ -155,6 +160,14 @@ impl<J> Bulk<J> {
     /// better, restore the journal, or give it ([`JournalLocation::Path`]).
     pub fn forget_lost_journal(mut self, on: bool) -> Self {
         self.settings.forget_lost_journal = on;
+        self
+    }
+
+    /// How the results file's errors name this library's options: a program built on it gives
+    /// its own names (a command line its flags), as [`crate::BulkOption::rename`] does for its
+    /// messages. Default: the library's names (`ReadOptions::delimiter`).
+    pub fn option_names(mut self, names: fn(crate::BulkOption) -> Option<&'static str>) -> Self {
+        self.settings.option_names = Some(names);
         self
     }
 
@@ -194,16 +207,54 @@ impl<J> std::ops::Deref for Session<'_, J> {
 
 impl<J: Job> Session<'_, J> {
     /// Checks the input and asks the job whether it may run, against the journal as it is now.
-    async fn checked(&self, source: &Source) -> Result<(Prepared, Plan), BulkError> {
+    /// With `results`, an input refused for its lines still gets its results file (each invalid
+    /// line with its error), written before the error is returned.
+    async fn checked(&self, source: &Source, results: bool) -> Result<(Prepared, Plan), BulkError> {
         let prepared = prepare::prepare(&self.client, source, &self.settings).await?;
         let (plan, state) = prepare::validate(source, &prepared, Keep::default()).await?;
-        self.job.check(&plan, &state, &prepared, source)?;
-        Ok((prepared, plan))
+        match self.job.check(&plan, &state, &prepared, source) {
+            Ok(()) => Ok((prepared, plan)),
+            Err(error) if results && error.kind() == crate::BulkErrorKind::InvalidInput => {
+                Err(self.refused_results(source, &prepared, &plan, error).await)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The results file of an input refused for its lines, if one is asked for: `error`, which
+    /// then says where the file is (or why it could not be written).
+    async fn refused_results(
+        &self,
+        source: &Source,
+        prepared: &Prepared,
+        plan: &Plan,
+        error: BulkError,
+    ) -> BulkError {
+        let Some(path) = &self.settings.results else {
+            return error;
+        };
+        match crate::results::write(source, prepared, plan, path, self.results_spec(true)).await {
+            Ok(()) => error.also(&format!(
+                "each line's error is in the results file {}",
+                path.display()
+            )),
+            Err(failed) => error.also(&failed.to_string()),
+        }
+    }
+
+    /// How this job's results file is written (`refused`: for an input its check refused).
+    fn results_spec(&self, refused: bool) -> crate::results::Spec {
+        crate::results::Spec {
+            kind: self.job.results(),
+            refused,
+            duplicates_allowed: self.job.duplicates_allowed(),
+            option_names: self.settings.option_names,
+        }
     }
 
     /// A dry run: what the run would do, sending nothing and writing nothing.
     pub(crate) async fn dry_run(&self, source: &Source) -> Result<J::Plan, BulkError> {
-        let (_, plan) = self.checked(source).await?;
+        let (_, plan) = self.checked(source, false).await?;
         Ok(self.job.dry_run(plan))
     }
 
@@ -215,7 +266,7 @@ impl<J: Job> Session<'_, J> {
         mut on_event: impl FnMut(&Event) + Send,
     ) -> Result<J::Report, BulkError> {
         let started = Instant::now();
-        let (prepared, plan) = self.checked(&source).await?;
+        let (prepared, plan) = self.checked(&source, true).await?;
         let opened = prepare::open(&prepared, &self.settings, self.job.keep())?;
         for notice in prepare::notices(&prepared, &opened.state, &plan) {
             on_event(&notice);
@@ -252,7 +303,8 @@ impl<J: Job> Session<'_, J> {
             learned_rate: self.client.rate_stats().learned,
         });
         if let Some(path) = &self.settings.results {
-            crate::results::write(&source, &prepared, &plan, path, self.job.results()).await?;
+            let spec = self.results_spec(false);
+            crate::results::write(&source, &prepared, &plan, path, spec).await?;
         }
         Ok(report)
     }
@@ -374,6 +426,7 @@ fn removed_lines(
                 let event = Event::Line(crate::report::LineEvent {
                     line: 0,
                     call_id: String::new(),
+                    flagged: false,
                     outcome: crate::report::LineOutcome::Failed(crate::report::Failure {
                         status: None,
                         kind: crate::report::FailureKind::Local,

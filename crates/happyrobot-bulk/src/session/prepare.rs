@@ -248,6 +248,14 @@ pub(crate) async fn validate(
     .map_err(|e| BulkError::io(format!("the validation failed: {e}")))?
 }
 
+/// Why a line identical to line `first` is refused when identical lines are not allowed.
+pub(crate) fn identical_message(first: u64) -> String {
+    format!(
+        "identical to line {first} (same call, text and flag); remove it, or allow identical \
+         lines (Import::allow_duplicates) to add it as one more note"
+    )
+}
+
 /// The error for invalid lines (or identical ones not allowed): nothing is sent.
 pub(crate) fn refuse_invalid(
     plan: &Plan,
@@ -262,10 +270,7 @@ pub(crate) fn refuse_invalid(
             if errors.len() < plan::MAX_SHOWN_ERRORS {
                 errors.push(crate::read::LineError::new(
                     *line,
-                    format!(
-                        "identical to line {first} (same call, text and flag); remove it, or \
-                         allow identical lines (Import::allow_duplicates) to add it as one more note"
-                    ),
+                    identical_message(*first),
                 ));
             }
         }

@@ -33,7 +33,8 @@ pub(crate) fn write_plan(path: &Path, plan: &SyncPlan) -> std::io::Result<()> {
     write_rows(path, &report, "planned")
 }
 
-/// Writes `report`'s rows to `path` (a workbook for `.xlsx`, else CSV).
+/// Writes `report`'s rows to `path` (a workbook for `.xlsx`, else CSV as an import's results file
+/// is: UTF-8 with a byte-order mark, comma-separated).
 pub(crate) fn write(path: &Path, report: &SyncReport) -> std::io::Result<()> {
     write_rows(path, report, "not sent")
 }
@@ -70,5 +71,5 @@ fn write_rows(path: &Path, report: &SyncReport, not_sent: &str) -> std::io::Resu
             ]
         })
         .collect();
-    crate::results::save(path, &header, b',', &rows)
+    crate::results::save(path, &header, &rows)
 }

@@ -112,3 +112,19 @@ pub fn outcome_word(outcome: &LineOutcome) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// The rows of a CSV results file (header first), read back as a spreadsheet would: it must start
+/// with UTF-8's byte-order mark, and be comma-separated.
+#[cfg(feature = "csv")]
+pub fn read_results(path: &std::path::Path) -> Vec<Vec<String>> {
+    let bytes = std::fs::read(path).unwrap();
+    let text = bytes
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or_else(|| panic!("{} has no byte-order mark", path.display()));
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text)
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
