@@ -699,3 +699,44 @@ async fn a_key_column_given_later_takes_the_notes_over_instead_of_doubling_them(
     let report = sheet.run(&sheet.sync().prune(true)).await;
     assert_eq!((report.deleted, report.unchanged), (0, 3), "{report:?}");
 }
+
+#[tokio::test]
+async fn an_imported_file_edited_since_is_synced_in_place() {
+    let sheet = Sheet::new("sync-import-edited").await;
+    sheet.write(&THREE);
+    let import =
+        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
+            .state_dir(Some(sheet.dir.join("state")));
+    let loose = || {
+        sheet
+            .source()
+            .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true))
+    };
+    assert_eq!(import.run(loose(), |_| {}).await.unwrap().added, 3);
+    // The typo fixed after the import; the sync takes the import's note and updates it.
+    sheet.write(&[
+        ("r1", 0, "Driver confirmed pickup", None),
+        ("r2", 1, "Dock 4", Some(false)),
+        ("r3", 2, "Call back at 5", None),
+    ]);
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            (Some(2), SyncAction::Update),
+            (Some(3), SyncAction::Adopt),
+            (Some(4), SyncAction::Adopt)
+        ],
+        "{plan:?}"
+    );
+    sheet
+        .sync()
+        .apply(&sheet.source(), plan, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmed pickup".to_string(), false)]
+    );
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
+}

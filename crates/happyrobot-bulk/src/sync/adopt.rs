@@ -1,12 +1,14 @@
 //! A first sync of a file that `notes import` added: the notes the import's journal records as
-//! added, for rows as they are now, are adopted (become the rows' own), never added again.
+//! added are adopted (become the rows' own), never added again: those of rows as they are now,
+//! and those of rows edited since (updated in place by the sync).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::journal::SyncState;
 use super::rows::Row;
 use crate::Source;
 use crate::journal::{JournalState, Keep, LineState};
+use crate::record::LineKey;
 use crate::session::JournalLocation;
 
 /// Row key → the note ID the import's journal records as added for the row (same call, text and
@@ -30,15 +32,66 @@ pub(crate) async fn from_import(
     else {
         return HashMap::new();
     };
-    rows.iter()
+    let mut adopted: HashMap<String, String> = rows
+        .iter()
         .filter_map(|row| {
-            let fingerprint =
-                crate::record::fingerprint(row.call.as_str(), &row.content, row.flagged);
-            let key = (fingerprint, 0);
+            let key = (fingerprint(row), 0);
             (import.standing(key).state == Some(LineState::Done))
                 .then(|| import.done_id(key))
                 .flatten()
                 .map(|id| (row.key.clone(), id))
         })
-        .collect()
+        .collect();
+    edited_since(&import, &prepared.journal, rows, &mut adopted);
+    adopted
+}
+
+/// A row's fingerprint, as the import's journal knows lines.
+fn fingerprint(row: &Row) -> u64 {
+    crate::record::fingerprint(row.call.as_str(), &row.content, row.flagged)
+}
+
+/// Rows edited since the import: the import's note of a line the file no longer has, on the same
+/// call, is the row's when it is the only such note for the only such row on that call, or when
+/// it was imported from the same line. Adopted, the sync updates it in place.
+fn edited_since(
+    import: &JournalState,
+    journal: &std::path::Path,
+    rows: &[Row],
+    adopted: &mut HashMap<String, String>,
+) {
+    let mut fingerprints: Vec<u64> = rows.iter().map(fingerprint).collect();
+    fingerprints.sort_unstable();
+    let gone: HashSet<LineKey> = import
+        .missing_from(&fingerprints)
+        .into_iter()
+        .filter(|key| import.standing(*key).state == Some(LineState::Done))
+        .collect();
+    let Ok(calls) = crate::journal::calls_of(journal, &gone) else {
+        return;
+    };
+    // Call → the notes of lines gone from the file: (line, note ID).
+    let mut orphans: HashMap<&str, Vec<(u64, String)>> = HashMap::new();
+    for (key, (call, line)) in &calls {
+        if let Some(id) = import.done_id(*key) {
+            orphans.entry(call.as_str()).or_default().push((*line, id));
+        }
+    }
+    let mut waiting: HashMap<&str, Vec<&Row>> = HashMap::new();
+    for row in rows.iter().filter(|r| !adopted.contains_key(&r.key)) {
+        waiting.entry(row.call.as_str()).or_default().push(row);
+    }
+    for (call, rows) in waiting {
+        let Some(notes) = orphans.get_mut(call) else {
+            continue;
+        };
+        for row in &rows {
+            let same_line = notes.iter().position(|(line, _)| *line == row.line);
+            let only = (notes.len() == 1 && rows.len() == 1).then_some(0);
+            if let Some(index) = same_line.or(only) {
+                let (_, id) = notes.remove(index);
+                adopted.insert(row.key.clone(), id);
+            }
+        }
+    }
 }
