@@ -95,6 +95,15 @@ fn change(old: Option<&NoteText>, new: Option<&NoteText>) -> String {
         _ => "",
     };
     match (old, new) {
+        // The same text, and a flag the row leaves as it is or sets as it was.
+        (Some(old), Some(new))
+            if old.content == new.content
+                && new
+                    .flagged
+                    .is_none_or(|f| old.flagged.unwrap_or(false) == f) =>
+        {
+            format!("{:?}{}", short(&new.content), flag(new))
+        }
         (Some(old), Some(new)) if old.content == new.content => format!(
             "{:?} flag {} -> {}",
             short(&new.content),
