@@ -28,5 +28,5 @@ pub use report::{
     Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,
     Reconciled, Reconciliation, Report, Stop, UndoReport, Unknown, UnknownLine,
 };
-pub use session::{Bulk, JournalLocation, MAX_CONCURRENCY};
+pub use session::{Bulk, DEFAULT_CONCURRENCY, JournalLocation, MAX_CONCURRENCY};
 pub use undo::{Undo, UndoJob, UndoPlan};
