@@ -3,7 +3,7 @@
 //! - `cargo xtask codegen`: regenerate `crates/happyrobot-sdk/src/generated.rs` from the spec.
 //! - `cargo xtask codegen --check`: fail, with a diff, when the committed file is stale.
 //! - `cargo xtask bench [--write] [--skip-compile] [--requests N]`: the benchmarks (see BENCHMARKS.md).
-//! - `cargo xtask bench --rate-grid`: only the rate-limit grid (issue 18), from the CLI and the library.
+//! - `cargo xtask bench --rate-grid`: only the rate-limit grid (issues 18 and 30), from the CLI and the library.
 
 mod bench;
 mod codegen;
@@ -23,7 +23,9 @@ commands:
     --skip-compile  skip the clean compile-cost builds
     --requests N    requests per side in each throughput run (default 20000)
     --rate-grid     only the imports against a rate-limited mock (limits 2, 10, 50/s; 5 and 50 ms;
-                    with and without Retry-After; 4 and 32 in flight; CLI and library), into
+                    with and without Retry-After; 4 and 32 in flight; then 2/s, 100/s behind
+                    300 ms, two imports on one limit and a limit that drops, each with and
+                    without Retry-After and with rate-limit headers; CLI and library), into
                     target/bench/rate-grid.md";
 
 fn main() -> ExitCode {

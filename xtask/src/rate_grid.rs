@@ -1,10 +1,17 @@
-//! `cargo xtask bench --rate-grid`: issue 18's grid of imports against a rate-limited mock. Limits
-//! of 2, 10 and 50 requests a second (the mock's default burst, 1 + N/10), 5 ms and 50 ms per
-//! answer, with and without `Retry-After`, 4 and 32 in flight, from the CLI (`notes import`) and
-//! from the library (as many tasks on one `Client`). Every row gets a mock of its own.
+//! `cargo xtask bench --rate-grid`: imports against a rate-limited mock, from the CLI (`notes
+//! import`) and from the library (as many tasks on one `Client`). Every row gets a mock of its
+//! own (the two imports of a shared row share theirs).
 //!
-//! The ideal time is the lines beyond the burst over the rate: what a client that knew the limit
-//! and sent at exactly that pace would take. It asserts nothing: it reports.
+//! Issue 18's rows: limits of 2, 10 and 50 requests a second (the mock's default burst, 1 + N/10),
+//! 5 ms and 50 ms per answer, with and without `Retry-After`, 4 and 32 in flight. Issue 30's rows,
+//! each with `Retry-After`, without it, and with the IETF rate-limit headers (which name the
+//! rate in `RateLimit-Policy`) and the X-RateLimit ones (which do not): 2/s; 100/s behind
+//! 300 ms answers, at the default concurrency and at 64; two imports at once on one 20/s limit;
+//! and a limit of 20/s that drops to 5/s ten seconds in.
+//!
+//! The ideal time is the lines beyond the burst over the rate (over each rate in turn, for a
+//! limit that changes): what a client that knew the limit and sent at exactly that pace would
+//! take. It asserts nothing: it reports.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,6 +28,14 @@ enum Side {
     Library,
 }
 
+/// The rate-limit headers a row's mock sends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Headers {
+    None,
+    Ietf,
+    X,
+}
+
 /// One row of the grid.
 #[derive(Clone, Copy, Debug)]
 struct Row {
@@ -28,26 +43,56 @@ struct Row {
     limit: u32,
     latency_ms: u32,
     retry_after: bool,
-    concurrency: usize,
+    headers: Headers,
+    /// `None`: the CLI's default (the library's rows then use as many tasks).
+    concurrency: Option<usize>,
+    /// Imports at once, sharing the limit.
+    imports: usize,
+    /// (seconds, rate): the limit changes to `rate` that long after the mock started.
+    change: Option<(u32, u32)>,
+    lines: usize,
 }
 
+/// The CLI's default concurrency (`happyrobot_bulk::DEFAULT_CONCURRENCY`).
+const DEFAULT_CONCURRENCY: usize = 32;
+
 impl Row {
-    /// Enough lines for about 20 s at the limit (12 s at 50/s), so that the start does not dominate.
-    fn lines(&self) -> usize {
-        match self.limit {
-            2 => 40,
-            10 => 200,
-            _ => 600,
+    fn base(side: Side, limit: u32, latency_ms: u32, retry_after: bool) -> Self {
+        Self {
+            side,
+            limit,
+            latency_ms,
+            retry_after,
+            headers: Headers::None,
+            concurrency: None,
+            imports: 1,
+            change: None,
+            // Enough lines for about 20 s at the limit (12 s at 50/s).
+            lines: match limit {
+                2 => 40,
+                10 => 200,
+                _ => 600,
+            },
         }
     }
 
-    /// The mock's default burst for this limit.
-    fn burst(&self) -> usize {
-        ((1.0 + f64::from(self.limit) / 10.0).round() as usize).max(1)
+    /// The mock's default burst for a limit.
+    fn burst(limit: u32) -> f64 {
+        (1.0 + f64::from(limit) / 10.0).round().max(1.0)
     }
 
     fn ideal_seconds(&self) -> f64 {
-        (self.lines() - self.burst()) as f64 / f64::from(self.limit)
+        let total = (self.lines * self.imports) as f64 - Self::burst(self.limit);
+        match self.change {
+            Some((after, rate)) if total > f64::from(self.limit * after) => {
+                f64::from(after) + (total - f64::from(self.limit * after)) / f64::from(rate)
+            }
+            _ => total / f64::from(self.limit),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
     }
 }
 
@@ -67,15 +112,43 @@ fn grid() -> Vec<Row> {
                 for retry_after in [true, false] {
                     for concurrency in [4, 32] {
                         rows.push(Row {
-                            side,
-                            limit,
-                            latency_ms,
-                            retry_after,
-                            concurrency,
+                            concurrency: Some(concurrency),
+                            ..Row::base(side, limit, latency_ms, retry_after)
                         });
                     }
                 }
             }
+        }
+    }
+    for side in [Side::Cli, Side::Library] {
+        for (retry_after, headers) in [
+            (true, Headers::None),
+            (false, Headers::None),
+            (true, Headers::Ietf),
+            (true, Headers::X),
+        ] {
+            let base = |limit, latency_ms| Row {
+                headers,
+                ..Row::base(side, limit, latency_ms, retry_after)
+            };
+            rows.push(base(2, 5));
+            for concurrency in [None, Some(64)] {
+                rows.push(Row {
+                    concurrency,
+                    lines: 2000,
+                    ..base(100, 300)
+                });
+            }
+            rows.push(Row {
+                imports: 2,
+                lines: 200,
+                ..base(20, 5)
+            });
+            rows.push(Row {
+                change: Some((10, 5)),
+                lines: 300,
+                ..base(20, 5)
+            });
         }
     }
     rows
@@ -85,18 +158,26 @@ fn mock_for(row: &Row, dir: &Path) -> Result<Mock, String> {
     let limit = row.limit.to_string();
     let latency = format!("{}ms", row.latency_ms);
     let retry_after = if row.retry_after { "seconds" } else { "none" };
-    start_mock_with(
-        50,
-        dir,
-        &[
-            "--rate-limit",
-            &limit,
-            "--latency",
-            &latency,
-            "--rate-limit-retry-after",
-            retry_after,
-        ],
-    )
+    let headers = match row.headers {
+        Headers::None => "none",
+        Headers::Ietf => "ietf",
+        Headers::X => "x",
+    };
+    let change = row.change.map(|(after, rate)| format!("{after}s:{rate}"));
+    let mut args = vec![
+        "--rate-limit",
+        &limit,
+        "--latency",
+        &latency,
+        "--rate-limit-retry-after",
+        retry_after,
+        "--rate-limit-headers",
+        headers,
+    ];
+    if let Some(change) = &change {
+        args.extend(["--rate-limit-after", change]);
+    }
+    start_mock_with(50, dir, &args)
 }
 
 fn json_of(out: &str) -> Result<serde_json::Value, String> {
@@ -111,36 +192,72 @@ fn json_of(out: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(json).map_err(|e| format!("no JSON summary in {out:?}: {e}"))
 }
 
+/// Runs the row's imports at once against one mock, and adds up what they measured (the time
+/// is the longest).
 fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
     let mock = mock_for(row, dir)?;
+    let results: Vec<Result<Measured, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..row.imports)
+            .map(|n| {
+                let mock = &mock;
+                scope.spawn(move || run_import(row, mock, dir, &format!("{index}-{n}")))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .unwrap_or_else(|_| Err("an import panicked".into()))
+            })
+            .collect()
+    });
+    let mut total = Measured {
+        seconds: 0.0,
+        sent: 0,
+        refused: 0,
+        failed: 0,
+    };
+    for result in results {
+        let m = result?;
+        total.seconds = total.seconds.max(m.seconds);
+        total.sent += m.sent;
+        total.refused += m.refused;
+        total.failed += m.failed;
+    }
+    Ok(total)
+}
+
+/// One import of a row: the CLI, or the bench binary's library loop.
+fn run_import(row: &Row, mock: &Mock, dir: &Path, name: &str) -> Result<Measured, String> {
     let ids = std::fs::read_to_string(&mock.ids_file).map_err(|e| e.to_string())?;
     let ids: Vec<&str> = ids.lines().collect();
-    let lines = row.lines();
+    let lines = row.lines;
     match row.side {
         Side::Cli => {
-            let file = dir.join(format!("grid-{index}.csv"));
+            let file = dir.join(format!("grid-{name}.csv"));
             let mut csv = String::from("call_id,content\n");
             for n in 0..lines {
-                let _ = writeln!(csv, "{},Rate grid note {n}", ids[n % ids.len()]);
+                let _ = writeln!(csv, "{},Rate grid note {name} {n}", ids[n % ids.len()]);
             }
             std::fs::write(&file, csv).map_err(|e| e.to_string())?;
-            let journal = dir.join(format!("grid-{index}.journal"));
+            let journal = dir.join(format!("grid-{name}.journal"));
             let _ = std::fs::remove_file(&journal);
+            let mut command = Command::new(bin("happyrobot"));
+            command
+                .env(
+                    "HAPPYROBOT_STATE_DIR",
+                    dir.join(format!("grid-state-{name}")),
+                )
+                .args(["--base-url", &mock.base_url, "--api-key", &mock.api_key])
+                .args(["notes", "import"])
+                .arg(&file)
+                .arg("--journal")
+                .arg(&journal)
+                .args(["--output", "json"]);
+            if let Some(concurrency) = row.concurrency {
+                command.args(["--concurrency", &concurrency.to_string()]);
+            }
             let started = Instant::now();
-            let out = run_cmd(
-                Command::new(bin("happyrobot"))
-                    .env(
-                        "HAPPYROBOT_STATE_DIR",
-                        dir.join(format!("grid-state-{index}")),
-                    )
-                    .args(["--base-url", &mock.base_url, "--api-key", &mock.api_key])
-                    .args(["notes", "import"])
-                    .arg(&file)
-                    .arg("--journal")
-                    .arg(&journal)
-                    .args(["--concurrency", &row.concurrency.to_string()])
-                    .args(["--output", "json"]),
-            );
+            let out = run_cmd(&mut command);
             let seconds = started.elapsed().as_secs_f64();
             let summary = json_of(&out?)?;
             let n = |k: &str| summary[k].as_u64().unwrap_or(0);
@@ -159,7 +276,7 @@ fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
                 &mock.api_key,
                 &mock.ids_file.to_string_lossy(),
                 &lines.to_string(),
-                &row.concurrency.to_string(),
+                &row.in_flight().to_string(),
             ]))?;
             let result = json_of(&out)?;
             Ok(Measured {
@@ -187,12 +304,8 @@ pub fn run(dir: &Path, jobs: usize) -> Result<String, String> {
                     let measured = run_row(row, dir, index);
                     if let Ok(m) = &measured {
                         println!(
-                            "  {:?} {}/s {} ms RA={} c={}: {:.1} s, {} sent, {} refused, {} failed",
-                            row.side,
-                            row.limit,
-                            row.latency_ms,
-                            row.retry_after,
-                            row.concurrency,
+                            "  {}: {:.1} s, {} sent, {} refused, {} failed",
+                            describe(row).join(" "),
                             m.seconds,
                             m.sent,
                             m.refused,
@@ -208,23 +321,15 @@ pub fn run(dir: &Path, jobs: usize) -> Result<String, String> {
     });
     let results = results.into_inner().map_err(|e| e.to_string())?;
     let mut table = String::from(
-        "| from | limit | per answer | Retry-After | in flight | lines | took / ideal | of the allowed rate | answered 429 | lines failed |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| from | limit | per answer | Retry-After | headers | in flight | imports | lines | took / ideal | of the allowed rate | answered 429 | lines failed |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (row, result) in rows.iter().zip(results) {
         let measured = result.ok_or("a row did not run")??;
         let share = measured.refused as f64 / measured.sent.max(1) as f64;
         let _ = writeln!(
             table,
-            "| {} | {}/s | {} ms | {} | {} | {} | {:.1} s / {:.1} s | **{:.2}** | **{:.1}%** ({} of {}) | **{}** |",
-            match row.side {
-                Side::Cli => "CLI",
-                Side::Library => "library",
-            },
-            row.limit,
-            row.latency_ms,
-            if row.retry_after { "yes" } else { "no" },
-            row.concurrency,
-            row.lines(),
+            "| {} | {:.1} s / {:.1} s | **{:.2}** | **{:.1}%** ({} of {}) | **{}** |",
+            describe(row).join(" | "),
             measured.seconds,
             row.ideal_seconds(),
             row.ideal_seconds() / measured.seconds,
@@ -235,4 +340,32 @@ pub fn run(dir: &Path, jobs: usize) -> Result<String, String> {
         );
     }
     Ok(table)
+}
+
+/// A row's settings, as the table's first eight columns.
+fn describe(row: &Row) -> [String; 8] {
+    [
+        match row.side {
+            Side::Cli => "CLI".into(),
+            Side::Library => "library".into(),
+        },
+        match row.change {
+            Some((after, rate)) => format!("{}/s, {rate}/s after {after} s", row.limit),
+            None => format!("{}/s", row.limit),
+        },
+        format!("{} ms", row.latency_ms),
+        if row.retry_after { "yes" } else { "no" }.into(),
+        match row.headers {
+            Headers::None => "none",
+            Headers::Ietf => "IETF",
+            Headers::X => "X-",
+        }
+        .into(),
+        match row.concurrency {
+            Some(n) => n.to_string(),
+            None => format!("default ({})", row.in_flight()),
+        },
+        row.imports.to_string(),
+        (row.lines * row.imports).to_string(),
+    ]
 }

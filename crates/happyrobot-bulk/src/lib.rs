@@ -29,7 +29,7 @@ pub use report::{
     Event, FailedLine, Failure, FailureKind, LineEvent, LineOutcome, MAX_LISTED, Notice,
     Reconciled, Reconciliation, Report, Stop, UndoReport, Unknown, UnknownLine,
 };
-pub use session::{Bulk, JournalLocation, MAX_CONCURRENCY};
+pub use session::{Bulk, DEFAULT_CONCURRENCY, JournalLocation, MAX_CONCURRENCY};
 pub use sync::{
     NoteText, PlannedRow, RowStatus, Sync, SyncAction, SyncCounts, SyncJob, SyncPlan, SyncReport,
     SyncedRow,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{Event, Import, JournalLocation, Notice, Source, Undo};
+use happyrobot_bulk::{DEFAULT_CONCURRENCY, Event, Import, JournalLocation, Notice, Source, Undo};
 
 use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish, flag};
 use crate::command::RunCommand;
@@ -56,9 +56,10 @@ Journal:
   on their calls before anything is sent for them.
 
 Rate limits:
-  The client paces every request under the rate the server allows, learned from its 429 answers
-  and rate-limit headers; a rate limit never fails a line. --rate N is a ceiling the run never
-  exceeds.
+  The client paces every request under the rate the server grants, measured from the answers it
+  accepts before a 429 (or told by its rate-limit headers); a rate limit never fails a line. It
+  keeps as many requests in flight as the pace needs at the answers' latency, up to
+  --concurrency. --rate N is a ceiling the run never exceeds.
 
 Unknown outcomes:
   A line whose outcome is unknown (timeout, dropped connection, 5xx, or a run killed while it
@@ -112,8 +113,9 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_enum)]
     pub(crate) format: Option<FormatArg>,
 
-    /// How many requests are in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// The most requests in flight at once; under a rate limit the client keeps fewer, as many as
+    /// the pace needs at the answers' latency.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) concurrency: u16,
 
     /// The most requests per second the run sends (decimals allowed) [default: as fast as the

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport};
+use happyrobot_bulk::{
+    DEFAULT_CONCURRENCY, JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport,
+};
 
 use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish};
 use crate::command::RunCommand;
@@ -80,8 +82,9 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     pub(crate) adopt_existing: bool,
 
-    /// How many requests are in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// The most requests in flight at once; under a rate limit the client keeps fewer, as many as
+    /// the pace needs at the answers' latency.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) concurrency: u16,
 
     /// The most requests per second the run sends (decimals allowed) [default: as fast as the

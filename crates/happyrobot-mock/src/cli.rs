@@ -56,10 +56,12 @@ RATE LIMIT (--rate-limit N):
   JSON error body (\"rate limit exceeded: N requests per second\"), draws no fault and is not
   carried out. Its Retry-After is the whole seconds until a token is available, rounded up, at
   least 1 (--rate-limit-retry-after none sends none). --rate-limit-headers ietf sends
-  RateLimit-Limit (the burst), RateLimit-Remaining and RateLimit-Reset (seconds until the
-  bucket is full); x sends X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (the
-  Unix time at which it is full); both on every answer to a request that took a token or was
-  refused one.
+  RateLimit-Limit (the burst), RateLimit-Remaining, RateLimit-Reset (seconds until the
+  bucket is full) and RateLimit-Policy (the rate: 10;w=1); x sends X-RateLimit-Limit,
+  X-RateLimit-Remaining and X-RateLimit-Reset (the Unix time at which it is full); both on
+  every answer to a request that took a token or was refused one. --rate-limit-after 10s:5
+  changes the rate to 5 a second from 10 seconds after the start on (the burst with it, unless
+  --rate-limit-burst is given): a limit that drops, or rises, in the middle of a run.
 
 LATENCY (--latency DURATION):
   Every answer (errors and 429s too) waits this long after the request was handled, as from a
@@ -203,6 +205,15 @@ pub struct Args {
     )]
     pub rate_limit_headers: RateLimitHeaders,
 
+    /// From DURATION after the start on, throttle to RATE a second instead (10s:5).
+    #[arg(
+        long,
+        value_name = "DURATION:RATE",
+        requires = "rate_limit",
+        value_parser = parse_change
+    )]
+    pub rate_limit_after: Option<(Duration, f64)>,
+
     /// Wait this long before every answer (50ms, 2s; a bare number is milliseconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
     pub latency: Option<Duration>,
@@ -215,6 +226,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
             "{text:?} is not a rate: give requests per second, a positive number such as 10 or 0.5"
         )),
     }
+}
+
+/// `--rate-limit-after DURATION:RATE`.
+fn parse_change(text: &str) -> Result<(Duration, f64), String> {
+    let (after, rate) = text.split_once(':').ok_or_else(|| {
+        format!("{text:?} is not DURATION:RATE: give when and the new rate, such as 10s:5")
+    })?;
+    Ok((parse_latency(after)?, parse_rate(rate)?))
 }
 
 /// The style of `--rate-limit-headers`, whose possible values clap has already checked.
@@ -281,6 +300,10 @@ impl Args {
         let limit = RateLimit::per_second(rate)
             .retry_after(self.rate_limit_retry_after)
             .headers(self.rate_limit_headers);
+        let limit = match self.rate_limit_after {
+            Some((after, rate)) => limit.changing_after(after, rate),
+            None => limit,
+        };
         Some(match self.rate_limit_burst {
             Some(burst) => limit.burst(burst),
             None => limit,
@@ -336,6 +359,9 @@ pub async fn serve(
             limit.rate(),
             limit.burst_size()
         ));
+        if let Some((after, rate)) = limit.change() {
+            extras.push_str(&format!(", {rate} a second from {after:?} on"));
+        }
     }
     if let Some(latency) = args.latency.filter(|latency| !latency.is_zero()) {
         extras.push_str(&format!(", {latency:?} latency"));
@@ -416,6 +442,33 @@ mod tests {
         let refusing =
             Args::try_parse_from(["happyrobot-mock", "--refuse-repeated-note-ids"]).unwrap();
         assert!(refusing.refuse_repeated_note_ids);
+    }
+
+    #[test]
+    fn parses_a_limit_that_changes() {
+        let args = Args::try_parse_from([
+            "happyrobot-mock",
+            "--rate-limit",
+            "20",
+            "--rate-limit-after",
+            "10s:5",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.rate_limit_settings().unwrap().change(),
+            Some((Duration::from_secs(10), 5.0))
+        );
+        for bad in ["10s", "x:5", "10s:0", "10s:-1"] {
+            let parsed = Args::try_parse_from([
+                "happyrobot-mock",
+                "--rate-limit",
+                "20",
+                "--rate-limit-after",
+                bad,
+            ]);
+            assert!(parsed.is_err(), "{bad}");
+        }
+        assert!(Args::try_parse_from(["happyrobot-mock", "--rate-limit-after", "1s:2"]).is_err());
     }
 
     #[test]

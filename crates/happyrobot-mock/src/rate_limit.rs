@@ -18,6 +18,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::lock;
@@ -60,6 +62,8 @@ pub struct RateLimit {
     burst: Option<u32>,
     retry_after: bool,
     headers: RateLimitHeaders,
+    /// A second rate, from this long after the server started on.
+    change: Option<(Duration, f64)>,
 }
 
 impl RateLimit {
@@ -81,7 +85,38 @@ impl RateLimit {
             burst: None,
             retry_after: true,
             headers: RateLimitHeaders::None,
+            change: None,
         }
+    }
+
+    /// A limit that changes: from `after` the server started on, the bucket refills at `rate`
+    /// (clamped as [`RateLimit::per_second`] says) instead, with the default burst for that rate
+    /// unless one is [set](RateLimit::burst). The command line's `--rate-limit-after 10s:5`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use happyrobot_mock::RateLimit;
+    ///
+    /// let dropping = RateLimit::per_second(20.0).changing_after(Duration::from_secs(10), 5.0);
+    /// assert_eq!(dropping.change(), Some((Duration::from_secs(10), 5.0)));
+    /// ```
+    pub fn changing_after(mut self, after: Duration, rate: f64) -> Self {
+        self.change = Some((after, Self::per_second(rate).rate));
+        self
+    }
+
+    /// When the limit changes and to what rate, if it does.
+    pub fn change(&self) -> Option<(Duration, f64)> {
+        self.change
+    }
+
+    /// The rate and the bucket's size `elapsed` after the server started.
+    fn in_force(&self, elapsed: Duration) -> (f64, u32) {
+        let rate = match self.change {
+            Some((after, rate)) if elapsed >= after => rate,
+            _ => self.rate,
+        };
+        (rate, self.burst.unwrap_or_else(|| default_burst(rate)))
     }
 
     /// How many requests can pass at once after a quiet spell: the bucket's size. The default is
@@ -153,7 +188,9 @@ pub enum RateLimitHeaders {
     None,
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, as in the IETF draft
     /// (draft-ietf-httpapi-ratelimit-headers): the reset is in seconds from now, a whole number
-    /// rounded up, `0` when the bucket is full.
+    /// rounded up, `0` when the bucket is full; and `RateLimit-Policy: Q;w=W`, the bucket's rate
+    /// as a quota of `Q` requests in `W` seconds (the smallest whole window up to a minute that
+    /// holds a whole number of requests: `10;w=1`, `1;w=2` for 0.5 a second, `5;w=2` for 2.5).
     Ietf,
     /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`, as GitHub and many
     /// other APIs send them: the reset is a Unix time, in whole seconds rounded up.
@@ -164,8 +201,8 @@ pub enum RateLimitHeaders {
 #[derive(Debug)]
 pub(crate) struct Limiter {
     settings: RateLimit,
-    /// `burst_size()` as a float, worked out once.
-    capacity: f64,
+    /// When the server started: a [changing](RateLimit::changing_after) limit counts from there.
+    started: Instant,
     bucket: Mutex<Bucket>,
     refused: AtomicUsize,
 }
@@ -182,6 +219,9 @@ struct Bucket {
 #[derive(Debug)]
 pub(crate) struct Decision {
     pub(crate) allowed: bool,
+    /// The rate and the bucket's size in force.
+    rate: f64,
+    burst: u32,
     /// Whole tokens left after this request.
     remaining: u64,
     /// Seconds until a token is available (`0.0` when one is).
@@ -217,6 +257,8 @@ impl Bucket {
             .map_or(0.0, |d| d.as_secs_f64());
         Decision {
             allowed,
+            rate,
+            burst: 0,
             remaining: whole(self.tokens.floor()),
             until_token,
             until_full,
@@ -233,14 +275,14 @@ fn whole(value: f64) -> u64 {
 
 impl Limiter {
     pub(crate) fn new(settings: RateLimit) -> Self {
-        let capacity = f64::from(settings.burst_size());
+        let now = Instant::now();
         Self {
-            settings,
-            capacity,
             bucket: Mutex::new(Bucket {
-                tokens: capacity,
-                updated: Instant::now(),
+                tokens: f64::from(settings.burst_size()),
+                updated: now,
             }),
+            settings,
+            started: now,
             refused: AtomicUsize::new(0),
         }
     }
@@ -249,7 +291,12 @@ impl Limiter {
     pub(crate) fn take(&self) -> Decision {
         let mut bucket = lock(&self.bucket);
         // The clock is read under the lock, so that the bucket sees the requests in time order.
-        let decision = bucket.take(Instant::now(), self.settings.rate, self.capacity);
+        let now = Instant::now();
+        let (rate, burst) = self
+            .settings
+            .in_force(now.saturating_duration_since(self.started));
+        let mut decision = bucket.take(now, rate, f64::from(burst));
+        decision.burst = burst;
         drop(bucket);
         if !decision.allowed {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -266,10 +313,7 @@ impl Limiter {
     pub(crate) fn refusal(&self, decision: &Decision) -> Response<Full<Bytes>> {
         let mut response = crate::service::error(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "rate limit exceeded: {} requests per second",
-                self.settings.rate
-            ),
+            &format!("rate limit exceeded: {} requests per second", decision.rate),
         );
         if self.settings.retry_after {
             // Rounded up, so that a client that waits this long finds a token.
@@ -299,19 +343,35 @@ impl Limiter {
             ),
         };
         for (name, value) in [
-            (limit, u64::from(self.settings.burst_size())),
+            (limit, u64::from(decision.burst)),
             (remaining, decision.remaining),
             (reset, reset_value),
         ] {
             headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
         }
+        if self.settings.headers == RateLimitHeaders::Ietf
+            && let Ok(policy) = HeaderValue::from_str(&policy(decision.rate))
+        {
+            headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+        }
     }
+}
+
+/// `RateLimit-Policy` for a rate: `Q;w=W`, with the smallest whole window up to a minute that
+/// holds a whole number of requests (a minute, rounded, if none does).
+fn policy(rate: f64) -> String {
+    let window = (1..=60_u32)
+        .find(|w| {
+            let quota = rate * f64::from(*w);
+            quota >= 1.0 && (quota - quota.round()).abs() < 1e-6
+        })
+        .unwrap_or(60);
+    let quota = whole((rate * f64::from(window)).round()).max(1);
+    format!("{quota};w={window}")
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn bucket(tokens: f64, updated: Instant) -> Bucket {
@@ -388,6 +448,12 @@ mod tests {
         assert_eq!(ietf["ratelimit-limit"], "3");
         assert_eq!(ietf["ratelimit-remaining"], "2");
         assert_eq!(ietf["ratelimit-reset"], "1");
+        assert_eq!(ietf["ratelimit-policy"], "1;w=1");
+        assert!(
+            headers_for(RateLimitHeaders::X)
+                .get("ratelimit-policy")
+                .is_none()
+        );
         let x = headers_for(RateLimitHeaders::X);
         assert_eq!(x["x-ratelimit-limit"], "3");
         assert_eq!(x["x-ratelimit-remaining"], "2");
@@ -397,6 +463,43 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!((now..=now + 2).contains(&reset), "{reset} against {now}");
+    }
+
+    #[test]
+    fn policies_name_the_rate_in_a_whole_window() {
+        assert_eq!(policy(10.0), "10;w=1");
+        assert_eq!(policy(0.5), "1;w=2");
+        assert_eq!(policy(2.5), "5;w=2");
+        assert_eq!(policy(0.001), "1;w=60");
+    }
+
+    #[test]
+    fn a_changing_limit_refills_at_the_new_rate_after_the_change() {
+        let limit = RateLimit::per_second(20.0).changing_after(Duration::from_secs(10), 5.0);
+        assert_eq!(limit.in_force(Duration::from_millis(9_999)), (20.0, 3));
+        assert_eq!(limit.in_force(Duration::from_secs(10)), (5.0, 2));
+        assert_eq!(
+            limit.clone().burst(7).in_force(Duration::from_secs(11)),
+            (5.0, 7)
+        );
+        let limiter = Limiter::new(limit.headers(RateLimitHeaders::Ietf));
+        let decision = limiter.take();
+        assert_eq!((decision.rate, decision.burst), (20.0, 3));
+        let mut headers = HeaderMap::new();
+        limiter.add_headers(&decision, &mut headers);
+        assert_eq!(headers["ratelimit-policy"], "20;w=1");
+        assert_eq!(headers["ratelimit-limit"], "3");
+        // After the change, the bucket refills at 5 a second: asked every 50 ms for ten
+        // seconds, it lets about 50 through (and its 2 tokens).
+        let start = Instant::now();
+        let mut b = bucket(0.0, start);
+        let allowed = (1..=200)
+            .filter(|n| {
+                b.take(start + Duration::from_millis(n * 50), 5.0, 2.0)
+                    .allowed
+            })
+            .count();
+        assert!((49..=51).contains(&allowed), "{allowed}");
     }
 
     #[test]

@@ -53,6 +53,12 @@ impl JournalLocation {
 /// The most concurrent requests a run may have.
 pub const MAX_CONCURRENCY: usize = 256;
 
+/// The concurrency a run has unless told otherwise: a ceiling, not a target. Under a rate limit
+/// the client keeps only as many requests in flight as its pace needs at the answers' latency
+/// (see `happyrobot`'s `RateStats::in_flight_limit`); 32 carry 100 requests a second behind
+/// answers that take 300 ms, where the earlier default of 4 carried 13.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
 /// The options every job shares.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -71,7 +77,7 @@ impl Settings {
     fn new(journal: JournalLocation) -> Self {
         Self {
             journal,
-            concurrency: 4,
+            concurrency: DEFAULT_CONCURRENCY,
             reconcile: true,
             fsync: false,
             stop: CancellationToken::new(),
@@ -104,9 +110,10 @@ impl<J> Bulk<J> {
         }
     }
 
-    /// How many requests (adds, deletes) are in flight at once; default 4 (at most
-    /// [`MAX_CONCURRENCY`]). The client's rate control paces them when the server limits the
-    /// rate.
+    /// How many requests (adds, deletes) are in flight at once, at most; default
+    /// [`DEFAULT_CONCURRENCY`] (at most [`MAX_CONCURRENCY`]). When the server limits the rate, the
+    /// client's rate control paces them and keeps only as many in flight as the pace needs at
+    /// the answers' latency.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.settings.concurrency = concurrency;
         self
