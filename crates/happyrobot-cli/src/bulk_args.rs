@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use happyrobot_bulk::{
-    BulkError, BulkErrorKind, BulkOption, ColumnNames, FailureKind, Format, ReadOptions, Source,
-    Stop,
+    BulkError, BulkErrorKind, BulkOption, ColumnNames, DEFAULT_CONCURRENCY, FailureKind, Format,
+    ReadOptions, Source, Stop,
 };
 
+use crate::context::parse_rate;
 use crate::exit::{CliError, Exit, RunEnd, run_exit};
 use crate::print;
 
@@ -22,6 +23,20 @@ pub(crate) enum FormatArg {
     Jsonl,
     /// An .xlsx, .xlsm, .xls or .ods workbook.
     Workbook,
+}
+
+/// How fast a bulk command sends: the most requests in flight and per second.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PaceArgs {
+    /// The most requests in flight at once; under a rate limit the client keeps fewer, as many as
+    /// the pace needs at the answers' latency.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) concurrency: u16,
+
+    /// The most requests per second the run sends (decimals allowed) [default: as fast as the
+    /// server allows].
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    pub(crate) rate: Option<f64>,
 }
 
 /// How a file's lines are read: the options every bulk command takes.

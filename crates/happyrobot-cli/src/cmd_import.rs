@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{DEFAULT_CONCURRENCY, Event, Import, JournalLocation, Notice, Source, Undo};
+use happyrobot_bulk::{Event, Import, JournalLocation, Notice, Source, Undo};
 
-use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish, flag};
+use crate::bulk_args::{FormatArg, PaceArgs, ReadArgs, bulk_error, exit_of, finish, flag};
 use crate::command::RunCommand;
-use crate::context::{Context, Needs, parse_rate};
+use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
 use crate::progress::{Counts, Progress};
@@ -113,15 +113,8 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_enum)]
     pub(crate) format: Option<FormatArg>,
 
-    /// The most requests in flight at once; under a rate limit the client keeps fewer, as many as
-    /// the pace needs at the answers' latency.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub(crate) concurrency: u16,
-
-    /// The most requests per second the run sends (decimals allowed) [default: as fast as the
-    /// server allows].
-    #[arg(long, value_name = "N", value_parser = parse_rate)]
-    pub(crate) rate: Option<f64>,
+    #[command(flatten)]
+    pub(crate) pace: PaceArgs,
 
     #[arg(
         long,
@@ -227,7 +220,7 @@ impl RunCommand for ImportArgs {
 
     fn needs(&self) -> Needs {
         Needs {
-            rate: self.rate,
+            rate: self.pace.rate,
             dry_run: self.dry_run,
         }
     }
@@ -259,7 +252,7 @@ async fn run(
         return undo(&context, &args, source, journal, token, &shown).await;
     }
     let mut import = Import::new(context.client.clone(), journal)
-        .concurrency(usize::from(args.concurrency))
+        .concurrency(usize::from(args.pace.concurrency))
         .reconcile(!args.no_reconcile)
         .retry_unknown(args.retry_unknown)
         .allow_duplicates(args.allow_duplicates)
@@ -339,7 +332,7 @@ async fn undo(
     shown: &str,
 ) -> Result<Exit, CliError> {
     let mut undo = Undo::new(context.client.clone(), journal)
-        .concurrency(usize::from(args.concurrency))
+        .concurrency(usize::from(args.pace.concurrency))
         .reconcile(!args.no_reconcile)
         .fsync(args.fsync)
         .forget_lost_journal(args.forget_lost_journal)

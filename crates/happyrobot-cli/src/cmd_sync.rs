@@ -6,13 +6,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use happyrobot::CancellationToken;
-use happyrobot_bulk::{
-    DEFAULT_CONCURRENCY, JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport,
-};
+use happyrobot_bulk::{JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport};
 
-use crate::bulk_args::{FormatArg, ReadArgs, bulk_error, exit_of, finish};
+use crate::bulk_args::{FormatArg, PaceArgs, ReadArgs, bulk_error, exit_of, finish};
 use crate::command::RunCommand;
-use crate::context::{Context, Needs, parse_rate};
+use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
 use crate::signals::Watch;
@@ -82,15 +80,8 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     pub(crate) adopt_existing: bool,
 
-    /// The most requests in flight at once; under a rate limit the client keeps fewer, as many as
-    /// the pace needs at the answers' latency.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub(crate) concurrency: u16,
-
-    /// The most requests per second the run sends (decimals allowed) [default: as fast as the
-    /// server allows].
-    #[arg(long, value_name = "N", value_parser = parse_rate)]
-    pub(crate) rate: Option<f64>,
+    #[command(flatten)]
+    pub(crate) pace: PaceArgs,
 
     /// Where the sync's progress is recorded [default: <FILE>.sync.journal].
     #[arg(long, value_name = "PATH")]
@@ -125,7 +116,7 @@ impl RunCommand for SyncArgs {
 
     fn needs(&self) -> Needs {
         Needs {
-            rate: self.rate,
+            rate: self.pace.rate,
             dry_run: false,
         }
     }
@@ -150,7 +141,7 @@ fn sync(context: &Context, args: &SyncArgs, token: &CancellationToken) -> Sync {
         None => JournalLocation::BesideInput,
     };
     let mut sync = Sync::new(context.client.clone(), journal)
-        .concurrency(usize::from(args.concurrency))
+        .concurrency(usize::from(args.pace.concurrency))
         .prune(args.prune)
         .adopt_existing(args.adopt_existing)
         .fsync(args.fsync)
