@@ -3,6 +3,7 @@
 //! engine decides everything else.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use happyrobot::CancellationToken;
@@ -13,6 +14,7 @@ use crate::command::RunCommand;
 use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
 use crate::print::{self, Output};
+use crate::progress::{Counts, Progress};
 use crate::signals::Watch;
 use crate::sync_summary;
 
@@ -177,10 +179,16 @@ async fn run(
         "Interrupted: waiting for the requests in flight (interrupt again to quit now; run the \
          same command again to finish)",
     )?;
-    let report = sync
-        .apply(&source, plan, |_| {})
-        .await
-        .map_err(bulk_error)?;
+    let counts = Arc::new(Counts::default());
+    let progress = Progress::start(
+        Arc::clone(&counts),
+        context.client.clone(),
+        context.verbose > 0,
+        "changed",
+    );
+    let result = sync.apply(&source, plan, |event| counts.count(event)).await;
+    progress.finish().await;
+    let report = result.map_err(bulk_error)?;
     present(&args, &shown, &report, watch.signal())
 }
 

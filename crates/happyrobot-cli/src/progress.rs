@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use happyrobot::Client;
-use happyrobot_bulk::{Event, LineOutcome};
+use happyrobot_bulk::{Event, LineOutcome, RowStatus};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,6 +35,33 @@ pub(crate) fn around_message(print: impl FnOnce()) {
     }
 }
 
+/// What became of a line (or a sync's change), as the progress counts it.
+enum Outcome<'a> {
+    Done,
+    Failed(&'a str),
+    Unknown(&'a str),
+}
+
+impl<'a> Outcome<'a> {
+    fn of_line(outcome: &'a LineOutcome) -> Option<Self> {
+        match outcome {
+            LineOutcome::Added { .. } | LineOutcome::Deleted { .. } => Some(Self::Done),
+            LineOutcome::Failed(failure) => Some(Self::Failed(&failure.reason)),
+            LineOutcome::Unknown(unknown) => Some(Self::Unknown(&unknown.reason)),
+            _ => None,
+        }
+    }
+
+    fn of_sync(status: &'a RowStatus) -> Option<Self> {
+        match status {
+            RowStatus::Done => Some(Self::Done),
+            RowStatus::Failed(failure) => Some(Self::Failed(&failure.reason)),
+            RowStatus::Unknown(reason) => Some(Self::Unknown(reason)),
+            _ => None,
+        }
+    }
+}
+
 /// What the progress shows, counted from the run's events.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
@@ -50,8 +77,12 @@ pub(crate) struct Counts {
 impl Counts {
     /// Counts one event.
     pub(crate) fn count(&self, event: &Event) {
-        let line = match event {
-            Event::Line(line) => line,
+        let (line, outcome) = match event {
+            Event::Line(line) => (line.line, Outcome::of_line(&line.outcome)),
+            // A sync's changes that send a request (those its `Started` counted).
+            Event::Synced(row) if row.planned.action.writes() => {
+                (row.planned.line.unwrap_or(0), Outcome::of_sync(&row.status))
+            }
             Event::Started { lines } => {
                 self.total.store(*lines, Ordering::Relaxed);
                 return;
@@ -59,15 +90,15 @@ impl Counts {
             _ => return,
         };
         self.done.fetch_add(1, Ordering::Relaxed);
-        let (counter, reason) = match &line.outcome {
-            LineOutcome::Added { .. } | LineOutcome::Deleted { .. } => (&self.added, None),
-            LineOutcome::Failed(failure) => (&self.failed, Some(failure.reason.as_str())),
-            LineOutcome::Unknown(unknown) => (&self.unknown, Some(unknown.reason.as_str())),
-            _ => return,
+        let (counter, reason) = match outcome {
+            Some(Outcome::Done) => (&self.added, None),
+            Some(Outcome::Failed(reason)) => (&self.failed, Some(reason)),
+            Some(Outcome::Unknown(reason)) => (&self.unknown, Some(reason)),
+            None => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(reason) = reason {
-            let text = short_error(line.line, reason);
+            let text = short_error(line, reason);
             *self
                 .last_error
                 .lock()
