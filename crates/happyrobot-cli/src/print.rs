@@ -195,7 +195,7 @@ fn speaker(role: Option<&MessageRole>, name: Option<&str>) -> String {
 }
 
 /// `text` on one line (every run of whitespace one space), cut to `max` characters with `…`.
-fn one_line(text: &str, max: usize) -> String {
+pub(crate) fn one_line(text: &str, max: usize) -> String {
     let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if joined.chars().count() <= max {
         return joined;

@@ -123,14 +123,9 @@ fn change(old: Option<&NoteText>, new: Option<&NoteText>) -> String {
     }
 }
 
-/// At most 60 characters of a text.
+/// A text on one line, at most 60 characters.
 fn short(text: &str) -> String {
-    if text.chars().count() <= 60 {
-        return text.to_string();
-    }
-    let mut short: String = text.chars().take(60).collect();
-    short.push('…');
-    short
+    crate::print::one_line(text, 60)
 }
 
 /// A plan as JSON.

@@ -349,7 +349,7 @@ impl SyncWriter {
         options.read(true).append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).map_err(failed)?;
+        let file = crate::journal::file::open_regular(path, &mut options).map_err(failed)?;
         match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
             Ok(true) => {}
             Ok(false) => {

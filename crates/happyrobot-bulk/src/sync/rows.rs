@@ -39,7 +39,7 @@ fn read_blocking(source: &Source, key_column: Option<&str>) -> Result<Vec<Row>, 
     let mut options = source.options.clone();
     options.columns.key = key_column.map(str::to_string);
     let key_index = match key_column {
-        Some(column) => Some(key_place(source, &options, column).map_err(read_error)??),
+        Some(column) => Some(key_place(source, &options, column)?),
         None => None,
     };
     let mut rows = Vec::new();
@@ -90,29 +90,33 @@ enum Place {
     Named(String),
 }
 
-/// Finds the key column: `Err(Err)` when the header has no such column.
+/// Finds the key column; refused when the header has no such column.
 fn key_place(
     source: &Source,
     options: &crate::ReadOptions,
     column: &str,
-) -> io::Result<Result<Place, BulkError>> {
-    let Some((names, _)) = read::header(&source.input, options)? else {
-        return Ok(Ok(Place::Named(normalize(column))));
+) -> Result<Place, BulkError> {
+    let header = read::header(&source.input, options).map_err(|e| {
+        BulkError::usage(format!(
+            "cannot read {}: {e}; nothing was sent",
+            source.name
+        ))
+    })?;
+    let Some((names, _)) = header else {
+        return Ok(Place::Named(normalize(column)));
     };
-    Ok(
-        match names.iter().position(|n| normalize(n) == normalize(column)) {
-            Some(index) => Ok(Place::Index(index)),
-            None => Err(BulkError::usage(format!(
-                "the header of {} has no key column {column:?} (Sync::key_column); it has {}",
-                source.name,
-                names
-                    .iter()
-                    .map(|n| format!("{:?}", read::shorten(n.trim())))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        },
-    )
+    match names.iter().position(|n| normalize(n) == normalize(column)) {
+        Some(index) => Ok(Place::Index(index)),
+        None => Err(BulkError::usage(format!(
+            "the header of {} has no key column {column:?} (Sync::key_column); it has {}",
+            source.name,
+            names
+                .iter()
+                .map(|n| format!("{:?}", read::shorten(n.trim())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 /// The key cell of `record`.
