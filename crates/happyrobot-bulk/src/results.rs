@@ -351,23 +351,33 @@ pub fn delimiter_for(path: &Path) -> u8 {
     if tabbed { b'\t' } else { b',' }
 }
 
-/// Writes the rows to a temporary file beside `path` and renames it over `path`: a workbook
-/// ([`is_workbook`]), else CSV ([`delimiter_for`]) after a byte-order mark, each cell made inert
-/// for a spreadsheet.
+/// Writes the rows to `path` whole ([`write_whole`]): a workbook ([`is_workbook`]), else CSV
+/// ([`delimiter_for`]) after a byte-order mark, each cell made inert for a spreadsheet.
 pub(crate) fn save(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let temp = temporary(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+    write_whole(path, |file| {
         if is_workbook(path) {
             let mut sheet = TextSheet::new("results", header);
             for row in rows {
                 sheet.push(row.iter().map(String::as_str));
             }
-            file.write_all(&sheet.to_xlsx()?)?;
-            file.sync_all()?;
-            return std::fs::rename(&temp, path);
+            return file.write_all(&sheet.to_xlsx()?);
         }
-        write_csv(file, header, delimiter_for(path), rows)?;
+        write_csv(file, header, delimiter_for(path), rows)
+    })
+}
+
+/// Writes a file whole: `fill` writes a temporary file beside `path`, which is synced to disk and
+/// then renamed over `path`. On any failure the temporary file is removed and `path` is left as it
+/// was, so that a reader never sees half a file.
+pub fn write_whole(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let temp = temporary(path);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        fill(&mut file)?;
+        file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -381,10 +391,10 @@ pub(crate) fn save(path: &Path, header: &[String], rows: &[Vec<String>]) -> std:
 const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// The rows as CSV in `delimiter` after a byte-order mark, each cell made inert for a
-/// spreadsheet, synced to disk.
+/// spreadsheet.
 #[cfg(feature = "csv")]
 fn write_csv(
-    file: std::fs::File,
+    file: &mut std::fs::File,
     header: &[String],
     delimiter: u8,
     rows: &[Vec<String>],
@@ -402,18 +412,17 @@ fn write_csv(
             )
             .map_err(std::io::Error::other)?;
     }
-    let mut inner = writer
+    writer
         .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    inner.flush()?;
-    inner.get_ref().sync_all()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .flush()
 }
 
 /// Without the `csv` feature, a CSV results file is refused (a workbook, `.xlsx`, needs the
 /// `workbook` feature).
 #[cfg(not(feature = "csv"))]
 fn write_csv(
-    _file: std::fs::File,
+    _file: &mut std::fs::File,
     _header: &[String],
     _delimiter: u8,
     _rows: &[Vec<String>],

@@ -416,17 +416,10 @@ impl Printer {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`: a workbook is
+/// Writes `bytes` to `path` whole ([`happyrobot_bulk::results::write_whole`]): a workbook is
 /// there whole or not at all (an earlier one at `path` stays until then).
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".{}.tmp", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    happyrobot_bulk::results::write_whole(path, |file| std::io::Write::write_all(file, bytes))
 }
 
 /// The table's lines: the header, then the rows, each column as wide as its widest cell (in

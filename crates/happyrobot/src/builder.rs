@@ -191,7 +191,7 @@ impl ClientBuilder {
     /// client sets itself: `authorization` (the API key: [`api_key`](Self::api_key)),
     /// `user-agent` ([`user_agent`](Self::user_agent)), `proxy-authorization` (the proxy's
     /// credentials go in `HTTPS_PROXY`), `host`, `accept`, `content-type`, `content-length`,
-    /// `transfer-encoding` and `connection`.
+    /// `transfer-encoding`, `te` and `connection`.
     ///
     /// ```
     /// let client = happyrobot::Client::builder()

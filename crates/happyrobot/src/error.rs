@@ -593,6 +593,7 @@ impl Error {
         error.inner.retry_after = self.inner.retry_after;
         error.inner.note_id.clone_from(&self.inner.note_id);
         error.inner.attempt = self.inner.attempt;
+        error.inner.attempts = self.inner.attempts;
         error
             .inner
             .connect_problem

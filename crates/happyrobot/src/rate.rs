@@ -319,6 +319,8 @@ impl Controller {
                 Err(Some(at)) => {
                     tokio::time::sleep_until(at.min(now + Duration::from_millis(100))).await;
                 }
+                // Held back by the in-flight limit: no later than the deadline either.
+                Err(None) if deadline.is_some_and(|d| now >= d) => return Err(NoTurn::Late),
                 Err(None) => {
                     let _ = tokio::time::timeout(Duration::from_millis(100), self.freed.notified())
                         .await;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use happyrobot_sdk::types::{Call, Note};
 
-use crate::client::{new_note_id, sleep_unless_stopped};
+use crate::client::sleep_unless_stopped;
 use crate::error::{Operation, Unsettled};
 use crate::{CallId, Client, Control, Error, NewNote, NoteId, Response, SettleStep};
 
@@ -285,7 +285,7 @@ impl Client {
         control: &Control<'_>,
     ) -> Result<AddedNote, Error> {
         let note = match note.id_ref() {
-            None if self.shared().client_note_ids => note.id(new_note_id()),
+            None if self.shared().client_note_ids => note.id(NoteId::generate().into_string()),
             _ => note,
         };
         let sent_id = note.id_ref().map(str::to_string);
