@@ -180,20 +180,24 @@ const LATENCY_WEIGHT: f64 = 0.2;
 const IN_FLIGHT_HEADROOM: f64 = 1.5;
 /// In flight while pacing, at least.
 const MIN_IN_FLIGHT: usize = 2;
-/// A `429` whose quota headers say it is used up for at least this long holds every request.
-const HOLD_AFTER: Duration = Duration::from_secs(2);
+/// A `429` whose quota headers say it is used up for at least this long (at the earliest) holds
+/// every request.
+const HOLD_AFTER: Duration = Duration::from_secs(1);
 /// The slow-start window: the first requests of a client go one at a time, then one more at once
 /// for every accepted answer from the second on (doubling every round trip), until this many
 /// answers were accepted; then the window is gone. A service that starts 32 requests at once against a server
 /// that allows two a second gets one `429`, not thirty.
 const SLOW_START: usize = 64;
+/// How many more requests the slow-start window lets out at once for each accepted answer.
+const SLOW_START_GROWTH: usize = 2;
 
 /// The rate controller of one client and its clones.
 #[derive(Debug)]
 pub(crate) struct Controller {
     control: RateControl,
     /// Set once pacing starts (the first `429`, an exhausted quota or a policy in the headers, or
-    /// at once with a ceiling). Until then nothing here takes a lock or reads the clock.
+    /// at once with a ceiling). Until then nothing here takes a lock or reads the clock, but
+    /// for the answers of the slow start (see [`Start`]).
     engaged: AtomicBool,
     /// Set once the slow start is over.
     warm: AtomicBool,
@@ -207,6 +211,8 @@ pub(crate) struct Controller {
     /// Told when a paced request is answered, so that a turn held back by the in-flight limit goes.
     freed: Notify,
     core: Mutex<Option<Core>>,
+    /// What the server accepted before pacing began: where the pace starts from.
+    start: Mutex<Start>,
     /// Paced requests wait for their turn here one at a time, first come first served, so that a
     /// change of pace applies to every request still waiting.
     turn: tokio::sync::Mutex<()>,
@@ -267,6 +273,7 @@ impl Controller {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             core: Mutex::new(ceiling.map(|rate| Core::new(control, rate, Instant::now()))),
+            start: Mutex::new(Start::default()),
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -335,12 +342,13 @@ impl Controller {
             Answer::Accepted(headers) => {
                 let accepted = self.accepted.fetch_add(1, Ordering::Relaxed) + 1;
                 if !self.warm.load(Ordering::Relaxed) {
+                    self.start_lock().accepted(Instant::now(), accepted);
                     if accepted as usize >= SLOW_START {
                         self.end_slow_start();
                     } else if accepted > 1 {
                         // The window grows from the second answer on: a server whose burst is a
                         // single request refuses one request of the start, not two sent at once.
-                        self.window.add_permits(1);
+                        self.window.add_permits(SLOW_START_GROWTH);
                     }
                 }
                 if self.engaged.load(Ordering::Relaxed) {
@@ -366,7 +374,13 @@ impl Controller {
                 let now = Instant::now();
                 let mut core = self.lock();
                 let core = core.get_or_insert_with(|| {
-                    Core::new(self.control, first_guess(&self.accepted), now)
+                    let from = self.first_guess(now);
+                    tracing::debug!(
+                        target: "happyrobot::rate",
+                        from,
+                        "rate limit: the server answered 429; pacing from {from:.2} requests/s"
+                    );
+                    Core::new(self.control, from, now)
                 });
                 core.throttled(now, ticket.sent, &limits);
                 self.engaged.store(true, Ordering::Relaxed);
@@ -384,8 +398,7 @@ impl Controller {
         }
         let now = Instant::now();
         let mut core = self.lock();
-        let core =
-            core.get_or_insert_with(|| Core::new(self.control, first_guess(&self.accepted), now));
+        let core = core.get_or_insert_with(|| Core::new(self.control, self.first_guess(now), now));
         core.accepted(now, None, limits);
         self.engaged.store(true, Ordering::Relaxed);
         if limits.policy.is_some() {
@@ -428,6 +441,17 @@ impl Controller {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Core>> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn start_lock(&self) -> std::sync::MutexGuard<'_, Start> {
+        self.start.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pace to start from when pacing begins, before anything is measured: what the server
+    /// accepted in the last second (see [`Start::granted`]).
+    fn first_guess(&self, now: Instant) -> f64 {
+        self.start_lock()
+            .granted(now, self.accepted.load(Ordering::Relaxed))
+    }
 }
 
 /// Runs `wait` unless `stop` is cancelled first.
@@ -444,11 +468,46 @@ async fn until_stopped<T>(
     }
 }
 
-/// The pace to start from at the first `429`, before anything is measured: what was accepted so
-/// far as a rate over one second, at most eight a second and at least one. Too low costs a
-/// few seconds of ramp; too high costs refusals, which is what the client is there to avoid.
-fn first_guess(accepted: &AtomicU64) -> f64 {
-    (accepted.load(Ordering::Relaxed) as f64).clamp(1.0, 8.0)
+/// What the server accepted before pacing began, so that the pace starts from what it granted
+/// and not from a guess: the times of the slow start's accepted answers (a clock read for each of
+/// at most [`SLOW_START`]), then the count and the time at its end (nothing per request after).
+#[derive(Debug, Default)]
+struct Start {
+    times: Vec<Instant>,
+    /// When the slow start ended, and how many answers had been accepted then.
+    warm: Option<(Instant, u64)>,
+}
+
+impl Start {
+    /// The `accepted`-th accepted answer came at `now`, in the slow start.
+    fn accepted(&mut self, now: Instant, accepted: u64) {
+        if self.times.len() < SLOW_START {
+            self.times.push(now);
+        }
+        if accepted as usize >= SLOW_START {
+            self.warm = Some((now, accepted));
+        }
+    }
+
+    /// The rate the server granted before pacing began, at least one a second: the answers
+    /// accepted in the last second, or, when the slow start ended over a second ago, those
+    /// accepted since over the time since. (A server's burst counts in full here: it costs a
+    /// refusal or two, which the first cut measures away; a start at one a second would cost
+    /// seconds of ramp behind slow answers, where the slow start grants little per second.)
+    fn granted(&self, now: Instant, accepted: u64) -> f64 {
+        let second = Duration::from_secs(1);
+        let rate = match self.warm {
+            Some((at, then)) if now.saturating_duration_since(at) > second => {
+                accepted.saturating_sub(then) as f64 / now.duration_since(at).as_secs_f64()
+            }
+            _ => self
+                .times
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) <= second)
+                .count() as f64,
+        };
+        rate.max(1.0)
+    }
 }
 
 /// The rate-limit headers of one answer, those this controller understands.
@@ -460,7 +519,8 @@ pub(crate) struct Limits {
     remaining: Option<u64>,
     /// `RateLimit-Limit` or `X-RateLimit-Limit` (its first number).
     limit: Option<u64>,
-    /// `RateLimit-Reset` or `X-RateLimit-Reset`: how long until the quota is back.
+    /// `RateLimit-Reset` or `X-RateLimit-Reset`: the earliest the quota can be back (see
+    /// [`earliest_reset`]).
     reset: Option<Duration>,
     /// `Retry-After: 0`: the server asks for the request again at once.
     retry_now: bool,
@@ -497,17 +557,7 @@ impl Limits {
                 .map(str::trim)
         };
         let number = |names: &[&str]| text(names).and_then(|t| t.parse::<u64>().ok());
-        let reset = number(&["ratelimit-reset", "x-ratelimit-reset"]).map(|value| {
-            // GitHub and others send the Unix time of the reset; the IETF draft sends seconds.
-            if value > 1_000_000_000 {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                Duration::from_secs(value.saturating_sub(now))
-            } else {
-                Duration::from_secs(value)
-            }
-        });
+        let reset = number(&["ratelimit-reset", "x-ratelimit-reset"]).map(earliest_reset);
         Self {
             policy: text(&["ratelimit-policy"]).and_then(parse_policy),
             remaining: number(&["ratelimit-remaining", "x-ratelimit-remaining"]),
@@ -518,6 +568,27 @@ impl Limits {
             retry_now: number(&["retry-after"]) == Some(0),
         }
     }
+}
+
+/// The earliest the quota of a `RateLimit-Reset` / `X-RateLimit-Reset` of `value` can be back.
+/// GitHub and others send the Unix time of the reset, the IETF draft seconds; both are whole
+/// seconds, rounded by the server one way or the other, so a second is taken off: a token bucket
+/// that is full again in 0.2 s reads "1", or the next whole Unix second (which may be 1.9 s
+/// away by a clock that reads whole seconds), and is no reason to hold anything.
+fn earliest_reset(value: u64) -> Duration {
+    // Whole seconds as a float: exact far beyond any clock or quota window.
+    #[allow(clippy::cast_precision_loss)]
+    let value = value as f64;
+    let seconds = if value > 1e9 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        value - now
+    } else {
+        value
+    };
+    // A year at most: far from any overflow, and the hold itself is capped at a day.
+    Duration::from_secs_f64((seconds - 1.0).clamp(0.0, 366.0 * 86_400.0))
 }
 
 /// Reads the first policy of `RateLimit-Policy` (`10;w=1`, or `"default";q=10;w=1` in the draft's
@@ -595,8 +666,9 @@ pub(crate) struct Core {
     policy: Option<f64>,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
-    /// What was accepted since the last cut.
+    /// When the latest answers were accepted.
     grants: Grants,
+
     /// The answers' latency, a running average in seconds, once a paced request was answered.
     latency: Option<f64>,
 }
@@ -720,6 +792,7 @@ impl Core {
         }
         self.follow(now, limits);
         self.grants.add(now);
+
         // The quota is used up: the pace is at the limit; cut before the server refuses.
         if limits.exhausted()
             && self.fresh(sent)
@@ -782,6 +855,14 @@ impl Core {
             Phase::Hold { .. } => measured.unwrap_or(sustained),
         }
         .min(refused);
+        tracing::debug!(
+            target: "happyrobot::rate",
+            refused_pace = refused,
+            measured,
+            granted,
+            quota_used_up = soft,
+            "rate limit: the server grants about {granted:.2} requests/s; pacing under it"
+        );
         self.learned = Some(granted);
         self.last_cut = now;
         self.phase = Phase::Hold { granted, at: now };
@@ -792,6 +873,11 @@ impl Core {
     fn follow(&mut self, now: Instant, limits: &Limits) {
         let Some(rate) = limits.policy else { return };
         if self.policy != Some(rate) {
+            tracing::debug!(
+                target: "happyrobot::rate",
+                policy = rate,
+                "rate limit: the server's RateLimit-Policy allows {rate:.2} requests/s"
+            );
             self.policy = Some(rate);
             self.learned = Some(rate);
             if self.phase != Phase::Fixed {
@@ -813,7 +899,13 @@ impl Core {
         {
             // A day at most: far from any overflow of the clock, and the retry policy's cap on a
             // single wait applies to the requests themselves.
-            let until = now + reset.min(Duration::from_secs(86_400));
+            let reset = reset.min(Duration::from_secs(86_400));
+            tracing::debug!(
+                target: "happyrobot::rate",
+                seconds = reset.as_secs_f64(),
+                "rate limit: the server's quota is used up; holding every request until it is back"
+            );
+            let until = now + reset;
             self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
         }
     }
@@ -870,7 +962,8 @@ mod tests {
         headers.insert("x-ratelimit-reset", "3".parse().unwrap());
         let limits = Limits::read(&headers);
         assert_eq!(limits.remaining, Some(0));
-        assert_eq!(limits.reset, Some(Duration::from_secs(3)));
+        // Three whole seconds, rounded: two at the earliest.
+        assert_eq!(limits.reset, Some(Duration::from_secs(2)));
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -878,7 +971,13 @@ mod tests {
             + 30;
         headers.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
         let reset = Limits::read(&headers).reset.unwrap();
-        assert!(reset <= Duration::from_secs(30) && reset >= Duration::from_secs(28));
+        assert!(reset <= Duration::from_secs(29) && reset >= Duration::from_secs(28));
+        // The next whole Unix second: full again within a second, nothing to hold.
+        headers.insert(
+            "x-ratelimit-reset",
+            (epoch - 29).to_string().parse().unwrap(),
+        );
+        assert!(Limits::read(&headers).reset.unwrap() < HOLD_AFTER);
         assert_eq!(Limits::read(&HeaderMap::new()), Limits::default());
     }
 
