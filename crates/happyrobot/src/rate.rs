@@ -152,6 +152,8 @@ const LOOKBACK: Duration = Duration::from_millis(500);
 /// At a refusal in the ramp at low rates (a quarter more a request), the estimate is at least
 /// this share of the refused pace (the request before, at four fifths of it, went through).
 const RAMP_REQUEST_FLOOR: f64 = 0.88;
+/// At a refusal in the ramp, the pace sustained counts up to this share of the rate measured.
+const SUSTAINED_OVER: f64 = 1.05;
 /// At a refusal while probing above the estimate, or an exhausted quota, the new estimate is at
 /// least this share of the pace sustained just before.
 const PROBE_FLOOR: f64 = 0.98;
@@ -161,7 +163,7 @@ const PROBE_FLOOR: f64 = 0.98;
 const DROP_RANGE: (f64, f64, f64) = (0.6, 0.8, 0.98);
 /// After this many periods of probing without a refusal (the pace 40 % over the estimate), the
 /// limit is taken to have risen: the pace ramps from there.
-const PROBE_RAMP_AFTER: f64 = 3.0;
+const PROBE_RAMP_AFTER: f64 = 2.5;
 /// The pace holds at this share of the estimate (the plateau of the probing curve)...
 const PLATEAU: f64 = 0.98;
 /// ...and starts from this share of it after a cut.
@@ -174,6 +176,9 @@ const UNUSED_GROWTH: f64 = 2.0;
 const GRANTS_KEPT: usize = 128;
 /// The measure looks back over this many requests at the refused pace, or [`LOOKBACK`] if longer.
 const MEASURE_REQUESTS: f64 = 6.0;
+/// How long the probe takes to reach its plateau when the server's answers say how much of its
+/// quota remains (see [`period`] otherwise).
+const QUOTA_PERIOD: f64 = 1.0;
 /// The weight of a new answer's latency in the running average.
 const LATENCY_WEIGHT: f64 = 0.2;
 /// In flight while pacing: the pace times the answers' latency, times this, plus one.
@@ -393,7 +398,7 @@ impl Controller {
     /// Starts pacing before any `429` when an accepted answer's headers say the quota is used up
     /// (the client goes as fast as the server allows) or name the rate (`RateLimit-Policy`).
     fn engage_on(&self, limits: &Limits) {
-        if limits.policy.is_none() && !limits.exhausted() {
+        if limits.policy.is_none() && !limits.exhausted() && !self.outruns(limits) {
             return;
         }
         let now = Instant::now();
@@ -405,6 +410,16 @@ impl Controller {
             // The server said its rate: the pace protects it, the slow start has nothing to find.
             self.end_slow_start();
         }
+    }
+
+    /// Whether more requests are in flight than the quota has left (of a limit of more than one):
+    /// the slow start would send into refusals that the quota announces.
+    fn outruns(&self, limits: &Limits) -> bool {
+        let answered =
+            self.accepted.load(Ordering::Relaxed) + self.throttled.load(Ordering::Relaxed);
+        let in_flight = self.sent.load(Ordering::Relaxed).saturating_sub(answered);
+        limits.limit.is_some_and(|limit| limit >= 2)
+            && limits.remaining.is_some_and(|left| left < in_flight)
     }
 
     /// Ends the slow start: every request waiting for the window goes (paced, if pacing began).
@@ -526,17 +541,14 @@ pub(crate) struct Limits {
     retry_now: bool,
 }
 
-/// The headers whose presence makes an accepted answer worth reading before pacing begins.
-const QUOTA_HEADERS: [HeaderName; 3] = [
-    HeaderName::from_static("ratelimit-remaining"),
-    HeaderName::from_static("x-ratelimit-remaining"),
-    HeaderName::from_static("ratelimit-policy"),
-];
-
 impl Limits {
-    /// Whether `headers` hold a quota or a policy (three lookups, no parsing).
+    /// Whether `headers` hold any `RateLimit-*` or `X-RateLimit-*` header: one pass over the
+    /// names, no lookup, no parsing (it runs for every answer before pacing begins).
     fn present(headers: &HeaderMap) -> bool {
-        QUOTA_HEADERS.iter().any(|name| headers.contains_key(name))
+        headers.keys().any(|name| {
+            let name = name.as_str().as_bytes();
+            name.starts_with(b"ratelimit-") || name.starts_with(b"x-ratelimit-")
+        })
     }
 
     /// The quota is used up: none remains of a limit of more than one request. (A limit of one,
@@ -545,29 +557,41 @@ impl Limits {
         self.remaining == Some(0) && self.limit.is_some_and(|limit| limit >= 2)
     }
 
+    /// Reads the rate-limit headers of an answer in one pass over its headers (the IETF names
+    /// win over the `X-` ones when both are there).
     pub(crate) fn read(headers: &HeaderMap) -> Self {
-        if headers.is_empty() {
-            return Self::default();
+        // [IETF, X-] for the remaining quota, the limit and the reset.
+        let mut remaining = [None, None];
+        let mut limit = [None, None];
+        let mut reset = [None, None];
+        let mut limits = Self::default();
+        for (name, value) in headers {
+            let Some(text) = value.to_str().ok().map(str::trim) else {
+                continue;
+            };
+            let number = || text.parse::<u64>().ok();
+            match name.as_str() {
+                "ratelimit-policy" => limits.policy = parse_policy(text),
+                "ratelimit-remaining" => remaining[0] = number(),
+                "x-ratelimit-remaining" => remaining[1] = number(),
+                "ratelimit-limit" => limit[0] = first_number(text),
+                "x-ratelimit-limit" => limit[1] = first_number(text),
+                "ratelimit-reset" => reset[0] = number(),
+                "x-ratelimit-reset" => reset[1] = number(),
+                "retry-after" => limits.retry_now = number() == Some(0),
+                _ => {}
+            }
         }
-        let text = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|name| headers.get(*name))
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let number = |names: &[&str]| text(names).and_then(|t| t.parse::<u64>().ok());
-        let reset = number(&["ratelimit-reset", "x-ratelimit-reset"]).map(earliest_reset);
-        Self {
-            policy: text(&["ratelimit-policy"]).and_then(parse_policy),
-            remaining: number(&["ratelimit-remaining", "x-ratelimit-remaining"]),
-            limit: text(&["ratelimit-limit", "x-ratelimit-limit"])
-                .and_then(|t| t.split([',', ';']).next())
-                .and_then(|t| t.trim().parse::<u64>().ok()),
-            reset,
-            retry_now: number(&["retry-after"]) == Some(0),
-        }
+        limits.remaining = remaining[0].or(remaining[1]);
+        limits.limit = limit[0].or(limit[1]);
+        limits.reset = reset[0].or(reset[1]).map(earliest_reset);
+        limits
     }
+}
+
+/// The first number of a `RateLimit-Limit` (`10`, or `10, 10;w=1` in older drafts).
+fn first_number(text: &str) -> Option<u64> {
+    text.split([',', ';']).next()?.trim().parse().ok()
 }
 
 /// The earliest the quota of a `RateLimit-Reset` / `X-RateLimit-Reset` of `value` can be back.
@@ -664,6 +688,11 @@ pub(crate) struct Core {
     learned: Option<f64>,
     /// The rate of the server's `RateLimit-Policy`, if it sent one: the pace stays under it.
     policy: Option<f64>,
+    /// Whether the server's answers say how much of its quota remains: then probing above the
+    /// estimate is cheap (the quota runs out, and the pace is cut, before anything is refused),
+    /// and goes quickly, unless a policy names the rate (the pace cannot pass it then, and what
+    /// is left to find is a share of it, which quick probes of two clients contest).
+    quota: bool,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
     /// When the latest answers were accepted.
@@ -690,6 +719,7 @@ impl Core {
             not_before: None,
             learned: None,
             policy: None,
+            quota: false,
             last_cut: now,
             grants: Grants::default(),
             latency: None,
@@ -722,7 +752,12 @@ impl Core {
                 // From START × granted to the plateau in a period, concave (quickly at first),
                 // then convex beyond it, probing slowly; quiet for PROBE_RAMP_AFTER periods, the
                 // server allows more now: the ramp takes over from there.
-                let period = period(granted);
+                let period = if self.quota && self.policy.is_none() {
+                    // Answers in flight are answers that do not yet say the quota ran out.
+                    QUOTA_PERIOD.max(self.latency.unwrap_or(0.0) * 10.0)
+                } else {
+                    period(granted)
+                };
                 let x = now.saturating_duration_since(at).as_secs_f64() / period;
                 let plateau = granted * PLATEAU;
                 let probe = |x: f64| plateau * (1.0 + (1.0 - START / PLATEAU) * (x - 1.0).powi(3));
@@ -792,6 +827,7 @@ impl Core {
         }
         self.follow(now, limits);
         self.grants.add(now);
+        self.quota |= limits.remaining.is_some() && limits.limit.is_some_and(|l| l >= 2);
 
         // The quota is used up: the pace is at the limit; cut before the server refuses.
         if limits.exhausted()
@@ -839,7 +875,11 @@ impl Core {
                 } else {
                     0.0
                 };
-                measured.map_or(sustained, |m| m.max(sustained)).max(within)
+                // A pace the client could not use (too few requests in flight to reach it) was
+                // not sustained: no more than what was accepted counts.
+                measured
+                    .map_or(sustained, |m| m.max(sustained.min(m * SUSTAINED_OVER)))
+                    .max(within)
             }
             // The quota runs out under the estimate: the bucket is still filling again after the
             // last cut (or the limit dropped, which refusals will tell).
