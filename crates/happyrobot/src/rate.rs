@@ -193,6 +193,9 @@ const HOLD_AFTER: Duration = Duration::from_secs(1);
 /// answers were accepted; then the window is gone. A service that starts 32 requests at once against a server
 /// that allows two a second gets one `429`, not thirty.
 const SLOW_START: usize = 64;
+/// After the slow start, before any rate-limit header was seen, one accepted answer in this many
+/// is looked at for them.
+const HEADER_SAMPLE: u64 = 64;
 /// How many more requests the slow-start window lets out at once for each accepted answer.
 const SLOW_START_GROWTH: usize = 2;
 
@@ -206,6 +209,11 @@ pub(crate) struct Controller {
     engaged: AtomicBool,
     /// Set once the slow start is over.
     warm: AtomicBool,
+    /// Set once an answer carried a rate-limit header: from then on every answer is read.
+    /// Until then they are looked for in the slow start's answers and one in [`HEADER_SAMPLE`]
+    /// after it (a server that sends them sends them on every answer), so that a server that
+    /// sends none costs nothing per answer.
+    headers_seen: AtomicBool,
     /// The slow-start window: a permit per request in flight.
     window: Semaphore,
     sent: AtomicU64,
@@ -271,6 +279,7 @@ impl Controller {
             control,
             engaged: AtomicBool::new(ceiling.is_some()),
             warm: AtomicBool::new(warm),
+            headers_seen: AtomicBool::new(false),
             window: Semaphore::new(if warm { 0 } else { 1 }),
             sent: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
@@ -361,7 +370,9 @@ impl Controller {
                     if let Some(core) = self.lock().as_mut() {
                         core.accepted(Instant::now(), ticket.sent, &limits);
                     }
-                } else if self.control.learn && Limits::present(headers) {
+                } else if self.control.learn && self.looks_at(accepted) && Limits::present(headers)
+                {
+                    self.headers_seen.store(true, Ordering::Relaxed);
                     self.engage_on(&Limits::read(headers));
                 }
             }
@@ -410,6 +421,14 @@ impl Controller {
             // The server said its rate: the pace protects it, the slow start has nothing to find.
             self.end_slow_start();
         }
+    }
+
+    /// Whether the `accepted`-th accepted answer is looked at for rate-limit headers before
+    /// pacing begins (see `headers_seen`).
+    fn looks_at(&self, accepted: u64) -> bool {
+        self.headers_seen.load(Ordering::Relaxed)
+            || !self.warm.load(Ordering::Relaxed)
+            || accepted.is_multiple_of(HEADER_SAMPLE)
     }
 
     /// Whether more requests are in flight than the quota has left (of a limit of more than one):
@@ -1072,6 +1091,78 @@ mod tests {
         );
     }
 
+    /// Accepted answers of a slow start, `per_second` of them a second for `seconds`, each
+    /// request answered before the next goes.
+    async fn accept_for(controller: &Controller, per_second: u64, seconds: u64) {
+        for _ in 0..per_second * seconds {
+            let ticket = controller.acquire(None, None).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1) / u32::try_from(per_second).unwrap()).await;
+            controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_starts_from_what_was_accepted_in_the_last_second() {
+        // Behind slow answers the slow start is still going when the first 429 comes: 30
+        // accepted a second, and the pace starts there, not from a guess of a few a second.
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 30, 2).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        let pace = controller.stats().pacing.unwrap();
+        assert!((29.0..=31.0).contains(&pace), "{pace}");
+        // A server that refused the second request of all (a burst of one) starts the pace at
+        // one a second.
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 1, 1).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        assert_eq!(controller.stats().pacing, Some(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_smaller_than_the_requests_in_flight_starts_pacing() {
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 10, 1).await;
+        let mut in_flight = Vec::new();
+        for _ in 0..5 {
+            in_flight.push(controller.acquire(None, None).await.unwrap());
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", "10".parse().unwrap());
+        headers.insert("x-ratelimit-remaining", "6".parse().unwrap());
+        // Four still in flight, six left: nothing to do.
+        controller.observe(in_flight.pop().unwrap(), Answer::Accepted(&headers));
+        assert_eq!(controller.stats().pacing, None);
+        // Three in flight, two left.
+        headers.insert("x-ratelimit-remaining", "2".parse().unwrap());
+        controller.observe(in_flight.pop().unwrap(), Answer::Accepted(&headers));
+        assert!(controller.stats().pacing.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_headers_first_sent_after_the_slow_start_are_seen_within_a_sample() {
+        let controller = Controller::new(RateControl::adaptive());
+        for _ in 0..200 {
+            let ticket = controller.acquire(None, None).await.unwrap();
+            controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
+        }
+        assert!(
+            controller.warm.load(Ordering::Relaxed),
+            "the slow start is over"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("ratelimit-policy", "5;w=1".parse().unwrap());
+        let mut answers = 0;
+        while controller.stats().pacing.is_none() {
+            let ticket = controller.acquire(None, None).await.unwrap();
+            controller.observe(ticket, Answer::Accepted(&headers));
+            answers += 1;
+            assert!(answers <= HEADER_SAMPLE, "the policy was not seen");
+        }
+        assert_eq!(controller.stats().learned, Some(5.0));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn nothing_is_paced_before_the_first_429_and_a_stop_ends_a_wait() {
         let controller = Controller::new(RateControl::adaptive());
@@ -1383,9 +1474,7 @@ mod tests {
     }
 
     /// The grid of BENCHMARKS.md (issues 18 and 30), a minute's worth of lines at each limit:
-    /// every shape reaches 0.9 of the allowed rate with at most 5 % refused, but 2/s without
-    /// rate-limit headers, which reaches 0.89 (the start, before the limit is found, is a tenth
-    /// of the run there): at least 0.88 for those.
+    /// every shape reaches 0.9 of the allowed rate (0.93 to 0.99) with at most 5 % refused.
     #[tokio::test(start_paused = true)]
     async fn simulated_token_buckets_are_followed_closely() {
         let mut shapes = Vec::new();
@@ -1405,21 +1494,17 @@ mod tests {
                 }
             }
         }
-        let (slow, others): (Vec<Shape>, Vec<Shape>) = shapes
-            .into_iter()
-            .partition(|s| s.rates[0].1 < 5.0 && s.style != Style::Policy);
-        let mut failures = run_shapes(others, 0.9, 0.05).await;
-        failures.extend(run_shapes(slow, 0.88, 0.05).await);
+        let failures = run_shapes(shapes, 0.9, 0.05).await;
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
     /// Slow answers (100/s behind 300 ms) with 32 and 64 in flight; two processes on one limit;
     /// a limit that drops from 20/s to 5/s after 10 s, and one that rises from 5/s to 20/s. At
-    /// most 5 % refused everywhere; 0.9 of the allowed rate everywhere but behind slow answers
-    /// without a policy (0.88 to 0.90: finding the limit takes the first four seconds of thirty),
-    /// and two processes that only see each other through the quota headers (0.87): at least
-    /// 0.84 for those. A limit that rises without a policy to say so is found by probing, some
-    /// eight seconds later at 5/s (0.80 to 0.86 of the rate): at least 0.78.
+    /// most 5 % refused everywhere, and 0.9 of the allowed rate everywhere but behind slow
+    /// answers without a policy (0.90 to 0.93: the slow start takes five round trips of 300 ms),
+    /// at least 0.89 there, and where a limit rises and nothing says so: probing finds it some
+    /// seconds later (0.87 to 0.88 of the rate), at least 0.85 there. (Two real processes do worse than two controllers that start
+    /// and end together here: see BENCHMARKS.md.)
     #[tokio::test(start_paused = true)]
     async fn slow_answers_shared_limits_and_changing_limits_are_followed() {
         let mut shapes = Vec::new();
@@ -1438,16 +1523,15 @@ mod tests {
             rates: [(0.0, 5.0), (10.0, 20.0)],
             ..Shape::new(5.0, 5, 32, 600)
         }));
-        let (rising, shapes): (Vec<Shape>, Vec<Shape>) = shapes
+        let (rising, others): (Vec<Shape>, Vec<Shape>) = shapes
             .into_iter()
-            .partition(|s| s.rates[1].1 > s.rates[0].1 && s.style != Style::Policy);
-        let (short, others): (Vec<Shape>, Vec<Shape>) = shapes.into_iter().partition(|s| {
-            (s.latency >= Duration::from_millis(300) && s.style != Style::Policy)
-                || (s.clients > 1 && s.style == Style::Quota)
-        });
+            .partition(|s| s.rates[1].1 > s.rates[0].1 && s.style == Style::Plain);
+        let (slow, others): (Vec<Shape>, Vec<Shape>) = others
+            .into_iter()
+            .partition(|s| s.latency >= Duration::from_millis(300) && s.style != Style::Policy);
         let mut failures = run_shapes(others, 0.9, 0.05).await;
-        failures.extend(run_shapes(short, 0.84, 0.05).await);
-        failures.extend(run_shapes(rising, 0.78, 0.05).await);
+        failures.extend(run_shapes(slow, 0.89, 0.05).await);
+        failures.extend(run_shapes(rising, 0.85, 0.05).await);
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
