@@ -194,8 +194,9 @@ const HOLD_AFTER: Duration = Duration::from_secs(1);
 /// that allows two a second gets one `429`, not thirty.
 const SLOW_START: usize = 64;
 /// After the slow start, before any rate-limit header was seen, one accepted answer in this many
-/// is looked at for them.
+/// is looked at for them (a power of two).
 const HEADER_SAMPLE: u64 = 64;
+const _: () = assert!(HEADER_SAMPLE.is_power_of_two());
 /// How many more requests the slow-start window lets out at once for each accepted answer.
 const SLOW_START_GROWTH: usize = 2;
 
@@ -426,9 +427,9 @@ impl Controller {
     /// Whether the `accepted`-th accepted answer is looked at for rate-limit headers before
     /// pacing begins (see `headers_seen`).
     fn looks_at(&self, accepted: u64) -> bool {
-        self.headers_seen.load(Ordering::Relaxed)
+        accepted & (HEADER_SAMPLE - 1) == 0
+            || self.headers_seen.load(Ordering::Relaxed)
             || !self.warm.load(Ordering::Relaxed)
-            || accepted.is_multiple_of(HEADER_SAMPLE)
     }
 
     /// Whether more requests are in flight than the quota has left (of a limit of more than one):
