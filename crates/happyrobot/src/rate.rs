@@ -710,8 +710,8 @@ pub(crate) struct Core {
     policy: Option<f64>,
     /// Whether the server's answers say how much of its quota remains: then probing above the
     /// estimate is cheap (the quota runs out, and the pace is cut, before anything is refused),
-    /// and goes quickly, unless a policy names the rate (the pace cannot pass it then, and what
-    /// is left to find is a share of it, which quick probes of two clients contest).
+    /// and goes quickly. (Under a policy what is left to find is a share of it: two processes
+    /// that probe quickly contest it, and refuse a little more together, but use the limit.)
     quota: bool,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
@@ -772,7 +772,7 @@ impl Core {
                 // From START × granted to the plateau in a period, concave (quickly at first),
                 // then convex beyond it, probing slowly; quiet for PROBE_RAMP_AFTER periods, the
                 // server allows more now: the ramp takes over from there.
-                let period = if self.quota && self.policy.is_none() {
+                let period = if self.quota {
                     // Answers in flight are answers that do not yet say the quota ran out.
                     QUOTA_PERIOD.max(self.latency.unwrap_or(0.0) * 10.0)
                 } else {
@@ -1536,7 +1536,11 @@ mod tests {
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
-    /// With rate-limit headers the limit is reached with at most 1 % refused.
+    /// With `RateLimit-Policy` the limit is reached with at most 1 % refused, but by two
+    /// processes on one limit: each probes for its share quickly (the quota tells it when the
+    /// limit is reached), and together they refuse 1.7 % (at most 2 % here) while using 0.98 of
+    /// the limit; probing slowly there refused 0.9 % in simulation but left a fifth of the limit
+    /// unused in real runs (BENCHMARKS.md).
     #[tokio::test(start_paused = true)]
     async fn with_rate_limit_headers_almost_nothing_is_refused() {
         let mut shapes = Vec::new();
@@ -1561,7 +1565,10 @@ mod tests {
                 });
             }
         }
-        let failures = run_shapes(shapes, 0.9, 0.01).await;
+        let (shared, alone): (Vec<Shape>, Vec<Shape>) =
+            shapes.into_iter().partition(|s| s.clients > 1);
+        let mut failures = run_shapes(alone, 0.9, 0.01).await;
+        failures.extend(run_shapes(shared, 0.9, 0.02).await);
         assert!(failures.is_empty(), "{failures:#?}");
     }
 }
