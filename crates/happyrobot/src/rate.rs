@@ -683,6 +683,15 @@ impl Grants {
         self.times.push_back(now);
     }
 
+    /// Whether nothing was accepted for a while at a pace of `rate`: for a second, or two
+    /// requests' time if longer.
+    fn idle(&self, now: Instant, rate: f64) -> bool {
+        let quiet = Duration::from_secs_f64((2.0 / rate.max(MIN_RATE)).max(1.0));
+        self.times
+            .back()
+            .is_none_or(|last| now.saturating_duration_since(*last) > quiet)
+    }
+
     /// The rate of the answers accepted in the `window` before `now`, from their spacing (the
     /// time from the first to the last), once [`MIN_SAMPLES`] were.
     fn rate(&self, now: Instant, window: Duration) -> Option<f64> {
@@ -751,16 +760,21 @@ impl Core {
         let rate = self.curve(now);
         // A pace the client does not use (too few requests in flight to reach it) probes
         // nothing: growing it would only let a burst out later. It grows to at most twice what
-        // was accepted in the last second.
-        let used = match self.phase {
-            Phase::Ramp { .. } => self.grants.rate(now, Duration::from_secs(1)),
+        // was accepted in the last second; above the estimate, not at all while the client idles
+        // (it resumes at the estimate, not at a pace grown unbounded meanwhile).
+        let second = Duration::from_secs(1);
+        let cap = match self.phase {
+            Phase::Ramp { .. } => self.grants.rate(now, second).map(|r| r * UNUSED_GROWTH),
+            Phase::Hold { granted, .. } if rate > granted && self.grants.idle(now, granted) => {
+                Some(granted)
+            }
             Phase::Hold { granted, .. } if rate > granted => self
                 .grants
-                .rate(now, Duration::from_secs(1))
-                .map(|r| r.max(granted)),
+                .rate(now, second)
+                .map(|r| r.max(granted) * UNUSED_GROWTH),
             _ => None,
         };
-        self.clamp(used.map_or(rate, |used| rate.min(used * UNUSED_GROWTH)))
+        self.clamp(cap.map_or(rate, |cap| rate.min(cap)))
     }
 
     /// The pace at `now` as the phase alone sets it.
@@ -1119,6 +1133,23 @@ mod tests {
         let ticket = controller.acquire(None, None).await.unwrap();
         controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
         assert_eq!(controller.stats().pacing, Some(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_idles_resumes_at_the_estimate() {
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 10, 2).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        accept_for(&controller, 5, 4).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        let learned = controller.stats().learned.unwrap();
+        // A minute without a request: the probe's curve would be far above the estimate by
+        // now, and a resumed run would go out in a burst at that pace.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let pace = controller.stats().pacing.unwrap();
+        assert!(pace <= learned, "{pace} after idling, {learned} learned");
     }
 
     #[tokio::test(start_paused = true)]
