@@ -12,16 +12,20 @@
 //!   holds just under that estimate, then probes slowly above it (concave up to the estimate,
 //!   convex beyond, as TCP CUBIC), so that a limit that rises is found again; a refusal at or
 //!   under the estimate means the limit dropped, and the pace follows it down at once.
-//! - Before anything is measured (the first `429`) the pace ramps from what was accepted so far,
-//!   by a quarter a request at low rates and fourfold a second at most.
+//! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
+//!   in the last second, by a quarter a request at low rates and fourfold a second at most.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
-//!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
-//!   for before the server refuses) and `-Reset` (a quota used up for seconds holds every request).
+//!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up, or
+//!   smaller than the requests in flight, is cut for before the server refuses; a quota the server
+//!   reports is probed quickly) and `-Reset` (a quota used up for a second or more, at the
+//!   earliest, holds every request).
 //! - While it paces, the requests in flight are limited to the pace times the answers' measured
 //!   latency, with headroom: enough to carry the pace, and no pile of requests sent at a pace that
 //!   is already stale when their answers come.
-//! - Before the first `429` (or a quota or policy header) it costs two atomic operations and three
-//!   header lookups per request: no lock, no clock.
+//! - Before the first `429` (or a quota or policy header) it costs a few atomic operations per
+//!   request: no lock and no clock after the slow start, and a look at the answer's header names
+//!   one answer in [`HEADER_SAMPLE`] until a rate-limit header has been seen.
+//! - Each decision is a `debug` event of the target `happyrobot::rate`; none is per request.
 //!
 //! The decisions are in [`Core`], which takes the time as an argument, so that they can be tested
 //! (and simulated against token-bucket servers in tokio's paused time) without a clock.
@@ -188,10 +192,11 @@ const MIN_IN_FLIGHT: usize = 2;
 /// A `429` whose quota headers say it is used up for at least this long (at the earliest) holds
 /// every request.
 const HOLD_AFTER: Duration = Duration::from_secs(1);
-/// The slow-start window: the first requests of a client go one at a time, then one more at once
-/// for every accepted answer from the second on (doubling every round trip), until this many
-/// answers were accepted; then the window is gone. A service that starts 32 requests at once against a server
-/// that allows two a second gets one `429`, not thirty.
+/// The slow-start window: the first requests of a client go one at a time, then
+/// [`SLOW_START_GROWTH`] more at once for every accepted answer from the second on (tripling every
+/// round trip), until this many answers were accepted; then the window is gone. A service that
+/// starts 32 requests at once against a server that allows two a second gets one `429`, not
+/// thirty.
 const SLOW_START: usize = 64;
 /// After the slow start, before any rate-limit header was seen, one accepted answer in this many
 /// is looked at for them (a power of two).
