@@ -189,8 +189,8 @@ const LATENCY_WEIGHT: f64 = 0.2;
 const IN_FLIGHT_HEADROOM: f64 = 1.5;
 /// In flight while pacing, at least.
 const MIN_IN_FLIGHT: usize = 2;
-/// A `429` whose quota headers say it is used up for at least this long (at the earliest) holds
-/// every request.
+/// A `429` whose quota headers say it is used up for at least this long (at the earliest: see
+/// [`Limits::holds`]) holds every request.
 const HOLD_AFTER: Duration = Duration::from_secs(1);
 /// The slow-start window: the first requests of a client go one at a time, then
 /// [`SLOW_START_GROWTH`] more at once for every accepted answer from the second on (tripling every
@@ -225,6 +225,9 @@ pub(crate) struct Controller {
     sent: AtomicU64,
     accepted: AtomicU64,
     throttled: AtomicU64,
+    /// Requests let through that the server never answered (no answer came, or the caller
+    /// dropped them before sending): not in flight any more.
+    unanswered: AtomicU64,
     /// Paced requests sent and not yet answered.
     in_flight: AtomicUsize,
     /// Told when a paced request is answered, so that a turn held back by the in-flight limit goes.
@@ -245,10 +248,15 @@ pub(crate) struct Ticket<'a> {
     controller: &'a Controller,
     /// Its place in the slow-start window, if the window was still there.
     _window: Option<SemaphorePermit<'a>>,
+    /// Whether the server answered it (set when its answer is observed).
+    answered: bool,
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
+        if !self.answered {
+            self.controller.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
         if self.sent.is_some() {
             self.controller.in_flight.fetch_sub(1, Ordering::Relaxed);
             self.controller.freed.notify_one();
@@ -290,6 +298,7 @@ impl Controller {
             sent: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             core: Mutex::new(ceiling.map(|rate| Core::new(control, rate, Instant::now()))),
@@ -320,6 +329,7 @@ impl Controller {
             sent,
             controller: self,
             _window: window,
+            answered: false,
         })
     }
 
@@ -357,7 +367,8 @@ impl Controller {
     }
 
     /// Learns from the answer to a request let through with `ticket`.
-    pub(crate) fn observe(&self, ticket: Ticket<'_>, answer: Answer<'_>) {
+    pub(crate) fn observe(&self, mut ticket: Ticket<'_>, answer: Answer<'_>) {
+        ticket.answered = !matches!(answer, Answer::None);
         match answer {
             Answer::Accepted(headers) => {
                 let accepted = self.accepted.fetch_add(1, Ordering::Relaxed) + 1;
@@ -440,8 +451,9 @@ impl Controller {
     /// Whether more requests are in flight than the quota has left (of a limit of more than one):
     /// the slow start would send into refusals that the quota announces.
     fn outruns(&self, limits: &Limits) -> bool {
-        let answered =
-            self.accepted.load(Ordering::Relaxed) + self.throttled.load(Ordering::Relaxed);
+        let answered = self.accepted.load(Ordering::Relaxed)
+            + self.throttled.load(Ordering::Relaxed)
+            + self.unanswered.load(Ordering::Relaxed);
         let in_flight = self.sent.load(Ordering::Relaxed).saturating_sub(answered);
         limits.limit.is_some_and(|limit| limit >= 2)
             && limits.remaining.is_some_and(|left| left < in_flight)
@@ -559,8 +571,8 @@ pub(crate) struct Limits {
     remaining: Option<u64>,
     /// `RateLimit-Limit` or `X-RateLimit-Limit` (its first number).
     limit: Option<u64>,
-    /// `RateLimit-Reset` or `X-RateLimit-Reset`: the earliest the quota can be back (see
-    /// [`earliest_reset`]).
+    /// `RateLimit-Reset` or `X-RateLimit-Reset`: how long until the quota is back, as the server
+    /// says it (see [`reset_in`]).
     reset: Option<Duration>,
     /// `Retry-After: 0`: the server asks for the request again at once.
     retry_now: bool,
@@ -574,6 +586,18 @@ impl Limits {
             let name = name.as_str().as_bytes();
             name.starts_with(b"ratelimit-") || name.starts_with(b"x-ratelimit-")
         })
+    }
+
+    /// How long every request waits, when the quota is used up until a reset at least
+    /// [`HOLD_AFTER`] away at the earliest: a whole second is taken off the reset for its
+    /// rounding, so that a token bucket full again in 0.2 s, which reads "1" or the next whole
+    /// Unix second (up to 1.9 s away by a clock that reads whole seconds), holds nothing. The
+    /// wait itself goes to the reset as said: waking early would only meet another refusal.
+    fn holds(&self) -> Option<Duration> {
+        let reset = self
+            .reset
+            .filter(|r| r.saturating_sub(Duration::from_secs(1)) >= HOLD_AFTER);
+        reset.filter(|_| self.remaining == Some(0))
     }
 
     /// The quota is used up: none remains of a limit of more than one request. (A limit of one,
@@ -595,21 +619,23 @@ impl Limits {
                 continue;
             };
             let number = || text.parse::<u64>().ok();
+            // A header sent on several lines: its first readable line counts, as a lookup's would.
+            let first = |slot: &mut Option<u64>, value: Option<u64>| *slot = slot.or(value);
             match name.as_str() {
-                "ratelimit-policy" => limits.policy = parse_policy(text),
-                "ratelimit-remaining" => remaining[0] = number(),
-                "x-ratelimit-remaining" => remaining[1] = number(),
-                "ratelimit-limit" => limit[0] = first_number(text),
-                "x-ratelimit-limit" => limit[1] = first_number(text),
-                "ratelimit-reset" => reset[0] = number(),
-                "x-ratelimit-reset" => reset[1] = number(),
-                "retry-after" => limits.retry_now = number() == Some(0),
+                "ratelimit-policy" => limits.policy = limits.policy.or_else(|| parse_policy(text)),
+                "ratelimit-remaining" => first(&mut remaining[0], number()),
+                "x-ratelimit-remaining" => first(&mut remaining[1], number()),
+                "ratelimit-limit" => first(&mut limit[0], first_number(text)),
+                "x-ratelimit-limit" => first(&mut limit[1], first_number(text)),
+                "ratelimit-reset" => first(&mut reset[0], number()),
+                "x-ratelimit-reset" => first(&mut reset[1], number()),
+                "retry-after" => limits.retry_now |= number() == Some(0),
                 _ => {}
             }
         }
         limits.remaining = remaining[0].or(remaining[1]);
         limits.limit = limit[0].or(limit[1]);
-        limits.reset = reset[0].or(reset[1]).map(earliest_reset);
+        limits.reset = reset[0].or(reset[1]).map(reset_in);
         limits
     }
 }
@@ -619,12 +645,11 @@ fn first_number(text: &str) -> Option<u64> {
     text.split([',', ';']).next()?.trim().parse().ok()
 }
 
-/// The earliest the quota of a `RateLimit-Reset` / `X-RateLimit-Reset` of `value` can be back.
-/// GitHub and others send the Unix time of the reset, the IETF draft seconds; both are whole
-/// seconds, rounded by the server one way or the other, so a second is taken off: a token bucket
-/// that is full again in 0.2 s reads "1", or the next whole Unix second (which may be 1.9 s
-/// away by a clock that reads whole seconds), and is no reason to hold anything.
-fn earliest_reset(value: u64) -> Duration {
+/// How long until the quota of a `RateLimit-Reset` / `X-RateLimit-Reset` of `value` is back, as
+/// the server says it: GitHub and others send the Unix time of the reset (read against this
+/// clock's fraction of a second), the IETF draft seconds. Both are whole seconds, rounded by the
+/// server one way or the other: see [`Limits::holds`] for what that means.
+fn reset_in(value: u64) -> Duration {
     // Whole seconds as a float: exact far beyond any clock or quota window.
     #[allow(clippy::cast_precision_loss)]
     let value = value as f64;
@@ -637,7 +662,7 @@ fn earliest_reset(value: u64) -> Duration {
         value
     };
     // A year at most: far from any overflow, and the hold itself is capped at a day.
-    Duration::from_secs_f64((seconds - 1.0).clamp(0.0, 366.0 * 86_400.0))
+    Duration::from_secs_f64(seconds.clamp(0.0, 366.0 * 86_400.0))
 }
 
 /// Reads the first policy of `RateLimit-Policy` (`10;w=1`, or `"default";q=10;w=1` in the draft's
@@ -686,15 +711,6 @@ impl Grants {
             self.times.pop_front();
         }
         self.times.push_back(now);
-    }
-
-    /// Whether nothing was accepted for a while at a pace of `rate`: for a second, or two
-    /// requests' time if longer.
-    fn idle(&self, now: Instant, rate: f64) -> bool {
-        let quiet = Duration::from_secs_f64((2.0 / rate.max(MIN_RATE)).max(1.0));
-        self.times
-            .back()
-            .is_none_or(|last| now.saturating_duration_since(*last) > quiet)
     }
 
     /// The rate of the answers accepted in the `window` before `now`, from their spacing (the
@@ -769,17 +785,30 @@ impl Core {
         // (it resumes at the estimate, not at a pace grown unbounded meanwhile).
         let second = Duration::from_secs(1);
         let cap = match self.phase {
-            Phase::Ramp { .. } => self.grants.rate(now, second).map(|r| r * UNUSED_GROWTH),
-            Phase::Hold { granted, .. } if rate > granted && self.grants.idle(now, granted) => {
-                Some(granted)
-            }
-            Phase::Hold { granted, .. } if rate > granted => self
-                .grants
-                .rate(now, second)
-                .map(|r| r.max(granted) * UNUSED_GROWTH),
+            Phase::Ramp { at, .. } => match self.idle_since(now, at) {
+                Some(then) => Some(then),
+                None => self.grants.rate(now, second).map(|r| r * UNUSED_GROWTH),
+            },
+            Phase::Hold { granted, at } if rate > granted => match self.idle_since(now, at) {
+                Some(_) => Some(granted),
+                None => self
+                    .grants
+                    .rate(now, second)
+                    .map(|r| r.max(granted) * UNUSED_GROWTH),
+            },
             _ => None,
         };
         self.clamp(cap.map_or(rate, |cap| rate.min(cap)))
+    }
+
+    /// The pace at the last accepted answer (or at `since`, the start of the phase, when none
+    /// came since), if the client has idled since: nothing accepted for a second, or two
+    /// requests' time at that pace if longer.
+    fn idle_since(&self, now: Instant, since: Instant) -> Option<f64> {
+        let last = self.grants.times.back().map_or(since, |t| (*t).max(since));
+        let then = self.curve(last);
+        let quiet = Duration::from_secs_f64((2.0 / then.max(MIN_RATE)).clamp(1.0, 10.0));
+        (now.saturating_duration_since(last) > quiet).then_some(then)
     }
 
     /// The pace at `now` as the phase alone sets it.
@@ -793,7 +822,9 @@ impl Core {
                 // server allows more now: the ramp takes over from there.
                 let period = if self.quota {
                     // Answers in flight are answers that do not yet say the quota ran out.
-                    QUOTA_PERIOD.max(self.latency.unwrap_or(0.0) * 10.0)
+                    QUOTA_PERIOD
+                        .max(self.latency.unwrap_or(0.0) * 10.0)
+                        .min(period(granted))
                 } else {
                     period(granted)
                 };
@@ -973,9 +1004,7 @@ impl Core {
     /// left to the pace: a token bucket's "full again in a second" is no refusal of the next
     /// request, which comes a fraction of that later.
     fn hold(&mut self, now: Instant, limits: &Limits) {
-        if limits.remaining == Some(0)
-            && let Some(reset) = limits.reset.filter(|r| *r >= HOLD_AFTER)
-        {
+        if let Some(reset) = limits.holds() {
             // A day at most: far from any overflow of the clock, and the retry policy's cap on a
             // single wait applies to the requests themselves.
             let reset = reset.min(Duration::from_secs(86_400));
@@ -1041,8 +1070,12 @@ mod tests {
         headers.insert("x-ratelimit-reset", "3".parse().unwrap());
         let limits = Limits::read(&headers);
         assert_eq!(limits.remaining, Some(0));
-        // Three whole seconds, rounded: two at the earliest.
-        assert_eq!(limits.reset, Some(Duration::from_secs(2)));
+        // Three whole seconds: two at the earliest, so every request waits, the three seconds.
+        assert_eq!(limits.reset, Some(Duration::from_secs(3)));
+        assert_eq!(limits.holds(), Some(Duration::from_secs(3)));
+        // "1": full again within a second (a token bucket), nothing to hold.
+        headers.insert("x-ratelimit-reset", "1".parse().unwrap());
+        assert_eq!(Limits::read(&headers).holds(), None);
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -1050,14 +1083,42 @@ mod tests {
             + 30;
         headers.insert("x-ratelimit-reset", epoch.to_string().parse().unwrap());
         let reset = Limits::read(&headers).reset.unwrap();
-        assert!(reset <= Duration::from_secs(29) && reset >= Duration::from_secs(28));
-        // The next whole Unix second: full again within a second, nothing to hold.
+        assert!(reset <= Duration::from_secs(30) && reset >= Duration::from_secs(29));
+        // The next whole Unix second, up to 1.9 s away by this clock: nothing to hold.
         headers.insert(
             "x-ratelimit-reset",
-            (epoch - 29).to_string().parse().unwrap(),
+            (epoch - 28).to_string().parse().unwrap(),
         );
-        assert!(Limits::read(&headers).reset.unwrap() < HOLD_AFTER);
+        let limits = Limits::read(&headers);
+        assert!(limits.reset.unwrap() > Duration::from_secs(1));
+        assert_eq!(limits.holds(), None);
+        // With quota left nothing is held, however far the reset.
+        headers.insert("x-ratelimit-remaining", "3".parse().unwrap());
+        headers.insert("x-ratelimit-reset", "60".parse().unwrap());
+        assert_eq!(Limits::read(&headers).holds(), None);
         assert_eq!(Limits::read(&HeaderMap::new()), Limits::default());
+    }
+
+    #[test]
+    fn the_ietf_names_win_and_a_repeated_header_counts_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "7".parse().unwrap());
+        headers.insert("ratelimit-remaining", "3".parse().unwrap());
+        headers.insert("x-ratelimit-limit", "20".parse().unwrap());
+        headers.append("ratelimit-policy", "10;w=1".parse().unwrap());
+        headers.append("ratelimit-policy", "1000;w=1".parse().unwrap());
+        headers.append("ratelimit-reset", "nonsense".parse().unwrap());
+        headers.append("ratelimit-reset", "4".parse().unwrap());
+        let limits = Limits::read(&headers);
+        assert_eq!(limits.remaining, Some(3));
+        assert_eq!(limits.limit, Some(20));
+        assert_eq!(limits.policy, Some(10.0));
+        assert_eq!(limits.reset, Some(Duration::from_secs(4)));
+        assert!(Limits::present(&headers));
+        let mut plain = HeaderMap::new();
+        plain.insert("x-request-id", "r1".parse().unwrap());
+        plain.insert("content-type", "application/json".parse().unwrap());
+        assert!(!Limits::present(&plain));
     }
 
     #[test]
@@ -1155,6 +1216,40 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let pace = controller.stats().pacing.unwrap();
         assert!(pace <= learned, "{pace} after idling, {learned} learned");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_never_answered_are_not_counted_in_flight() {
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 10, 1).await;
+        // Ten requests that got no answer (a connection that failed) or were never sent.
+        for n in 0..10 {
+            let ticket = controller.acquire(None, None).await.unwrap();
+            if n % 2 == 0 {
+                controller.observe(ticket, Answer::None);
+            } else {
+                drop(ticket);
+            }
+        }
+        let ticket = controller.acquire(None, None).await.unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", "10".parse().unwrap());
+        headers.insert("x-ratelimit-remaining", "2".parse().unwrap());
+        // Nothing else is in flight: two left is plenty.
+        controller.observe(ticket, Answer::Accepted(&headers));
+        assert_eq!(controller.stats().pacing, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ramp_that_idles_does_not_grow() {
+        let controller = Controller::new(RateControl::adaptive());
+        accept_for(&controller, 4, 1).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        let from = controller.stats().pacing.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let pace = controller.stats().pacing.unwrap();
+        assert!(pace <= from * 4.0, "{pace} after idling, from {from}");
     }
 
     #[tokio::test(start_paused = true)]
