@@ -13,12 +13,13 @@
 //!   convex beyond, as TCP CUBIC), so that a limit that rises is found again; a refusal at or
 //!   under the estimate means the limit dropped, and the pace follows it down at once.
 //! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
-//!   in the last second, by a quarter a request at low rates and fourfold a second at most.
+//!   in the last second of the slow start (or on average since it ended), by a quarter a request
+//!   at low rates and fourfold a second at most.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
-//!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up, or
-//!   smaller than the requests in flight, is cut for before the server refuses; a quota the server
-//!   reports is probed quickly) and `-Reset` (a quota used up for a second or more, at the
-//!   earliest, holds every request).
+//!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
+//!   for before the server refuses, one smaller than the requests in flight starts pacing, and a
+//!   quota the server reports is probed quickly) and `-Reset` (a quota used up for a second or
+//!   more, at the earliest, holds every request until the reset).
 //! - While it paces, the requests in flight are limited to the pace times the answers' measured
 //!   latency, with headroom: enough to carry the pace, and no pile of requests sent at a pace that
 //!   is already stale when their answers come.
@@ -1633,7 +1634,7 @@ mod tests {
     /// Slow answers (100/s behind 300 ms) with 32 and 64 in flight; two processes on one limit;
     /// a limit that drops from 20/s to 5/s after 10 s, and one that rises from 5/s to 20/s. At
     /// most 5 % refused everywhere, and 0.9 of the allowed rate everywhere but behind slow
-    /// answers without a policy (0.90 to 0.93: the slow start takes five round trips of 300 ms),
+    /// answers without a policy (0.90 to 0.94: the slow start takes five round trips of 300 ms),
     /// at least 0.89 there, and where a limit rises and nothing says so: probing finds it some
     /// seconds later (0.87 to 0.88 of the rate), at least 0.85 there. (Two real processes do worse than two controllers that start
     /// and end together here: see BENCHMARKS.md.)
