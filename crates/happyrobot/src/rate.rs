@@ -542,24 +542,30 @@ impl Start {
         }
     }
 
-    /// The rate the server granted before pacing began, at least one a second: the answers
-    /// accepted in the last second, or, when the slow start ended over a second ago, those
-    /// accepted since over the time since. (A server's burst counts in full here: it costs a
-    /// refusal or two, which the first cut measures away; a start at one a second would cost
-    /// seconds of ramp behind slow answers, where the slow start grants little per second.)
+    /// The rate the server granted before pacing began: the answers accepted in the last second
+    /// (those of the slow start, and any since it ended), or, when the slow start ended over a
+    /// second ago, those accepted since over the time since; never under what was accepted in
+    /// all, up to eight (a service that idled for an hour does not start at one a second), nor
+    /// under one. (A server's burst counts in full here: it costs a refusal or two, which the
+    /// first cut measures away; a start at one a second would cost seconds of ramp behind slow
+    /// answers, where the slow start grants little per second.)
     fn granted(&self, now: Instant, accepted: u64) -> f64 {
         let second = Duration::from_secs(1);
         let rate = match self.warm {
             Some((at, then)) if now.saturating_duration_since(at) > second => {
                 accepted.saturating_sub(then) as f64 / now.duration_since(at).as_secs_f64()
             }
-            _ => self
-                .times
-                .iter()
-                .filter(|t| now.saturating_duration_since(**t) <= second)
-                .count() as f64,
+            warm => {
+                let since = warm.map_or(0, |(_, then)| accepted.saturating_sub(then));
+                let recent = self
+                    .times
+                    .iter()
+                    .filter(|t| now.saturating_duration_since(**t) <= second)
+                    .count();
+                (recent as u64 + since) as f64
+            }
         };
-        rate.max(1.0)
+        rate.max((accepted as f64).min(8.0)).max(1.0)
     }
 }
 
@@ -1251,6 +1257,17 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let pace = controller.stats().pacing.unwrap();
         assert!(pace <= from * 4.0, "{pace} after idling, from {from}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_that_idled_starts_pacing_from_what_it_was_accepted() {
+        let controller = Controller::new(RateControl::adaptive());
+        // The slow start (64 answers) and then some, then an hour without a request.
+        accept_for(&controller, 50, 2).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        assert_eq!(controller.stats().pacing, Some(8.0));
     }
 
     #[tokio::test(start_paused = true)]
