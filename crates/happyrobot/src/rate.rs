@@ -1179,6 +1179,12 @@ mod tests {
         );
     }
 
+    /// One request, answered `429` without headers.
+    async fn refuse(controller: &Controller) {
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+    }
+
     /// Accepted answers of a slow start, `per_second` of them a second for `seconds`, each
     /// request answered before the next goes.
     async fn accept_for(controller: &Controller, per_second: u64, seconds: u64) {
@@ -1195,16 +1201,14 @@ mod tests {
         // accepted a second, and the pace starts there, not from a guess of a few a second.
         let controller = Controller::new(RateControl::adaptive());
         accept_for(&controller, 30, 2).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         let pace = controller.stats().pacing.unwrap();
         assert!((29.0..=31.0).contains(&pace), "{pace}");
         // A server that refused the second request of all (a burst of one) starts the pace at
         // one a second.
         let controller = Controller::new(RateControl::adaptive());
         accept_for(&controller, 1, 1).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(1.0));
     }
 
@@ -1212,11 +1216,9 @@ mod tests {
     async fn a_client_that_idles_resumes_at_the_estimate() {
         let controller = Controller::new(RateControl::adaptive());
         accept_for(&controller, 10, 2).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         accept_for(&controller, 5, 4).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         let learned = controller.stats().learned.unwrap();
         // A minute without a request: the probe's curve would be far above the estimate by
         // now, and a resumed run would go out in a burst at that pace.
@@ -1251,8 +1253,7 @@ mod tests {
     async fn a_ramp_that_idles_does_not_grow() {
         let controller = Controller::new(RateControl::adaptive());
         accept_for(&controller, 4, 1).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         let from = controller.stats().pacing.unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
         let pace = controller.stats().pacing.unwrap();
@@ -1265,8 +1266,7 @@ mod tests {
         // The slow start (64 answers) and then some, then an hour without a request.
         accept_for(&controller, 50, 2).await;
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        let ticket = controller.acquire(None, None).await.unwrap();
-        controller.observe(ticket, Answer::Throttled(&HeaderMap::new()));
+        refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(8.0));
     }
 
