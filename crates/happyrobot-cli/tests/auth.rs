@@ -521,12 +521,7 @@ async fn a_credentials_file_others_can_read_is_refused_with_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_on_a_terminal_asks_without_echo() {
     use tokio::io::AsyncReadExt as _;
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` to give the command a terminal");
+    if !common::have_terminal() {
         return;
     }
     let server = mock().await;

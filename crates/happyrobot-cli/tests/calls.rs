@@ -501,12 +501,7 @@ async fn a_workbook_of_calls_filled_in_imports_back_each_note_once_with_a_workbo
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workbook_is_refused_on_a_terminal_before_anything_is_sent() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` to give the command a terminal");
+    if !common::have_terminal() {
         return;
     }
     let server = MockServer::start().await.unwrap();
@@ -516,19 +511,8 @@ async fn a_workbook_is_refused_on_a_terminal_before_anything_is_sent() {
         server.base_url(),
         server.api_key()
     );
-    let mut command = tokio::process::Command::new("script");
-    command
-        .args(["-qec", &line, "/dev/null"])
-        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
-        .env("XDG_CONFIG_HOME", common::config_home())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(common::RUN_LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let (code, shown) = common::run_on_terminal(&line).await;
+    assert_eq!(code, Some(2), "{shown}");
     assert!(
         shown.contains("a workbook is not written to a terminal: redirect it (> calls.xlsx)"),
         "{shown}"

@@ -32,11 +32,6 @@ fn write_csv(dir: &Path, count: usize) -> PathBuf {
     path
 }
 
-fn summary_of(run: &common::Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
-}
-
 fn lines_of(list: &Value) -> BTreeSet<u64> {
     list.as_array()
         .unwrap()
@@ -116,7 +111,7 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
             .count(),
         142
     );
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["added"], 1000);
     assert_eq!(summary["failed"], 0);
     assert_eq!(summary["unknown"], 0);
@@ -139,7 +134,7 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
     )
     .await;
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert_eq!(summary_of(&again)["skipped"], 1000);
+    assert_eq!(common::summary_of(&again)["skipped"], 1000);
     assert_eq!(server.requests().len(), requests);
 }
 
@@ -190,7 +185,7 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
     )
     .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     let unknown = lines_of(&summary["unknown_lines"]);
     assert_eq!(unknown, interrupted);
     assert!(
@@ -242,7 +237,7 @@ async fn a_killed_import_resumes_without_sending_any_line_twice() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], interrupted.len());
+    assert_eq!(common::summary_of(&run)["added"], interrupted.len());
     let counts = common::counts_by_content(&server, FIRST_CALL_ID);
     for n in 1..=total {
         let line = n as u64 + 1;
@@ -279,7 +274,7 @@ async fn saved_then_dropped_is_unknown_and_not_duplicated() {
     )
     .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["added"], 4);
     assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
     assert_eq!(server.created_note_count(), 5, "the dropped one was saved");
@@ -299,7 +294,7 @@ async fn saved_then_dropped_is_unknown_and_not_duplicated() {
     )
     .await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["skipped"], 4);
+    assert_eq!(common::summary_of(&run)["skipped"], 4);
     assert_eq!(server.created_note_count(), 5);
     let text = common::redact_dir(&common::without_progress(&run.stderr), &dir);
     insta::assert_snapshot!("import_unknown_summary", text);
@@ -335,7 +330,7 @@ async fn failures_are_reported_with_lines_and_resent_on_a_rerun() {
     // Certain failures are sent again on a re-run; the done lines are not.
     let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 4, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["skipped"], 2);
     assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([2]));
     assert_eq!(summary["failed_lines"][0]["status"], 404);
@@ -371,7 +366,7 @@ async fn server_errors_make_lines_unknown_and_exit_7() {
     )
     .await;
     assert_eq!(run.code, 7, "unknown beats failures: {}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(lines_of(&summary["unknown_lines"]), BTreeSet::from([2]));
     assert_eq!(lines_of(&summary["failed_lines"]), BTreeSet::from([3]));
     assert_eq!(summary["failed_lines"][0]["exit_code"], 5);
@@ -445,7 +440,7 @@ async fn a_fixed_line_is_sent_and_nothing_already_added() {
     .unwrap();
     let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["added"], 2, "{summary}");
     assert_eq!(summary["skipped"], 2, "{summary}");
     let counts = common::counts_by_content(&server, FIRST_CALL_ID);
@@ -465,13 +460,13 @@ async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
     let file_arg = file.to_str().unwrap();
     let trial = common::run(&["--mock", "notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(trial.code, 0, "{}", trial.stderr);
-    assert_eq!(summary_of(&trial)["added"], 5);
+    assert_eq!(common::summary_of(&trial)["added"], 5);
     let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], 5);
+    assert_eq!(common::summary_of(&run)["added"], 5);
     let run = common::run_against(&real, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], 5, "{}", run.stderr);
+    assert_eq!(common::summary_of(&run)["added"], 5, "{}", run.stderr);
     assert_eq!(real.created_note_count(), 5);
     // The journal records where each run went, and a hash of the key, never the key.
     let journal = std::fs::read_to_string(dir.join("notes.csv.journal")).unwrap();
@@ -479,7 +474,7 @@ async fn a_trial_run_on_a_mock_does_not_mark_lines_done_for_the_real_api() {
     assert!(!journal.contains(real.api_key()), "{journal}");
     // And each destination keeps its own progress.
     let run = common::run_against(&staging, &["notes", "import", file_arg, "-o", "json"]).await;
-    assert_eq!(summary_of(&run)["skipped"], 5);
+    assert_eq!(common::summary_of(&run)["skipped"], 5);
     assert_eq!(staging.created_note_count(), 5);
 }
 
@@ -507,7 +502,7 @@ async fn a_renamed_copied_or_symlinked_file_resumes() {
         .await;
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(
-            summary_of(&run)["skipped"],
+            common::summary_of(&run)["skipped"],
             6,
             "{}: {}",
             path.display(),
@@ -542,7 +537,7 @@ async fn a_rejected_key_stops_the_import_with_exit_3() {
         "it stops at the first 401s: {}",
         server.requests().len()
     );
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert!(summary["not_sent"].as_u64().unwrap() >= 46, "{summary}");
 }
 
@@ -620,7 +615,7 @@ async fn ctrl_c_finishes_the_lines_in_flight_and_exits_130() {
     server.clear_faults();
     let run = common::run_against(&server, &["notes", "import", &file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["skipped"], added);
+    assert_eq!(common::summary_of(&run)["skipped"], added);
     assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID).len(), 100);
     assert_eq!(server.created_note_count(), 100);
 }
@@ -735,7 +730,7 @@ async fn identical_lines_are_refused_unless_allowed() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], 3);
+    assert_eq!(common::summary_of(&run)["added"], 3);
     // A re-run knows both copies are done.
     let run = common::run_against(
         &server,
@@ -749,7 +744,7 @@ async fn identical_lines_are_refused_unless_allowed() {
         ],
     )
     .await;
-    assert_eq!(summary_of(&run)["skipped"], 3);
+    assert_eq!(common::summary_of(&run)["skipped"], 3);
     assert_eq!(common::counts_by_content(&server, FIRST_CALL_ID)["same"], 2);
 }
 
@@ -823,7 +818,7 @@ async fn a_damaged_journal_line_is_reported_and_skipped() {
         "{}",
         run.stderr
     );
-    assert_eq!(summary_of(&run)["skipped"], 4);
+    assert_eq!(common::summary_of(&run)["skipped"], 4);
     assert_eq!(server.created_note_count(), 4);
 }
 
@@ -857,7 +852,7 @@ async fn a_huge_retry_after_neither_panics_nor_hangs() {
     .await;
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(run.code, 5, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["failed"], 1);
     let reason = summary["failed_lines"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("asked to wait"), "{reason}");
@@ -1143,7 +1138,7 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     let run = common::run_command(command).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("Line 3 was added"), "{}", run.stderr);
-    let first = summary_of(&run);
+    let first = common::summary_of(&run);
     assert_eq!(first["added"], 2, "{first}");
     assert!(
         first["journal_failures"][0]
@@ -1170,7 +1165,7 @@ async fn a_full_disk_after_a_note_was_added_counts_it_as_added() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let second = summary_of(&run);
+    let second = common::summary_of(&run);
     assert_eq!(second["unknown"], 0, "{second}");
     assert_eq!(second["skipped"], 2, "{second}");
     assert_eq!(second["reconciled"]["found"], 1, "{second}");

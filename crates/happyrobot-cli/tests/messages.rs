@@ -306,12 +306,7 @@ fn drawn(output: &str) -> Vec<String> {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_100_columns_the_progress_line_never_wraps_and_shows_the_last_error() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no `script` to give the command a terminal");
+    if !common::have_terminal() {
         return;
     }
     let server = MockServer::start().await.unwrap();
@@ -326,19 +321,8 @@ async fn on_100_columns_the_progress_line_never_wraps_and_shows_the_last_error()
         server.api_key(),
         file.display()
     );
-    let mut command = tokio::process::Command::new("script");
-    command
-        .args(["-qec", &line, "/dev/null"])
-        .env("HAPPYROBOT_STATE_DIR", common::state_dir())
-        .env("XDG_CONFIG_HOME", common::config_home())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(common::RUN_LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(5), "{shown}");
+    let (code, shown) = common::run_on_terminal(&line).await;
+    assert_eq!(code, Some(5), "{shown}");
     let bars: Vec<String> = drawn(&shown)
         .into_iter()
         .filter(|l| l.starts_with('[') && l.contains("/20 "))

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use happyrobot_mock::{FIRST_CALL_ID, Fault, MockServer};
-use serde_json::Value;
 
 /// Writes `name`, a CSV of `count` notes on the first call with texts `<prefix> 1`, `<prefix> 2`...
 fn write_csv(dir: &Path, name: &str, prefix: &str, count: usize) -> PathBuf {
@@ -29,11 +28,6 @@ fn write_csv(dir: &Path, name: &str, prefix: &str, count: usize) -> PathBuf {
     }
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn summary_of(run: &common::Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
 
 /// How many notes with each text the call holds now.
@@ -73,7 +67,7 @@ async fn without_client_ids_a_dropped_add_stays_unknown_and_is_never_resent() {
     let file = write_csv(&dir, "notes.csv", "note", 5);
     let run = import(&server, &file, &["--concurrency", "1"]).await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["unknown"], 1, "{summary}");
     assert_eq!(summary["unknown_lines"][0]["line"], 2, "{summary}");
     assert_eq!(summary["reconciled"]["undecided"], 1, "{summary}");
@@ -82,7 +76,7 @@ async fn without_client_ids_a_dropped_add_stays_unknown_and_is_never_resent() {
     // A re-run looks again, still cannot tell, and still sends nothing.
     let run = import(&server, &file, &[]).await;
     assert_eq!(run.code, 7, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["skipped"], 4);
+    assert_eq!(common::summary_of(&run)["skipped"], 4);
     assert_eq!(server.created_note_count(), 5);
     assert_each_once(&server, "note", 5);
 }
@@ -111,7 +105,7 @@ async fn a_killed_import_is_reconciled_on_the_next_run() {
     server.clear_faults();
     let run = import(&server, &file, &[]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["unknown"], 0, "{summary}");
     let reconciled = &summary["reconciled"];
     assert!(
@@ -181,7 +175,7 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
         "undo of 1,000 notes: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["deleted"], 1000, "{summary}");
     assert_eq!(summary["to_delete"], 1000, "{summary}");
     assert_eq!(server.operation_counts().delete_note, 1000);
@@ -202,7 +196,7 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     let requests = server.requests().len();
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let again = summary_of(&run);
+    let again = common::summary_of(&run);
     assert_eq!(again["deleted"], 0, "{again}");
     assert_eq!(again["skipped"], 1000, "{again}");
     assert_eq!(server.requests().len(), requests);
@@ -212,10 +206,10 @@ async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     // those.
     let run = import(&server, &file, &["--concurrency", "8"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], 1000);
+    assert_eq!(common::summary_of(&run)["added"], 1000);
     let run = import(&server, &file, &["--undo", "--concurrency", "8"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["deleted"], 1000);
+    assert_eq!(common::summary_of(&run)["deleted"], 1000);
     assert_eq!(server.notes(FIRST_CALL_ID).len(), after.len());
 }
 
@@ -308,7 +302,7 @@ async fn a_killed_undo_resumes_and_deletes_every_note_once() {
 
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(
         summary["deleted"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(),
         total as u64,
@@ -326,7 +320,7 @@ async fn a_killed_undo_resumes_and_deletes_every_note_once() {
     // Done: running it again deletes nothing.
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["deleted"], 0);
+    assert_eq!(common::summary_of(&run)["deleted"], 0);
     assert_eq!(server.operation_counts().delete_note, total);
 }
 
@@ -344,7 +338,7 @@ async fn undo_reconciles_lines_in_doubt_first() {
 
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["deleted"], 3, "{summary}");
     assert_eq!(summary["not_added"], 1, "{summary}");
     assert_eq!(summary["reconciled"]["found"], 1, "{summary}");
@@ -556,19 +550,22 @@ async fn undo_after_rows_were_edited_and_removed_deletes_every_note_the_journal_
     let dir = common::temp_dir("undo-edited");
     let mut rows: Vec<String> = (1..=18).map(|n| format!("row {n}")).collect();
     let file = write_rows(&dir, &rows);
-    assert_eq!(summary_of(&import(&server, &file, &[]).await)["added"], 18);
+    assert_eq!(
+        common::summary_of(&import(&server, &file, &[]).await)["added"],
+        18
+    );
     rows[3] = "row 4 edited".into();
     rows[7] = "row 8 edited".into();
     rows.remove(11);
     write_rows(&dir, &rows);
-    let again = summary_of(&import(&server, &file, &[]).await);
+    let again = common::summary_of(&import(&server, &file, &[]).await);
     assert_eq!(
         (again["added"].as_u64(), again["skipped"].as_u64()),
         (Some(2), Some(15))
     );
     let run = import(&server, &file, &["--undo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(summary["to_delete"], 20, "{summary}");
     assert_eq!(summary["removed_lines"], 3, "{summary}");
     assert_eq!(summary["deleted"], 20, "{summary}");
@@ -611,7 +608,7 @@ async fn a_journal_the_state_directory_names_that_is_gone_refuses_the_import_wit
     assert_eq!(server.operation_counts().add_note, adds, "nothing sent");
     let run = import(&server, &file, &["--forget-lost-journal"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(summary_of(&run)["added"], 3);
+    assert_eq!(common::summary_of(&run)["added"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -620,7 +617,10 @@ async fn the_same_rows_saved_as_windows_1252_with_semicolons_send_nothing_again(
     let dir = common::temp_dir("same-rows");
     let rows: Vec<String> = (1..=4).map(|n| format!("Fahrer bestätigt {n}")).collect();
     let file = write_rows(&dir, &rows);
-    assert_eq!(summary_of(&import(&server, &file, &[]).await)["added"], 4);
+    assert_eq!(
+        common::summary_of(&import(&server, &file, &[]).await)["added"],
+        4
+    );
     let other = common::temp_dir("same-rows-1252").join("export.csv");
     let mut text = String::from("call_id;content\r\n");
     for row in &rows {
@@ -633,7 +633,7 @@ async fn the_same_rows_saved_as_windows_1252_with_semicolons_send_nothing_again(
     std::fs::write(&other, bytes).unwrap();
     let run = import(&server, &other, &["--encoding", "windows-1252"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = summary_of(&run);
+    let summary = common::summary_of(&run);
     assert_eq!(
         (summary["added"].as_u64(), summary["skipped"].as_u64()),
         (Some(0), Some(4))

@@ -141,3 +141,42 @@ pub fn counts_by_content(
     }
     counts
 }
+
+/// Whether util-linux's `script` is there to give the command a terminal; when it is not, says
+/// that the test is skipped.
+pub fn have_terminal() -> bool {
+    let there = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !there {
+        eprintln!("skipped: no `script` to give the command a terminal");
+    }
+    there
+}
+
+/// Runs the shell `line` on a pseudo-terminal (`script`), with this test run's state and
+/// configuration directories; its exit code and everything the terminal showed.
+pub async fn run_on_terminal(line: &str) -> (Option<i32>, String) {
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", line, "/dev/null"])
+        .env("HAPPYROBOT_STATE_DIR", state_dir())
+        .env("XDG_CONFIG_HOME", config_home())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .expect("the command on a terminal did not finish in time")
+        .expect("`script` could not be run");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// The JSON a run printed on standard output (its `--output json` summary).
+pub fn summary_of(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", run.stdout, run.stderr))
+}
