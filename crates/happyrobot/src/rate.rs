@@ -432,7 +432,16 @@ impl Controller {
         }
         let now = Instant::now();
         let mut core = self.lock();
-        let core = core.get_or_insert_with(|| Core::new(self.control, self.first_guess(now), now));
+        let core = core.get_or_insert_with(|| {
+            let from = self.first_guess(now);
+            tracing::debug!(
+                target: "happyrobot::rate",
+                from,
+                "rate limit: the server's quota headers say to slow down; pacing from {from:.2} \
+                 requests/s"
+            );
+            Core::new(self.control, from, now)
+        });
         core.accepted(now, None, limits);
         self.engaged.store(true, Ordering::Relaxed);
         if limits.policy.is_some() {
@@ -962,7 +971,11 @@ impl Core {
             // last cut (or the limit dropped, which refusals will tell).
             Phase::Hold { granted, .. } if soft && refused <= granted => return,
             // The quota ran out, nothing was refused: just under the pace that used it up.
-            Phase::Hold { .. } if soft => measured.unwrap_or(0.0).max(refused * PROBE_FLOOR),
+            // (A pace the client could not use, too few requests in flight to reach it, counts no
+            // more than what was accepted, as in the ramp.)
+            Phase::Hold { .. } if soft => measured.map_or(refused * PROBE_FLOOR, |m| {
+                m.max((refused * PROBE_FLOOR).min(m * SUSTAINED_OVER))
+            }),
             // Refused at or under the estimate: the limit is lower than measured (it dropped).
             Phase::Hold { granted, .. } if refused <= granted => {
                 let (low, none, high) = DROP_RANGE;
@@ -1210,6 +1223,35 @@ mod tests {
         accept_for(&controller, 1, 1).await;
         refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(1.0));
+    }
+
+    #[test]
+    fn a_quota_used_up_at_a_pace_the_client_could_not_use_is_not_taken_as_granted() {
+        // Held at 100 a second under a reported quota; the answers come at 100 a second (all
+        // the requests in flight can carry) while the probe's pace grows far above that.
+        let start = Instant::now();
+        let mut core = Core::new(RateControl::adaptive(), 100.0, start);
+        core.phase = Phase::Hold {
+            granted: 100.0,
+            at: start,
+        };
+        core.quota = true;
+        let quota = |remaining| Limits {
+            remaining: Some(remaining),
+            limit: Some(11),
+            ..Limits::default()
+        };
+        let mut now = start;
+        for _ in 0..1200 {
+            now += Duration::from_millis(10);
+            core.accepted(now, Some(now - Duration::from_millis(300)), &quota(5));
+        }
+        assert!(core.rate(now) > 150.0, "{}", core.rate(now));
+        // The quota runs out: the server grants what it accepted, about 100, not the pace.
+        now += Duration::from_millis(10);
+        core.accepted(now, Some(now - Duration::from_millis(300)), &quota(0));
+        let learned = core.learned.unwrap();
+        assert!((98.0..=106.0).contains(&learned), "{learned}");
     }
 
     #[tokio::test(start_paused = true)]
