@@ -7,7 +7,8 @@
 //! each with `Retry-After`, without it, and with the IETF rate-limit headers (which name the
 //! rate in `RateLimit-Policy`) and the X-RateLimit ones (which do not): 2/s; 100/s behind
 //! 300 ms answers, at the default concurrency and at 64; two imports at once on one 20/s limit;
-//! and a limit of 20/s that drops to 5/s ten seconds in.
+//! a limit of 20/s that drops to 5/s ten seconds in; and an import (300 lines) that joins one
+//! already at that limit (100 lines) two seconds after it started.
 //!
 //! The ideal time is the lines beyond the burst over the rate (over each rate in turn, for a
 //! limit that changes): what a client that knew the limit and sent at exactly that pace would
@@ -50,6 +51,10 @@ struct Row {
     imports: usize,
     /// (seconds, rate): the limit changes to `rate` that long after the mock started.
     change: Option<(u32, u32)>,
+    /// With two imports, (seconds, lines): the second starts that long after the first, with
+    /// that many lines (an import that joins one already running at the limit).
+    apart: Option<(u64, usize)>,
+    /// The lines of each import (of the first, with `apart`).
     lines: usize,
 }
 
@@ -67,6 +72,7 @@ impl Row {
             concurrency: None,
             imports: 1,
             change: None,
+            apart: None,
             // Enough lines for about 20 s at the limit (12 s at 50/s).
             lines: match limit {
                 2 => 40,
@@ -81,8 +87,21 @@ impl Row {
         (1.0 + f64::from(limit) / 10.0).round().max(1.0)
     }
 
+    /// The lines of import `n` (from 0).
+    fn lines_of(&self, n: usize) -> usize {
+        match self.apart {
+            Some((_, lines)) if n > 0 => lines,
+            _ => self.lines,
+        }
+    }
+
+    /// The lines of all the row's imports.
+    fn total_lines(&self) -> usize {
+        (0..self.imports).map(|n| self.lines_of(n)).sum()
+    }
+
     fn ideal_seconds(&self) -> f64 {
-        let total = (self.lines * self.imports) as f64 - Self::burst(self.limit);
+        let total = self.total_lines() as f64 - Self::burst(self.limit);
         match self.change {
             Some((after, rate)) if total > f64::from(self.limit * after) => {
                 f64::from(after) + (total - f64::from(self.limit * after)) / f64::from(rate)
@@ -149,6 +168,12 @@ fn grid() -> Vec<Row> {
                 lines: 300,
                 ..base(20, 5)
             });
+            rows.push(Row {
+                imports: 2,
+                apart: Some((2, 300)),
+                lines: 100,
+                ..base(20, 5)
+            });
         }
     }
     rows
@@ -200,7 +225,18 @@ fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
         let runs: Vec<_> = (0..row.imports)
             .map(|n| {
                 let mock = &mock;
-                scope.spawn(move || run_import(row, mock, dir, &format!("{index}-{n}")))
+                scope.spawn(move || {
+                    // The row's time counts from the first import's start.
+                    let late = row
+                        .apart
+                        .filter(|_| n > 0)
+                        .map_or(0, |(seconds, _)| seconds);
+                    std::thread::sleep(std::time::Duration::from_secs(late));
+                    let mut measured =
+                        run_import(row, row.lines_of(n), mock, dir, &format!("{index}-{n}"))?;
+                    measured.seconds += late as f64;
+                    Ok(measured)
+                })
             })
             .collect();
         runs.into_iter()
@@ -227,10 +263,15 @@ fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
 }
 
 /// One import of a row: the CLI, or the bench binary's library loop.
-fn run_import(row: &Row, mock: &Mock, dir: &Path, name: &str) -> Result<Measured, String> {
+fn run_import(
+    row: &Row,
+    lines: usize,
+    mock: &Mock,
+    dir: &Path,
+    name: &str,
+) -> Result<Measured, String> {
     let ids = std::fs::read_to_string(&mock.ids_file).map_err(|e| e.to_string())?;
     let ids: Vec<&str> = ids.lines().collect();
-    let lines = row.lines;
     match row.side {
         Side::Cli => {
             let file = dir.join(format!("grid-{name}.csv"));
@@ -378,7 +419,10 @@ fn describe(row: &Row) -> [String; 8] {
             Some(n) => n.to_string(),
             None => format!("default ({})", row.in_flight()),
         },
-        row.imports.to_string(),
-        (row.lines * row.imports).to_string(),
+        match row.apart {
+            Some((seconds, _)) => format!("{}, the 2nd {seconds} s later", row.imports),
+            None => row.imports.to_string(),
+        },
+        row.total_lines().to_string(),
     ]
 }

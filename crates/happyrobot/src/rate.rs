@@ -169,6 +169,9 @@ const DROP_RANGE: (f64, f64, f64) = (0.6, 0.8, 0.98);
 /// After this many periods of probing without a refusal (the pace 40 % over the estimate), the
 /// limit is taken to have risen: the pace ramps from there.
 const PROBE_RAMP_AFTER: f64 = 2.5;
+/// How long the probe takes to reach its plateau, at most, after a refusal at or under the
+/// estimate (see `Core::moving`).
+const MOVING_PERIOD: f64 = 3.0;
 /// The pace holds at this share of the estimate (the plateau of the probing curve)...
 const PLATEAU: f64 = 0.98;
 /// ...and starts from this share of it after a cut.
@@ -759,6 +762,11 @@ pub(crate) struct Core {
     /// and goes quickly. (Under a policy what is left to find is a share of it: two processes
     /// that probe quickly contest it, and refuse a little more together, but use the limit.)
     quota: bool,
+    /// Whether the last cut came from a refusal at or under the estimate: the limit moves (it
+    /// dropped, or another process takes from it), and what it grants now is probed for again
+    /// within [`MOVING_PERIOD`] (an estimate at a stable limit is probed over up to ten seconds at
+    /// low rates, where each refusal is a large share of the requests).
+    moving: bool,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
     /// When the latest answers were accepted.
@@ -786,6 +794,7 @@ impl Core {
             learned: None,
             policy: None,
             quota: false,
+            moving: false,
             last_cut: now,
             grants: Grants::default(),
             latency: None,
@@ -841,6 +850,8 @@ impl Core {
                     QUOTA_PERIOD
                         .max(self.latency.unwrap_or(0.0) * 10.0)
                         .min(period(granted))
+                } else if self.moving {
+                    period(granted).min(MOVING_PERIOD)
                 } else {
                     period(granted)
                 };
@@ -978,11 +989,15 @@ impl Core {
             }),
             // Refused at or under the estimate: the limit is lower than measured (it dropped).
             Phase::Hold { granted, .. } if refused <= granted => {
+                self.moving = true;
                 let (low, none, high) = DROP_RANGE;
                 measured.map_or(refused * none, |m| m.clamp(refused * low, refused * high))
             }
             // Refused while probing above it: the limit is at least what was sustained.
-            Phase::Hold { .. } => measured.unwrap_or(sustained),
+            Phase::Hold { .. } => {
+                self.moving = false;
+                measured.unwrap_or(sustained)
+            }
         }
         .min(refused);
         tracing::debug!(
@@ -1254,6 +1269,38 @@ mod tests {
         assert!((98.0..=106.0).contains(&learned), "{learned}");
     }
 
+    #[test]
+    fn a_limit_that_moved_is_probed_again_within_seconds_at_low_rates() {
+        // Held at 1.5 a second (a low estimate is probed over ten seconds: each refusal is a
+        // large share of so few requests)...
+        let start = Instant::now();
+        let mut core = Core::new(RateControl::adaptive(), 1.5, start);
+        core.phase = Phase::Hold {
+            granted: 1.5,
+            at: start,
+        };
+        let none = Limits::default();
+        let mut now = start;
+        let accept_until = |core: &mut Core, now: &mut Instant, until: Duration| {
+            while now.duration_since(start) < until {
+                *now += Duration::from_millis(700);
+                core.accepted(*now, Some(*now - Duration::from_millis(5)), &none);
+            }
+        };
+        accept_until(&mut core, &mut now, Duration::from_secs(3));
+        // ...then refused under the estimate: the limit dropped, or another process takes from
+        // it, and what it grants now may rise again soon.
+        core.throttled(now, Some(now - Duration::from_millis(5)), &none);
+        let learned = core.learned.unwrap();
+        assert!(learned <= 1.5, "{learned}");
+        accept_until(&mut core, &mut now, Duration::from_secs(12));
+        let pace = core.rate(now);
+        assert!(
+            pace > learned * 1.2,
+            "{pace} nine seconds after the cut to {learned}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_client_that_idles_resumes_at_the_estimate() {
         let controller = Controller::new(RateControl::adaptive());
@@ -1486,6 +1533,9 @@ mod tests {
         style: Style,
         /// A share of requests refused at random with `Retry-After: 0` (fault injection).
         random: f64,
+        /// With two clients: the second starts this long after the first, with this many times
+        /// its lines (two imports that neither start nor end together).
+        apart: Option<(Duration, f64)>,
     }
 
     impl Shape {
@@ -1499,6 +1549,17 @@ mod tests {
                 retry_after: true,
                 style: Style::Plain,
                 random: 0.0,
+                apart: None,
+            }
+        }
+
+        /// The lines of client `n` (from 0).
+        fn lines_of(&self, n: usize) -> usize {
+            match self.apart {
+                // A share of a line count: small, positive, exact enough.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some((_, times)) if n > 0 => (self.lines as f64 * times) as usize,
+                _ => self.lines,
             }
         }
 
@@ -1506,7 +1567,8 @@ mod tests {
         /// in force.
         fn ideal(&self) -> f64 {
             let [(_, first), (switch, second)] = self.rates;
-            let total = (self.lines * self.clients) as f64 - burst_of(first);
+            let lines: usize = (0..self.clients).map(|n| self.lines_of(n)).sum();
+            let total = lines as f64 - burst_of(first);
             let before = first * switch;
             if total <= before {
                 total / first
@@ -1527,10 +1589,14 @@ mod tests {
         let start = Instant::now();
         let mut tasks = Vec::new();
         let mut controllers = Vec::new();
-        for _ in 0..shape.clients {
+        for client in 0..shape.clients {
             let controller = Arc::new(Controller::new(RateControl::adaptive()));
             controllers.push(Arc::clone(&controller));
-            let left = Arc::new(AtomicU64::new(shape.lines as u64));
+            let left = Arc::new(AtomicU64::new(shape.lines_of(client) as u64));
+            let late = match shape.apart {
+                Some((apart, _)) if client > 0 => apart,
+                _ => Duration::ZERO,
+            };
             for _ in 0..shape.workers {
                 let (bucket, controller, left, refused, draws) = (
                     Arc::clone(&bucket),
@@ -1540,6 +1606,7 @@ mod tests {
                     Arc::clone(&draws),
                 );
                 tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(late).await;
                     while left
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                         .is_ok()
@@ -1598,7 +1665,8 @@ mod tests {
         sampler.abort();
         let took = start.elapsed().as_secs_f64();
         let refused = refused.load(Ordering::Relaxed) as f64;
-        let sent = (shape.lines * shape.clients) as f64 + refused;
+        let lines: usize = (0..shape.clients).map(|n| shape.lines_of(n)).sum();
+        let sent = lines as f64 + refused;
         (took, refused / sent)
     }
 
@@ -1694,9 +1762,11 @@ mod tests {
     /// a limit that drops from 20/s to 5/s after 10 s, and one that rises from 5/s to 20/s. At
     /// most 5 % refused everywhere, and 0.9 of the allowed rate everywhere but behind slow
     /// answers without a policy (0.90 to 0.94: the slow start takes five round trips of 300 ms),
-    /// at least 0.89 there, and where a limit rises and nothing says so: probing finds it some
-    /// seconds later (0.87 to 0.88 of the rate), at least 0.85 there. (Two real processes do worse than two controllers that start
-    /// and end together here: see BENCHMARKS.md.)
+    /// at least 0.89 there. A limit that rises is found by probing, some seconds later (0.91 to
+    /// 0.92 without headers: a refusal under the estimate, as the first ones at 5 a second are,
+    /// shortens the probe's period to three seconds).
+    /// (Two real processes do worse than two controllers that start and end together here: see
+    /// BENCHMARKS.md, and the test of a process that joins.)
     #[tokio::test(start_paused = true)]
     async fn slow_answers_shared_limits_and_changing_limits_are_followed() {
         let mut shapes = Vec::new();
@@ -1715,15 +1785,37 @@ mod tests {
             rates: [(0.0, 5.0), (10.0, 20.0)],
             ..Shape::new(5.0, 5, 32, 600)
         }));
-        let (rising, others): (Vec<Shape>, Vec<Shape>) = shapes
-            .into_iter()
-            .partition(|s| s.rates[1].1 > s.rates[0].1 && s.style == Style::Plain);
-        let (slow, others): (Vec<Shape>, Vec<Shape>) = others
+        let (slow, others): (Vec<Shape>, Vec<Shape>) = shapes
             .into_iter()
             .partition(|s| s.latency >= Duration::from_millis(300) && s.style != Style::Policy);
         let mut failures = run_shapes(others, 0.9, 0.05).await;
         failures.extend(run_shapes(slow, 0.89, 0.05).await);
-        failures.extend(run_shapes(rising, 0.85, 0.05).await);
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    /// Two processes on one limit that neither start nor end together: the second joins the
+    /// first, already at the limit, two seconds in, with a third of its lines or three times
+    /// as many. With `RateLimit-Policy` each takes its share (0.92 to 0.93 of the limit), with
+    /// quota headers nearly (0.85 to 0.87). Without headers the one that joins measures what the
+    /// other leaves it, a request or so a second, indistinguishable from a limit that low; it
+    /// probes for more only over ten seconds (at a limit of 2 a second each probe's refusal is
+    /// a twentieth of the requests), so when it has the most to do the two use 0.45 of the
+    /// limit (0.75 when it has the least, since being refused under its estimate shortens that
+    /// to three). The bounds keep what is reached; BENCHMARKS.md has the real runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_process_that_joins_one_at_the_limit_gets_a_share() {
+        let mut shapes = Vec::new();
+        for (lines, times) in [(300, 1.0 / 3.0), (100, 3.0)] {
+            shapes.extend(variants(Shape {
+                clients: 2,
+                apart: Some((Duration::from_secs(2), times)),
+                ..Shape::new(20.0, 5, 32, lines)
+            }));
+        }
+        let by = |style| shapes.iter().copied().filter(move |s| s.style == style);
+        let mut failures = run_shapes(by(Style::Policy), 0.9, 0.05).await;
+        failures.extend(run_shapes(by(Style::Quota), 0.84, 0.05).await);
+        failures.extend(run_shapes(by(Style::Plain), 0.4, 0.05).await);
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
