@@ -11,7 +11,8 @@
 //!   client: its whole limit, or its share when other processes use the same limit. The pace
 //!   holds just under that estimate, then probes slowly above it (concave up to the estimate,
 //!   convex beyond, as TCP CUBIC), so that a limit that rises is found again; a refusal at or
-//!   under the estimate means the limit dropped, and the pace follows it down at once.
+//!   under the estimate means the limit moved (it dropped, or another process takes from it):
+//!   the pace follows it down at once, and probes for more again within [`MOVING_PERIOD`].
 //! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
 //!   in the last second of the slow start (or on average since it ended), by a quarter a request
 //!   at low rates and fourfold a second at most.
@@ -1821,7 +1822,7 @@ mod tests {
 
     /// With `RateLimit-Policy` the limit is reached with at most 1 % refused, but by two
     /// processes on one limit: each probes for its share quickly (the quota tells it when the
-    /// limit is reached), and together they refuse 1.7 % (at most 2 % here) while using 0.98 of
+    /// limit is reached), and together they refuse 1.2 % (at most 2 % here) while using 0.98 of
     /// the limit; probing slowly there refused 0.9 % in simulation but left a fifth of the limit
     /// unused in real runs (BENCHMARKS.md).
     #[tokio::test(start_paused = true)]
