@@ -51,8 +51,9 @@ struct Row {
     imports: usize,
     /// (seconds, rate): the limit changes to `rate` that long after the mock started.
     change: Option<(u32, u32)>,
-    /// With two imports, (seconds, lines): the second starts that long after the first, with
-    /// that many lines (an import that joins one already running at the limit).
+    /// (seconds, lines): every import after the first starts that long after it, with that many
+    /// lines (an import that joins one already running at the limit; the table's text assumes
+    /// two imports).
     apart: Option<(u64, usize)>,
     /// The lines of each import (of the first, with `apart`).
     lines: usize,

@@ -170,8 +170,8 @@ const DROP_RANGE: (f64, f64, f64) = (0.6, 0.8, 0.98);
 /// After this many periods of probing without a refusal (the pace 40 % over the estimate), the
 /// limit is taken to have risen: the pace ramps from there.
 const PROBE_RAMP_AFTER: f64 = 2.5;
-/// How long the probe takes to reach its plateau, at most, after a refusal at or under the
-/// estimate (see `Core::moving`).
+/// How long the probe takes to reach its plateau after a refusal that says the limit moved (see
+/// `Core::moving`): the shortest [`period`].
 const MOVING_PERIOD: f64 = 3.0;
 /// The pace holds at this share of the estimate (the plateau of the probing curve)...
 const PLATEAU: f64 = 0.98;
@@ -441,8 +441,8 @@ impl Controller {
             tracing::debug!(
                 target: "happyrobot::rate",
                 from,
-                "rate limit: the server's quota headers say to slow down; pacing from {from:.2} \
-                 requests/s"
+                "rate limit: the server's rate-limit headers (a policy, or a quota used up or smaller \
+                 than the requests in flight) start the pacing, from {from:.2} requests/s"
             );
             Core::new(self.control, from, now)
         });
@@ -763,10 +763,16 @@ pub(crate) struct Core {
     /// and goes quickly. (Under a policy what is left to find is a share of it: two processes
     /// that probe quickly contest it, and refuse a little more together, but use the limit.)
     quota: bool,
-    /// Whether the last cut came from a refusal at or under the estimate: the limit moves (it
+    /// Whether the last refusal while holding came at or under the estimate: the limit moved (it
     /// dropped, or another process takes from it), and what it grants now is probed for again
-    /// within [`MOVING_PERIOD`] (an estimate at a stable limit is probed over up to ten seconds at
-    /// low rates, where each refusal is a large share of the requests).
+    /// over [`MOVING_PERIOD`] (an estimate at a stable limit is probed over up to ten seconds at
+    /// low rates, where each refusal is a large share of the requests). Cleared by a refusal
+    /// while probing above the estimate; soft cuts, the ramp's cut and a new policy leave it as
+    /// it is. An estimate that was a little too high is refused under it too, and probed again
+    /// sooner than it needs: a refusal more, once. (Requiring the rate accepted before such a
+    /// refusal to be well under the refused pace spared that refusal, but lost what the flag is
+    /// for: in simulation a process that joins one at the limit fell from 0.75 of the limit to
+    /// 0.46, a limit that rises from 0.91 to 0.87.)
     moving: bool,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
@@ -852,7 +858,8 @@ impl Core {
                         .max(self.latency.unwrap_or(0.0) * 10.0)
                         .min(period(granted))
                 } else if self.moving {
-                    period(granted).min(MOVING_PERIOD)
+                    // (A reported quota is probed at least as quickly, but behind slow answers.)
+                    MOVING_PERIOD
                 } else {
                     period(granted)
                 };
@@ -1607,7 +1614,9 @@ mod tests {
                     Arc::clone(&draws),
                 );
                 tasks.push(tokio::spawn(async move {
-                    tokio::time::sleep(late).await;
+                    if !late.is_zero() {
+                        tokio::time::sleep(late).await;
+                    }
                     while left
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                         .is_ok()
@@ -1762,7 +1771,7 @@ mod tests {
     /// Slow answers (100/s behind 300 ms) with 32 and 64 in flight; two processes on one limit;
     /// a limit that drops from 20/s to 5/s after 10 s, and one that rises from 5/s to 20/s. At
     /// most 5 % refused everywhere, and 0.9 of the allowed rate everywhere but behind slow
-    /// answers without a policy (0.90 to 0.94: the slow start takes five round trips of 300 ms),
+    /// answers without a policy (0.92 to 0.94: the slow start takes five round trips of 300 ms),
     /// at least 0.89 there. A limit that rises is found by probing, some seconds later (0.91 to
     /// 0.92 without headers: a refusal under the estimate, as the first ones at 5 a second are,
     /// shortens the probe's period to three seconds).
@@ -1814,7 +1823,7 @@ mod tests {
             }));
         }
         let by = |style| shapes.iter().copied().filter(move |s| s.style == style);
-        let mut failures = run_shapes(by(Style::Policy), 0.9, 0.05).await;
+        let mut failures = run_shapes(by(Style::Policy), 0.9, 0.03).await;
         failures.extend(run_shapes(by(Style::Quota), 0.84, 0.05).await);
         failures.extend(run_shapes(by(Style::Plain), 0.4, 0.05).await);
         assert!(failures.is_empty(), "{failures:#?}");
