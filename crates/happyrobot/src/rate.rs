@@ -1248,16 +1248,19 @@ mod tests {
         assert_eq!(controller.stats().pacing, Some(1.0));
     }
 
+    /// Decisions holding at `granted` requests a second since now (returned too).
+    fn held_at(granted: f64) -> (Core, Instant) {
+        let start = Instant::now();
+        let mut core = Core::new(RateControl::adaptive(), granted, start);
+        core.phase = Phase::Hold { granted, at: start };
+        (core, start)
+    }
+
     #[test]
     fn a_quota_used_up_at_a_pace_the_client_could_not_use_is_not_taken_as_granted() {
         // Held at 100 a second under a reported quota; the answers come at 100 a second (all
         // the requests in flight can carry) while the probe's pace grows far above that.
-        let start = Instant::now();
-        let mut core = Core::new(RateControl::adaptive(), 100.0, start);
-        core.phase = Phase::Hold {
-            granted: 100.0,
-            at: start,
-        };
+        let (mut core, start) = held_at(100.0);
         core.quota = true;
         let quota = |remaining| Limits {
             remaining: Some(remaining),
@@ -1281,12 +1284,7 @@ mod tests {
     fn a_limit_that_moved_is_probed_again_within_seconds_at_low_rates() {
         // Held at 1.5 a second (a low estimate is probed over ten seconds: each refusal is a
         // large share of so few requests)...
-        let start = Instant::now();
-        let mut core = Core::new(RateControl::adaptive(), 1.5, start);
-        core.phase = Phase::Hold {
-            granted: 1.5,
-            at: start,
-        };
+        let (mut core, start) = held_at(1.5);
         let none = Limits::default();
         let mut now = start;
         let accept_until = |core: &mut Core, now: &mut Instant, until: Duration| {
