@@ -158,7 +158,7 @@ const LOOKBACK: Duration = Duration::from_millis(500);
 /// At a refusal in the ramp at low rates (a quarter more a request), the estimate is at least
 /// this share of the refused pace (the request before, at four fifths of it, went through).
 const RAMP_REQUEST_FLOOR: f64 = 0.88;
-/// At a refusal in the ramp, the pace sustained counts up to this share of the rate measured.
+/// At a cut, a pace the client kept counts up to this share of the rate measured (see [`used`]).
 const SUSTAINED_OVER: f64 = 1.05;
 /// At a refusal while probing above the estimate, or an exhausted quota, the new estimate is at
 /// least this share of the pace sustained just before.
@@ -469,8 +469,7 @@ impl Controller {
             + self.throttled.load(Ordering::Relaxed)
             + self.unanswered.load(Ordering::Relaxed);
         let in_flight = self.sent.load(Ordering::Relaxed).saturating_sub(answered);
-        limits.limit.is_some_and(|limit| limit >= 2)
-            && limits.remaining.is_some_and(|left| left < in_flight)
+        limits.quota_left().is_some_and(|left| left < in_flight)
     }
 
     /// Ends the slow start: every request waiting for the window goes (paced, if pacing began).
@@ -600,7 +599,8 @@ pub(crate) struct Limits {
 
 impl Limits {
     /// Whether `headers` hold any `RateLimit-*` or `X-RateLimit-*` header: one pass over the
-    /// names, no lookup, no parsing (it runs for every answer before pacing begins).
+    /// names, no lookup, no parsing (before pacing begins it runs for the slow start's answers
+    /// and one in [`HEADER_SAMPLE`] after).
     fn present(headers: &HeaderMap) -> bool {
         headers.keys().any(|name| {
             let name = name.as_str().as_bytes();
@@ -620,10 +620,17 @@ impl Limits {
         reset.filter(|_| self.remaining == Some(0))
     }
 
-    /// The quota is used up: none remains of a limit of more than one request. (A limit of one,
-    /// a token bucket without burst, has none left after every request, which says nothing.)
+    /// The remaining quota of a limit of more than one request, if the server says it. (A limit
+    /// of one, a token bucket without burst, has none left after every request, which says
+    /// nothing.)
+    fn quota_left(&self) -> Option<u64> {
+        self.remaining
+            .filter(|_| self.limit.is_some_and(|limit| limit >= 2))
+    }
+
+    /// The quota is used up: none remains (see [`quota_left`](Self::quota_left)).
     fn exhausted(&self) -> bool {
-        self.remaining == Some(0) && self.limit.is_some_and(|limit| limit >= 2)
+        self.quota_left() == Some(0)
     }
 
     /// Reads the rate-limit headers of an answer in one pass over its headers (the IETF names
@@ -778,7 +785,6 @@ pub(crate) struct Core {
     last_cut: Instant,
     /// When the latest answers were accepted.
     grants: Grants,
-
     /// The answers' latency, a running average in seconds, once a paced request was answered.
     latency: Option<f64>,
 }
@@ -932,7 +938,7 @@ impl Core {
         }
         self.follow(now, limits);
         self.grants.add(now);
-        self.quota |= limits.remaining.is_some() && limits.limit.is_some_and(|l| l >= 2);
+        self.quota |= limits.quota_left().is_some();
 
         // The quota is used up: the pace is at the limit; cut before the server refuses.
         if limits.exhausted()
@@ -980,21 +986,13 @@ impl Core {
                 } else {
                     0.0
                 };
-                // A pace the client could not use (too few requests in flight to reach it) was
-                // not sustained: no more than what was accepted counts.
-                measured
-                    .map_or(sustained, |m| m.max(sustained.min(m * SUSTAINED_OVER)))
-                    .max(within)
+                used(measured, sustained).max(within)
             }
             // The quota runs out under the estimate: the bucket is still filling again after the
             // last cut (or the limit dropped, which refusals will tell).
             Phase::Hold { granted, .. } if soft && refused <= granted => return,
             // The quota ran out, nothing was refused: just under the pace that used it up.
-            // (A pace the client could not use, too few requests in flight to reach it, counts no
-            // more than what was accepted, as in the ramp.)
-            Phase::Hold { .. } if soft => measured.map_or(refused * PROBE_FLOOR, |m| {
-                m.max((refused * PROBE_FLOOR).min(m * SUSTAINED_OVER))
-            }),
+            Phase::Hold { .. } if soft => used(measured, refused * PROBE_FLOOR),
             // Refused at or under the estimate: the limit is lower than measured (it dropped).
             Phase::Hold { granted, .. } if refused <= granted => {
                 self.moving = true;
@@ -1067,6 +1065,13 @@ impl Core {
         let rate = rate.max(MIN_RATE);
         self.ceiling.map_or(rate, |c| rate.min(c))
     }
+}
+
+/// The rate granted, given the rate `measured` from the accepted answers (if enough were) and a
+/// `pace` the client kept: the pace, unless the client could not use it (too few requests in
+/// flight to reach it), which counts no more than a little over what was accepted.
+fn used(measured: Option<f64>, pace: f64) -> f64 {
+    measured.map_or(pace, |m| m.max(pace.min(m * SUSTAINED_OVER)))
 }
 
 /// The pace from which a second holds enough requests for the ramp's per-second bound to be the
@@ -1569,12 +1574,16 @@ mod tests {
             }
         }
 
+        /// The lines of all the clients.
+        fn total_lines(&self) -> usize {
+            (0..self.clients).map(|n| self.lines_of(n)).sum()
+        }
+
         /// What a client that knew the limit would take: the lines beyond the burst at the rate
         /// in force.
         fn ideal(&self) -> f64 {
             let [(_, first), (switch, second)] = self.rates;
-            let lines: usize = (0..self.clients).map(|n| self.lines_of(n)).sum();
-            let total = lines as f64 - burst_of(first);
+            let total = self.total_lines() as f64 - burst_of(first);
             let before = first * switch;
             if total <= before {
                 total / first
@@ -1673,8 +1682,7 @@ mod tests {
         sampler.abort();
         let took = start.elapsed().as_secs_f64();
         let refused = refused.load(Ordering::Relaxed) as f64;
-        let lines: usize = (0..shape.clients).map(|n| shape.lines_of(n)).sum();
-        let sent = lines as f64 + refused;
+        let sent = shape.total_lines() as f64 + refused;
         (took, refused / sent)
     }
 
