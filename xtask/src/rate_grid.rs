@@ -222,6 +222,9 @@ fn json_of(out: &str) -> Result<serde_json::Value, String> {
 /// is the longest).
 fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
     let mock = mock_for(row, dir)?;
+    let state = dir.join(format!("grid-state-{index}"));
+    let _ = std::fs::remove_dir_all(&state);
+    let state = &state;
     let results: Vec<Result<Measured, String>> = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..row.imports)
             .map(|n| {
@@ -233,8 +236,14 @@ fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
                         .filter(|_| n > 0)
                         .map_or(0, |(seconds, _)| seconds);
                     std::thread::sleep(std::time::Duration::from_secs(late));
-                    let mut measured =
-                        run_import(row, row.lines_of(n), mock, dir, &format!("{index}-{n}"))?;
+                    let mut measured = run_import(
+                        row,
+                        row.lines_of(n),
+                        mock,
+                        dir,
+                        &format!("{index}-{n}"),
+                        state,
+                    )?;
                     measured.seconds += late as f64;
                     Ok(measured)
                 })
@@ -263,13 +272,15 @@ fn run_row(row: &Row, dir: &Path, index: usize) -> Result<Measured, String> {
     Ok(total)
 }
 
-/// One import of a row: the CLI, or the bench binary's library loop.
+/// One import of a row: the CLI, or the bench binary's library loop, with `state` as its state
+/// directory (the row's imports share it, and so their pace, as two commands of one user do).
 fn run_import(
     row: &Row,
     lines: usize,
     mock: &Mock,
     dir: &Path,
     name: &str,
+    state: &Path,
 ) -> Result<Measured, String> {
     let ids = std::fs::read_to_string(&mock.ids_file).map_err(|e| e.to_string())?;
     let ids: Vec<&str> = ids.lines().collect();
@@ -285,10 +296,7 @@ fn run_import(
             let _ = std::fs::remove_file(&journal);
             let mut command = Command::new(bin("happyrobot"));
             command
-                .env(
-                    "HAPPYROBOT_STATE_DIR",
-                    dir.join(format!("grid-state-{name}")),
-                )
+                .env("HAPPYROBOT_STATE_DIR", state)
                 .args(["--base-url", &mock.base_url, "--api-key", &mock.api_key])
                 .args(["notes", "import"])
                 .arg(&file)
@@ -312,14 +320,18 @@ fn run_import(
             })
         }
         Side::Library => {
-            let out = run_cmd(Command::new(bin("happyrobot-bench")).args([
-                "rate",
-                &mock.base_url,
-                &mock.api_key,
-                &mock.ids_file.to_string_lossy(),
-                &lines.to_string(),
-                &row.in_flight().to_string(),
-            ]))?;
+            let out = run_cmd(
+                Command::new(bin("happyrobot-bench"))
+                    .env("HAPPYROBOT_STATE_DIR", state)
+                    .args([
+                        "rate",
+                        &mock.base_url,
+                        &mock.api_key,
+                        &mock.ids_file.to_string_lossy(),
+                        &lines.to_string(),
+                        &row.in_flight().to_string(),
+                    ]),
+            )?;
             let result = json_of(&out)?;
             Ok(Measured {
                 seconds: result["seconds"].as_f64().unwrap_or(f64::NAN),

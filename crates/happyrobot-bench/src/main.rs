@@ -233,13 +233,17 @@ async fn throughput(
 }
 
 /// `adds` notes from as many tasks on one default `Client` (rate control on, as users get it), at
-/// most `concurrency` in flight: the library row of the rate-limit grid.
+/// most `concurrency` in flight: the library row of the rate-limit grid. With
+/// `HAPPYROBOT_STATE_DIR` set, the client shares its pace there with other processes
+/// (`ClientBuilder::share_rate_limit`), as the `happyrobot` command does.
 async fn rate(target: Target, adds: usize, concurrency: usize) -> Result<(), String> {
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .api_key(target.api_key.as_str())
-        .base_url(&target.base_url)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .base_url(&target.base_url);
+    if let Some(dir) = std::env::var_os("HAPPYROBOT_STATE_DIR") {
+        builder = builder.share_rate_limit(dir);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let ids = Arc::new(target.call_ids);
     let started = Instant::now();

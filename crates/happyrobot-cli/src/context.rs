@@ -286,7 +286,8 @@ fn stored_key(base_url: &BaseUrl) -> Result<Option<String>, CliError> {
 }
 
 /// A client for `base_url` with `key`, built as the global options say (retries, timeout, extra
-/// root certificate), pacing itself under the server's rate limit and `rate`, if any.
+/// root certificate), pacing itself under the server's rate limit and `rate`, if any, and sharing
+/// its pace through the state directory with the other commands that run under the same key.
 pub(crate) fn client(
     global: &GlobalArgs,
     base_url: String,
@@ -310,6 +311,10 @@ pub(crate) fn client(
     }
     if let Some(path) = &global.ca_cert {
         builder = builder.add_root_certificate_pem(ca_cert(path)?);
+    }
+    // Two commands at once under one key (two imports, an import and a sync) pace as one.
+    if let Some(dir) = happyrobot_bulk::state_dir_from_env() {
+        builder = builder.share_rate_limit(dir);
     }
     builder.build().map_err(|e| CliError::from_api(&e))
 }

@@ -125,6 +125,26 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
         rate_limited >= 1 && rate_limited == answered_429,
         "{rate_limited} vs {answered_429}"
     );
+    // Its pace is shared through the state directory, for other commands under the same key:
+    // a file named by a hash, with neither the key nor the server in it.
+    let shared: Vec<String> = std::fs::read_dir(common::state_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("rate-")
+        })
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
+    assert!(!shared.is_empty());
+    for text in &shared {
+        assert!(
+            !text.contains(server.api_key()) && !text.contains(&server.base_url()),
+            "{text}"
+        );
+    }
 
     // Running it again sends nothing: every line is done.
     let requests = server.requests().len();

@@ -12,7 +12,7 @@ use crate::client::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RECONCILE_SETTLE, DEFAULT_TIMEOUT, Shared,
 };
 use crate::input::IntoApiKey;
-use crate::rate::Controller;
+use crate::rate::{Controller, Lane};
 use crate::{ApiKey, BaseUrl, Client, Error, RateControl, RetryPolicy};
 
 /// Settings for a [`Client`]; made by [`Client::builder`].
@@ -31,6 +31,9 @@ pub struct ClientBuilder {
     root_certificates: Vec<Vec<u8>>,
     reconcile_settle: Option<Duration>,
     rate_control: Option<RateControl>,
+    /// Where the pace is shared with the clients of other processes (feature `shared-rate`).
+    #[cfg(feature = "shared-rate")]
+    rate_share_dir: Option<std::path::PathBuf>,
     /// Headers for every request, in order: name, value, whether the value is a secret.
     headers: Vec<(String, String, bool)>,
 }
@@ -72,6 +75,13 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
+/// The file in `dir` of the pace shared under `base_url` and `api_key`.
+#[cfg(feature = "shared-rate")]
+fn lane_in(dir: &std::path::Path, base_url: &BaseUrl, api_key: &ApiKey) -> Lane {
+    let name = crate::rate::lane_file(base_url.as_str(), api_key.expose_secret());
+    Lane::new(dir.join(name))
+}
+
 impl ClientBuilder {
     /// The API key (required): text, or an [`ApiKey`] already checked.
     pub fn api_key(mut self, api_key: impl IntoApiKey) -> Self {
@@ -106,6 +116,25 @@ impl ClientBuilder {
     /// ceiling.
     pub fn rate_control(mut self, control: RateControl) -> Self {
         self.rate_control = Some(control);
+        self
+    }
+
+    /// Shares this client's pace with the clients of other processes on this machine that use the
+    /// same base URL and API key and name the same `dir` (feature `shared-rate`; the `happyrobot`
+    /// command shares through its state directory): under one rate limit they pace as one
+    /// client. A process that starts while another already paces takes its turns from that pace
+    /// at once, instead of finding the limit used up and learning a share from scratch; a refusal
+    /// cuts the one pace; when one ends, the others go on at the whole pace.
+    ///
+    /// The state is a small file in `dir` (made if missing, readable by its owner only), named by
+    /// a hash of the base URL and the key: no key is written. It is read and written under a lock
+    /// at each pacing decision, only once the server has limited the rate; a file that cannot be
+    /// used leaves the client pacing on its own. Without this, each process measures the share
+    /// it is granted, which is slower to settle (see the README's "Rate limits").
+    #[cfg(feature = "shared-rate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "shared-rate")))]
+    pub fn share_rate_limit(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.rate_share_dir = Some(dir.into());
         self
     }
 
@@ -231,6 +260,10 @@ impl ClientBuilder {
         };
         let rate_control = self.rate_control.unwrap_or_default();
         rate_control.check().map_err(Error::config)?;
+        #[cfg(feature = "shared-rate")]
+        let lane = (self.rate_share_dir.as_deref()).map(|dir| lane_in(dir, &base_url, &api_key));
+        #[cfg(not(feature = "shared-rate"))]
+        let lane: Option<Lane> = None;
         let user_agent = match self.user_agent.as_deref().map(str::trim) {
             Some(suffix) if !suffix.is_empty() => {
                 format!("happyrobot-rust/{} {suffix}", env!("CARGO_PKG_VERSION"))
@@ -295,7 +328,7 @@ impl ClientBuilder {
             deadline,
             client_note_ids: self.client_note_ids.unwrap_or(true),
             reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
-            rate: Controller::new(rate_control),
+            rate: Controller::new(rate_control, lane),
         })))
     }
 }

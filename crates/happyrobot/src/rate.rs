@@ -28,6 +28,9 @@
 //!   request: no lock and no clock after the slow start, and a look at the answer's header names
 //!   one answer in [`HEADER_SAMPLE`] until a rate-limit header has been seen.
 //! - Each decision is a `debug` event of the target `happyrobot::rate`; none is per request.
+//! - Clients of several processes under one limit can share one [`Core`] through a file
+//!   (`ClientBuilder::share_rate_limit`, feature `shared-rate`, the `lane` module): they then pace
+//!   as one client, instead of each measuring a share that nothing evens out.
 //!
 //! The decisions are in [`Core`], which takes the time as an argument, so that they can be tested
 //! (and simulated against token-bucket servers in tokio's paused time) without a clock.
@@ -41,6 +44,23 @@ use http::HeaderMap;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+#[cfg(feature = "shared-rate")]
+mod lane;
+#[cfg(feature = "shared-rate")]
+pub(crate) use lane::{Lane, file_name as lane_file};
+
+/// Without the `shared-rate` feature no client shares its pace: there is no lane.
+#[cfg(not(feature = "shared-rate"))]
+#[derive(Debug)]
+pub(crate) enum Lane {}
+
+#[cfg(not(feature = "shared-rate"))]
+impl Lane {
+    fn with<R>(&mut self, _: &mut Option<Core>, _: impl FnOnce(&mut Option<Core>) -> R) -> R {
+        match *self {}
+    }
+}
 
 /// How a [`Client`](crate::Client) paces its requests; set with
 /// [`ClientBuilder::rate_control`](crate::ClientBuilder::rate_control).
@@ -238,6 +258,12 @@ pub(crate) struct Controller {
     /// Told when a paced request is answered, so that a turn held back by the in-flight limit goes.
     freed: Notify,
     core: Mutex<Option<Core>>,
+    /// The file through which the clients of other processes under the same limit share this
+    /// pace, if this client shares it (see [`lane`](self::lane), feature `shared-rate`): every
+    /// decision on `core` is then taken on the shared state.
+    lane: Option<Mutex<Lane>>,
+    /// Set once a client that shares its pace looked for another process's at its first request.
+    joined: AtomicBool,
     /// What the server accepted before pacing began: where the pace starts from.
     start: Mutex<Start>,
     /// Paced requests wait for their turn here one at a time, first come first served, so that a
@@ -290,7 +316,7 @@ pub(crate) enum NoTurn {
 }
 
 impl Controller {
-    pub(crate) fn new(control: RateControl) -> Self {
+    pub(crate) fn new(control: RateControl, lane: Option<Lane>) -> Self {
         let ceiling = control.max_rate;
         // Without learning there is nothing to protect the first requests from.
         let warm = !control.learn;
@@ -307,6 +333,9 @@ impl Controller {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             core: Mutex::new(ceiling.map(|rate| Core::new(control, rate, Instant::now()))),
+            // Nothing learned, nothing to share.
+            lane: lane.filter(|_| control.learn).map(Mutex::new),
+            joined: AtomicBool::new(false),
             start: Mutex::new(Start::default()),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -322,6 +351,7 @@ impl Controller {
         let window = if self.warm.load(Ordering::Relaxed) {
             None
         } else {
+            self.join();
             until_stopped(stop, self.window.acquire()).await?.ok()
         };
         let sent = if self.engaged.load(Ordering::Relaxed) {
@@ -344,13 +374,13 @@ impl Controller {
         let _turn = self.turn.lock().await;
         loop {
             let now = Instant::now();
-            let slot = match self.lock().as_mut() {
+            let slot = self.decide(|core| match core.as_mut() {
                 Some(core) if self.in_flight.load(Ordering::Relaxed) >= core.in_flight_limit() => {
                     Err(None)
                 }
                 Some(core) => core.take(now).map_err(Some),
                 None => Ok(now),
-            };
+            });
             match slot {
                 Ok(sent) => {
                     self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -389,9 +419,11 @@ impl Controller {
                 }
                 if self.engaged.load(Ordering::Relaxed) {
                     let limits = Limits::read(headers);
-                    if let Some(core) = self.lock().as_mut() {
-                        core.accepted(Instant::now(), ticket.sent, &limits);
-                    }
+                    self.decide(|core| {
+                        if let Some(core) = core.as_mut() {
+                            core.accepted(Instant::now(), ticket.sent, &limits);
+                        }
+                    });
                 } else if self.control.learn && self.looks_at(accepted) && Limits::present(headers)
                 {
                     self.headers_seen.store(true, Ordering::Relaxed);
@@ -410,17 +442,10 @@ impl Controller {
                     return;
                 }
                 let now = Instant::now();
-                let mut core = self.lock();
-                let core = core.get_or_insert_with(|| {
-                    let from = self.first_guess(now);
-                    tracing::debug!(
-                        target: "happyrobot::rate",
-                        from,
-                        "rate limit: the server answered 429; pacing from {from:.2} requests/s"
-                    );
-                    Core::new(self.control, from, now)
+                self.decide(|core| {
+                    let core = self.start_pacing(core, now, "the server answered 429");
+                    core.throttled(now, ticket.sent, &limits);
                 });
-                core.throttled(now, ticket.sent, &limits);
                 self.engaged.store(true, Ordering::Relaxed);
                 self.end_slow_start();
             }
@@ -435,22 +460,46 @@ impl Controller {
             return;
         }
         let now = Instant::now();
-        let mut core = self.lock();
-        let core = core.get_or_insert_with(|| {
-            let from = self.first_guess(now);
-            tracing::debug!(
-                target: "happyrobot::rate",
-                from,
-                "rate limit: the server's rate-limit headers (a policy, or a quota used up or smaller \
-                 than the requests in flight) start the pacing, from {from:.2} requests/s"
-            );
-            Core::new(self.control, from, now)
+        self.decide(|core| {
+            let why = "the server's rate-limit headers (a policy, or a quota used up or smaller \
+                       than the requests in flight) start the pacing";
+            self.start_pacing(core, now, why)
+                .accepted(now, None, limits);
         });
-        core.accepted(now, None, limits);
         self.engaged.store(true, Ordering::Relaxed);
         if limits.policy.is_some() {
             // The server said its rate: the pace protects it, the slow start has nothing to find.
             self.end_slow_start();
+        }
+    }
+
+    /// The pacing state when this client starts pacing (for `why`): a new one from what the
+    /// server accepted in the last second, or, when the client shares its pace and another
+    /// process started it within the last second, that one, its start raised by what this client
+    /// was granted (both were granted their share of one limit).
+    fn start_pacing<'c>(
+        &self,
+        core: &'c mut Option<Core>,
+        now: Instant,
+        why: &str,
+    ) -> &'c mut Core {
+        let engaging = !self.engaged.load(Ordering::Relaxed);
+        match core {
+            Some(shared) => {
+                if engaging {
+                    shared.joins(now, self.first_guess(now));
+                }
+                shared
+            }
+            None => {
+                let from = self.first_guess(now);
+                tracing::debug!(
+                    target: "happyrobot::rate",
+                    from,
+                    "rate limit: {why}; pacing from {from:.2} requests/s"
+                );
+                core.insert(Core::new(self.control, from, now))
+            }
         }
     }
 
@@ -505,6 +554,35 @@ impl Controller {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Core>> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `decide` on the pacing state: this client's, or the one it shares with other
+    /// processes (read before, written after, under the file's lock).
+    fn decide<R>(&self, decide: impl FnOnce(&mut Option<Core>) -> R) -> R {
+        let mut core = self.lock();
+        match &self.lane {
+            Some(lane) => lane
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .with(&mut core, decide),
+            None => decide(&mut core),
+        }
+    }
+
+    /// At the first request of a client that shares its pace: when another process already paces
+    /// under the same limit, this one takes its turns from that pace at once, without a slow
+    /// start of its own (which would only find the limit used up).
+    fn join(&self) {
+        if self.lane.is_none() || self.joined.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if self.decide(|core| core.is_some()) && !self.engaged.swap(true, Ordering::Relaxed) {
+            tracing::debug!(
+                target: "happyrobot::rate",
+                "rate limit: another process paces under this limit; taking turns from its pace"
+            );
+            self.end_slow_start();
+        }
     }
 
     fn start_lock(&self) -> std::sync::MutexGuard<'_, Start> {
@@ -922,6 +1000,24 @@ impl Core {
         }
     }
 
+    /// Another process under the same limit starts pacing at `now`, having been granted
+    /// `granted` requests a second: a ramp begun within the last second (by the first of them to
+    /// start) starts from what both were granted.
+    fn joins(&mut self, now: Instant, granted: f64) {
+        if let Phase::Ramp { from, at } = self.phase
+            && now.saturating_duration_since(at) < Duration::from_secs(1)
+        {
+            let from = from + granted;
+            tracing::debug!(
+                target: "happyrobot::rate",
+                from,
+                "rate limit: another process started pacing under this limit; pacing both from \
+                 {from:.2} requests/s"
+            );
+            self.phase = Phase::Ramp { from, at };
+        }
+    }
+
     /// Whether a request let through at `sent` went at the pace set at the last cut.
     fn fresh(&self, sent: Option<Instant>) -> bool {
         sent.is_some_and(|sent| sent >= self.last_cut)
@@ -1182,7 +1278,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fixed_ceiling_spaces_requests_from_the_start() {
-        let controller = Controller::new(RateControl::off().max_rate(4.0));
+        let controller = Controller::new(RateControl::off().max_rate(4.0), None);
         let start = Instant::now();
         for _ in 0..9 {
             let ticket = controller.acquire(None, None).await.unwrap();
@@ -1195,7 +1291,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_requests_in_flight_carry_the_pace_at_the_measured_latency() {
-        let controller = Controller::new(RateControl::off().max_rate(100.0));
+        let controller = Controller::new(RateControl::off().max_rate(100.0), None);
         let ticket = controller.acquire(None, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
@@ -1240,14 +1336,14 @@ mod tests {
     async fn pacing_starts_from_what_was_accepted_in_the_last_second() {
         // Behind slow answers the slow start is still going when the first 429 comes: 30
         // accepted a second, and the pace starts there, not from a guess of a few a second.
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 30, 2).await;
         refuse(&controller).await;
         let pace = controller.stats().pacing.unwrap();
         assert!((29.0..=31.0).contains(&pace), "{pace}");
         // A server that refused the second request of all (a burst of one) starts the pace at
         // one a second.
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 1, 1).await;
         refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(1.0));
@@ -1314,7 +1410,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_idles_resumes_at_the_estimate() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 10, 2).await;
         refuse(&controller).await;
         accept_for(&controller, 5, 4).await;
@@ -1329,7 +1425,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_never_answered_are_not_counted_in_flight() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 10, 1).await;
         // Ten requests that got no answer (a connection that failed) or were never sent.
         for n in 0..10 {
@@ -1351,7 +1447,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_ramp_that_idles_does_not_grow() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 4, 1).await;
         refuse(&controller).await;
         let from = controller.stats().pacing.unwrap();
@@ -1362,7 +1458,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_service_that_idled_starts_pacing_from_what_it_was_accepted() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         // The slow start (64 answers) and then some, then an hour without a request.
         accept_for(&controller, 50, 2).await;
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -1372,7 +1468,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_quota_smaller_than_the_requests_in_flight_starts_pacing() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         accept_for(&controller, 10, 1).await;
         let mut in_flight = Vec::new();
         for _ in 0..5 {
@@ -1392,7 +1488,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_headers_first_sent_after_the_slow_start_are_seen_within_a_sample() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         for _ in 0..200 {
             let ticket = controller.acquire(None, None).await.unwrap();
             controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
@@ -1415,7 +1511,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_is_paced_before_the_first_429_and_a_stop_ends_a_wait() {
-        let controller = Controller::new(RateControl::adaptive());
+        let controller = Controller::new(RateControl::adaptive(), None);
         let start = Instant::now();
         for _ in 0..100 {
             let ticket = controller.acquire(None, None).await.unwrap();
@@ -1605,7 +1701,7 @@ mod tests {
         let mut tasks = Vec::new();
         let mut controllers = Vec::new();
         for client in 0..shape.clients {
-            let controller = Arc::new(Controller::new(RateControl::adaptive()));
+            let controller = Arc::new(Controller::new(RateControl::adaptive(), None));
             controllers.push(Arc::clone(&controller));
             let left = Arc::new(AtomicU64::new(shape.lines_of(client) as u64));
             let late = match shape.apart {
