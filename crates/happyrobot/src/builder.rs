@@ -126,11 +126,13 @@ impl ClientBuilder {
     /// at once, instead of finding the limit used up and learning a share from scratch; a refusal
     /// cuts the one pace; when one ends, the others go on at the whole pace.
     ///
-    /// The state is a small file in `dir` (made if missing, readable by its owner only), named by
-    /// a hash of the base URL and the key: no key is written. It is read and written under a lock
-    /// at each pacing decision, only once the server has limited the rate; a file that cannot be
-    /// used leaves the client pacing on its own. Without this, each process measures the share
-    /// it is granted, which is slower to settle (see the README's "Rate limits").
+    /// The state is a small file in `dir` (both made if missing, and on Unix for their owner
+    /// only), named by a hash of the base URL and the key: no key is written. The client looks for
+    /// it at its first request, and reads and writes it under a lock at each decision once it
+    /// paces (after the server limited the rate); a file that cannot be used leaves the client
+    /// pacing on its own. A client with a ceiling ([`RateControl::max_rate`]) does not share: its
+    /// spacing is its own. Without this, each process measures the share it is granted, which is
+    /// slower to settle (see the crate's "Rate limits").
     #[cfg(feature = "shared-rate")]
     #[cfg_attr(docsrs, doc(cfg(feature = "shared-rate")))]
     pub fn share_rate_limit(mut self, dir: impl Into<std::path::PathBuf>) -> Self {

@@ -57,7 +57,12 @@ pub(crate) enum Lane {}
 
 #[cfg(not(feature = "shared-rate"))]
 impl Lane {
-    fn with<R>(&mut self, _: &mut Option<Core>, _: impl FnOnce(&mut Option<Core>) -> R) -> R {
+    fn with<R>(
+        &mut self,
+        _: &mut Option<Core>,
+        _: bool,
+        _: impl FnOnce(&mut Option<Core>) -> R,
+    ) -> R {
         match *self {}
     }
 }
@@ -259,8 +264,9 @@ pub(crate) struct Controller {
     freed: Notify,
     core: Mutex<Option<Core>>,
     /// The file through which the clients of other processes under the same limit share this
-    /// pace, if this client shares it (see [`lane`](self::lane), feature `shared-rate`): every
-    /// decision on `core` is then taken on the shared state.
+    /// pace, if this client shares it (the `lane` module, feature `shared-rate`): each decision
+    /// on `core` is then taken on the shared state (but when the file cannot be used; the
+    /// figures of [`Controller::stats`] are this process's latest copy).
     lane: Option<Mutex<Lane>>,
     /// Set once a client that shares its pace looked for another process's at its first request.
     joined: AtomicBool,
@@ -333,8 +339,11 @@ impl Controller {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             core: Mutex::new(ceiling.map(|rate| Core::new(control, rate, Instant::now()))),
-            // Nothing learned, nothing to share.
-            lane: lane.filter(|_| control.learn).map(Mutex::new),
+            // Nothing learned, nothing to share; a ceiling spaces this client's requests, which
+            // a pace shared with clients without it (or with another) would not.
+            lane: lane
+                .filter(|_| control.learn && ceiling.is_none())
+                .map(Mutex::new),
             joined: AtomicBool::new(false),
             start: Mutex::new(Start::default()),
             turn: tokio::sync::Mutex::new(()),
@@ -374,7 +383,7 @@ impl Controller {
         let _turn = self.turn.lock().await;
         loop {
             let now = Instant::now();
-            let slot = self.decide(|core| match core.as_mut() {
+            let slot = self.decide(true, |core| match core.as_mut() {
                 Some(core) if self.in_flight.load(Ordering::Relaxed) >= core.in_flight_limit() => {
                     Err(None)
                 }
@@ -419,7 +428,7 @@ impl Controller {
                 }
                 if self.engaged.load(Ordering::Relaxed) {
                     let limits = Limits::read(headers);
-                    self.decide(|core| {
+                    self.decide(true, |core| {
                         if let Some(core) = core.as_mut() {
                             core.accepted(Instant::now(), ticket.sent, &limits);
                         }
@@ -442,7 +451,7 @@ impl Controller {
                     return;
                 }
                 let now = Instant::now();
-                self.decide(|core| {
+                self.decide(true, |core| {
                     let core = self.start_pacing(core, now, "the server answered 429");
                     core.throttled(now, ticket.sent, &limits);
                 });
@@ -460,7 +469,7 @@ impl Controller {
             return;
         }
         let now = Instant::now();
-        self.decide(|core| {
+        self.decide(true, |core| {
             let why = "the server's rate-limit headers (a policy, or a quota used up or smaller \
                        than the requests in flight) start the pacing";
             self.start_pacing(core, now, why)
@@ -473,17 +482,19 @@ impl Controller {
         }
     }
 
-    /// The pacing state when this client starts pacing (for `why`): a new one from what the
-    /// server accepted in the last second, or, when the client shares its pace and another
-    /// process started it within the last second, that one, its start raised by what this client
-    /// was granted (both were granted their share of one limit).
+    /// The pacing state when this client paces (the first time, for `why`): a new one from what
+    /// the server accepted in the last second; or, when the client shares its pace and another
+    /// process paces already, that one (and if that process started within the last second, its
+    /// ramp starts from what both were granted, see [`Core::joins`]).
     fn start_pacing<'c>(
         &self,
         core: &'c mut Option<Core>,
         now: Instant,
         why: &str,
     ) -> &'c mut Core {
-        let engaging = !self.engaged.load(Ordering::Relaxed);
+        // Set here, under the lock: a second answer of this client that starts pacing at once
+        // finds it engaged, and does not add what it was granted a second time.
+        let engaging = !self.engaged.swap(true, Ordering::Relaxed);
         match core {
             Some(shared) => {
                 if engaging {
@@ -557,14 +568,15 @@ impl Controller {
     }
 
     /// Runs `decide` on the pacing state: this client's, or the one it shares with other
-    /// processes (read before, written after, under the file's lock).
-    fn decide<R>(&self, decide: impl FnOnce(&mut Option<Core>) -> R) -> R {
+    /// processes (read before, written after, under the file's lock; the file is made when
+    /// `create`, else only looked for).
+    fn decide<R>(&self, create: bool, decide: impl FnOnce(&mut Option<Core>) -> R) -> R {
         let mut core = self.lock();
         match &self.lane {
             Some(lane) => lane
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .with(&mut core, decide),
+                .with(&mut core, create, decide),
             None => decide(&mut core),
         }
     }
@@ -576,7 +588,8 @@ impl Controller {
         if self.lane.is_none() || self.joined.swap(true, Ordering::Relaxed) {
             return;
         }
-        if self.decide(|core| core.is_some()) && !self.engaged.swap(true, Ordering::Relaxed) {
+        if self.decide(false, |core| core.is_some()) && !self.engaged.swap(true, Ordering::Relaxed)
+        {
             tracing::debug!(
                 target: "happyrobot::rate",
                 "rate limit: another process paces under this limit; taking turns from its pace"
@@ -960,7 +973,8 @@ impl Core {
     }
 
     /// How many paced requests may be in flight: enough to carry the pace at the measured
-    /// latency, with headroom.
+    /// latency, with headroom. (Processes that share a pace count their own requests against
+    /// the whole pace's limit: a ceiling each, while the shared pace spaces them all.)
     pub(crate) fn in_flight_limit(&self) -> usize {
         let Some(latency) = self.latency else {
             return usize::MAX;

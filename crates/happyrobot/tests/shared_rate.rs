@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use happyrobot::{CallId, Client, NewNote};
+use happyrobot::{CallId, Client, NewNote, RateControl};
 use happyrobot_mock::{MockServer, RateLimit};
 
 fn client(server: &MockServer, dir: &std::path::Path) -> Client {
@@ -83,4 +83,17 @@ async fn a_client_that_starts_under_a_limit_another_paces_under_takes_its_pace()
         .unwrap();
     let _ = other.add_note(&id, NewNote::new("other")).await;
     assert_eq!(other.rate_stats().pacing, None);
+
+    // A client with a ceiling spaces its own requests: it shares nothing, and makes no file.
+    let capped_dir = happyrobot_mock::testkit::temp_dir("shared-rate-capped").unwrap();
+    let capped = Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.base_url())
+        .rate_control(RateControl::adaptive().max_rate(50.0))
+        .share_rate_limit(&capped_dir)
+        .build()
+        .unwrap();
+    capped.add_note(&id, NewNote::new("capped")).await.unwrap();
+    let files = std::fs::read_dir(&capped_dir).map_or(0, Iterator::count);
+    assert_eq!(files, 0);
 }

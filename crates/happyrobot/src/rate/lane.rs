@@ -9,13 +9,18 @@
 //! the others' turns come as often as the pace allows at once.
 //!
 //! The state ([`Core`]) lives in a small file, read and written under an exclusive lock around
-//! every decision (a few tens of microseconds; only while pacing, never before the first `429`,
-//! policy or exhausted quota). The times in it are Unix microseconds, read against each
-//! process's monotonic clock through a pair of readings taken when its client was built. A
-//! state left for [`FRESH`] is not taken up: each process then starts from its own answers, as
-//! without sharing. Anything that goes wrong with the file (a directory that cannot be made, a
-//! lock held for too long, a file cut short) leaves the process on its own state, as without
-//! sharing: the file only ever makes the pace better informed, never stops a request.
+//! each decision of a client that paces (its turns and the answers it learns from), and looked
+//! for once at a client's first request. That is a few tens of microseconds a decision when no
+//! other process holds the lock; a lock held longer than [`LOCK_WAIT`] (a process stopped while it
+//! holds it) leaves this process deciding on its own state for [`SKIP`]. A client with a ceiling
+//! (`max_rate`) does not share: its spacing is its own. The times in the file are Unix
+//! microseconds, read against the monotonic clock through a pair of readings taken at each
+//! decision; a time read as later than now is taken as now (clocks that disagree after a suspend
+//! or a step of the wall clock then cost a turn, not a stall). A state left for [`FRESH`] is not
+//! taken up: each process then starts from its own answers, as without sharing. Anything that goes
+//! wrong with the file (a directory that cannot be made, a file cut short, one written by another
+//! version, which has a name of its own) leaves the process on its own state, as without sharing:
+//! the file only ever makes the pace better informed, never stops a request.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -37,8 +42,15 @@ const FRESH: Duration = Duration::from_secs(10);
 /// How long a process waits for another to let go of the file before it decides on its own.
 const LOCK_WAIT: Duration = Duration::from_millis(20);
 
+/// How long a process decides on its own after the lock was held longer than [`LOCK_WAIT`].
+const SKIP: Duration = Duration::from_secs(1);
+
+/// The latest a hold read from the file may last (as [`Core::hold`] caps its own).
+const HOLD_MAX: Duration = Duration::from_secs(86_400);
+
 /// The file's name for a base URL and an API key: a hash of both (the key itself is never written
-/// anywhere, and the hash is derived for this use only).
+/// anywhere, and the hash is derived for this use only), and the format's version, so that two
+/// versions of this crate do not overwrite each other's state.
 pub(crate) fn file_name(base_url: &str, api_key: &str) -> String {
     let mut hasher = blake3::Hasher::new_derive_key("happyrobot-rs rate lane 2026-12-07 v1");
     hasher.update(base_url.as_bytes());
@@ -46,20 +58,20 @@ pub(crate) fn file_name(base_url: &str, api_key: &str) -> String {
     hasher.update(api_key.as_bytes());
     let hash = hasher.finalize();
     let hex = hash.to_hex();
-    format!("rate-{}.json", &hex[..32])
+    format!("rate-v{VERSION}-{}.json", &hex[..32])
 }
 
-/// The shared state's file, and this process's reading of its times.
+/// The shared state's file.
 #[derive(Debug)]
 pub(crate) struct Lane {
     path: PathBuf,
     file: Option<File>,
-    /// The monotonic clock and the Unix time, read together when the client was built.
-    anchor: (Instant, u64),
     /// The reads and writes buffer.
     buffer: Vec<u8>,
     /// Set when the file cannot be opened: the process goes on alone, and says so once.
     failed: bool,
+    /// Until when the process decides on its own, after the lock was held too long.
+    alone_until: Option<std::time::Instant>,
 }
 
 impl Lane {
@@ -67,42 +79,53 @@ impl Lane {
         Self {
             path,
             file: None,
-            anchor: (Instant::now(), unix_micros()),
             buffer: Vec::new(),
             failed: false,
+            alone_until: None,
         }
     }
 
     /// Runs `decide` on the shared state, when there is one fresh (it then replaces `core`), and
     /// writes what it leaves back, all under the file's lock; on `core` alone when the file cannot
-    /// be used.
+    /// be used. The file is made when `create` (the caller paces, or starts to), else only looked
+    /// for.
     pub(crate) fn with<R>(
         &mut self,
         core: &mut Option<Core>,
+        create: bool,
         decide: impl FnOnce(&mut Option<Core>) -> R,
     ) -> R {
-        // A client that is not pacing only looks for a state: it makes no file.
-        self.open(false);
-        let mut locked = self.file.as_ref().is_some_and(lock);
-        let now = unix_micros();
-        if let Some(file) = self.file.as_mut().filter(|_| locked)
-            && let Some(shared) = read(file, &mut self.buffer).filter(|s| s.fresh(now))
+        if self
+            .alone_until
+            .is_some_and(|until| std::time::Instant::now() < until)
         {
+            return decide(core);
+        }
+        self.open(create || core.is_some());
+        let Some(file) = self.file.as_ref() else {
+            return decide(core);
+        };
+        let Some(_locked) = Locked::take(file) else {
+            self.alone_until = Some(std::time::Instant::now() + SKIP);
+            tracing::debug!(
+                target: "happyrobot::rate",
+                path = %self.path.display(),
+                "rate limit: another process holds the shared pace's file; deciding alone for a \
+                 second"
+            );
+            return decide(core);
+        };
+        let anchor = (Instant::now(), unix_micros());
+        if let Some(shared) = read(file, &mut self.buffer).filter(|s| s.fresh(anchor.1)) {
             let ceiling = core.as_ref().and_then(|c| c.ceiling);
-            if let Some(shared) = shared.into_core(self.anchor, ceiling) {
+            if let Some(shared) = shared.into_core(anchor, ceiling) {
                 *core = Some(shared);
             }
         }
         let decided = decide(core);
         if let Some(core) = core.as_ref() {
-            if self.file.is_none() {
-                self.open(true);
-                locked = self.file.as_ref().is_some_and(lock);
-            }
-            let snapshot = Snapshot::of(core, self.anchor, now);
-            if let Some(file) = self.file.as_mut().filter(|_| locked)
-                && write(file, &snapshot, &mut self.buffer).is_err()
-            {
+            let snapshot = Snapshot::of(core, anchor);
+            if write(file, &snapshot, &mut self.buffer).is_err() {
                 tracing::debug!(
                     target: "happyrobot::rate",
                     path = %self.path.display(),
@@ -110,15 +133,19 @@ impl Lane {
                 );
             }
         }
-        if let Some(file) = self.file.as_ref().filter(|_| locked) {
-            let _ = fs4::fs_std::FileExt::unlock(file);
-        }
         decided
     }
 
-    /// Opens the file (making it when `create`), the first time it is there or `create` is
-    /// asked, and never again after it failed.
+    /// Opens the file (making it when `create`) if it is not open, or if the one open is no
+    /// longer the one at its path (deleted, or replaced); never again after it failed.
     fn open(&mut self, create: bool) {
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|file| !at_path(file, &self.path))
+        {
+            self.file = None;
+        }
         if self.file.is_none() && !self.failed {
             match open(&self.path, create) {
                 Ok(file) => self.file = Some(file),
@@ -138,9 +165,56 @@ impl Lane {
     }
 }
 
+/// Whether `file` is the file at `path` (on Unix; elsewhere a file is not replaced while open).
+fn at_path(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// The file's lock, let go when dropped (however the decision ends).
+struct Locked<'f>(&'f File);
+
+impl<'f> Locked<'f> {
+    /// Takes the lock, waiting at most [`LOCK_WAIT`] (a process stopped while it holds the lock
+    /// must not stop the others).
+    fn take(file: &'f File) -> Option<Self> {
+        let start = std::time::Instant::now();
+        loop {
+            match fs4::fs_std::FileExt::try_lock_exclusive(file) {
+                Ok(true) => return Some(Self(file)),
+                Ok(false) if start.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = fs4::fs_std::FileExt::unlock(self.0);
+    }
+}
+
 fn open(path: &Path, create: bool) -> std::io::Result<File> {
     if let Some(dir) = path.parent().filter(|_| create) {
-        std::fs::create_dir_all(dir)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
     }
     let mut options = OpenOptions::new();
     options
@@ -153,22 +227,7 @@ fn open(path: &Path, create: bool) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// Takes the file's lock, waiting at most [`LOCK_WAIT`] (a process stopped while it holds the
-/// lock must not stop the others).
-fn lock(file: &File) -> bool {
-    let start = std::time::Instant::now();
-    loop {
-        match fs4::fs_std::FileExt::try_lock_exclusive(file) {
-            Ok(true) => return true,
-            Ok(false) if start.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            _ => return false,
-        }
-    }
-}
-
-fn read(file: &mut File, buffer: &mut Vec<u8>) -> Option<Snapshot> {
+fn read(mut file: &File, buffer: &mut Vec<u8>) -> Option<Snapshot> {
     buffer.clear();
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_end(buffer).ok()?;
@@ -177,7 +236,7 @@ fn read(file: &mut File, buffer: &mut Vec<u8>) -> Option<Snapshot> {
         .filter(|s| s.version == VERSION)
 }
 
-fn write(file: &mut File, snapshot: &Snapshot, buffer: &mut Vec<u8>) -> std::io::Result<()> {
+fn write(mut file: &File, snapshot: &Snapshot, buffer: &mut Vec<u8>) -> std::io::Result<()> {
     buffer.clear();
     serde_json::to_writer(&mut *buffer, snapshot).map_err(std::io::Error::other)?;
     file.seek(SeekFrom::Start(0))?;
@@ -237,7 +296,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(core: &Core, anchor: (Instant, u64), now: u64) -> Self {
+    fn of(core: &Core, anchor: (Instant, u64)) -> Self {
         let unix = |at: Instant| to_unix(anchor, at);
         let phase = match core.phase {
             Phase::Fixed => None,
@@ -246,7 +305,7 @@ impl Snapshot {
         };
         Self {
             version: VERSION,
-            updated: now,
+            updated: anchor.1,
             phase,
             last: core.last.map(unix),
             not_before: core.not_before.map(unix),
@@ -265,9 +324,12 @@ impl Snapshot {
     }
 
     /// The state as this process's [`Core`], with its own `ceiling`; `None` for a state that a
-    /// process could not have written (a fixed pace, a rate that is not a positive number).
+    /// process could not have written (a fixed pace, a rate that is not a positive number). Every
+    /// time but the hold's is in the past when written: one read as later than now (the clocks
+    /// disagree) is taken as now, and a hold lasts a day at most.
     fn into_core(self, anchor: (Instant, u64), ceiling: Option<f64>) -> Option<Core> {
-        let instant = |micros: u64| to_instant(anchor, micros);
+        let instant = |micros: u64| to_instant(anchor, micros).min(anchor.0);
+        let until = |micros: u64| to_instant(anchor, micros).min(anchor.0 + HOLD_MAX);
         let positive = |rate: f64| rate.is_finite() && rate > 0.0;
         let (holds, rate, at) = self.phase.filter(|(_, rate, _)| positive(*rate))?;
         let phase = if holds {
@@ -289,7 +351,7 @@ impl Snapshot {
             ceiling,
             phase,
             last: self.last.map(instant),
-            not_before: self.not_before.map(instant),
+            not_before: self.not_before.map(until),
             learned: self.learned.filter(|r| positive(*r)),
             policy: self.policy.filter(|r| positive(*r)),
             quota: self.quota,
@@ -332,8 +394,8 @@ mod tests {
         core.learned = Some(9.5);
         core.moving = true;
         core.latency = Some(0.3);
-        let anchor = (now, unix_micros());
-        let text = serde_json::to_vec(&Snapshot::of(&core, anchor, anchor.1)).unwrap();
+        let anchor = (now + Duration::from_secs(1), unix_micros());
+        let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
         let back = read.into_core(anchor, Some(7.0)).unwrap();
         assert_eq!(back.phase, core.phase);
@@ -346,16 +408,33 @@ mod tests {
     }
 
     #[test]
+    fn times_from_a_clock_ahead_are_read_as_now_and_a_hold_as_a_day_at_most() {
+        let now = Instant::now();
+        let mut core = Core::new(RateControl::adaptive(), 4.0, now);
+        core.grants.add(now);
+        core.not_before = Some(now + Duration::from_secs(3 * 86_400));
+        // Written by a process whose wall clock is an hour ahead of this one's.
+        let snapshot = Snapshot::of(&core, (now, unix_micros() + 3_600_000_000));
+        let anchor = (Instant::now(), unix_micros());
+        let back = snapshot.into_core(anchor, None).unwrap();
+        assert!(back.last.unwrap() <= anchor.0 && back.last_cut <= anchor.0);
+        assert!(back.grants.times.iter().all(|t| *t <= anchor.0));
+        assert!(matches!(back.phase, Phase::Ramp { at, .. } if at <= anchor.0));
+        assert!(back.not_before.unwrap() <= anchor.0 + HOLD_MAX);
+    }
+
+    #[test]
     fn two_lanes_on_one_file_are_one_pace_and_a_stale_or_broken_file_is_left_alone() {
         let dir = std::env::temp_dir().join(format!("happyrobot-lane-{}", std::process::id()));
         let path = dir.join(file_name("http://127.0.0.1:1", "k"));
         let (mut first, mut second) = (Lane::new(path.clone()), Lane::new(path.clone()));
         let (mut mine, mut theirs) = (None, None);
         // A client that is not pacing finds nothing, and makes no file.
-        assert!(!second.with(&mut theirs, |core| core.is_some()));
+        assert!(!second.with(&mut theirs, false, |core| core.is_some()));
         assert!(!path.exists());
-        let now = Instant::now();
-        first.with(&mut mine, |core| {
+        // (Times in the file are in the past: a later one is read as now.)
+        let now = Instant::now() - Duration::from_secs(2);
+        first.with(&mut mine, true, |core| {
             let core = core.get_or_insert_with(|| Core::new(RateControl::adaptive(), 5.0, now));
             core.phase = Phase::Hold {
                 granted: 5.0,
@@ -363,23 +442,23 @@ mod tests {
             };
         });
         // The second process had no state: it takes the first's, and its turns count for both.
-        let joined = second.with(&mut theirs, |core| core.is_some());
+        let joined = second.with(&mut theirs, false, |core| core.is_some());
         assert!(joined);
-        let at = now + Duration::from_secs(1);
-        let turn = second.with(&mut theirs, |core| core.as_mut().map(|c| c.take(at)));
+        let at = Instant::now();
+        let turn = second.with(&mut theirs, true, |core| core.as_mut().map(|c| c.take(at)));
         assert_eq!(turn, Some(Ok(at)));
-        let next = first.with(&mut mine, |core| core.as_mut().map(|c| c.take(at)));
+        let next = first.with(&mut mine, true, |core| core.as_mut().map(|c| c.take(at)));
         assert!(matches!(next, Some(Err(later)) if later > at), "{next:?}");
 
         // A file cut short is not read: each goes on with its own state.
         std::fs::write(&path, b"{\"version\":1,").unwrap();
         let mut alone = None;
-        assert!(!Lane::new(path.clone()).with(&mut alone, |core| core.is_some()));
+        assert!(!Lane::new(path.clone()).with(&mut alone, false, |core| core.is_some()));
         // A state left longer than FRESH is not taken up either.
-        let mut old = Snapshot::of(mine.as_ref().unwrap(), first.anchor, unix_micros());
+        let mut old = Snapshot::of(mine.as_ref().unwrap(), (Instant::now(), unix_micros()));
         old.updated -= u64::try_from(FRESH.as_micros()).unwrap() + 1_000_000;
         std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
-        assert!(!Lane::new(path.clone()).with(&mut alone, |core| core.is_some()));
+        assert!(!Lane::new(path.clone()).with(&mut alone, false, |core| core.is_some()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
