@@ -128,7 +128,8 @@ impl ClientBuilder {
     ///
     /// The state is a small file in `dir` (both made if missing, and on Unix for their owner
     /// only), named by a hash of the base URL and the key: no key is written. The client looks for
-    /// it at its first request, and reads and writes it under a lock at each decision once it
+    /// it at each request of its slow start (until 64 answers were accepted or the server limited
+    /// the rate), and reads and writes it under a lock at each decision once it
     /// paces (after the server limited the rate); a file that cannot be used leaves the client
     /// pacing on its own. A client with a ceiling ([`RateControl::max_rate`]) does not share: its
     /// spacing is its own. Without this, each process measures the share it is granted, which is

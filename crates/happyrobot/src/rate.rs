@@ -268,8 +268,6 @@ pub(crate) struct Controller {
     /// on `core` is then taken on the shared state (but when the file cannot be used; the
     /// figures of [`Controller::stats`] are this process's latest copy).
     lane: Option<Mutex<Lane>>,
-    /// Set once a client that shares its pace looked for another process's at its first request.
-    joined: AtomicBool,
     /// What the server accepted before pacing began: where the pace starts from.
     start: Mutex<Start>,
     /// Paced requests wait for their turn here one at a time, first come first served, so that a
@@ -344,7 +342,6 @@ impl Controller {
             lane: lane
                 .filter(|_| control.learn && ceiling.is_none())
                 .map(Mutex::new),
-            joined: AtomicBool::new(false),
             start: Mutex::new(Start::default()),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -581,19 +578,30 @@ impl Controller {
         }
     }
 
-    /// At the first request of a client that shares its pace: when another process already paces
-    /// under the same limit, this one takes its turns from that pace at once, without a slow
-    /// start of its own (which would only find the limit used up).
+    /// At each request of the slow start of a client that shares its pace: when another process
+    /// paces under the same limit (already, or since this one started with it), this one takes
+    /// its turns from that pace at once, without the rest of a slow start of its own (which would
+    /// only find the limit used up). A look for a file that is not there, or a read of one
+    /// (some 20 µs), for at most the slow start's requests.
     fn join(&self) {
-        if self.lane.is_none() || self.joined.swap(true, Ordering::Relaxed) {
+        if self.lane.is_none() || self.engaged.load(Ordering::Relaxed) {
             return;
         }
-        if self.decide(false, |core| core.is_some()) && !self.engaged.swap(true, Ordering::Relaxed)
-        {
-            tracing::debug!(
-                target: "happyrobot::rate",
-                "rate limit: another process paces under this limit; taking turns from its pace"
-            );
+        let now = Instant::now();
+        // Under the lock, as `start_pacing`: a ramp another process began within the second
+        // starts from what both were granted.
+        let joined = self.decide(false, |core| match core {
+            Some(shared) if !self.engaged.swap(true, Ordering::Relaxed) => {
+                tracing::debug!(
+                    target: "happyrobot::rate",
+                    "rate limit: another process paces under this limit; taking turns from its pace"
+                );
+                shared.joins(now, self.first_guess(now));
+                true
+            }
+            _ => false,
+        });
+        if joined {
             self.end_slow_start();
         }
     }

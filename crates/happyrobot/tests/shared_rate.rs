@@ -35,6 +35,10 @@ async fn a_client_that_starts_under_a_limit_another_paces_under_takes_its_pace()
     let dir = happyrobot_mock::testkit::temp_dir("shared-rate").unwrap();
     let id = CallId::new(&server.call_ids()[0]).unwrap();
     let first = client(&server, &dir);
+    // A third client starts before anyone paces: it goes unpaced, in its slow start.
+    let third = client(&server, &dir);
+    third.add_note(&id, NewNote::new("third")).await.unwrap();
+    assert_eq!(third.rate_stats().pacing, None);
     // The first client alone, until the server has limited it and it paces.
     let mut adds = 0;
     while first.rate_stats().learned.is_none() {
@@ -73,6 +77,10 @@ async fn a_client_that_starts_under_a_limit_another_paces_under_takes_its_pace()
         "the second client does not pace: {stats:?}"
     );
     assert_eq!(stats.learned, learned, "{stats:?}");
+    // The third, still in its slow start, takes its next turn from the shared pace too.
+    third.add_note(&id, NewNote::new("third")).await.unwrap();
+    let stats = third.rate_stats();
+    assert!(stats.pacing.is_some() && stats.throttled == 0, "{stats:?}");
 
     // A client of another key shares nothing.
     let other = Client::builder()
