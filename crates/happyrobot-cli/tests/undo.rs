@@ -402,7 +402,13 @@ async fn chaos(seed: u64, lines: usize) -> (usize, usize) {
             // Still not done: let it finish without faults (never needed so far).
             server.clear_faults();
         }
-        let mut child = common::command(&args).spawn().unwrap();
+        // A state directory of the seed's own: the seeds import the same rows, and a mock that
+        // gets the port of an earlier seed's would otherwise find that seed's finished journal
+        // by content (same rows, same base URL, same key) and send nothing.
+        let mut child = common::command(&args)
+            .env("HAPPYROBOT_STATE_DIR", dir.join("state"))
+            .spawn()
+            .unwrap();
         // The first runs are killed at a random moment (often in the middle of requests).
         let kill_after = (attempt <= 3).then(|| Duration::from_millis(rng.u64(50..700)));
         let status = match kill_after {
