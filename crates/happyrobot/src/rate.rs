@@ -495,6 +495,11 @@ impl Controller {
         match core {
             Some(shared) => {
                 if engaging {
+                    tracing::debug!(
+                        target: "happyrobot::rate",
+                        "rate limit: another process paces under this limit; taking turns from \
+                         its pace"
+                    );
                     shared.joins(now, self.first_guess(now));
                 }
                 shared
@@ -588,18 +593,12 @@ impl Controller {
             return;
         }
         let now = Instant::now();
-        // Under the lock, as `start_pacing`: a ramp another process began within the second
-        // starts from what both were granted.
-        let joined = self.decide(false, |core| match core {
-            Some(shared) if !self.engaged.swap(true, Ordering::Relaxed) => {
-                tracing::debug!(
-                    target: "happyrobot::rate",
-                    "rate limit: another process paces under this limit; taking turns from its pace"
-                );
-                shared.joins(now, self.first_guess(now));
-                true
+        let joined = self.decide(false, |core| {
+            let shared = core.is_some();
+            if shared {
+                self.start_pacing(core, now, "another process paces under this limit");
             }
-            _ => false,
+            shared
         });
         if joined {
             self.end_slow_start();
