@@ -14,8 +14,10 @@
 //!   under the estimate means the limit moved (it dropped, or another process takes from it):
 //!   the pace follows it down at once, and probes for more again within [`MOVING_PERIOD`].
 //! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
-//!   in the last second of the slow start (or on average since it ended), by a quarter a request
-//!   at low rates and fourfold a second at most.
+//!   in the last second of the slow start (or on average since it ended; behind answers slower
+//!   than [`SLOW_ROUND_TRIP`], from its last two round trips, or half the rate at which its
+//!   requests in flight went, if more), by a quarter a request at low rates and fourfold a
+//!   second at most.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
 //!   for before the server refuses, one smaller than the requests in flight starts pacing, and a
@@ -202,6 +204,9 @@ const MOVING_PERIOD: f64 = 3.0;
 const PLATEAU: f64 = 0.98;
 /// ...and starts from this share of it after a cut.
 const START: f64 = 0.94;
+/// A first answer at least this slow marks answers slow enough that the slow start's window held
+/// what came back in a second (see [`Start::granted`]).
+const SLOW_ROUND_TRIP: Duration = Duration::from_millis(250);
 /// Accepted answers needed before their spacing counts as a measure of the granted rate.
 const MIN_SAMPLES: usize = 3;
 /// A pace grows to at most this many times the rate accepted in the last second.
@@ -270,6 +275,8 @@ pub(crate) struct Controller {
     lane: Option<Mutex<Lane>>,
     /// What the server accepted before pacing began: where the pace starts from.
     start: Mutex<Start>,
+    /// When the first request was let through (read at the slow start's first request only).
+    first_sent: std::sync::OnceLock<Instant>,
     /// Paced requests wait for their turn here one at a time, first come first served, so that a
     /// change of pace applies to every request still waiting.
     turn: tokio::sync::Mutex<()>,
@@ -343,6 +350,7 @@ impl Controller {
                 .filter(|_| control.learn && ceiling.is_none())
                 .map(Mutex::new),
             start: Mutex::new(Start::default()),
+            first_sent: std::sync::OnceLock::new(),
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -358,7 +366,9 @@ impl Controller {
             None
         } else {
             self.join();
-            until_stopped(stop, self.window.acquire()).await?.ok()
+            let permit = until_stopped(stop, self.window.acquire()).await?.ok();
+            self.first_sent.get_or_init(Instant::now);
+            permit
         };
         let sent = if self.engaged.load(Ordering::Relaxed) {
             Some(until_stopped(stop, self.wait_turn(deadline)).await??)
@@ -527,11 +537,16 @@ impl Controller {
     /// Whether more requests are in flight than the quota has left (of a limit of more than one):
     /// the slow start would send into refusals that the quota announces.
     fn outruns(&self, limits: &Limits) -> bool {
+        let in_flight = self.in_flight_now();
+        limits.quota_left().is_some_and(|left| left < in_flight)
+    }
+
+    /// The requests let through and not answered yet (paced or not).
+    fn in_flight_now(&self) -> u64 {
         let answered = self.accepted.load(Ordering::Relaxed)
             + self.throttled.load(Ordering::Relaxed)
             + self.unanswered.load(Ordering::Relaxed);
-        let in_flight = self.sent.load(Ordering::Relaxed).saturating_sub(answered);
-        limits.quota_left().is_some_and(|left| left < in_flight)
+        self.sent.load(Ordering::Relaxed).saturating_sub(answered)
     }
 
     /// Ends the slow start: every request waiting for the window goes (paced, if pacing began).
@@ -612,8 +627,12 @@ impl Controller {
     /// The pace to start from when pacing begins, before anything is measured: what the server
     /// accepted in the last second (see [`Start::granted`]).
     fn first_guess(&self, now: Instant) -> f64 {
-        self.start_lock()
-            .granted(now, self.accepted.load(Ordering::Relaxed))
+        self.start_lock().granted(
+            now,
+            self.accepted.load(Ordering::Relaxed),
+            self.first_sent.get().copied(),
+            self.in_flight_now(),
+        )
     }
 }
 
@@ -658,8 +677,20 @@ impl Start {
     /// all, up to eight (a service that idled for an hour does not start at one a second), nor
     /// under one. (A server's burst counts in full here: it costs a refusal or two, which the
     /// first cut measures away; a start at one a second would cost seconds of ramp behind slow
-    /// answers, where the slow start grants little per second.)
-    fn granted(&self, now: Instant, accepted: u64) -> f64 {
+    /// answers, where the slow start grants little per second.) Behind answers slower than
+    /// [`SLOW_ROUND_TRIP`] (the first answer's, since the first request went at `first_sent`),
+    /// a slow start still under way held what came back over the whole second with its window,
+    /// which grows threefold a round trip, and not the server: it counts its last two round
+    /// trips instead when they say more, or half the rate at which the `in_flight` requests went
+    /// (in the last round trip; the server, whose refusal or quota starts the pacing, does not
+    /// keep up with all of them).
+    fn granted(
+        &self,
+        now: Instant,
+        accepted: u64,
+        first_sent: Option<Instant>,
+        in_flight: u64,
+    ) -> f64 {
         let second = Duration::from_secs(1);
         let rate = match self.warm {
             Some((at, then)) if now.saturating_duration_since(at) > second => {
@@ -667,12 +698,26 @@ impl Start {
             }
             warm => {
                 let since = warm.map_or(0, |(_, then)| accepted.saturating_sub(then));
-                let recent = self
-                    .times
-                    .iter()
-                    .filter(|t| now.saturating_duration_since(**t) <= second)
-                    .count();
-                (recent as u64 + since) as f64
+                let within = |window: Duration| {
+                    self.times
+                        .iter()
+                        .filter(|t| now.saturating_duration_since(**t) <= window)
+                        .count() as f64
+                };
+                let recent = within(second) + since as f64;
+                let round_trip = first_sent
+                    .zip(self.times.first())
+                    .map(|(sent, answer)| answer.saturating_duration_since(sent));
+                match round_trip {
+                    Some(trip) if warm.is_none() && trip >= SLOW_ROUND_TRIP => {
+                        let window = (trip * 2).min(second);
+                        let sending = in_flight as f64 / trip.as_secs_f64();
+                        recent
+                            .max(within(window) / window.as_secs_f64())
+                            .max(sending / 2.0)
+                    }
+                    _ => recent,
+                }
             }
         };
         rate.max((accepted as f64).min(8.0)).max(1.0)
@@ -1368,6 +1413,41 @@ mod tests {
         accept_for(&controller, 1, 1).await;
         refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(1.0));
+    }
+
+    /// A slow start behind answers of `round_trip`: rounds of one, one, three and nine requests,
+    /// the last refused with eight of its round still in flight; the pace it starts from.
+    async fn slow_start_refused(round_trip: Duration) -> f64 {
+        let controller = Controller::new(RateControl::adaptive(), None);
+        for round in [1, 1, 3] {
+            let mut tickets = Vec::new();
+            for _ in 0..round {
+                tickets.push(controller.acquire(None, None).await.unwrap());
+            }
+            tokio::time::sleep(round_trip).await;
+            for ticket in tickets {
+                controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
+            }
+        }
+        let mut round = Vec::new();
+        for _ in 0..9 {
+            round.push(controller.acquire(None, None).await.unwrap());
+        }
+        tokio::time::sleep(round_trip).await;
+        let refused = round.pop().unwrap();
+        controller.observe(refused, Answer::Throttled(&HeaderMap::new()));
+        controller.stats().pacing.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn behind_slow_answers_pacing_starts_from_what_the_slow_start_sent() {
+        // 300 ms answers: five accepted in the last second, but eight requests went in the last
+        // round trip; the pace starts from half their rate (8 / 0.3 / 2), not from five.
+        let pace = slow_start_refused(Duration::from_millis(300)).await;
+        assert!((13.0..=13.5).contains(&pace), "{pace}");
+        // 50 ms answers: the whole slow start fits in the second; what it was granted counts.
+        let pace = slow_start_refused(Duration::from_millis(50)).await;
+        assert!((4.9..=5.1).contains(&pace), "{pace}");
     }
 
     /// Decisions holding at `granted` requests a second since now (returned too).
