@@ -15,9 +15,9 @@
 //!   the pace follows it down at once, and probes for more again within [`MOVING_PERIOD`].
 //! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
 //!   in the last second of the slow start (or on average since it ended; behind answers slower
-//!   than [`SLOW_ROUND_TRIP`], from its last two round trips, or half the rate at which its
-//!   requests in flight went, if more), by a quarter a request at low rates and fourfold a
-//!   second at most.
+//!   than [`SLOW_ROUND_TRIP`], from its last two round trips, or the rate at which its requests
+//!   in flight went, halved after a refusal, if more), by a quarter a request at low rates and
+//!   fourfold a second at most.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
 //!   for before the server refuses, one smaller than the requests in flight starts pacing, and a
@@ -632,6 +632,7 @@ impl Controller {
             self.accepted.load(Ordering::Relaxed),
             self.first_sent.get().copied(),
             self.in_flight_now(),
+            self.throttled.load(Ordering::Relaxed) == 0,
         )
     }
 }
@@ -681,15 +682,17 @@ impl Start {
     /// [`SLOW_ROUND_TRIP`] (the first answer's, since the first request went at `first_sent`),
     /// a slow start still under way held what came back over the whole second with its window,
     /// which grows threefold a round trip, and not the server: it counts its last two round
-    /// trips instead when they say more, or half the rate at which the `in_flight` requests went
-    /// (in the last round trip; the server, whose refusal or quota starts the pacing, does not
-    /// keep up with all of them).
+    /// trips instead when they say more, or the rate at which the `in_flight` requests went (in
+    /// the last round trip), halved once the server refused one (`none_refused` false: it does
+    /// not keep up with them all; a quota that runs short before any refusal says only that it
+    /// may not).
     fn granted(
         &self,
         now: Instant,
         accepted: u64,
         first_sent: Option<Instant>,
         in_flight: u64,
+        none_refused: bool,
     ) -> f64 {
         let second = Duration::from_secs(1);
         let rate = match self.warm {
@@ -714,7 +717,7 @@ impl Start {
                         let sending = in_flight as f64 / trip.as_secs_f64();
                         recent
                             .max(within(window) / window.as_secs_f64())
-                            .max(sending / 2.0)
+                            .max(if none_refused { sending } else { sending / 2.0 })
                     }
                     _ => recent,
                 }
@@ -1416,8 +1419,9 @@ mod tests {
     }
 
     /// A slow start behind answers of `round_trip`: rounds of one, one, three and nine requests,
-    /// the last refused with eight of its round still in flight; the pace it starts from.
-    async fn slow_start_refused(round_trip: Duration) -> f64 {
+    /// the last ending (with eight of its round still in flight) in a refusal, or else in an
+    /// answer whose quota left is smaller than the requests in flight; the pace it starts from.
+    async fn slow_start_ended(round_trip: Duration, refused: bool) -> f64 {
         let controller = Controller::new(RateControl::adaptive(), None);
         for round in [1, 1, 3] {
             let mut tickets = Vec::new();
@@ -1434,20 +1438,33 @@ mod tests {
             round.push(controller.acquire(None, None).await.unwrap());
         }
         tokio::time::sleep(round_trip).await;
-        let refused = round.pop().unwrap();
-        controller.observe(refused, Answer::Throttled(&HeaderMap::new()));
+        let last = round.pop().unwrap();
+        if refused {
+            controller.observe(last, Answer::Throttled(&HeaderMap::new()));
+        } else {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-ratelimit-limit", "11".parse().unwrap());
+            headers.insert("x-ratelimit-remaining", "2".parse().unwrap());
+            controller.observe(last, Answer::Accepted(&headers));
+        }
         controller.stats().pacing.unwrap()
     }
 
     #[tokio::test(start_paused = true)]
     async fn behind_slow_answers_pacing_starts_from_what_the_slow_start_sent() {
         // 300 ms answers: five accepted in the last second, but eight requests went in the last
-        // round trip; the pace starts from half their rate (8 / 0.3 / 2), not from five.
-        let pace = slow_start_refused(Duration::from_millis(300)).await;
+        // round trip; after a refusal the pace starts from half their rate (8 / 0.3 / 2), not
+        // from five.
+        let pace = slow_start_ended(Duration::from_millis(300), true).await;
         assert!((13.0..=13.5).contains(&pace), "{pace}");
+        // A quota that runs short before anything was refused: from their whole rate.
+        let pace = slow_start_ended(Duration::from_millis(300), false).await;
+        assert!((26.0..=27.0).contains(&pace), "{pace}");
         // 50 ms answers: the whole slow start fits in the second; what it was granted counts.
-        let pace = slow_start_refused(Duration::from_millis(50)).await;
-        assert!((4.9..=5.1).contains(&pace), "{pace}");
+        for refused in [true, false] {
+            let pace = slow_start_ended(Duration::from_millis(50), refused).await;
+            assert!((4.9..=6.1).contains(&pace), "{refused}: {pace}");
+        }
     }
 
     /// Decisions holding at `granted` requests a second since now (returned too).
