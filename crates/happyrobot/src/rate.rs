@@ -14,10 +14,11 @@
 //!   under the estimate means the limit moved (it dropped, or another process takes from it):
 //!   the pace follows it down at once, and probes for more again within [`MOVING_PERIOD`].
 //! - Before anything is measured (the first `429`) the pace ramps from what the server accepted
-//!   in the last second of the slow start (or on average since it ended; behind answers slower
-//!   than [`SLOW_ROUND_TRIP`], from its last two round trips, or the rate at which its requests
-//!   in flight went, halved after a refusal, if more), by a quarter a request at low rates and
-//!   fourfold a second at most.
+//!   in the last second of the slow start (or on average since it ended), by a quarter a request
+//!   at low rates and fourfold a second at most. When a slow start still under way has seen
+//!   round trips of [`SLOW_ROUND_TRIP`] or more, it starts from its last two round trips, or from
+//!   the rate at which its requests in flight went (halved after a refusal, or when it joins
+//!   another process's pace), if more.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
 //!   for before the server refuses, one smaller than the requests in flight starts pacing, and a
@@ -204,8 +205,9 @@ const MOVING_PERIOD: f64 = 3.0;
 const PLATEAU: f64 = 0.98;
 /// ...and starts from this share of it after a cut.
 const START: f64 = 0.94;
-/// A first answer at least this slow marks answers slow enough that the slow start's window held
-/// what came back in a second (see [`Start::granted`]).
+/// A round trip at least this long (the slow start's, see [`Start::round_trip`]) marks answers
+/// slow enough that the slow start's window held what came back in a second (see
+/// [`Start::granted`]).
 const SLOW_ROUND_TRIP: Duration = Duration::from_millis(250);
 /// Accepted answers needed before their spacing counts as a measure of the granted rate.
 const MIN_SAMPLES: usize = 3;
@@ -510,12 +512,12 @@ impl Controller {
                         "rate limit: another process paces under this limit; taking turns from \
                          its pace"
                     );
-                    shared.joins(now, self.first_guess(now));
+                    shared.joins(now, self.first_guess(now, true));
                 }
                 shared
             }
             None => {
-                let from = self.first_guess(now);
+                let from = self.first_guess(now, false);
                 tracing::debug!(
                     target: "happyrobot::rate",
                     from,
@@ -624,15 +626,16 @@ impl Controller {
         self.start.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The pace to start from when pacing begins, before anything is measured: what the server
-    /// accepted in the last second (see [`Start::granted`]).
-    fn first_guess(&self, now: Instant) -> f64 {
+    /// The pace to start from when pacing begins (`joining` another process's, whose refusal
+    /// started it), before anything is measured: what the server granted before (see
+    /// [`Start::granted`]).
+    fn first_guess(&self, now: Instant, joining: bool) -> f64 {
         self.start_lock().granted(
             now,
             self.accepted.load(Ordering::Relaxed),
             self.first_sent.get().copied(),
             self.in_flight_now(),
-            self.throttled.load(Ordering::Relaxed) == 0,
+            !joining && self.throttled.load(Ordering::Relaxed) == 0,
         )
     }
 }
@@ -678,14 +681,14 @@ impl Start {
     /// all, up to eight (a service that idled for an hour does not start at one a second), nor
     /// under one. (A server's burst counts in full here: it costs a refusal or two, which the
     /// first cut measures away; a start at one a second would cost seconds of ramp behind slow
-    /// answers, where the slow start grants little per second.) Behind answers slower than
-    /// [`SLOW_ROUND_TRIP`] (the first answer's, since the first request went at `first_sent`),
-    /// a slow start still under way held what came back over the whole second with its window,
-    /// which grows threefold a round trip, and not the server: it counts its last two round
-    /// trips instead when they say more, or the rate at which the `in_flight` requests went (in
-    /// the last round trip), halved once the server refused one (`none_refused` false: it does
-    /// not keep up with them all; a quota that runs short before any refusal says only that it
-    /// may not).
+    /// answers, where the slow start grants little per second.) Behind answers of
+    /// [`SLOW_ROUND_TRIP`] or more (see [`Start::round_trip`]; the first request went at
+    /// `first_sent`), a slow start still under way held what came back over the whole second
+    /// with its window, which grows threefold a round trip, and not the server: it counts its
+    /// last two round trips instead when they say more, or the rate at which the `in_flight`
+    /// requests went (in the last round trip), halved unless `none_refused` (once the server
+    /// refused one it does not keep up with them all; a quota that runs short before any refusal
+    /// says only that it may not).
     fn granted(
         &self,
         now: Instant,
@@ -708,9 +711,7 @@ impl Start {
                         .count() as f64
                 };
                 let recent = within(second) + since as f64;
-                let round_trip = first_sent
-                    .zip(self.times.first())
-                    .map(|(sent, answer)| answer.saturating_duration_since(sent));
+                let round_trip = self.round_trip(first_sent);
                 match round_trip {
                     Some(trip) if warm.is_none() && trip >= SLOW_ROUND_TRIP => {
                         let window = (trip * 2).min(second);
@@ -724,6 +725,20 @@ impl Start {
             }
         };
         rate.max((accepted as f64).min(8.0)).max(1.0)
+    }
+
+    /// How long the slow start's answers take: the shorter of the first request's round trip
+    /// (from `first_sent` to the first accepted answer) and the time between the first two
+    /// accepted answers (the window lets one request at a time go until the second answer, so
+    /// that is the second request's round trip, on a connection already open); `None` before
+    /// two answers were accepted. (The first alone would count a connection's and a TLS
+    /// handshake's round trips, and a first request that was never answered.)
+    fn round_trip(&self, first_sent: Option<Instant>) -> Option<Duration> {
+        let (first, second) = (self.times.first()?, self.times.get(1)?);
+        let between = second.saturating_duration_since(*first);
+        Some(first_sent.map_or(between, |sent| {
+            between.min(first.saturating_duration_since(sent))
+        }))
     }
 }
 
@@ -1422,13 +1437,18 @@ mod tests {
     /// the last ending (with eight of its round still in flight) in a refusal, or else in an
     /// answer whose quota left is smaller than the requests in flight; the pace it starts from.
     async fn slow_start_ended(round_trip: Duration, refused: bool) -> f64 {
+        slow_start_after(round_trip, round_trip, refused).await
+    }
+
+    /// [`slow_start_ended`], with a first request that took `first` (a connection opened).
+    async fn slow_start_after(first: Duration, round_trip: Duration, refused: bool) -> f64 {
         let controller = Controller::new(RateControl::adaptive(), None);
-        for round in [1, 1, 3] {
+        for (n, round) in [1, 1, 3].into_iter().enumerate() {
             let mut tickets = Vec::new();
             for _ in 0..round {
                 tickets.push(controller.acquire(None, None).await.unwrap());
             }
-            tokio::time::sleep(round_trip).await;
+            tokio::time::sleep(if n == 0 { first } else { round_trip }).await;
             for ticket in tickets {
                 controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
             }
@@ -1461,9 +1481,14 @@ mod tests {
         let pace = slow_start_ended(Duration::from_millis(300), false).await;
         assert!((26.0..=27.0).contains(&pace), "{pace}");
         // 50 ms answers: the whole slow start fits in the second; what it was granted counts.
+        // So too when the first request took 400 ms (a connection and a TLS handshake to open):
+        // the answers after it are what the rounds take.
         for refused in [true, false] {
-            let pace = slow_start_ended(Duration::from_millis(50), refused).await;
+            let fast = Duration::from_millis(50);
+            let pace = slow_start_ended(fast, refused).await;
             assert!((4.9..=6.1).contains(&pace), "{refused}: {pace}");
+            let pace = slow_start_after(Duration::from_millis(400), fast, refused).await;
+            assert!((4.9..=6.1).contains(&pace), "{refused}, slow first: {pace}");
         }
     }
 
