@@ -492,9 +492,9 @@ impl Controller {
     }
 
     /// The pacing state when this client paces (the first time, for `why`): a new one from what
-    /// the server accepted in the last second; or, when the client shares its pace and another
-    /// process paces already, that one (and if that process started within the last second, its
-    /// ramp starts from what both were granted, see [`Core::joins`]).
+    /// the server granted before (see [`Start::granted`]); or, when the client shares its pace
+    /// and another process paces already, that one (and if that process started within the last
+    /// second, its ramp starts from what both were granted, see [`Core::joins`]).
     fn start_pacing<'c>(
         &self,
         core: &'c mut Option<Core>,
@@ -711,9 +711,13 @@ impl Start {
                         .count() as f64
                 };
                 let recent = within(second) + since as f64;
-                let round_trip = self.round_trip(first_sent);
-                match round_trip {
-                    Some(trip) if warm.is_none() && trip >= SLOW_ROUND_TRIP => {
+                let slow = warm
+                    .is_none()
+                    .then(|| self.round_trip(first_sent))
+                    .flatten()
+                    .filter(|trip| *trip >= SLOW_ROUND_TRIP);
+                match slow {
+                    Some(trip) => {
                         let window = (trip * 2).min(second);
                         let sending = in_flight as f64 / trip.as_secs_f64();
                         recent

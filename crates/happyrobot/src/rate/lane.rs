@@ -10,10 +10,10 @@
 //!
 //! The state ([`Core`]) lives in a small file, read and written under an exclusive lock around
 //! each decision of a client that paces (its turns and the answers it learns from), and looked
-//! for at each request of a client's slow start. That is a few tens of microseconds a decision when no
-//! other process holds the lock; a lock held longer than [`LOCK_WAIT`] (a process stopped while it
-//! holds it) leaves this process deciding on its own state for [`SKIP`]. A client with a ceiling
-//! (`max_rate`) does not share: its spacing is its own. The times in the file are Unix
+//! for at each request of a client's slow start. That is a few tens of microseconds a decision
+//! when no other process holds the lock; a lock held longer than [`LOCK_WAIT`] (a process stopped
+//! while it holds it) leaves this process deciding on its own state for [`SKIP`]. A client with a
+//! ceiling (`max_rate`) does not share: its spacing is its own. The times in the file are Unix
 //! microseconds, read against the monotonic clock through a pair of readings taken at each
 //! decision; a time read as later than now is taken as now (clocks that disagree after a suspend
 //! or a step of the wall clock then cost a turn, not a stall). A state left for [`FRESH`] is not
