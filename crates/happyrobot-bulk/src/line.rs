@@ -238,12 +238,20 @@ pub(crate) fn failure(error: &happyrobot::Error) -> Failure {
     }
 }
 
+/// Whether the server's rate limit asked `error`'s request to wait longer than the client's
+/// retry policy allows (its `max_retry_after`): certainly not applied, yet no failure of the line
+/// (a rate limit never fails one): it is reported *not sent*, journaled as failed (which a re-run
+/// sends), and the run stops ([`stop_for`]).
+pub(crate) fn deferred(error: &happyrobot::Error) -> bool {
+    error.retry_after_too_long()
+}
+
 /// Why a failure stops the whole run, if it does.
 pub(crate) fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
     if error.stops_a_batch() {
         return Some(Stop::Refused(error.to_string()));
     }
-    if error.retry_after_too_long() {
+    if deferred(error) {
         return Some(Stop::RetryAfterTooLong(
             error.retry_after().unwrap_or_default(),
         ));
@@ -356,14 +364,14 @@ async fn after_error(
         reason: Some(failure.reason.clone()),
         ..journaled.entry(Event::Failed)
     };
+    let outcome = if deferred(&error) {
+        LineOutcome::NotSent
+    } else {
+        LineOutcome::Failed(failure)
+    };
     let mut done = match write(work, &entry) {
-        Ok(()) => Done::line(record, LineOutcome::Failed(failure)),
-        Err(e) => Done::journal_failed(
-            record,
-            LineOutcome::Failed(failure),
-            &e,
-            "was not added, but",
-        ),
+        Ok(()) => Done::line(record, outcome),
+        Err(e) => Done::journal_failed(record, outcome, &e, "was not added, but"),
     };
     if let Some(stop) = stop_for(&error) {
         work.stop.cancel();
@@ -711,7 +719,12 @@ pub(crate) async fn delete(
         Err(error) => {
             let mut failure = failure(&error);
             failure.reason = format!("deleting note {id}: {}", failure.reason);
-            let mut done = Done::line(record, LineOutcome::Failed(failure));
+            let outcome = if deferred(&error) {
+                LineOutcome::NotSent
+            } else {
+                LineOutcome::Failed(failure)
+            };
+            let mut done = Done::line(record, outcome);
             if let Some(stop) = stop_for(&error) {
                 work.stop.cancel();
                 done.stop = Some(stop);

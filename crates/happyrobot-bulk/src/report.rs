@@ -151,7 +151,8 @@ pub enum FailureKind {
     Unauthorized,
     /// No such call (404).
     NotFound,
-    /// Any other answer of the API: 400, 422, a `429` that asked to wait too long...
+    /// Any other answer of the API: 400, 422... (A `429` that asked to wait longer than the
+    /// retry policy allows fails no line: the line is not sent, and the run stops.)
     Api,
     /// No connection could be made (refused, DNS, TLS, a proxy's refusal): nothing was sent.
     Network,

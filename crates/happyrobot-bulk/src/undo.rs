@@ -175,6 +175,11 @@ impl Job for UndoJob {
     fn report(&self, end: End<'_>) -> UndoReport {
         let (plan, tally) = (end.plan, end.tally);
         let to_delete = plan.done + plan.orphans_added + tally.reconciled.found;
+        // A run that stopped early never reached some lines, which give no outcome: the notes to
+        // delete that got none are not deleted either. (Failed and unknown lines may include
+        // lookups of adds, not deletes: this can count too few, never too many.)
+        let ended = tally.deleted + tally.failed + tally.unknown;
+        let not_deleted = tally.not_sent.max(to_delete.saturating_sub(ended));
         UndoReport {
             file: end.source.name.clone(),
             journal: end.journal.display().to_string(),
@@ -188,7 +193,7 @@ impl Job for UndoJob {
             not_added: tally.not_added,
             failed: tally.failed,
             unknown: tally.unknown,
-            not_deleted: tally.not_sent,
+            not_deleted,
             reconciled: Reconciled {
                 sent_again: 0,
                 ..tally.reconciled

@@ -244,12 +244,15 @@ pub(crate) fn exit_of(
     worst: Option<FailureKind>,
     signal: Option<Exit>,
 ) -> Exit {
+    // A rate limit that asked for a longer wait than the run allows fails no line (they are not
+    // sent), but the run is not done: the exit of a refusal by the API.
+    let deferred = matches!(stopped, Some(Stop::RetryAfterTooLong(_)));
     run_exit(RunEnd {
         unknown: unknown > 0,
         unauthorized,
         signal,
         local_failure: local_failure(stopped).is_some(),
-        worst,
+        worst: worst.or(deferred.then_some(FailureKind::Api)),
     })
 }
 

@@ -148,7 +148,12 @@ async fn check(
     base_url: &BaseUrl,
     key: &str,
 ) -> Result<Result<(), CliError>, CliError> {
-    let client = context::client(global, base_url.as_str().to_string(), key.to_string(), None)?;
+    let client = context::client(
+        global,
+        base_url.as_str().to_string(),
+        key.to_string(),
+        context::Needs::default(),
+    )?;
     match client
         .list_calls_page(&CallFilter::new().page_size(1), 0)
         .await

@@ -222,6 +222,7 @@ impl RunCommand for ImportArgs {
         Needs {
             rate: self.pace.rate,
             dry_run: self.dry_run,
+            run: true,
         }
     }
 

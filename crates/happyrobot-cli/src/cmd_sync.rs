@@ -120,6 +120,7 @@ impl RunCommand for SyncArgs {
         Needs {
             rate: self.pace.rate,
             dry_run: false,
+            run: true,
         }
     }
 

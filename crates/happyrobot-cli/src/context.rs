@@ -62,6 +62,12 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) max_retries: u32,
 
+    /// The longest wait a 429's Retry-After may ask for, in seconds (decimals allowed): a request
+    /// asked to wait longer is not sent again, and an import, undo or sync stops there (a re-run
+    /// sends what is not done) [default: 30; 900 for import, undo and sync].
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    pub(crate) max_retry_after: Option<Duration>,
+
     /// Trust this root certificate (PEM) besides the system's, for an API behind a private
     /// certificate authority (SSL_CERT_FILE and the system store are read too).
     #[arg(long, value_name = "FILE", global = true)]
@@ -98,7 +104,15 @@ pub(crate) struct Needs {
     /// Nothing will be sent (a dry run): a missing key is no error (the journal's destination is
     /// its base URL; the key only tells keys apart).
     pub(crate) dry_run: bool,
+    /// A bulk run (import, undo, sync): it waits as long as a rate limit asks up to
+    /// [`RUN_MAX_RETRY_AFTER`], not a single command's 30 s.
+    pub(crate) run: bool,
 }
+
+/// The longest `Retry-After` a bulk run waits for unless `--max-retry-after` says otherwise: a
+/// rate limit slows a run down, and a run left to itself should wait out a server that asks for
+/// minutes; an ask for longer (a daily quota used up) stops it, and says when to run it again.
+pub(crate) const RUN_MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 
 /// Reads an environment variable, treating an empty value as unset.
 fn env_var(name: &str) -> Option<String> {
@@ -267,7 +281,7 @@ impl Context {
             };
             (base_url.as_str().to_string(), key, None)
         };
-        let client = client(global, base_url, key, needs.rate)?;
+        let client = client(global, base_url, key, needs)?;
         Ok(Self {
             client,
             verbose: global.verbose,
@@ -286,22 +300,23 @@ fn stored_key(base_url: &BaseUrl) -> Result<Option<String>, CliError> {
 }
 
 /// A client for `base_url` with `key`, built as the global options say (retries, timeout, extra
-/// root certificate), pacing itself under the server's rate limit and `rate`, if any, and sharing
-/// its pace through the state directory with the other commands that run under the same key.
+/// root certificate) for a command that `needs` it so, pacing itself under the server's rate
+/// limit and the command's `--rate`, if any, and sharing its pace through the state directory
+/// with the other commands that run under the same key.
 pub(crate) fn client(
     global: &GlobalArgs,
     base_url: String,
     key: String,
-    rate: Option<f64>,
+    needs: Needs,
 ) -> Result<Client, CliError> {
     let mut control = RateControl::adaptive();
-    if let Some(ceiling) = rate {
+    if let Some(ceiling) = needs.rate {
         control = control.max_rate(ceiling);
     }
     let mut builder = Client::builder()
         .api_key(key)
         .base_url(base_url)
-        .retry(RetryPolicy::default().max_retries(global.max_retries))
+        .retry(retry_policy(global, needs))
         .rate_control(control)
         .user_agent(format!("happyrobot-cli/{}", env!("CARGO_PKG_VERSION")));
     if let Some(timeout) = global.timeout {
@@ -319,6 +334,17 @@ pub(crate) fn client(
     builder.build().map_err(|e| CliError::from_api(&e))
 }
 
+/// The retry policy of a command that `needs` it so: the library's, with `--max-retries`, and
+/// `--max-retry-after` (or a bulk run's longer default).
+fn retry_policy(global: &GlobalArgs, needs: Needs) -> RetryPolicy {
+    let policy = RetryPolicy::default().max_retries(global.max_retries);
+    match global.max_retry_after {
+        Some(wait) => policy.max_retry_after(wait),
+        None if needs.run => policy.max_retry_after(RUN_MAX_RETRY_AFTER),
+        None => policy,
+    }
+}
+
 /// Reads a positive number of seconds, decimals allowed.
 pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
@@ -327,7 +353,7 @@ pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     // Written so that NaN is refused too.
     if secs.is_nan() || secs <= 0.0 {
-        return Err("the timeout must be more than 0 seconds".into());
+        return Err("give more than 0 seconds".into());
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} seconds is too long"))
 }
@@ -368,6 +394,32 @@ mod tests {
         assert_eq!(error.exit, Exit::Auth);
         assert!(error.message.contains("HAPPYROBOT_API_KEY"));
         assert!(error.message.contains("--mock"));
+    }
+
+    #[test]
+    fn a_bulk_run_waits_longer_for_a_rate_limit_unless_told_otherwise() {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            global: GlobalArgs,
+        }
+        let parse = |args: &[&str]| {
+            let line = std::iter::once("happyrobot").chain(args.iter().copied());
+            <Line as clap::Parser>::try_parse_from(line).unwrap().global
+        };
+        let cap = |args: &[&str], needs| retry_policy(&parse(args), needs).retry_after_cap();
+        let run = Needs {
+            run: true,
+            ..Needs::default()
+        };
+        let library = RetryPolicy::default().retry_after_cap();
+        assert_eq!(cap(&[], Needs::default()), library);
+        assert_eq!(cap(&[], run), RUN_MAX_RETRY_AFTER);
+        assert!(RUN_MAX_RETRY_AFTER > library);
+        for needs in [Needs::default(), run] {
+            let told = cap(&["--max-retry-after", "2.5"], needs);
+            assert_eq!(told, Duration::from_millis(2500));
+        }
     }
 
     #[test]

@@ -118,7 +118,8 @@ fn rate_limited_line(refused: u64, learned: Option<f64>, stopped: Option<&Stop>)
     });
     let then = match stopped {
         Some(Stop::RetryAfterTooLong(wait)) => format!(
-            "; the last asked to wait {} s, longer than a run waits, and stopped the run",
+            "; the last asked to wait {} s, longer than a run waits (--max-retry-after), and \
+             stopped the run",
             wait.as_secs()
         ),
         _ => "; they were sent again in their turn".to_string(),
@@ -130,15 +131,25 @@ fn rate_limited_line(refused: u64, learned: Option<f64>, stopped: Option<&Stop>)
 }
 
 /// The line of a run stopped because the API asked to wait too long.
-fn waited_too_long(stopped: Option<&Stop>) -> Option<String> {
+pub(crate) fn waited_too_long(stopped: Option<&Stop>) -> Option<String> {
     match stopped {
         Some(Stop::RetryAfterTooLong(wait)) => Some(format!(
-            "  stopped: the API asked to wait {} s before the next request; run the same command \
-             later: it sends the lines not done (failed or not sent), and only those",
+            "  stopped: the API asked to wait {} s before the next request, longer than \
+             --max-retry-after; run the same command later: it sends the lines not done (not \
+             sent, or failed), and only those",
             wait.as_secs()
         )),
         _ => None,
     }
+}
+
+/// A run's JSON summary `value`, with `retry_after_secs` when a `Retry-After` longer than the run
+/// waits (`--max-retry-after`) stopped it: the wait the server asked for.
+pub(crate) fn with_stop(mut value: Value, stopped: Option<&Stop>) -> Value {
+    if let Some(Stop::RetryAfterTooLong(wait)) = stopped {
+        value["retry_after_secs"] = json!(wait.as_secs());
+    }
+    value
 }
 
 /// The text summary of an import.
@@ -257,7 +268,7 @@ pub(crate) fn import_json(report: &Report, exit: Exit, interrupted: bool) -> Val
     if let Some(rate) = report.learned_rate {
         value["learned_rate"] = json!(rate);
     }
-    value
+    with_stop(value, report.stopped.as_ref())
 }
 
 /// The text summary of an undo.
@@ -359,7 +370,7 @@ fn undo_left(report: &UndoReport, interrupted: bool) -> String {
 
 /// The JSON summary of an undo.
 pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> Value {
-    json!({
+    let value = json!({
         "file": report.file,
         "journal": report.journal,
         "undo": true,
@@ -379,7 +390,8 @@ pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> V
         "exit_code": exit.code(),
         "failed_lines": failed_json(&report.failed_lines),
         "unknown_lines": report.unknown_lines,
-    })
+    });
+    with_stop(value, report.stopped.as_ref())
 }
 
 /// The dry run of an import.

@@ -218,6 +218,9 @@ fn advice(report: &SyncReport, interrupted: bool) -> String {
     if let Some(message) = report.stopped.as_ref().and_then(|s| s.message()) {
         text.push_str(&format!("\nThe run stopped: {message}"));
     }
+    if let Some(line) = crate::summary::waited_too_long(report.stopped.as_ref()) {
+        text.push_str(&format!("\n{}", line.trim_start()));
+    }
     text
 }
 
@@ -245,7 +248,7 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
             value
         })
         .collect();
-    json!({
+    let value = json!({
         "plan": false,
         "undo": report.undo,
         "added": report.added,
@@ -259,5 +262,6 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
         "exit_code": exit.code(),
         "journal": report.journal.display().to_string(),
         "rows": rows,
-    })
+    });
+    crate::summary::with_stop(value, report.stopped.as_ref())
 }

@@ -843,7 +843,8 @@ async fn a_damaged_journal_line_is_reported_and_skipped() {
 }
 
 /// Failure 7: a huge Retry-After panicked (Instant overflow), a long one hung the import. Now
-/// the line fails as not sent, with the wait the server asked for, and the import stops.
+/// the import stops; the refused line is not sent (a rate limit fails no line), and the summary
+/// names the wait the server asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_retry_after_neither_panics_nor_hangs() {
     let server = MockServer::start().await.unwrap();
@@ -873,15 +874,73 @@ async fn a_huge_retry_after_neither_panics_nor_hangs() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(run.code, 5, "{}", run.stderr);
     let summary = common::summary_of(&run);
-    assert_eq!(summary["failed"], 1);
-    let reason = summary["failed_lines"][0]["reason"].as_str().unwrap();
-    assert!(reason.contains("asked to wait"), "{reason}");
-    assert_eq!(summary["not_sent"], 4);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["not_sent"], 5);
     assert_eq!(summary["unknown"], 0);
+    assert!(summary["retry_after_secs"].as_u64().unwrap() > 86_400);
     // The next run sends them all.
     let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.created_note_count(), 5);
+}
+
+/// A bulk run waits out a `Retry-After` up to `--max-retry-after` (15 minutes unless told): one
+/// that asks for longer stops the run, fails no line (they are not sent, and a re-run sends
+/// them), and exits 5, as a refusal of the API, not 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_max_retry_after_stops_the_run_and_fails_no_line() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("max-retry-after");
+    let file = write_csv(&dir, 4);
+    let file_arg = file.to_str().unwrap();
+    let import = |wait| {
+        [
+            "--max-retry-after",
+            wait,
+            "notes",
+            "import",
+            file_arg,
+            "--concurrency",
+            "1",
+            "-o",
+            "json",
+        ]
+    };
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let run = common::run_against(&server, &import("1.5")).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary = common::summary_of(&run);
+    assert_eq!(
+        (&summary["failed"], &summary["not_sent"], &summary["added"]),
+        (&0.into(), &4.into(), &0.into())
+    );
+    assert_eq!(summary["retry_after_secs"], 2);
+    assert!(run.stderr.contains("--max-retry-after"), "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 0);
+
+    // Allowed the wait, the same run waits it out and sends every line once.
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let started = Instant::now();
+    let run = common::run_against(&server, &import("3")).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let summary = common::summary_of(&run);
+    assert_eq!(
+        (&summary["added"], &summary["rate_limited"]),
+        (&4.into(), &1.into())
+    );
+    assert!(summary.get("retry_after_secs").is_none(), "{summary}");
+    assert_eq!(server.created_note_count(), 4);
 }
 
 /// Failure 8 (part): a journal that cannot be written (the disk is full before the first entry):

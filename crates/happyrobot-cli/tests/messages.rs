@@ -1,5 +1,5 @@
 //! Issue 28, items 5-7: what the command says is true. The two misleading summaries reproduced
-//! against the mock (a `Retry-After: 120` that stopped the run; a 503 outage), the undo's summary
+//! against the mock (a `Retry-After: 1000` that stopped the run; a 503 outage), the undo's summary
 //! saying what is left, flagged counts; `calls list` warnings for a status or type no documented
 //! value matches, and nothing printed before its first page; `--mock` with calls to list; and a
 //! refused file's results file from the command line.
@@ -29,12 +29,13 @@ fn write_csv(dir: &Path, count: usize) -> PathBuf {
     path
 }
 
+/// A `Retry-After` longer than a run waits unless told (900 s) stops it, and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_that_stops_the_run_is_not_said_to_have_been_sent_again() {
     let server = MockServer::start().await.unwrap();
     server.inject(
         Fault::RateLimited {
-            retry_after_secs: 120,
+            retry_after_secs: 1000,
         },
         1,
     );
@@ -51,7 +52,7 @@ async fn a_retry_after_that_stops_the_run_is_not_said_to_have_been_sent_again() 
     );
     assert!(
         run.stderr
-            .contains("the last asked to wait 120 s, longer than a run waits")
+            .contains("the last asked to wait 1000 s, longer than a run waits")
             && run
                 .stderr
                 .contains("run the same command later: it sends the lines not done"),

@@ -122,6 +122,44 @@ async fn a_call_twice_without_a_key_column_is_refused_before_anything_is_read() 
     assert_eq!(server.operation_counts().get_call, 0);
 }
 
+/// A `Retry-After` longer than `--max-retry-after` stops the sync: the refused row is not sent
+/// (a rate limit fails no row), the exit is 5, and the same command then makes every change once.
+#[tokio::test]
+async fn a_retry_after_beyond_max_retry_after_stops_the_sync_and_fails_no_row() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync-retry-after");
+    let file = sheet(&server, &dir, &[(0, "One", ""), (1, "Two", "")]);
+    // The plan's reads of the two calls pass; the first add is refused.
+    server.inject(happyrobot_mock::Fault::Delay(std::time::Duration::ZERO), 2);
+    server.inject(
+        happyrobot_mock::Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let args = ["--max-retry-after", "1", "notes", "sync", &file];
+    let run = common::run_against(
+        &server,
+        &[&args[..], &["--concurrency", "1", "-o", "json"]].concat(),
+    )
+    .await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout, run.stderr));
+    assert_eq!(
+        (&summary["failed"], &summary["not_sent"]),
+        (&0.into(), &2.into()),
+        "{summary}"
+    );
+    assert_eq!(summary["retry_after_secs"], 2);
+    assert_eq!(writes(&server), (0, 0, 0));
+
+    let run = common::run_against(&server, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("2 added"), "{}", run.stderr);
+    assert_eq!(writes(&server), (2, 0, 0));
+}
+
 #[tokio::test]
 async fn a_refused_key_stops_the_plan_with_exit_3_and_nothing_sent() {
     let server = MockServer::start().await.unwrap();

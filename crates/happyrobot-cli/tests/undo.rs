@@ -127,6 +127,42 @@ async fn wait_until(done: impl Fn() -> bool, child: &mut tokio::process::Child) 
     }
 }
 
+/// An undo whose delete is refused with a `Retry-After` beyond `--max-retry-after` stops: no line
+/// failed (none is deleted yet), exit 5; the same undo then deletes every note once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_max_retry_after_stops_the_undo_and_fails_no_line() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("undo-retry-after");
+    let file = write_csv(&dir, "notes.csv", "wait", 3);
+    assert_eq!(import(&server, &file, &[]).await.code, 0);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let undo = ["--undo", "--concurrency", "1", "--max-retry-after", "1"];
+    let run = import(&server, &file, &undo).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary = common::summary_of(&run);
+    let counts = (
+        &summary["failed"],
+        &summary["not_deleted"],
+        &summary["deleted"],
+    );
+    assert_eq!(counts, (&0.into(), &3.into(), &0.into()), "{summary}");
+    assert_eq!(summary["retry_after_secs"], 2);
+    let imported = |server: &MockServer| {
+        let held = held(server);
+        held.keys().filter(|text| text.starts_with("wait ")).count()
+    };
+    assert_eq!(imported(&server), 3);
+
+    let run = import(&server, &file, &["--undo"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(imported(&server), 0, "{:?}", held(&server));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     let server = MockServer::start().await.unwrap();

@@ -100,6 +100,24 @@ impl Run {
         }
         RowStatus::Failed(crate::line::failure(error))
     }
+
+    /// Journals the end of a change the server certainly did not apply (`error`) and makes its
+    /// status: failed, or, when the rate limit asked for a longer wait than the run allows, not
+    /// sent (journaled as failed, which a re-run sends): a rate limit never fails a row.
+    fn refused(
+        &self,
+        op: Op,
+        row: &PlannedRow,
+        note: &str,
+        error: &happyrobot::Error,
+    ) -> RowStatus {
+        let status = self.ended(op, row, note, self.failed(error));
+        if crate::line::deferred(error) {
+            RowStatus::NotSent
+        } else {
+            status
+        }
+    }
 }
 
 /// Applies `plan` for `source`.
@@ -273,7 +291,9 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> (RowStatus, 
             let id = added_id(run, &answer, &note_id, &text.content);
             return ended(RowStatus::Done, &id);
         }
-        Err(e) if e.outcome() == Outcome::NotApplied => return ended(run.failed(&e), &note_id),
+        Err(e) if e.outcome() == Outcome::NotApplied => {
+            return (run.refused(Op::Add, row, &note_id, &e), note_id);
+        }
         Err(e) => e,
     };
     if !run.reconcile {
@@ -398,7 +418,9 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         .await
     {
         Ok(_) => RowStatus::Done,
-        Err(e) if e.outcome() == Outcome::NotApplied => run.failed(&e),
+        Err(e) if e.outcome() == Outcome::NotApplied => {
+            return run.refused(Op::Update, row, note, &e);
+        }
         Err(e) => match holds(run, call, note).await {
             Some(Some(now)) if text_matches(&now, text) => RowStatus::Done,
             _ => RowStatus::Unknown(e.to_string()),
@@ -422,7 +444,9 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     {
         Ok(_) => RowStatus::Done,
         Err(e) if e.is_note_not_found() => RowStatus::Done,
-        Err(e) if e.outcome() == Outcome::NotApplied => run.failed(&e),
+        Err(e) if e.outcome() == Outcome::NotApplied => {
+            return run.refused(Op::Delete, row, note, &e);
+        }
         Err(e) => match holds(run, call, note).await {
             Some(None) => RowStatus::Done,
             _ => RowStatus::Unknown(e.to_string()),
