@@ -760,6 +760,8 @@ pub(crate) struct Limits {
     reset: Option<Duration>,
     /// `Retry-After: 0`: the server asks for the request again at once.
     retry_now: bool,
+    /// `Retry-After`, as a wait.
+    retry_after: Option<Duration>,
 }
 
 impl Limits {
@@ -773,16 +775,20 @@ impl Limits {
         })
     }
 
-    /// How long every request waits, when the quota is used up until a reset at least
-    /// [`HOLD_AFTER`] away at the earliest: a whole second is taken off the reset for its
-    /// rounding, so that a token bucket full again in 0.2 s, which reads "1" or the next whole
-    /// Unix second (up to 1.9 s away by a clock that reads whole seconds), holds nothing. The
-    /// wait itself goes to the reset as said: waking early would only meet another refusal.
+    /// How long every request waits, when the quota is used up until a reset (or a `429` asks
+    /// for a `Retry-After`) at least [`HOLD_AFTER`] away at the earliest: a whole second is taken
+    /// off for its rounding, so that a token bucket full again in 0.2 s, which reads "1" or the
+    /// next whole Unix second (up to 1.9 s away by a clock that reads whole seconds), holds
+    /// nothing. The wait itself goes to the time as said: waking early would only meet another
+    /// refusal. (Every request, not only the refused one: a server that asks a client to come
+    /// back in a minute refuses whatever it sends before then.)
     fn holds(&self) -> Option<Duration> {
-        let reset = self
-            .reset
-            .filter(|r| r.saturating_sub(Duration::from_secs(1)) >= HOLD_AFTER);
-        reset.filter(|_| self.remaining == Some(0))
+        let quota = self.reset.filter(|_| self.remaining == Some(0));
+        [quota, self.retry_after]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.saturating_sub(Duration::from_secs(1)) >= HOLD_AFTER)
+            .max()
     }
 
     /// The remaining quota of a limit of more than one request, if the server says it. (A limit
@@ -821,7 +827,12 @@ impl Limits {
                 "x-ratelimit-limit" => first(&mut limit[1], first_number(text)),
                 "ratelimit-reset" => first(&mut reset[0], number()),
                 "x-ratelimit-reset" => first(&mut reset[1], number()),
-                "retry-after" => limits.retry_now |= number() == Some(0),
+                "retry-after" => {
+                    limits.retry_now |= number() == Some(0);
+                    limits.retry_after = limits
+                        .retry_after
+                        .or_else(|| crate::retry::retry_after_of(text));
+                }
                 _ => {}
             }
         }
@@ -1023,17 +1034,7 @@ impl Core {
                 // From START × granted to the plateau in a period, concave (quickly at first),
                 // then convex beyond it, probing slowly; quiet for PROBE_RAMP_AFTER periods, the
                 // server allows more now: the ramp takes over from there.
-                let period = if self.quota {
-                    // Answers in flight are answers that do not yet say the quota ran out.
-                    QUOTA_PERIOD
-                        .max(self.latency.unwrap_or(0.0) * 10.0)
-                        .min(period(granted))
-                } else if self.moving {
-                    // (A reported quota is probed at least as quickly, but behind slow answers.)
-                    MOVING_PERIOD
-                } else {
-                    period(granted)
-                };
+                let period = self.probe_period(granted);
                 let x = now.saturating_duration_since(at).as_secs_f64() / period;
                 let plateau = granted * PLATEAU;
                 let probe = |x: f64| plateau * (1.0 + (1.0 - START / PLATEAU) * (x - 1.0).powi(3));
@@ -1043,6 +1044,50 @@ impl Core {
                     ramp(probe(PROBE_RAMP_AFTER), (x - PROBE_RAMP_AFTER) * period)
                 }
             }
+        }
+    }
+
+    /// How long the hold at `granted` takes to reach its plateau (see [`Core::curve`]).
+    fn probe_period(&self, granted: f64) -> f64 {
+        if self.quota {
+            // Answers in flight are answers that do not yet say the quota ran out.
+            QUOTA_PERIOD
+                .max(self.latency.unwrap_or(0.0) * 10.0)
+                .min(period(granted))
+        } else if self.moving {
+            // (A reported quota is probed at least as quickly, but behind slow answers.)
+            MOVING_PERIOD
+        } else {
+            period(granted)
+        }
+    }
+
+    /// After the client idled (see [`Core::idle_since`]: a long `Retry-After`, a pause of the
+    /// caller's), the phase's curve, which went on with the clock, starts again from where it
+    /// was: a ramp from the pace at the last accepted answer, a probe above the estimate from its
+    /// plateau. Left as it was, the first answers after the pause, too few to measure and so to
+    /// cap the pace by, would let the grown curve out at once: a ramp grows fourfold a second,
+    /// and after a wait of 20 s it allowed some 10¹⁰ requests a second.
+    fn resume(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ramp { at, .. } => {
+                if let Some(then) = self.idle_since(now, at) {
+                    self.phase = Phase::Ramp {
+                        from: then,
+                        at: now,
+                    };
+                }
+            }
+            Phase::Hold { granted, at }
+                if self.curve(now) > granted && self.idle_since(now, at).is_some() =>
+            {
+                let plateau = Duration::from_secs_f64(self.probe_period(granted));
+                self.phase = Phase::Hold {
+                    granted,
+                    at: now.checked_sub(plateau).unwrap_or(now),
+                };
+            }
+            Phase::Hold { .. } | Phase::Fixed => {}
         }
     }
 
@@ -1072,6 +1117,7 @@ impl Core {
             }
             self.not_before = None;
         }
+        self.resume(now);
         let interval = Duration::from_secs_f64(1.0 / self.rate(now));
         match self.last {
             Some(last) if last + interval > now => Err(last + interval),
@@ -1224,8 +1270,9 @@ impl Core {
         }
     }
 
-    /// Follows what a `429`'s headers say: a quota used up for a while longer holds every request
-    /// until it is back, since each would be refused. A short reset (under [`HOLD_AFTER`]) is
+    /// Follows what a `429`'s headers say: a quota used up for a while longer, or a
+    /// `Retry-After` of some seconds, holds every request until then, since each would be
+    /// refused. A short wait (under [`HOLD_AFTER`]) is
     /// left to the pace: a token bucket's "full again in a second" is no refusal of the next
     /// request, which comes a fraction of that later.
     fn hold(&mut self, now: Instant, limits: &Limits) {
@@ -1236,7 +1283,8 @@ impl Core {
             tracing::debug!(
                 target: "happyrobot::rate",
                 seconds = reset.as_secs_f64(),
-                "rate limit: the server's quota is used up; holding every request until it is back"
+                "rate limit: the server's quota is used up, or it asked to wait (Retry-After); \
+                 holding every request until then"
             );
             let until = now + reset;
             self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
@@ -1329,6 +1377,63 @@ mod tests {
         headers.insert("x-ratelimit-reset", "60".parse().unwrap());
         assert_eq!(Limits::read(&headers).holds(), None);
         assert_eq!(Limits::read(&HeaderMap::new()), Limits::default());
+    }
+
+    #[test]
+    fn a_retry_after_of_seconds_holds_every_request() {
+        let after = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", value.parse().unwrap());
+            Limits::read(&headers)
+        };
+        assert_eq!(after("20").holds(), Some(Duration::from_secs(20)));
+        assert_eq!(after("2").holds(), Some(Duration::from_secs(2)));
+        // A token bucket's next token, rounded up to a second: left to the pace.
+        assert_eq!(after("1").holds(), None);
+        assert!(after("0").retry_now);
+        assert_eq!(after("0").holds(), None);
+        // The longer of a used-up quota's reset and the Retry-After.
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "5".parse().unwrap());
+        headers.insert("ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("ratelimit-reset", "9".parse().unwrap());
+        assert_eq!(Limits::read(&headers).holds(), Some(Duration::from_secs(9)));
+        // A 429 that asks for 30 s: the next request waits for it, however the pace stood.
+        let (mut core, start) = held_at(10.0);
+        let now = start + Duration::from_secs(3);
+        core.throttled(now, Some(now), &after("30"));
+        assert_eq!(core.take(now), Err(now + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_pace_resumes_where_it_was_after_a_long_wait() {
+        // A ramp from 1 a second, then 20 s without a request (a long Retry-After): the ramp
+        // went on growing fourfold a second meanwhile.
+        let start = Instant::now();
+        let mut core = Core::new(RateControl::adaptive(), 1.0, start);
+        let mut now = start + Duration::from_secs(20);
+        assert!(core.curve(now) > 1e9);
+        assert_eq!(core.take(now), Ok(now));
+        now += Duration::from_millis(50);
+        core.accepted(
+            now,
+            Some(now - Duration::from_millis(50)),
+            &Limits::default(),
+        );
+        // One answer, too few to measure: the next request still waits its turn at about 1 a
+        // second (it went at once, 10¹⁰ a second, before).
+        let next = core.take(now).unwrap_err();
+        assert!(next >= now + Duration::from_millis(500), "{:?}", next - now);
+        assert!(core.rate(now) < 2.0, "{}", core.rate(now));
+        // A hold probing above its estimate resumes at its plateau, not where the probe went.
+        let (mut core, start) = held_at(10.0);
+        let now = start + Duration::from_secs(60);
+        assert!(core.curve(now) > 100.0);
+        assert_eq!(core.take(now), Ok(now));
+        let after = now + Duration::from_millis(10);
+        core.accepted(after, Some(now), &Limits::default());
+        let rate = core.rate(after);
+        assert!((9.0..=10.5).contains(&rate), "{rate}");
     }
 
     #[test]

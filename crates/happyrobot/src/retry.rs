@@ -399,7 +399,12 @@ fn retryable_unknown(error: &Error) -> bool {
 /// Reads `Retry-After` as seconds or as an HTTP date. A number too large for any clock becomes the
 /// longest possible wait, never a panic; a date in the past is no wait.
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    retry_after_of(headers.get(RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// Reads the text of a `Retry-After` header, as [`parse_retry_after`] says.
+pub(crate) fn retry_after_of(text: &str) -> Option<Duration> {
+    let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Some(
             text.parse::<u64>()
