@@ -226,9 +226,12 @@ const LATENCY_WEIGHT: f64 = 0.2;
 const IN_FLIGHT_HEADROOM: f64 = 1.5;
 /// In flight while pacing, at least.
 const MIN_IN_FLIGHT: usize = 2;
-/// A `429` whose quota headers say it is used up for at least this long (at the earliest: see
-/// [`Limits::holds`]) holds every request.
+/// A `429` whose quota headers say it is used up for at least this long, or whose `Retry-After`
+/// asks for it (at the earliest: see [`Limits::holds`]), holds every request.
 const HOLD_AFTER: Duration = Duration::from_secs(1);
+/// The longest `Retry-After` read as a token bucket's wait for its next token (see
+/// [`Core::room_in`]).
+const TOKEN_WAIT: Duration = Duration::from_secs(10);
 /// The slow-start window: the first requests of a client go one at a time, then
 /// [`SLOW_START_GROWTH`] more at once for every accepted answer from the second on (tripling every
 /// round trip), until this many answers were accepted; then the window is gone. A service that
@@ -1190,6 +1193,25 @@ impl Core {
         }
         if let Some(sent) = sent {
             self.cut(now, sent, false);
+            self.room_in(limits);
+        }
+    }
+
+    /// After a cut for a `429` whose `Retry-After` holds every request (see [`Limits::holds`]) for
+    /// a token bucket's wait (up to [`TOKEN_WAIT`]): the server has room for the next request
+    /// then, and not much sooner, so it grants about one request per that wait, at most. (A
+    /// longer wait is a window's, after which a whole quota may be back: it says nothing of a
+    /// rate.)
+    fn room_in(&mut self, limits: &Limits) {
+        let Some(wait) = limits.retry_after.filter(|_| limits.holds().is_some()) else {
+            return;
+        };
+        if let Phase::Hold { granted, at } = self.phase
+            && wait <= TOKEN_WAIT
+        {
+            let granted = granted.min(1.0 / wait.as_secs_f64());
+            self.learned = Some(granted);
+            self.phase = Phase::Hold { granted, at };
         }
     }
 

@@ -638,3 +638,44 @@ async fn transport_errors_name_their_cause() {
     let err = add(&client).await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
 }
+
+/// A server that asks for a wait of seconds (`Retry-After: 2`, a token every two seconds) gets no
+/// request before then from any of the client's tasks: one refusal holds them all, and the pace
+/// after it is a request per that wait. Before, each task went on at the pace and met a refusal
+/// of its own (6 refusals for 6 notes, 16 s); holding alone left 4 (12 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_of_seconds_holds_every_task_of_the_client() {
+    use happyrobot_mock::{MockServer, RateLimit};
+    let server = MockServer::builder()
+        .rate_limit(RateLimit::per_second(0.5))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let call: happyrobot::CallId = server.call_ids()[0].parse().unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|n| {
+            let (client, call) = (client.clone(), call.clone());
+            tokio::spawn(async move {
+                client
+                    .add_note(&call, happyrobot::NewNote::new(format!("held {n}")))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Six notes at a token every two seconds (the first from the full bucket): ten seconds at
+    // least.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(9), "{took:?}");
+    let refused = server.rate_limited_count();
+    assert!(refused <= 3, "{refused} refusals in {took:?}");
+    assert_eq!(server.created_note_count(), 6);
+}
