@@ -252,7 +252,7 @@ pub(crate) fn exit_of(
         unauthorized,
         signal,
         local_failure: local_failure(stopped).is_some(),
-        worst: worst.or(deferred.then_some(FailureKind::Api)),
+        worst: worst.max(deferred.then_some(FailureKind::Api)),
     })
 }
 

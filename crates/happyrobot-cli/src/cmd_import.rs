@@ -96,7 +96,8 @@ Exit codes:
   1  a local failure stopped the run (the journal could not be written, the file changed)
   2  invalid file or options; nothing was sent
   3  the API rejected the key, or a proxy its credentials; the run stopped
-  4, 5, 6  some lines failed (the worst: 6 network, 5 other API error, 4 call not found)
+  4, 5, 6  some lines failed (the worst: 6 network, 5 other API error, 4 call not found); 5
+     also when a Retry-After longer than --max-retry-after stopped the run (its lines not sent)
   7  some lines have an unknown outcome (this beats any failure); with --undo, also a delete
      whose outcome stayed unknown
   129, 130, 143  stopped by SIGHUP, Ctrl-C (SIGINT) or SIGTERM; re-run the command to continue";

@@ -149,8 +149,13 @@ fn message(counts: &Counts, client: &Client, done_word: &str, started: Instant) 
     }
     if rate.throttled > 0 {
         text.push_str(&format!(", refused (429) {}x", rate.throttled));
-        if let Some(pace) = rate.pacing {
-            text.push_str(&format!(", pacing at {pace:.1}/s"));
+        match (rate.holding, rate.pacing) {
+            (Some(wait), _) if wait >= Duration::from_secs(1) => text.push_str(&format!(
+                ", waiting {} s as the server asked",
+                wait.as_secs()
+            )),
+            (_, Some(pace)) => text.push_str(&format!(", pacing at {pace:.1}/s")),
+            _ => {}
         }
     }
     (done, text)

@@ -135,8 +135,8 @@ pub(crate) fn waited_too_long(stopped: Option<&Stop>) -> Option<String> {
     match stopped {
         Some(Stop::RetryAfterTooLong(wait)) => Some(format!(
             "  stopped: the API asked to wait {} s before the next request, longer than \
-             --max-retry-after; run the same command later: it sends the lines not done (not \
-             sent, or failed), and only those",
+             --max-retry-after; run the same command later: it sends what is not done (not \
+             sent, or failed), and only that",
             wait.as_secs()
         )),
         _ => None,

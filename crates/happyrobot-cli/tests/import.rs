@@ -877,9 +877,16 @@ async fn a_huge_retry_after_neither_panics_nor_hangs() {
     assert_eq!(summary["failed"], 0);
     assert_eq!(summary["not_sent"], 5);
     assert_eq!(summary["unknown"], 0);
-    assert!(summary["retry_after_secs"].as_u64().unwrap() > 86_400);
-    // The next run sends them all.
-    let run = common::run_against(&server, &["notes", "import", file_arg, "-o", "json"]).await;
+    // A day at most: the wait the hold keeps.
+    assert!(summary["retry_after_secs"].as_u64().unwrap() > 86_000);
+    // A run started while the hold is shared (within seconds) sends nothing either, and says why.
+    let args = ["notes", "import", file_arg, "-o", "json"];
+    let run = common::run_against(&server, &args).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("asked to wait"), "{}", run.stderr);
+    assert_eq!(server.created_note_count(), 0);
+    // A run later sends them all.
+    let run = common::run_later_against(&server, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.created_note_count(), 5);
 }
@@ -941,6 +948,29 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_run_and_fails_no_line() 
     );
     assert!(summary.get("retry_after_secs").is_none(), "{summary}");
     assert_eq!(server.created_note_count(), 4);
+}
+
+/// While a `429`'s `Retry-After` of seconds holds every request, the progress says so, and how
+/// long is left, rather than a pace nothing goes at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_says_when_the_run_waits_as_the_server_asked() {
+    let server = MockServer::builder()
+        .rate_limit(happyrobot_mock::RateLimit::per_second(0.25))
+        .start()
+        .await
+        .unwrap();
+    let dir = common::temp_dir("progress-wait");
+    let file = write_csv(&dir, 2);
+    let run = common::run_against(&server, &["notes", "import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("progress:") && l.contains("s as the server asked")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.created_note_count(), 2);
 }
 
 /// Failure 8 (part): a journal that cannot be written (the disk is full before the first entry):

@@ -55,13 +55,13 @@ async fn a_retry_after_that_stops_the_run_is_not_said_to_have_been_sent_again() 
             .contains("the last asked to wait 1000 s, longer than a run waits")
             && run
                 .stderr
-                .contains("run the same command later: it sends the lines not done"),
+                .contains("run the same command later: it sends what is not done"),
         "{}",
         run.stderr
     );
     assert_eq!(server.created_note_count(), 0);
-    // As said: the same command sends them.
-    let run = common::run_against(&server, &args).await;
+    // As said: the same command, later, sends them.
+    let run = common::run_later_against(&server, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.created_note_count(), 4);
     assert!(

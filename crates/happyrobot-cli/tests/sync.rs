@@ -154,10 +154,43 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_sync_and_fails_no_row() 
     assert_eq!(summary["retry_after_secs"], 2);
     assert_eq!(writes(&server), (0, 0, 0));
 
-    let run = common::run_against(&server, &args).await;
+    // The same sync, left to wait what the server asked (within --max-retry-after's default).
+    let run = common::run_against(&server, &args[2..]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("2 added"), "{}", run.stderr);
     assert_eq!(writes(&server), (2, 0, 0));
+}
+
+/// The same with every change in flight at once (the default concurrency) under a limit whose
+/// `Retry-After` is beyond the run's 900 s: the rows waiting for their turn are not sent either,
+/// none failed (a run stopped while they wait fails no row), and nothing waits out the hold.
+#[tokio::test]
+async fn rows_waiting_when_a_long_retry_after_stops_the_sync_are_not_sent() {
+    use happyrobot_mock::RateLimit;
+    let server = MockServer::builder()
+        .rate_limit(RateLimit::per_second(0.001).burst(4))
+        .start()
+        .await
+        .unwrap();
+    let dir = common::temp_dir("cli-sync-held");
+    let file = sheet(
+        &server,
+        &dir,
+        &[(0, "One", ""), (1, "Two", ""), (2, "Three", "")],
+    );
+    let started = std::time::Instant::now();
+    let run = common::run_against(&server, &["notes", "sync", &file, "-o", "json"]).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout, run.stderr));
+    let counts = (&summary["added"], &summary["failed"], &summary["not_sent"]);
+    assert_eq!(counts, (&1.into(), &0.into(), &2.into()), "{summary}");
+    assert!(
+        summary["retry_after_secs"].as_u64().unwrap() > 900,
+        "{summary}"
+    );
+    assert_eq!(writes(&server), (1, 0, 0));
 }
 
 #[tokio::test]

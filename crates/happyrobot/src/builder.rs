@@ -322,16 +322,18 @@ impl ClientBuilder {
             inner.with_timeout(timeout)
         };
         let api = happyrobot_sdk::Client::new_with_client(base_url.as_str(), http, inner);
+        let retry = self.retry.unwrap_or_default();
+        let max_hold = retry.retry_after_cap();
         Ok(Client::from_shared(Arc::new(Shared {
             api,
             base_url,
             api_key,
-            retry: self.retry.unwrap_or_default(),
+            retry,
             timeout,
             deadline,
             client_note_ids: self.client_note_ids.unwrap_or(true),
             reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
-            rate: Controller::new(rate_control, lane),
+            rate: Controller::new(rate_control, lane, max_hold),
         })))
     }
 }

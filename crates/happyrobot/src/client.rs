@@ -386,6 +386,10 @@ impl Client {
                 Err(NoTurn::Late) => {
                     return Err(Error::late(op, last, deadline).with_attempts(made));
                 }
+                Err(NoTurn::Held(left)) => {
+                    let cap = self.shared.retry.retry_after_cap();
+                    return Err(Error::held(op, last, left, cap).with_attempts(made));
+                }
             };
             let budget = self.attempt_timeout(started, deadline, told.number);
             // Boxed once, here, so that the generated request future (a few kilobytes) is not

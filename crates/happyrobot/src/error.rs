@@ -305,6 +305,37 @@ impl Error {
         }
     }
 
+    /// A call whose next attempt was not sent because the rate controller holds every request
+    /// for `left` more (a `429`'s `Retry-After`, or a used-up quota's reset), longer than the
+    /// retry policy's `cap` on a wait; `last` is the error of the attempt before, if any. As a
+    /// refusal asking for that wait: [`Error::retry_after_too_long`], nothing sent.
+    pub(crate) fn held(op: Operation, last: Option<Error>, left: Duration, cap: Duration) -> Self {
+        let sentence = format!(
+            "It was not sent again: the server's rate limit holds every request for {} more, \
+             longer than the retry policy allows ({}).",
+            describe(left),
+            describe(cap)
+        );
+        let mut error = match last {
+            Some(last) => last.with_context(&sentence),
+            None => Self::new(
+                ErrorKind::Timeout,
+                Outcome::NotApplied,
+                format!(
+                    "{}: the request was not sent, because the server's rate limit holds every \
+                     request for {} more (a 429's Retry-After, or its quota's reset), longer than \
+                     the retry policy allows ({})",
+                    capitalize(op.not()),
+                    describe(left),
+                    describe(cap)
+                ),
+            ),
+        };
+        error.inner.retry_after = Some(left);
+        error.inner.retry_after_too_long = true;
+        error
+    }
+
     /// A call stopped by its caller before the next attempt; `last` is the error of the attempt
     /// before, if any.
     pub(crate) fn stopped(op: Operation, last: Option<Error>) -> Self {
@@ -623,6 +654,9 @@ impl Error {
             }
             ErrorKind::InvalidInput | ErrorKind::Config => Category::InvalidInput,
             _ if self.is_not_found() => Category::NotFound,
+            // A request the rate limit holds longer than the policy waits: refused by the API,
+            // as a `429` asking for that wait is.
+            _ if self.inner.retry_after_too_long => Category::Api,
             ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Network => Category::Network,
             ErrorKind::Stopped => Category::Stopped,
             ErrorKind::InvalidApiKey

@@ -167,6 +167,9 @@ pub struct RateStats {
     /// measured latency, with headroom (a caller's own cap, such as `--concurrency`, still
     /// applies on top).
     pub in_flight_limit: Option<usize>,
+    /// How long every request still waits because the server's quota is used up or a `429`
+    /// asked for a wait of seconds (`Retry-After`), while it does.
+    pub holding: Option<Duration>,
 }
 
 /// The slowest pace, in requests per second: a request every five seconds.
@@ -285,6 +288,8 @@ pub(crate) struct Controller {
     /// Paced requests wait for their turn here one at a time, first come first served, so that a
     /// change of pace applies to every request still waiting.
     turn: tokio::sync::Mutex<()>,
+    /// The longest hold a request waits out (see [`NoTurn::Held`]).
+    max_hold: Duration,
 }
 
 /// A request's place in the pacing, held until its answer is observed.
@@ -329,10 +334,16 @@ pub(crate) enum NoTurn {
     Stopped,
     /// Its turn would come after the call's deadline.
     Late,
+    /// Every request is held this much longer (the server's quota is used up, or a `429` asked
+    /// for a `Retry-After`), longer than the retry policy waits for one.
+    Held(Duration),
 }
 
 impl Controller {
-    pub(crate) fn new(control: RateControl, lane: Option<Lane>) -> Self {
+    /// A controller for `control`, sharing its pace through `lane` if any, that lets no request
+    /// wait out a hold (see [`Limits::holds`]) longer than `max_hold`, the retry policy's
+    /// [`max_retry_after`](crate::RetryPolicy::max_retry_after).
+    pub(crate) fn new(control: RateControl, lane: Option<Lane>, max_hold: Duration) -> Self {
         let ceiling = control.max_rate;
         // Without learning there is nothing to protect the first requests from.
         let warm = !control.learn;
@@ -357,6 +368,7 @@ impl Controller {
             start: Mutex::new(Start::default()),
             first_sent: std::sync::OnceLock::new(),
             turn: tokio::sync::Mutex::new(()),
+            max_hold,
         }
     }
 
@@ -396,12 +408,23 @@ impl Controller {
         loop {
             let now = Instant::now();
             let slot = self.decide(true, |core| match core.as_mut() {
+                // Held longer than a `Retry-After` the retry policy waits for: the request is
+                // not sent, as one refused with that wait would not be sent again.
+                Some(core) if core.held(now).is_some_and(|left| left > self.max_hold) => {
+                    Err(Some(Err(core.held(now).unwrap_or_default())))
+                }
                 Some(core) if self.in_flight.load(Ordering::Relaxed) >= core.in_flight_limit() => {
                     Err(None)
                 }
-                Some(core) => core.take(now).map_err(Some),
+                Some(core) => core.take(now).map_err(|at| Some(Ok(at))),
                 None => Ok(now),
             });
+            let slot = match slot {
+                Err(Some(Err(left))) => return Err(NoTurn::Held(left)),
+                Err(Some(Ok(at))) => Err(Some(at)),
+                Err(None) => Err(None),
+                Ok(sent) => Ok(sent),
+            };
             match slot {
                 Ok(sent) => {
                     self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -568,13 +591,15 @@ impl Controller {
 
     /// What the controller has seen and does now.
     pub(crate) fn stats(&self) -> RateStats {
-        let (pacing, learned, in_flight_limit) = match self.lock().as_ref() {
+        let now = Instant::now();
+        let (pacing, learned, in_flight_limit, holding) = match self.lock().as_ref() {
             Some(core) => (
-                Some(core.rate(Instant::now())),
+                Some(core.rate(now)),
                 core.learned,
                 Some(core.in_flight_limit()),
+                core.held(now),
             ),
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         RateStats {
             sent: self.sent.load(Ordering::Relaxed),
@@ -582,6 +607,7 @@ impl Controller {
             pacing,
             learned,
             in_flight_limit,
+            holding,
         }
     }
 
@@ -1112,6 +1138,13 @@ impl Core {
         }
     }
 
+    /// How much longer every request is held (see [`Core::hold`]), if it is.
+    fn held(&self, now: Instant) -> Option<Duration> {
+        self.not_before
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
     /// Lets a request go at `now` (`Ok`, with the instant), or says when it may (`Err`).
     pub(crate) fn take(&mut self, now: Instant) -> Result<Instant, Instant> {
         if let Some(until) = self.not_before {
@@ -1203,12 +1236,18 @@ impl Core {
     /// longer wait is a window's, after which a whole quota may be back: it says nothing of a
     /// rate.)
     fn room_in(&mut self, limits: &Limits) {
-        let Some(wait) = limits.retry_after.filter(|_| limits.holds().is_some()) else {
+        let Some(wait) = limits
+            .retry_after
+            .filter(|w| w.saturating_sub(Duration::from_secs(1)) >= HOLD_AFTER && *w <= TOKEN_WAIT)
+        else {
             return;
         };
-        if let Phase::Hold { granted, at } = self.phase
-            && wait <= TOKEN_WAIT
-        {
+        // A server that says its rate, or a quota of several requests, is not read this way: the
+        // wait may be its window's.
+        if self.policy.is_some() || limits.limit.is_some_and(|limit| limit >= 2) {
+            return;
+        }
+        if let Phase::Hold { granted, at } = self.phase {
             let granted = granted.min(1.0 / wait.as_secs_f64());
             self.learned = Some(granted);
             self.phase = Phase::Hold { granted, at };
@@ -1493,7 +1532,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fixed_ceiling_spaces_requests_from_the_start() {
-        let controller = Controller::new(RateControl::off().max_rate(4.0), None);
+        let controller = Controller::new(RateControl::off().max_rate(4.0), None, Duration::MAX);
         let start = Instant::now();
         for _ in 0..9 {
             let ticket = controller.acquire(None, None).await.unwrap();
@@ -1506,7 +1545,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_requests_in_flight_carry_the_pace_at_the_measured_latency() {
-        let controller = Controller::new(RateControl::off().max_rate(100.0), None);
+        let controller = Controller::new(RateControl::off().max_rate(100.0), None, Duration::MAX);
         let ticket = controller.acquire(None, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
@@ -1548,17 +1587,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_hold_longer_than_the_retry_policy_waits_is_not_waited_out() {
+        let mut asks = HeaderMap::new();
+        asks.insert("retry-after", "60".parse().unwrap());
+        // Up to 120 s a request waits: the next one goes when the minute is over.
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::from_secs(120));
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&asks));
+        assert!(controller.stats().holding > Some(Duration::from_secs(59)));
+        let started = Instant::now();
+        drop(controller.acquire(None, None).await.unwrap());
+        assert!(started.elapsed() >= Duration::from_secs(60));
+        // Up to 30 s: none waits, each is told at once how long the hold lasts.
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::from_secs(30));
+        let ticket = controller.acquire(None, None).await.unwrap();
+        controller.observe(ticket, Answer::Throttled(&asks));
+        let started = Instant::now();
+        match controller.acquire(None, None).await {
+            Err(NoTurn::Held(left)) => assert!(left > Duration::from_secs(59), "{left:?}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn pacing_starts_from_what_was_accepted_in_the_last_second() {
         // Behind slow answers the slow start is still going when the first 429 comes: 30
         // accepted a second, and the pace starts there, not from a guess of a few a second.
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 30, 2).await;
         refuse(&controller).await;
         let pace = controller.stats().pacing.unwrap();
         assert!((29.0..=31.0).contains(&pace), "{pace}");
         // A server that refused the second request of all (a burst of one) starts the pace at
         // one a second.
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 1, 1).await;
         refuse(&controller).await;
         assert_eq!(controller.stats().pacing, Some(1.0));
@@ -1573,7 +1636,7 @@ mod tests {
 
     /// [`slow_start_ended`], with a first request that took `first` (a connection opened).
     async fn slow_start_after(first: Duration, round_trip: Duration, refused: bool) -> f64 {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         for (n, round) in [1, 1, 3].into_iter().enumerate() {
             let mut tickets = Vec::new();
             for _ in 0..round {
@@ -1684,7 +1747,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_idles_resumes_at_the_estimate() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 10, 2).await;
         refuse(&controller).await;
         accept_for(&controller, 5, 4).await;
@@ -1699,7 +1762,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_never_answered_are_not_counted_in_flight() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 10, 1).await;
         // Ten requests that got no answer (a connection that failed) or were never sent.
         for n in 0..10 {
@@ -1721,7 +1784,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_ramp_that_idles_does_not_grow() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 4, 1).await;
         refuse(&controller).await;
         let from = controller.stats().pacing.unwrap();
@@ -1732,7 +1795,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_service_that_idled_starts_pacing_from_what_it_was_accepted() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         // The slow start (64 answers) and then some, then an hour without a request.
         accept_for(&controller, 50, 2).await;
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -1742,7 +1805,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_quota_smaller_than_the_requests_in_flight_starts_pacing() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         accept_for(&controller, 10, 1).await;
         let mut in_flight = Vec::new();
         for _ in 0..5 {
@@ -1762,7 +1825,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_headers_first_sent_after_the_slow_start_are_seen_within_a_sample() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         for _ in 0..200 {
             let ticket = controller.acquire(None, None).await.unwrap();
             controller.observe(ticket, Answer::Accepted(&HeaderMap::new()));
@@ -1785,7 +1848,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_is_paced_before_the_first_429_and_a_stop_ends_a_wait() {
-        let controller = Controller::new(RateControl::adaptive(), None);
+        let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
         let start = Instant::now();
         for _ in 0..100 {
             let ticket = controller.acquire(None, None).await.unwrap();
@@ -1975,7 +2038,11 @@ mod tests {
         let mut tasks = Vec::new();
         let mut controllers = Vec::new();
         for client in 0..shape.clients {
-            let controller = Arc::new(Controller::new(RateControl::adaptive(), None));
+            let controller = Arc::new(Controller::new(
+                RateControl::adaptive(),
+                None,
+                Duration::MAX,
+            ));
             controllers.push(Arc::clone(&controller));
             let left = Arc::new(AtomicU64::new(shape.lines_of(client) as u64));
             let late = match shape.apart {

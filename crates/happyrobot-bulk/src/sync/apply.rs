@@ -102,8 +102,9 @@ impl Run {
     }
 
     /// Journals the end of a change the server certainly did not apply (`error`) and makes its
-    /// status: failed, or, when the rate limit asked for a longer wait than the run allows, not
-    /// sent (journaled as failed, which a re-run sends): a rate limit never fails a row.
+    /// status: failed; or not sent (journaled as failed, which a re-run sends) when the rate
+    /// limit asked for a longer wait than the run allows (a rate limit never fails a row), or
+    /// when the run stopped while the change waited for its turn.
     fn refused(
         &self,
         op: Op,
@@ -112,7 +113,7 @@ impl Run {
         error: &happyrobot::Error,
     ) -> RowStatus {
         let status = self.ended(op, row, note, self.failed(error));
-        if crate::line::deferred(error) {
+        if crate::line::deferred(error) || error.is_stopped() {
             RowStatus::NotSent
         } else {
             status

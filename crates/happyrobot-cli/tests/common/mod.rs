@@ -96,6 +96,14 @@ pub async fn run_against(server: &happyrobot_mock::MockServer, args: &[&str]) ->
     run_command(command_against(server, args)).await
 }
 
+/// Runs the binary against a mock as a run that starts once the pace other runs share (and a
+/// hold of the server's, in it) is stale: in a state directory of its own.
+pub async fn run_later_against(server: &happyrobot_mock::MockServer, args: &[&str]) -> Run {
+    let mut command = command_against(server, args);
+    command.env("HAPPYROBOT_STATE_DIR", temp_dir("later-state"));
+    run_command(command).await
+}
+
 /// A new empty directory for one test (the shared test kit's).
 pub fn temp_dir(name: &str) -> PathBuf {
     happyrobot_mock::testkit::temp_dir(name).unwrap()
