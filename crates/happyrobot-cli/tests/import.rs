@@ -19,6 +19,16 @@ use serde_json::Value;
 
 /// Writes a CSV of `count` notes on the first call, with texts `note 1`, `note 2`, ...; line
 /// `n + 1` of the file holds `note n`.
+/// Makes the mock answer the next request `429` with `Retry-After: <secs>`.
+fn refuse_next(server: &MockServer, secs: u64) {
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: secs,
+        },
+        1,
+    );
+}
+
 fn write_csv(dir: &Path, count: usize) -> PathBuf {
     let path = dir.join("notes.csv");
     let mut text = String::from("call_id,content,flagged\n");
@@ -63,12 +73,7 @@ async fn imports_1000_lines_through_rate_limits_exactly_once() {
     let server = MockServer::start().await.unwrap();
     // One 429 asking for a 1 s pause first, then 429s at random (asking for no wait) on 5% of
     // the requests.
-    server.inject(
-        Fault::RateLimited {
-            retry_after_secs: 1,
-        },
-        1,
-    );
+    refuse_next(&server, 1);
     server.inject_rate(
         Fault::RateLimited {
             retry_after_secs: 0,
@@ -848,12 +853,7 @@ async fn a_damaged_journal_line_is_reported_and_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_retry_after_neither_panics_nor_hangs() {
     let server = MockServer::start().await.unwrap();
-    server.inject(
-        Fault::RateLimited {
-            retry_after_secs: u64::MAX,
-        },
-        1,
-    );
+    refuse_next(&server, u64::MAX);
     let dir = common::temp_dir("retry-after");
     let file = write_csv(&dir, 5);
     let file_arg = file.to_str().unwrap();
@@ -913,12 +913,7 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_run_and_fails_no_line() 
             "json",
         ]
     };
-    server.inject(
-        Fault::RateLimited {
-            retry_after_secs: 2,
-        },
-        1,
-    );
+    refuse_next(&server, 2);
     let run = common::run_against(&server, &import("1.5")).await;
     assert_eq!(run.code, 5, "{}", run.stderr);
     let summary = common::summary_of(&run);
@@ -931,12 +926,7 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_run_and_fails_no_line() 
     assert_eq!(server.created_note_count(), 0);
 
     // Allowed the wait, the same run waits it out and sends every line once.
-    server.inject(
-        Fault::RateLimited {
-            retry_after_secs: 2,
-        },
-        1,
-    );
+    refuse_next(&server, 2);
     let started = Instant::now();
     let run = common::run_against(&server, &import("3")).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -1080,12 +1070,7 @@ async fn sigterm_and_sighup_finish_the_lines_in_flight_and_print_the_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_a_rate_limit_pause_leaves_nothing_unknown() {
     let server = MockServer::start().await.unwrap();
-    server.inject(
-        Fault::RateLimited {
-            retry_after_secs: 25,
-        },
-        1,
-    );
+    refuse_next(&server, 25);
     let dir = common::temp_dir("pause");
     let file = write_csv(&dir, 6);
     let child = spawn_import(&server, &file, &["--concurrency", "1"]);
