@@ -47,7 +47,8 @@ Journal:
   unless --adopt-existing takes such notes over.
 
 Exit codes: as notes import (0 done, 2 invalid file or options and nothing sent, 3 key refused,
-  4-6 some rows failed, 7 some outcomes unknown: run the same command again, it reads first).";
+  4-6 some rows failed, 5 also a Retry-After longer than --max-retry-after that stopped the run,
+  7 some outcomes unknown: run the same command again, it reads first).";
 
 /// Options of `notes sync`.
 #[derive(Debug, Clone, Args)]

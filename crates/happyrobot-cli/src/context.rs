@@ -62,9 +62,10 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) max_retries: u32,
 
-    /// The longest wait a 429's Retry-After may ask for, in seconds (decimals allowed): a request
-    /// asked to wait longer is not sent again, and an import, undo or sync stops there (a re-run
-    /// sends what is not done) [default: 30; 900 for import, undo and sync].
+    /// The longest wait a 429's Retry-After may ask for, in seconds (decimals allowed), or a hold
+    /// another command under the same key was given: a request asked to wait longer is not sent,
+    /// and an import, undo or sync stops there (a re-run sends what is not done) [default: 30;
+    /// 900 for import, undo and sync].
     #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
     pub(crate) max_retry_after: Option<Duration>,
 

@@ -134,9 +134,10 @@ fn rate_limited_line(refused: u64, learned: Option<f64>, stopped: Option<&Stop>)
 pub(crate) fn waited_too_long(stopped: Option<&Stop>) -> Option<String> {
     match stopped {
         Some(Stop::RetryAfterTooLong(wait)) => Some(format!(
-            "  stopped: the API asked to wait {} s before the next request, longer than \
-             --max-retry-after; run the same command later: it sends what is not done (not \
-             sent, or failed), and only that",
+            "  stopped: the server's rate limit asks to wait {} s before the next request (a \
+             Retry-After or a quota's reset, given to this run or to another command under the \
+             same key), longer than --max-retry-after; run the same command later: it sends \
+             what is not done (not sent, or failed), and only that",
             wait.as_secs()
         )),
         _ => None,

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use happyrobot_mock::{FIRST_CALL_ID, Fault, MockServer};
 use serde_json::Value;
 
-/// Writes a CSV of `count` notes on the first call, with texts `note 1`, `note 2`, ...; line
-/// `n + 1` of the file holds `note n`.
 /// Makes the mock answer the next request `429` with `Retry-After: <secs>`.
 fn refuse_next(server: &MockServer, secs: u64) {
     server.inject(
@@ -29,6 +27,8 @@ fn refuse_next(server: &MockServer, secs: u64) {
     );
 }
 
+/// Writes a CSV of `count` notes on the first call, with texts `note 1`, `note 2`, ...; line
+/// `n + 1` of the file holds `note n`.
 fn write_csv(dir: &Path, count: usize) -> PathBuf {
     let path = dir.join("notes.csv");
     let mut text = String::from("call_id,content,flagged\n");
@@ -883,7 +883,7 @@ async fn a_huge_retry_after_neither_panics_nor_hangs() {
     let args = ["notes", "import", file_arg, "-o", "json"];
     let run = common::run_against(&server, &args).await;
     assert_eq!(run.code, 5, "{}", run.stderr);
-    assert!(run.stderr.contains("asked to wait"), "{}", run.stderr);
+    assert!(run.stderr.contains("asks to wait"), "{}", run.stderr);
     assert_eq!(server.created_note_count(), 0);
     // A run later sends them all.
     let run = common::run_later_against(&server, &args).await;

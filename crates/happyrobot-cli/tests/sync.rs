@@ -123,7 +123,8 @@ async fn a_call_twice_without_a_key_column_is_refused_before_anything_is_read() 
 }
 
 /// A `Retry-After` longer than `--max-retry-after` stops the sync: the refused row is not sent
-/// (a rate limit fails no row), the exit is 5, and the same command then makes every change once.
+/// (a rate limit fails no row), the exit is 5, and the sync left to wait (the default
+/// `--max-retry-after`) then makes every change once.
 #[tokio::test]
 async fn a_retry_after_beyond_max_retry_after_stops_the_sync_and_fails_no_row() {
     let server = MockServer::start().await.unwrap();

@@ -323,8 +323,9 @@ impl Error {
                 Outcome::NotApplied,
                 format!(
                     "{}: the request was not sent, because the server's rate limit holds every \
-                     request for {} more (a 429's Retry-After, or its quota's reset), longer than \
-                     the retry policy allows ({})",
+                     request for {} more (a 429's Retry-After, or its quota's reset, given to this \
+                     client or to another process sharing its pace), longer than the retry policy \
+                     allows ({})",
                     capitalize(op.not()),
                     describe(left),
                     describe(cap)
@@ -829,6 +830,10 @@ impl Error {
     /// Sending the same request again is certain not to add a second note and may well succeed: no
     /// connection was made, or the API answered 429 with a wait the retry policy accepts.
     pub fn is_retryable(&self) -> bool {
+        if self.inner.retry_after_too_long {
+            // Refused for longer than the policy waits, or held as long: not again soon.
+            return false;
+        }
         match self.inner.kind {
             ErrorKind::Connect => self.inner.connect_problem.is_none(),
             ErrorKind::Api => self.is_rate_limited() && !self.inner.retry_after_too_long,

@@ -256,6 +256,11 @@ impl RetryPolicy {
         if error.note_was_added() {
             return stop(StopReason::AlreadyApplied);
         }
+        // A request the rate limit holds longer than the policy waits (see
+        // `Error::retry_after_too_long`), refused or never sent: as a 429 asking for that wait.
+        if error.retry_after_too_long() && error.outcome() != crate::Outcome::Unknown {
+            return stop(StopReason::RetryAfterTooLong);
+        }
         let reason = if error.is_retryable() && error.kind() == ErrorKind::Connect {
             RetryReason::NotSent
         } else if error.is_rate_limited() {
@@ -610,6 +615,28 @@ mod tests {
                 reason: StopReason::RetryAfterTooLong
             }
         );
+    }
+
+    #[test]
+    fn a_request_held_longer_than_the_cap_is_not_retried() {
+        let cap = Duration::from_secs(30);
+        let held = Error::held(Operation::UpdateNote, None, Duration::from_secs(600), cap);
+        assert!(held.retry_after_too_long() && !held.is_retryable());
+        assert_eq!(held.outcome(), crate::Outcome::NotApplied);
+        assert_eq!(held.category(), crate::Category::Api);
+        assert!(held.to_string().contains("600 s more"), "{held}");
+        for op in [
+            Operation::UpdateNote,
+            Operation::AddNote,
+            Operation::GetCall,
+        ] {
+            assert_eq!(
+                RetryPolicy::default().decide_for_operation(&held, 0, op),
+                RetryAction::Stop {
+                    reason: StopReason::RetryAfterTooLong
+                }
+            );
+        }
     }
 
     #[test]

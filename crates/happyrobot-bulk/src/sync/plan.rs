@@ -367,7 +367,8 @@ async fn read_call(
     stop: &happyrobot::CancellationToken,
 ) -> Result<Result<Vec<Note>, Failure>, BulkError> {
     let id = CallId::new(call).map_err(|e| BulkError::usage(e.to_string()))?;
-    // No deadline: a rate limit makes a read wait its turn, never fail.
+    // No deadline: a rate limit makes a read wait its turn (one that asks for longer than the
+    // retry policy waits stops the plan, nothing sent).
     let control = Control::new().stop(stop).deadline(std::time::Duration::MAX);
     match client.get_call_with(&id, &control).await {
         Ok(response) => Ok(match response.into_inner().notes {

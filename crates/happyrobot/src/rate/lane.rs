@@ -20,7 +20,10 @@
 //! taken up: each process then starts from its own answers, as without sharing. Anything that goes
 //! wrong with the file (a directory that cannot be made, a file cut short, one written by another
 //! version, which has a name of its own) leaves the process on its own state, as without sharing:
-//! the file only ever makes the pace better informed, never stops a request.
+//! the file only ever makes the pace better informed. What it holds is followed, a hold of the
+//! server's included: a process that starts (within [`FRESH`]) under a hold another was given
+//! waits it out, or, if the hold is longer than its retry policy waits, its requests fail at once,
+//! not sent.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
