@@ -205,7 +205,7 @@ pub(crate) fn flag(option: BulkOption) -> Option<&'static str> {
 
 /// A message of the library in the command's words (its flags for the library's options).
 pub(crate) fn in_flags(message: &str) -> String {
-    BulkOption::rename(message, flag)
+    crate::exit::in_cli_words(&BulkOption::rename(message, flag))
 }
 
 /// A bulk error as the command's error.

@@ -127,11 +127,16 @@ impl CliError {
         }
         Self {
             exit: exit_for(error),
-            message: error.to_string(),
+            message: in_cli_words(&error.to_string()),
             detail,
             request_id,
         }
     }
+}
+
+/// A message of the library in the command's words: its flags for the library's options.
+pub(crate) fn in_cli_words(message: &str) -> String {
+    message.replace("the retry policy's max_retry_after", "--max-retry-after")
 }
 
 /// Prints a failed command's error on stderr: `error: ...` (causes with `-v`), or with `json` one

@@ -29,6 +29,27 @@ fn write_csv(dir: &Path, count: usize) -> PathBuf {
     path
 }
 
+/// A single command refused with a `Retry-After` longer than it waits says so in the command's
+/// words (its flag, not the library's option).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_too_long_for_a_single_command_names_the_flag() {
+    let server = MockServer::start().await.unwrap();
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 100,
+        },
+        1,
+    );
+    let run = common::run_against(&server, &["calls", "get", FIRST_CALL_ID]).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--max-retry-after (30 s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("max_retry_after"), "{}", run.stderr);
+}
+
 /// A `Retry-After` longer than a run waits unless told (900 s) stops it, and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_that_stops_the_run_is_not_said_to_have_been_sent_again() {
