@@ -21,9 +21,11 @@
 //!   another process's pace), if more.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
-//!   for before the server refuses, one smaller than the requests in flight starts pacing, and a
-//!   quota the server reports is probed quickly) and `-Reset` (a quota used up for a second or
-//!   more, at the earliest, holds every request until the reset).
+//!   for before the server refuses, one smaller than the requests in flight starts pacing, a
+//!   quota the server reports is probed quickly, and one that falls gives the rate at which it
+//!   refills, under which the pace drops before the requests in flight use up what is left: see
+//!   [`Quotas`]) and `-Reset` (a quota used up for a second or more, at the earliest, holds every
+//!   request until the reset).
 //! - While it paces, the requests in flight are limited to the pace times the answers' measured
 //!   latency, with headroom: enough to carry the pace, and no pile of requests sent at a pace that
 //!   is already stale when their answers come.
@@ -212,6 +214,12 @@ const START: f64 = 0.94;
 /// slow enough that the slow start's window held what came back in a second (see
 /// [`Start::granted`]).
 const SLOW_ROUND_TRIP: Duration = Duration::from_millis(250);
+/// Answers with a quota needed before its fall counts as a measure of the rate it refills at (a
+/// quota is read in whole requests: over this many the error is a twentieth at most).
+const QUOTA_SAMPLES: usize = 20;
+/// The quota is eased before it runs out when what is left lasts less than this many of the
+/// answers' latencies at the rate it falls.
+const EASE_AHEAD: f64 = 2.0;
 /// Accepted answers needed before their spacing counts as a measure of the granted rate.
 const MIN_SAMPLES: usize = 3;
 /// A pace grows to at most this many times the rate accepted in the last second.
@@ -957,6 +965,43 @@ impl Grants {
     }
 }
 
+/// What the latest accepted answers said of the quota left (each took one request of it), so
+/// that the rate at which a token bucket refills can be read before it refuses anything: what
+/// was accepted over a stretch, less what the quota fell by, over the stretch.
+#[derive(Debug, Default)]
+struct Quotas {
+    seen: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl Quotas {
+    fn add(&mut self, now: Instant, left: u64) {
+        if self.seen.len() == GRANTS_KEPT {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((now, left));
+    }
+
+    /// The rate at which the quota refills and the rate at which it falls, in requests a
+    /// second, over the latest answers since it was last full (a full bucket drops what it
+    /// refills), once [`QUOTA_SAMPLES`] answers came since.
+    fn flow(&self, limit: u64) -> Option<(f64, f64)> {
+        let mut seen = self.seen.iter().rev();
+        let &(last, left) = seen.next().filter(|(_, left)| left + 1 < limit)?;
+        let (mut first, mut was, mut taken) = (last, left, 0_u32);
+        for &(at, then) in seen.take_while(|(_, then)| then + 1 < limit) {
+            (first, was, taken) = (at, then, taken + 1);
+        }
+        let span = last.saturating_duration_since(first).as_secs_f64();
+        if (taken as usize) < QUOTA_SAMPLES || span <= 0.0 {
+            return None;
+        }
+        // Whole requests, far under 2^52: exact as floats.
+        #[allow(clippy::cast_precision_loss)]
+        let fell = was as f64 - left as f64;
+        Some(((f64::from(taken) - fell) / span, fell / span))
+    }
+}
+
 /// The pacing decisions, given the time.
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -990,6 +1035,8 @@ pub(crate) struct Core {
     last_cut: Instant,
     /// When the latest answers were accepted.
     grants: Grants,
+    /// The quota the latest accepted answers said was left.
+    quotas: Quotas,
     /// The answers' latency, a running average in seconds, once a paced request was answered.
     latency: Option<f64>,
 }
@@ -1015,6 +1062,7 @@ impl Core {
             moving: false,
             last_cut: now,
             grants: Grants::default(),
+            quotas: Quotas::default(),
             latency: None,
         }
     }
@@ -1206,6 +1254,13 @@ impl Core {
         self.grants.add(now);
         self.quota |= limits.quota_left().is_some();
 
+        if let (Some(left), Some(limit)) = (limits.quota_left(), limits.limit) {
+            self.quotas.add(now, left);
+            if !limits.exhausted() && self.fresh(sent) && sent.is_some() {
+                self.ease(now, left, limit);
+            }
+        }
+
         // The quota is used up: the pace is at the limit; cut before the server refuses.
         if limits.exhausted()
             && self.fresh(sent)
@@ -1213,6 +1268,37 @@ impl Core {
         {
             self.cut(now, sent, true);
         }
+    }
+
+    /// The quota, `left` of `limit`, falls so fast that the requests in flight (some
+    /// [`EASE_AHEAD`] latencies' worth) would use it up: the pace holds under the rate at which it
+    /// refills (see [`Quotas::flow`]) from now, before the server refuses anything.
+    fn ease(&mut self, now: Instant, left: u64, limit: u64) {
+        let Some((refills, falls)) = self.quotas.flow(limit) else {
+            return;
+        };
+        let ahead = falls * self.latency.unwrap_or(0.0) * EASE_AHEAD;
+        // Whole requests, far under 2^52: exact as a float.
+        #[allow(clippy::cast_precision_loss)]
+        let left = left as f64;
+        if falls <= 0.0 || left >= ahead || self.phase == Phase::Fixed {
+            return;
+        }
+        let granted = self.clamp(refills);
+        if granted >= self.rate(now) {
+            return;
+        }
+        tracing::debug!(
+            target: "happyrobot::rate",
+            refills,
+            falls,
+            left,
+            "rate limit: the server's quota refills at about {granted:.2} requests/s and runs \
+             out; pacing under it"
+        );
+        self.learned = Some(granted);
+        self.last_cut = now;
+        self.phase = Phase::Hold { granted, at: now };
     }
 
     /// A `429` for a request let through at `sent` (`None`: before pacing began).
@@ -1692,6 +1778,83 @@ mod tests {
         let mut core = Core::new(RateControl::adaptive(), granted, start);
         core.phase = Phase::Hold { granted, at: start };
         (core, start)
+    }
+
+    #[test]
+    fn a_quota_that_falls_gives_the_rate_it_refills_at() {
+        // 110 answers a second from a bucket that refills at 100: the quota falls by 10 a second.
+        let start = Instant::now();
+        let mut quotas = Quotas::default();
+        let tokens = |t: f64| (10.5 - 10.0 * t).floor().max(0.0) as u64;
+        for n in 0..50_u32 {
+            let t = f64::from(n) / 110.0;
+            quotas.add(start + Duration::from_secs_f64(t), tokens(t));
+        }
+        let (refills, falls) = quotas.flow(11).unwrap();
+        assert!((95.0..=105.0).contains(&refills), "{refills}");
+        assert!((7.0..=13.0).contains(&falls), "{falls}");
+        // Full again (a full bucket drops what it refills): nothing is measured until enough
+        // answers came since.
+        quotas.add(start + Duration::from_millis(500), 10);
+        for n in 1..=QUOTA_SAMPLES {
+            assert_eq!(quotas.flow(11), None, "{n}");
+            quotas.add(start + Duration::from_millis(500 + 9 * n as u64), 9);
+        }
+        quotas.add(start + Duration::from_millis(500 + 9 * 21), 9);
+        let (refills, falls) = quotas.flow(11).unwrap();
+        assert_eq!(falls, 0.0);
+        assert!((105.0..=115.0).contains(&refills), "{refills}");
+        // Too few answers, or a limit of one, measure nothing.
+        let mut few = Quotas::default();
+        few.add(start, 3);
+        few.add(start + Duration::from_millis(10), 2);
+        assert_eq!(few.flow(11), None);
+    }
+
+    #[test]
+    fn a_quota_that_would_run_out_behind_slow_answers_is_eased_before_any_refusal() {
+        // Probing at 110 a second behind 300 ms answers, where the server refills 100: the quota
+        // falls 10 a second, and the 33 requests in flight would use up what is left.
+        let (mut core, start) = held_at(104.0);
+        core.quota = true;
+        core.latency = Some(0.3);
+        core.phase = Phase::Hold {
+            granted: 104.0,
+            at: start.checked_sub(Duration::from_secs(2)).unwrap(),
+        };
+        let quota = |remaining| Limits {
+            remaining: Some(remaining),
+            limit: Some(11),
+            ..Limits::default()
+        };
+        let mut eased = None;
+        for n in 0..110_u32 {
+            let now = start + Duration::from_secs_f64(f64::from(n) / 110.0);
+            let left = (10.5 - 10.0 * now.duration_since(start).as_secs_f64()).floor() as u64;
+            core.accepted(
+                now,
+                Some(now.checked_sub(Duration::from_millis(300)).unwrap()),
+                &quota(left),
+            );
+            if core.rate(now) < 100.0 {
+                eased = Some(left);
+                break;
+            }
+        }
+        // Eased with some of the quota left, to about the rate it refills at.
+        let left = eased.expect("the pace was not eased before the quota ran out");
+        assert!(left >= 1, "{left}");
+        let learned = core.learned.unwrap();
+        assert!((95.0..=105.0).contains(&learned), "{learned}");
+        // Behind fast answers what is left lasts: nothing is eased before the quota runs out.
+        let (mut fast, start) = held_at(104.0);
+        fast.latency = Some(0.005);
+        for n in 0..100_u32 {
+            let now = start + Duration::from_secs_f64(f64::from(n) / 110.0);
+            let left = (10.5 - 10.0 * now.duration_since(start).as_secs_f64()).floor() as u64;
+            fast.accepted(now, Some(now), &quota(left.max(1)));
+        }
+        assert_eq!(fast.learned, None);
     }
 
     #[test]

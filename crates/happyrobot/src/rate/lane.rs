@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Core, GRANTS_KEPT, Grants, Phase};
+use super::{Core, GRANTS_KEPT, Grants, Phase, Quotas};
 
 /// The file format; a file of another version is not read (and is replaced).
 const VERSION: u32 = 1;
@@ -295,6 +295,9 @@ struct Snapshot {
     moving: bool,
     last_cut: u64,
     grants: Vec<u64>,
+    /// Absent from the files of earlier versions, which did not keep it.
+    #[serde(default)]
+    quotas: Vec<(u64, u64)>,
     latency: Option<f64>,
 }
 
@@ -318,6 +321,12 @@ impl Snapshot {
             moving: core.moving,
             last_cut: unix(core.last_cut),
             grants: core.grants.times.iter().map(|t| unix(*t)).collect(),
+            quotas: core
+                .quotas
+                .seen
+                .iter()
+                .map(|(t, left)| (unix(*t), *left))
+                .collect(),
             latency: core.latency,
         }
     }
@@ -350,6 +359,10 @@ impl Snapshot {
         for at in self.grants.into_iter().rev().take(GRANTS_KEPT).rev() {
             grants.add(instant(at));
         }
+        let mut quotas = Quotas::default();
+        for (at, left) in self.quotas.into_iter().rev().take(GRANTS_KEPT).rev() {
+            quotas.add(instant(at), left);
+        }
         Some(Core {
             ceiling,
             phase,
@@ -361,6 +374,7 @@ impl Snapshot {
             moving: self.moving,
             last_cut: instant(self.last_cut),
             grants,
+            quotas,
             latency: self.latency.filter(|l| l.is_finite() && *l >= 0.0),
         })
     }
@@ -397,12 +411,14 @@ mod tests {
         core.learned = Some(9.5);
         core.moving = true;
         core.latency = Some(0.3);
+        core.quotas.add(now + Duration::from_millis(400), 7);
         let anchor = (now + Duration::from_secs(1), unix_micros());
         let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
         let back = read.into_core(anchor, Some(7.0)).unwrap();
         assert_eq!(back.phase, core.phase);
         assert_eq!(back.grants.times, core.grants.times);
+        assert_eq!(back.quotas.seen, core.quotas.seen);
         assert_eq!(
             (back.learned, back.moving, back.latency, back.ceiling),
             (Some(9.5), true, Some(0.3), Some(7.0))
