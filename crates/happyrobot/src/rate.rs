@@ -21,7 +21,8 @@
 //!   another process's pace), if more.
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
-//!   for before the server refuses, one smaller than the requests in flight starts pacing, a
+//!   for before the server refuses, the slow start's window grows no further than the quota left,
+//!   one smaller than the requests in flight starts pacing, a
 //!   quota the server reports is probed quickly, and one that falls gives the rate at which it
 //!   refills, under which the pace drops before the requests in flight use up what is left: see
 //!   [`Quotas`]) and `-Reset` (a quota used up for a second or more, at the earliest, holds every
@@ -466,7 +467,7 @@ impl Controller {
                     } else if accepted > 1 {
                         // The window grows from the second answer on: a server whose burst is a
                         // single request refuses one request of the start, not two sent at once.
-                        self.window.add_permits(SLOW_START_GROWTH);
+                        self.window.add_permits(self.growth(headers));
                     }
                 }
                 if self.engaged.load(Ordering::Relaxed) {
@@ -503,6 +504,30 @@ impl Controller {
             }
             Answer::None => {}
         }
+    }
+
+    /// How many more requests the slow start lets go at an accepted answer with `headers`: up
+    /// to [`SLOW_START_GROWTH`], but no more in flight than the quota the server says is left
+    /// (the answered request's own turn goes again too): those would be refused. Not behind
+    /// answers of [`SLOW_ROUND_TRIP`] or more, where the quota refills while the requests travel
+    /// (at 100 a second behind 300 ms, thirty a round trip): what is left says too little there.
+    fn growth(&self, headers: &HeaderMap) -> usize {
+        let slow = || {
+            self.start_lock()
+                .round_trip(self.first_sent.get().copied())
+                .is_some_and(|trip| trip >= SLOW_ROUND_TRIP)
+        };
+        if !Limits::present(headers) || slow() {
+            return SLOW_START_GROWTH;
+        }
+        Limits::read(headers)
+            .quota_left()
+            .map_or(SLOW_START_GROWTH, |left| {
+                let room = left.saturating_sub(self.in_flight_now() + 1);
+                usize::try_from(room)
+                    .unwrap_or(usize::MAX)
+                    .min(SLOW_START_GROWTH)
+            })
     }
 
     /// Starts pacing before any `429` when an accepted answer's headers say the quota is used up
@@ -1614,6 +1639,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slow_start_sends_no_more_than_the_quota_left() {
+        let quota = |limit: u32, left: u32| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-ratelimit-limit", limit.to_string().parse().unwrap());
+            headers.insert("x-ratelimit-remaining", left.to_string().parse().unwrap());
+            headers
+        };
+        let in_flight_after_two = |first: HeaderMap, second: HeaderMap| async move {
+            let controller = Controller::new(RateControl::adaptive(), None, Duration::MAX);
+            let ticket = controller.acquire(None, None).await.unwrap();
+            controller.observe(ticket, Answer::Accepted(&first));
+            let ticket = controller.acquire(None, None).await.unwrap();
+            controller.observe(ticket, Answer::Accepted(&second));
+            let mut held = Vec::new();
+            while let Ok(ticket) =
+                tokio::time::timeout(Duration::from_secs(1), controller.acquire(None, None)).await
+            {
+                held.push(ticket.unwrap());
+            }
+            held.len()
+        };
+        // Without a quota the window grows by two at the second answer: three go at once.
+        assert_eq!(
+            in_flight_after_two(HeaderMap::new(), HeaderMap::new()).await,
+            3
+        );
+        // With one request of the quota left, one: two more would be refused.
+        assert_eq!(in_flight_after_two(quota(3, 2), quota(3, 1)).await, 1);
+        // With two left, two.
+        assert_eq!(in_flight_after_two(quota(3, 2), quota(3, 2)).await, 2);
+        // With plenty left, the window grows as without.
+        assert_eq!(in_flight_after_two(quota(11, 10), quota(11, 9)).await, 3);
     }
 
     #[tokio::test(start_paused = true)]
