@@ -1306,7 +1306,10 @@ impl Core {
         // Whole requests, far under 2^52: exact as a float.
         #[allow(clippy::cast_precision_loss)]
         let left = left as f64;
-        if falls <= 0.0 || left >= ahead || self.phase == Phase::Fixed {
+        // A quota that refills less than it falls is a window's (GitHub's 5,000 an hour falls
+        // until its reset, refilling nothing), not a bucket's: it runs out, and its reset holds
+        // every request (see `Limits::holds`); pacing at what it refills would crawl until then.
+        if falls <= 0.0 || refills < falls || left >= ahead || self.phase == Phase::Fixed {
             return;
         }
         let granted = self.clamp(refills);
@@ -1915,6 +1918,24 @@ mod tests {
             fast.accepted(now, Some(now), &quota(left.max(1)));
         }
         assert_eq!(fast.learned, None);
+        // A window's quota, which falls by every request and refills nothing until its reset,
+        // is not eased: pacing at what it refills would crawl; its reset holds every request.
+        let (mut window, start) = held_at(104.0);
+        window.latency = Some(0.3);
+        for n in 0..100_u32 {
+            let now = start + Duration::from_secs_f64(f64::from(n) / 110.0);
+            let with = Limits {
+                remaining: Some(u64::from(100 - n)),
+                limit: Some(5000),
+                ..Limits::default()
+            };
+            window.accepted(
+                now,
+                Some(now.checked_sub(Duration::from_millis(300)).unwrap()),
+                &with,
+            );
+        }
+        assert_eq!(window.learned, None);
     }
 
     #[test]
