@@ -1342,6 +1342,11 @@ impl Core {
             self.cut(now, sent, false);
             self.room_in(limits);
         }
+        // A wait longer than a token bucket's (a window's reset) says nothing of a rate: what
+        // was measured before it is not what the server allows, and is not reported as such.
+        if limits.holds().is_some_and(|wait| wait > TOKEN_WAIT) {
+            self.learned = None;
+        }
     }
 
     /// After a cut for a `429` whose `Retry-After` holds every request (see [`Limits::holds`]) for
@@ -1578,6 +1583,14 @@ mod tests {
         let now = start + Duration::from_secs(3);
         core.throttled(now, Some(now), &after("30"));
         assert_eq!(core.take(now), Err(now + Duration::from_secs(30)));
+        // What was measured before is not reported as what the server allows: a limit of one
+        // request every 20 s is not "about 9 a second".
+        assert_eq!(core.learned, None);
+        // A token bucket's wait of 5 s bounds the rate to one request per 5 s.
+        let (mut core, start) = held_at(10.0);
+        let now = start + Duration::from_secs(3);
+        core.throttled(now, Some(now), &after("5"));
+        assert_eq!(core.learned, Some(0.2));
     }
 
     #[test]
