@@ -218,6 +218,9 @@ const SLOW_ROUND_TRIP: Duration = Duration::from_millis(250);
 /// Answers with a quota needed before its fall counts as a measure of the rate it refills at (a
 /// quota is read in whole requests: over this many the error is a twentieth at most).
 const QUOTA_SAMPLES: usize = 20;
+/// The shortest stretch over which a quota's fall is measured, in seconds (or the answers'
+/// latency, if longer).
+const MIN_QUOTA_SPAN: f64 = 0.1;
 /// The quota is eased before it runs out when what is left lasts less than this many of the
 /// answers' latencies at the rate it falls.
 const EASE_AHEAD: f64 = 2.0;
@@ -507,8 +510,9 @@ impl Controller {
     }
 
     /// How many more requests the slow start lets go at an accepted answer with `headers`: up
-    /// to [`SLOW_START_GROWTH`], but no more in flight than the quota the server says is left
-    /// (the answered request's own turn goes again too): those would be refused. Not behind
+    /// to [`SLOW_START_GROWTH`], but no more than the quota the server says is left, less the
+    /// requests in flight, this answer's own turn (which goes again) and the turns not taken yet:
+    /// more would be refused. Not behind
     /// answers of [`SLOW_ROUND_TRIP`] or more, where the quota refills while the requests travel
     /// (at 100 a second behind 300 ms, thirty a round trip): what is left says too little there.
     fn growth(&self, headers: &HeaderMap) -> usize {
@@ -523,7 +527,9 @@ impl Controller {
         Limits::read(headers)
             .quota_left()
             .map_or(SLOW_START_GROWTH, |left| {
-                let room = left.saturating_sub(self.in_flight_now() + 1);
+                // The requests in flight, this answer's turn, and the turns not taken yet.
+                let free = u64::try_from(self.window.available_permits()).unwrap_or(u64::MAX);
+                let room = left.saturating_sub(self.in_flight_now() + 1 + free);
                 usize::try_from(room)
                     .unwrap_or(usize::MAX)
                     .min(SLOW_START_GROWTH)
@@ -995,29 +1001,35 @@ impl Grants {
 /// was accepted over a stretch, less what the quota fell by, over the stretch.
 #[derive(Debug, Default)]
 struct Quotas {
-    seen: std::collections::VecDeque<(Instant, u64)>,
+    /// When, what was left, and of what limit.
+    seen: std::collections::VecDeque<(Instant, u64, u64)>,
 }
 
 impl Quotas {
-    fn add(&mut self, now: Instant, left: u64) {
+    fn add(&mut self, now: Instant, left: u64, limit: u64) {
         if self.seen.len() == GRANTS_KEPT {
             self.seen.pop_front();
         }
-        self.seen.push_back((now, left));
+        self.seen.push_back((now, left, limit));
     }
 
     /// The rate at which the quota refills and the rate at which it falls, in requests a
     /// second, over the latest answers since it was last full (a full bucket drops what it
-    /// refills), once [`QUOTA_SAMPLES`] answers came since.
-    fn flow(&self, limit: u64) -> Option<(f64, f64)> {
+    /// refills) under the same limit (another limit is another quota), once [`QUOTA_SAMPLES`]
+    /// answers came after the first of them, over at least `min_span` seconds (answers that come
+    /// together, after a stall, measure nothing).
+    fn flow(&self, min_span: f64) -> Option<(f64, f64)> {
+        let below = |left: u64, limit: u64| left < limit.saturating_sub(1);
         let mut seen = self.seen.iter().rev();
-        let &(last, left) = seen.next().filter(|(_, left)| left + 1 < limit)?;
+        let &(last, left, limit) = seen
+            .next()
+            .filter(|(_, left, limit)| below(*left, *limit))?;
         let (mut first, mut was, mut taken) = (last, left, 0_u32);
-        for &(at, then) in seen.take_while(|(_, then)| then + 1 < limit) {
+        for &(at, then, _) in seen.take_while(|(_, then, of)| *of == limit && below(*then, limit)) {
             (first, was, taken) = (at, then, taken + 1);
         }
         let span = last.saturating_duration_since(first).as_secs_f64();
-        if (taken as usize) < QUOTA_SAMPLES || span <= 0.0 {
+        if (taken as usize) < QUOTA_SAMPLES || span <= 0.0 || span < min_span {
             return None;
         }
         // Whole requests, far under 2^52: exact as floats.
@@ -1280,9 +1292,9 @@ impl Core {
         self.quota |= limits.quota_left().is_some();
 
         if let (Some(left), Some(limit)) = (limits.quota_left(), limits.limit) {
-            self.quotas.add(now, left);
-            if !limits.exhausted() && self.fresh(sent) && sent.is_some() {
-                self.ease(now, left, limit);
+            self.quotas.add(now, left, limit);
+            if !limits.exhausted() && self.fresh(sent) {
+                self.ease(now, left);
             }
         }
 
@@ -1298,11 +1310,12 @@ impl Core {
     /// The quota, `left` of `limit`, falls so fast that the requests in flight (some
     /// [`EASE_AHEAD`] latencies' worth) would use it up: the pace holds under the rate at which it
     /// refills (see [`Quotas::flow`]) from now, before the server refuses anything.
-    fn ease(&mut self, now: Instant, left: u64, limit: u64) {
-        let Some((refills, falls)) = self.quotas.flow(limit) else {
+    fn ease(&mut self, now: Instant, left: u64) {
+        let latency = self.latency.unwrap_or(0.0);
+        let Some((refills, falls)) = self.quotas.flow(latency.max(MIN_QUOTA_SPAN)) else {
             return;
         };
-        let ahead = falls * self.latency.unwrap_or(0.0) * EASE_AHEAD;
+        let ahead = falls * latency * EASE_AHEAD;
         // Whole requests, far under 2^52: exact as a float.
         #[allow(clippy::cast_precision_loss)]
         let left = left as f64;
@@ -1864,27 +1877,45 @@ mod tests {
         let tokens = |t: f64| (10.5 - 10.0 * t).floor().max(0.0) as u64;
         for n in 0..50_u32 {
             let t = f64::from(n) / 110.0;
-            quotas.add(start + Duration::from_secs_f64(t), tokens(t));
+            quotas.add(start + Duration::from_secs_f64(t), tokens(t), 11);
         }
-        let (refills, falls) = quotas.flow(11).unwrap();
+        let (refills, falls) = quotas.flow(0.1).unwrap();
         assert!((95.0..=105.0).contains(&refills), "{refills}");
         assert!((7.0..=13.0).contains(&falls), "{falls}");
         // Full again (a full bucket drops what it refills): nothing is measured until enough
         // answers came since.
-        quotas.add(start + Duration::from_millis(500), 10);
+        quotas.add(start + Duration::from_millis(500), 10, 11);
         for n in 1..=QUOTA_SAMPLES {
-            assert_eq!(quotas.flow(11), None, "{n}");
-            quotas.add(start + Duration::from_millis(500 + 9 * n as u64), 9);
+            assert_eq!(quotas.flow(0.1), None, "{n}");
+            quotas.add(start + Duration::from_millis(500 + 9 * n as u64), 9, 11);
         }
-        quotas.add(start + Duration::from_millis(500 + 9 * 21), 9);
-        let (refills, falls) = quotas.flow(11).unwrap();
+        quotas.add(start + Duration::from_millis(500 + 9 * 21), 9, 11);
+        let (refills, falls) = quotas.flow(0.1).unwrap();
         assert_eq!(falls, 0.0);
         assert!((105.0..=115.0).contains(&refills), "{refills}");
         // Too few answers, or a limit of one, measure nothing.
         let mut few = Quotas::default();
-        few.add(start, 3);
-        few.add(start + Duration::from_millis(10), 2);
-        assert_eq!(few.flow(11), None);
+        few.add(start, 3, 11);
+        few.add(start + Duration::from_millis(10), 2, 11);
+        assert_eq!(few.flow(0.1), None);
+        // Another limit is another quota: its samples do not count with this one's; nor do
+        // answers that came together, within less than the shortest span.
+        let mut mixed = Quotas::default();
+        for n in 0..30_u64 {
+            let of = if n < 15 { 5000 } else { 11 };
+            mixed.add(start + Duration::from_millis(10 * n), 4, of);
+        }
+        assert_eq!(mixed.flow(0.1), None);
+        let mut together = Quotas::default();
+        for n in 0..30_u64 {
+            together.add(start + Duration::from_micros(100 * n), 9 - n / 4, 11);
+        }
+        assert_eq!(together.flow(0.1), None);
+        assert!(together.flow(0.0).is_some());
+        // A quota beyond any count does not overflow.
+        let mut huge = Quotas::default();
+        huge.add(start, u64::MAX, u64::MAX);
+        assert_eq!(huge.flow(0.0), None);
     }
 
     #[test]

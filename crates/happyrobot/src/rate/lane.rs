@@ -295,9 +295,9 @@ struct Snapshot {
     moving: bool,
     last_cut: u64,
     grants: Vec<u64>,
-    /// Absent from the files of earlier versions, which did not keep it.
+    /// When, what was left, and of what limit; absent from the files of earlier versions.
     #[serde(default)]
-    quotas: Vec<(u64, u64)>,
+    quota_samples: Vec<(u64, u64, u64)>,
     latency: Option<f64>,
 }
 
@@ -321,11 +321,11 @@ impl Snapshot {
             moving: core.moving,
             last_cut: unix(core.last_cut),
             grants: core.grants.times.iter().map(|t| unix(*t)).collect(),
-            quotas: core
+            quota_samples: core
                 .quotas
                 .seen
                 .iter()
-                .map(|(t, left)| (unix(*t), *left))
+                .map(|(t, left, limit)| (unix(*t), *left, *limit))
                 .collect(),
             latency: core.latency,
         }
@@ -360,8 +360,8 @@ impl Snapshot {
             grants.add(instant(at));
         }
         let mut quotas = Quotas::default();
-        for (at, left) in self.quotas.into_iter().rev().take(GRANTS_KEPT).rev() {
-            quotas.add(instant(at), left);
+        for (at, left, limit) in self.quota_samples.into_iter().rev().take(GRANTS_KEPT).rev() {
+            quotas.add(instant(at), left, limit);
         }
         Some(Core {
             ceiling,
@@ -411,7 +411,7 @@ mod tests {
         core.learned = Some(9.5);
         core.moving = true;
         core.latency = Some(0.3);
-        core.quotas.add(now + Duration::from_millis(400), 7);
+        core.quotas.add(now + Duration::from_millis(400), 7, 11);
         let anchor = (now + Duration::from_secs(1), unix_micros());
         let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
