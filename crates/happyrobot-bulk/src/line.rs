@@ -246,6 +246,16 @@ pub(crate) fn deferred(error: &happyrobot::Error) -> bool {
     error.retry_after_too_long()
 }
 
+/// The outcome of a line whose request ended with `error`, certainly not applied: `failure`, or
+/// not sent when the rate limit deferred it (see [`deferred`]).
+fn not_applied(error: &happyrobot::Error, failure: Failure) -> LineOutcome {
+    if deferred(error) {
+        LineOutcome::NotSent
+    } else {
+        LineOutcome::Failed(failure)
+    }
+}
+
 /// Why a failure stops the whole run, if it does.
 pub(crate) fn stop_for(error: &happyrobot::Error) -> Option<Stop> {
     if error.stops_a_batch() {
@@ -364,11 +374,7 @@ async fn after_error(
         reason: Some(failure.reason.clone()),
         ..journaled.entry(Event::Failed)
     };
-    let outcome = if deferred(&error) {
-        LineOutcome::NotSent
-    } else {
-        LineOutcome::Failed(failure)
-    };
+    let outcome = not_applied(&error, failure);
     let mut done = match write(work, &entry) {
         Ok(()) => Done::line(record, outcome),
         Err(e) => Done::journal_failed(record, outcome, &e, "was not added, but"),
@@ -719,12 +725,7 @@ pub(crate) async fn delete(
         Err(error) => {
             let mut failure = failure(&error);
             failure.reason = format!("deleting note {id}: {}", failure.reason);
-            let outcome = if deferred(&error) {
-                LineOutcome::NotSent
-            } else {
-                LineOutcome::Failed(failure)
-            };
-            let mut done = Done::line(record, outcome);
+            let mut done = Done::line(record, not_applied(&error, failure));
             if let Some(stop) = stop_for(&error) {
                 work.stop.cancel();
                 done.stop = Some(stop);

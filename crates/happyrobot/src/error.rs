@@ -836,7 +836,7 @@ impl Error {
         }
         match self.inner.kind {
             ErrorKind::Connect => self.inner.connect_problem.is_none(),
-            ErrorKind::Api => self.is_rate_limited() && !self.inner.retry_after_too_long,
+            ErrorKind::Api => self.is_rate_limited(),
             _ => false,
         }
     }

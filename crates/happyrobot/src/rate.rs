@@ -22,11 +22,10 @@
 //! - It reads `RateLimit-Policy` (the rate, outright: the pace stays just under it),
 //!   `RateLimit-Remaining` / `X-RateLimit-Remaining` with their `-Limit` (a quota used up is cut
 //!   for before the server refuses, the slow start's window grows no further than the quota left,
-//!   one smaller than the requests in flight starts pacing, a
-//!   quota the server reports is probed quickly, and one that falls gives the rate at which it
-//!   refills, under which the pace drops before the requests in flight use up what is left: see
-//!   [`Quotas`]) and `-Reset` (a quota used up for a second or more, at the earliest, holds every
-//!   request until the reset).
+//!   one smaller than the requests in flight starts pacing, a quota the server reports is probed
+//!   quickly, and one that falls gives the rate at which it refills, under which the pace drops
+//!   before the requests in flight use up what is left: see [`Quotas`]) and `-Reset` (a quota
+//!   used up for a second or more, at the earliest, holds every request until the reset).
 //! - While it paces, the requests in flight are limited to the pace times the answers' measured
 //!   latency, with headroom: enough to carry the pace, and no pile of requests sent at a pace that
 //!   is already stale when their answers come.
@@ -351,6 +350,18 @@ pub(crate) enum NoTurn {
     Held(Duration),
 }
 
+/// What [`Controller::wait_turn`] finds at a look at the pace.
+enum Slot {
+    /// The request goes now (the instant its turn was taken).
+    Go(Instant),
+    /// Its turn comes at this instant.
+    At(Instant),
+    /// The requests in flight are as many as the pace needs.
+    Full,
+    /// Every request is held this much longer, more than the retry policy waits.
+    Held(Duration),
+}
+
 impl Controller {
     /// A controller for `control`, sharing its pace through `lane` if any, that lets no request
     /// wait out a hold (see [`Limits::holds`]) longer than `max_hold`, the retry policy's
@@ -419,37 +430,34 @@ impl Controller {
         let _turn = self.turn.lock().await;
         loop {
             let now = Instant::now();
-            let slot = self.decide(true, |core| match core.as_mut() {
-                // Held longer than a `Retry-After` the retry policy waits for: the request is
-                // not sent, as one refused with that wait would not be sent again.
-                Some(core) if core.held(now).is_some_and(|left| left > self.max_hold) => {
-                    Err(Some(Err(core.held(now).unwrap_or_default())))
+            let slot = self.decide(true, |core| {
+                let Some(core) = core.as_mut() else {
+                    return Slot::Go(now);
+                };
+                match core.held(now) {
+                    // Held longer than a `Retry-After` the retry policy waits for: the request
+                    // is not sent, as one refused with that wait would not be sent again.
+                    Some(left) if left > self.max_hold => Slot::Held(left),
+                    _ if self.in_flight.load(Ordering::Relaxed) >= core.in_flight_limit() => {
+                        Slot::Full
+                    }
+                    _ => core.take(now).map_or_else(Slot::At, Slot::Go),
                 }
-                Some(core) if self.in_flight.load(Ordering::Relaxed) >= core.in_flight_limit() => {
-                    Err(None)
-                }
-                Some(core) => core.take(now).map_err(|at| Some(Ok(at))),
-                None => Ok(now),
             });
-            let slot = match slot {
-                Err(Some(Err(left))) => return Err(NoTurn::Held(left)),
-                Err(Some(Ok(at))) => Err(Some(at)),
-                Err(None) => Err(None),
-                Ok(sent) => Ok(sent),
-            };
             match slot {
-                Ok(sent) => {
+                Slot::Go(sent) => {
                     self.in_flight.fetch_add(1, Ordering::Relaxed);
                     return Ok(sent);
                 }
-                Err(Some(at)) if deadline.is_some_and(|d| at > d) => return Err(NoTurn::Late),
+                Slot::Held(left) => return Err(NoTurn::Held(left)),
+                Slot::At(at) if deadline.is_some_and(|d| at > d) => return Err(NoTurn::Late),
                 // Woken often enough to follow a change of pace while waiting.
-                Err(Some(at)) => {
+                Slot::At(at) => {
                     tokio::time::sleep_until(at.min(now + Duration::from_millis(100))).await;
                 }
                 // Held back by the in-flight limit: no later than the deadline either.
-                Err(None) if deadline.is_some_and(|d| now >= d) => return Err(NoTurn::Late),
-                Err(None) => {
+                Slot::Full if deadline.is_some_and(|d| now >= d) => return Err(NoTurn::Late),
+                Slot::Full => {
                     let _ = tokio::time::timeout(Duration::from_millis(100), self.freed.notified())
                         .await;
                 }
@@ -512,9 +520,9 @@ impl Controller {
     /// How many more requests the slow start lets go at an accepted answer with `headers`: up
     /// to [`SLOW_START_GROWTH`], but no more than the quota the server says is left, less the
     /// requests in flight, this answer's own turn (which goes again) and the turns not taken yet:
-    /// more would be refused. Not behind
-    /// answers of [`SLOW_ROUND_TRIP`] or more, where the quota refills while the requests travel
-    /// (at 100 a second behind 300 ms, thirty a round trip): what is left says too little there.
+    /// more would be refused. Not behind answers of [`SLOW_ROUND_TRIP`] or more, where the quota
+    /// refills while the requests travel (at 100 a second behind 300 ms, thirty a round trip):
+    /// what is left says too little there.
     fn growth(&self, headers: &HeaderMap) -> usize {
         let slow = || {
             self.start_lock()
