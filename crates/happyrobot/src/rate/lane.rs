@@ -298,6 +298,16 @@ struct Snapshot {
     /// When, what was left, and of what limit; absent from the files of earlier versions.
     #[serde(default)]
     quota_samples: Vec<(u64, u64, u64)>,
+    /// See `Core`; absent from the files of earlier versions (then as before them: no guess, the
+    /// ramp at its own speed, no limit seen).
+    #[serde(default)]
+    guessed: bool,
+    #[serde(default)]
+    quick_ramp: bool,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    limit_moved: bool,
     latency: Option<f64>,
 }
 
@@ -327,6 +337,10 @@ impl Snapshot {
                 .iter()
                 .map(|(t, left, limit)| (unix(*t), *left, *limit))
                 .collect(),
+            guessed: core.guessed,
+            quick_ramp: core.quick_ramp,
+            limit: core.limit,
+            limit_moved: core.limit_moved,
             latency: core.latency,
         }
     }
@@ -372,6 +386,10 @@ impl Snapshot {
             policy: self.policy.filter(|r| positive(*r)),
             quota: self.quota,
             moving: self.moving,
+            guessed: self.guessed,
+            quick_ramp: self.quick_ramp,
+            limit: self.limit,
+            limit_moved: self.limit_moved,
             last_cut: instant(self.last_cut),
             grants,
             quotas,
@@ -412,6 +430,8 @@ mod tests {
         core.moving = true;
         core.latency = Some(0.3);
         core.quotas.add(now + Duration::from_millis(400), 7, 11);
+        (core.guessed, core.quick_ramp, core.limit, core.limit_moved) =
+            (true, false, Some(11), true);
         let anchor = (now + Duration::from_secs(1), unix_micros());
         let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
@@ -424,6 +444,21 @@ mod tests {
             (Some(9.5), true, Some(0.3), Some(7.0))
         );
         assert_eq!(back.last_cut, core.last_cut);
+        assert_eq!(
+            (back.guessed, back.quick_ramp, back.limit, back.limit_moved),
+            (true, false, Some(11), true)
+        );
+        // A file of an earlier version, without them: no guess, the ramp at its own speed.
+        let mut old = serde_json::to_value(Snapshot::of(&core, anchor)).unwrap();
+        for field in ["guessed", "quick_ramp", "limit", "limit_moved"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let old: Snapshot = serde_json::from_value(old).unwrap();
+        let back = old.into_core(anchor, None).unwrap();
+        assert_eq!(
+            (back.guessed, back.quick_ramp, back.limit, back.limit_moved),
+            (false, false, None, false)
+        );
     }
 
     #[test]
