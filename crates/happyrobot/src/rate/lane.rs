@@ -307,7 +307,11 @@ struct Snapshot {
     #[serde(default)]
     limit: Option<u64>,
     #[serde(default)]
-    limit_moved: bool,
+    limit_before: Option<u64>,
+    #[serde(default)]
+    limit_fell: Option<u64>,
+    #[serde(default)]
+    accepted_since_cut: u32,
     latency: Option<f64>,
 }
 
@@ -340,7 +344,9 @@ impl Snapshot {
             guessed: core.guessed,
             quick_ramp: core.quick_ramp,
             limit: core.limit,
-            limit_moved: core.limit_moved,
+            limit_before: core.limit_before,
+            limit_fell: core.limit_fell.map(unix),
+            accepted_since_cut: core.accepted_since_cut,
             latency: core.latency,
         }
     }
@@ -389,7 +395,9 @@ impl Snapshot {
             guessed: self.guessed,
             quick_ramp: self.quick_ramp,
             limit: self.limit,
-            limit_moved: self.limit_moved,
+            limit_before: self.limit_before,
+            limit_fell: self.limit_fell.map(instant),
+            accepted_since_cut: self.accepted_since_cut,
             last_cut: instant(self.last_cut),
             grants,
             quotas,
@@ -430,8 +438,13 @@ mod tests {
         core.moving = true;
         core.latency = Some(0.3);
         core.quotas.add(now + Duration::from_millis(400), 7, 11);
-        (core.guessed, core.quick_ramp, core.limit, core.limit_moved) =
-            (true, false, Some(11), true);
+        (
+            core.guessed,
+            core.quick_ramp,
+            core.limit,
+            core.accepted_since_cut,
+        ) = (true, false, Some(11), 3);
+        (core.limit_before, core.limit_fell) = (Some(12), Some(now + Duration::from_millis(300)));
         let anchor = (now + Duration::from_secs(1), unix_micros());
         let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
@@ -445,20 +458,42 @@ mod tests {
         );
         assert_eq!(back.last_cut, core.last_cut);
         assert_eq!(
-            (back.guessed, back.quick_ramp, back.limit, back.limit_moved),
-            (true, false, Some(11), true)
+            (
+                back.guessed,
+                back.quick_ramp,
+                back.limit,
+                back.accepted_since_cut
+            ),
+            (true, false, Some(11), 3)
+        );
+        assert_eq!(
+            (back.limit_before, back.limit_fell),
+            (core.limit_before, core.limit_fell)
         );
         // A file of an earlier version, without them: no guess, the ramp at its own speed.
         let mut old = serde_json::to_value(Snapshot::of(&core, anchor)).unwrap();
-        for field in ["guessed", "quick_ramp", "limit", "limit_moved"] {
+        for field in [
+            "guessed",
+            "quick_ramp",
+            "limit",
+            "limit_before",
+            "limit_fell",
+            "accepted_since_cut",
+        ] {
             old.as_object_mut().unwrap().remove(field);
         }
         let old: Snapshot = serde_json::from_value(old).unwrap();
         let back = old.into_core(anchor, None).unwrap();
         assert_eq!(
-            (back.guessed, back.quick_ramp, back.limit, back.limit_moved),
-            (false, false, None, false)
+            (
+                back.guessed,
+                back.quick_ramp,
+                back.limit,
+                back.accepted_since_cut
+            ),
+            (false, false, None, 0)
         );
+        assert_eq!((back.limit_before, back.limit_fell), (None, None));
     }
 
     #[test]
