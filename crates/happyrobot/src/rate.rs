@@ -2209,21 +2209,24 @@ mod tests {
     fn a_limit_that_falls_far_is_guessed_at_half_the_pace_at_the_second_refusal() {
         let ms = Duration::from_millis;
         let none = Limits::default();
-        // Held at 20 a second, every answer accepted for two seconds...
-        let (mut core, start) = held_at(20.0);
-        let mut now = start;
-        for _ in 0..40 {
-            now += ms(50);
-            core.accepted(now, Some(now - ms(5)), &none);
-        }
-        // ...then refused under the estimate: that may be an estimate a little too high, and
-        // the cut follows the measure...
-        core.throttled(now, Some(now - ms(5)), &none);
+        // Held at 20 a second, every answer accepted for two seconds, then refused under the
+        // estimate: that may be an estimate a little too high, and the cut follows the measure.
+        let refused_once = || {
+            let (mut core, start) = held_at(20.0);
+            let mut now = start;
+            for _ in 0..40 {
+                now += ms(50);
+                core.accepted(now, Some(now - ms(5)), &none);
+            }
+            core.throttled(now, Some(now - ms(5)), &none);
+            assert!(!core.guessed);
+            (core, now)
+        };
+        let (mut core, mut now) = refused_once();
         let first = core.learned.unwrap();
         assert!(first > 15.0, "{first}");
-        assert!(!core.guessed);
-        // ...but refused again at once, nothing accepted since: the limit fell far under the
-        // pace, and the estimate is a guess at half of it, probed for within a second.
+        // Refused again at once, nothing accepted since: the limit fell far under the pace, and
+        // the estimate is a guess at half of it, probed for within a second.
         now += ms(60);
         core.throttled(now, Some(now - ms(5)), &none);
         let second = core.learned.unwrap();
@@ -2232,13 +2235,7 @@ mod tests {
         assert_eq!(core.probe_period(second), GUESS_PERIOD);
 
         // A second refusal after answers were accepted since the cut is measured, not guessed.
-        let (mut core, start) = held_at(20.0);
-        let mut now = start;
-        for _ in 0..40 {
-            now += ms(50);
-            core.accepted(now, Some(now - ms(5)), &none);
-        }
-        core.throttled(now, Some(now - ms(5)), &none);
+        let (mut core, mut now) = refused_once();
         for _ in 0..8 {
             now += ms(55);
             core.accepted(now, Some(now - ms(5)), &none);
@@ -2918,46 +2915,30 @@ mod tests {
     /// rows of BENCHMARKS.md refuse as without headers).
     #[tokio::test(start_paused = true)]
     async fn with_rate_limit_headers_almost_nothing_is_refused() {
+        let both = [
+            Shape::new(50.0, 50, 32, 3000),
+            Shape::new(100.0, 300, 64, 3000),
+            Shape {
+                clients: 2,
+                ..Shape::new(20.0, 5, 32, 600)
+            },
+            Shape {
+                rates: [(0.0, 20.0), (10.0, 5.0)],
+                ..Shape::new(20.0, 5, 32, 400)
+            },
+        ];
+        // A limit of one request: its quota says nothing, its policy the rate.
+        let policy_only = Shape::new(2.0, 5, 32, 120);
         let mut shapes = Vec::new();
-        for shape in [
-            Shape::new(2.0, 5, 32, 120),
-            Shape::new(50.0, 50, 32, 3000),
-            Shape::new(100.0, 300, 64, 3000),
-            Shape {
-                clients: 2,
-                ..Shape::new(20.0, 5, 32, 600)
-            },
-            Shape {
-                rates: [(0.0, 20.0), (10.0, 5.0)],
-                ..Shape::new(20.0, 5, 32, 400)
-            },
-        ] {
-            for retry_after in [true, false] {
-                shapes.push(Shape {
-                    style: Style::Policy,
-                    retry_after,
-                    ..shape
-                });
-            }
-        }
-        for shape in [
-            Shape::new(50.0, 50, 32, 3000),
-            Shape::new(100.0, 300, 64, 3000),
-            Shape {
-                clients: 2,
-                ..Shape::new(20.0, 5, 32, 600)
-            },
-            Shape {
-                rates: [(0.0, 20.0), (10.0, 5.0)],
-                ..Shape::new(20.0, 5, 32, 400)
-            },
-        ] {
-            for retry_after in [true, false] {
-                shapes.push(Shape {
-                    style: Style::Quota,
-                    retry_after,
-                    ..shape
-                });
+        for (style, only) in [(Style::Policy, Some(policy_only)), (Style::Quota, None)] {
+            for shape in only.into_iter().chain(both) {
+                for retry_after in [true, false] {
+                    shapes.push(Shape {
+                        style,
+                        retry_after,
+                        ..shape
+                    });
+                }
             }
         }
         let (shared, alone): (Vec<Shape>, Vec<Shape>) =
