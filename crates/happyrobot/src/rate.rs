@@ -1441,6 +1441,12 @@ impl Core {
             "rate limit: the server's quota refills at about {granted:.2} requests/s and runs \
              out; pacing under it"
         );
+        self.hold_under(now, granted);
+    }
+
+    /// A cut at `now` to an estimate of `granted` requests a second: the pace holds under it
+    /// from now, and answers to requests let through before are old news.
+    fn hold_under(&mut self, now: Instant, granted: f64) {
         self.learned = Some(granted);
         self.last_cut = now;
         self.accepted_since_cut = 0;
@@ -1533,8 +1539,7 @@ impl Core {
             // Refused at or under the estimate, or soon after the quota's limit fell: the limit
             // is lower than measured (it dropped).
             Phase::Hold { granted, .. } if refused <= granted || self.limit_fell_at(now) => {
-                let again = self.policy.is_none()
-                    && (self.limit_fell_at(now) || self.moving && self.again(now));
+                let again = self.limit_fell_at(now) || self.moving && self.again(now);
                 self.moving = true;
                 self.guessed = again;
                 let (low, none, high) = DROP_RANGE;
@@ -1563,13 +1568,10 @@ impl Core {
             quota_used_up = soft,
             "rate limit: the server grants about {granted:.2} requests/s; pacing under it"
         );
-        self.learned = Some(granted);
-        self.last_cut = now;
-        self.accepted_since_cut = 0;
         if !soft {
             self.limit_fell = None;
         }
-        self.phase = Phase::Hold { granted, at: now };
+        self.hold_under(now, granted);
     }
 
     /// Whether the quota's limit fell recently (see [`LIMIT_FELL_FOR`]), with no policy to say
@@ -1582,9 +1584,11 @@ impl Core {
     }
 
     /// Whether a refusal at or under the estimate at `now` came soon after the last cut, with
-    /// next to nothing let through since accepted: see [`DROP_AGAIN`].
+    /// next to nothing let through since accepted, and no policy to say the rate: see
+    /// [`DROP_AGAIN`].
     fn again(&self, now: Instant) -> bool {
-        self.accepted_since_cut <= AGAIN_ACCEPTED
+        self.policy.is_none()
+            && self.accepted_since_cut <= AGAIN_ACCEPTED
             && now.saturating_duration_since(self.last_cut) < AGAIN_WITHIN
     }
 
