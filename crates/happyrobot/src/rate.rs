@@ -228,6 +228,14 @@ const LIMIT_FELL_FOR: Duration = Duration::from_secs(5);
 /// The shortest stretch over which a quota's fall bounds an estimate at a cut, in seconds (see
 /// [`Core::within_refill`]; with [`GRANTS_KEPT`] answers kept, up to about that many a second).
 const REFILL_SPAN: f64 = 1.0;
+/// The longest time between two refusals of one [`Span`]. A bucket that filled up to its burst
+/// between them lost what it refilled beyond, which the span does not count: it then measures
+/// less than the rate, never more (down to what the client sent). The longer the gap, the likelier
+/// that is, and the more a limit that rose in it is under-counted.
+const SPAN_GAP: Duration = Duration::from_secs(5);
+/// The fewest answers accepted over a [`Span`] for it to measure the rate: its count is right to
+/// a request either way (what the bucket held at each end), a tenth of ten.
+const SPAN_ACCEPTED: u32 = 10;
 /// Under a reported quota the ramp runs this many times faster: its overshoot is cheap, as the
 /// quota runs out, and the pace is cut, before anything is refused.
 const QUOTA_RAMP: f64 = 1.5;
@@ -1035,6 +1043,30 @@ impl Grants {
     }
 }
 
+/// The refusals since `since`, the latest at `last`, each under [`SPAN_GAP`] after the one before,
+/// and the `accepted` answers between: at each refusal a token bucket was empty (it held less
+/// than a request), and between them it refilled what it let through, so `accepted` over the time
+/// is the rate it refills at, to a request either way, however fast the client went (a burst
+/// drained in between counts, as it refilled in between too), unless the bucket filled up to its
+/// burst meanwhile: then less (see [`SPAN_GAP`]; the estimate it sets is no lower than where the
+/// probe started). The rate of the answers just before
+/// a refusal, by contrast, is the client's pace, and a burst the bucket saved while the client
+/// held under the limit inflates it. (Measured between the answers, which come a latency after
+/// the server decided: the same latency at both ends.) A span sets the estimate at a refusal of a
+/// probe above the estimate: after a guess under a limit that fell (see [`DROP_AGAIN`]) the probe
+/// overshot to some twice the limit, and the answers' pace said 1.4 times it. Not at a refusal
+/// under the estimate: a client that shares the limit with others it does not hear of (no
+/// shared pace) measures its own share there, which locks in the split; in simulation two such
+/// clients fell from 0.94 of the limit to 0.83. Nor over a gap of more than [`SPAN_GAP`], where
+/// a limit that rose is under-counted (a bucket full, at the old pace, loses what it refills):
+/// in simulation a limit that rose from 5 to 20 a second was followed at 0.48 of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    since: Instant,
+    last: Instant,
+    accepted: u32,
+}
+
 /// What the latest accepted answers said of the quota left (each took one request of it), so
 /// that the rate at which a token bucket refills can be read before it refuses anything: what
 /// was accepted over a stretch, less what the quota fell by, over the stretch.
@@ -1122,6 +1154,9 @@ pub(crate) struct Core {
     limit_fell: Option<Instant>,
     /// Answers accepted since the last cut to requests let through after it.
     accepted_since_cut: u32,
+    /// The refusals (cuts) that measure the rate the server refills at (see [`Span`]), if the
+    /// latest came under [`SPAN_GAP`] ago and nothing held the requests since.
+    span: Option<Span>,
     /// When the pace was last cut: an answer to a request let through before then is old news.
     last_cut: Instant,
     /// When the latest answers were accepted.
@@ -1157,6 +1192,7 @@ impl Core {
             limit_before: None,
             limit_fell: None,
             accepted_since_cut: 0,
+            span: None,
             last_cut: now,
             grants: Grants::default(),
             quotas: Quotas::default(),
@@ -1255,6 +1291,15 @@ impl Core {
     /// cap the pace by, would let the grown curve out at once: a ramp grows fourfold a second,
     /// and after a wait of 20 s it allowed some 10¹⁰ requests a second.
     fn resume(&mut self, now: Instant) {
+        if self
+            .grants
+            .times
+            .back()
+            .is_some_and(|t| now.saturating_duration_since(*t) > SPAN_GAP)
+        {
+            // A bucket left alone fills up: the span's count no longer adds up to its refill.
+            self.span = None;
+        }
         match self.phase {
             Phase::Ramp { at, .. } => {
                 if let Some(then) = self.idle_since(now, at) {
@@ -1384,6 +1429,9 @@ impl Core {
         if self.fresh(sent) {
             self.accepted_since_cut = self.accepted_since_cut.saturating_add(1);
         }
+        if let Some(span) = &mut self.span {
+            span.accepted = span.accepted.saturating_add(1);
+        }
         if let Some(sent) = sent {
             let took = now.saturating_duration_since(sent).as_secs_f64();
             self.latency = Some(
@@ -1511,6 +1559,7 @@ impl Core {
         let latency = Duration::from_secs_f64(self.latency.unwrap_or(0.0).min(10.0));
         let lookback = LOOKBACK.max(Duration::from_secs_f64(1.0 / refused)) + latency;
         let sustained = PROBE_FLOOR * self.rate(sent.checked_sub(lookback).unwrap_or(sent));
+        let spanned = if soft { None } else { self.span_rate(now) };
         let granted = match self.phase {
             Phase::Fixed => return,
             // At low rates the ramp grows a quarter a request, and the request before the
@@ -1551,11 +1600,16 @@ impl Core {
                     measured
                 }
             }
-            // Refused while probing above it: the limit is at least what was sustained.
-            Phase::Hold { .. } => {
-                self.moving = false;
+            // Refused while probing above it: the limit is what the span measured, or at least
+            // what was sustained. (A span under the estimate it probed from, less the probe's
+            // start below it, is one whose bucket filled up meanwhile: see `SPAN_GAP`.)
+            Phase::Hold { granted, .. } => {
                 self.guessed = false;
-                measured.unwrap_or(sustained)
+                self.moving = false;
+                spanned.map_or_else(
+                    || measured.unwrap_or(sustained),
+                    |spanned| spanned.max(granted * START),
+                )
             }
         }
         .min(refused);
@@ -1570,8 +1624,42 @@ impl Core {
         );
         if !soft {
             self.limit_fell = None;
+            self.span_to(now);
         }
         self.hold_under(now, granted);
+    }
+
+    /// The rate the [`Span`] up to a refusal at `now` measured, if it did: enough answers, the
+    /// last refusal recent enough.
+    fn span_rate(&self, now: Instant) -> Option<f64> {
+        let span = self
+            .span
+            .filter(|span| now.saturating_duration_since(span.last) <= SPAN_GAP)?;
+        let time = now.saturating_duration_since(span.since).as_secs_f64();
+        (span.accepted >= SPAN_ACCEPTED && time > 0.0).then(|| f64::from(span.accepted) / time)
+    }
+
+    /// A refusal at `now` ends the span (see [`Span`]) and goes on with it, or starts a new one:
+    /// after a gap, or when the limit fell far (a guess, see [`DROP_AGAIN`]: the span measured
+    /// the limit before); none while a hold is in force.
+    fn span_to(&mut self, now: Instant) {
+        if self.held(now).is_some() {
+            // Nothing goes while the bucket fills (see `Core::hold`): no span over that.
+            self.span = None;
+            return;
+        }
+        match &mut self.span {
+            Some(span) if !self.guessed && now.saturating_duration_since(span.last) <= SPAN_GAP => {
+                span.last = now;
+            }
+            _ => {
+                self.span = Some(Span {
+                    since: now,
+                    last: now,
+                    accepted: 0,
+                });
+            }
+        }
     }
 
     /// Whether the quota's limit fell recently (see [`LIMIT_FELL_FOR`]), with no policy to say
@@ -1648,6 +1736,8 @@ impl Core {
             );
             let until = now + reset;
             self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
+            // Nothing goes until then, while the bucket fills: see `Span`.
+            self.span = None;
         }
     }
 
@@ -2248,6 +2338,58 @@ mod tests {
         let measured = core.learned.unwrap();
         assert!(measured > 15.0, "{measured}");
         assert!(!core.guessed);
+    }
+
+    #[test]
+    fn a_probe_above_a_guess_is_cut_to_what_the_span_since_the_guess_was_granted() {
+        let ms = Duration::from_millis;
+        let none = Limits::default();
+        // Held at 10 a second, refused twice at once: the limit fell far, the estimate is a
+        // guess at half the pace.
+        let guessed = |answers: u64, spacing: u64| {
+            let (mut core, mut now) = held_at(10.0);
+            now += ms(500);
+            core.throttled(now, Some(now - ms(5)), &none);
+            now += ms(60);
+            core.throttled(now, Some(now - ms(5)), &none);
+            assert!(core.guessed);
+            let guess = core.learned.unwrap();
+            // The server grants what it was answered at, then a burst it saved drains: four
+            // answers 25 ms apart, and the probe, grown over the guess, is refused.
+            for _ in 0..answers {
+                now += ms(spacing);
+                core.accepted(now, Some(now - ms(5)), &none);
+            }
+            for _ in 0..4 {
+                now += ms(25);
+                core.accepted(now, Some(now - ms(5)), &none);
+            }
+            now += ms(25);
+            assert!(core.rate(now - ms(5)) > guess);
+            core.throttled(now, Some(now - ms(5)), &none);
+            (guess, core.learned.unwrap(), now)
+        };
+        // 24 answers since the guess's refusal, 3.125 s before this one: 7.7 a second, not the
+        // burst's pace just before the refusal.
+        let (guess, learned, _) = guessed(20, 150);
+        assert!(guess < 5.0, "{guess}");
+        assert!((learned - 24.0 / 3.125).abs() < 0.01, "{learned}");
+        // Over a longer gap, where a bucket may have filled up and lost what it refilled, the
+        // span says nothing: the cut follows the answers' pace just before the refusal.
+        let (_, learned, _) = guessed(20, 300);
+        assert!(learned > 9.0, "{learned}");
+
+        // A refusal that holds every request (a Retry-After of seconds) starts no span: the
+        // bucket fills while nothing goes.
+        let (mut core, mut now) = held_at(10.0);
+        now += ms(500);
+        core.throttled(now, Some(now - ms(5)), &none);
+        assert!(core.span.is_some());
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "3".parse().unwrap());
+        now += ms(500);
+        core.throttled(now, Some(now - ms(5)), &Limits::read(&headers));
+        assert_eq!(core.span, None);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Core, GRANTS_KEPT, Grants, Phase, Quotas};
+use super::{Core, GRANTS_KEPT, Grants, Phase, Quotas, Span};
 
 /// The file format; a file of another version is not read (and is replaced).
 const VERSION: u32 = 1;
@@ -312,6 +312,10 @@ struct Snapshot {
     limit_fell: Option<u64>,
     #[serde(default)]
     accepted_since_cut: u32,
+    /// The span's start, its latest refusal and its answers accepted; absent from the files of
+    /// earlier versions (then none).
+    #[serde(default)]
+    span: Option<(u64, u64, u32)>,
     latency: Option<f64>,
 }
 
@@ -347,6 +351,9 @@ impl Snapshot {
             limit_before: core.limit_before,
             limit_fell: core.limit_fell.map(unix),
             accepted_since_cut: core.accepted_since_cut,
+            span: core
+                .span
+                .map(|span| (unix(span.since), unix(span.last), span.accepted)),
             latency: core.latency,
         }
     }
@@ -398,6 +405,11 @@ impl Snapshot {
             limit_before: self.limit_before,
             limit_fell: self.limit_fell.map(instant),
             accepted_since_cut: self.accepted_since_cut,
+            span: self.span.map(|(since, last, accepted)| Span {
+                since: instant(since),
+                last: instant(last),
+                accepted,
+            }),
             last_cut: instant(self.last_cut),
             grants,
             quotas,
@@ -445,6 +457,11 @@ mod tests {
             core.accepted_since_cut,
         ) = (true, false, Some(11), 3);
         (core.limit_before, core.limit_fell) = (Some(12), Some(now + Duration::from_millis(300)));
+        core.span = Some(super::Span {
+            since: now + Duration::from_millis(100),
+            last: now + Duration::from_millis(200),
+            accepted: 17,
+        });
         let anchor = (now + Duration::from_secs(1), unix_micros());
         let text = serde_json::to_vec(&Snapshot::of(&core, anchor)).unwrap();
         let read: Snapshot = serde_json::from_slice(&text).unwrap();
@@ -470,6 +487,7 @@ mod tests {
             (back.limit_before, back.limit_fell),
             (core.limit_before, core.limit_fell)
         );
+        assert_eq!(back.span, core.span);
         // A file of an earlier version, without them: no guess, the ramp at its own speed.
         let mut old = serde_json::to_value(Snapshot::of(&core, anchor)).unwrap();
         for field in [
@@ -479,6 +497,7 @@ mod tests {
             "limit_before",
             "limit_fell",
             "accepted_since_cut",
+            "span",
         ] {
             old.as_object_mut().unwrap().remove(field);
         }
@@ -494,6 +513,7 @@ mod tests {
             (false, false, None, 0)
         );
         assert_eq!((back.limit_before, back.limit_fell), (None, None));
+        assert_eq!(back.span, None);
     }
 
     #[test]
