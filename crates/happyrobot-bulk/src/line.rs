@@ -711,17 +711,35 @@ pub(crate) async fn delete(
             remove_copies(work, record, copies, &mut done).await;
             done
         }
-        Err(error) if error.is_stopped() => Done::line(record, LineOutcome::NotSent),
-        Err(error) if error.outcome_unknown() => Done::line(
-            record,
-            unknown(
-                format!(
-                    "deleting note {id}: {error} (a re-run tries the delete again, which is safe)"
+        // Answered, but not readably: deleted all the same.
+        Err(error) if error.outcome() == happyrobot::Outcome::Applied => {
+            let mut done = deleted(work, record, id, false, found);
+            remove_copies(work, record, copies, &mut done).await;
+            done
+        }
+        Err(error) if error.is_stopped() && error.outcome() == happyrobot::Outcome::NotApplied => {
+            Done::line(record, LineOutcome::NotSent)
+        }
+        // Stopped, or refused, after an attempt that may have deleted it: unknown, not "not
+        // sent" (a re-run sends the delete again, which settles it: a `404` is "already gone").
+        Err(error) if error.outcome_unknown() => {
+            let mut done = Done::line(
+                record,
+                unknown(
+                    format!(
+                        "deleting note {id}: {error} (a re-run tries the delete again, which is \
+                         safe)"
+                    ),
+                    false,
+                    false,
                 ),
-                false,
-                false,
-            ),
-        ),
+            );
+            if let Some(stop) = stop_for(&error) {
+                work.stop.cancel();
+                done.stop = Some(stop);
+            }
+            done
+        }
         Err(error) => {
             let mut failure = failure(&error);
             failure.reason = format!("deleting note {id}: {}", failure.reason);

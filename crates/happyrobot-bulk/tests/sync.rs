@@ -216,6 +216,49 @@ async fn edits_update_in_place_and_removed_rows_are_kept_or_pruned() {
 }
 
 #[tokio::test]
+async fn an_update_that_may_have_gone_through_before_a_long_retry_after_stops_the_run_unknown() {
+    let sheet = Sheet::new("sync-maybe").await;
+    sheet.write(&THREE);
+    let sync = sheet.sync();
+    sheet.run(&sync).await;
+    sheet.write(&[
+        ("r1", 0, "Driver confirmed pickup", None),
+        ("r2", 1, "Dock 4", Some(false)),
+        ("r3", 2, "Call back at 5", None),
+    ]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The update goes through, its answer lost; its retry is asked to wait longer than the
+    // client's max_retry_after.
+    sheet.server.inject(Fault::SaveThenDrop, 1);
+    sheet.server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 120,
+        },
+        1,
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(
+        (report.updated, report.unknown),
+        (0, 1),
+        "{:?}",
+        report.rows
+    );
+    assert!(
+        matches!(
+            report.stopped,
+            Some(happyrobot_bulk::Stop::RetryAfterTooLong(_))
+        ),
+        "{:?}",
+        report.stopped
+    );
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmed pickup".to_string(), false)],
+        "it went through"
+    );
+}
+
+#[tokio::test]
 async fn a_key_column_holds_two_notes_on_one_call_and_a_key_moves() {
     let sheet = Sheet::new("sync-keys").await;
     sheet.write(&[("a", 0, "First", None), ("b", 0, "Second", None)]);

@@ -113,6 +113,78 @@ async fn a_stopped_undo_resumes_and_deletes_every_note_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_may_have_happened_is_unknown_and_a_rerun_settles_it() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-maybe").join("j");
+    let records = records(&server, "um", 3);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first delete goes through but its answer is lost; its retry is refused with a wait
+    // longer than the client's max_retry_after: the run stops there.
+    server.inject(Fault::SaveThenDrop, 1);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 120,
+        },
+        1,
+    );
+    let first = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert!(
+        matches!(first.stopped, Some(Stop::RetryAfterTooLong(_))),
+        "{:?}",
+        first.stopped
+    );
+    assert_eq!(
+        (
+            first.deleted,
+            first.unknown,
+            first.not_deleted,
+            first.failed
+        ),
+        (0, 1, 2, 0),
+        "the delete that went through is unknown, not \"not deleted\""
+    );
+    assert_eq!(
+        held(&server)
+            .keys()
+            .filter(|k| k.starts_with("um "))
+            .count(),
+        2
+    );
+    // A re-run (its pace not held by the first run's wait) sends the delete again: gone.
+    let second = Undo::new(client(&server), JournalLocation::path(&journal))
+        .state_dir(Some(journal.with_extension("state2")))
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.deleted, second.already_gone, second.unknown),
+        (3, 1, 0)
+    );
+    assert!(held(&server).keys().all(|k| !k.starts_with("um ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_answered_unreadably_is_deleted() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-unreadable").join("j");
+    let records = records(&server, "uu", 2);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // Deleted, and answered 200 with a body cut short.
+    server.inject(Fault::InvalidJson, 1);
+    let report = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.failed, report.unknown), (2, 0, 0));
+    assert!(held(&server).keys().all(|k| !k.starts_with("uu ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_settles_lines_in_doubt_first() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-doubt").join("j");

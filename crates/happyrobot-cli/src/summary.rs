@@ -77,8 +77,9 @@ fn unknown_advice(lines: &[UnknownLine], undo: bool, reconcile: bool) -> &'stati
     match (undo, undecided, unreadable, reconcile) {
         (true, false, _, _) => {
             "  These notes may or may not exist. Run the same command again (later, if the \
-             server was failing): it looks them up on their calls first and deletes those it \
-             finds."
+             server was failing): it settles them, and deletes each note once (one whose add was \
+             in doubt is looked up on its call first; a delete in doubt is sent again, and a \
+             note already gone counts as deleted)."
         }
         (true, true, _, _) => {
             "  These notes may or may not exist, and looking them up could not tell: check the \

@@ -164,6 +164,43 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_undo_and_fails_no_line()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_went_through_before_a_long_retry_after_is_unknown_not_undeleted() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("undo-maybe");
+    let file = write_csv(&dir, "notes.csv", "maybe", 3);
+    assert_eq!(import(&server, &file, &[]).await.code, 0);
+    // The first delete goes through, its answer lost; its retry is asked to wait too long.
+    server.inject(Fault::SaveThenDrop, 1);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let undo = ["--undo", "--concurrency", "1", "--max-retry-after", "1"];
+    let run = import(&server, &file, &undo).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let summary = common::summary_of(&run);
+    let counts = (
+        &summary["unknown"],
+        &summary["not_deleted"],
+        &summary["deleted"],
+    );
+    assert_eq!(counts, (&1.into(), &2.into(), &0.into()), "{summary}");
+    let left = |server: &MockServer| {
+        let held = held(server);
+        held.keys()
+            .filter(|text| text.starts_with("maybe "))
+            .count()
+    };
+    assert_eq!(left(&server), 2);
+
+    let run = import(&server, &file, &["--undo"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(left(&server), 0, "{:?}", held(&server));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_deletes_exactly_the_imported_notes_and_nothing_else() {
     let server = MockServer::start().await.unwrap();
     // Notes added by other means, before and after the import, which the undo must not touch.

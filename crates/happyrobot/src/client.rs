@@ -374,7 +374,11 @@ impl Client {
         let deadline = control.deadline.unwrap_or(self.shared.deadline);
         let mut tries = Tries::default();
         let mut last: Option<Error> = None;
-        loop {
+        // Whether an attempt before may have been acted on (see `Error::after_unknown`), and the
+        // one of those whose late apply would come last.
+        let mut doubt = false;
+        let mut doubtful: Option<(SystemTime, Duration)> = None;
+        let result = loop {
             let told = Attempt {
                 number: tries.attempt(),
                 operation: op,
@@ -382,13 +386,11 @@ impl Client {
             let made = told.number - 1;
             let ticket = match self.turn(&told, control, started, deadline).await {
                 Ok(ticket) => ticket,
-                Err(NoTurn::Stopped) => return Err(Error::stopped(op, last).with_attempts(made)),
-                Err(NoTurn::Late) => {
-                    return Err(Error::late(op, last, deadline).with_attempts(made));
-                }
+                Err(NoTurn::Stopped) => break Err(Error::stopped(op, last).with_attempts(made)),
+                Err(NoTurn::Late) => break Err(Error::late(op, last, deadline).with_attempts(made)),
                 Err(NoTurn::Held(left)) => {
                     let cap = self.shared.retry.retry_after_cap();
-                    return Err(Error::held(op, last, left, cap).with_attempts(made));
+                    break Err(Error::held(op, last, left, cap).with_attempts(made));
                 }
             };
             let budget = self.attempt_timeout(started, deadline, told.number);
@@ -399,7 +401,7 @@ impl Client {
                 .attempt::<T, _>(op, &span, ticket, budget, told.number, request)
                 .await
             {
-                Ok(response) => return Ok(response),
+                Ok(response) => break Ok(response),
                 Err(error) => error,
             };
             let left = deadline.saturating_sub(started.elapsed());
@@ -418,20 +420,35 @@ impl Client {
                     after
                 }
                 Next::Stop(reason) => {
-                    return Err(not_retried(error, reason, &span).with_attempts(told.number));
+                    break Err(not_retried(error, reason, &span).with_attempts(told.number));
                 }
                 Next::Late(after) => {
-                    return Err(too_late(error, after, deadline, &span).with_attempts(told.number));
+                    break Err(too_late(error, after, deadline, &span).with_attempts(told.number));
                 }
             };
             if control.before_retry(&told, &error, after) == ControlFlow::Break(())
                 || sleep_unless_stopped(after, control).await.is_err()
             {
-                return Err(Error::stopped(op, Some(error)).with_attempts(told.number));
+                break Err(Error::stopped(op, Some(error)).with_attempts(told.number));
             }
             tries.count(&error);
+            if error.outcome_unknown() {
+                doubt = true;
+                let ends = |(sent, took): (SystemTime, Duration)| sent + took;
+                doubtful = match (doubtful, error.attempt()) {
+                    (Some(was), Some(now)) if ends(was) > ends(now) => Some(was),
+                    (was, now) => now.or(was),
+                };
+            }
             last = Some(error);
-        }
+        };
+        result.map_err(|error| {
+            if doubt {
+                error.after_unknown(doubtful)
+            } else {
+                error
+            }
+        })
     }
 
     /// Waits for the attempt's turn under the rate controller, then asks the control whether it

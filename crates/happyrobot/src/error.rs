@@ -634,6 +634,31 @@ impl Error {
         error
     }
 
+    /// The error a call ends with after an earlier attempt's outcome was unknown (a timeout, a
+    /// dropped connection, a gateway's `504`): the server may have acted on that attempt, so a
+    /// later one that was certainly not acted on (a `429`, a stop before the next attempt) does
+    /// not make the call's outcome "not applied". (Said so, as the outcome: a caller who took it
+    /// for "not applied" would repeat an add, or report a delete that happened as not done.)
+    /// `attempt` is that earlier attempt's (when it was sent, how long it took): the one whose
+    /// late apply a lookup must wait out (see [`Error::attempt`]). A `404` for the note stays as
+    /// it is: the note is not there, whatever the earlier attempt did.
+    pub(crate) fn after_unknown(
+        mut self,
+        attempt: Option<(std::time::SystemTime, Duration)>,
+    ) -> Self {
+        if self.inner.outcome != Outcome::NotApplied || self.is_note_not_found() {
+            return self;
+        }
+        self.inner.outcome = Outcome::Unknown;
+        if attempt.is_some() {
+            self.inner.attempt = attempt;
+        }
+        self.with_context(
+            "An earlier attempt's outcome is unknown: the server may have acted on it; check \
+             before sending it again.",
+        )
+    }
+
     /// Appends a sentence to the message.
     pub(crate) fn with_context(mut self, sentence: &str) -> Self {
         self.inner.message.push(' ');
@@ -830,6 +855,11 @@ impl Error {
     /// Sending the same request again is certain not to add a second note and may well succeed: no
     /// connection was made, or the API answered 429 with a wait the retry policy accepts.
     pub fn is_retryable(&self) -> bool {
+        // After an attempt that may have been acted on (see `Error::after_unknown`), nothing is
+        // certain.
+        if self.inner.outcome != Outcome::NotApplied {
+            return false;
+        }
         if self.inner.retry_after_too_long {
             // Refused for longer than the policy waits, or held as long: not again soon.
             return false;

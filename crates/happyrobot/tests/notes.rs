@@ -98,6 +98,39 @@ async fn a_gone_note_is_told_apart_from_a_missing_call() {
 }
 
 #[tokio::test]
+async fn a_call_refused_after_an_attempt_with_an_unknown_outcome_is_unknown_not_refused() {
+    let server = MockServer::start().await.unwrap();
+    let client = client(&server);
+    let call = first_call(&server);
+    let note_id = happyrobot::new_note_id();
+    client
+        .add_note(&call, NewNote::new("delete me").id(note_id.clone()))
+        .await
+        .unwrap();
+    let note = NoteId::new(note_id.clone()).unwrap();
+
+    // Deleted, the answer lost; the retry refused with a wait longer than the policy's.
+    server.inject(Fault::SaveThenDrop, 1);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 120,
+        },
+        1,
+    );
+    let err = client.delete_note(&call, &note).await.unwrap_err();
+    assert!(err.retry_after_too_long(), "{err}");
+    assert_eq!(err.outcome(), Outcome::Unknown, "{err}");
+    assert!(err.to_string().contains("earlier attempt"), "{err}");
+    let deleted = server.deleted_notes(call.as_str());
+    assert!(
+        deleted
+            .iter()
+            .any(|n| n.id.as_deref() == Some(note_id.as_str())),
+        "the first attempt deleted it"
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_before_sending() {
     let server = MockServer::start().await.unwrap();
     let client = client(&server);

@@ -101,6 +101,20 @@ impl Run {
         RowStatus::Failed(crate::line::failure(error))
     }
 
+    /// Whether a change whose outcome is unknown (`error`) is looked up on its call: not when the
+    /// error stops the run (a `Retry-After` longer than the run waits, which would hold the
+    /// lookup too, or a refusal every row would share), which it then stops; the row stays
+    /// unknown, and a re-run settles it.
+    fn in_doubt(&self, error: &happyrobot::Error) -> bool {
+        match crate::line::stop_for(error) {
+            Some(stop) => {
+                self.stop_for(stop);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// Journals the end of a change the server certainly did not apply (`error`) and makes its
     /// status: failed; or not sent (journaled as failed, which a re-run sends) when the rate
     /// limit asked for a longer wait than the run allows (a rate limit never fails a row), or
@@ -422,6 +436,7 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return run.refused(Op::Update, row, note, &e);
         }
+        Err(e) if !run.in_doubt(&e) => RowStatus::Unknown(e.to_string()),
         Err(e) => match holds(run, call, note).await {
             Some(Some(now)) if text_matches(&now, text) => RowStatus::Done,
             _ => RowStatus::Unknown(e.to_string()),
@@ -448,6 +463,7 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return run.refused(Op::Delete, row, note, &e);
         }
+        Err(e) if !run.in_doubt(&e) => RowStatus::Unknown(e.to_string()),
         Err(e) => match holds(run, call, note).await {
             Some(None) => RowStatus::Done,
             _ => RowStatus::Unknown(e.to_string()),
