@@ -70,13 +70,15 @@ pub(crate) struct Spec {
     pub(crate) option_names: Option<fn(BulkOption) -> Option<&'static str>>,
 }
 
-/// Writes the results file described by `spec`.
+/// Writes the results file described by `spec`; `doubts` are the lines this run left unknown
+/// (input line and why), which the journal alone may not tell.
 pub(crate) async fn write(
     source: &Source,
     prepared: &Prepared,
     plan: &Plan,
     path: &Path,
     spec: Spec,
+    doubts: HashMap<u64, String>,
 ) -> Result<(), BulkError> {
     let keep = Keep {
         done_notes: true,
@@ -91,6 +93,7 @@ pub(crate) async fn write(
         let context = Context {
             state: &state,
             spec,
+            doubts: &doubts,
             run_since,
         };
         rows(&input, &options, &context, &repeated)
@@ -110,6 +113,10 @@ pub(crate) async fn write(
 struct Context<'a> {
     state: &'a JournalState,
     spec: Spec,
+    /// The lines this run left unknown that the journal cannot tell (an undo's delete in doubt
+    /// is not journaled: the line stays added, and a re-run sends the delete again), by input
+    /// line, with why.
+    doubts: &'a HashMap<u64, String>,
     /// The place from which entries count as "this run": the journal's last `run` entry for this
     /// destination (without it, everything counts as this run's).
     run_since: u64,
@@ -168,7 +175,14 @@ fn rows(
             }
         };
         let key = occurrences.key(&mut record);
-        let [status, note_id, error] = outcome(context, &mut first_of, &record, key);
+        let [mut status, note_id, mut error] = outcome(context, &mut first_of, &record, key);
+        if let Some(why) = context.doubts.get(&record.line)
+            && context.spec.kind == Kind::Undo
+            && status == "not deleted"
+        {
+            // Its delete may have gone through (see `Context::doubts`).
+            (status, error) = ("unknown".to_string(), context.words(why));
+        }
         let names = names_of(&mut record, &keys);
         for name in &names {
             if !keys.contains(name) {

@@ -17,7 +17,7 @@ use common::{client, read_results, temp_dir};
 use happyrobot_bulk::{
     BulkErrorKind, BulkOption, Import, JournalLocation, ReadOptions, Source, Undo,
 };
-use happyrobot_mock::MockServer;
+use happyrobot_mock::{Fault, MockServer};
 
 /// The result cells of `rows` (header first), by name.
 fn column<'a>(rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
@@ -212,4 +212,46 @@ async fn an_undo_results_file_names_each_deleted_note() {
     assert_eq!(column(&rows, "result_status"), ["deleted"; 2]);
     assert_eq!(column(&rows, "result_note_id"), added);
     assert_eq!(column(&rows, "result_row"), ["2", "3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_through() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("results-undo-maybe");
+    let file = dir.join("review.csv");
+    let ids = server.call_ids();
+    std::fs::write(
+        &file,
+        format!("call_id,content\n{},one\n{},two\n", ids[0], ids[1]),
+    )
+    .unwrap();
+    Import::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    // The first delete goes through, its answer lost; its retry is asked to wait too long.
+    server.inject(Fault::SaveThenDrop, 1);
+    server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 120,
+        },
+        1,
+    );
+    let undone = dir.join("undone.csv");
+    let report = Undo::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .concurrency(1)
+        .results_file(&undone)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.unknown, report.not_deleted), (1, 1));
+    let rows = read_results(&undone);
+    assert_eq!(column(&rows, "result_status"), ["unknown", "not deleted"]);
+    let errors = column(&rows, "result_error");
+    assert!(
+        errors[0].contains("re-run tries the delete again"),
+        "{errors:?}"
+    );
 }

@@ -9,6 +9,7 @@
 mod job;
 mod prepare;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -240,7 +241,8 @@ impl<J: Job> Session<'_, J> {
         let Some(path) = &self.settings.results else {
             return error;
         };
-        match crate::results::write(source, prepared, plan, path, self.results_spec(true)).await {
+        let spec = self.results_spec(true);
+        match crate::results::write(source, prepared, plan, path, spec, HashMap::new()).await {
             Ok(()) => error.also(&format!(
                 "each line's error is in the results file {}",
                 path.display()
@@ -300,6 +302,12 @@ impl<J: Job> Session<'_, J> {
         let passed = self
             .pass(&source, &plan, (writer, state), &mut on_event)
             .await;
+        let doubts = passed
+            .tally
+            .unknown_lines
+            .iter()
+            .map(|u| (u.line, u.unknown.reason.clone()))
+            .collect();
         let report = self.job.report(End {
             source: &source,
             journal: &prepared.journal,
@@ -311,7 +319,7 @@ impl<J: Job> Session<'_, J> {
         });
         if let Some(path) = &self.settings.results {
             let spec = self.results_spec(false);
-            crate::results::write(&source, &prepared, &plan, path, spec).await?;
+            crate::results::write(&source, &prepared, &plan, path, spec, doubts).await?;
         }
         Ok(report)
     }
