@@ -68,8 +68,7 @@ mod tests {
 
     #[test]
     fn only_regular_files_are_opened_and_a_fifo_never_blocks() {
-        let dir = std::env::temp_dir().join(format!("happyrobot-bulk-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = happyrobot_mock::testkit::temp_dir("bulk-file").unwrap();
         let fifo = dir.join("fifo");
         let _ = std::fs::remove_file(&fifo);
         let status = std::process::Command::new("mkfifo")

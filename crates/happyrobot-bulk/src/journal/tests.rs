@@ -13,17 +13,12 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::journal::state::{Keep, Standing};
 
+/// A path `name` in a directory of its own (see the mock's `testkit::temp_dir`, whose directories
+/// a later test run sweeps away once this one has ended).
 pub(crate) fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "happyrobot-bulk-journal-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    happyrobot_mock::testkit::temp_dir("bulk-journal")
+        .unwrap()
+        .join(name)
 }
 
 fn here() -> Destination {

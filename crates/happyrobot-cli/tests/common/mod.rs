@@ -43,15 +43,20 @@ pub fn command(args: &[&str]) -> Command {
     command
 }
 
-/// The state directory the binary uses in these tests.
+/// The state directory the binary uses in these tests: one a test process, made by the mock's
+/// `testkit::temp_dir` (which a later test run sweeps away once this one has ended).
 pub fn state_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("happyrobot-cli-test-state-{}", std::process::id()))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| happyrobot_mock::testkit::temp_dir("cli-state").unwrap())
+        .clone()
 }
 
 /// The configuration home (`XDG_CONFIG_HOME`) the binary uses in these tests, unless a test gives
-/// its own: it holds no stored key.
+/// its own: it holds no stored key. One a test process, as [`state_dir`].
 pub fn config_home() -> PathBuf {
-    std::env::temp_dir().join(format!("happyrobot-cli-test-config-{}", std::process::id()))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| happyrobot_mock::testkit::temp_dir("cli-config").unwrap())
+        .clone()
 }
 
 /// Runs the binary to the end, within [`RUN_LIMIT`].
