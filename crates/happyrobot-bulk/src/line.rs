@@ -47,6 +47,9 @@ pub(crate) struct Done {
     /// A line sent again after it was found absent, with every ID it went under: looked for
     /// copies once more at the end of the run.
     pub(crate) resent: Option<(Record, Vec<String>)>,
+    /// The lines this job left unknown, by their journal key, with why: a results file tells
+    /// them by it (an undo's delete in doubt is not journaled).
+    pub(crate) doubts: Vec<(crate::record::LineKey, String)>,
 }
 
 impl Done {
@@ -57,6 +60,9 @@ impl Done {
     }
 
     fn push(&mut self, record: &Record, outcome: LineOutcome) {
+        if let LineOutcome::Unknown(unknown) = &outcome {
+            self.doubts.push((record.key(), unknown.reason.clone()));
+        }
         self.events.push(RunEvent::Line(LineEvent {
             line: record.line,
             call_id: record.call_id.to_string(),

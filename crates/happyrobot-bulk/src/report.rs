@@ -97,7 +97,8 @@ pub enum LineOutcome {
     },
     /// Certainly not added.
     Failed(Failure),
-    /// It may or may not have been added: a re-run looks it up.
+    /// It may or may not have been added: a re-run looks it up. (Undo: its note may or may not
+    /// have been deleted; a re-run sends the delete again, and one already gone counts.)
     Unknown(Unknown),
     /// Not sent: the run stopped first (a re-run sends it).
     NotSent,
@@ -425,6 +426,8 @@ pub(crate) struct Tally {
     pub(crate) unknown_lines: Vec<UnknownLine>,
     pub(crate) journal_failures: Vec<String>,
     pub(crate) stopped: Option<Stop>,
+    /// Every line left unknown, by its journal key, with why (not capped as `unknown_lines`).
+    pub(crate) doubts: std::collections::HashMap<crate::record::LineKey, String>,
 }
 
 impl Tally {

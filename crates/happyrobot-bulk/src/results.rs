@@ -23,7 +23,7 @@
 //! | `added` | added by this run |
 //! | `already added` | added by an earlier run |
 //! | `failed` | certainly not added (`result_error` says why); a re-run sends it again |
-//! | `unknown` | may have been added (`result_error` says why); a re-run looks it up |
+//! | `unknown` | may have been added (`result_error` says why); a re-run looks it up. In an undo's file, also a note whose delete may have gone through; a re-run sends the delete again |
 //! | `not sent` | the run stopped before it, or the input was refused; a re-run sends it |
 //! | `invalid` | the input's check refused it (`result_error` says why); nothing was sent |
 //! | `deleted` | an undo deleted its note (`result_note_id`: the note deleted) |
@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use crate::journal::{JournalState, Keep, LineState};
 use crate::plan::Plan;
 use crate::read::{self, Input, Item};
-use crate::record::{Occurrences, Record};
+use crate::record::{LineKey, Occurrences, Record};
 use crate::session::Prepared;
 use crate::spreadsheet::TextSheet;
 use crate::{BulkError, BulkOption, Source};
@@ -71,14 +71,14 @@ pub(crate) struct Spec {
 }
 
 /// Writes the results file described by `spec`; `doubts` are the lines this run left unknown
-/// (input line and why), which the journal alone may not tell.
+/// (their journal key and why), which the journal alone may not tell.
 pub(crate) async fn write(
     source: &Source,
     prepared: &Prepared,
     plan: &Plan,
     path: &Path,
     spec: Spec,
-    doubts: HashMap<u64, String>,
+    doubts: HashMap<LineKey, String>,
 ) -> Result<(), BulkError> {
     let keep = Keep {
         done_notes: true,
@@ -114,9 +114,9 @@ struct Context<'a> {
     state: &'a JournalState,
     spec: Spec,
     /// The lines this run left unknown that the journal cannot tell (an undo's delete in doubt
-    /// is not journaled: the line stays added, and a re-run sends the delete again), by input
-    /// line, with why.
-    doubts: &'a HashMap<u64, String>,
+    /// is not journaled: the line stays added, and a re-run sends the delete again), by their
+    /// journal key, with why.
+    doubts: &'a HashMap<LineKey, String>,
     /// The place from which entries count as "this run": the journal's last `run` entry for this
     /// destination (without it, everything counts as this run's).
     run_since: u64,
@@ -176,7 +176,7 @@ fn rows(
         };
         let key = occurrences.key(&mut record);
         let [mut status, note_id, mut error] = outcome(context, &mut first_of, &record, key);
-        if let Some(why) = context.doubts.get(&record.line)
+        if let Some(why) = context.doubts.get(&key)
             && context.spec.kind == Kind::Undo
             && status == "not deleted"
         {

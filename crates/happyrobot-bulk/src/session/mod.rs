@@ -299,15 +299,10 @@ impl<J: Job> Session<'_, J> {
             state,
             content_lock: _lock,
         } = opened;
-        let passed = self
+        let mut passed = self
             .pass(&source, &plan, (writer, state), &mut on_event)
             .await;
-        let doubts = passed
-            .tally
-            .unknown_lines
-            .iter()
-            .map(|u| (u.line, u.unknown.reason.clone()))
-            .collect();
+        let doubts = std::mem::take(&mut passed.tally.doubts);
         let report = self.job.report(End {
             source: &source,
             journal: &prepared.journal,
@@ -478,6 +473,7 @@ fn absorb(
         on_event(event);
     }
     resent.extend(done.resent);
+    tally.doubts.extend(done.doubts);
     if let Some(message) = done.journal_failure
         && tally.journal_failures.len() < crate::report::MAX_LISTED
     {
