@@ -20,6 +20,20 @@ use happyrobot_bulk::{
 use happyrobot_mock::{Fault, MockServer};
 
 /// The result cells of `rows` (header first), by name.
+/// A directory `name` with `review.csv`: two lines, "one" and "two", on the mock's first two
+/// calls.
+fn two_lines(server: &MockServer, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("review.csv");
+    let ids = server.call_ids();
+    std::fs::write(
+        &file,
+        format!("call_id,content\n{},one\n{},two\n", ids[0], ids[1]),
+    )
+    .unwrap();
+    (dir, file)
+}
+
 fn column<'a>(rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
     let index = rows[0]
         .iter()
@@ -83,14 +97,7 @@ async fn a_tab_separated_csv_with_a_status_column_gets_a_comma_separated_results
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_results_file_imported_again_gets_its_result_columns_replaced() {
     let server = MockServer::start().await.unwrap();
-    let dir = temp_dir("results-again");
-    let file = dir.join("review.csv");
-    let ids = server.call_ids();
-    std::fs::write(
-        &file,
-        format!("call_id,content\n{},one\n{},two\n", ids[0], ids[1]),
-    )
-    .unwrap();
+    let (dir, file) = two_lines(&server, "results-again");
     let first = dir.join("first.csv");
     let options = ReadOptions::new().ignore_other_columns(true);
     let journal = dir.join("review.journal");
@@ -182,14 +189,7 @@ async fn a_refused_file_gets_a_results_file_with_each_invalid_row_and_its_error(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undo_results_file_names_each_deleted_note() {
     let server = MockServer::start().await.unwrap();
-    let dir = temp_dir("results-undo");
-    let file = dir.join("review.csv");
-    let ids = server.call_ids();
-    std::fs::write(
-        &file,
-        format!("call_id,content\n{},one\n{},two\n", ids[0], ids[1]),
-    )
-    .unwrap();
+    let (dir, file) = two_lines(&server, "results-undo");
     let imported = dir.join("imported.csv");
     Import::new(client(&server), JournalLocation::BesideInput)
         .state_dir(Some(dir.join("state")))
@@ -217,14 +217,7 @@ async fn an_undo_results_file_names_each_deleted_note() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_through() {
     let server = MockServer::start().await.unwrap();
-    let dir = temp_dir("results-undo-maybe");
-    let file = dir.join("review.csv");
-    let ids = server.call_ids();
-    std::fs::write(
-        &file,
-        format!("call_id,content\n{},one\n{},two\n", ids[0], ids[1]),
-    )
-    .unwrap();
+    let (dir, file) = two_lines(&server, "results-undo-maybe");
     Import::new(client(&server), JournalLocation::BesideInput)
         .state_dir(Some(dir.join("state")))
         .run(Source::file(&file), |_| {})
