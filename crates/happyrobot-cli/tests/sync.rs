@@ -162,6 +162,32 @@ async fn a_retry_after_beyond_max_retry_after_stops_the_sync_and_fails_no_row() 
     assert_eq!(writes(&server), (2, 0, 0));
 }
 
+/// A `Retry-After` longer than `--max-retry-after` on a read of the plan: nothing is sent, the
+/// exit is a refusal by the API's (5), and the message names the flag; the same sync left to
+/// wait (the default) then makes every change.
+#[tokio::test]
+async fn a_retry_after_beyond_max_retry_after_on_the_plan_sends_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let dir = common::temp_dir("cli-sync-plan-held");
+    let file = sheet(&server, &dir, &[(0, "One", ""), (1, "Two", "")]);
+    server.inject(
+        happyrobot_mock::Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let args = ["--max-retry-after", "1", "notes", "sync", &file];
+    let run = common::run_against(&server, &args).await;
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("--max-retry-after"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    assert_eq!(writes(&server), (0, 0, 0));
+
+    let run = common::run_against(&server, &args[2..]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(writes(&server), (2, 0, 0));
+}
+
 /// The same with every change in flight at once (the default concurrency) under a limit whose
 /// `Retry-After` is beyond the run's 900 s: the rows waiting for their turn are not sent either,
 /// none failed (a run stopped while they wait fails no row), and nothing waits out the hold.
