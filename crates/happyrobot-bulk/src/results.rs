@@ -175,14 +175,7 @@ fn rows(
             }
         };
         let key = occurrences.key(&mut record);
-        let [mut status, note_id, mut error] = outcome(context, &mut first_of, &record, key);
-        if let Some(why) = context.doubts.get(&key)
-            && context.spec.kind == Kind::Undo
-            && status == "not deleted"
-        {
-            // Its delete may have gone through (see `Context::doubts`).
-            (status, error) = ("unknown".to_string(), context.words(why));
-        }
+        let [status, note_id, error] = outcome(context, &mut first_of, &record, key);
         let names = names_of(&mut record, &keys);
         for name in &names {
             if !keys.contains(name) {
@@ -315,7 +308,11 @@ fn status(context: &Context<'_>, key: (u64, u32)) -> [String; 3] {
         match (standing.state, context.spec.kind) {
             (Some(LineState::Done), Kind::Import) if this_run => ("added", note(), String::new()),
             (Some(LineState::Done), Kind::Import) => ("already added", note(), String::new()),
-            (Some(LineState::Done), Kind::Undo) => ("not deleted", note(), String::new()),
+            // Its delete may have gone through (see `Context::doubts`).
+            (Some(LineState::Done), Kind::Undo) => match context.doubts.get(&key) {
+                Some(why) => ("unknown", note(), context.words(why)),
+                None => ("not deleted", note(), String::new()),
+            },
             (Some(LineState::Failed), Kind::Import) => ("failed", String::new(), reason()),
             (Some(LineState::Failed), Kind::Undo) => ("not added", String::new(), reason()),
             (Some(LineState::Unknown { .. }), _) => ("unknown", String::new(), reason()),
