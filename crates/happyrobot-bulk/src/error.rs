@@ -54,11 +54,15 @@ pub enum BulkOption {
     AdoptExisting,
     /// [`Bulk::forget_lost_journal`](crate::Bulk::forget_lost_journal).
     ForgetLostJournal,
+    /// The client's longest wait for a rate limit: [`happyrobot::RetryPolicy::max_retry_after`]
+    /// (a line that the server asks to wait longer stops the run, see
+    /// [`Stop::RetryAfterTooLong`](crate::Stop::RetryAfterTooLong)).
+    MaxRetryAfter,
 }
 
 impl BulkOption {
     /// Every option a message may name.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Journal,
         Self::BaseUrl,
         Self::AllowDuplicates,
@@ -70,6 +74,7 @@ impl BulkOption {
         Self::KeyColumn,
         Self::AdoptExisting,
         Self::ForgetLostJournal,
+        Self::MaxRetryAfter,
     ];
 
     /// The option's name as messages write it: `JournalLocation::Path`,
@@ -87,6 +92,7 @@ impl BulkOption {
             Self::KeyColumn => "Sync::key_column",
             Self::AdoptExisting => "Sync::adopt_existing",
             Self::ForgetLostJournal => "Bulk::forget_lost_journal",
+            Self::MaxRetryAfter => "RetryPolicy::max_retry_after",
         }
     }
 

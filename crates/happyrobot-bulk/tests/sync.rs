@@ -226,6 +226,14 @@ async fn an_update_that_may_have_gone_through_before_a_long_retry_after_stops_th
         ("r2", 1, "Dock 4", Some(false)),
         ("r3", 2, "Call back at 5", None),
     ]);
+    // A program that names the client's max_retry_after its own way, in the results file too.
+    let results = sheet.dir.join("review.results.csv");
+    let sync = sync
+        .results_file(&results)
+        .option_names(|option| match option {
+            happyrobot_bulk::BulkOption::MaxRetryAfter => Some("--max-retry-after"),
+            _ => None,
+        });
     let plan = sync.plan(&sheet.source()).await.unwrap();
     // The update goes through, its answer lost; its retry is asked to wait longer than the
     // client's max_retry_after.
@@ -256,6 +264,13 @@ async fn an_update_that_may_have_gone_through_before_a_long_retry_after_stops_th
         [("Driver confirmed pickup".to_string(), false)],
         "it went through"
     );
+    let written = std::fs::read_to_string(&results).unwrap();
+    let row = written.lines().find(|row| row.contains(",unknown,"));
+    assert!(
+        row.is_some_and(|row| row.contains("--max-retry-after (30 s)")),
+        "{written}"
+    );
+    assert!(!written.contains("max_retry_after"), "{written}");
 }
 
 #[tokio::test]

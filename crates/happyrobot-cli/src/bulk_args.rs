@@ -11,7 +11,7 @@ use happyrobot_bulk::{
 };
 
 use crate::context::parse_rate;
-use crate::exit::{CliError, Exit, RunEnd, run_exit};
+use crate::exit::{CliError, Exit, RunEnd, in_cli_words, run_exit};
 use crate::print;
 
 /// The input formats of the bulk commands.
@@ -87,7 +87,7 @@ impl ReadArgs {
         if let Some(label) = &self.encoding {
             options = options
                 .encoding(label)
-                .map_err(|e| CliError::usage(in_flags(&e.to_string())))?;
+                .map_err(|e| CliError::usage(in_cli_words(&e.to_string())))?;
         }
         if let Some(sheet) = &self.sheet {
             options = options.sheet(sheet.clone());
@@ -182,8 +182,8 @@ fn parse_delimiter(text: &str) -> Result<u8, String> {
     }
 }
 
-/// The flag of a bulk command that does what a library option does: the library's messages name
-/// its options, the command's name its flags.
+/// The flag that does what a library option does: the libraries' messages name their options,
+/// the command's name its flags (see [`in_cli_words`]).
 pub(crate) fn flag(option: BulkOption) -> Option<&'static str> {
     Some(match option {
         BulkOption::Journal => "--journal PATH",
@@ -199,13 +199,9 @@ pub(crate) fn flag(option: BulkOption) -> Option<&'static str> {
         BulkOption::KeyColumn => "--key-column",
         BulkOption::AdoptExisting => "--adopt-existing",
         BulkOption::ForgetLostJournal => "--forget-lost-journal",
+        BulkOption::MaxRetryAfter => "--max-retry-after",
         _ => return None,
     })
-}
-
-/// A message of the library in the command's words (its flags for the library's options).
-pub(crate) fn in_flags(message: &str) -> String {
-    crate::exit::in_cli_words(&BulkOption::rename(message, flag))
 }
 
 /// A bulk error as the command's error.
@@ -213,7 +209,7 @@ pub(crate) fn bulk_error(error: BulkError) -> CliError {
     match error.kind() {
         BulkErrorKind::InvalidInput => {
             for line in error.line_errors() {
-                print::err(&in_flags(&format!("error: {line}")));
+                print::err(&in_cli_words(&format!("error: {line}")));
             }
             let shown = error.line_errors().len() as u64;
             if error.invalid_lines() > shown {
@@ -222,16 +218,16 @@ pub(crate) fn bulk_error(error: BulkError) -> CliError {
                     error.invalid_lines() - shown
                 ));
             }
-            CliError::usage(in_flags(&error.to_string()))
+            CliError::usage(in_cli_words(&error.to_string()))
         }
-        BulkErrorKind::Io => CliError::internal(in_flags(&error.to_string())),
+        BulkErrorKind::Io => CliError::internal(in_cli_words(&error.to_string())),
         // A read before anything was sent (a sync's plan): the exit a failed line of that kind
         // gives.
         BulkErrorKind::Api => {
             let exit = exit_of(0, false, None, error.failure_kind(), None);
-            CliError::new(exit, in_flags(&error.to_string()))
+            CliError::new(exit, in_cli_words(&error.to_string()))
         }
-        _ => CliError::usage(in_flags(&error.to_string())),
+        _ => CliError::usage(in_cli_words(&error.to_string())),
     }
 }
 
@@ -280,14 +276,14 @@ mod tests {
     #[test]
     fn library_options_are_shown_as_flags() {
         for option in BulkOption::ALL {
-            let shown = in_flags(&format!("give it with {}", option.name()));
+            let shown = in_cli_words(&format!("give it with {}", option.name()));
             assert!(
                 shown.starts_with("give it with --") && !shown.contains("::"),
                 "{option:?}: {shown}"
             );
         }
         assert_eq!(
-            in_flags(
+            in_cli_words(
                 "identical to line 2 (same call, text and flag); remove it, or allow identical \
                  lines (Import::allow_duplicates) to add it as one more note"
             ),

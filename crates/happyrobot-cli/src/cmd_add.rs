@@ -122,7 +122,7 @@ async fn settle(
                 failure.message.push_str(&format!(
                     " Looking for note {note_id} on the call did not settle it: {}. Check with \
                      `happyrobot calls get {call_id}` before sending it again.",
-                    why.reason()
+                    crate::exit::in_cli_words(&why.reason())
                 ));
                 Err(failure)
             }

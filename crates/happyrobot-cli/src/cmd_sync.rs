@@ -9,7 +9,7 @@ use clap::Args;
 use happyrobot::CancellationToken;
 use happyrobot_bulk::{JournalLocation, Source, Stop, Sync, SyncPlan, SyncReport};
 
-use crate::bulk_args::{FormatArg, PaceArgs, ReadArgs, bulk_error, exit_of, finish};
+use crate::bulk_args::{FormatArg, PaceArgs, ReadArgs, bulk_error, exit_of, finish, flag};
 use crate::command::RunCommand;
 use crate::context::{Context, Needs};
 use crate::exit::{CliError, Exit};
@@ -149,6 +149,7 @@ fn sync(context: &Context, args: &SyncArgs, token: &CancellationToken) -> Sync {
         .prune(args.prune)
         .adopt_existing(args.adopt_existing)
         .fsync(args.fsync)
+        .option_names(flag)
         .stop(token.clone());
     if let Some(column) = &args.key_column {
         sync = sync.key_column(column.clone());

@@ -134,9 +134,10 @@ impl CliError {
     }
 }
 
-/// A message of the library in the command's words: its flags for the library's options.
+/// A message of the libraries (the client's or the bulk engine's) in the command's words: its
+/// flags for the options the message names (see [`crate::bulk_args::flag`]).
 pub(crate) fn in_cli_words(message: &str) -> String {
-    message.replace("the retry policy's max_retry_after", "--max-retry-after")
+    happyrobot_bulk::BulkOption::rename(message, crate::bulk_args::flag)
 }
 
 /// Prints a failed command's error on stderr: `error: ...` (causes with `-v`), or with `json` one

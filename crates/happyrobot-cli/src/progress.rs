@@ -164,7 +164,7 @@ fn message(counts: &Counts, client: &Client, done_word: &str, started: Instant) 
 /// A line's failure as the display shows it: its line and the reason's first clause, without the
 /// words every API error starts with ("line 12: 503 Service Unavailable").
 fn short_error(line: u64, reason: &str) -> String {
-    let reason = reason.replace(['\n', '\r'], " ");
+    let reason = crate::exit::in_cli_words(reason).replace(['\n', '\r'], " ");
     let reason = reason
         .strip_prefix("HappyRobot API answered ")
         .unwrap_or(&reason);

@@ -5,7 +5,7 @@
 use happyrobot_bulk::{FailedLine, Plan, Report, Stop, UndoPlan, UndoReport, UnknownLine};
 use serde_json::{Value, json};
 
-use crate::exit::{Exit, exit_for_kind};
+use crate::exit::{Exit, exit_for_kind, in_cli_words};
 
 /// How many failed or unknown lines the text summary prints.
 const MAX_PRINTED: usize = 20;
@@ -20,6 +20,7 @@ fn list_lines<'a>(
     let mut listed: Vec<_> = listed.collect();
     listed.sort_by_key(|(line, _, _)| *line);
     for (line, call_id, reason) in listed.iter().take(MAX_PRINTED) {
+        let reason = in_cli_words(reason);
         out.push(format!("    line {line} (call {call_id}): {reason}"));
     }
     if count as usize > MAX_PRINTED {
@@ -232,11 +233,26 @@ fn failed_json(lines: &[FailedLine]) -> Value {
                     "call_id": f.call_id,
                     "exit_code": exit_for_kind(f.failure.kind).code(),
                     "kind": f.failure.kind,
-                    "reason": f.failure.reason,
+                    "reason": in_cli_words(&f.failure.reason),
                 });
                 if let Some(status) = f.failure.status {
                     line["status"] = json!(status);
                 }
+                line
+            })
+            .collect(),
+    )
+}
+
+/// The unknown lines as JSON: each as the library serializes it, its reason in the command's
+/// words.
+fn unknown_json(lines: &[UnknownLine]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|u| {
+                let mut line = json!(u);
+                line["reason"] = json!(in_cli_words(&u.unknown.reason));
                 line
             })
             .collect(),
@@ -262,7 +278,7 @@ pub(crate) fn import_json(report: &Report, exit: Exit, interrupted: bool) -> Val
         "interrupted": interrupted,
         "exit_code": exit.code(),
         "failed_lines": failed_json(&report.failed_lines),
-        "unknown_lines": report.unknown_lines,
+        "unknown_lines": unknown_json(&report.unknown_lines),
     });
     if !report.journal_failures.is_empty() {
         value["journal_failures"] = json!(report.journal_failures);
@@ -391,7 +407,7 @@ pub(crate) fn undo_json(report: &UndoReport, exit: Exit, interrupted: bool) -> V
         "interrupted": interrupted,
         "exit_code": exit.code(),
         "failed_lines": failed_json(&report.failed_lines),
-        "unknown_lines": report.unknown_lines,
+        "unknown_lines": unknown_json(&report.unknown_lines),
     });
     with_stop(value, report.stopped.as_ref())
 }

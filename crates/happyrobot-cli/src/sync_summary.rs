@@ -5,7 +5,7 @@
 use happyrobot_bulk::{NoteText, PlannedRow, RowStatus, SyncAction, SyncPlan, SyncReport};
 use serde_json::{Value, json};
 
-use crate::exit::Exit;
+use crate::exit::{Exit, in_cli_words};
 
 /// How many rows a text plan or summary lists; `-o json` and `--report` list them all.
 const SHOWN: usize = 50;
@@ -64,7 +64,7 @@ pub(crate) fn plan_text(file: &str, plan: &SyncPlan, prune: bool) -> String {
 fn row_text(row: &PlannedRow) -> String {
     let mut text = row_head(row);
     if let Some(reason) = &row.reason {
-        text.push_str(&format!(" ({reason})"));
+        text.push_str(&format!(" ({})", in_cli_words(reason)));
     }
     text
 }
@@ -175,8 +175,8 @@ pub(crate) fn report_text(file: &str, report: &SyncReport, interrupted: bool) ->
         .iter()
         .filter_map(|row| {
             let what = match &row.status {
-                RowStatus::Failed(f) => format!("failed: {}", f.reason),
-                RowStatus::Unknown(reason) => format!("unknown: {reason}"),
+                RowStatus::Failed(f) => format!("failed: {}", in_cli_words(&f.reason)),
+                RowStatus::Unknown(reason) => format!("unknown: {}", in_cli_words(reason)),
                 _ => return None,
             };
             Some(format!("\n  {}: {what}", row_head(&row.planned)))
@@ -216,7 +216,7 @@ fn advice(report: &SyncReport, interrupted: bool) -> String {
         ));
     }
     if let Some(message) = report.stopped.as_ref().and_then(|s| s.message()) {
-        text.push_str(&format!("\nThe run stopped: {message}"));
+        text.push_str(&format!("\nThe run stopped: {}", in_cli_words(message)));
     }
     if let Some(line) = crate::summary::waited_too_long(report.stopped.as_ref()) {
         text.push_str(&format!("\n{}", line.trim_start()));
@@ -233,8 +233,8 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
             let mut value = serde_json::to_value(&row.planned).unwrap_or(Value::Null);
             let (status, error) = match &row.status {
                 RowStatus::Done => ("done", None),
-                RowStatus::Failed(f) => ("failed", Some(f.reason.clone())),
-                RowStatus::Unknown(reason) => ("unknown", Some(reason.clone())),
+                RowStatus::Failed(f) => ("failed", Some(in_cli_words(&f.reason))),
+                RowStatus::Unknown(reason) => ("unknown", Some(in_cli_words(reason))),
                 RowStatus::NotSent => ("not_sent", None),
                 _ => ("unknown", None),
             };

@@ -177,7 +177,16 @@ async fn a_delete_that_went_through_before_a_long_retry_after_is_unknown_not_und
         },
         1,
     );
-    let undo = ["--undo", "--concurrency", "1", "--max-retry-after", "1"];
+    let results = dir.join("undo.results.csv");
+    let report = format!("--report={}", results.display());
+    let undo = [
+        "--undo",
+        "--concurrency",
+        "1",
+        "--max-retry-after",
+        "1",
+        &report,
+    ];
     let run = import(&server, &file, &undo).await;
     assert_eq!(run.code, 7, "{}", run.stderr);
     let summary = common::summary_of(&run);
@@ -187,6 +196,21 @@ async fn a_delete_that_went_through_before_a_long_retry_after_is_unknown_not_und
         &summary["deleted"],
     );
     assert_eq!(counts, (&1.into(), &2.into(), &0.into()), "{summary}");
+    // Why, in the command's words: its flag, not the library's option, in the JSON summary and
+    // in the results file.
+    let why = summary["unknown_lines"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("--max-retry-after (1 s)"), "{summary}");
+    let written = std::fs::read_to_string(&results).unwrap();
+    let row = written
+        .lines()
+        .find(|row| row.contains("unknown"))
+        .unwrap_or_default();
+    assert!(row.contains("--max-retry-after (1 s)"), "{written}");
+    for text in [summary.to_string(), written] {
+        assert!(!text.contains("max_retry_after"), "{text}");
+    }
     let left = |server: &MockServer| {
         let held = held(server);
         held.keys()

@@ -312,7 +312,7 @@ impl Error {
     pub(crate) fn held(op: Operation, last: Option<Error>, left: Duration, cap: Duration) -> Self {
         let sentence = format!(
             "It was not sent again: the server's rate limit holds every request for {} more, \
-             longer than the retry policy's max_retry_after ({}).",
+             longer than RetryPolicy::max_retry_after ({}).",
             describe(left),
             describe(cap)
         );
@@ -324,8 +324,8 @@ impl Error {
                 format!(
                     "{}: the request was not sent, because the server's rate limit holds every \
                      request for {} more (a 429's Retry-After, or its quota's reset, given to this \
-                     client or to another process sharing its pace), longer than the retry policy's \
-                     max_retry_after ({})",
+                     client or to another process sharing its pace), longer than \
+                     RetryPolicy::max_retry_after ({})",
                     capitalize(op.not()),
                     describe(left),
                     describe(cap)
@@ -538,8 +538,8 @@ impl Error {
             if crate::retry::retry_after_too_long(Some(wait), cap) {
                 self.inner.retry_after_too_long = true;
                 self.inner.message.push_str(&format!(
-                    " The server asked to wait {}, longer than the retry policy's max_retry_after \
-                     ({}), so it was not retried.",
+                    " The server asked to wait {}, longer than RetryPolicy::max_retry_after ({}), \
+                     so it was not retried.",
                     describe(wait),
                     describe(cap)
                 ));

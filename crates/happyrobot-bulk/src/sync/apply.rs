@@ -178,7 +178,7 @@ pub(crate) async fn apply(
     let stopped = run.stopped.lock().unwrap_or_else(|p| p.into_inner()).take();
     let mut report = report(rows, stopped, &plan);
     if let Some(path) = &sync.settings.results
-        && let Err(e) = super::results::write(path, &report)
+        && let Err(e) = super::results::write(path, &report, sync.settings.option_names)
     {
         // The requests went out: the report still says what became of each row.
         report.results_error = Some(format!(

@@ -3,6 +3,10 @@
 use std::path::Path;
 
 use super::{RowStatus, SyncPlan, SyncReport, SyncedRow};
+use crate::BulkOption;
+
+/// How the caller names the library's options (see [`crate::Bulk::option_names`]).
+type Names = Option<fn(BulkOption) -> Option<&'static str>>;
 
 /// The columns of a sync's results file.
 const HEADER: [&str; 11] = [
@@ -30,17 +34,26 @@ pub(crate) fn write_plan(path: &Path, plan: &SyncPlan) -> std::io::Result<()> {
             .collect(),
         ..SyncReport::default()
     };
-    write_rows(path, &report, "planned")
+    write_rows(path, &report, "planned", None)
 }
 
 /// Writes `report`'s rows to `path` (a workbook for `.xlsx`, else CSV as an import's results file
-/// is: UTF-8 with a byte-order mark, comma-separated).
-pub(crate) fn write(path: &Path, report: &SyncReport) -> std::io::Result<()> {
-    write_rows(path, report, "not sent")
+/// is: UTF-8 with a byte-order mark, comma-separated), the errors naming options as `names` does.
+pub(crate) fn write(path: &Path, report: &SyncReport, names: Names) -> std::io::Result<()> {
+    write_rows(path, report, "not sent", names)
 }
 
 /// The rows, a row that was not sent given the status `not_sent`.
-fn write_rows(path: &Path, report: &SyncReport, not_sent: &str) -> std::io::Result<()> {
+fn write_rows(
+    path: &Path,
+    report: &SyncReport,
+    not_sent: &str,
+    names: Names,
+) -> std::io::Result<()> {
+    let words = |message: &str| match names {
+        Some(names) => BulkOption::rename(message, names),
+        None => message.to_string(),
+    };
     let header: Vec<String> = HEADER.iter().map(|h| (*h).to_string()).collect();
     let flag = |f: Option<bool>| f.map(|f| f.to_string()).unwrap_or_default();
     let rows: Vec<Vec<String>> = report
@@ -50,8 +63,8 @@ fn write_rows(path: &Path, report: &SyncReport, not_sent: &str) -> std::io::Resu
             let planned = &row.planned;
             let (status, error) = match &row.status {
                 RowStatus::Done => ("done", String::new()),
-                RowStatus::Failed(f) => ("failed", f.reason.clone()),
-                RowStatus::Unknown(reason) => ("unknown", reason.clone()),
+                RowStatus::Failed(f) => ("failed", words(&f.reason)),
+                RowStatus::Unknown(reason) => ("unknown", words(reason)),
                 RowStatus::NotSent => (not_sent, String::new()),
             };
             let old = planned.old.as_ref();
