@@ -166,9 +166,27 @@ fn command() -> clap::Command {
     })
 }
 
-fn main() -> ExitCode {
+/// The command line `matches` as [`Cli`]. `happyrobot mock --api-key` shares its name with the
+/// global option, which clap fills from `HAPPYROBOT_API_KEY` and hands down: the mock would take
+/// the user's real key, and print it. A mock key that came from the environment is the mock's own
+/// default instead; one given on the command line is the mock's, as typed.
+fn cli_from(matches: &clap::ArgMatches) -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
-    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+    use clap::parser::ValueSource;
+    let mut cli = Cli::from_arg_matches(matches)?;
+    if let Command::Mock(args) = &mut cli.command
+        && matches
+            .subcommand_matches("mock")
+            .and_then(|mock| mock.value_source("api_key"))
+            != Some(ValueSource::CommandLine)
+    {
+        args.api_key = happyrobot_mock::DEFAULT_API_KEY.to_string();
+    }
+    Ok(cli)
+}
+
+fn main() -> ExitCode {
+    let cli = match cli_from(&command().get_matches()) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };

@@ -12,9 +12,10 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::Duration;
 
-use happyrobot_mock::{FIRST_CALL_ID, MockServer};
-use tokio::io::AsyncWriteExt as _;
+use happyrobot_mock::{DEFAULT_API_KEY, FIRST_CALL_ID, MockServer};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 const SECRET: &str = "hr_live_FILE_SECRET_7e3a";
 
@@ -55,6 +56,46 @@ async fn completions_for_every_shell() {
     let run = common::run(&["completions", "tcsh"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("powershell"), "{}", run.stderr);
+}
+
+/// The lines `happyrobot mock` prints on start (up to its first call ID), with `env` set.
+async fn mock_start_lines(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = common::command(args);
+    command.envs(env.iter().copied());
+    let mut mock = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(mock.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.starts_with("call_id=");
+            printed.push(line);
+            if last {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("the mock printed no call ID: {printed:?}"));
+    mock.kill().await.unwrap();
+    printed.join("\n")
+}
+
+/// The real key in the environment, as a user's shell has it, is not the key a mock started with
+/// `happyrobot mock` accepts and prints (clap hands the global `--api-key`'s value down to the
+/// mock's option of the same name); one given to the mock on the command line is.
+#[tokio::test]
+async fn the_mock_never_takes_or_prints_the_key_in_the_environment() {
+    let args = ["mock", "--port", "0", "--seed-calls", "1"];
+    let printed = mock_start_lines(&args, &[("HAPPYROBOT_API_KEY", SECRET)]).await;
+    assert!(!printed.contains(SECRET), "{printed}");
+    assert!(
+        printed.contains(&format!("api_key={DEFAULT_API_KEY}\n")),
+        "{printed}"
+    );
+    let own = [&args[..], &["--api-key", "k1"]].concat();
+    let printed = mock_start_lines(&own, &[("HAPPYROBOT_API_KEY", SECRET)]).await;
+    assert!(printed.contains("api_key=k1\n"), "{printed}");
 }
 
 #[tokio::test]
