@@ -115,12 +115,11 @@ impl CliError {
 
     /// The error of an API call, with its exit code and its chain of causes as detail.
     pub(crate) fn from_api(error: &happyrobot::Error) -> Self {
-        let mut detail = Vec::new();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            detail.push(format!("caused by: {cause}"));
-            source = cause.source();
-        }
+        let mut detail: Vec<String> = error
+            .causes()
+            .into_iter()
+            .map(|cause| format!("caused by: {cause}"))
+            .collect();
         let request_id = error.request_id().map(str::to_string);
         if let Some(id) = &request_id {
             detail.push(format!("request id: {id}"));

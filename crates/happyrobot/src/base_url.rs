@@ -9,6 +9,17 @@ use url::Url;
 
 use crate::{DEFAULT_BASE_URL, Error};
 
+/// A base URL as a message shows it, quoted: without its query and fragment, which may hold a key
+/// (`?api_key=...`), and not at all when it holds an `@`, which may end a user name and password
+/// (parsed as such or not: `user:secret@host` parses as the scheme `user`).
+fn shown(text: &str) -> String {
+    if text.contains('@') {
+        return "(not shown: it holds an @, as a user name and password would)".to_string();
+    }
+    let without = text.find(['?', '#']).map_or(text, |at| &text[..at]);
+    format!("{without:?}")
+}
+
 /// A checked base URL: `https`, or `http` on a loopback address (`127.0.0.0/8`, `::1`, an
 /// IPv4-mapped `::ffff:127.x.y.z`, `localhost`) for tests and mock servers. It holds no user name
 /// or password (the API key goes in a header), no query or fragment, and no control characters;
@@ -55,8 +66,8 @@ impl BaseUrl {
         }
         let url = Url::parse(trimmed).map_err(|e| {
             Error::config(format!(
-                "the base URL {:?} is not a URL ({e}); it looks like {DEFAULT_BASE_URL}",
-                crate::error::redact_userinfo(trimmed)
+                "the base URL {} is not a URL ({e}); it looks like {DEFAULT_BASE_URL}",
+                shown(trimmed)
             ))
         })?;
         // Never echoed: the text holds a password.
@@ -68,8 +79,8 @@ impl BaseUrl {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(Error::config(format!(
-                "the base URL {trimmed:?} has a query or fragment; give it as scheme, host and \
-                 path only"
+                "the base URL {} has a query or fragment; give it as scheme, host and path only",
+                shown(trimmed)
             )));
         }
         let loopback = is_loopback(&url);
@@ -78,14 +89,16 @@ impl BaseUrl {
             "http" if loopback => {}
             "http" => {
                 return Err(Error::config(format!(
-                    "the base URL {trimmed:?} is plain http: the API key would cross the network \
+                    "the base URL {} is plain http: the API key would cross the network \
                      unencrypted. Use https (http is allowed only for loopback addresses such as \
-                     127.0.0.1)"
+                     127.0.0.1)",
+                    shown(trimmed)
                 )));
             }
             other => {
                 return Err(Error::config(format!(
-                    "the base URL {trimmed:?} has scheme {other:?}; use https"
+                    "the base URL {} has scheme {other:?}; use https",
+                    shown(trimmed)
                 )));
             }
         }
@@ -209,9 +222,26 @@ mod tests {
             "http://user:s3cret@127.0.0.1:1/api/v1",
             "https://s3cret@app.happyrobot.ai/api/v1",
             "https://user:s3cret@/broken",
+            // Not URLs, or not with credentials as such: a `/` in the password, no scheme.
+            "https://user:pa/s3cret@app.happyrobot.ai/api/v1",
+            "user:s3cret@app.happyrobot.ai",
+            "ftp://user:s3cret@app.happyrobot.ai",
+            // A key in the query or the fragment.
+            "https://app.happyrobot.ai/api/v1?api_key=s3cret",
+            "http://app.happyrobot.ai/api/v1?api_key=s3cret",
+            "https://app.happyrobot.ai/api/v1#s3cret",
+            "not a url ?s3cret",
         ] {
             let error = BaseUrl::parse(bad).unwrap_err().to_string();
             assert!(!error.contains("s3cret"), "{error}");
         }
+        // What is safe to show still is, to find a typo by.
+        let error = BaseUrl::parse("http://app.happyrobot.ai/api/v1?k=s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"http://app.happyrobot.ai/api/v1\""),
+            "{error}"
+        );
     }
 }

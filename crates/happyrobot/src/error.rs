@@ -707,6 +707,20 @@ impl Error {
         self.inner.request_id.as_deref()
     }
 
+    /// The texts of the error's causes ([`source`](std::error::Error::source), then its source,
+    /// and so on), each with the user name and password of any URL in it replaced by
+    /// `[REDACTED]`, as this error's own message has them: for printing the chain, where a cause
+    /// from a lower layer (an HTTP client, a proxy) might name a URL with credentials.
+    pub fn causes(&self) -> Vec<String> {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            causes.push(redact_userinfo(&cause.to_string()));
+            source = cause.source();
+        }
+        causes
+    }
+
     /// The server's `Retry-After`, when it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
@@ -1044,7 +1058,9 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     redact_userinfo(&out)
 }
 
-/// Replaces `user:password@` in anything that looks like a URL with `[REDACTED]@`.
+/// Replaces `user:password@` in anything that looks like a URL with `[REDACTED]@`: everything
+/// from the scheme to the URL's last `@`, since a password written without encoding may hold a
+/// `/` (a URL with an `@` in its path loses its host and path to the redaction too).
 pub(crate) fn redact_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -1052,7 +1068,7 @@ pub(crate) fn redact_userinfo(text: &str) -> String {
         let (before, after) = rest.split_at(scheme_end + 3);
         out.push_str(before);
         let authority_end = after
-            .find(['/', ' ', ')', '"', '\''])
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\''))
             .unwrap_or(after.len());
         let authority = &after[..authority_end];
         match authority.rfind('@') {
@@ -1210,12 +1226,34 @@ mod tests {
     }
 
     #[test]
+    fn causes_are_listed_with_user_info_redacted() {
+        let inner = std::io::Error::other("tunnel via http://user:s3cret@proxy:3128 failed");
+        let middle = Error::config("a lower layer failed").with_source(Box::new(inner));
+        let error = Error::config("the call failed").with_source(Box::new(middle));
+        let causes = error.causes();
+        assert_eq!(causes.len(), 2, "{causes:?}");
+        assert!(causes[0].starts_with("invalid client configuration: a lower layer failed"));
+        assert_eq!(causes[1], "tunnel via http://[REDACTED]@proxy:3128 failed");
+        // What `source` gives, unredacted, for comparison: the cause does hold the password.
+        let raw = std::error::Error::source(&error)
+            .and_then(std::error::Error::source)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(raw.contains("s3cret"), "{raw}");
+    }
+
+    #[test]
     fn user_info_is_redacted_from_urls() {
         assert_eq!(
             redact_userinfo("proxy http://user:s3cret@127.0.0.1:9/ failed (http://a/b)"),
             "proxy http://[REDACTED]@127.0.0.1:9/ failed (http://a/b)"
         );
         assert_eq!(redact_userinfo("no url"), "no url");
+        // A password with a `/`, not encoded (the URL does not parse).
+        assert_eq!(
+            redact_userinfo("the base URL \"https://user:pa/ss@host/api\" is not a URL"),
+            "the base URL \"https://[REDACTED]@host/api\" is not a URL"
+        );
     }
 
     #[test]
