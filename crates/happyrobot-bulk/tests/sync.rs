@@ -633,6 +633,52 @@ async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
 }
 
 #[tokio::test]
+async fn an_undo_killed_while_it_adds_a_pruned_note_back_adds_it_once_when_run_again() {
+    let sheet = Sheet::new("sync-undo-kill").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    sheet.write(&THREE[..2]);
+    assert_eq!(sheet.run(&sheet.sync().prune(true)).await.deleted, 1);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let undo = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None);
+    // The note added back lands a second after it arrived; its answer never comes, and the undo
+    // is killed while it waits.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        1,
+    );
+    let source = sheet.source();
+    let killed = tokio::time::timeout(Duration::from_millis(400), undo.undo(&source, |_| {}));
+    assert!(killed.await.is_err(), "the undo was killed");
+    // Its aborted tasks go when the runtime next runs them, and their hold on the journal with
+    // them (a killed process's goes at once).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Run again, as the killed undo's exit asks: the earlier add is looked up, not sent blind
+    // under the row's next ID.
+    let again = undo.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (again.added, again.failed, again.unknown),
+        (1, 0, 0),
+        "{again:?}"
+    );
+    // Once the killed undo's add has landed, whenever that is.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+}
+
+#[tokio::test]
 async fn an_undo_stopped_part_way_is_finished_by_the_next() {
     let sheet = Sheet::new("sync-undo-part").await;
     sheet.write(&THREE);

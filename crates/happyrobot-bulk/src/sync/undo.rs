@@ -44,9 +44,15 @@ pub(crate) async fn plan(
             let next = counters
                 .entry((change.row.clone(), change.call.clone()))
                 .or_insert_with(|| state.next_k(&change.row, &change.call));
-            let row = reverse(change, *next)?;
+            let mut row = reverse(change, *next)?;
             if row.action == SyncAction::Add {
                 *next += 1;
+                // An undo before this one that was stopped or killed while adding the note back:
+                // that add is looked up first, and this one sent only if it is certainly absent.
+                row.pending = state
+                    .pending
+                    .get(&(change.row.clone(), change.call.clone()))
+                    .cloned();
             }
             Some(row)
         })
