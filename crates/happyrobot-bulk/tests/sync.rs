@@ -679,6 +679,53 @@ async fn an_undo_killed_while_it_adds_a_pruned_note_back_adds_it_once_when_run_a
 }
 
 #[tokio::test]
+async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_row() {
+    let sheet = Sheet::new("sync-late-edit").await;
+    sheet.write(&THREE[..1]);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None);
+    let source = sheet.source();
+    let plan = sync.plan(&source).await.unwrap();
+    // The add lands a second after it arrived, its answer never comes, and the sync is killed.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        1,
+    );
+    let killed = tokio::time::timeout(
+        Duration::from_millis(400),
+        sync.apply(&source, plan, |_| {}),
+    );
+    assert!(killed.await.is_err(), "the sync was killed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The row is edited before the add has landed; the next sync finds the earlier add under
+    // the row's ID, holding the earlier text.
+    sheet.write(&[("r1", 0, "Driver confirmed pickup", Some(true))]);
+    let report = sync.run(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((report.failed, report.unknown), (0, 0), "{report:?}");
+    // Once the killed sync's add has landed, whenever that is.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmed pickup".to_string(), true)],
+        "the note holds the row's text"
+    );
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[tokio::test]
 async fn an_undo_stopped_part_way_is_finished_by_the_next() {
     let sheet = Sheet::new("sync-undo-part").await;
     sheet.write(&THREE);

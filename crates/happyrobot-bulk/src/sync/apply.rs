@@ -12,7 +12,7 @@ use happyrobot::{
 use tokio::sync::Semaphore;
 
 use super::journal::{Entry, Op, SyncState, SyncWriter, Text, run_entry};
-use super::plan::{PlannedRow, SyncAction, SyncPlan};
+use super::plan::{NoteText, PlannedRow, SyncAction, SyncPlan};
 use super::{RowStatus, SyncReport, SyncedRow};
 use crate::journal::{Destination, now};
 use crate::{BulkError, Event, Failure, FailureKind, Source, Stop};
@@ -397,10 +397,13 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
     look = look.sent(sent, run.client.timeout());
     let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,
-        Ok(Settled::Found { note, .. }) => (
-            RowStatus::Done,
-            note.id.clone().unwrap_or_else(|| first.clone()),
-        ),
+        Ok(Settled::Found { note, .. }) => {
+            let id = note.id.clone().unwrap_or_else(|| first.clone());
+            if !holds_text(&note, text) {
+                return Some(edited_since(run, row, call, &note, id).await);
+            }
+            (RowStatus::Done, id)
+        }
         Ok(_) => (
             RowStatus::Unknown(
                 "an earlier add's outcome is unknown and looking it up could not tell".to_string(),
@@ -413,6 +416,42 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
         ),
     };
     Some((run.ended(Op::Add, row, &id, status), id))
+}
+
+/// Whether `note` holds `text` (its flag too, when the row sets one).
+fn holds_text(note: &happyrobot::types::Note, text: &NoteText) -> bool {
+    note.content.as_deref() == Some(text.content.as_str())
+        && text
+            .flagged
+            .is_none_or(|flag| note.flagged.unwrap_or(false) == flag)
+}
+
+/// An earlier add of the row, found on its call with the text the row had then (the row was
+/// edited since it was sent): journaled as added with that text, then changed in place to the
+/// row's. Gives the update's status and the note's ID.
+async fn edited_since(
+    run: &Run,
+    row: &PlannedRow,
+    call: &CallId,
+    note: &happyrobot::types::Note,
+    id: String,
+) -> (RowStatus, String) {
+    let found = Some(NoteText {
+        content: note.content.clone().unwrap_or_default(),
+        flagged: note.flagged,
+    });
+    let added = PlannedRow {
+        new: found.clone(),
+        ..row.clone()
+    };
+    run.ended(Op::Add, &added, &id, RowStatus::Done);
+    let edit = PlannedRow {
+        action: SyncAction::Update,
+        note_id: Some(id.clone()),
+        old: found,
+        ..row.clone()
+    };
+    (update(run, &edit, call, &id).await, id)
 }
 
 /// Changes the row's note in place.
