@@ -726,6 +726,47 @@ async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_ro
 }
 
 #[tokio::test]
+async fn an_update_in_doubt_is_waited_out_before_the_next_sync_reads_and_changes_the_note() {
+    let sheet = Sheet::new("sync-late-update").await;
+    sheet.write(&THREE[..1]);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .retry(happyrobot::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None);
+    assert_eq!(sync.run(&sheet.source(), |_| {}).await.unwrap().added, 1);
+    sheet.write(&[("r1", 0, "Two", None)]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The update lands 2.5 s after it arrived, long after the client gave up on its answer and
+    // looked the note up (still the old text): unknown.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(2500),
+        },
+        1,
+    );
+    let first = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(first.unknown, 1, "{first:?}");
+    // Edited again; the next sync waits the late update out before it reads the note, so that
+    // its own update comes after.
+    sheet.write(&[("r1", 0, "Three", None)]);
+    assert!(sync.plan_waits(&sheet.source()).unwrap().is_some());
+    let second = sync.run(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((second.updated, second.unknown), (1, 0), "{second:?}");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(sheet.notes(0), [("Three".to_string(), false)]);
+    assert!(sync.plan(&sheet.source()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_undo_stopped_part_way_is_finished_by_the_next() {
     let sheet = Sheet::new("sync-undo-part").await;
     sheet.write(&THREE);

@@ -171,6 +171,13 @@ async fn run(
     let plan = if args.undo {
         sync.undo_plan(&source).await
     } else {
+        if let Ok(Some(wait)) = sync.plan_waits(&source) {
+            print::err(&format!(
+                "Waiting {} s before reading the calls: an earlier sync's update or delete has \
+                 an unknown outcome and may still land (Ctrl-C stops; nothing is sent)",
+                wait.as_secs() + 1
+            ));
+        }
         sync.plan(&source).await
     }
     .map_err(bulk_error)?;

@@ -260,6 +260,19 @@ impl Client {
             .map(|(settled, _)| settled)
     }
 
+    /// Until when a write with an unknown outcome, sent at `sent` and failed after `took` (the
+    /// client's [`timeout`](Self::timeout) for one whose end nobody saw), may still land: by
+    /// the rule [`settle_add`](Self::settle_add) waits by, three times as long after it was sent
+    /// as it took to fail, and at least the settle delay
+    /// ([`ClientBuilder::reconcile_settle`](crate::ClientBuilder::reconcile_settle)). For a
+    /// caller that must not read a note as settled, or change it again, before an earlier change
+    /// to it could have landed: a late update would undo the later one.
+    pub fn late_apply_until(&self, sent: SystemTime, took: Duration) -> SystemTime {
+        PendingAdd::new(String::new(), String::new())
+            .sent(sent, took)
+            .absent_from(self.shared().reconcile_settle)
+    }
+
     /// Adds a note to a call and, when the outcome of the add is unknown (a timeout, a broken
     /// connection, a `5xx`), settles it as `happyrobot notes add` does: it looks the note up on its
     /// call by the ID it was sent with ([`settle_add`](Self::settle_add), which waits long enough

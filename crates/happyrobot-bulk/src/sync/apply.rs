@@ -399,7 +399,7 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
         Ok(Settled::Absent) => return None,
         Ok(Settled::Found { note, .. }) => {
             let id = note.id.clone().unwrap_or_else(|| first.clone());
-            if !holds_text(&note, text) {
+            if !text_matches(&note, text) {
                 return Some(edited_since(run, row, call, &note, id).await);
             }
             (RowStatus::Done, id)
@@ -416,14 +416,6 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
         ),
     };
     Some((run.ended(Op::Add, row, &id, status), id))
-}
-
-/// Whether `note` holds `text` (its flag too, when the row sets one).
-fn holds_text(note: &happyrobot::types::Note, text: &NoteText) -> bool {
-    note.content.as_deref() == Some(text.content.as_str())
-        && text
-            .flagged
-            .is_none_or(|flag| note.flagged.unwrap_or(false) == flag)
 }
 
 /// An earlier add of the row, found on its call with the text the row had then (the row was

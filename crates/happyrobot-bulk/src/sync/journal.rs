@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +125,9 @@ pub(crate) struct SyncState {
     /// (row, call) → the adds sent whose outcome no entry settled (a run killed, or unknown):
     /// their note IDs and when the last went.
     pub(crate) pending: HashMap<(String, String), Pending>,
+    /// Note ID → the update or delete of it last sent whose outcome no entry settled (a run
+    /// killed, or unknown): it may still land (see [`SyncState::doubts_settle_at`]).
+    doubts: HashMap<String, Doubt>,
     /// Each run: its number, reason, what it undoes, and its changes.
     pub(crate) runs: Vec<RunRecord>,
     /// The base URL of the journal's runs.
@@ -140,6 +144,14 @@ pub(crate) struct Pending {
     pub(crate) ids: Vec<String>,
     /// When the last was sent (seconds since the epoch).
     pub(crate) at: u64,
+}
+
+/// An update or delete whose outcome is unknown: when it was sent, and when it ended unknown, if
+/// an entry says (seconds since the epoch).
+#[derive(Debug, Clone, Copy)]
+struct Doubt {
+    sent: u64,
+    ended: Option<u64>,
 }
 
 /// One run of the journal.
@@ -208,6 +220,23 @@ impl SyncState {
         if !ids.contains(note) {
             ids.push(note.clone());
         }
+        if matches!(op, Op::Update | Op::Delete) {
+            match entry.event.as_str() {
+                "intent" => {
+                    let sent = entry.at.unwrap_or_default();
+                    self.doubts
+                        .insert(note.clone(), Doubt { sent, ended: None });
+                }
+                "unknown" => {
+                    if let Some(doubt) = self.doubts.get_mut(note) {
+                        doubt.ended = entry.at;
+                    }
+                }
+                _ => {
+                    self.doubts.remove(note);
+                }
+            }
+        }
         if op == Op::Add {
             match entry.event.as_str() {
                 "intent" => {
@@ -256,6 +285,23 @@ impl SyncState {
                 before: entry.before.clone(),
             });
         }
+    }
+
+    /// When every update and delete in doubt (see `doubts`) can no longer land, by `client`'s
+    /// rule ([`happyrobot::Client::late_apply_until`]; the journal's whole seconds taken at their
+    /// latest); `None` when none is in doubt.
+    pub(crate) fn doubts_settle_at(&self, client: &happyrobot::Client) -> Option<SystemTime> {
+        self.doubts
+            .values()
+            .map(|doubt| {
+                let sent = UNIX_EPOCH + Duration::from_secs(doubt.sent.saturating_add(1));
+                let took = doubt.ended.map_or_else(
+                    || client.timeout(),
+                    |ended| Duration::from_secs(ended.saturating_sub(doubt.sent).saturating_add(1)),
+                );
+                client.late_apply_until(sent, took)
+            })
+            .max()
     }
 
     /// The next counter for row `row` on `call`.

@@ -83,9 +83,26 @@ impl Bulk<SyncJob> {
     /// What a sync of `source` would do now: reads each call the input names once (and, with
     /// [`prune`](Self::prune), the calls of rows removed since); sends no `POST`, `PATCH` or
     /// `DELETE` and writes nothing. Invalid rows, or rows that share a key, refuse it.
+    ///
+    /// When an earlier run's update or delete has an unknown outcome (a timeout, a gateway's
+    /// `504`, a killed run), it first waits until that change can no longer land
+    /// ([`happyrobot::Client::late_apply_until`]; a stop ends the wait): read before, a note
+    /// would show its old text, and the late change would undo the one this sync makes.
+    /// [`plan_waits`](Self::plan_waits) says how long.
     pub async fn plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
         let journal = self.sync_journal(source)?;
         plan::make(self, source, journal).await
+    }
+
+    /// How long [`plan`](Self::plan) would wait now before reading the calls, for an earlier
+    /// run's update or delete whose outcome is unknown; `None` when it would not wait. For a
+    /// program to say why a plan takes long.
+    pub fn plan_waits(&self, source: &Source) -> Result<Option<std::time::Duration>, BulkError> {
+        let journal = self.sync_journal(source)?;
+        let state = journal::SyncState::load(&journal)?;
+        Ok(state
+            .doubts_settle_at(&self.client)
+            .and_then(|until| until.duration_since(std::time::SystemTime::now()).ok()))
     }
 
     /// Applies `plan` (made by [`plan`](Self::plan) for `source`): exactly its actions, each

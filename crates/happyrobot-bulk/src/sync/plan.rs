@@ -249,6 +249,7 @@ pub(crate) async fn make(
             calls.insert(owned.call.clone());
         }
     }
+    wait_for_doubts(sync, &state).await;
     let read = read_calls(sync, &calls).await?;
     let decide = Decide {
         state: &state,
@@ -332,6 +333,32 @@ const FOREIGN: &str = "a note with this row's ID that this journal did not make"
 
 /// The notes of each call read, or why it could not be.
 type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
+
+/// Waits, before the calls are read, until the updates and deletes of earlier runs whose outcome
+/// is unknown can no longer land (see [`SyncState::doubts_settle_at`]): read before, a note would
+/// show its old text, the plan would change it again, and the late change would then undo that
+/// (or a late delete remove a note the plan found in place). A stop ends the wait, and the reads
+/// then stop too.
+async fn wait_for_doubts(sync: &crate::Sync, state: &SyncState) {
+    let Some(until) = state.doubts_settle_at(&sync.client) else {
+        return;
+    };
+    let Ok(wait) = until.duration_since(std::time::SystemTime::now()) else {
+        return;
+    };
+    tracing::info!(
+        target: "happyrobot_bulk::sync",
+        seconds = wait.as_secs_f64(),
+        "an earlier sync's update or delete has an unknown outcome and may still land: waiting \
+         {:.0} s before reading the calls",
+        wait.as_secs_f64().ceil()
+    );
+    let stop = sync.settings.stop.clone();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = stop.cancelled() => {}
+    }
+}
 
 /// Reads each call once, `concurrency` at a time, under the client's rate control.
 async fn read_calls(sync: &crate::Sync, calls: &BTreeSet<String>) -> Result<Calls, BulkError> {
