@@ -471,6 +471,52 @@ async fn an_imported_file_is_adopted_not_added_again() {
 }
 
 #[tokio::test]
+async fn an_import_killed_while_it_adds_is_looked_up_by_the_first_sync_not_added_again() {
+    let sheet = Sheet::new("sync-import-kill").await;
+    sheet.write(&THREE[..1]);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let import = happyrobot_bulk::Import::new(client.clone(), JournalLocation::BesideInput)
+        .state_dir(Some(sheet.dir.join("state")));
+    let source = || {
+        sheet
+            .source()
+            .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true))
+    };
+    // The import's add lands a second after it arrived; its answer never comes, and the import
+    // is killed while it waits.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        1,
+    );
+    let killed = tokio::time::timeout(Duration::from_millis(400), import.run(source(), |_| {}));
+    assert!(killed.await.is_err(), "the import was killed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A first sync of the file, before the add has landed: it looks the import's add up.
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(Some(sheet.dir.join("state")));
+    let report = sync.run(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((report.added, report.unknown), (1, 0), "{report:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        sheet.by_text().values().sum::<usize>(),
+        1,
+        "{:?}",
+        sheet.by_text()
+    );
+}
+
+#[tokio::test]
 async fn a_first_sync_beside_notes_with_the_same_text_is_refused_or_adopts() {
     let sheet = Sheet::new("sync-twin").await;
     sheet.write(&THREE);

@@ -1,37 +1,63 @@
 //! A first sync of a file that `notes import` added: the notes the import's journal records as
 //! added are adopted (become the rows' own), never added again: those of rows as they are now,
-//! and those of rows edited since (updated in place by the sync).
+//! and those of rows edited since (updated in place by the sync). The import's adds whose outcome
+//! is unknown are the rows' adds in doubt: looked up before the sync adds anything for them.
 
 use std::collections::{HashMap, HashSet};
 
-use super::journal::SyncState;
+use super::journal::{Pending, SyncState};
 use super::rows::Row;
 use crate::Source;
 use crate::journal::{JournalState, Keep, LineState};
 use crate::record::LineKey;
 use crate::session::JournalLocation;
 
-/// Row key → the note ID the import's journal records as added for the row (same call, text and
-/// flag). Empty once the sync has a journal of its own, for records, or without an import.
+/// What an import of the file did, as a first sync takes it over.
+#[derive(Debug, Default)]
+pub(crate) struct Imported {
+    /// Row key → the note ID the import's journal records as added for the row (same call, text
+    /// and flag).
+    pub(crate) adopted: HashMap<String, String>,
+    /// Row key → the import's add of the row (same call, text and flag) whose outcome is
+    /// unknown: every ID it may have been sent with, and when.
+    pub(crate) pending: HashMap<String, Pending>,
+}
+
+/// What an import of the file did (see [`Imported`]). Empty once the sync has a journal of its
+/// own, for records, or without an import.
 pub(crate) async fn from_import(
     sync: &crate::Sync,
     source: &Source,
     rows: &[Row],
     state: &SyncState,
-) -> HashMap<String, String> {
+) -> Imported {
     if !state.runs.is_empty() || source.path().is_none() {
-        return HashMap::new();
+        return Imported::default();
     }
     // The journal an import of this file would use (beside it, or found by its content).
     let mut settings = sync.settings.clone();
     settings.journal = JournalLocation::BesideInput;
     let Ok(prepared) = crate::session::prepare(&sync.client, source, &settings).await else {
-        return HashMap::new();
+        return Imported::default();
     };
     let Ok(import) = JournalState::load(&prepared.journal, &prepared.destination, Keep::default())
     else {
-        return HashMap::new();
+        return Imported::default();
     };
+    let pending = rows
+        .iter()
+        .filter_map(|row| {
+            let key = (fingerprint(row), 0);
+            let standing = import.standing(key);
+            let doubt = matches!(standing.state, Some(LineState::Unknown { .. }))
+                || (standing.in_doubt && standing.state != Some(LineState::Done));
+            let ids = import.candidates(key);
+            (doubt && !ids.is_empty()).then(|| {
+                let at = import.attempt(key).0;
+                (row.key.clone(), Pending { ids, at })
+            })
+        })
+        .collect();
     let mut adopted: HashMap<String, String> = rows
         .iter()
         .filter_map(|row| {
@@ -43,7 +69,7 @@ pub(crate) async fn from_import(
         })
         .collect();
     edited_since(&import, &prepared.journal, rows, &mut adopted);
-    adopted
+    Imported { adopted, pending }
 }
 
 /// A row's fingerprint, as the import's journal knows lines.

@@ -236,7 +236,7 @@ pub(crate) async fn make(
         sync.client.api_key().expose_secret(),
     );
     check_destination(&state, &destination, &journal)?;
-    let adopted = super::adopt::from_import(sync, source, &rows, &state).await;
+    let imported = super::adopt::from_import(sync, source, &rows, &state).await;
     let wanted: HashMap<&str, &str> = rows
         .iter()
         .map(|r| (r.key.as_str(), r.call.as_str()))
@@ -254,7 +254,8 @@ pub(crate) async fn make(
     let decide = Decide {
         state: &state,
         calls: &read,
-        adopted: &adopted,
+        adopted: &imported.adopted,
+        imported_pending: &imported.pending,
         // Taking over notes no sync made is for a first sync only.
         adopt_existing: sync.job.adopt_existing && state.runs.is_empty(),
         wanted: &wanted,
@@ -428,6 +429,8 @@ struct Decide<'a> {
     calls: &'a Calls,
     /// Row key → the note ID an import recorded for it.
     adopted: &'a HashMap<String, String>,
+    /// Row key → an import's add of it whose outcome is unknown.
+    imported_pending: &'a HashMap<String, super::journal::Pending>,
     adopt_existing: bool,
     /// The input's row keys, with their calls.
     wanted: &'a HashMap<&'a str, &'a str>,
@@ -479,6 +482,12 @@ impl Decide<'_> {
     fn mine<'n>(&self, key: &str, call: &str, notes: &'n [Note]) -> Vec<&'n Note> {
         let mut candidates = self.state.candidates(key, call);
         candidates.extend(self.adopted.get(key).cloned());
+        candidates.extend(
+            self.imported_pending
+                .get(key)
+                .into_iter()
+                .flat_map(|p| p.ids.iter().cloned()),
+        );
         let mut taken = self.taken.borrow_mut();
         notes
             .iter()
@@ -549,6 +558,7 @@ impl Decide<'_> {
             .state
             .pending
             .get(&(row.key.clone(), call.to_string()))
+            .or_else(|| self.imported_pending.get(&row.key))
             .cloned();
         planned.reason = if planned.pending.is_some() {
             Some(
