@@ -804,12 +804,58 @@ async fn an_update_in_doubt_is_waited_out_before_the_next_sync_reads_and_changes
     // Edited again; the next sync waits the late update out before it reads the note, so that
     // its own update comes after.
     sheet.write(&[("r1", 0, "Three", None)]);
-    assert!(sync.plan_waits(&sheet.source()).unwrap().is_some());
+    assert!(sync.plan_waits(&sheet.source()).await.unwrap().is_some());
     let second = sync.run(&sheet.source(), |_| {}).await.unwrap();
     assert_eq!((second.updated, second.unknown), (1, 0), "{second:?}");
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(sheet.notes(0), [("Three".to_string(), false)]);
     assert!(sync.plan(&sheet.source()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_late_add_of_a_row_removed_since_is_pruned_not_left_behind() {
+    let sheet = Sheet::new("sync-late-removed").await;
+    sheet.write(&THREE[..2]);
+    let client = Client::builder()
+        .api_key(sheet.server.api_key())
+        .base_url(sheet.server.base_url())
+        .timeout(Duration::from_secs(1))
+        .reconcile_settle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sync = Sync::new(client, JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None)
+        .concurrency(1);
+    let source = sheet.source();
+    let plan = sync.plan(&source).await.unwrap();
+    // The first add lands a second after it arrived; its answer never comes, and the sync is
+    // killed while it waits.
+    sheet.server.inject(
+        Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after: Duration::from_millis(1000),
+        },
+        1,
+    );
+    let killed = tokio::time::timeout(
+        Duration::from_millis(400),
+        sync.apply(&source, plan, |_| {}),
+    );
+    assert!(killed.await.is_err(), "the sync was killed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its row is removed from the file before the add has landed; a pruning sync deletes the
+    // note once it has, rather than leave a note no row owns.
+    sheet.write(&THREE[1..2]);
+    let report = sync.prune(true).run(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (report.deleted, report.failed, report.unknown),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(sheet.notes(0), []);
+    assert_eq!(sheet.notes(1), [("Dock 4".to_string(), false)]);
 }
 
 #[tokio::test]

@@ -171,10 +171,10 @@ async fn run(
     let plan = if args.undo {
         sync.undo_plan(&source).await
     } else {
-        if let Ok(Some(wait)) = sync.plan_waits(&source) {
+        if let Ok(Some(wait)) = sync.plan_waits(&source).await {
             print::err(&format!(
-                "Waiting {} s before reading the calls: an earlier sync's update or delete has \
-                 an unknown outcome and may still land (Ctrl-C stops; nothing is sent)",
+                "Waiting {} s before reading the calls: an earlier sync's change has an unknown \
+                 outcome and may still land (Ctrl-C stops; nothing is sent)",
                 wait.as_secs() + 1
             ));
         }

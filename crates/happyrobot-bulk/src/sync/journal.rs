@@ -251,6 +251,11 @@ impl SyncState {
             }
         }
         if entry.event == "done" {
+            if matches!(op, Op::Delete | Op::Adopt) {
+                // An add in doubt whose note was found and deleted, or taken over by another row.
+                self.pending
+                    .retain(|_, pending| !pending.ids.contains(note));
+            }
             self.done(entry, op, row, call, note);
         }
     }
@@ -287,20 +292,35 @@ impl SyncState {
         }
     }
 
-    /// When every update and delete in doubt (see `doubts`) can no longer land, by `client`'s
-    /// rule ([`happyrobot::Client::late_apply_until`]; the journal's whole seconds taken at their
-    /// latest); `None` when none is in doubt.
-    pub(crate) fn doubts_settle_at(&self, client: &happyrobot::Client) -> Option<SystemTime> {
+    /// When every update and delete in doubt (see `doubts`), and every add in doubt of a row that
+    /// is no longer on that call (`stays(row, call)` false: it moved, or was removed), can no
+    /// longer land, by `client`'s rule ([`happyrobot::Client::late_apply_until`]; the journal's
+    /// whole seconds taken at their latest); `None` when none is in doubt. (An add in doubt of a
+    /// row still on its call is looked up when the sync would send it again.)
+    pub(crate) fn doubts_settle_at(
+        &self,
+        client: &happyrobot::Client,
+        stays: impl Fn(&str, &str) -> bool,
+    ) -> Option<SystemTime> {
+        let until = |sent: u64, ended: Option<u64>| {
+            let took = ended.map_or_else(
+                || client.timeout(),
+                |ended| Duration::from_secs(ended.saturating_sub(sent).saturating_add(1)),
+            );
+            client.late_apply_until(
+                UNIX_EPOCH + Duration::from_secs(sent.saturating_add(1)),
+                took,
+            )
+        };
+        let strays = self
+            .pending
+            .iter()
+            .filter(|((row, call), _)| !stays(row, call))
+            .map(|(_, pending)| until(pending.at, None));
         self.doubts
             .values()
-            .map(|doubt| {
-                let sent = UNIX_EPOCH + Duration::from_secs(doubt.sent.saturating_add(1));
-                let took = doubt.ended.map_or_else(
-                    || client.timeout(),
-                    |ended| Duration::from_secs(ended.saturating_sub(doubt.sent).saturating_add(1)),
-                );
-                client.late_apply_until(sent, took)
-            })
+            .map(|doubt| until(doubt.sent, doubt.ended))
+            .chain(strays)
             .max()
     }
 

@@ -85,23 +85,30 @@ impl Bulk<SyncJob> {
     /// `DELETE` and writes nothing. Invalid rows, or rows that share a key, refuse it.
     ///
     /// When an earlier run's update or delete has an unknown outcome (a timeout, a gateway's
-    /// `504`, a killed run), it first waits until that change can no longer land
+    /// `504`, a killed run), or its add of a row that has since moved to another call or left
+    /// the input, it first waits until that change can no longer land
     /// ([`happyrobot::Client::late_apply_until`]; a stop ends the wait): read before, a note
-    /// would show its old text, and the late change would undo the one this sync makes.
-    /// [`plan_waits`](Self::plan_waits) says how long.
+    /// would show its old text, and the late change would undo the one this sync makes (or a
+    /// late add leave a note no row owns). [`plan_waits`](Self::plan_waits) says how long.
     pub async fn plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
         let journal = self.sync_journal(source)?;
         plan::make(self, source, journal).await
     }
 
     /// How long [`plan`](Self::plan) would wait now before reading the calls, for an earlier
-    /// run's update or delete whose outcome is unknown; `None` when it would not wait. For a
-    /// program to say why a plan takes long.
-    pub fn plan_waits(&self, source: &Source) -> Result<Option<std::time::Duration>, BulkError> {
+    /// run's change whose outcome is unknown; `None` when it would not wait. For a program to say
+    /// why a plan takes long.
+    pub async fn plan_waits(
+        &self,
+        source: &Source,
+    ) -> Result<Option<std::time::Duration>, BulkError> {
         let journal = self.sync_journal(source)?;
+        let rows = rows::read(source, self.job.key_column.as_deref()).await?;
         let state = journal::SyncState::load(&journal)?;
+        let stays =
+            |row: &str, call: &str| rows.iter().any(|r| r.key == row && r.call.as_str() == call);
         Ok(state
-            .doubts_settle_at(&self.client)
+            .doubts_settle_at(&self.client, stays)
             .and_then(|until| until.duration_since(std::time::SystemTime::now()).ok()))
     }
 

@@ -2,7 +2,7 @@
 //! decided against what its call holds and what the journal says the row owns.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -249,10 +249,22 @@ pub(crate) async fn make(
             calls.insert(owned.call.clone());
         }
     }
-    wait_for_doubts(sync, &state).await;
+    // The calls of adds in doubt of rows no longer on them (moved, or removed): a note found there
+    // under one of their IDs is the row's, as if the add had been journaled done.
+    let stays = |row: &str, call: &str| wanted.get(row) == Some(&call);
+    let strays: Vec<(&String, &String, &super::journal::Pending)> = state
+        .pending
+        .iter()
+        .filter(|((row, call), _)| !stays(row, call) && !state.owned.contains_key(row))
+        .map(|((row, call), pending)| (row, call, pending))
+        .collect();
+    calls.extend(strays.iter().map(|(_, call, _)| (*call).clone()));
+    wait_for_doubts(sync, state.doubts_settle_at(&sync.client, stays)).await;
     let read = read_calls(sync, &calls).await?;
+    let owned = with_strays(&state, &strays, &read);
     let decide = Decide {
         state: &state,
+        owned: &owned,
         calls: &read,
         adopted: &imported.adopted,
         imported_pending: &imported.pending,
@@ -335,13 +347,45 @@ const FOREIGN: &str = "a note with this row's ID that this journal did not make"
 /// The notes of each call read, or why it could not be.
 type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
 
-/// Waits, before the calls are read, until the updates and deletes of earlier runs whose outcome
-/// is unknown can no longer land (see [`SyncState::doubts_settle_at`]): read before, a note would
+/// The notes the rows own: the journal's, and those of adds in doubt of rows no longer on their
+/// call (`strays`) found on it under one of their IDs, with the text found.
+fn with_strays(
+    state: &SyncState,
+    strays: &[(&String, &String, &super::journal::Pending)],
+    read: &Calls,
+) -> BTreeMap<String, Owned> {
+    let mut owned = state.owned.clone();
+    for (row, call, pending) in strays {
+        let Some(Ok(notes)) = read.get(*call) else {
+            continue;
+        };
+        let found = notes
+            .iter()
+            .find(|n| n.id.as_ref().is_some_and(|id| pending.ids.contains(id)));
+        if let Some(note) = found {
+            owned.insert(
+                (*row).clone(),
+                Owned {
+                    call: (*call).clone(),
+                    note: note.id.clone().unwrap_or_default(),
+                    text: Text {
+                        content: note.content.clone().unwrap_or_default(),
+                        flagged: note.flagged,
+                    },
+                },
+            );
+        }
+    }
+    owned
+}
+
+/// Waits, before the calls are read, `until` the changes of earlier runs whose outcome is
+/// unknown can no longer land (see [`SyncState::doubts_settle_at`]): read before, a note would
 /// show its old text, the plan would change it again, and the late change would then undo that
-/// (or a late delete remove a note the plan found in place). A stop ends the wait, and the reads
-/// then stop too.
-async fn wait_for_doubts(sync: &crate::Sync, state: &SyncState) {
-    let Some(until) = state.doubts_settle_at(&sync.client) else {
+/// (or a late delete remove a note the plan found in place, or a late add leave a note no row
+/// owns). A stop ends the wait, and the reads then stop too.
+async fn wait_for_doubts(sync: &crate::Sync, until: Option<std::time::SystemTime>) {
+    let Some(until) = until else {
         return;
     };
     let Ok(wait) = until.duration_since(std::time::SystemTime::now()) else {
@@ -350,8 +394,8 @@ async fn wait_for_doubts(sync: &crate::Sync, state: &SyncState) {
     tracing::info!(
         target: "happyrobot_bulk::sync",
         seconds = wait.as_secs_f64(),
-        "an earlier sync's update or delete has an unknown outcome and may still land: waiting \
-         {:.0} s before reading the calls",
+        "an earlier sync's change has an unknown outcome and may still land: waiting {:.0} s \
+         before reading the calls",
         wait.as_secs_f64().ceil()
     );
     let stop = sync.settings.stop.clone();
@@ -426,6 +470,8 @@ async fn read_call(
 /// The decisions, from the journal and the calls as read.
 struct Decide<'a> {
     state: &'a SyncState,
+    /// Row key → the note it owns: the journal's, and adds in doubt found (see `with_strays`).
+    owned: &'a BTreeMap<String, Owned>,
     calls: &'a Calls,
     /// Row key → the note ID an import recorded for it.
     adopted: &'a HashMap<String, String>,
@@ -453,7 +499,7 @@ impl Decide<'_> {
             }
             None => return,
         };
-        let owned = self.state.owned.get(&row.key);
+        let owned = self.owned.get(&row.key);
         if let Some(old) = owned.filter(|o| o.call != call) {
             self.moved_away(row, old, out);
         }
@@ -579,8 +625,7 @@ impl Decide<'_> {
     /// The key of a row removed from the input that owns `note` on `call` (a key that changed).
     fn owner_removed(&self, call: &str, note: &Note) -> Option<String> {
         let id = note.id.as_deref()?;
-        self.state
-            .owned
+        self.owned
             .iter()
             .find(|(key, o)| {
                 o.call == call && o.note == id && !self.wanted.contains_key(key.as_str())
@@ -604,7 +649,7 @@ impl Decide<'_> {
     /// one already gone is deleted again, which a gone note answers as done, so that the journal
     /// forgets it).
     fn removed(&self, prune: bool, out: &mut Vec<PlannedRow>) {
-        for (key, owned) in &self.state.owned {
+        for (key, owned) in self.owned {
             if self.wanted.contains_key(key.as_str()) || self.taken.borrow().contains(&owned.note) {
                 continue;
             }
