@@ -859,6 +859,20 @@ async fn a_late_add_of_a_row_removed_since_is_pruned_not_left_behind() {
 }
 
 #[tokio::test]
+async fn without_reconciling_an_add_answered_unreadably_is_added_not_unknown() {
+    let sheet = Sheet::new("sync-applied").await;
+    sheet.write(&THREE[..1]);
+    let sync = sheet.sync().reconcile(false);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // Added, its answer's body unreadable: the API did add it, and says so with its 2xx.
+    sheet.server.inject(Fault::InvalidJson, 1);
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.added, report.unknown), (1, 0), "{report:?}");
+    assert_eq!(sheet.notes(0).len(), 1);
+    assert!(sync.plan(&sheet.source()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn an_undo_stopped_part_way_is_finished_by_the_next() {
     let sheet = Sheet::new("sync-undo-part").await;
     sheet.write(&THREE);

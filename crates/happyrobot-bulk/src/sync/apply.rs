@@ -312,7 +312,14 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> (RowStatus, 
         Err(e) => e,
     };
     if !run.reconcile {
-        return ended(RowStatus::Unknown(error.to_string()), &note_id);
+        // Without a look, what the answer says: added (a `409` for its ID, or a `2xx` whose body
+        // could not be read), else unknown.
+        let status = if error.outcome() == Outcome::Applied {
+            RowStatus::Done
+        } else {
+            RowStatus::Unknown(error.to_string())
+        };
+        return ended(status, &note_id);
     }
     let pending = PendingAdd::from_error(&note, &error)
         .unwrap_or_else(|| PendingAdd::new(note_id.clone(), text.content.clone()));
