@@ -814,6 +814,17 @@ async fn an_update_in_doubt_is_waited_out_before_the_next_sync_reads_and_changes
 
 #[tokio::test]
 async fn a_late_add_of_a_row_removed_since_is_pruned_not_left_behind() {
+    late_add_of_a_removed_row(true).await;
+}
+
+#[tokio::test]
+async fn a_late_add_of_a_row_removed_since_is_kept_and_listed() {
+    late_add_of_a_removed_row(false).await;
+}
+
+/// An add killed before it landed, its row removed from the file before the next sync: the note
+/// is the removed row's, pruned or kept, and settled in the journal.
+async fn late_add_of_a_removed_row(prune: bool) {
     let sheet = Sheet::new("sync-late-removed").await;
     sheet.write(&THREE[..2]);
     let client = Client::builder()
@@ -826,7 +837,8 @@ async fn a_late_add_of_a_row_removed_since_is_pruned_not_left_behind() {
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
         .state_dir(None)
-        .concurrency(1);
+        .concurrency(1)
+        .prune(prune);
     let source = sheet.source();
     let plan = sync.plan(&source).await.unwrap();
     // The first add lands a second after it arrived; its answer never comes, and the sync is
@@ -845,17 +857,25 @@ async fn a_late_add_of_a_row_removed_since_is_pruned_not_left_behind() {
     );
     assert!(killed.await.is_err(), "the sync was killed");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Its row is removed from the file before the add has landed; a pruning sync deletes the
-    // note once it has, rather than leave a note no row owns.
+    // Its row is removed from the file before the add has landed; the next sync finds the note
+    // once it has: pruned, or kept and listed, rather than left with no row.
     sheet.write(&THREE[1..2]);
-    let report = sync.prune(true).run(&sheet.source(), |_| {}).await.unwrap();
+    let report = sync.run(&sheet.source(), |_| {}).await.unwrap();
+    let expected = if prune { (1, 0, 0, 0) } else { (0, 1, 0, 0) };
     assert_eq!(
-        (report.deleted, report.failed, report.unknown),
-        (1, 0, 0),
+        (report.deleted, report.kept, report.failed, report.unknown),
+        expected,
         "{report:?}"
     );
-    assert_eq!(sheet.notes(0), []);
+    let left = if prune { 0 } else { 1 };
+    assert_eq!(sheet.notes(0).len(), left);
     assert_eq!(sheet.notes(1), [("Dock 4".to_string(), false)]);
+    // Settled in the journal: the next plan has nothing to wait for, and reads the removed row's
+    // call only to prune (as for any removed row).
+    assert_eq!(sync.plan_waits(&sheet.source()).await.unwrap(), None);
+    let again = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(again.counts.keep, u64::from(!prune), "{again:?}");
+    assert_eq!(again.calls_read, 1);
 }
 
 #[tokio::test]

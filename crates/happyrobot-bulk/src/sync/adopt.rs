@@ -53,8 +53,14 @@ pub(crate) async fn from_import(
                 || (standing.in_doubt && standing.state != Some(LineState::Done));
             let ids = import.candidates(key);
             (doubt && !ids.is_empty()).then(|| {
-                let at = import.attempt(key).0;
-                (row.key.clone(), Pending { ids, at })
+                let (at, took) = import.attempt(key);
+                let pending = Pending {
+                    ids,
+                    at,
+                    took,
+                    ..Pending::default()
+                };
+                (row.key.clone(), pending)
             })
         })
         .collect();

@@ -171,6 +171,9 @@ pub(crate) async fn apply(
             plan.journal.display()
         )));
     }
+    for settled in &plan.settled {
+        run.write(&settled_entry(run.run, settled));
+    }
     on_event(&Event::Started {
         lines: plan.rows.iter().filter(|r| r.action.writes()).count() as u64,
     });
@@ -187,6 +190,31 @@ pub(crate) async fn apply(
         ));
     }
     Ok(report)
+}
+
+/// The journal's entry for an add in doubt the plan found settled: taken over as its row's note
+/// (an adoption, which an undo leaves), or failed (certainly absent once it could no longer land).
+fn settled_entry(run: u64, settled: &super::plan::Settled) -> Entry {
+    let (event, op, error) = match settled.found {
+        Some(_) => ("done", Op::Adopt, None),
+        None => (
+            "failed",
+            Op::Add,
+            Some("not on its call once it could no longer land".to_string()),
+        ),
+    };
+    Entry {
+        event: event.to_string(),
+        run: Some(run),
+        op: Some(op),
+        row: Some(settled.row.clone()),
+        call: Some(settled.call.clone()),
+        note: Some(settled.note.clone()),
+        text: settled.found.clone(),
+        error,
+        at: Some(now()),
+        ..Entry::default()
+    }
 }
 
 /// Carries out every row of `plan`, `concurrency` requests at a time, in the plan's order.
@@ -399,9 +427,13 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
         PendingAdd::new(first.clone(), text.content.clone()),
         |p, id| p.also_id(id.clone()),
     );
-    // A killed run's attempt may have taken as long as the client lets one take.
-    let sent = std::time::UNIX_EPOCH + std::time::Duration::from_secs(pending.at);
-    look = look.sent(sent, run.client.timeout());
+    // A killed run's attempt may have taken as long as the client lets one take (an import's as
+    // long as it did, if longer); a time past the clock's range (a damaged journal) counts from
+    // now.
+    let timeout = run.client.timeout();
+    let took = pending.took.map_or(timeout, |took| took.max(timeout));
+    let sent = pending.sent().unwrap_or_else(std::time::SystemTime::now);
+    look = look.sent(sent, took);
     let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,
         Ok(Settled::Found { note, .. }) => {

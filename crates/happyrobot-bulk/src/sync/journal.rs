@@ -136,14 +136,44 @@ pub(crate) struct SyncState {
     pub(crate) entries: u64,
     /// Lines that could not be read.
     pub(crate) damaged: Vec<u64>,
+    /// Run → when it wrote its last entry (seconds since the epoch).
+    last_at: HashMap<u64, u64>,
 }
 
 /// Adds in doubt for one row on one call.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pending {
     pub(crate) ids: Vec<String>,
-    /// When the last was sent (seconds since the epoch).
+    /// When the last was sent (seconds since the epoch), at the latest: for one in flight when
+    /// its run was killed, when that run wrote its last entry, as far as anything says.
     pub(crate) at: u64,
+    /// How long its attempt took, when the journal that records it says (an import's).
+    pub(crate) took: Option<Duration>,
+    /// The run that sent it.
+    pub(crate) run: Option<u64>,
+}
+
+impl Pending {
+    /// Until when this add may still land, by `client`'s rule (its attempt took the client's
+    /// timeout, or the recorded time if longer); `None` for a time past the clock's range.
+    pub(crate) fn lands_until(&self, client: &happyrobot::Client) -> Option<SystemTime> {
+        let took = self
+            .took
+            .map_or(client.timeout(), |t| t.max(client.timeout()));
+        Some(client.late_apply_until(epoch_seconds(self.at)?, took))
+    }
+
+    /// When it was sent, at the latest (see `at`), for a look that waits for a late apply; `None`
+    /// for a time past the clock's range.
+    pub(crate) fn sent(&self) -> Option<SystemTime> {
+        epoch_seconds(self.at)
+    }
+}
+
+/// The instant a second after `seconds` since the epoch (the journal's whole seconds, taken at
+/// their latest); `None` past the clock's range (a damaged or edited journal).
+fn epoch_seconds(seconds: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds.checked_add(1)?))
 }
 
 /// An update or delete whose outcome is unknown: when it was sent, and when it ended unknown, if
@@ -152,6 +182,7 @@ pub(crate) struct Pending {
 struct Doubt {
     sent: u64,
     ended: Option<u64>,
+    run: Option<u64>,
 }
 
 /// One run of the journal.
@@ -186,13 +217,35 @@ impl SyncState {
             })?;
             state.entries += 1;
             match serde_json::from_str::<Entry>(&line) {
-                Ok(entry) => state.apply(&entry),
+                Ok(entry) => {
+                    if let (Some(run), Some(at)) = (entry.run, entry.at) {
+                        let last = state.last_at.entry(run).or_default();
+                        *last = (*last).max(at);
+                    }
+                    state.apply(&entry);
+                }
                 // A line cut short by a kill: what it said is looked up on the calls.
                 Err(_) if !line.trim().is_empty() => state.damaged.push(index as u64 + 1),
                 Err(_) => {}
             }
         }
+        state.latest_sends();
         Ok(state)
+    }
+
+    /// A change in doubt may have been sent again after its intent (a retry, after a timeout or
+    /// a `429`): one that no entry ended went at the latest when its run wrote its last entry, as
+    /// far as the journal says (a run killed meanwhile writes no more), and an add in doubt is
+    /// dated so too.
+    fn latest_sends(&mut self) {
+        let last_at = &self.last_at;
+        let last = |run: Option<u64>| run.and_then(|run| last_at.get(&run).copied());
+        for pending in self.pending.values_mut() {
+            pending.at = pending.at.max(last(pending.run).unwrap_or(0));
+        }
+        for doubt in self.doubts.values_mut().filter(|d| d.ended.is_none()) {
+            doubt.sent = doubt.sent.max(last(doubt.run).unwrap_or(0));
+        }
     }
 
     fn apply(&mut self, entry: &Entry) {
@@ -224,8 +277,14 @@ impl SyncState {
             match entry.event.as_str() {
                 "intent" => {
                     let sent = entry.at.unwrap_or_default();
-                    self.doubts
-                        .insert(note.clone(), Doubt { sent, ended: None });
+                    self.doubts.insert(
+                        note.clone(),
+                        Doubt {
+                            sent,
+                            ended: None,
+                            run: entry.run,
+                        },
+                    );
                 }
                 "unknown" => {
                     if let Some(doubt) = self.doubts.get_mut(note) {
@@ -243,6 +302,7 @@ impl SyncState {
                     let pending = self.pending.entry(slot).or_default();
                     pending.ids.push(note.clone());
                     pending.at = entry.at.unwrap_or_default();
+                    pending.run = entry.run;
                 }
                 "done" | "failed" => {
                     self.pending.remove(&slot);
@@ -302,26 +362,32 @@ impl SyncState {
         client: &happyrobot::Client,
         stays: impl Fn(&str, &str) -> bool,
     ) -> Option<SystemTime> {
-        let until = |sent: u64, ended: Option<u64>| {
-            let took = ended.map_or_else(
-                || client.timeout(),
-                |ended| Duration::from_secs(ended.saturating_sub(sent).saturating_add(1)),
-            );
-            client.late_apply_until(
-                UNIX_EPOCH + Duration::from_secs(sent.saturating_add(1)),
-                took,
-            )
+        let timeout = client.timeout();
+        // The last attempt of a change that ended unknown took at most the client's timeout (the
+        // attempts before it are not in doubt): it went that long before it ended, at the latest.
+        let doubt = |doubt: &Doubt| match doubt.ended {
+            Some(ended) => {
+                let took = Duration::from_secs(ended.saturating_sub(doubt.sent).saturating_add(1))
+                    .min(timeout);
+                let end = epoch_seconds(ended)?;
+                Some(client.late_apply_until(end.checked_sub(took).unwrap_or(end), took))
+            }
+            None => Some(client.late_apply_until(epoch_seconds(doubt.sent)?, timeout)),
         };
         let strays = self
             .pending
             .iter()
             .filter(|((row, call), _)| !stays(row, call))
-            .map(|(_, pending)| until(pending.at, None));
+            .filter_map(|(_, pending)| pending.lands_until(client));
+        // A clock that was ahead when the journal was written waits no longer than a change sent
+        // now could take to land.
+        let cap = client.late_apply_until(SystemTime::now(), timeout);
         self.doubts
             .values()
-            .map(|doubt| until(doubt.sent, doubt.ended))
+            .filter_map(doubt)
             .chain(strays)
             .max()
+            .map(|until| until.min(cap))
     }
 
     /// The next counter for row `row` on `call`.
@@ -489,5 +555,88 @@ pub(crate) fn run_entry(
         file: Some(file.to_string()),
         at: Some(crate::journal::now()),
         ..Entry::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    fn client() -> happyrobot::Client {
+        happyrobot::Client::builder()
+            .api_key("hr_test")
+            .base_url("http://127.0.0.1:9/api/v1")
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+
+    fn state_with(entries: &[Entry]) -> SyncState {
+        let mut state = SyncState::default();
+        for entry in entries {
+            if let (Some(run), Some(at)) = (entry.run, entry.at) {
+                let last = state.last_at.entry(run).or_default();
+                *last = (*last).max(at);
+            }
+            state.apply(entry);
+        }
+        state.latest_sends();
+        state
+    }
+
+    fn update(event: &str, at: u64) -> Entry {
+        Entry {
+            event: event.to_string(),
+            run: Some(1),
+            op: Some(Op::Update),
+            row: Some("r1".to_string()),
+            call: Some("65f1c0ffee0123456789abcd".to_string()),
+            note: Some("n1".to_string()),
+            at: Some(at),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn a_change_in_doubt_is_waited_for_from_its_last_attempt_and_never_past_a_cap() {
+        let client = client();
+        let now = crate::journal::now();
+        // A while ago (a time ahead of the clock is capped, see below).
+        let then = now - 1000;
+        // Ended unknown 100 s after its intent (retries): its last attempt took at most the
+        // client's 2 s, so it may land until some 4 s after it ended, not 300 s.
+        let state = state_with(&[update("intent", then), update("unknown", then + 100)]);
+        let until = state.doubts_settle_at(&client, |_, _| true).unwrap();
+        let ended = UNIX_EPOCH + Duration::from_secs(then + 101);
+        assert!(until <= ended + Duration::from_secs(5), "{until:?}");
+        assert!(until >= ended + Duration::from_secs(3), "{until:?}");
+        // A killed run's: from its last entry, which a retry may have followed.
+        let mut killed = update("intent", then);
+        killed.note = Some("n2".to_string());
+        let later = Entry {
+            event: "done".to_string(),
+            run: Some(1),
+            at: Some(then + 30),
+            ..Entry::default()
+        };
+        let state = state_with(&[killed, later]);
+        let until = state.doubts_settle_at(&client, |_, _| true).unwrap();
+        assert!(
+            until >= UNIX_EPOCH + Duration::from_secs(then + 31 + 6),
+            "{until:?}"
+        );
+        // A time past the clock's range, or far ahead of it: no panic, and no wait longer than a
+        // change sent now could take to land.
+        for at in [u64::MAX, u64::MAX / 2, now + 86_400] {
+            let state = state_with(&[update("intent", at)]);
+            let until = state.doubts_settle_at(&client, |_, _| true);
+            let cap = client.late_apply_until(SystemTime::now(), client.timeout());
+            assert!(until.is_none_or(|until| until <= cap), "{at}: {until:?}");
+        }
+        // Settled by a later entry: nothing to wait for.
+        let state = state_with(&[update("intent", then), update("done", then + 1)]);
+        assert_eq!(state.doubts_settle_at(&client, |_, _| true), None);
     }
 }

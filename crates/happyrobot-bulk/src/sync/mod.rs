@@ -81,8 +81,9 @@ impl Bulk<SyncJob> {
     }
 
     /// What a sync of `source` would do now: reads each call the input names once (and, with
-    /// [`prune`](Self::prune), the calls of rows removed since); sends no `POST`, `PATCH` or
-    /// `DELETE` and writes nothing. Invalid rows, or rows that share a key, refuse it.
+    /// [`prune`](Self::prune), the calls of rows removed since, and the calls of earlier adds in
+    /// doubt of rows that moved or were removed); sends no `POST`, `PATCH` or `DELETE` and
+    /// writes nothing. Invalid rows, or rows that share a key, refuse it.
     ///
     /// When an earlier run's update or delete has an unknown outcome (a timeout, a gateway's
     /// `504`, a killed run), or its add of a row that has since moved to another call or left

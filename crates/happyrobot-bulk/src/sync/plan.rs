@@ -184,6 +184,8 @@ pub struct SyncPlan {
     pub(crate) journal_entries: u64,
     /// The run an undo reverses.
     pub(crate) undoes: Option<u64>,
+    /// Adds in doubt of rows no longer on their calls, as the plan found them settled.
+    pub(crate) settled: Vec<Settled>,
 }
 
 impl SyncPlan {
@@ -208,6 +210,7 @@ impl SyncPlan {
             undo: false,
             journal_entries: entries,
             undoes: None,
+            settled: Vec::new(),
         }
     }
 
@@ -261,7 +264,7 @@ pub(crate) async fn make(
     calls.extend(strays.iter().map(|(_, call, _)| (*call).clone()));
     wait_for_doubts(sync, state.doubts_settle_at(&sync.client, stays)).await;
     let read = read_calls(sync, &calls).await?;
-    let owned = with_strays(&state, &strays, &read);
+    let (owned, settled) = with_strays(&state, &strays, &read);
     let decide = Decide {
         state: &state,
         owned: &owned,
@@ -280,6 +283,7 @@ pub(crate) async fn make(
     decide.removed(sync.job.prune, &mut planned);
     let mut plan = SyncPlan::new(planned, journal, state.entries);
     plan.calls_read = read.len() as u64;
+    plan.settled = settled;
     refuse_unowned(&plan)?;
     Ok(plan)
 }
@@ -348,35 +352,61 @@ const FOREIGN: &str = "a note with this row's ID that this journal did not make"
 type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
 
 /// The notes the rows own: the journal's, and those of adds in doubt of rows no longer on their
-/// call (`strays`) found on it under one of their IDs, with the text found.
+/// call (`strays`) found on it under one of their IDs, with the text found; and how each stray
+/// settled, for the apply to journal (its window is past: the plan waited it out).
 fn with_strays(
     state: &SyncState,
     strays: &[(&String, &String, &super::journal::Pending)],
     read: &Calls,
-) -> BTreeMap<String, Owned> {
+) -> (BTreeMap<String, Owned>, Vec<Settled>) {
     let mut owned = state.owned.clone();
+    let mut settled = Vec::new();
     for (row, call, pending) in strays {
-        let Some(Ok(notes)) = read.get(*call) else {
-            continue;
+        let notes = match read.get(*call) {
+            Some(Ok(notes)) => notes.as_slice(),
+            // The call is gone, and its notes with it.
+            Some(Err(failure)) if failure.kind == FailureKind::NotFound => &[],
+            _ => continue,
         };
         let found = notes
             .iter()
             .find(|n| n.id.as_ref().is_some_and(|id| pending.ids.contains(id)));
-        if let Some(note) = found {
-            owned.insert(
-                (*row).clone(),
-                Owned {
-                    call: (*call).clone(),
-                    note: note.id.clone().unwrap_or_default(),
-                    text: Text {
-                        content: note.content.clone().unwrap_or_default(),
-                        flagged: note.flagged,
-                    },
-                },
-            );
+        let (note, text) = match found {
+            Some(note) => (
+                note.id.clone().unwrap_or_default(),
+                Some(Text {
+                    content: note.content.clone().unwrap_or_default(),
+                    flagged: note.flagged,
+                }),
+            ),
+            None => (pending.ids.first().cloned().unwrap_or_default(), None),
+        };
+        if let Some(text) = &text {
+            let mine = Owned {
+                call: (*call).clone(),
+                note: note.clone(),
+                text: text.clone(),
+            };
+            owned.insert((*row).clone(), mine);
         }
+        settled.push(Settled {
+            row: (*row).clone(),
+            call: (*call).clone(),
+            note,
+            found: text,
+        });
     }
-    owned
+    (owned, settled)
+}
+
+/// An add in doubt of a row no longer on its call, settled by the plan's read (see
+/// `with_strays`): the apply journals it found (the row's note, with the text found) or absent.
+#[derive(Debug, Clone)]
+pub(crate) struct Settled {
+    pub(crate) row: String,
+    pub(crate) call: String,
+    pub(crate) note: String,
+    pub(crate) found: Option<Text>,
 }
 
 /// Waits, before the calls are read, `until` the changes of earlier runs whose outcome is
@@ -384,7 +414,7 @@ fn with_strays(
 /// show its old text, the plan would change it again, and the late change would then undo that
 /// (or a late delete remove a note the plan found in place, or a late add leave a note no row
 /// owns). A stop ends the wait, and the reads then stop too.
-async fn wait_for_doubts(sync: &crate::Sync, until: Option<std::time::SystemTime>) {
+pub(crate) async fn wait_for_doubts(sync: &crate::Sync, until: Option<std::time::SystemTime>) {
     let Some(until) = until else {
         return;
     };
@@ -557,7 +587,11 @@ impl Decide<'_> {
         let id = note.id.clone().unwrap_or_default();
         let adopting = owned.is_none_or(|o| o.note != id);
         let recorded = self.state.knows(&row.key, row.call.as_str(), &id)
-            || self.adopted.get(&row.key) == Some(&id);
+            || self.adopted.get(&row.key) == Some(&id)
+            || self
+                .imported_pending
+                .get(&row.key)
+                .is_some_and(|pending| pending.ids.contains(&id));
         let action = match (same_text && same_flag, adopting) {
             (true, false) => SyncAction::Unchanged,
             (true, true) => SyncAction::Adopt,

@@ -30,6 +30,8 @@ pub(crate) async fn plan(
         sync.client.api_key().expose_secret(),
     );
     super::plan::check_destination(&state, &destination, &journal)?;
+    // A change in doubt that lands after the undo's would undo it: waited out first.
+    super::plan::wait_for_doubts(sync, state.doubts_settle_at(&sync.client, |_, _| true)).await;
     let Some((run, left)) = state.undoable() else {
         let mut plan = SyncPlan::new(Vec::new(), journal, state.entries);
         plan.undo = true;
