@@ -168,16 +168,21 @@ async fn run(
 ) -> Result<Exit, CliError> {
     let token = CancellationToken::new();
     let sync = sync(&context, &args, &token);
+    let waits = if args.undo {
+        sync.undo_plan_waits(&source)
+    } else {
+        sync.plan_waits(&source).await
+    };
+    if let Ok(Some(wait)) = waits {
+        print::err(&format!(
+            "Waiting {} s before planning: an earlier sync's change has an unknown outcome and \
+             may still land (Ctrl-C stops; nothing is sent)",
+            wait.as_secs() + 1
+        ));
+    }
     let plan = if args.undo {
         sync.undo_plan(&source).await
     } else {
-        if let Ok(Some(wait)) = sync.plan_waits(&source).await {
-            print::err(&format!(
-                "Waiting {} s before reading the calls: an earlier sync's change has an unknown \
-                 outcome and may still land (Ctrl-C stops; nothing is sent)",
-                wait.as_secs() + 1
-            ));
-        }
         sync.plan(&source).await
     }
     .map_err(bulk_error)?;

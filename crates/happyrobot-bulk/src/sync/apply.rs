@@ -192,11 +192,12 @@ pub(crate) async fn apply(
     Ok(report)
 }
 
-/// The journal's entry for an add in doubt the plan found settled: taken over as its row's note
-/// (an adoption, which an undo leaves), or failed (certainly absent once it could no longer land).
+/// The journal's entry for an add in doubt the plan found settled: its row's note (`settled`, no
+/// change of this run, which an undo leaves), or failed (certainly absent once it could no longer
+/// land).
 fn settled_entry(run: u64, settled: &super::plan::Settled) -> Entry {
     let (event, op, error) = match settled.found {
-        Some(_) => ("done", Op::Adopt, None),
+        Some(_) => ("settled", Op::Adopt, None),
         None => (
             "failed",
             Op::Add,
@@ -427,12 +428,9 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
         PendingAdd::new(first.clone(), text.content.clone()),
         |p, id| p.also_id(id.clone()),
     );
-    // A killed run's attempt may have taken as long as the client lets one take (an import's as
-    // long as it did, if longer); a time past the clock's range (a damaged journal) counts from
-    // now.
-    let timeout = run.client.timeout();
-    let took = pending.took.map_or(timeout, |took| took.max(timeout));
-    let sent = pending.sent().unwrap_or_else(std::time::SystemTime::now);
+    // Its last attempt: as long as the client lets one take, for a killed run's (see
+    // `last_attempt`).
+    let (sent, took) = pending.attempt(run.client.timeout());
     look = look.sent(sent, took);
     let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,

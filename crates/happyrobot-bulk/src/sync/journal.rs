@@ -149,31 +149,49 @@ pub(crate) struct Pending {
     pub(crate) at: u64,
     /// How long its attempt took, when the journal that records it says (an import's).
     pub(crate) took: Option<Duration>,
+    /// When it ended unknown, if an entry says (seconds since the epoch).
+    pub(crate) ended: Option<u64>,
     /// The run that sent it.
     pub(crate) run: Option<u64>,
 }
 
 impl Pending {
-    /// Until when this add may still land, by `client`'s rule (its attempt took the client's
-    /// timeout, or the recorded time if longer); `None` for a time past the clock's range.
-    pub(crate) fn lands_until(&self, client: &happyrobot::Client) -> Option<SystemTime> {
-        let took = self
-            .took
-            .map_or(client.timeout(), |t| t.max(client.timeout()));
-        Some(client.late_apply_until(epoch_seconds(self.at)?, took))
-    }
-
-    /// When it was sent, at the latest (see `at`), for a look that waits for a late apply; `None`
-    /// for a time past the clock's range.
-    pub(crate) fn sent(&self) -> Option<SystemTime> {
-        epoch_seconds(self.at)
+    /// Its last attempt, for a look that waits for a late apply (see [`last_attempt`]).
+    pub(crate) fn attempt(&self, timeout: Duration) -> (SystemTime, Duration) {
+        last_attempt(self.at, self.ended, self.took, timeout)
     }
 }
 
-/// The instant a second after `seconds` since the epoch (the journal's whole seconds, taken at
-/// their latest); `None` past the clock's range (a damaged or edited journal).
-fn epoch_seconds(seconds: u64) -> Option<SystemTime> {
-    UNIX_EPOCH.checked_add(Duration::from_secs(seconds.checked_add(1)?))
+/// The last attempt of a change in doubt, sent (`sent`, the journal's seconds) and perhaps ended
+/// unknown (`ended`): when it went, at the latest, and how long it may have taken, for
+/// [`happyrobot::Client::late_apply_until`]. One that ended took at most the client's `timeout`
+/// (or `took`, an import's recorded time, if longer) before it ended (the attempts before it,
+/// retries, are not in doubt); one that no entry ended may have taken all of it. A time past the
+/// clock's range (a damaged or edited journal), or ahead of the clock, counts from now.
+fn last_attempt(
+    sent: u64,
+    ended: Option<u64>,
+    took: Option<Duration>,
+    timeout: Duration,
+) -> (SystemTime, Duration) {
+    let now = SystemTime::now();
+    let longest = took.map_or(timeout, |took| took.max(timeout));
+    // The journal's whole seconds, taken at their latest.
+    let at = |seconds: u64| {
+        seconds
+            .checked_add(1)
+            .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+            .map_or(now, |at| at.min(now))
+    };
+    match ended {
+        Some(ended) => {
+            let took =
+                Duration::from_secs(ended.saturating_sub(sent).saturating_add(1)).min(longest);
+            let end = at(ended);
+            (end.checked_sub(took).unwrap_or(end), took)
+        }
+        None => (at(sent), longest),
+    }
 }
 
 /// An update or delete whose outcome is unknown: when it was sent, and when it ended unknown, if
@@ -234,13 +252,13 @@ impl SyncState {
     }
 
     /// A change in doubt may have been sent again after its intent (a retry, after a timeout or
-    /// a `429`): one that no entry ended went at the latest when its run wrote its last entry, as
-    /// far as the journal says (a run killed meanwhile writes no more), and an add in doubt is
-    /// dated so too.
+    /// a `429`): one that no entry ended (an add, an update or a delete) went at the latest when
+    /// its run wrote its last entry, as far as the journal says (a run killed meanwhile writes no
+    /// more).
     fn latest_sends(&mut self) {
         let last_at = &self.last_at;
         let last = |run: Option<u64>| run.and_then(|run| last_at.get(&run).copied());
-        for pending in self.pending.values_mut() {
+        for pending in self.pending.values_mut().filter(|p| p.ended.is_none()) {
             pending.at = pending.at.max(last(pending.run).unwrap_or(0));
         }
         for doubt in self.doubts.values_mut().filter(|d| d.ended.is_none()) {
@@ -302,13 +320,29 @@ impl SyncState {
                     let pending = self.pending.entry(slot).or_default();
                     pending.ids.push(note.clone());
                     pending.at = entry.at.unwrap_or_default();
+                    pending.ended = None;
                     pending.run = entry.run;
+                }
+                "unknown" => {
+                    if let Some(pending) = self.pending.get_mut(&slot) {
+                        pending.ended = entry.at;
+                    }
                 }
                 "done" | "failed" => {
                     self.pending.remove(&slot);
                 }
                 _ => {}
             }
+        }
+        if entry.event == "settled" {
+            // An add in doubt a plan found settled on its call (see `plan::Settled`): the row's
+            // note, which no run changed (an undo leaves it).
+            self.pending
+                .retain(|_, pending| !pending.ids.contains(note));
+            if let Some(text) = &entry.text {
+                self.own(row, call, note, text);
+            }
+            return;
         }
         if entry.event == "done" {
             if matches!(op, Op::Delete | Op::Adopt) {
@@ -322,18 +356,7 @@ impl SyncState {
 
     fn done(&mut self, entry: &Entry, op: Op, row: &str, call: &str, note: &str) {
         match (op, &entry.text) {
-            (Op::Add | Op::Update | Op::Adopt, Some(text)) => {
-                // A note belongs to one row: a row that takes it over (a changed key) releases it.
-                self.owned.retain(|key, o| key == row || o.note != note);
-                self.owned.insert(
-                    row.to_string(),
-                    Owned {
-                        call: call.to_string(),
-                        note: note.to_string(),
-                        text: text.clone(),
-                    },
-                );
-            }
+            (Op::Add | Op::Update | Op::Adopt, Some(text)) => self.own(row, call, note, text),
             (Op::Delete, _) if self.owned.get(row).is_some_and(|o| o.note == note) => {
                 self.owned.remove(row);
             }
@@ -352,6 +375,20 @@ impl SyncState {
         }
     }
 
+    /// Row `row` owns `note` on `call`, holding `text`.
+    fn own(&mut self, row: &str, call: &str, note: &str, text: &Text) {
+        // A note belongs to one row: a row that takes it over (a changed key) releases it.
+        self.owned.retain(|key, o| key == row || o.note != note);
+        self.owned.insert(
+            row.to_string(),
+            Owned {
+                call: call.to_string(),
+                note: note.to_string(),
+                text: text.clone(),
+            },
+        );
+    }
+
     /// When every update and delete in doubt (see `doubts`), and every add in doubt of a row that
     /// is no longer on that call (`stays(row, call)` false: it moved, or was removed), can no
     /// longer land, by `client`'s rule ([`happyrobot::Client::late_apply_until`]; the journal's
@@ -363,31 +400,17 @@ impl SyncState {
         stays: impl Fn(&str, &str) -> bool,
     ) -> Option<SystemTime> {
         let timeout = client.timeout();
-        // The last attempt of a change that ended unknown took at most the client's timeout (the
-        // attempts before it are not in doubt): it went that long before it ended, at the latest.
-        let doubt = |doubt: &Doubt| match doubt.ended {
-            Some(ended) => {
-                let took = Duration::from_secs(ended.saturating_sub(doubt.sent).saturating_add(1))
-                    .min(timeout);
-                let end = epoch_seconds(ended)?;
-                Some(client.late_apply_until(end.checked_sub(took).unwrap_or(end), took))
-            }
-            None => Some(client.late_apply_until(epoch_seconds(doubt.sent)?, timeout)),
-        };
+        let until = |(sent, took)| client.late_apply_until(sent, took);
         let strays = self
             .pending
             .iter()
             .filter(|((row, call), _)| !stays(row, call))
-            .filter_map(|(_, pending)| pending.lands_until(client));
-        // A clock that was ahead when the journal was written waits no longer than a change sent
-        // now could take to land.
-        let cap = client.late_apply_until(SystemTime::now(), timeout);
+            .map(|(_, pending)| until(pending.attempt(timeout)));
         self.doubts
             .values()
-            .filter_map(doubt)
+            .map(|doubt| until(last_attempt(doubt.sent, doubt.ended, None, timeout)))
             .chain(strays)
             .max()
-            .map(|until| until.min(cap))
     }
 
     /// The next counter for row `row` on `call`.
@@ -638,5 +661,68 @@ mod tests {
         // Settled by a later entry: nothing to wait for.
         let state = state_with(&[update("intent", then), update("done", then + 1)]);
         assert_eq!(state.doubts_settle_at(&client, |_, _| true), None);
+    }
+
+    fn add(event: &str, at: u64) -> Entry {
+        Entry {
+            op: Some(Op::Add),
+            note: Some("a1".to_string()),
+            ..update(event, at)
+        }
+    }
+
+    #[test]
+    fn an_add_that_ended_unknown_early_in_a_long_run_is_dated_by_its_end() {
+        let then = crate::journal::now() - 5000;
+        let much_later = Entry {
+            event: "done".to_string(),
+            run: Some(1),
+            at: Some(then + 3000),
+            ..Entry::default()
+        };
+        let state = state_with(&[
+            add("intent", then),
+            add("unknown", then + 1),
+            much_later.clone(),
+        ]);
+        let pending = state.pending.values().next().unwrap();
+        let (sent, took) = pending.attempt(Duration::from_secs(2));
+        assert!(
+            sent <= UNIX_EPOCH + Duration::from_secs(then + 2),
+            "{sent:?}"
+        );
+        assert_eq!(took, Duration::from_secs(2));
+        // Killed instead: from the run's last entry.
+        let state = state_with(&[add("intent", then), much_later.clone()]);
+        let pending = state.pending.values().next().unwrap();
+        let (sent, _) = pending.attempt(Duration::from_secs(2));
+        assert!(
+            sent >= UNIX_EPOCH + Duration::from_secs(then + 3000),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn an_add_in_doubt_a_plan_found_settled_is_owned_and_no_change_of_the_run() {
+        let then = crate::journal::now() - 5000;
+        let run = Entry {
+            event: "run".to_string(),
+            run: Some(2),
+            ..Entry::default()
+        };
+        let settled = Entry {
+            event: "settled".to_string(),
+            run: Some(2),
+            op: Some(Op::Adopt),
+            text: Some(Text {
+                content: "found".to_string(),
+                flagged: None,
+            }),
+            ..add("settled", then + 10)
+        };
+        let state = state_with(&[add("intent", then), run, settled]);
+        assert!(state.pending.is_empty(), "{:?}", state.pending);
+        assert_eq!(state.owned.get("r1").map(|o| o.note.as_str()), Some("a1"));
+        assert!(state.undoable().is_none(), "a settle is no change to undo");
     }
 }

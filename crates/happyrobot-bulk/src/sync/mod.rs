@@ -96,6 +96,18 @@ impl Bulk<SyncJob> {
         plan::make(self, source, journal).await
     }
 
+    /// How long [`undo_plan`](Self::undo_plan) would wait now, for a change whose outcome is
+    /// unknown; `None` when it would not wait.
+    pub fn undo_plan_waits(
+        &self,
+        source: &Source,
+    ) -> Result<Option<std::time::Duration>, BulkError> {
+        let journal = self.sync_journal(source)?;
+        let state = journal::SyncState::load(&journal)?;
+        Ok(undo::waits(&state, &self.client)
+            .and_then(|until| until.duration_since(std::time::SystemTime::now()).ok()))
+    }
+
     /// How long [`plan`](Self::plan) would wait now before reading the calls, for an earlier
     /// run's change whose outcome is unknown; `None` when it would not wait. For a program to say
     /// why a plan takes long.
@@ -138,7 +150,9 @@ impl Bulk<SyncJob> {
 
     /// What [`undo`](Self::undo) would change back, as a plan: the last sync run's changes,
     /// reversed (an added note deleted, an update's old text and flag put back, a pruned note
-    /// added again). Reads nothing.
+    /// added again). Reads no call; when an update or delete has an unknown outcome, waits first
+    /// until it can no longer land, as [`plan`](Self::plan) does
+    /// ([`undo_plan_waits`](Self::undo_plan_waits) says how long).
     pub async fn undo_plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
         let journal = self.sync_journal(source)?;
         undo::plan(self, source, journal).await

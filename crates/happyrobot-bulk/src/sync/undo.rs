@@ -30,8 +30,6 @@ pub(crate) async fn plan(
         sync.client.api_key().expose_secret(),
     );
     super::plan::check_destination(&state, &destination, &journal)?;
-    // A change in doubt that lands after the undo's would undo it: waited out first.
-    super::plan::wait_for_doubts(sync, state.doubts_settle_at(&sync.client, |_, _| true)).await;
     let Some((run, left)) = state.undoable() else {
         let mut plan = SyncPlan::new(Vec::new(), journal, state.entries);
         plan.undo = true;
@@ -59,10 +57,23 @@ pub(crate) async fn plan(
             Some(row)
         })
         .collect();
+    // A change in doubt that lands after the undo's would undo it: waited out first.
+    super::plan::wait_for_doubts(sync, waits(&state, &sync.client)).await;
     let mut plan = SyncPlan::new(rows, journal, state.entries);
     plan.undo = true;
     plan.undoes = Some(run.run);
     Ok(plan)
+}
+
+/// Until when the undo of the last run the journal `state` records waits, before it plans, for
+/// the updates and deletes in doubt (see [`SyncState::doubts_settle_at`]); `None` when it does not
+/// (nothing to undo, or nothing in doubt).
+pub(crate) fn waits(
+    state: &SyncState,
+    client: &happyrobot::Client,
+) -> Option<std::time::SystemTime> {
+    state.undoable()?;
+    state.doubts_settle_at(client, |_, _| true)
 }
 
 /// The change that reverses `change` (an add back as the row's `k`-th ID); `None` for one that
