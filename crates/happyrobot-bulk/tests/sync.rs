@@ -74,6 +74,27 @@ impl Sheet {
         Source::file(&self.file)
     }
 
+    /// A client that gives up on an answer after a second and settles a look-up in 200 ms, for
+    /// the tests of answers that never come.
+    fn quick_client(&self) -> happyrobot::ClientBuilder {
+        Client::builder()
+            .api_key(self.server.api_key())
+            .base_url(self.server.base_url())
+            .timeout(Duration::from_secs(1))
+            .reconcile_settle(Duration::from_millis(200))
+    }
+
+    /// The next `count` requests are carried out `apply_after` after they arrived; their answers
+    /// never come.
+    fn apply_late(&self, apply_after: Duration, count: usize) {
+        let fault = Fault::LateApply {
+            answer_after: Duration::from_secs(5),
+            answer: LateAnswer::Drop,
+            apply_after,
+        };
+        self.server.inject(fault, count);
+    }
+
     async fn run(&self, sync: &Sync) -> SyncReport {
         sync.run(&self.source(), |_| {}).await.unwrap()
     }
@@ -113,6 +134,15 @@ impl Sheet {
         let counts = self.server.operation_counts();
         counts.add_note + counts.update_note + counts.delete_note
     }
+}
+
+/// Kills `run` 400 ms in: the future is dropped, as a killed process's requests are. Its aborted
+/// tasks go when the runtime next runs them, and their hold on the journal with them (a killed
+/// process's goes at once): waited for.
+async fn kill<T>(run: impl std::future::Future<Output = T>) {
+    let killed = tokio::time::timeout(Duration::from_millis(400), run).await;
+    assert!(killed.is_err(), "it ended before it was killed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 fn actions(plan: &happyrobot_bulk::SyncPlan) -> Vec<(Option<u64>, SyncAction)> {
@@ -474,13 +504,7 @@ async fn an_imported_file_is_adopted_not_added_again() {
 async fn an_import_killed_while_it_adds_is_looked_up_by_the_first_sync_not_added_again() {
     let sheet = Sheet::new("sync-import-kill").await;
     sheet.write(&THREE[..1]);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = sheet.quick_client().build().unwrap();
     let import = happyrobot_bulk::Import::new(client.clone(), JournalLocation::BesideInput)
         .state_dir(Some(sheet.dir.join("state")));
     let source = || {
@@ -490,17 +514,8 @@ async fn an_import_killed_while_it_adds_is_looked_up_by_the_first_sync_not_added
     };
     // The import's add lands a second after it arrived; its answer never comes, and the import
     // is killed while it waits.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(1000),
-        },
-        1,
-    );
-    let killed = tokio::time::timeout(Duration::from_millis(400), import.run(source(), |_| {}));
-    assert!(killed.await.is_err(), "the import was killed");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sheet.apply_late(Duration::from_millis(1000), 1);
+    kill(import.run(source(), |_| {})).await;
     // A first sync of the file, before the add has landed: it looks the import's add up.
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
@@ -628,13 +643,7 @@ async fn a_gateway_that_gave_up_while_the_api_went_on_leaves_one_note_after_the_
 async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
     let sheet = Sheet::new("sync-kill").await;
     sheet.write(&THREE);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = sheet.quick_client().build().unwrap();
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
         .state_dir(None)
@@ -642,20 +651,9 @@ async fn a_killed_sync_looks_its_adds_up_before_sending_them_again() {
     let source = sheet.source();
     let plan = sync.plan(&source).await.unwrap();
     // Every add is carried out a second after it arrived; the answers never come.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(1000),
-        },
-        3,
-    );
+    sheet.apply_late(Duration::from_millis(1000), 3);
     // Killed while the adds are in flight: the future is dropped.
-    let killed = tokio::time::timeout(
-        Duration::from_millis(400),
-        sync.apply(&source, plan, |_| {}),
-    );
-    assert!(killed.await.is_err(), "the run was killed");
+    kill(sync.apply(&source, plan, |_| {})).await;
     let plan = sync.plan(&sheet.source()).await.unwrap();
     assert!(
         plan.rows.iter().all(|r| r.action == SyncAction::Add
@@ -685,32 +683,15 @@ async fn an_undo_killed_while_it_adds_a_pruned_note_back_adds_it_once_when_run_a
     sheet.run(&sheet.sync()).await;
     sheet.write(&THREE[..2]);
     assert_eq!(sheet.run(&sheet.sync().prune(true)).await.deleted, 1);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = sheet.quick_client().build().unwrap();
     let undo = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
         .state_dir(None);
     // The note added back lands a second after it arrived; its answer never comes, and the undo
     // is killed while it waits.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(1000),
-        },
-        1,
-    );
+    sheet.apply_late(Duration::from_millis(1000), 1);
     let source = sheet.source();
-    let killed = tokio::time::timeout(Duration::from_millis(400), undo.undo(&source, |_| {}));
-    assert!(killed.await.is_err(), "the undo was killed");
-    // Its aborted tasks go when the runtime next runs them, and their hold on the journal with
-    // them (a killed process's goes at once).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    kill(undo.undo(&source, |_| {})).await;
     // Run again, as the killed undo's exit asks: the earlier add is looked up, not sent blind
     // under the row's next ID.
     let again = undo.undo(&sheet.source(), |_| {}).await.unwrap();
@@ -728,33 +709,15 @@ async fn an_undo_killed_while_it_adds_a_pruned_note_back_adds_it_once_when_run_a
 async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_row() {
     let sheet = Sheet::new("sync-late-edit").await;
     sheet.write(&THREE[..1]);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = sheet.quick_client().build().unwrap();
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
         .state_dir(None);
     let source = sheet.source();
     let plan = sync.plan(&source).await.unwrap();
     // The add lands a second after it arrived, its answer never comes, and the sync is killed.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(1000),
-        },
-        1,
-    );
-    let killed = tokio::time::timeout(
-        Duration::from_millis(400),
-        sync.apply(&source, plan, |_| {}),
-    );
-    assert!(killed.await.is_err(), "the sync was killed");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sheet.apply_late(Duration::from_millis(1000), 1);
+    kill(sync.apply(&source, plan, |_| {})).await;
     // The row is edited before the add has landed; the next sync finds the earlier add under
     // the row's ID, holding the earlier text.
     sheet.write(&[("r1", 0, "Driver confirmed pickup", Some(true))]);
@@ -775,11 +738,8 @@ async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_ro
 async fn an_update_in_doubt_is_waited_out_before_the_next_sync_reads_and_changes_the_note() {
     let sheet = Sheet::new("sync-late-update").await;
     sheet.write(&THREE[..1]);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
+    let client = sheet
+        .quick_client()
         .retry(happyrobot::RetryPolicy::none())
         .build()
         .unwrap();
@@ -791,14 +751,7 @@ async fn an_update_in_doubt_is_waited_out_before_the_next_sync_reads_and_changes
     let plan = sync.plan(&sheet.source()).await.unwrap();
     // The update lands 2.5 s after it arrived, long after the client gave up on its answer and
     // looked the note up (still the old text): unknown.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(2500),
-        },
-        1,
-    );
+    sheet.apply_late(Duration::from_millis(2500), 1);
     let first = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
     assert_eq!(first.unknown, 1, "{first:?}");
     // Edited again; the next sync waits the late update out before it reads the note, so that
@@ -827,13 +780,7 @@ async fn a_late_add_of_a_row_removed_since_is_kept_and_listed() {
 async fn late_add_of_a_removed_row(prune: bool) {
     let sheet = Sheet::new("sync-late-removed").await;
     sheet.write(&THREE[..2]);
-    let client = Client::builder()
-        .api_key(sheet.server.api_key())
-        .base_url(sheet.server.base_url())
-        .timeout(Duration::from_secs(1))
-        .reconcile_settle(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = sheet.quick_client().build().unwrap();
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
         .state_dir(None)
@@ -843,20 +790,8 @@ async fn late_add_of_a_removed_row(prune: bool) {
     let plan = sync.plan(&source).await.unwrap();
     // The first add lands a second after it arrived; its answer never comes, and the sync is
     // killed while it waits.
-    sheet.server.inject(
-        Fault::LateApply {
-            answer_after: Duration::from_secs(5),
-            answer: LateAnswer::Drop,
-            apply_after: Duration::from_millis(1000),
-        },
-        1,
-    );
-    let killed = tokio::time::timeout(
-        Duration::from_millis(400),
-        sync.apply(&source, plan, |_| {}),
-    );
-    assert!(killed.await.is_err(), "the sync was killed");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sheet.apply_late(Duration::from_millis(1000), 1);
+    kill(sync.apply(&source, plan, |_| {})).await;
     // Its row is removed from the file before the add has landed; the next sync finds the note
     // once it has: pruned, or kept and listed, rather than left with no row.
     sheet.write(&THREE[1..2]);
