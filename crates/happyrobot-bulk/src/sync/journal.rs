@@ -163,11 +163,13 @@ impl Pending {
 }
 
 /// The last attempt of a change in doubt, sent (`sent`, the journal's seconds) and perhaps ended
-/// unknown (`ended`): when it went, at the latest, and how long it may have taken, for
-/// [`happyrobot::Client::late_apply_until`]. One that ended took at most the client's `timeout`
-/// (or `took`, an import's recorded time, if longer) before it ended (the attempts before it,
-/// retries, are not in doubt); one that no entry ended may have taken all of it. A time past the
-/// clock's range (a damaged or edited journal), or ahead of the clock, counts from now.
+/// unknown (`ended`), as [`happyrobot::Client::late_apply_until`] takes it: (sent, took), so that
+/// it may land until `sent + max(3 × took, settle)`. One that no entry ended may have taken the
+/// client's whole `timeout` (or `took`, an import's recorded time, if longer) from `sent`. One
+/// that ended took at most that before it ended (the attempts before it, retries, are not in
+/// doubt), and may land until twice its time after its end, or the settle delay after it: given
+/// as sent at its end, taking two thirds of its time. A time past the clock's range (a damaged or
+/// edited journal), or ahead of the clock, counts from now.
 fn last_attempt(
     sent: u64,
     ended: Option<u64>,
@@ -187,8 +189,7 @@ fn last_attempt(
         Some(ended) => {
             let took =
                 Duration::from_secs(ended.saturating_sub(sent).saturating_add(1)).min(longest);
-            let end = at(ended);
-            (end.checked_sub(took).unwrap_or(end), took)
+            (at(ended), took * 2 / 3)
         }
         None => (at(sent), longest),
     }
@@ -305,7 +306,8 @@ impl SyncState {
                     );
                 }
                 "unknown" => {
-                    if let Some(doubt) = self.doubts.get_mut(note) {
+                    // Only the run that sent it saw its attempt end.
+                    if let Some(doubt) = self.doubts.get_mut(note).filter(|d| d.run == entry.run) {
                         doubt.ended = entry.at;
                     }
                 }
@@ -324,7 +326,11 @@ impl SyncState {
                     pending.run = entry.run;
                 }
                 "unknown" => {
-                    if let Some(pending) = self.pending.get_mut(&slot) {
+                    // Only the run that sent it saw its attempt end: a later run's look-up that
+                    // could not tell (stopped, undecided) ends nothing.
+                    if let Some(pending) =
+                        self.pending.get_mut(&slot).filter(|p| p.run == entry.run)
+                    {
                         pending.ended = entry.at;
                     }
                 }
@@ -691,7 +697,8 @@ mod tests {
             sent <= UNIX_EPOCH + Duration::from_secs(then + 2),
             "{sent:?}"
         );
-        assert_eq!(took, Duration::from_secs(2));
+        // Twice its time from its end: as sent at its end, taking two thirds of it.
+        assert_eq!(took, Duration::from_secs(2) * 2 / 3);
         // Killed instead: from the run's last entry.
         let state = state_with(&[add("intent", then), much_later.clone()]);
         let pending = state.pending.values().next().unwrap();
@@ -700,6 +707,20 @@ mod tests {
             sent >= UNIX_EPOCH + Duration::from_secs(then + 3000),
             "{sent:?}"
         );
+        // Killed, then a later run's look-up that could not tell (stopped): that ends nothing,
+        // the attempt may have taken the whole timeout from the killed run's last entry.
+        let looked = Entry {
+            run: Some(2),
+            ..add("unknown", then + 3010)
+        };
+        let state = state_with(&[add("intent", then), much_later.clone(), looked]);
+        let pending = state.pending.values().next().unwrap();
+        let (sent, took) = pending.attempt(Duration::from_secs(2));
+        assert!(
+            sent >= UNIX_EPOCH + Duration::from_secs(then + 3000),
+            "{sent:?}"
+        );
+        assert_eq!(took, Duration::from_secs(2));
     }
 
     #[test]
