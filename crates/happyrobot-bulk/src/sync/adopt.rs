@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::journal::{Pending, SyncState};
+use super::journal::{Attempt, Pending, SyncState};
 use super::rows::Row;
 use crate::Source;
 use crate::journal::{JournalState, Keep, LineState};
@@ -56,9 +56,8 @@ pub(crate) async fn from_import(
                 let (at, took) = import.attempt(key);
                 let pending = Pending {
                     ids,
-                    at,
+                    last: Attempt::sent_at(at),
                     took,
-                    ..Pending::default()
                 };
                 (row.key.clone(), pending)
             })

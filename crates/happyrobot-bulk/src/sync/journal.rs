@@ -127,7 +127,7 @@ pub(crate) struct SyncState {
     pub(crate) pending: HashMap<(String, String), Pending>,
     /// Note ID → the update or delete of it last sent whose outcome no entry settled (a run
     /// killed, or unknown): it may still land (see [`SyncState::doubts_settle_at`]).
-    doubts: HashMap<String, Doubt>,
+    doubts: HashMap<String, Attempt>,
     /// Each run: its number, reason, what it undoes, and its changes.
     pub(crate) runs: Vec<RunRecord>,
     /// The base URL of the journal's runs.
@@ -144,26 +144,71 @@ pub(crate) struct SyncState {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pending {
     pub(crate) ids: Vec<String>,
-    /// When the last was sent (seconds since the epoch), at the latest: for one in flight when
-    /// its run was killed, when that run wrote its last entry, as far as anything says.
-    pub(crate) at: u64,
-    /// How long its attempt took, when the journal that records it says (an import's).
+    /// The last one's attempt.
+    pub(crate) last: Attempt,
+    /// How long that attempt took, when the journal that records it says (an import's).
     pub(crate) took: Option<Duration>,
-    /// When it ended unknown, if an entry says (seconds since the epoch).
-    pub(crate) ended: Option<u64>,
-    /// The run that sent it.
-    pub(crate) run: Option<u64>,
 }
 
 impl Pending {
     /// Its last attempt, for a look that waits for a late apply (see [`last_attempt`]).
     pub(crate) fn attempt(&self, timeout: Duration) -> (SystemTime, Duration) {
-        last_attempt(self.at, self.ended, self.took, timeout)
+        last_attempt(&self.last, self.took, timeout)
+    }
+}
+
+/// The last attempt of a change in doubt (an add, an update or a delete).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Attempt {
+    /// When it was sent (seconds since the epoch), at the latest: for one in flight when its run
+    /// was killed, when that run wrote its last entry, as far as anything says.
+    at: u64,
+    /// When it ended unknown, if an entry says (seconds since the epoch).
+    ended: Option<u64>,
+    /// The run that sent it.
+    run: Option<u64>,
+}
+
+impl Attempt {
+    /// An attempt sent at `at` (seconds since the epoch) by no run of this journal (an import's).
+    pub(crate) fn sent_at(at: u64) -> Self {
+        Self {
+            at,
+            ..Self::default()
+        }
+    }
+
+    /// The attempt an `intent` entry announces.
+    fn of(intent: &Entry) -> Self {
+        Self {
+            at: intent.at.unwrap_or_default(),
+            ended: None,
+            run: intent.run,
+        }
+    }
+
+    /// An `unknown` entry ends it, when the run that sent it wrote it: a later run's look-up
+    /// that could not tell (stopped, undecided) ends nothing.
+    fn end(&mut self, unknown: &Entry) {
+        if self.run == unknown.run {
+            self.ended = unknown.at;
+        }
+    }
+
+    /// It may have been sent again after its intent (a retry, after a timeout or a `429`): one
+    /// that no entry ended went at the latest when its run wrote its last entry (`last_at`), as
+    /// far as the journal says (a run killed meanwhile writes no more).
+    fn latest(&mut self, last_at: &HashMap<u64, u64>) {
+        if self.ended.is_none()
+            && let Some(last) = self.run.and_then(|run| last_at.get(&run))
+        {
+            self.at = self.at.max(*last);
+        }
     }
 }
 
 /// The last attempt of a change in doubt, sent (`sent`, the journal's seconds) and perhaps ended
-/// unknown (`ended`), as [`happyrobot::Client::late_apply_until`] takes it: (sent, took), so that
+/// unknown, as [`happyrobot::Client::late_apply_until`] takes it: (sent, took), so that
 /// it may land until `sent + max(3 × took, settle)`. One that no entry ended may have taken the
 /// client's whole `timeout` (or `took`, an import's recorded time, if longer) from `sent`. One
 /// that ended took at most that before it ended (the attempts before it, retries, are not in
@@ -171,8 +216,7 @@ impl Pending {
 /// as sent at its end, taking two thirds of its time. A time past the clock's range (a damaged or
 /// edited journal), or ahead of the clock, counts from now.
 fn last_attempt(
-    sent: u64,
-    ended: Option<u64>,
+    sent: &Attempt,
     took: Option<Duration>,
     timeout: Duration,
 ) -> (SystemTime, Duration) {
@@ -185,23 +229,14 @@ fn last_attempt(
             .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
             .map_or(now, |at| at.min(now))
     };
-    match ended {
+    match sent.ended {
         Some(ended) => {
             let took =
-                Duration::from_secs(ended.saturating_sub(sent).saturating_add(1)).min(longest);
+                Duration::from_secs(ended.saturating_sub(sent.at).saturating_add(1)).min(longest);
             (at(ended), took * 2 / 3)
         }
-        None => (at(sent), longest),
+        None => (at(sent.at), longest),
     }
-}
-
-/// An update or delete whose outcome is unknown: when it was sent, and when it ended unknown, if
-/// an entry says (seconds since the epoch).
-#[derive(Debug, Clone, Copy)]
-struct Doubt {
-    sent: u64,
-    ended: Option<u64>,
-    run: Option<u64>,
 }
 
 /// One run of the journal.
@@ -236,13 +271,7 @@ impl SyncState {
             })?;
             state.entries += 1;
             match serde_json::from_str::<Entry>(&line) {
-                Ok(entry) => {
-                    if let (Some(run), Some(at)) = (entry.run, entry.at) {
-                        let last = state.last_at.entry(run).or_default();
-                        *last = (*last).max(at);
-                    }
-                    state.apply(&entry);
-                }
+                Ok(entry) => state.apply(&entry),
                 // A line cut short by a kill: what it said is looked up on the calls.
                 Err(_) if !line.trim().is_empty() => state.damaged.push(index as u64 + 1),
                 Err(_) => {}
@@ -252,22 +281,20 @@ impl SyncState {
         Ok(state)
     }
 
-    /// A change in doubt may have been sent again after its intent (a retry, after a timeout or
-    /// a `429`): one that no entry ended (an add, an update or a delete) went at the latest when
-    /// its run wrote its last entry, as far as the journal says (a run killed meanwhile writes no
-    /// more).
+    /// Dates every change in doubt at the latest (see [`Attempt::latest`]), once every entry is
+    /// read.
     fn latest_sends(&mut self) {
-        let last_at = &self.last_at;
-        let last = |run: Option<u64>| run.and_then(|run| last_at.get(&run).copied());
-        for pending in self.pending.values_mut().filter(|p| p.ended.is_none()) {
-            pending.at = pending.at.max(last(pending.run).unwrap_or(0));
-        }
-        for doubt in self.doubts.values_mut().filter(|d| d.ended.is_none()) {
-            doubt.sent = doubt.sent.max(last(doubt.run).unwrap_or(0));
+        let attempts = self.pending.values_mut().map(|pending| &mut pending.last);
+        for attempt in attempts.chain(self.doubts.values_mut()) {
+            attempt.latest(&self.last_at);
         }
     }
 
     fn apply(&mut self, entry: &Entry) {
+        if let (Some(run), Some(at)) = (entry.run, entry.at) {
+            let last = self.last_at.entry(run).or_default();
+            *last = (*last).max(at);
+        }
         if entry.event == "run" {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
             self.runs.push(RunRecord {
@@ -295,20 +322,11 @@ impl SyncState {
         if matches!(op, Op::Update | Op::Delete) {
             match entry.event.as_str() {
                 "intent" => {
-                    let sent = entry.at.unwrap_or_default();
-                    self.doubts.insert(
-                        note.clone(),
-                        Doubt {
-                            sent,
-                            ended: None,
-                            run: entry.run,
-                        },
-                    );
+                    self.doubts.insert(note.clone(), Attempt::of(entry));
                 }
                 "unknown" => {
-                    // Only the run that sent it saw its attempt end.
-                    if let Some(doubt) = self.doubts.get_mut(note).filter(|d| d.run == entry.run) {
-                        doubt.ended = entry.at;
+                    if let Some(doubt) = self.doubts.get_mut(note) {
+                        doubt.end(entry);
                     }
                 }
                 _ => {
@@ -321,17 +339,11 @@ impl SyncState {
                 "intent" => {
                     let pending = self.pending.entry(slot).or_default();
                     pending.ids.push(note.clone());
-                    pending.at = entry.at.unwrap_or_default();
-                    pending.ended = None;
-                    pending.run = entry.run;
+                    pending.last = Attempt::of(entry);
                 }
                 "unknown" => {
-                    // Only the run that sent it saw its attempt end: a later run's look-up that
-                    // could not tell (stopped, undecided) ends nothing.
-                    if let Some(pending) =
-                        self.pending.get_mut(&slot).filter(|p| p.run == entry.run)
-                    {
-                        pending.ended = entry.at;
+                    if let Some(pending) = self.pending.get_mut(&slot) {
+                        pending.last.end(entry);
                     }
                 }
                 "done" | "failed" => {
@@ -414,7 +426,7 @@ impl SyncState {
             .map(|(_, pending)| until(pending.attempt(timeout)));
         self.doubts
             .values()
-            .map(|doubt| until(last_attempt(doubt.sent, doubt.ended, None, timeout)))
+            .map(|doubt| until(last_attempt(doubt, None, timeout)))
             .chain(strays)
             .max()
     }
@@ -605,10 +617,6 @@ mod tests {
     fn state_with(entries: &[Entry]) -> SyncState {
         let mut state = SyncState::default();
         for entry in entries {
-            if let (Some(run), Some(at)) = (entry.run, entry.at) {
-                let last = state.last_at.entry(run).or_default();
-                *last = (*last).max(at);
-            }
             state.apply(entry);
         }
         state.latest_sends();

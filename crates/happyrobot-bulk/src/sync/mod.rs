@@ -104,8 +104,7 @@ impl Bulk<SyncJob> {
     ) -> Result<Option<std::time::Duration>, BulkError> {
         let journal = self.sync_journal(source)?;
         let state = journal::SyncState::load(&journal)?;
-        Ok(undo::waits(&state, &self.client)
-            .and_then(|until| until.duration_since(std::time::SystemTime::now()).ok()))
+        Ok(plan::left(undo::waits(&state, &self.client)))
     }
 
     /// How long [`plan`](Self::plan) would wait now before reading the calls, for an earlier
@@ -120,9 +119,7 @@ impl Bulk<SyncJob> {
         let state = journal::SyncState::load(&journal)?;
         let stays =
             |row: &str, call: &str| rows.iter().any(|r| r.key == row && r.call.as_str() == call);
-        Ok(state
-            .doubts_settle_at(&self.client, stays)
-            .and_then(|until| until.duration_since(std::time::SystemTime::now()).ok()))
+        Ok(plan::left(state.doubts_settle_at(&self.client, stays)))
     }
 
     /// Applies `plan` (made by [`plan`](Self::plan) for `source`): exactly its actions, each

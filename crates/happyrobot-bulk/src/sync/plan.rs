@@ -415,10 +415,7 @@ pub(crate) struct Settled {
 /// (or a late delete remove a note the plan found in place, or a late add leave a note no row
 /// owns). A stop ends the wait, and the reads then stop too.
 pub(crate) async fn wait_for_doubts(sync: &crate::Sync, until: Option<std::time::SystemTime>) {
-    let Some(until) = until else {
-        return;
-    };
-    let Ok(wait) = until.duration_since(std::time::SystemTime::now()) else {
+    let Some(wait) = left(until) else {
         return;
     };
     tracing::info!(
@@ -433,6 +430,11 @@ pub(crate) async fn wait_for_doubts(sync: &crate::Sync, until: Option<std::time:
         () = tokio::time::sleep(wait) => {}
         () = stop.cancelled() => {}
     }
+}
+
+/// How long from now `until` is, if it is ahead.
+pub(crate) fn left(until: Option<std::time::SystemTime>) -> Option<std::time::Duration> {
+    until?.duration_since(std::time::SystemTime::now()).ok()
 }
 
 /// Reads each call once, `concurrency` at a time, under the client's rate control.
