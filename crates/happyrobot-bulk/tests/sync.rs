@@ -480,6 +480,35 @@ async fn undo_puts_back_an_edit_and_a_prune_once() {
 }
 
 #[tokio::test]
+async fn a_pruned_row_whose_call_was_deleted_is_forgotten_not_failed_on_every_run() {
+    let sheet = Sheet::new("sync-call-gone").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    // The call of row 3 deleted in the app (its note went with it), and the row removed.
+    assert!(sheet.server.remove_call(&sheet.call(2)));
+    sheet.write(&THREE[..2]);
+    let sync = sheet.sync().prune(true);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(actions(&plan)[2], (None, SyncAction::Delete));
+    let reason = plan.rows[2].reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("call") && reason.contains("not found"),
+        "{reason}"
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.deleted, report.failed), (1, 0), "{report:?}");
+    // The journal forgot the note: the next run has nothing to do, and sends nothing.
+    let writes = sheet.writes();
+    let again = sheet.run(&sync).await;
+    assert_eq!(
+        (again.deleted, again.failed, again.rows.len()),
+        (0, 0, 2),
+        "{again:?}"
+    );
+    assert_eq!(sheet.writes(), writes);
+}
+
+#[tokio::test]
 async fn an_imported_file_is_adopted_not_added_again() {
     let sheet = Sheet::new("sync-import").await;
     sheet.write(&THREE);

@@ -168,6 +168,40 @@ async fn a_delete_that_may_have_happened_is_unknown_and_a_rerun_settles_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notes_of_a_call_deleted_since_are_already_gone_not_failed_on_every_run() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-call-gone").join("j");
+    let records = records(&server, "cg", 6);
+    run(&import(&server, &journal).concurrency(2), &records).await;
+    // The first call deleted in the app: its two notes went with it.
+    assert!(server.remove_call(&server.call_ids()[0]));
+    let report = undo(&server, &journal)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.deleted,
+            report.already_gone,
+            report.failed,
+            report.unknown
+        ),
+        (6, 2, 0, 0),
+        "{report:?}"
+    );
+    assert!(held(&server).keys().all(|k| !k.starts_with("cg ")));
+    let again = undo(&server, &journal)
+        .run(Source::records(records), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.skipped, again.deleted, again.failed),
+        (6, 0, 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_answered_unreadably_is_deleted() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-unreadable").join("j");

@@ -773,6 +773,31 @@ impl MockServer {
         true
     }
 
+    /// Removes a call with its notes, as if it had been deleted in the app: from now on the API
+    /// answers `404` for it (reading it, or adding, changing or deleting its notes) and no listing
+    /// shows it. `false` when the mock holds no call with this id. ([`call_ids`](Self::call_ids)
+    /// still lists a seeded call removed this way.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = happyrobot_mock::MockServer::start().await?; // calls 0, 1 and 2
+    /// let first = server.call_ids()[0].clone();
+    /// assert!(server.remove_call(&first));
+    /// assert!(server.call(&first).is_none());
+    /// assert!(!server.remove_call(&first)); // already gone
+    /// assert_eq!(server.call_count(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn remove_call(&self, id: &str) -> bool {
+        let mut store = lock(&self.shared.store);
+        let Some(stored) = store.calls.remove(id) else {
+            return false;
+        };
+        store.order.remove(&list::sort_key(&stored.call));
+        true
+    }
+
     /// Adds a realistic call ([`seeded_call`] at the next free index, so with a fresh id) with this
     /// status and creation time, and returns its id: a call for a test to find by a listing's
     /// status or date filter.

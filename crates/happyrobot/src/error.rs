@@ -182,6 +182,8 @@ struct Inner {
     body: Option<Bytes>,
     note_id: Option<String>,
     note_not_found: bool,
+    /// An error status that came without the API's JSON body: a gateway's or proxy's page.
+    from_gateway: bool,
     connect_problem: Option<ConnectProblem>,
     /// When the attempt this error is about was sent, and how long it took to fail.
     attempt: Option<(std::time::SystemTime, Duration)>,
@@ -208,6 +210,7 @@ impl Error {
                 body: None,
                 note_id: None,
                 note_not_found: false,
+                from_gateway: false,
                 connect_problem: None,
                 attempt: None,
                 unsettled: None,
@@ -440,6 +443,7 @@ impl Error {
         let mut error = Self::new(ErrorKind::Api, outcome, text);
         error.inner.status = Some(status);
         error.inner.note_not_found = note_not_found && status == StatusCode::NOT_FOUND;
+        error.inner.from_gateway = gateway.is_some();
         error
     }
 
@@ -829,6 +833,13 @@ impl Error {
     /// a delete, the note is gone either way.
     pub fn is_note_not_found(&self) -> bool {
         self.is_not_found() && self.inner.note_not_found
+    }
+
+    /// The API itself (its JSON error body, not a gateway's page) answered 404 about the call,
+    /// not about a note: the call does not exist, or no longer (deleted in the app), for this
+    /// key. After a delete of one of its notes, the note is gone with it.
+    pub fn is_call_not_found(&self) -> bool {
+        self.is_not_found() && !self.inner.note_not_found && !self.inner.from_gateway
     }
 
     /// The API asked to slow down (429).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use happyrobot::types::Call;
 use happyrobot::{
-    CallId, Client, Error, ErrorKind, NewNote, Outcome, Response, RetryPolicy, StatusCode,
+    CallId, Client, Error, ErrorKind, NewNote, NoteId, Outcome, Response, RetryPolicy, StatusCode,
 };
 use support::{CALL_ID, KEY, Reply, TestServer, call_json};
 
@@ -224,6 +224,27 @@ async fn invalid_input_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_404_is_about_the_call_only_when_the_api_itself_says_so() {
+    let server = TestServer::start(|i, _| match i {
+        0 => Reply::Respond {
+            status: 404,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: b"<html><body>404 Not Found</body></html>".to_vec(),
+        },
+        _ => Reply::json(404, r#"{"message":"Note not found","statusCode":404}"#),
+    })
+    .await;
+    let client = client(&server);
+    let note = NoteId::new("n-1").unwrap();
+    // A gateway's page: a 404, but nothing says the call is gone.
+    let err = client.delete_note(&id(), &note).await.unwrap_err();
+    assert!(err.is_not_found() && !err.is_call_not_found(), "{err}");
+    // The API's, about the note.
+    let err = client.delete_note(&id(), &note).await.unwrap_err();
+    assert!(err.is_note_not_found() && !err.is_call_not_found(), "{err}");
+}
+
+#[tokio::test]
 async fn api_errors_carry_status_message_and_request_id() {
     let server = TestServer::start(|i, _| match i {
         0 => Reply::json(401, r#"{"message":"Invalid API key","statusCode":401}"#)
@@ -257,7 +278,7 @@ async fn api_errors_carry_status_message_and_request_id() {
     );
 
     let err = add(&client).await.unwrap_err();
-    assert!(err.is_not_found(), "{err}");
+    assert!(err.is_not_found() && err.is_call_not_found(), "{err}");
     assert!(err.to_string().contains("Not Found"), "{err}");
 
     let err = add(&client).await.unwrap_err();

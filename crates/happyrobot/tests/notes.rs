@@ -87,12 +87,13 @@ async fn a_gone_note_is_told_apart_from_a_missing_call() {
     client.delete_note(&call, &note).await.unwrap();
     let again = client.delete_note(&call, &note).await.unwrap_err();
     assert!(again.is_not_found() && again.is_note_not_found(), "{again}");
+    assert!(!again.is_call_not_found(), "{again}");
     assert!(again.to_string().contains("deleted already"), "{again}");
 
     let nowhere: CallId = "000000000000000000000000".parse().unwrap();
     let missing = client.delete_note(&nowhere, &note).await.unwrap_err();
     assert!(
-        missing.is_not_found() && !missing.is_note_not_found(),
+        missing.is_call_not_found() && !missing.is_note_not_found(),
         "{missing}"
     );
 }

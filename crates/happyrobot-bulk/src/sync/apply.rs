@@ -513,7 +513,8 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     run.ended(Op::Update, row, note, status)
 }
 
-/// Deletes the note; one already gone counts as deleted.
+/// Deletes the note; one already gone counts as deleted, and so does one whose call the API
+/// says is gone.
 async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
     if !run.write(&run.entry("intent", Op::Delete, row, note, None)) {
         return RowStatus::NotSent;
@@ -527,7 +528,7 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         .await
     {
         Ok(_) => RowStatus::Done,
-        Err(e) if e.is_note_not_found() => RowStatus::Done,
+        Err(e) if e.is_note_not_found() || e.is_call_not_found() => RowStatus::Done,
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return run.refused(Op::Delete, row, note, &e);
         }

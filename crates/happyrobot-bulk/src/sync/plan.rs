@@ -706,10 +706,12 @@ impl Decide<'_> {
                 created_at: None,
                 user_id: None,
             };
-            let found = match self.calls.get(&owned.call) {
+            let read = self.calls.get(&owned.call);
+            let found = match read {
                 Some(Ok(notes)) if prune => self.mine(key, &owned.call, notes),
                 _ => Vec::new(),
             };
+            let call_gone = matches!(read, Some(Err(f)) if f.kind == FailureKind::NotFound);
             let already_gone = found.is_empty();
             let notes: Vec<&Note> = if already_gone { vec![&gone] } else { found };
             for note in notes {
@@ -724,8 +726,15 @@ impl Decide<'_> {
                 };
                 planned.line = None;
                 if prune && already_gone {
-                    planned.reason =
-                        Some("already gone from its call; the journal forgets it".to_string());
+                    planned.reason = Some(if call_gone {
+                        format!(
+                            "its call {} was not found (deleted in the app?): the note went with \
+                             it; the journal forgets it",
+                            owned.call
+                        )
+                    } else {
+                        "already gone from its call; the journal forgets it".to_string()
+                    });
                 }
                 out.push(planned);
             }
