@@ -734,6 +734,99 @@ async fn an_undo_killed_while_it_adds_a_pruned_note_back_adds_it_once_when_run_a
     assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
 }
 
+/// A sync and its undo on the sheet's journal, with the quick client (`retry`: whether it retries).
+fn quick_sync(sheet: &Sheet, retry: bool) -> Sync {
+    let mut client = sheet.quick_client();
+    if !retry {
+        client = client.retry(happyrobot::RetryPolicy::none());
+    }
+    Sync::new(client.build().unwrap(), JournalLocation::BesideInput)
+        .key_column("row_id")
+        .state_dir(None)
+}
+
+#[tokio::test]
+async fn an_undo_after_a_sync_killed_with_an_edit_in_doubt_undoes_that_sync_not_the_one_before() {
+    let sheet = Sheet::new("sync-undo-killed-edit").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let sync = quick_sync(&sheet, true);
+    sheet.write(&[
+        ("r1", 0, "Driver confirmed pickup", None),
+        THREE[1],
+        THREE[2],
+    ]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The edit lands a second after it arrived; its answer never comes, and the sync is killed:
+    // the killed sync changed nothing for certain.
+    sheet.apply_late(Duration::from_millis(1000), 1);
+    kill(sync.apply(&sheet.source(), plan, |_| {})).await;
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.updated, undo.deleted, undo.unknown),
+        (1, 0, 0),
+        "{undo:?}"
+    );
+    assert_eq!(
+        sheet.notes(0),
+        [("Driver confirmd pickup".to_string(), false)],
+        "the edit is put back, after it landed"
+    );
+    assert_eq!(
+        sheet.notes(1).len() + sheet.notes(2).len(),
+        2,
+        "the first sync's notes stay"
+    );
+}
+
+#[tokio::test]
+async fn an_undo_after_a_sync_killed_with_adds_in_doubt_deletes_them_once_they_landed() {
+    let sheet = Sheet::new("sync-undo-killed-adds").await;
+    sheet.write(&THREE[..1]);
+    sheet.run(&sheet.sync()).await;
+    let sync = quick_sync(&sheet, true);
+    sheet.write(&THREE);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    sheet.apply_late(Duration::from_millis(1000), 2);
+    kill(sync.apply(&sheet.source(), plan, |_| {})).await;
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.deleted, undo.failed, undo.unknown),
+        (2, 0, 0),
+        "{undo:?}"
+    );
+    assert_eq!((sheet.notes(1).len(), sheet.notes(2).len()), (0, 0));
+    assert_eq!(sheet.notes(0).len(), 1, "the first sync's note stays");
+}
+
+#[tokio::test]
+async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
+    let sheet = Sheet::new("sync-undo-prune-doubt").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let sync = quick_sync(&sheet, false).prune(true);
+    sheet.write(&THREE[..2]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The delete's connection closes before any answer, and nothing was deleted; the look-up
+    // after it cannot read the call either: unknown.
+    sheet.server.inject(Fault::CloseBeforeResponse, 2);
+    let pruned = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(pruned.unknown, 1, "{pruned:?}");
+    let adds = sheet.server.operation_counts().add_note;
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.added, undo.failed, undo.unknown),
+        (1, 0, 0),
+        "{undo:?}"
+    );
+    assert_eq!(
+        sheet.server.operation_counts().add_note,
+        adds,
+        "found, not added again"
+    );
+    assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+}
+
 #[tokio::test]
 async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_row() {
     let sheet = Sheet::new("sync-late-edit").await;

@@ -6,7 +6,7 @@
 //! A sync's note IDs are derived from the call, the row's key and a counter ([`note_id`]), not
 //! from the journal: a sync whose journal was lost finds the notes it made on their calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub(crate) fn note_id(call: &str, key: &str, k: u32) -> String {
 }
 
 /// What a change does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Op {
     Add,
@@ -111,6 +111,9 @@ pub(crate) struct Change {
     pub(crate) note: String,
     pub(crate) text: Option<Text>,
     pub(crate) before: Option<Text>,
+    /// Announced by an `intent` whose outcome no entry settled (a run killed, or unknown): it may
+    /// have been made, or not.
+    pub(crate) in_doubt: bool,
 }
 
 /// What the journal says, folded.
@@ -198,6 +201,12 @@ impl Attempt {
     /// It may have been sent again after its intent (a retry, after a timeout or a `429`): one
     /// that no entry ended went at the latest when its run wrote its last entry (`last_at`), as
     /// far as the journal says (a run killed meanwhile writes no more).
+    /// Of two attempts, the one that went or ended last.
+    pub(crate) fn latest_of(a: Self, b: Self) -> Self {
+        let last = |x: &Self| x.ended.unwrap_or(x.at).max(x.at);
+        if last(&b) > last(&a) { b } else { a }
+    }
+
     fn latest(&mut self, last_at: &HashMap<u64, u64>) {
         if self.ended.is_none()
             && let Some(last) = self.run.and_then(|run| last_at.get(&run))
@@ -245,7 +254,10 @@ pub(crate) struct RunRecord {
     pub(crate) run: u64,
     pub(crate) undo: bool,
     pub(crate) undoes: Option<u64>,
+    /// Its changes made (`done` entries).
     pub(crate) changes: Vec<Change>,
+    /// Its changes announced (`intent` entries), settled or not.
+    intents: Vec<Change>,
 }
 
 impl SyncState {
@@ -302,6 +314,7 @@ impl SyncState {
                 undo: entry.reason.as_deref() == Some("undo"),
                 undoes: entry.undoes,
                 changes: Vec::new(),
+                intents: Vec::new(),
             });
             return;
         }
@@ -314,6 +327,14 @@ impl SyncState {
         if let Some(k) = entry.k {
             let highest = self.counters.entry(slot.clone()).or_insert(k);
             *highest = (*highest).max(k);
+        }
+        if entry.event == "intent"
+            && let Some(run) = self.runs.last_mut()
+        {
+            run.intents.push(Change {
+                in_doubt: true,
+                ..change(entry, op, row, call, note)
+            });
         }
         let ids = self.ids.entry(slot.clone()).or_default();
         if !ids.contains(note) {
@@ -381,15 +402,7 @@ impl SyncState {
             _ => {}
         }
         if let Some(run) = self.runs.last_mut() {
-            run.changes.push(Change {
-                op,
-                row: row.to_string(),
-                line: entry.line,
-                call: call.to_string(),
-                note: note.to_string(),
-                text: entry.text.clone(),
-                before: entry.before.clone(),
-            });
+            run.changes.push(change(entry, op, row, call, note));
         }
     }
 
@@ -466,14 +479,14 @@ impl SyncState {
         self.runs.iter().map(|r| r.run).max().map_or(1, |r| r + 1)
     }
 
-    /// The last sync run that changed something, with the changes no undo has reversed yet:
-    /// an undo that stopped part-way (killed, failures, unknown outcomes) is finished by the next.
+    /// The last sync run that changed something, or may have (a change in doubt), with the
+    /// changes no undo has reversed yet: those it made, then those in doubt. An undo that stopped
+    /// part-way (killed, failures, unknown outcomes) is finished by the next.
     pub(crate) fn undoable(&self) -> Option<(&RunRecord, Vec<&Change>)> {
-        let last = self
-            .runs
-            .iter()
-            .rev()
-            .find(|r| !r.undo && !r.changes.is_empty())?;
+        let last =
+            self.runs.iter().rev().find(|r| {
+                !r.undo && (!r.changes.is_empty() || self.in_doubt(r).next().is_some())
+            })?;
         let reversals: Vec<&Change> = self
             .runs
             .iter()
@@ -483,9 +496,49 @@ impl SyncState {
         let left: Vec<&Change> = last
             .changes
             .iter()
+            .chain(self.in_doubt(last))
             .filter(|change| !reversals.iter().any(|r| reverses(r, change)))
             .collect();
         (!left.is_empty()).then_some((last, left))
+    }
+
+    /// The changes run `run` announced whose outcome is still in doubt (an add in `pending`, an
+    /// update or delete in `doubts` by this run), each once.
+    fn in_doubt<'a>(&'a self, run: &'a RunRecord) -> impl Iterator<Item = &'a Change> {
+        let mut seen = HashSet::new();
+        run.intents.iter().filter(move |c| {
+            let open = match c.op {
+                Op::Add => self
+                    .pending
+                    .get(&(c.row.clone(), c.call.clone()))
+                    .is_some_and(|p| p.ids.contains(&c.note)),
+                Op::Update | Op::Delete => self
+                    .doubts
+                    .get(&c.note)
+                    .is_some_and(|attempt| attempt.run == Some(run.run)),
+                Op::Adopt => false,
+            };
+            open && seen.insert((c.op, c.note.clone()))
+        })
+    }
+
+    /// The last attempt of the update or delete of note `note` whose outcome is in doubt.
+    pub(crate) fn doubt(&self, note: &str) -> Option<Attempt> {
+        self.doubts.get(note).copied()
+    }
+}
+
+/// The change an entry about `note` names.
+fn change(entry: &Entry, op: Op, row: &str, call: &str, note: &str) -> Change {
+    Change {
+        op,
+        row: row.to_string(),
+        line: entry.line,
+        call: call.to_string(),
+        note: note.to_string(),
+        text: entry.text.clone(),
+        before: entry.before.clone(),
+        in_doubt: false,
     }
 }
 

@@ -147,8 +147,12 @@ impl Bulk<SyncJob> {
 
     /// What [`undo`](Self::undo) would change back, as a plan: the last sync run's changes,
     /// reversed (an added note deleted, an update's old text and flag put back, a pruned note
-    /// added again). Reads no call; when an update or delete has an unknown outcome, waits first
-    /// until it can no longer land, as [`plan`](Self::plan) does
+    /// added again). The last run is the last that changed something or may have: one killed
+    /// (or that ended unknown) with changes in doubt is undone, not the run before it; each
+    /// change in doubt is undone where it was made (a delete of an add that never landed finds
+    /// it gone, an update puts back the text the note held, a note whose delete never landed is
+    /// found and not added again). Reads no call; when a change has an unknown outcome, waits
+    /// first until it can no longer land, as [`plan`](Self::plan) does
     /// ([`undo_plan_waits`](Self::undo_plan_waits) says how long).
     pub async fn undo_plan(&self, source: &Source) -> Result<SyncPlan, BulkError> {
         let journal = self.sync_journal(source)?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::journal::{Change, Op, SyncState};
+use super::journal::{Attempt, Change, Op, Pending, SyncState};
 use super::plan::{NoteText, PlannedRow, SyncAction, SyncPlan};
 use crate::journal::Destination;
 use crate::{BulkError, Source};
@@ -47,12 +47,7 @@ pub(crate) async fn plan(
             let mut row = reverse(change, *next)?;
             if row.action == SyncAction::Add {
                 *next += 1;
-                // An undo before this one that was stopped or killed while adding the note back:
-                // that add is looked up first, and this one sent only if it is certainly absent.
-                row.pending = state
-                    .pending
-                    .get(&(change.row.clone(), change.call.clone()))
-                    .cloned();
+                row.pending = looked_up_first(&state, change);
             }
             Some(row)
         })
@@ -65,6 +60,23 @@ pub(crate) async fn plan(
     Ok(plan)
 }
 
+/// What the note added back for a deleted one is looked up as first, and sent only if certainly
+/// absent: an undo before this one that was stopped or killed while adding it back; and, when the
+/// delete's outcome is in doubt, the note itself (still there: nothing to add back).
+fn looked_up_first(state: &SyncState, change: &Change) -> Option<Pending> {
+    let earlier = state
+        .pending
+        .get(&(change.row.clone(), change.call.clone()))
+        .cloned();
+    let Some(attempt) = state.doubt(&change.note).filter(|_| change.in_doubt) else {
+        return earlier;
+    };
+    let mut pending = earlier.unwrap_or_default();
+    pending.ids.insert(0, change.note.clone());
+    pending.last = Attempt::latest_of(pending.last, attempt);
+    Some(pending)
+}
+
 /// Until when the undo of the last run the journal `state` records waits, before it plans, for
 /// the updates and deletes in doubt (see [`SyncState::doubts_settle_at`]); `None` when it does not
 /// (nothing to undo, or nothing in doubt).
@@ -73,7 +85,8 @@ pub(crate) fn waits(
     client: &happyrobot::Client,
 ) -> Option<std::time::SystemTime> {
     state.undoable()?;
-    state.doubts_settle_at(client, |_, _| true)
+    // Every change in doubt, adds included: one that lands after the undo's would undo it.
+    state.doubts_settle_at(client, |_, _| false)
 }
 
 /// The change that reverses `change` (an add back as the row's `k`-th ID); `None` for one that
@@ -108,7 +121,15 @@ fn reverse(change: &Change, k: u32) -> Option<PlannedRow> {
         note_id: Some(note),
         old: old.map(NoteText::from),
         new: new.map(NoteText::from),
-        reason: Some("undoing the last sync".to_string()),
+        reason: Some(
+            if change.in_doubt {
+                "undoing the last sync, whose change here may have been made or not (its outcome \
+                 was unknown): undone where it was made"
+            } else {
+                "undoing the last sync"
+            }
+            .to_string(),
+        ),
         k,
         failure: None,
         pending: None,
