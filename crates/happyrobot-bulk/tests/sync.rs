@@ -828,6 +828,39 @@ async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
 }
 
 #[tokio::test]
+async fn an_attempt_held_by_a_rate_limit_is_journaled_when_it_goes() {
+    let sheet = Sheet::new("sync-sent-later").await;
+    sheet.write(&THREE[..1]);
+    sheet.run(&sheet.sync()).await;
+    sheet.write(&[("r1", 0, "Driver confirmed pickup", None)]);
+    let sync = sheet.sync();
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The update is refused with a wait of two seconds: its next attempt goes seconds after its
+    // intent, and a run killed then would not say when without a `sent` entry.
+    sheet.server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(report.updated, 1, "{report:?}");
+    let journal = std::fs::read_to_string(&report.journal).unwrap();
+    let entries: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let at = |event: &str| {
+        entries
+            .iter()
+            .find(|e| e["event"] == event && e["op"] == "update")
+            .and_then(|e| e["at"].as_u64())
+    };
+    let (intent, sent) = (at("intent").unwrap(), at("sent"));
+    assert!(sent.is_some_and(|sent| sent > intent), "{journal}");
+}
+
+#[tokio::test]
 async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_row() {
     let sheet = Sheet::new("sync-late-edit").await;
     sheet.write(&THREE[..1]);

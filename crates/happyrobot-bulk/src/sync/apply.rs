@@ -3,11 +3,13 @@
 //! its ID and sent once more (under the row's next ID) only when it is certainly absent; updates
 //! and deletes are idempotent (a delete of a note already gone is done).
 
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use happyrobot::{
-    CallId, CancellationToken, Client, Control, NewNote, NoteChanges, NoteId, Outcome, PendingAdd,
-    Settled, Undecided,
+    AttemptObserver, CallId, CancellationToken, Client, Control, NewNote, NoteChanges, NoteId,
+    Outcome, PendingAdd, Settled, Undecided,
 };
 use tokio::sync::Semaphore;
 
@@ -77,6 +79,25 @@ impl Run {
         }
     }
 
+    /// Journals the intent of a change (`op` of `note`, for `row`, as its `k`-th ID) and gives
+    /// the observer that journals when an attempt of it goes out later; `None` when the journal
+    /// cannot be written (nothing is sent).
+    fn intent<'a>(
+        &'a self,
+        op: Op,
+        row: &PlannedRow,
+        note: &str,
+        k: Option<u32>,
+    ) -> Option<Sent<'a>> {
+        let intent = self.entry("intent", op, row, note, k);
+        let at = intent.at.unwrap_or_default();
+        self.write(&intent).then(|| Sent {
+            run: self,
+            intent,
+            written: AtomicU64::new(at),
+        })
+    }
+
     /// Journals the end of a change and makes its status.
     fn ended(&self, op: Op, row: &PlannedRow, note: &str, status: RowStatus) -> RowStatus {
         let (event, error) = match &status {
@@ -132,6 +153,38 @@ impl Run {
         } else {
             status
         }
+    }
+}
+
+/// Journals each attempt of a change that goes out in a later second than the last entry about
+/// it said (a rate limit's hold, a retry), as a `sent` entry: a change in doubt may land until
+/// some time after its last attempt went, which a run killed meanwhile would not tell otherwise.
+struct Sent<'a> {
+    run: &'a Run,
+    intent: Entry,
+    /// The journal's time (whole seconds) of the last entry written about the change.
+    written: AtomicU64,
+}
+
+impl AttemptObserver for Sent<'_> {
+    fn before_attempt(&self, _: &happyrobot::Attempt) -> ControlFlow<()> {
+        let at = now();
+        if at <= self.written.load(Ordering::Relaxed) {
+            return ControlFlow::Continue(());
+        }
+        let sent = Entry {
+            event: "sent".to_string(),
+            at: Some(at),
+            text: None,
+            before: None,
+            ..self.intent.clone()
+        };
+        if !self.run.write(&sent) {
+            // Not journaled, not sent.
+            return ControlFlow::Break(());
+        }
+        self.written.store(at, Ordering::Relaxed);
+        ControlFlow::Continue(())
     }
 }
 
@@ -318,9 +371,9 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> (RowStatus, 
     let Some(text) = &row.new else {
         return (RowStatus::NotSent, note_id);
     };
-    if !run.write(&run.entry("intent", Op::Add, row, &note_id, Some(k))) {
+    let Some(sent) = run.intent(Op::Add, row, &note_id, Some(k)) else {
         return (RowStatus::NotSent, note_id);
-    }
+    };
     let mut note = NewNote::new(text.content.clone()).id(note_id.clone());
     if let Some(flag) = text.flagged {
         note = note.flagged(flag);
@@ -328,7 +381,7 @@ async fn add(run: &Run, row: &PlannedRow, call: &CallId, k: u32) -> (RowStatus, 
     let ended = |status, id: &str| (run.ended(Op::Add, row, id, status), id.to_string());
     let error = match run
         .client
-        .add_note_with(call, note.clone(), &run.control())
+        .add_note_with(call, note.clone(), &run.control().observer(&sent))
         .await
     {
         Ok(answer) => {
@@ -485,9 +538,9 @@ async fn edited_since(
 
 /// Changes the row's note in place.
 async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
-    if !run.write(&run.entry("intent", Op::Update, row, note, None)) {
+    let Some(sent) = run.intent(Op::Update, row, note, None) else {
         return RowStatus::NotSent;
-    }
+    };
     let (Some(text), Ok(note_id)) = (&row.new, NoteId::new(note)) else {
         return RowStatus::NotSent;
     };
@@ -497,7 +550,7 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     }
     let status = match run
         .client
-        .update_note_with(call, &note_id, changes, &run.control())
+        .update_note_with(call, &note_id, changes, &run.control().observer(&sent))
         .await
     {
         Ok(_) => RowStatus::Done,
@@ -516,15 +569,15 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
 /// Deletes the note; one already gone counts as deleted, and so does one whose call the API
 /// says is gone.
 async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
-    if !run.write(&run.entry("intent", Op::Delete, row, note, None)) {
+    let Some(sent) = run.intent(Op::Delete, row, note, None) else {
         return RowStatus::NotSent;
-    }
+    };
     let Ok(note_id) = NoteId::new(note) else {
         return RowStatus::NotSent;
     };
     let status = match run
         .client
-        .delete_note_with(call, &note_id, &run.control())
+        .delete_note_with(call, &note_id, &run.control().observer(&sent))
         .await
     {
         Ok(_) => RowStatus::Done,

@@ -307,6 +307,11 @@ impl SyncState {
             let last = self.last_at.entry(run).or_default();
             *last = (*last).max(at);
         }
+        if entry.event == "sent" {
+            // An attempt of a change announced before went out later: the change's time, as its
+            // run's last entry (see `Attempt::latest`).
+            return;
+        }
         if entry.event == "run" {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
             self.runs.push(RunRecord {
@@ -728,6 +733,27 @@ mod tests {
         // Settled by a later entry: nothing to wait for.
         let state = state_with(&[update("intent", then), update("done", then + 1)]);
         assert_eq!(state.doubts_settle_at(&client, |_, _| true), None);
+    }
+
+    #[test]
+    fn an_attempt_journaled_as_sent_later_dates_its_change_and_settles_nothing() {
+        let client = client();
+        let then = crate::journal::now() - 1000;
+        // Held 600 s by a rate limit, then sent, and the run killed: it may land until some 6 s
+        // (three times the client's 2 s) after it went, not after its intent.
+        let state = state_with(&[update("intent", then), update("sent", then + 600)]);
+        let until = state.doubts_settle_at(&client, |_, _| true).unwrap();
+        assert!(
+            until >= UNIX_EPOCH + Duration::from_secs(then + 606),
+            "{until:?}"
+        );
+        let state = state_with(&[add("intent", then), add("sent", then + 600)]);
+        let pending = state.pending.values().next().unwrap();
+        let (sent, _) = pending.attempt(client.timeout());
+        assert!(
+            sent >= UNIX_EPOCH + Duration::from_secs(then + 600),
+            "{sent:?}"
+        );
     }
 
     fn add(event: &str, at: u64) -> Entry {
