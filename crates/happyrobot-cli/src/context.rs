@@ -15,8 +15,9 @@ use happyrobot_mock::MockServer;
 
 use crate::exit::{CliError, Exit};
 
-/// Options every command accepts, before or after the command name.
-#[derive(Debug, Clone, Args)]
+/// Options every command accepts, before or after the command name. Its `Debug` shows neither
+/// the key nor the base URL (which may carry a user name and password).
+#[derive(Clone, Args)]
 pub(crate) struct GlobalArgs {
     /// API key; never printed. On the command line it is visible to other users of this machine
     /// (ps): prefer the environment variable or --api-key-file.
@@ -83,6 +84,23 @@ pub(crate) struct GlobalArgs {
     /// happyrobot mock and give its --base-url).
     #[arg(long, global = true)]
     pub(crate) mock: bool,
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |given: bool| if given { "[REDACTED]" } else { "none" };
+        f.debug_struct("GlobalArgs")
+            .field("api_key", &hidden(self.api_key.is_some()))
+            .field("api_key_file", &self.api_key_file)
+            .field("base_url", &hidden(self.base_url.is_some()))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("ca_cert", &self.ca_cert)
+            .field("verbose", &self.verbose)
+            .field("mock", &self.mock)
+            .finish()
+    }
 }
 
 /// How many calls the mock of `--mock` starts with: every status at least twice (Failed
@@ -395,6 +413,29 @@ mod tests {
         assert_eq!(error.exit, Exit::Auth);
         assert!(error.message.contains("HAPPYROBOT_API_KEY"));
         assert!(error.message.contains("--mock"));
+    }
+
+    #[test]
+    fn the_options_debug_shows_no_key_and_no_base_url() {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            global: GlobalArgs,
+        }
+        let args = [
+            "happyrobot",
+            "--api-key",
+            "hr_live_SECRETKEY",
+            "--base-url",
+            "https://user:PROXYPASS@api.example.com/api/v1",
+        ];
+        let global = <Line as clap::Parser>::try_parse_from(args).unwrap().global;
+        let shown = format!("{global:?} {global:#?}");
+        assert!(
+            !shown.contains("SECRETKEY") && !shown.contains("PROXYPASS"),
+            "{shown}"
+        );
+        assert!(shown.contains("[REDACTED]"), "{shown}");
     }
 
     #[test]
