@@ -645,7 +645,7 @@ async fn remove_copies(work: &Work, record: &Record, copies: &[String], done: &m
             .await
         {
             Ok(_) => {}
-            Err(e) if e.is_note_not_found() || e.is_call_not_found() => {}
+            Err(e) if e.is_note_not_found() => {}
             Err(e) => {
                 tracing::warn!(line = record.line, note_id = copy, error = %e, "a copy could not be deleted; a re-run tries again");
                 continue;
@@ -706,8 +706,7 @@ pub(crate) async fn delete(
         .await
     {
         Ok(call) => Ok(Some(call)),
-        // Gone already, or with its call (deleted in the app).
-        Err(e) if e.is_note_not_found() || e.is_call_not_found() => Ok(None),
+        Err(e) if e.is_note_not_found() => Ok(None),
         Err(e) => Err(e),
     };
     // The slot stays held until the outcome is journaled.

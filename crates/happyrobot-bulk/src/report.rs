@@ -361,7 +361,7 @@ pub struct UndoReport {
     pub removed_lines: u64,
     /// Deleted (already gone included).
     pub deleted: u64,
-    /// Of `deleted`: already gone (a `404` for the note, or for its call).
+    /// Of `deleted`: already gone (a `404` for the note).
     pub already_gone: u64,
     /// Of `deleted`: flagged notes.
     pub flagged: u64,

@@ -509,6 +509,29 @@ async fn a_pruned_row_whose_call_was_deleted_is_forgotten_not_failed_on_every_ru
 }
 
 #[tokio::test]
+async fn a_404_for_every_call_forgets_no_note() {
+    let sheet = Sheet::new("sync-every-call-gone").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    // Every call the plan reads answers 404, as from a key of another organization or a gateway
+    // that answers in JSON: nothing says the calls are gone rather than out of sight.
+    for index in 0..3 {
+        assert!(sheet.server.remove_call(&sheet.call(index)));
+    }
+    sheet.write(&THREE[..1]);
+    let report = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!((report.deleted, report.failed), (0, 3), "{report:?}");
+    let plan = sheet
+        .sync()
+        .prune(true)
+        .plan(&sheet.source())
+        .await
+        .unwrap();
+    let deletes = plan.rows.iter().filter(|r| r.action == SyncAction::Delete);
+    assert_eq!(deletes.count(), 2, "still the journal's notes: {plan:?}");
+}
+
+#[tokio::test]
 async fn an_imported_file_is_adopted_not_added_again() {
     let sheet = Sheet::new("sync-import").await;
     sheet.write(&THREE);
@@ -777,6 +800,10 @@ async fn an_undo_after_a_sync_killed_with_an_edit_in_doubt_undoes_that_sync_not_
         2,
         "the first sync's notes stay"
     );
+    // Undone: a second undo changes nothing (it does not go on to the sync before).
+    let writes = sheet.writes();
+    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
 }
 
 #[tokio::test]
@@ -797,6 +824,10 @@ async fn an_undo_after_a_sync_killed_with_adds_in_doubt_deletes_them_once_they_l
     );
     assert_eq!((sheet.notes(1).len(), sheet.notes(2).len()), (0, 0));
     assert_eq!(sheet.notes(0).len(), 1, "the first sync's note stays");
+    let writes = sheet.writes();
+    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
+    assert_eq!(sheet.notes(0).len(), 1);
 }
 
 #[tokio::test]
@@ -825,6 +856,9 @@ async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
         "found, not added again"
     );
     assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+    let writes = sheet.writes();
+    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
 }
 
 #[tokio::test]

@@ -182,8 +182,9 @@ struct Inner {
     body: Option<Bytes>,
     note_id: Option<String>,
     note_not_found: bool,
-    /// An error status that came without the API's JSON body: a gateway's or proxy's page.
-    from_gateway: bool,
+    /// A `404` in the API's JSON (not a gateway's page) for an operation on one call, not about a
+    /// note.
+    call_not_found: bool,
     connect_problem: Option<ConnectProblem>,
     /// When the attempt this error is about was sent, and how long it took to fail.
     attempt: Option<(std::time::SystemTime, Duration)>,
@@ -210,7 +211,7 @@ impl Error {
                 body: None,
                 note_id: None,
                 note_not_found: false,
-                from_gateway: false,
+                call_not_found: false,
                 connect_problem: None,
                 attempt: None,
                 unsettled: None,
@@ -443,7 +444,16 @@ impl Error {
         let mut error = Self::new(ErrorKind::Api, outcome, text);
         error.inner.status = Some(status);
         error.inner.note_not_found = note_not_found && status == StatusCode::NOT_FOUND;
-        error.inner.from_gateway = gateway.is_some();
+        error.inner.call_not_found = status == StatusCode::NOT_FOUND
+            && gateway.is_none()
+            && !note_not_found
+            && matches!(
+                op,
+                Operation::GetCall
+                    | Operation::AddNote
+                    | Operation::UpdateNote
+                    | Operation::DeleteNote
+            );
         error
     }
 
@@ -835,11 +845,13 @@ impl Error {
         self.is_not_found() && self.inner.note_not_found
     }
 
-    /// The API itself (its JSON error body, not a gateway's page) answered 404 about the call,
-    /// not about a note: the call does not exist, or no longer (deleted in the app), for this
-    /// key. After a delete of one of its notes, the note is gone with it.
+    /// A `404` with a JSON body (not a gateway's page) for reading a call or for one of its notes,
+    /// not about a note: the API says the call does not exist for this key (deleted in the app,
+    /// or never there). A gateway that answers in JSON, or a key of another organization, says
+    /// the same of every call: before acting on it (counting the call's notes gone, say), make
+    /// sure the same client can read another call.
     pub fn is_call_not_found(&self) -> bool {
-        self.is_not_found() && !self.inner.note_not_found && !self.inner.from_gateway
+        self.inner.call_not_found
     }
 
     /// The API asked to slow down (429).

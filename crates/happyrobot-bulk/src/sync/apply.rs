@@ -566,9 +566,12 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     run.ended(Op::Update, row, note, status)
 }
 
-/// Deletes the note; one already gone counts as deleted, and so does one whose call the API
-/// says is gone.
+/// Deletes the note; one already gone counts as deleted, and so does one the plan found gone
+/// with its call (journaled, nothing sent).
 async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
+    if row.gone_with_call {
+        return run.ended(Op::Delete, row, note, RowStatus::Done);
+    }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
         return RowStatus::NotSent;
     };
@@ -581,7 +584,7 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         .await
     {
         Ok(_) => RowStatus::Done,
-        Err(e) if e.is_note_not_found() || e.is_call_not_found() => RowStatus::Done,
+        Err(e) if e.is_note_not_found() => RowStatus::Done,
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return run.refused(Op::Delete, row, note, &e);
         }

@@ -198,15 +198,15 @@ impl Attempt {
         }
     }
 
-    /// It may have been sent again after its intent (a retry, after a timeout or a `429`): one
-    /// that no entry ended went at the latest when its run wrote its last entry (`last_at`), as
-    /// far as the journal says (a run killed meanwhile writes no more).
     /// Of two attempts, the one that went or ended last.
     pub(crate) fn latest_of(a: Self, b: Self) -> Self {
         let last = |x: &Self| x.ended.unwrap_or(x.at).max(x.at);
         if last(&b) > last(&a) { b } else { a }
     }
 
+    /// It may have been sent again after its intent (a retry, after a timeout or a `429`, which
+    /// a `sent` entry dates): one that no entry ended went at the latest when its run wrote its
+    /// last entry (`last_at`), as far as the journal says (a run killed meanwhile writes no more).
     fn latest(&mut self, last_at: &HashMap<u64, u64>) {
         if self.ended.is_none()
             && let Some(last) = self.run.and_then(|run| last_at.get(&run))
@@ -258,6 +258,8 @@ pub(crate) struct RunRecord {
     pub(crate) changes: Vec<Change>,
     /// Its changes announced (`intent` entries), settled or not.
     intents: Vec<Change>,
+    /// The changes whose outcome it journaled (`done` or `failed`), by operation and note.
+    ended: HashSet<(Op, String)>,
 }
 
 impl SyncState {
@@ -320,6 +322,7 @@ impl SyncState {
                 undoes: entry.undoes,
                 changes: Vec::new(),
                 intents: Vec::new(),
+                ended: HashSet::new(),
             });
             return;
         }
@@ -333,13 +336,17 @@ impl SyncState {
             let highest = self.counters.entry(slot.clone()).or_insert(k);
             *highest = (*highest).max(k);
         }
-        if entry.event == "intent"
-            && let Some(run) = self.runs.last_mut()
-        {
-            run.intents.push(Change {
-                in_doubt: true,
-                ..change(entry, op, row, call, note)
-            });
+        if let Some(run) = self.runs.last_mut().filter(|r| entry.run == Some(r.run)) {
+            match entry.event.as_str() {
+                "intent" => run.intents.push(Change {
+                    in_doubt: true,
+                    ..change(entry, op, row, call, note)
+                }),
+                "done" | "failed" => {
+                    run.ended.insert((op, note.clone()));
+                }
+                _ => {}
+            }
         }
         let ids = self.ids.entry(slot.clone()).or_default();
         if !ids.contains(note) {
@@ -484,14 +491,15 @@ impl SyncState {
         self.runs.iter().map(|r| r.run).max().map_or(1, |r| r + 1)
     }
 
-    /// The last sync run that changed something, or may have (a change in doubt), with the
-    /// changes no undo has reversed yet: those it made, then those in doubt. An undo that stopped
-    /// part-way (killed, failures, unknown outcomes) is finished by the next.
+    /// The last sync run that changed something, or may have (a change in doubt), or that an undo
+    /// undid, with the changes no undo has reversed yet: those it made, then those in doubt. An
+    /// undo that stopped part-way (killed, failures, unknown outcomes) is finished by the next;
+    /// once every change is reversed there is nothing to undo (never the run before).
     pub(crate) fn undoable(&self) -> Option<(&RunRecord, Vec<&Change>)> {
-        let last =
-            self.runs.iter().rev().find(|r| {
-                !r.undo && (!r.changes.is_empty() || self.in_doubt(r).next().is_some())
-            })?;
+        let undone = |run: u64| self.runs.iter().any(|r| r.undoes == Some(run));
+        let last = self.runs.iter().rev().find(|r| {
+            !r.undo && (!r.changes.is_empty() || in_doubt(r).next().is_some() || undone(r.run))
+        })?;
         let reversals: Vec<&Change> = self
             .runs
             .iter()
@@ -501,36 +509,28 @@ impl SyncState {
         let left: Vec<&Change> = last
             .changes
             .iter()
-            .chain(self.in_doubt(last))
+            .chain(in_doubt(last))
             .filter(|change| !reversals.iter().any(|r| reverses(r, change)))
             .collect();
         (!left.is_empty()).then_some((last, left))
-    }
-
-    /// The changes run `run` announced whose outcome is still in doubt (an add in `pending`, an
-    /// update or delete in `doubts` by this run), each once.
-    fn in_doubt<'a>(&'a self, run: &'a RunRecord) -> impl Iterator<Item = &'a Change> {
-        let mut seen = HashSet::new();
-        run.intents.iter().filter(move |c| {
-            let open = match c.op {
-                Op::Add => self
-                    .pending
-                    .get(&(c.row.clone(), c.call.clone()))
-                    .is_some_and(|p| p.ids.contains(&c.note)),
-                Op::Update | Op::Delete => self
-                    .doubts
-                    .get(&c.note)
-                    .is_some_and(|attempt| attempt.run == Some(run.run)),
-                Op::Adopt => false,
-            };
-            open && seen.insert((c.op, c.note.clone()))
-        })
     }
 
     /// The last attempt of the update or delete of note `note` whose outcome is in doubt.
     pub(crate) fn doubt(&self, note: &str) -> Option<Attempt> {
         self.doubts.get(note).copied()
     }
+}
+
+/// The changes `run` announced and never journaled the outcome of (killed, or unknown), each
+/// once: by its own entries, which no later run changes (a later run's look-up, or an undo's
+/// reversal, settles what the server holds, not what this run did).
+fn in_doubt(run: &RunRecord) -> impl Iterator<Item = &Change> {
+    let mut seen = HashSet::new();
+    run.intents.iter().filter(move |c| {
+        c.op != Op::Adopt
+            && !run.ended.contains(&(c.op, c.note.clone()))
+            && seen.insert((c.op, c.note.clone()))
+    })
 }
 
 /// The change an entry about `note` names.
@@ -754,6 +754,81 @@ mod tests {
             sent >= UNIX_EPOCH + Duration::from_secs(then + 600),
             "{sent:?}"
         );
+    }
+
+    fn run(run: u64, undoes: Option<u64>) -> Entry {
+        Entry {
+            event: "run".to_string(),
+            run: Some(run),
+            reason: Some(if undoes.is_some() { "undo" } else { "sync" }.to_string()),
+            undoes,
+            ..Entry::default()
+        }
+    }
+
+    /// `update(event)` by run `run`.
+    fn update_by(run: u64, event: &str) -> Entry {
+        Entry {
+            run: Some(run),
+            ..update(event, crate::journal::now() - 100)
+        }
+    }
+
+    #[test]
+    fn an_undo_of_a_killed_run_is_finished_by_the_next_and_never_reaches_the_run_before() {
+        let added = Entry {
+            op: Some(Op::Add),
+            ..update_by(1, "done")
+        };
+        // Run 2 killed with its update in doubt; an undo of it killed as well.
+        let mut entries = vec![
+            run(1, None),
+            added,
+            run(2, None),
+            update_by(2, "intent"),
+            run(3, Some(2)),
+            update_by(3, "intent"),
+        ];
+        let undoable = |entries: &[Entry]| {
+            state_with(entries)
+                .undoable()
+                .map(|(run, left)| (run.run, left.len()))
+        };
+        assert_eq!(undoable(&entries), Some((2, 1)));
+        // The next undo puts it back: nothing is left, and run 1 is not undone.
+        entries.extend([
+            run(4, Some(2)),
+            update_by(4, "intent"),
+            update_by(4, "done"),
+        ]);
+        assert_eq!(undoable(&entries), None);
+        // An add of run 2 in doubt that a later sync found on its call (its row removed since)
+        // and changed nothing else: undoing is undoing run 2, which added it.
+        let add_by = |run: u64, event: &str| Entry {
+            op: Some(Op::Add),
+            note: Some("a2".to_string()),
+            text: Some(Text {
+                content: "late".to_string(),
+                flagged: None,
+            }),
+            ..update_by(run, event)
+        };
+        let entries = [
+            run(1, None),
+            add_by(1, "intent"),
+            add_by(1, "done"),
+            run(2, None),
+            add_by(2, "intent"),
+            run(3, None),
+            add_by(3, "settled"),
+        ];
+        let entries = entries.map(|mut e| {
+            if e.run == Some(1) && e.op.is_some() {
+                e.note = Some("a1".to_string());
+            }
+            e
+        });
+        assert_eq!(undoable(&entries), Some((2, 1)));
     }
 
     fn add(event: &str, at: u64) -> Entry {

@@ -122,6 +122,11 @@ pub struct PlannedRow {
     /// for, as a late apply may still come) before anything is sent.
     #[serde(skip)]
     pub(crate) pending: Option<super::journal::Pending>,
+    /// For a delete, the note went with its call: the API says the call does not exist, while
+    /// the same client read another call (so neither a gateway nor a key of another organization
+    /// said it). Journaled as deleted, with no request.
+    #[serde(skip)]
+    pub(crate) gone_with_call: bool,
 }
 
 impl PlannedRow {
@@ -141,6 +146,7 @@ impl PlannedRow {
             k: 0,
             failure: None,
             pending: None,
+            gone_with_call: false,
         }
     }
 }
@@ -263,7 +269,7 @@ pub(crate) async fn make(
         .collect();
     calls.extend(strays.iter().map(|(_, call, _)| (*call).clone()));
     wait_for_doubts(sync, state.doubts_settle_at(&sync.client, stays)).await;
-    let read = read_calls(sync, &calls).await?;
+    let (read, gone) = read_calls(sync, &calls).await?;
     let (owned, settled) = with_strays(&state, &strays, &read);
     let decide = Decide {
         state: &state,
@@ -274,6 +280,7 @@ pub(crate) async fn make(
         // Taking over notes no sync made is for a first sync only.
         adopt_existing: sync.job.adopt_existing && state.runs.is_empty(),
         wanted: &wanted,
+        gone: &gone,
         taken: RefCell::new(HashSet::new()),
     };
     let mut planned = Vec::new();
@@ -437,8 +444,14 @@ pub(crate) fn left(until: Option<std::time::SystemTime>) -> Option<std::time::Du
     until?.duration_since(std::time::SystemTime::now()).ok()
 }
 
-/// Reads each call once, `concurrency` at a time, under the client's rate control.
-async fn read_calls(sync: &crate::Sync, calls: &BTreeSet<String>) -> Result<Calls, BulkError> {
+/// Reads each call once, `concurrency` at a time, under the client's rate control. Gives too the
+/// calls the API says do not exist ([`happyrobot::Error::is_call_not_found`]), when it read
+/// another: a gateway that answers in JSON, or a key of another organization, says that of every
+/// call.
+async fn read_calls(
+    sync: &crate::Sync,
+    calls: &BTreeSet<String>,
+) -> Result<(Calls, HashSet<String>), BulkError> {
     let slots = Arc::new(Semaphore::new(sync.settings.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for call in calls {
@@ -455,43 +468,57 @@ async fn read_calls(sync: &crate::Sync, calls: &BTreeSet<String>) -> Result<Call
         });
     }
     let mut read = Calls::new();
+    let mut gone = HashSet::new();
     while let Some(joined) = tasks.join_next().await {
         let (call, result) =
             joined.map_err(|e| BulkError::io(format!("reading a call failed: {e}")))?;
-        read.insert(call, result?);
+        let (notes, not_found) = result?;
+        if not_found {
+            gone.insert(call.clone());
+        }
+        read.insert(call, notes);
     }
-    Ok(read)
+    if !read.values().any(Result::is_ok) {
+        gone.clear();
+    }
+    Ok((read, gone))
 }
 
-/// One call's notes; a call that does not exist is the rows' failure, any other error stops the
-/// plan (nothing was sent).
+/// One call's notes; a call that does not exist is the rows' failure (and `true` when the API
+/// itself says so), any other error stops the plan (nothing was sent).
 async fn read_call(
     client: &happyrobot::Client,
     call: &str,
     stop: &happyrobot::CancellationToken,
-) -> Result<Result<Vec<Note>, Failure>, BulkError> {
+) -> Result<(Result<Vec<Note>, Failure>, bool), BulkError> {
     let id = CallId::new(call).map_err(|e| BulkError::usage(e.to_string()))?;
     // No deadline: a rate limit makes a read wait its turn (one that asks for longer than the
     // retry policy waits stops the plan, nothing sent).
     let control = Control::new().stop(stop).deadline(std::time::Duration::MAX);
     match client.get_call_with(&id, &control).await {
-        Ok(response) => Ok(match response.into_inner().notes {
-            Some(notes) => Ok(notes),
-            // What the call holds cannot be told: nothing is sent for its rows.
-            None => Err(Failure {
-                status: None,
-                kind: FailureKind::Api,
-                reason: format!(
-                    "the API's answer for call {call} lists no notes, so what it holds cannot be \
+        Ok(response) => Ok((
+            match response.into_inner().notes {
+                Some(notes) => Ok(notes),
+                // What the call holds cannot be told: nothing is sent for its rows.
+                None => Err(Failure {
+                    status: None,
+                    kind: FailureKind::Api,
+                    reason: format!(
+                        "the API's answer for call {call} lists no notes, so what it holds cannot be \
                      told; nothing is sent for its rows"
-                ),
+                    ),
+                }),
+            },
+            false,
+        )),
+        Err(e) if FailureKind::of(&e) == FailureKind::NotFound => Ok((
+            Err(Failure {
+                status: e.status().map(|s| s.as_u16()),
+                kind: FailureKind::NotFound,
+                reason: e.to_string(),
             }),
-        }),
-        Err(e) if FailureKind::of(&e) == FailureKind::NotFound => Ok(Err(Failure {
-            status: e.status().map(|s| s.as_u16()),
-            kind: FailureKind::NotFound,
-            reason: e.to_string(),
-        })),
+            e.is_call_not_found(),
+        )),
         Err(e) => Err(BulkError::api(
             &e,
             format!("reading call {call} for the plan failed: {e}; nothing was sent"),
@@ -512,6 +539,8 @@ struct Decide<'a> {
     adopt_existing: bool,
     /// The input's row keys, with their calls.
     wanted: &'a HashMap<&'a str, &'a str>,
+    /// The calls the API says do not exist (see `read_calls`).
+    gone: &'a HashSet<String>,
     /// The notes a decision already claimed: a note belongs to one row.
     taken: RefCell<HashSet<String>>,
 }
@@ -711,7 +740,7 @@ impl Decide<'_> {
                 Some(Ok(notes)) if prune => self.mine(key, &owned.call, notes),
                 _ => Vec::new(),
             };
-            let call_gone = matches!(read, Some(Err(f)) if f.kind == FailureKind::NotFound);
+            let call_gone = self.gone.contains(&owned.call);
             let already_gone = found.is_empty();
             let notes: Vec<&Note> = if already_gone { vec![&gone] } else { found };
             for note in notes {
@@ -726,6 +755,7 @@ impl Decide<'_> {
                 };
                 planned.line = None;
                 if prune && already_gone {
+                    planned.gone_with_call = call_gone;
                     planned.reason = Some(if call_gone {
                         format!(
                             "its call {} was not found (deleted in the app?): the note went with \

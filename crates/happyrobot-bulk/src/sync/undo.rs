@@ -2,7 +2,7 @@
 //! [`apply`](super::apply) carries out like any other. An added note is deleted, an update's old
 //! text and flag are put back, a deleted note is added again (under the row's next ID).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::journal::{Attempt, Change, Op, Pending, SyncState};
@@ -37,9 +37,17 @@ pub(crate) async fn plan(
     };
     // Each note added back takes the next of its row's IDs on its call.
     let mut counters: HashMap<(String, String), u32> = HashMap::new();
+    // A note the run added and then changed (an earlier add found late, then updated) is deleted,
+    // not also put back: the two would race.
+    let added: HashSet<&str> = left
+        .iter()
+        .filter(|change| change.op == Op::Add)
+        .map(|change| change.note.as_str())
+        .collect();
     let rows = left
-        .into_iter()
+        .iter()
         .rev()
+        .filter(|change| !(change.op == Op::Update && added.contains(change.note.as_str())))
         .filter_map(|change| {
             let next = counters
                 .entry((change.row.clone(), change.call.clone()))
@@ -68,12 +76,14 @@ fn looked_up_first(state: &SyncState, change: &Change) -> Option<Pending> {
         .pending
         .get(&(change.row.clone(), change.call.clone()))
         .cloned();
-    let Some(attempt) = state.doubt(&change.note).filter(|_| change.in_doubt) else {
+    if !change.in_doubt {
         return earlier;
-    };
+    }
     let mut pending = earlier.unwrap_or_default();
     pending.ids.insert(0, change.note.clone());
-    pending.last = Attempt::latest_of(pending.last, attempt);
+    if let Some(attempt) = state.doubt(&change.note) {
+        pending.last = Attempt::latest_of(pending.last, attempt);
+    }
     Some(pending)
 }
 
@@ -133,5 +143,6 @@ fn reverse(change: &Change, k: u32) -> Option<PlannedRow> {
         k,
         failure: None,
         pending: None,
+        gone_with_call: false,
     })
 }
