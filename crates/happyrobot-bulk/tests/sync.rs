@@ -553,6 +553,35 @@ async fn an_imported_file_is_adopted_not_added_again() {
 }
 
 #[tokio::test]
+async fn an_imported_file_with_a_line_twice_is_adopted_note_by_note() {
+    let sheet = Sheet::new("sync-import-twice").await;
+    // Two rows with the same call and text (two stops, say), told apart by their keys.
+    let rows = [
+        ("stop-1", 0, "Call back at 5", None),
+        ("stop-2", 0, "Call back at 5", None),
+        THREE[1],
+    ];
+    sheet.write(&rows);
+    let import =
+        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
+            .state_dir(Some(sheet.dir.join("state")))
+            .allow_duplicates(true);
+    let source = sheet
+        .source()
+        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
+    assert_eq!(import.run(source, |_| {}).await.unwrap().added, 3);
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert!(
+        plan.rows.iter().all(|r| r.action == SyncAction::Adopt),
+        "{plan:?}"
+    );
+    let adopted: std::collections::HashSet<_> = plan.rows.iter().map(|r| &r.note_id).collect();
+    assert_eq!(adopted.len(), 3, "each row its own note: {plan:?}");
+    sheet.run(&sheet.sync()).await;
+    assert_eq!(sheet.notes(0).len(), 2, "{:?}", sheet.notes(0));
+}
+
+#[tokio::test]
 async fn an_import_killed_while_it_adds_is_looked_up_by_the_first_sync_not_added_again() {
     let sheet = Sheet::new("sync-import-kill").await;
     sheet.write(&THREE[..1]);

@@ -44,10 +44,11 @@ pub(crate) async fn from_import(
     else {
         return Imported::default();
     };
+    let keys = line_keys(rows);
     let pending = rows
         .iter()
-        .filter_map(|row| {
-            let key = (fingerprint(row), 0);
+        .zip(&keys)
+        .filter_map(|(row, &key)| {
             let standing = import.standing(key);
             let doubt = matches!(standing.state, Some(LineState::Unknown { .. }))
                 || (standing.in_doubt && standing.state != Some(LineState::Done));
@@ -65,8 +66,8 @@ pub(crate) async fn from_import(
         .collect();
     let mut adopted: HashMap<String, String> = rows
         .iter()
-        .filter_map(|row| {
-            let key = (fingerprint(row), 0);
+        .zip(&keys)
+        .filter_map(|(row, &key)| {
             (import.standing(key).state == Some(LineState::Done))
                 .then(|| import.done_id(key))
                 .flatten()
@@ -75,6 +76,23 @@ pub(crate) async fn from_import(
         .collect();
     edited_since(&import, &prepared.journal, rows, &mut adopted);
     Imported { adopted, pending }
+}
+
+/// Each row's key as the import's journal knows its line: its fingerprint, and which copy of
+/// that fingerprint it is in the input's order (two rows with the same call, text and flag are
+/// two lines, two notes).
+fn line_keys(rows: &[Row]) -> Vec<LineKey> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&index| rows[index].line);
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    let mut keys = vec![(0, 0); rows.len()];
+    for index in order {
+        let fingerprint = fingerprint(&rows[index]);
+        let copy = seen.entry(fingerprint).or_default();
+        keys[index] = (fingerprint, *copy);
+        *copy += 1;
+    }
+    keys
 }
 
 /// A row's fingerprint, as the import's journal knows lines.
