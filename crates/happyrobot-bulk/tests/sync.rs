@@ -130,6 +130,13 @@ impl Sheet {
         notes
     }
 
+    /// Undoes once more after an undo: nothing is left, nothing is sent.
+    async fn undo_again_changes_nothing(&self, sync: &Sync) {
+        let writes = self.writes();
+        let again = sync.undo(&self.source(), |_| {}).await.unwrap();
+        assert_eq!((again.rows.len(), self.writes()), (0, writes), "{again:?}");
+    }
+
     fn writes(&self) -> usize {
         let counts = self.server.operation_counts();
         counts.add_note + counts.update_note + counts.delete_note
@@ -473,10 +480,7 @@ async fn undo_puts_back_an_edit_and_a_prune_once() {
         [("Driver confirmd pickup".to_string(), false)]
     );
     assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
-    let writes = sheet.writes();
-    let again = sheet.sync().undo(&sheet.source(), |_| {}).await.unwrap();
-    assert_eq!(again.rows.len(), 0);
-    assert_eq!(sheet.writes(), writes, "a second undo changes nothing");
+    sheet.undo_again_changes_nothing(&sheet.sync()).await;
 }
 
 #[tokio::test]
@@ -830,9 +834,7 @@ async fn an_undo_after_a_sync_killed_with_an_edit_in_doubt_undoes_that_sync_not_
         "the first sync's notes stay"
     );
     // Undone: a second undo changes nothing (it does not go on to the sync before).
-    let writes = sheet.writes();
-    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
-    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
+    sheet.undo_again_changes_nothing(&sync).await;
 }
 
 #[tokio::test]
@@ -853,9 +855,7 @@ async fn an_undo_after_a_sync_killed_with_adds_in_doubt_deletes_them_once_they_l
     );
     assert_eq!((sheet.notes(1).len(), sheet.notes(2).len()), (0, 0));
     assert_eq!(sheet.notes(0).len(), 1, "the first sync's note stays");
-    let writes = sheet.writes();
-    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
-    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
+    sheet.undo_again_changes_nothing(&sync).await;
     assert_eq!(sheet.notes(0).len(), 1);
 }
 
@@ -885,9 +885,7 @@ async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
         "found, not added again"
     );
     assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
-    let writes = sheet.writes();
-    let again = sync.undo(&sheet.source(), |_| {}).await.unwrap();
-    assert_eq!((again.rows.len(), sheet.writes()), (0, writes), "{again:?}");
+    sheet.undo_again_changes_nothing(&sync).await;
 }
 
 #[tokio::test]
