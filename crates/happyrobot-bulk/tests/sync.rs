@@ -510,6 +510,15 @@ async fn a_pruned_row_whose_call_was_deleted_is_forgotten_not_failed_on_every_ru
         "{again:?}"
     );
     assert_eq!(sheet.writes(), writes);
+    // Forgotten, not deleted by the run: an undo has nothing of it to put back, and the undo of
+    // the first sync has nothing of it to delete.
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.deleted, undo.added, undo.failed),
+        (2, 0, 0),
+        "{undo:?}"
+    );
+    sheet.undo_again_changes_nothing(&sync).await;
 }
 
 #[tokio::test]
@@ -914,7 +923,7 @@ async fn an_attempt_held_by_a_rate_limit_is_journaled_when_it_goes() {
     let at = |event: &str| {
         entries
             .iter()
-            .find(|e| e["event"] == event && e["op"] == "update")
+            .find(|e| e["event"] == event && e["run"] == 2)
             .and_then(|e| e["at"].as_u64())
     };
     let (intent, sent) = (at("intent").unwrap(), at("sent"));
@@ -948,6 +957,15 @@ async fn an_earlier_add_found_late_after_its_row_was_edited_is_changed_to_the_ro
     );
     let plan = sync.plan(&sheet.source()).await.unwrap();
     assert!(plan.is_empty(), "{plan:?}");
+    // The sync added the note (found late) and updated it: its undo deletes it, once.
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.deleted, undo.updated, undo.failed),
+        (1, 0, 0),
+        "{undo:?}"
+    );
+    assert_eq!(sheet.notes(0), []);
+    sheet.undo_again_changes_nothing(&sync).await;
 }
 
 #[tokio::test]

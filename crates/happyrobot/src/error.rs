@@ -846,10 +846,11 @@ impl Error {
     }
 
     /// A `404` with a JSON body (not a gateway's page) for reading a call or for one of its notes,
-    /// not about a note: the API says the call does not exist for this key (deleted in the app,
-    /// or never there). A gateway that answers in JSON, or a key of another organization, says
-    /// the same of every call: before acting on it (counting the call's notes gone, say), make
-    /// sure the same client can read another call.
+    /// whose message does not mention a note: the API says the call does not exist for this key
+    /// (deleted in the app, or never there). Surest for [`Client::get_call`](crate::Client::get_call):
+    /// a note's `404` that says only "Not Found" reads as the call's. A gateway that answers in
+    /// JSON, or a key of another organization, says the same of every call: before acting on it
+    /// (counting the call's notes gone, say), make sure the same key can read another call.
     pub fn is_call_not_found(&self) -> bool {
         self.inner.call_not_found
     }

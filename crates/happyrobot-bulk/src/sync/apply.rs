@@ -93,7 +93,6 @@ impl Run {
         let at = intent.at.unwrap_or_default();
         self.write(&intent).then(|| Sent {
             run: self,
-            intent,
             written: AtomicU64::new(at),
         })
     }
@@ -161,7 +160,6 @@ impl Run {
 /// some time after its last attempt went, which a run killed meanwhile would not tell otherwise.
 struct Sent<'a> {
     run: &'a Run,
-    intent: Entry,
     /// The journal's time (whole seconds) of the last entry written about the change.
     written: AtomicU64,
 }
@@ -172,12 +170,13 @@ impl AttemptObserver for Sent<'_> {
         if at <= self.written.load(Ordering::Relaxed) {
             return ControlFlow::Continue(());
         }
+        // Its run and time only: what a reader needs (see `Attempt::latest`), and nothing an
+        // older reader could take for a change.
         let sent = Entry {
             event: "sent".to_string(),
+            run: Some(self.run.run),
             at: Some(at),
-            text: None,
-            before: None,
-            ..self.intent.clone()
+            ..Entry::default()
         };
         if !self.run.write(&sent) {
             // Not journaled, not sent.
@@ -570,7 +569,12 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
 /// with its call (journaled, nothing sent).
 async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
     if row.gone_with_call {
-        return run.ended(Op::Delete, row, note, RowStatus::Done);
+        let gone = run.entry("gone", Op::Delete, row, note, None);
+        return if run.write(&gone) {
+            RowStatus::Done
+        } else {
+            RowStatus::NotSent
+        };
     }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
         return RowStatus::NotSent;

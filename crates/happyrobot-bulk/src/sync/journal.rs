@@ -69,6 +69,9 @@ pub(crate) struct Entry {
     pub(crate) undoes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) base_url: Option<String>,
+    /// A run's API key, as its hash (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +138,11 @@ pub(crate) struct SyncState {
     pub(crate) runs: Vec<RunRecord>,
     /// The base URL of the journal's runs.
     pub(crate) base_url: Option<String>,
+    /// The hashes of the API keys of the journal's runs (`None` among them: a run that did not
+    /// record its key, journaled by an earlier version).
+    keys: HashSet<Option<String>>,
+    /// The notes forgotten as gone with their calls (`gone` entries): nothing of them to undo.
+    gone: HashSet<String>,
     /// How many entries it holds: a plan records it, an apply checks nothing was added since.
     pub(crate) entries: u64,
     /// Lines that could not be read.
@@ -316,6 +324,7 @@ impl SyncState {
         }
         if entry.event == "run" {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
+            self.keys.insert(entry.key.clone());
             self.runs.push(RunRecord {
                 run: entry.run.unwrap_or_default(),
                 undo: entry.reason.as_deref() == Some("undo"),
@@ -384,6 +393,15 @@ impl SyncState {
                 }
                 _ => {}
             }
+        }
+        if entry.event == "gone" {
+            // A note that went with its call (see `PlannedRow::gone_with_call`): forgotten, not
+            // a change of the run (an undo has nothing to put back).
+            if self.owned.get(row).is_some_and(|o| o.note == *note) {
+                self.owned.remove(row);
+            }
+            self.gone.insert(note.clone());
+            return;
         }
         if entry.event == "settled" {
             // An add in doubt a plan found settled on its call (see `plan::Settled`): the row's
@@ -486,6 +504,12 @@ impl SyncState {
             || self.owned.get(row).is_some_and(|o| o.note == id)
     }
 
+    /// Whether every run of the journal used the API key whose hash is `key`: what the API says
+    /// of the journal's calls is then said to the key that made its notes.
+    pub(crate) fn only_key(&self, key: &str) -> bool {
+        self.keys.len() == 1 && self.keys.contains(&Some(key.to_string()))
+    }
+
     /// The number of the next run.
     pub(crate) fn next_run(&self) -> u64 {
         self.runs.iter().map(|r| r.run).max().map_or(1, |r| r + 1)
@@ -510,6 +534,7 @@ impl SyncState {
             .changes
             .iter()
             .chain(in_doubt(last))
+            .filter(|change| !self.gone.contains(&change.note))
             .filter(|change| !reversals.iter().any(|r| reverses(r, change)))
             .collect();
         (!left.is_empty()).then_some((last, left))
@@ -554,6 +579,8 @@ fn reverses(reversal: &Change, change: &Change) -> bool {
         (Op::Add, Op::Delete) | (Op::Update, Op::Update) => same_note,
         // A deleted note comes back under a new ID: the same row on the same call.
         (Op::Delete, Op::Add) => reversal.row == change.row && reversal.call == change.call,
+        // A note the run added and then updated is deleted by the undo: both are undone.
+        (Op::Update, Op::Delete) => same_note,
         _ => false,
     }
 }
@@ -651,6 +678,7 @@ pub(crate) fn run_entry(
         reason: Some(if undoes.is_some() { "undo" } else { "sync" }.to_string()),
         undoes,
         base_url: Some(destination.base_url.clone()),
+        key: Some(destination.key_hash.clone()),
         file: Some(file.to_string()),
         at: Some(crate::journal::now()),
         ..Entry::default()
@@ -741,13 +769,19 @@ mod tests {
         let then = crate::journal::now() - 1000;
         // Held 600 s by a rate limit, then sent, and the run killed: it may land until some 6 s
         // (three times the client's 2 s) after it went, not after its intent.
-        let state = state_with(&[update("intent", then), update("sent", then + 600)]);
+        let sent = Entry {
+            event: "sent".to_string(),
+            run: Some(1),
+            at: Some(then + 600),
+            ..Entry::default()
+        };
+        let state = state_with(&[update("intent", then), sent.clone()]);
         let until = state.doubts_settle_at(&client, |_, _| true).unwrap();
         assert!(
             until >= UNIX_EPOCH + Duration::from_secs(then + 606),
             "{until:?}"
         );
-        let state = state_with(&[add("intent", then), add("sent", then + 600)]);
+        let state = state_with(&[add("intent", then), sent]);
         let pending = state.pending.values().next().unwrap();
         let (sent, _) = pending.attempt(client.timeout());
         assert!(
@@ -829,6 +863,20 @@ mod tests {
             e
         });
         assert_eq!(undoable(&entries), Some((2, 1)));
+    }
+
+    #[test]
+    fn only_the_key_of_every_run_hears_a_404_as_gone() {
+        let keyed = |run_number: u64, key: Option<&str>| Entry {
+            key: key.map(str::to_string),
+            ..run(run_number, None)
+        };
+        let state = state_with(&[keyed(1, Some("a")), keyed(2, Some("a"))]);
+        assert!(state.only_key("a") && !state.only_key("b"));
+        // Another key once, or a run of an earlier version that did not say.
+        assert!(!state_with(&[keyed(1, Some("a")), keyed(2, Some("b"))]).only_key("a"));
+        assert!(!state_with(&[keyed(1, None), keyed(2, Some("a"))]).only_key("a"));
+        assert!(!state_with(&[]).only_key("a"));
     }
 
     fn add(event: &str, at: u64) -> Entry {

@@ -122,9 +122,10 @@ pub struct PlannedRow {
     /// for, as a late apply may still come) before anything is sent.
     #[serde(skip)]
     pub(crate) pending: Option<super::journal::Pending>,
-    /// For a delete, the note went with its call: the API says the call does not exist, while
-    /// the same client read another call (so neither a gateway nor a key of another organization
-    /// said it). Journaled as deleted, with no request.
+    /// For a delete, the note went with its call: the API says the call does not exist, to the
+    /// key of every run of the journal, while the same plan read another call (so neither a
+    /// gateway nor a key of another organization said it). Journaled as gone (forgotten, not a
+    /// change an undo puts back), with no request.
     #[serde(skip)]
     pub(crate) gone_with_call: bool,
 }
@@ -269,7 +270,11 @@ pub(crate) async fn make(
         .collect();
     calls.extend(strays.iter().map(|(_, call, _)| (*call).clone()));
     wait_for_doubts(sync, state.doubts_settle_at(&sync.client, stays)).await;
-    let (read, gone) = read_calls(sync, &calls).await?;
+    let (read, mut gone) = read_calls(sync, &calls).await?;
+    // A call's 404 is heard as "gone" only by the key that made the journal's notes.
+    if !state.only_key(&destination.key_hash) {
+        gone.clear();
+    }
     let (owned, settled) = with_strays(&state, &strays, &read);
     let decide = Decide {
         state: &state,
