@@ -1048,6 +1048,48 @@ async fn late_add_of_a_removed_row(prune: bool) {
 }
 
 #[tokio::test]
+async fn a_404_for_every_call_settles_no_add_in_doubt() {
+    let sheet = Sheet::new("sync-stray-404").await;
+    sheet.write(&THREE[..2]);
+    let sync = quick_sync(&sheet, true).concurrency(1);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    sheet.apply_late(Duration::from_millis(1000), 1);
+    kill(sync.apply(&sheet.source(), plan, |_| {})).await;
+    // Row 1 removed while its add is in doubt; then every call answers 404 (a key of another
+    // organization, a gateway that answers in JSON): nothing says the add is absent.
+    sheet.write(&THREE[1..2]);
+    for index in 0..2 {
+        assert!(sheet.server.remove_call(&sheet.call(index)));
+    }
+    let report = sync.run(&sheet.source(), |_| {}).await.unwrap();
+    let journal = std::fs::read_to_string(&report.journal).unwrap();
+    let settled = journal
+        .lines()
+        .filter(|line| line.contains(r#""row":"r1""#))
+        .filter(|line| {
+            line.contains(r#""event":"failed""#) || line.contains(r#""event":"settled""#)
+        });
+    assert_eq!(settled.count(), 0, "{journal}");
+}
+
+#[tokio::test]
+async fn a_call_back_by_the_time_a_plan_is_applied_has_its_note_deleted_not_forgotten() {
+    let sheet = Sheet::new("sync-call-back").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let call = sheet.server.call(&sheet.call(2)).unwrap();
+    assert!(sheet.server.remove_call(&sheet.call(2)));
+    sheet.write(&THREE[..2]);
+    let sync = sheet.sync().prune(true);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // Restored (from a trash, say) before the plan is applied: its note is deleted.
+    assert!(sheet.server.add_call(call));
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.deleted, report.failed), (1, 0), "{report:?}");
+    assert_eq!(sheet.notes(2), []);
+}
+
+#[tokio::test]
 async fn without_reconciling_an_add_answered_unreadably_is_added_not_unknown() {
     let sheet = Sheet::new("sync-applied").await;
     sheet.write(&THREE[..1]);

@@ -537,10 +537,10 @@ async fn edited_since(
 
 /// Changes the row's note in place.
 async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
-    let Some(sent) = run.intent(Op::Update, row, note, None) else {
+    let (Some(text), Ok(note_id)) = (&row.new, NoteId::new(note)) else {
         return RowStatus::NotSent;
     };
-    let (Some(text), Ok(note_id)) = (&row.new, NoteId::new(note)) else {
+    let Some(sent) = run.intent(Op::Update, row, note, None) else {
         return RowStatus::NotSent;
     };
     let mut changes = NoteChanges::new().content(text.content.clone());
@@ -568,7 +568,10 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
 /// Deletes the note; one already gone counts as deleted, and so does one the plan found gone
 /// with its call (journaled, nothing sent).
 async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
-    if row.gone_with_call {
+    let Ok(note_id) = NoteId::new(note) else {
+        return RowStatus::NotSent;
+    };
+    if row.gone_with_call && still_gone(run, call).await {
         let gone = run.entry("gone", Op::Delete, row, note, None);
         return if run.write(&gone) {
             RowStatus::Done
@@ -577,9 +580,6 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         };
     }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
-        return RowStatus::NotSent;
-    };
-    let Ok(note_id) = NoteId::new(note) else {
         return RowStatus::NotSent;
     };
     let status = match run
@@ -599,6 +599,15 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
         },
     };
     run.ended(Op::Delete, row, note, status)
+}
+
+/// Whether the API still says `call` does not exist, for a note the plan found gone with it (a
+/// plan may be applied long after it was made); else the note is deleted as any other.
+async fn still_gone(run: &Run, call: &CallId) -> bool {
+    match run.client.get_call_with(call, &run.control()).await {
+        Err(e) => e.is_call_not_found(),
+        Ok(_) => false,
+    }
 }
 
 /// The note `note` as `call` holds it now (`Some(None)`: not there); `None` when the call could

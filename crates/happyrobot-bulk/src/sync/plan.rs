@@ -275,7 +275,7 @@ pub(crate) async fn make(
     if !state.only_key(&destination.key_hash) {
         gone.clear();
     }
-    let (owned, settled) = with_strays(&state, &strays, &read);
+    let (owned, settled) = with_strays(&state, &strays, (&read, &gone));
     let decide = Decide {
         state: &state,
         owned: &owned,
@@ -369,15 +369,16 @@ type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
 fn with_strays(
     state: &SyncState,
     strays: &[(&String, &String, &super::journal::Pending)],
-    read: &Calls,
+    (read, gone): (&Calls, &HashSet<String>),
 ) -> (BTreeMap<String, Owned>, Vec<Settled>) {
     let mut owned = state.owned.clone();
     let mut settled = Vec::new();
     for (row, call, pending) in strays {
         let notes = match read.get(*call) {
             Some(Ok(notes)) => notes.as_slice(),
-            // The call is gone, and its notes with it.
-            Some(Err(failure)) if failure.kind == FailureKind::NotFound => &[],
+            // The call is gone, and its notes with it (as `read_calls` hears a 404; any other
+            // leaves the add in doubt).
+            Some(Err(_)) if gone.contains(*call) => &[],
             _ => continue,
         };
         let found = notes
