@@ -216,7 +216,13 @@ pub(crate) async fn apply(
         stopped: Mutex::new(None),
         known: plan.rows.iter().filter_map(|r| r.note_id.clone()).collect(),
     });
-    let first = run_entry(run.run, &destination, &source.journal_name, plan.undoes);
+    let first = run_entry(
+        run.run,
+        &destination,
+        &source.journal_name,
+        plan.undoes,
+        sync.client.timeout(),
+    );
     if let Err(e) = run.writer.write(&first) {
         return Err(BulkError::io(format!(
             "cannot write the sync journal {}: {e}; nothing was sent",

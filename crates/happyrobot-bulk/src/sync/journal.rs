@@ -72,6 +72,9 @@ pub(crate) struct Entry {
     /// A run's API key, as its hash (never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) key: Option<String>,
+    /// A run's client timeout, in milliseconds: how long an attempt of it may have taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +152,8 @@ pub(crate) struct SyncState {
     pub(crate) damaged: Vec<u64>,
     /// Run → when it wrote its last entry (seconds since the epoch).
     last_at: HashMap<u64, u64>,
+    /// Run → its client's timeout, when its `run` entry says.
+    timeouts: HashMap<u64, Duration>,
 }
 
 /// Adds in doubt for one row on one call.
@@ -178,6 +183,8 @@ pub(crate) struct Attempt {
     ended: Option<u64>,
     /// The run that sent it.
     run: Option<u64>,
+    /// That run's client timeout, when the journal says: how long the attempt may have taken.
+    timeout: Option<Duration>,
 }
 
 impl Attempt {
@@ -195,6 +202,7 @@ impl Attempt {
             at: intent.at.unwrap_or_default(),
             ended: None,
             run: intent.run,
+            timeout: None,
         }
     }
 
@@ -238,6 +246,8 @@ fn last_attempt(
     timeout: Duration,
 ) -> (SystemTime, Duration) {
     let now = SystemTime::now();
+    // The longer of this client's timeout and the one of the run that sent it.
+    let timeout = sent.timeout.map_or(timeout, |then| then.max(timeout));
     let longest = took.map_or(timeout, |took| took.max(timeout));
     // The journal's whole seconds, taken at their latest.
     let at = |seconds: u64| {
@@ -309,6 +319,7 @@ impl SyncState {
         let attempts = self.pending.values_mut().map(|pending| &mut pending.last);
         for attempt in attempts.chain(self.doubts.values_mut()) {
             attempt.latest(&self.last_at);
+            attempt.timeout = attempt.run.and_then(|run| self.timeouts.get(&run)).copied();
         }
     }
 
@@ -325,6 +336,9 @@ impl SyncState {
         if entry.event == "run" {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
             self.keys.insert(entry.key.clone());
+            if let (Some(run), Some(ms)) = (entry.run, entry.timeout_ms) {
+                self.timeouts.insert(run, Duration::from_millis(ms));
+            }
             self.runs.push(RunRecord {
                 run: entry.run.unwrap_or_default(),
                 undo: entry.reason.as_deref() == Some("undo"),
@@ -670,6 +684,7 @@ pub(crate) fn run_entry(
     destination: &Destination,
     file: &str,
     undoes: Option<u64>,
+    timeout: Duration,
 ) -> Entry {
     Entry {
         event: "run".to_string(),
@@ -679,6 +694,7 @@ pub(crate) fn run_entry(
         undoes,
         base_url: Some(destination.base_url.clone()),
         key: Some(destination.key_hash.clone()),
+        timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
         file: Some(file.to_string()),
         at: Some(crate::journal::now()),
         ..Entry::default()
@@ -863,6 +879,34 @@ mod tests {
             e
         });
         assert_eq!(undoable(&entries), Some((2, 1)));
+    }
+
+    #[test]
+    fn a_change_in_doubt_may_take_as_long_as_its_own_run_let_it() {
+        // Run 1 gave its requests 300 s (`--timeout 300`), this client 2 s: a killed run's update
+        // may land until some 900 s after it went, not 6 s.
+        let then = crate::journal::now() - 10;
+        let long = Entry {
+            timeout_ms: Some(300_000),
+            ..run(1, None)
+        };
+        let state = state_with(&[long, update("intent", then)]);
+        let until = state.doubts_settle_at(&client(), |_, _| true).unwrap();
+        assert!(
+            until >= UNIX_EPOCH + Duration::from_secs(then + 900),
+            "{until:?}"
+        );
+        // A run that gave less than this client: this client's.
+        let short = Entry {
+            timeout_ms: Some(100),
+            ..run(1, None)
+        };
+        let state = state_with(&[short, update("intent", then)]);
+        let until = state.doubts_settle_at(&client(), |_, _| true).unwrap();
+        assert!(
+            until >= UNIX_EPOCH + Duration::from_secs(then + 6),
+            "{until:?}"
+        );
     }
 
     #[test]
