@@ -97,9 +97,10 @@ impl Job for ImportJob {
         &self,
         plan: &Plan,
         _: &JournalState,
-        _: &Prepared,
+        prepared: &Prepared,
         source: &Source,
     ) -> Result<(), BulkError> {
+        crate::sync::refuse_synced(source, &prepared.destination)?;
         crate::session::refuse_invalid(plan, &source.name, self.duplicates_allowed())
     }
 

@@ -74,6 +74,18 @@ impl Sheet {
         Source::file(&self.file)
     }
 
+    /// An import of the file, with its journal beside it.
+    fn import(&self) -> happyrobot_bulk::Import {
+        happyrobot_bulk::Import::new(common::client(&self.server), JournalLocation::BesideInput)
+            .state_dir(Some(self.dir.join("state")))
+    }
+
+    /// The file as an import reads it (the key column is not the import's).
+    fn loose(&self) -> Source {
+        self.source()
+            .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true))
+    }
+
     /// A client that gives up on an answer after a second and settles a look-up in 200 ms, for
     /// the tests of answers that never come.
     fn quick_client(&self) -> happyrobot::ClientBuilder {
@@ -548,13 +560,7 @@ async fn a_404_for_every_call_forgets_no_note() {
 async fn an_imported_file_is_adopted_not_added_again() {
     let sheet = Sheet::new("sync-import").await;
     sheet.write(&THREE);
-    let import =
-        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
-            .state_dir(Some(sheet.dir.join("state")));
-    let source = sheet
-        .source()
-        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
-    let report = import.run(source, |_| {}).await.unwrap();
+    let report = sheet.import().run(sheet.loose(), |_| {}).await.unwrap();
     assert_eq!(report.added, 3);
     let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
     assert!(
@@ -575,14 +581,8 @@ async fn an_imported_file_with_a_line_twice_is_adopted_note_by_note() {
         THREE[1],
     ];
     sheet.write(&rows);
-    let import =
-        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
-            .state_dir(Some(sheet.dir.join("state")))
-            .allow_duplicates(true);
-    let source = sheet
-        .source()
-        .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true));
-    assert_eq!(import.run(source, |_| {}).await.unwrap().added, 3);
+    let import = sheet.import().allow_duplicates(true);
+    assert_eq!(import.run(sheet.loose(), |_| {}).await.unwrap().added, 3);
     let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
     assert!(
         plan.rows.iter().all(|r| r.action == SyncAction::Adopt),
@@ -595,21 +595,51 @@ async fn an_imported_file_with_a_line_twice_is_adopted_note_by_note() {
 }
 
 #[tokio::test]
+async fn an_import_of_a_synced_file_is_refused_not_added_twice() {
+    let sheet = Sheet::new("sync-then-import").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let writes = sheet.writes();
+    let error = sheet.import().run(sheet.loose(), |_| {}).await.unwrap_err();
+    assert!(error.to_string().contains("is synced"), "{error}");
+    assert_eq!(sheet.writes(), writes, "nothing sent");
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
+}
+
+#[tokio::test]
+async fn a_sync_while_an_import_of_the_file_runs_is_refused() {
+    let sheet = Sheet::new("sync-during-import").await;
+    sheet.write(&THREE[..1]);
+    let imported = sheet.import().run(sheet.loose(), |_| {}).await.unwrap();
+    let journal = imported.journal;
+    sheet.write(&THREE);
+    // An import of the file runs (it holds its journal's lock).
+    let running = std::fs::File::open(&journal).unwrap();
+    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&running).unwrap());
+    let writes = sheet.writes();
+    let error = sheet.sync().run(&sheet.source(), |_| {}).await.unwrap_err();
+    assert!(
+        error.to_string().contains("import of this file is running"),
+        "{error}"
+    );
+    assert_eq!(sheet.writes(), writes, "nothing sent");
+    drop(running);
+    // Once it ended: its note taken over, the others added.
+    let report = sheet.run(&sheet.sync()).await;
+    assert_eq!((report.unchanged, report.added), (1, 2), "{report:?}");
+}
+
+#[tokio::test]
 async fn an_import_killed_while_it_adds_is_looked_up_by_the_first_sync_not_added_again() {
     let sheet = Sheet::new("sync-import-kill").await;
     sheet.write(&THREE[..1]);
     let client = sheet.quick_client().build().unwrap();
     let import = happyrobot_bulk::Import::new(client.clone(), JournalLocation::BesideInput)
         .state_dir(Some(sheet.dir.join("state")));
-    let source = || {
-        sheet
-            .source()
-            .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true))
-    };
     // The import's add lands a second after it arrived; its answer never comes, and the import
     // is killed while it waits.
     sheet.apply_late(Duration::from_millis(1000), 1);
-    kill(import.run(source(), |_| {})).await;
+    kill(import.run(sheet.loose(), |_| {})).await;
     // A first sync of the file, before the add has landed: it looks the import's add up.
     let sync = Sync::new(client, JournalLocation::BesideInput)
         .key_column("row_id")
@@ -1233,15 +1263,8 @@ async fn a_key_column_given_later_takes_the_notes_over_instead_of_doubling_them(
 async fn an_imported_file_edited_since_is_synced_in_place() {
     let sheet = Sheet::new("sync-import-edited").await;
     sheet.write(&THREE);
-    let import =
-        happyrobot_bulk::Import::new(common::client(&sheet.server), JournalLocation::BesideInput)
-            .state_dir(Some(sheet.dir.join("state")));
-    let loose = || {
-        sheet
-            .source()
-            .read_options(happyrobot_bulk::ReadOptions::new().ignore_other_columns(true))
-    };
-    assert_eq!(import.run(loose(), |_| {}).await.unwrap().added, 3);
+    let import = sheet.import();
+    assert_eq!(import.run(sheet.loose(), |_| {}).await.unwrap().added, 3);
     // The typo fixed after the import; the sync takes the import's note and updates it.
     sheet.write(&[
         ("r1", 0, "Driver confirmed pickup", None),

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::journal::{Attempt, Pending, SyncState};
 use super::rows::Row;
-use crate::Source;
 use crate::journal::{JournalState, Keep, LineState};
 use crate::record::LineKey;
 use crate::session::JournalLocation;
+use crate::{BulkError, Source};
 
 /// What an import of the file did, as a first sync takes it over.
 #[derive(Debug, Default)]
@@ -24,25 +24,34 @@ pub(crate) struct Imported {
 }
 
 /// What an import of the file did (see [`Imported`]). Empty once the sync has a journal of its
-/// own, for records, or without an import.
+/// own, for records, or without an import; refused while an import of it runs (what it has not
+/// added yet, the sync would add too).
 pub(crate) async fn from_import(
     sync: &crate::Sync,
     source: &Source,
     rows: &[Row],
     state: &SyncState,
-) -> Imported {
+) -> Result<Imported, BulkError> {
     if !state.runs.is_empty() || source.path().is_none() {
-        return Imported::default();
+        return Ok(Imported::default());
     }
     // The journal an import of this file would use (beside it, or found by its content).
     let mut settings = sync.settings.clone();
     settings.journal = JournalLocation::BesideInput;
     let Ok(prepared) = crate::session::prepare(&sync.client, source, &settings).await else {
-        return Imported::default();
+        return Ok(Imported::default());
     };
+    if held(&prepared.journal) {
+        return Err(BulkError::usage(format!(
+            "an import of this file is running (it holds its journal {}): a sync now would add \
+             the notes it has not added yet a second time; nothing was sent. Wait for it to \
+             finish, then sync: the notes it added are taken over, not added again",
+            prepared.journal.display()
+        )));
+    }
     let Ok(import) = JournalState::load(&prepared.journal, &prepared.destination, Keep::default())
     else {
-        return Imported::default();
+        return Ok(Imported::default());
     };
     let keys = line_keys(rows);
     let pending = rows
@@ -75,7 +84,15 @@ pub(crate) async fn from_import(
         })
         .collect();
     edited_since(&import, &prepared.journal, rows, &mut adopted);
-    Imported { adopted, pending }
+    Ok(Imported { adopted, pending })
+}
+
+/// Whether another process holds the lock of the journal at `path` (a run of it is going on).
+fn held(path: &std::path::Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    matches!(fs4::fs_std::FileExt::try_lock_shared(&file), Ok(false))
 }
 
 /// Each row's key as the import's journal knows its line: its fingerprint, and which copy of

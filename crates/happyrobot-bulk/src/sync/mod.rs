@@ -187,8 +187,35 @@ impl Bulk<SyncJob> {
     }
 }
 
+/// A refusal when `source` is a file a sync of `destination` journaled beside it: an import of it
+/// would add its notes a second time (its journal knows none of them).
+pub(crate) fn refuse_synced(
+    source: &Source,
+    destination: &crate::journal::Destination,
+) -> Result<(), BulkError> {
+    let Some(file) = source.path() else {
+        return Ok(());
+    };
+    let journal = beside(file);
+    if !journal.exists() {
+        return Ok(());
+    }
+    let state = journal::SyncState::load(&journal)?;
+    if state.runs.is_empty() || state.base_url.as_deref() != Some(destination.base_url.as_str()) {
+        return Ok(());
+    }
+    Err(BulkError::usage(format!(
+        "{} is synced to this API (its sync journal {} records {} run(s)): an import would add \
+         its notes a second time; nothing was sent. Sync it again to change its notes; to add \
+         them once more all the same, move that journal away first",
+        file.display(),
+        journal.display(),
+        state.runs.len()
+    )))
+}
+
 /// `<FILE>.sync.journal`.
-fn beside(file: &Path) -> PathBuf {
+pub(crate) fn beside(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".sync.journal");
     PathBuf::from(name)

@@ -246,7 +246,7 @@ pub(crate) async fn make(
         sync.client.api_key().expose_secret(),
     );
     check_destination(&state, &destination, &journal)?;
-    let imported = super::adopt::from_import(sync, source, &rows, &state).await;
+    let imported = super::adopt::from_import(sync, source, &rows, &state).await?;
     let wanted: HashMap<&str, &str> = rows
         .iter()
         .map(|r| (r.key.as_str(), r.call.as_str()))
