@@ -883,30 +883,22 @@ mod tests {
 
     #[test]
     fn a_change_in_doubt_may_take_as_long_as_its_own_run_let_it() {
-        // Run 1 gave its requests 300 s (`--timeout 300`), this client 2 s: a killed run's update
-        // may land until some 900 s after it went, not 6 s.
         let then = crate::journal::now() - 10;
-        let long = Entry {
-            timeout_ms: Some(300_000),
-            ..run(1, None)
+        // When a killed run's update (this client gives 2 s) may land until, its run giving
+        // `timeout_ms`.
+        let until = |timeout_ms: u64| {
+            let run = Entry {
+                timeout_ms: Some(timeout_ms),
+                ..run(1, None)
+            };
+            let state = state_with(&[run, update("intent", then)]);
+            state.doubts_settle_at(&client(), |_, _| true).unwrap()
         };
-        let state = state_with(&[long, update("intent", then)]);
-        let until = state.doubts_settle_at(&client(), |_, _| true).unwrap();
-        assert!(
-            until >= UNIX_EPOCH + Duration::from_secs(then + 900),
-            "{until:?}"
-        );
-        // A run that gave less than this client: this client's.
-        let short = Entry {
-            timeout_ms: Some(100),
-            ..run(1, None)
-        };
-        let state = state_with(&[short, update("intent", then)]);
-        let until = state.doubts_settle_at(&client(), |_, _| true).unwrap();
-        assert!(
-            until >= UNIX_EPOCH + Duration::from_secs(then + 6),
-            "{until:?}"
-        );
+        let after = |secs: u64| UNIX_EPOCH + Duration::from_secs(then + secs);
+        // Its run gave 300 s (`--timeout 300`): until some 900 s after it went, not 6 s.
+        assert!(until(300_000) >= after(900));
+        // Its run gave less than this client: this client's.
+        assert!(until(100) >= after(6) && until(100) < after(60));
     }
 
     #[test]
