@@ -607,6 +607,27 @@ async fn an_import_of_a_synced_file_is_refused_not_added_twice() {
 }
 
 #[tokio::test]
+async fn a_journal_line_cut_inside_a_character_is_damaged_not_unreadable() {
+    let sheet = Sheet::new("sync-cut-utf8").await;
+    sheet.write(&THREE);
+    let report = sheet.run(&sheet.sync()).await;
+    // A kill while a line with "Café" was written: the line ends inside the "é".
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&report.journal)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut journal,
+        b"{\"event\":\"intent\",\"text\":{\"content\":\"Caf\xc3",
+    )
+    .unwrap();
+    let plan = sheet.sync().plan(&sheet.source()).await.unwrap();
+    assert_eq!(plan.counts.unchanged, 3, "{plan:?}");
+    let error = sheet.import().run(sheet.loose(), |_| {}).await.unwrap_err();
+    assert!(error.to_string().contains("is synced"), "{error}");
+}
+
+#[tokio::test]
 async fn a_sync_while_an_import_of_the_file_runs_is_refused() {
     let sheet = Sheet::new("sync-during-import").await;
     sheet.write(&THREE[..1]);
@@ -627,6 +648,26 @@ async fn a_sync_while_an_import_of_the_file_runs_is_refused() {
     // Once it ended: its note taken over, the others added.
     let report = sheet.run(&sheet.sync()).await;
     assert_eq!((report.unchanged, report.added), (1, 2), "{report:?}");
+}
+
+#[tokio::test]
+async fn an_import_run_between_a_first_sync_s_plan_and_its_apply_stops_the_apply() {
+    let sheet = Sheet::new("sync-plan-import-apply").await;
+    sheet.write(&THREE);
+    let sync = sheet.sync();
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    assert_eq!(plan.counts.add, 3);
+    // Another process imports the file meanwhile.
+    let imported = sheet.import().run(sheet.loose(), |_| {}).await.unwrap();
+    assert_eq!(imported.added, 3);
+    let writes = sheet.writes();
+    let error = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap_err();
+    assert!(error.to_string().contains("ran since the plan"), "{error}");
+    assert_eq!(sheet.writes(), writes, "nothing sent");
+    // Planned again: the import's notes taken over.
+    let report = sheet.run(&sync).await;
+    assert_eq!((report.added, report.unchanged), (0, 3), "{report:?}");
+    assert_eq!(sheet.by_text().values().sum::<usize>(), 3);
 }
 
 #[tokio::test]

@@ -277,6 +277,9 @@ impl<J: Job> Session<'_, J> {
         let started = Instant::now();
         let (prepared, plan) = self.checked(&source, true).await?;
         let opened = prepare::open(&prepared, &self.settings, self.job.keep())?;
+        // Asked again under the locks: another process (a sync of the file, say) may have run
+        // since the first check.
+        self.job.check(&plan, &opened.state, &prepared, &source)?;
         for notice in prepare::notices(&prepared, &opened.state, &plan) {
             on_event(&notice);
         }

@@ -21,6 +21,64 @@ pub(crate) struct Imported {
     /// Row key → the import's add of the row (same call, text and flag) whose outcome is
     /// unknown: every ID it may have been sent with, and when.
     pub(crate) pending: HashMap<String, Pending>,
+    /// What the apply checks against an import of the file started since the plan.
+    pub(crate) guard: Option<ImportGuard>,
+}
+
+/// An import of the file a first sync plans from, as it stood: the apply takes the lock every
+/// import of this content takes (so that none runs meanwhile) and checks that the import's
+/// journal has not grown since the plan read it.
+#[derive(Debug, Clone)]
+pub(crate) struct ImportGuard {
+    content: String,
+    destination: crate::journal::Destination,
+    journal: std::path::PathBuf,
+    /// The import journal's length when the plan read it (0: none).
+    length: u64,
+}
+
+impl ImportGuard {
+    /// The lock of the file's imports, held until dropped; refused while an import runs or
+    /// once one ran since the plan (nothing was sent). `None` without a state directory, where
+    /// no import takes it either.
+    pub(crate) fn hold(
+        &self,
+        state_dir: Option<&std::path::Path>,
+    ) -> Result<Option<crate::journal::locate::ContentLock>, BulkError> {
+        let lock =
+            match crate::journal::locate::lock_content(&self.content, &self.destination, state_dir)
+            {
+                Ok(lock) => Some(lock),
+                Err(crate::journal::locate::Unlocked::Busy) => return Err(running(&self.journal)),
+                Err(crate::journal::locate::Unlocked::Unavailable) => None,
+            };
+        if held(&self.journal) {
+            return Err(running(&self.journal));
+        }
+        if length(&self.journal) != self.length {
+            return Err(BulkError::usage(format!(
+                "an import of this file ran since the plan was made (its journal {} changed); \
+                 nothing was sent. Make the plan again: it takes over what the import added",
+                self.journal.display()
+            )));
+        }
+        Ok(lock)
+    }
+}
+
+/// The refusal of a first sync while an import of the file runs.
+fn running(journal: &std::path::Path) -> BulkError {
+    BulkError::usage(format!(
+        "an import of this file is running (it holds its journal {}): a sync now would add the \
+         notes it has not added yet a second time; nothing was sent. Wait for it to finish, then \
+         sync: the notes it added are taken over, not added again",
+        journal.display()
+    ))
+}
+
+/// The length of the file at `path` (0 when there is none).
+fn length(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// What an import of the file did (see [`Imported`]). Empty once the sync has a journal of its
@@ -42,16 +100,20 @@ pub(crate) async fn from_import(
         return Ok(Imported::default());
     };
     if held(&prepared.journal) {
-        return Err(BulkError::usage(format!(
-            "an import of this file is running (it holds its journal {}): a sync now would add \
-             the notes it has not added yet a second time; nothing was sent. Wait for it to \
-             finish, then sync: the notes it added are taken over, not added again",
-            prepared.journal.display()
-        )));
+        return Err(running(&prepared.journal));
     }
+    let guard = Some(ImportGuard {
+        content: prepared.content.clone(),
+        destination: prepared.destination.clone(),
+        journal: prepared.journal.clone(),
+        length: length(&prepared.journal),
+    });
     let Ok(import) = JournalState::load(&prepared.journal, &prepared.destination, Keep::default())
     else {
-        return Ok(Imported::default());
+        return Ok(Imported {
+            guard,
+            ..Imported::default()
+        });
     };
     let keys = line_keys(rows);
     let pending = rows
@@ -84,15 +146,27 @@ pub(crate) async fn from_import(
         })
         .collect();
     edited_since(&import, &prepared.journal, rows, &mut adopted);
-    Ok(Imported { adopted, pending })
+    Ok(Imported {
+        adopted,
+        pending,
+        guard,
+    })
 }
 
 /// Whether another process holds the lock of the journal at `path` (a run of it is going on).
 fn held(path: &std::path::Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
+    let mut read = std::fs::OpenOptions::new();
+    let Ok(file) = crate::journal::file::open_regular(path, read.read(true)) else {
         return false;
     };
-    matches!(fs4::fs_std::FileExt::try_lock_shared(&file), Ok(false))
+    match fs4::fs_std::FileExt::try_lock_shared(&file) {
+        Ok(true) => {
+            let _ = fs4::fs_std::FileExt::unlock(&file);
+            false
+        }
+        Ok(false) => true,
+        Err(_) => false,
+    }
 }
 
 /// Each row's key as the import's journal knows its line: its fingerprint, and which copy of

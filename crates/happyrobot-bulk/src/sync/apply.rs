@@ -194,6 +194,11 @@ pub(crate) async fn apply(
     plan: SyncPlan,
     mut on_event: impl FnMut(&Event) + Send,
 ) -> Result<SyncReport, BulkError> {
+    // A first sync of an imported file: no import of it runs until the apply ends.
+    let _import_lock = match &plan.import {
+        Some(import) => import.hold(sync.settings.state_dir.as_deref())?,
+        None => None,
+    };
     let writer = SyncWriter::open(&plan.journal, sync.settings.fsync)?;
     let state = SyncState::load(&plan.journal)?;
     if state.entries != plan.journal_entries {
@@ -577,13 +582,21 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     let Ok(note_id) = NoteId::new(note) else {
         return RowStatus::NotSent;
     };
-    if row.gone_with_call && still_gone(run, call).await {
-        let gone = run.entry("gone", Op::Delete, row, note, None);
-        return if run.write(&gone) {
-            RowStatus::Done
-        } else {
-            RowStatus::NotSent
-        };
+    if row.gone_with_call {
+        match still_gone(run, call).await {
+            Ok(true) => {
+                let gone = run.entry("gone", Op::Delete, row, note, None);
+                return if run.write(&gone) {
+                    RowStatus::Done
+                } else {
+                    RowStatus::NotSent
+                };
+            }
+            // Back: deleted as any other.
+            Ok(false) => {}
+            // Nothing sent; the next run reads it again.
+            Err(e) => return run.failed(&e),
+        }
     }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
         return RowStatus::NotSent;
@@ -608,11 +621,13 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
 }
 
 /// Whether the API still says `call` does not exist, for a note the plan found gone with it (a
-/// plan may be applied long after it was made); else the note is deleted as any other.
-async fn still_gone(run: &Run, call: &CallId) -> bool {
+/// plan may be applied long after it was made): `false` when the call is back; the error when
+/// the read could not tell.
+async fn still_gone(run: &Run, call: &CallId) -> Result<bool, happyrobot::Error> {
     match run.client.get_call_with(call, &run.control()).await {
-        Err(e) => e.is_call_not_found(),
-        Ok(_) => false,
+        Ok(_) => Ok(false),
+        Err(e) if e.is_call_not_found() => Ok(true),
+        Err(e) => Err(e),
     }
 }
 

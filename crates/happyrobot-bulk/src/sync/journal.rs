@@ -35,6 +35,9 @@ pub(crate) fn note_id(call: &str, key: &str, k: u32) -> String {
     hasher.finalize().to_hex()[..24].to_string()
 }
 
+/// The longest client timeout a run's entry is believed for (see [`Attempt`]'s `timeout`).
+const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,7 +286,7 @@ pub(crate) struct RunRecord {
 impl SyncState {
     /// Reads the journal at `path` (none yet: empty).
     pub(crate) fn load(path: &Path) -> Result<Self, BulkError> {
-        let file = match File::open(path) {
+        let file = match crate::journal::file::open_regular(path, OpenOptions::new().read(true)) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => {
@@ -294,7 +297,8 @@ impl SyncState {
             }
         };
         let mut state = Self::default();
-        for (index, line) in BufReader::new(file).lines().enumerate() {
+        // Bytes, not text: a line cut short by a kill may end inside a character.
+        for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
             let line = line.map_err(|e| {
                 BulkError::usage(format!(
                     "cannot read the sync journal {}: {e}; nothing was sent",
@@ -302,10 +306,10 @@ impl SyncState {
                 ))
             })?;
             state.entries += 1;
-            match serde_json::from_str::<Entry>(&line) {
+            match serde_json::from_slice::<Entry>(&line) {
                 Ok(entry) => state.apply(&entry),
                 // A line cut short by a kill: what it said is looked up on the calls.
-                Err(_) if !line.trim().is_empty() => state.damaged.push(index as u64 + 1),
+                Err(_) if !line.trim_ascii().is_empty() => state.damaged.push(index as u64 + 1),
                 Err(_) => {}
             }
         }
@@ -337,7 +341,9 @@ impl SyncState {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
             self.keys.insert(entry.key.clone());
             if let (Some(run), Some(ms)) = (entry.run, entry.timeout_ms) {
-                self.timeouts.insert(run, Duration::from_millis(ms));
+                // A damaged or edited value waits no longer than the longest a client may take.
+                let timeout = Duration::from_millis(ms).min(MAX_RUN_TIMEOUT);
+                self.timeouts.insert(run, timeout);
             }
             self.runs.push(RunRecord {
                 run: entry.run.unwrap_or_default(),

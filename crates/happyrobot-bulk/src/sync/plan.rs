@@ -193,6 +193,8 @@ pub struct SyncPlan {
     pub(crate) undoes: Option<u64>,
     /// Adds in doubt of rows no longer on their calls, as the plan found them settled.
     pub(crate) settled: Vec<Settled>,
+    /// For a first sync of a file, the file's import as the plan read it.
+    pub(crate) import: Option<super::adopt::ImportGuard>,
 }
 
 impl SyncPlan {
@@ -218,6 +220,7 @@ impl SyncPlan {
             journal_entries: entries,
             undoes: None,
             settled: Vec::new(),
+            import: None,
         }
     }
 
@@ -296,6 +299,7 @@ pub(crate) async fn make(
     let mut plan = SyncPlan::new(planned, journal, state.entries);
     plan.calls_read = read.len() as u64;
     plan.settled = settled;
+    plan.import = imported.guard.clone();
     refuse_unowned(&plan)?;
     Ok(plan)
 }
