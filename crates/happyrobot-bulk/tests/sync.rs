@@ -640,7 +640,9 @@ async fn a_sync_while_an_import_of_the_file_runs_is_refused() {
     let writes = sheet.writes();
     let error = sheet.sync().run(&sheet.source(), |_| {}).await.unwrap_err();
     assert!(
-        error.to_string().contains("import of this file is running"),
+        error
+            .to_string()
+            .contains("another run of this file is going on"),
         "{error}"
     );
     assert_eq!(sheet.writes(), writes, "nothing sent");
@@ -662,7 +664,10 @@ async fn an_import_run_between_a_first_sync_s_plan_and_its_apply_stops_the_apply
     assert_eq!(imported.added, 3);
     let writes = sheet.writes();
     let error = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap_err();
-    assert!(error.to_string().contains("ran since the plan"), "{error}");
+    assert!(
+        error.to_string().contains("changed since the plan"),
+        "{error}"
+    );
     assert_eq!(sheet.writes(), writes, "nothing sent");
     // Planned again: the import's notes taken over.
     let report = sheet.run(&sync).await;

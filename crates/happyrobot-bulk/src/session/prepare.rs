@@ -316,9 +316,9 @@ pub(crate) fn open(
         Ok(file) => Some(file),
         Err(locate::Unlocked::Busy) => {
             return Err(BulkError::usage(
-                "another import (or a first sync) of a file with the same content is running; \
-                 nothing was sent. Wait for it to finish (or stop it with Ctrl-C), then run this \
-                 command again: it continues where that one stopped",
+                "another import of a file with the same content (or its undo, or a first sync of \
+                 it) is going on; nothing was sent. Wait for it to finish (or stop it with \
+                 Ctrl-C), then run this command again",
             ));
         }
         Err(locate::Unlocked::Unavailable) => None,

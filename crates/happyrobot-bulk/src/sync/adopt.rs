@@ -38,40 +38,53 @@ pub(crate) struct ImportGuard {
 }
 
 impl ImportGuard {
-    /// The lock of the file's imports, held until dropped; refused while an import runs or
-    /// once one ran since the plan (nothing was sent). `None` without a state directory, where
-    /// no import takes it either.
+    /// The locks that keep the file's imports out, held until dropped: the lock of its content
+    /// (without a state directory, none: no import takes it either) and a shared lock of the
+    /// import's journal, if there is one. Refused while another run of the file holds them, or
+    /// once the import's journal changed since the plan (nothing was sent).
     pub(crate) fn hold(
         &self,
         state_dir: Option<&std::path::Path>,
-    ) -> Result<Option<crate::journal::locate::ContentLock>, BulkError> {
-        let lock =
-            match crate::journal::locate::lock_content(&self.content, &self.destination, state_dir)
-            {
-                Ok(lock) => Some(lock),
-                Err(crate::journal::locate::Unlocked::Busy) => return Err(running(&self.journal)),
-                Err(crate::journal::locate::Unlocked::Unavailable) => None,
-            };
-        if held(&self.journal) {
-            return Err(running(&self.journal));
-        }
+    ) -> Result<ImportLocks, BulkError> {
+        use crate::journal::locate::{Unlocked, lock_content};
+        let content = match lock_content(&self.content, &self.destination, state_dir) {
+            Ok(lock) => Some(lock),
+            Err(Unlocked::Busy) => return Err(running(&self.journal)),
+            Err(Unlocked::Unavailable) => None,
+        };
+        let journal = match shared(&self.journal) {
+            Shared::Held => return Err(running(&self.journal)),
+            Shared::Locked(file) => Some(file),
+            Shared::None => None,
+        };
         if length(&self.journal) != self.length {
             return Err(BulkError::usage(format!(
-                "an import of this file ran since the plan was made (its journal {} changed); \
-                 nothing was sent. Make the plan again: it takes over what the import added",
+                "the import journal of this file, {}, changed since the plan was made (an import, \
+                 or its undo, ran); nothing was sent. Make the plan again: it takes over what \
+                 the import added",
                 self.journal.display()
             )));
         }
-        Ok(lock)
+        Ok(ImportLocks {
+            _content: content,
+            _journal: journal,
+        })
     }
 }
 
-/// The refusal of a first sync while an import of the file runs.
+/// The locks [`ImportGuard::hold`] takes, released when dropped.
+pub(crate) struct ImportLocks {
+    _content: Option<crate::journal::locate::ContentLock>,
+    _journal: Option<std::fs::File>,
+}
+
+/// The refusal of a first sync while another run of the file holds its import's locks.
 fn running(journal: &std::path::Path) -> BulkError {
     BulkError::usage(format!(
-        "an import of this file is running (it holds its journal {}): a sync now would add the \
-         notes it has not added yet a second time; nothing was sent. Wait for it to finish, then \
-         sync: the notes it added are taken over, not added again",
+        "another run of this file is going on (an import or its undo, whose journal is {}, or \
+         another first sync): a sync now could add the notes it adds a second time; nothing was \
+         sent. Wait for it to finish, then sync: the notes an import added are taken over, not \
+         added again",
         journal.display()
     ))
 }
@@ -153,19 +166,37 @@ pub(crate) async fn from_import(
     })
 }
 
-/// Whether another process holds the lock of the journal at `path` (a run of it is going on).
-fn held(path: &std::path::Path) -> bool {
+/// A shared lock of the journal at `path`.
+enum Shared {
+    /// Taken: released when the file is closed.
+    Locked(std::fs::File),
+    /// Another process holds the journal (a run of it is going on).
+    Held,
+    /// No journal there (or none that can be locked).
+    None,
+}
+
+fn shared(path: &std::path::Path) -> Shared {
     let mut read = std::fs::OpenOptions::new();
     let Ok(file) = crate::journal::file::open_regular(path, read.read(true)) else {
-        return false;
+        return Shared::None;
     };
     match fs4::fs_std::FileExt::try_lock_shared(&file) {
-        Ok(true) => {
+        Ok(true) => Shared::Locked(file),
+        Ok(false) => Shared::Held,
+        Err(_) => Shared::None,
+    }
+}
+
+/// Whether another process holds the lock of the journal at `path` (a run of it is going on).
+fn held(path: &std::path::Path) -> bool {
+    match shared(path) {
+        Shared::Locked(file) => {
             let _ = fs4::fs_std::FileExt::unlock(&file);
             false
         }
-        Ok(false) => true,
-        Err(_) => false,
+        Shared::Held => true,
+        Shared::None => false,
     }
 }
 

@@ -195,8 +195,8 @@ pub(crate) async fn apply(
     mut on_event: impl FnMut(&Event) + Send,
 ) -> Result<SyncReport, BulkError> {
     // A first sync of an imported file: no import of it runs until the apply ends.
-    let _import_lock = match &plan.import {
-        Some(import) => import.hold(sync.settings.state_dir.as_deref())?,
+    let _import_locks = match &plan.import {
+        Some(import) => Some(import.hold(sync.settings.state_dir.as_deref())?),
         None => None,
     };
     let writer = SyncWriter::open(&plan.journal, sync.settings.fsync)?;
@@ -595,6 +595,7 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
             // Back: deleted as any other.
             Ok(false) => {}
             // Nothing sent; the next run reads it again.
+            Err(e) if crate::line::deferred(&e) || e.is_stopped() => return RowStatus::NotSent,
             Err(e) => return run.failed(&e),
         }
     }

@@ -35,8 +35,9 @@ pub(crate) fn note_id(call: &str, key: &str, k: u32) -> String {
     hasher.finalize().to_hex()[..24].to_string()
 }
 
-/// The longest client timeout a run's entry is believed for (see [`Attempt`]'s `timeout`).
-const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest client timeout a run's entry is believed for (see [`Attempt`]'s `timeout`): a
+/// day; a longer one is a damaged or edited entry, and this client's counts.
+const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -341,9 +342,10 @@ impl SyncState {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
             self.keys.insert(entry.key.clone());
             if let (Some(run), Some(ms)) = (entry.run, entry.timeout_ms) {
-                // A damaged or edited value waits no longer than the longest a client may take.
-                let timeout = Duration::from_millis(ms).min(MAX_RUN_TIMEOUT);
-                self.timeouts.insert(run, timeout);
+                let timeout = Duration::from_millis(ms);
+                if timeout <= MAX_RUN_TIMEOUT {
+                    self.timeouts.insert(run, timeout);
+                }
             }
             self.runs.push(RunRecord {
                 run: entry.run.unwrap_or_default(),
