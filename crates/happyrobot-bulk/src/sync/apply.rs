@@ -582,22 +582,10 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     let Ok(note_id) = NoteId::new(note) else {
         return RowStatus::NotSent;
     };
-    if row.gone_with_call {
-        match still_gone(run, call).await {
-            Ok(true) => {
-                let gone = run.entry("gone", Op::Delete, row, note, None);
-                return if run.write(&gone) {
-                    RowStatus::Done
-                } else {
-                    RowStatus::NotSent
-                };
-            }
-            // Back: deleted as any other.
-            Ok(false) => {}
-            // Nothing sent; the next run reads it again.
-            Err(e) if crate::line::deferred(&e) || e.is_stopped() => return RowStatus::NotSent,
-            Err(e) => return run.failed(&e),
-        }
+    if row.gone_with_call
+        && let Some(status) = forget_gone(run, row, call, note).await
+    {
+        return status;
     }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
         return RowStatus::NotSent;
@@ -621,14 +609,23 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     run.ended(Op::Delete, row, note, status)
 }
 
-/// Whether the API still says `call` does not exist, for a note the plan found gone with it (a
-/// plan may be applied long after it was made): `false` when the call is back; the error when
-/// the read could not tell.
-async fn still_gone(run: &Run, call: &CallId) -> Result<bool, happyrobot::Error> {
+/// A note the plan found gone with its call, read again (a plan may be applied long after it was
+/// made): still gone, forgotten (a `gone` entry, nothing sent); `None` when the call is back, to
+/// be deleted as any other; not sent, or failed, when the read could not tell (the next run
+/// reads it again).
+async fn forget_gone(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> Option<RowStatus> {
     match run.client.get_call_with(call, &run.control()).await {
-        Ok(_) => Ok(false),
-        Err(e) if e.is_call_not_found() => Ok(true),
-        Err(e) => Err(e),
+        Ok(_) => None,
+        Err(e) if e.is_call_not_found() => {
+            let gone = run.entry("gone", Op::Delete, row, note, None);
+            Some(if run.write(&gone) {
+                RowStatus::Done
+            } else {
+                RowStatus::NotSent
+            })
+        }
+        Err(e) if crate::line::deferred(&e) || e.is_stopped() => Some(RowStatus::NotSent),
+        Err(e) => Some(run.failed(&e)),
     }
 }
 

@@ -145,9 +145,6 @@ pub(crate) struct SyncState {
     pub(crate) runs: Vec<RunRecord>,
     /// The base URL of the journal's runs.
     pub(crate) base_url: Option<String>,
-    /// The hashes of the API keys of the journal's runs (`None` among them: a run that did not
-    /// record its key, journaled by an earlier version).
-    keys: HashSet<Option<String>>,
     /// The notes forgotten as gone with their calls (`gone` entries): nothing of them to undo.
     gone: HashSet<String>,
     /// How many entries it holds: a plan records it, an apply checks nothing was added since.
@@ -156,8 +153,6 @@ pub(crate) struct SyncState {
     pub(crate) damaged: Vec<u64>,
     /// Run → when it wrote its last entry (seconds since the epoch).
     last_at: HashMap<u64, u64>,
-    /// Run → its client's timeout, when its `run` entry says.
-    timeouts: HashMap<u64, Duration>,
 }
 
 /// Adds in doubt for one row on one call.
@@ -276,6 +271,11 @@ pub(crate) struct RunRecord {
     pub(crate) run: u64,
     pub(crate) undo: bool,
     pub(crate) undoes: Option<u64>,
+    /// The hash of its API key (`None`: a run journaled by an earlier version, which did not
+    /// record it).
+    key: Option<String>,
+    /// Its client's timeout, when its entry says (and is believable, see [`MAX_RUN_TIMEOUT`]).
+    timeout: Option<Duration>,
     /// Its changes made (`done` entries).
     pub(crate) changes: Vec<Change>,
     /// Its changes announced (`intent` entries), settled or not.
@@ -321,10 +321,12 @@ impl SyncState {
     /// Dates every change in doubt at the latest (see [`Attempt::latest`]), once every entry is
     /// read.
     fn latest_sends(&mut self) {
+        let runs = &self.runs;
         let attempts = self.pending.values_mut().map(|pending| &mut pending.last);
         for attempt in attempts.chain(self.doubts.values_mut()) {
             attempt.latest(&self.last_at);
-            attempt.timeout = attempt.run.and_then(|run| self.timeouts.get(&run)).copied();
+            let run = runs.iter().find(|r| Some(r.run) == attempt.run);
+            attempt.timeout = run.and_then(|r| r.timeout);
         }
     }
 
@@ -340,17 +342,15 @@ impl SyncState {
         }
         if entry.event == "run" {
             self.base_url = self.base_url.take().or_else(|| entry.base_url.clone());
-            self.keys.insert(entry.key.clone());
-            if let (Some(run), Some(ms)) = (entry.run, entry.timeout_ms) {
-                let timeout = Duration::from_millis(ms);
-                if timeout <= MAX_RUN_TIMEOUT {
-                    self.timeouts.insert(run, timeout);
-                }
-            }
             self.runs.push(RunRecord {
                 run: entry.run.unwrap_or_default(),
                 undo: entry.reason.as_deref() == Some("undo"),
                 undoes: entry.undoes,
+                key: entry.key.clone(),
+                timeout: entry
+                    .timeout_ms
+                    .map(Duration::from_millis)
+                    .filter(|timeout| *timeout <= MAX_RUN_TIMEOUT),
                 changes: Vec::new(),
                 intents: Vec::new(),
                 ended: HashSet::new(),
@@ -529,7 +529,7 @@ impl SyncState {
     /// Whether every run of the journal used the API key whose hash is `key`: what the API says
     /// of the journal's calls is then said to the key that made its notes.
     pub(crate) fn only_key(&self, key: &str) -> bool {
-        self.keys.len() == 1 && self.keys.contains(&Some(key.to_string()))
+        !self.runs.is_empty() && self.runs.iter().all(|r| r.key.as_deref() == Some(key))
     }
 
     /// The number of the next run.
