@@ -321,6 +321,15 @@ impl ClientBuilder {
         } else {
             inner.with_timeout(timeout)
         };
+        let secrets = crate::error::Secrets::new(
+            std::iter::once(api_key.expose_secret()).chain(
+                self.headers
+                    .iter()
+                    .filter(|(_, _, sensitive)| *sensitive)
+                    .map(|(_, value, _)| value.as_str()),
+            ),
+            |name| std::env::var(name).ok(),
+        );
         let api = happyrobot_sdk::Client::new_with_client(base_url.as_str(), http, inner);
         let retry = self.retry.unwrap_or_default();
         let max_hold = retry.retry_after_cap();
@@ -334,6 +343,7 @@ impl ClientBuilder {
             client_note_ids: self.client_note_ids.unwrap_or(true),
             reconcile_settle: self.reconcile_settle.unwrap_or(DEFAULT_RECONCILE_SETTLE),
             rate: Controller::new(rate_control, lane, max_hold),
+            secrets,
         })))
     }
 }

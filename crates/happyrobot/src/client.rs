@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) client_note_ids: bool,
     pub(crate) reconcile_settle: Duration,
     pub(crate) rate: Controller,
+    /// What no error may show: an answer may echo the key or a sensitive header.
+    pub(crate) secrets: crate::error::Secrets,
 }
 
 impl fmt::Debug for Client {
@@ -541,7 +543,7 @@ impl Client {
                 let sent_at = SystemTime::now()
                     .checked_sub(took)
                     .unwrap_or(SystemTime::UNIX_EPOCH);
-                Err(error.with_attempt(sent_at, took))
+                Err(error.with_attempt(sent_at, took).hiding(&shared.secrets))
             }
         }
     }

@@ -194,6 +194,8 @@ struct Inner {
     /// How many attempts the call made, when the retry executor returned this error.
     attempts: Option<u32>,
     source: Option<BoxError>,
+    /// What [`Error::causes`] hides besides URLs' user info: the client's secrets.
+    secrets: Secrets,
 }
 
 impl Error {
@@ -217,6 +219,7 @@ impl Error {
                 unsettled: None,
                 attempts: None,
                 source: None,
+                secrets: Secrets::default(),
             }),
         }
     }
@@ -571,6 +574,29 @@ impl Error {
         self
     }
 
+    /// This error with every secret hidden from what it shows (its message, request ID and
+    /// redirect location): an answer's text may echo the key or a sensitive header.
+    pub(crate) fn hiding(mut self, secrets: &Secrets) -> Self {
+        let inner = &mut *self.inner;
+        if let Some(text) = secrets.hide(&inner.message) {
+            inner.message = text;
+        }
+        for field in [&mut inner.request_id, &mut inner.location] {
+            if let Some(text) = field.as_deref().and_then(|text| secrets.hide(text)) {
+                *field = Some(text);
+            }
+        }
+        if let Some((add, why)) = inner.unsettled.take() {
+            let why = match why {
+                Unsettled::LookFailed(error) => Unsettled::LookFailed(error.hiding(secrets)),
+                other => other,
+            };
+            inner.unsettled = Some((add.hiding(secrets), why));
+        }
+        inner.secrets = secrets.clone();
+        self
+    }
+
     /// Records how many attempts the call made; after more than one, the message says so.
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
         if attempts > 1 && self.inner.attempts.is_none() {
@@ -729,7 +755,8 @@ impl Error {
         let mut causes = Vec::new();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            causes.push(redact_userinfo(&cause.to_string()));
+            let text = redact_userinfo(&cause.to_string());
+            causes.push(self.inner.secrets.hide(&text).unwrap_or(text));
             source = cause.source();
         }
         causes
@@ -1108,6 +1135,80 @@ pub(crate) fn redact_userinfo(text: &str) -> String {
     out
 }
 
+/// What no message may show, by value: the API key, the values of sensitive headers and the
+/// passwords of the proxies the environment names (as written there, and percent-decoded). An API
+/// or a gateway in front of it may echo any of them in an error's message, and a password may hold
+/// what ends a URL in a message (a quote, a bracket), where [`redact_userinfo`] would stop early.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(std::sync::Arc<[String]>);
+
+/// The environment variables reqwest reads its proxies from.
+const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+impl Secrets {
+    /// `values` (the key, sensitive headers), and the proxies' passwords `env` gives.
+    pub(crate) fn new<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let mut all: Vec<String> = values.into_iter().map(str::to_string).collect();
+        for text in PROXY_VARS.iter().filter_map(|name| env(name)) {
+            all.extend(proxy_password(text.trim()));
+        }
+        all.retain(|secret| !secret.is_empty());
+        // The longest first, so that a secret holding another is hidden whole.
+        all.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        all.dedup();
+        Self(all.into())
+    }
+
+    /// `text` with every secret in it replaced by `[REDACTED]`.
+    pub(crate) fn hide(&self, text: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for secret in self.0.iter() {
+            let current = out.as_deref().unwrap_or(text);
+            if current.contains(secret.as_str()) {
+                out = Some(current.replace(secret.as_str(), "[REDACTED]"));
+            }
+        }
+        out
+    }
+}
+
+/// A proxy URL's password as written and percent-decoded (none when it has none, or is no URL).
+fn proxy_password(text: &str) -> Vec<String> {
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    // As written: between the user's `:` and the last `@` of the authority.
+    let mut found: Vec<String> = with_scheme
+        .split_once("://")
+        .and_then(|(_, rest)| rest[..rest.rfind('@')?].split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .into_iter()
+        .collect();
+    if let Some(password) = url::Url::parse(&with_scheme)
+        .ok()
+        .and_then(|url| url.password().map(str::to_string))
+    {
+        let decoded = percent_encoding::percent_decode_str(&password)
+            .decode_utf8_lossy()
+            .into_owned();
+        found.push(password);
+        found.push(decoded);
+    }
+    found
+}
+
 /// A wait as people read it: `90 s`, or `3 days` for the absurd ones.
 pub(crate) fn describe(wait: Duration) -> String {
     let secs = wait.as_secs();
@@ -1186,6 +1287,52 @@ mod tests {
             Some("m"),
             false,
         )
+    }
+
+    #[test]
+    fn secrets_are_hidden_by_value_wherever_an_answer_echoes_them() {
+        let env = |name: &str| match name {
+            "HTTPS_PROXY" => Some("http://me:pa'ss)word@proxy:3128".to_string()),
+            "http_proxy" => Some("me:p%40ss%20w@proxy:3128".to_string()),
+            "ALL_PROXY" => Some("socks5://proxy:1080".to_string()),
+            _ => None,
+        };
+        let secrets = Secrets::new(["hr_live_KEY", "gw_TOKEN", ""], env);
+        let echo = "key hr_live_KEY, token gw_TOKEN, proxy http://me:pa'ss)word@proxy:3128 and \
+                    p@ss w and p%40ss%20w";
+        let error = Error::api(
+            Operation::GetCall,
+            StatusCode::UNAUTHORIZED,
+            Some(echo),
+            false,
+        )
+        .with_request_id(Some("req hr_live_KEY".into()))
+        .hiding(&secrets);
+        let shown = format!("{error} {error:?}");
+        for secret in [
+            "hr_live_KEY",
+            "gw_TOKEN",
+            "pa'ss)word",
+            "p@ss w",
+            "p%40ss%20w",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("key [REDACTED], token [REDACTED]"),
+            "{shown}"
+        );
+        assert_eq!(error.request_id(), Some("req [REDACTED]"));
+        let with_cause = Error::network(
+            Operation::GetCall,
+            "tunnel via http://me:pa'ss)word@proxy:3128 failed".into(),
+        )
+        .hiding(&secrets);
+        let causes = with_cause.causes().join(" ");
+        assert!(!causes.contains("pa'ss)word"), "{causes}");
+        // Nothing to hide: the same text back.
+        assert_eq!(secrets.hide("nothing here"), None);
+        assert_eq!(Secrets::new([], |_| None).hide("hr_live_KEY"), None);
     }
 
     #[test]

@@ -700,3 +700,30 @@ async fn a_retry_after_of_seconds_holds_every_task_of_the_client() {
     assert!(refused <= 3, "{refused} refusals in {took:?}");
     assert_eq!(server.created_note_count(), 6);
 }
+
+/// An API (or a gateway answering in its JSON) that echoes the key or a sensitive header in its
+/// message, or in a request ID, has it hidden from the error: the error is printed and journaled.
+#[tokio::test]
+async fn an_answer_that_echoes_the_key_or_a_sensitive_header_has_them_hidden() {
+    const TOKEN: &str = "gw_TOKEN_0d1e2f";
+    let echo = format!(r#"{{"message":"invalid key {KEY} (x-gateway-token: {TOKEN})"}}"#);
+    let server = TestServer::start(move |_, _: &support::Recorded| {
+        Reply::json(401, &echo).with_header("x-request-id", &format!("req-{KEY}"))
+    })
+    .await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .sensitive_header("x-gateway-token", TOKEN)
+        .base_url(&server.base_url)
+        .build()
+        .unwrap();
+    let err = client
+        .get_call(&CALL_ID.parse::<CallId>().unwrap())
+        .await
+        .unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(KEY), "{shown}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(shown.contains("invalid key [REDACTED]"), "{shown}");
+    assert_eq!(err.request_id(), Some("req-[REDACTED]"));
+}
