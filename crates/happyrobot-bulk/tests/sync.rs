@@ -512,7 +512,13 @@ async fn a_pruned_row_whose_call_was_deleted_is_forgotten_not_failed_on_every_ru
         "{reason}"
     );
     let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
-    assert_eq!((report.deleted, report.failed), (1, 0), "{report:?}");
+    // Gone with its call, not deleted by the run: counted as found so.
+    assert_eq!(
+        (report.deleted, report.already, report.failed),
+        (0, 1, 0),
+        "{report:?}"
+    );
+    assert!(report.rows[2].already);
     // The journal forgot the note: the next run has nothing to do, and sends nothing.
     let writes = sheet.writes();
     let again = sheet.run(&sync).await;
@@ -945,6 +951,35 @@ async fn an_undo_after_a_sync_killed_with_adds_in_doubt_deletes_them_once_they_l
 }
 
 #[tokio::test]
+async fn an_undo_of_an_add_in_doubt_that_never_landed_deletes_nothing_and_says_so() {
+    let sheet = Sheet::new("sync-undo-add-never-landed").await;
+    sheet.write(&THREE[..2]);
+    sheet.run(&sheet.sync()).await;
+    let sync = quick_sync(&sheet, false);
+    sheet.write(&THREE);
+    // The add's connection closes before any answer (nothing added), and so does the look-up
+    // after it: unknown.
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    sheet.server.inject(Fault::CloseBeforeResponse, 2);
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.added, report.unknown), (0, 1), "{report:?}");
+    assert!(sheet.notes(2).is_empty());
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.deleted, undo.already, undo.failed, undo.unknown),
+        (0, 1, 0, 0),
+        "{undo:?}"
+    );
+    assert!(undo.rows.iter().all(|row| row.already), "{undo:?}");
+    assert_eq!(
+        sheet.notes(0).len() + sheet.notes(1).len(),
+        2,
+        "the first sync's notes stay"
+    );
+    sheet.undo_again_changes_nothing(&sync).await;
+}
+
+#[tokio::test]
 async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
     let sheet = Sheet::new("sync-undo-prune-doubt").await;
     sheet.write(&THREE);
@@ -959,9 +994,10 @@ async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
     assert_eq!(pruned.unknown, 1, "{pruned:?}");
     let adds = sheet.server.operation_counts().add_note;
     let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    // Still there: nothing added, and said so.
     assert_eq!(
-        (undo.added, undo.failed, undo.unknown),
-        (1, 0, 0),
+        (undo.added, undo.already, undo.failed, undo.unknown),
+        (0, 1, 0, 0),
         "{undo:?}"
     );
     assert_eq!(

@@ -1,6 +1,6 @@
 //! What `notes sync` prints: a plan row by row, a run's summary, and both as JSON. JSON members
 //! `added`, `updated`, `deleted` and `unchanged` are integers in both (for a plan, what a run
-//! would do).
+//! would do); a run's summary also has `already`, the changes found made by nothing it sent.
 
 use happyrobot_bulk::{NoteText, PlannedRow, RowStatus, SyncAction, SyncPlan, SyncReport};
 use serde_json::{Value, json};
@@ -169,6 +169,13 @@ pub(crate) fn report_text(file: &str, report: &SyncReport, interrupted: bool) ->
             report.kept
         ));
     }
+    if report.already > 0 {
+        text.push_str(&format!(
+            ", {} found already done (a note already gone, or still there: nothing was sent to \
+             make it so)",
+            report.already
+        ));
+    }
     text.push('.');
     let trouble: Vec<String> = report
         .rows
@@ -241,6 +248,9 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
             if let Value::Object(map) = &mut value {
                 map.insert("status".into(), json!(status));
                 map.insert("note_id".into(), json!(row.note_id));
+                if row.already {
+                    map.insert("already".into(), json!(true));
+                }
                 if let Some(error) = error {
                     map.insert("error".into(), json!(error));
                 }
@@ -258,6 +268,7 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
         "kept": report.kept,
         "failed": report.failed,
         "unknown": report.unknown,
+        "already": report.already,
         "not_sent": report.not_sent,
         "exit_code": exit.code(),
         "journal": report.journal.display().to_string(),

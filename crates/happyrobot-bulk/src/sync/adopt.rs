@@ -143,6 +143,7 @@ pub(crate) async fn from_import(
                     ids,
                     last: Attempt::sent_at(at),
                     took,
+                    own_first: false,
                 };
                 (row.key.clone(), pending)
             })

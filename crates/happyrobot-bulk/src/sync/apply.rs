@@ -306,9 +306,10 @@ async fn changes(
             if run.stop.is_cancelled() {
                 return (index, SyncedRow::new(row, RowStatus::NotSent));
             }
-            let (status, note) = change(&run, &row).await;
-            let mut synced = SyncedRow::new(row, status);
-            synced.note_id = note;
+            let ended = change(&run, &row).await;
+            let mut synced = SyncedRow::new(row, ended.status);
+            synced.note_id = ended.note;
+            synced.already = ended.already && matches!(synced.status, RowStatus::Done);
             (index, synced)
         });
     }
@@ -349,29 +350,62 @@ fn without_request(run: &Run, row: &PlannedRow) -> SyncedRow {
     SyncedRow::new(row.clone(), status)
 }
 
+/// What one change came to: its status, the note it ended on, and whether it was found made
+/// already (see [`SyncReport::already`](super::SyncReport::already)).
+struct Ended {
+    status: RowStatus,
+    note: Option<String>,
+    already: bool,
+}
+
+impl Ended {
+    /// A change this run made, or tried to.
+    fn made(status: RowStatus, note: String) -> Self {
+        Self {
+            status,
+            note: Some(note),
+            already: false,
+        }
+    }
+
+    /// A change found made already when `already` (nothing this run sent made it).
+    fn found(status: RowStatus, note: String, already: bool) -> Self {
+        Self {
+            already,
+            ..Self::made(status, note)
+        }
+    }
+}
+
 /// One change that sends a request.
-async fn change(run: &Run, row: &PlannedRow) -> (RowStatus, Option<String>) {
+async fn change(run: &Run, row: &PlannedRow) -> Ended {
     let (Ok(call), Some(note)) = (CallId::new(&row.call_id), row.note_id.clone()) else {
         let failure = Failure {
             status: None,
             kind: FailureKind::Local,
             reason: format!("the plan's call {} or note is not valid", row.call_id),
         };
-        return (RowStatus::Failed(failure), None);
+        return Ended {
+            status: RowStatus::Failed(failure),
+            note: None,
+            already: false,
+        };
     };
-    let status = match row.action {
-        SyncAction::Add => {
-            let (status, id) = match settle_pending(run, row, &call).await {
-                Some(settled) => settled,
-                None => add(run, row, &call, row.k).await,
-            };
-            return (status, Some(id));
+    match row.action {
+        SyncAction::Add => match settle_pending(run, row, &call).await {
+            Some(settled) => settled,
+            None => {
+                let (status, id) = add(run, row, &call, row.k).await;
+                Ended::made(status, id)
+            }
+        },
+        SyncAction::Update => Ended::made(update(run, row, &call, &note).await, note),
+        SyncAction::Delete => {
+            let (status, already) = delete(run, row, &call, &note).await;
+            Ended::found(status, note, already)
         }
-        SyncAction::Update => update(run, row, &call, &note).await,
-        SyncAction::Delete => delete(run, row, &call, &note).await,
-        _ => RowStatus::Done,
-    };
-    (status, Some(note))
+        _ => Ended::made(RowStatus::Done, note),
+    }
 }
 
 /// Adds the row's note as its `k`-th ID; an unknown outcome is looked up, and sent once more
@@ -483,8 +517,9 @@ async fn settle(
 }
 
 /// Settles the adds of an earlier run whose outcome is unknown: found, the row is done (its
-/// note adopted); certainly absent (a late apply waited for), `None`: send it.
-async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(RowStatus, String)> {
+/// note adopted; for an undo's add back, found under the note's own ID, never deleted: found
+/// so); certainly absent (a late apply waited for), `None`: send it.
+async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<Ended> {
     let (pending, text) = (row.pending.as_ref()?, row.new.as_ref()?);
     let (first, others) = pending.ids.split_first()?;
     let mut look = others.iter().fold(
@@ -495,13 +530,16 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
     // `last_attempt`).
     let (sent, took) = pending.attempt(run.client.timeout());
     look = look.sent(sent, took);
+    let mut never_deleted = false;
     let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,
         Ok(Settled::Found { note, .. }) => {
             let id = note.id.clone().unwrap_or_else(|| first.clone());
             if !text_matches(&note, text) {
-                return Some(edited_since(run, row, call, &note, id).await);
+                let (status, id) = edited_since(run, row, call, &note, id).await;
+                return Some(Ended::made(status, id));
             }
+            never_deleted = pending.own_first && id == *first;
             (RowStatus::Done, id)
         }
         Ok(_) => (
@@ -515,7 +553,11 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<(R
             first.clone(),
         ),
     };
-    Some((run.ended(Op::Add, row, &id, status), id))
+    Some(Ended::found(
+        run.ended(Op::Add, row, &id, status),
+        id,
+        never_deleted,
+    ))
 }
 
 /// An earlier add of the row, found on its call with the text the row had then (the row was
@@ -576,37 +618,39 @@ async fn update(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowSt
     run.ended(Op::Update, row, note, status)
 }
 
-/// Deletes the note; one already gone counts as deleted, and so does one the plan found gone
-/// with its call (journaled, nothing sent).
-async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> RowStatus {
+/// Deletes the note. One already gone is done and found so (`true`), as is one the plan found
+/// gone with its call (journaled, nothing sent).
+async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> (RowStatus, bool) {
     let Ok(note_id) = NoteId::new(note) else {
-        return RowStatus::NotSent;
+        return (RowStatus::NotSent, false);
     };
     if row.gone_with_call
         && let Some(status) = forget_gone(run, row, call, note).await
     {
-        return status;
+        return (status, true);
     }
     let Some(sent) = run.intent(Op::Delete, row, note, None) else {
-        return RowStatus::NotSent;
+        return (RowStatus::NotSent, false);
     };
-    let status = match run
+    let (status, already) = match run
         .client
         .delete_note_with(call, &note_id, &run.control().observer(&sent))
         .await
     {
-        Ok(_) => RowStatus::Done,
-        Err(e) if e.is_note_not_found() => RowStatus::Done,
+        Ok(_) => (RowStatus::Done, false),
+        // Gone before this run's first attempt; after a retry, an earlier attempt may have
+        // deleted it.
+        Err(e) if e.is_note_not_found() => (RowStatus::Done, e.attempts().is_none_or(|n| n <= 1)),
         Err(e) if e.outcome() == Outcome::NotApplied => {
-            return run.refused(Op::Delete, row, note, &e);
+            return (run.refused(Op::Delete, row, note, &e), false);
         }
-        Err(e) if !run.in_doubt(&e) => RowStatus::Unknown(e.to_string()),
+        Err(e) if !run.in_doubt(&e) => (RowStatus::Unknown(e.to_string()), false),
         Err(e) => match holds(run, call, note).await {
-            Some(None) => RowStatus::Done,
-            _ => RowStatus::Unknown(e.to_string()),
+            Some(None) => (RowStatus::Done, false),
+            _ => (RowStatus::Unknown(e.to_string()), false),
         },
     };
-    run.ended(Op::Delete, row, note, status)
+    (run.ended(Op::Delete, row, note, status), already)
 }
 
 /// A note the plan found gone with its call, read again (a plan may be applied long after it was
@@ -654,6 +698,7 @@ fn report(rows: Vec<SyncedRow>, stopped: Option<Stop>, plan: &SyncPlan) -> SyncR
     };
     for row in &rows {
         let counter = match (&row.status, row.planned.action) {
+            (RowStatus::Done, _) if row.already => &mut report.already,
             (RowStatus::Done, SyncAction::Add) => &mut report.added,
             (RowStatus::Done, SyncAction::Update) => &mut report.updated,
             (RowStatus::Done, SyncAction::Delete) => &mut report.deleted,
@@ -677,6 +722,7 @@ impl SyncedRow {
             planned,
             status,
             note_id,
+            already: false,
         }
     }
 }

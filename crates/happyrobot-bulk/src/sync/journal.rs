@@ -163,6 +163,9 @@ pub(crate) struct Pending {
     pub(crate) last: Attempt,
     /// How long that attempt took, when the journal that records it says (an import's).
     pub(crate) took: Option<Duration>,
+    /// For an undo's add back of a note whose delete was in doubt: `ids[0]` is that note's own
+    /// ID, and found under it the note was never deleted (nothing is added).
+    pub(crate) own_first: bool,
 }
 
 impl Pending {

@@ -239,6 +239,11 @@ pub struct SyncReport {
     pub failed: u64,
     /// Changes whose outcome is unknown (a re-run settles them, reading the calls first).
     pub unknown: u64,
+    /// Changes found made already, by nothing this run sent: a note to delete already gone
+    /// (deleted in the app, gone with its call, or an add in doubt that never landed), a note
+    /// to put back still there (its delete in doubt never landed). Counted here, not as added
+    /// or deleted.
+    pub already: u64,
     /// Changes not made because the run stopped first.
     pub not_sent: u64,
     /// Every planned row with what became of it, in the plan's order.
@@ -284,6 +289,8 @@ pub struct SyncedRow {
     /// The note the change ended on: for an add, the ID it was added under (which an add sent
     /// again after a certain absence changes); else the planned note's.
     pub note_id: Option<String>,
+    /// Done, and found so: nothing this run sent made the change (see [`SyncReport::already`]).
+    pub already: bool,
 }
 
 /// What became of one planned change.

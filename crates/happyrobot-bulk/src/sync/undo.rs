@@ -81,6 +81,7 @@ fn looked_up_first(state: &SyncState, change: &Change) -> Option<Pending> {
     }
     let mut pending = earlier.unwrap_or_default();
     pending.ids.insert(0, change.note.clone());
+    pending.own_first = true;
     if let Some(attempt) = state.doubt(&change.note) {
         pending.last = Attempt::latest_of(pending.last, attempt);
     }
