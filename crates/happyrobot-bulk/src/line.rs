@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use happyrobot::types::Call;
 use happyrobot::{
     Attempt, AttemptObserver, CancellationToken, Client, Control, NewNote, NoteId, Operation,
-    PendingAdd, Response, Settled,
+    PendingAdd, Settled,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -700,20 +700,21 @@ pub(crate) async fn delete(
     let Some(permit) = send_slot(work, permit).await else {
         return Done::line(record, LineOutcome::NotSent);
     };
-    let result: Result<Option<Response<Call>>, happyrobot::Error> = match work
+    // Deleted: whether the note was already gone (a `404` that no earlier attempt explains).
+    let result: Result<bool, happyrobot::Error> = match work
         .client
         .delete_note_with(&record.call_id, &note_id, &control(work, None))
         .await
     {
-        Ok(call) => Ok(Some(call)),
-        Err(e) if e.is_note_not_found() => Ok(None),
+        Ok(_) => Ok(false),
+        Err(e) if e.is_note_not_found() => Ok(e.is_note_already_gone()),
         Err(e) => Err(e),
     };
     // The slot stays held until the outcome is journaled.
     let _permit = permit;
     match result {
-        Ok(call) => {
-            let mut done = deleted(work, record, id, call.is_none(), found);
+        Ok(already_gone) => {
+            let mut done = deleted(work, record, id, already_gone, found);
             remove_copies(work, record, copies, &mut done).await;
             done
         }

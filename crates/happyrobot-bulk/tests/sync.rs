@@ -951,6 +951,43 @@ async fn an_undo_after_a_sync_killed_with_adds_in_doubt_deletes_them_once_they_l
 }
 
 #[tokio::test]
+async fn a_prune_counts_a_note_gone_before_it_as_already_and_one_its_retry_deleted_as_deleted() {
+    let sheet = Sheet::new("sync-prune-retry").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    // Row 3's note deleted in the app; its prune is refused once first (nothing done), then
+    // finds it gone: gone before the run.
+    let gone = sheet.held(2)[0].id.clone().unwrap();
+    let client = sheet.quick_client().build().unwrap();
+    client
+        .delete_note(
+            &sheet.call(2).parse().unwrap(),
+            &happyrobot::NoteId::new(gone).unwrap(),
+        )
+        .await
+        .unwrap();
+    let sync = sheet.sync().prune(true);
+    sheet.write(&THREE[..2]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    sheet.server.inject(
+        Fault::RateLimited {
+            retry_after_secs: 0,
+        },
+        1,
+    );
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.deleted, report.already), (0, 1), "{report:?}");
+    // Row 2's prune deletes its note, the answer lost; the retry finds it gone: deleted by the
+    // run's own first attempt.
+    sheet.write(&THREE[..1]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    sheet.server.inject(Fault::SaveThenDrop, 1);
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.deleted, report.already), (1, 0), "{report:?}");
+    assert!(sheet.held(1).is_empty());
+}
+
+#[tokio::test]
 async fn an_undo_of_an_add_in_doubt_that_never_landed_deletes_nothing_and_says_so() {
     let sheet = Sheet::new("sync-undo-add-never-landed").await;
     sheet.write(&THREE[..2]);

@@ -113,6 +113,27 @@ async fn a_stopped_undo_resumes_and_deletes_every_note_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_retry_finds_it_gone_after_its_answer_was_lost_is_deleted_not_already_gone()
+{
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-retry-gone").join("j");
+    let records = records(&server, "ur", 1);
+    run(&import(&server, &journal), &records).await;
+    // The delete goes through, its answer lost; the retry finds the note gone: this run's own
+    // first attempt deleted it.
+    server.inject(Fault::SaveThenDrop, 1);
+    let report = undo(&server, &journal)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.already_gone, report.unknown),
+        (1, 0, 0),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_that_may_have_happened_is_unknown_and_a_rerun_settles_it() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-maybe").join("j");

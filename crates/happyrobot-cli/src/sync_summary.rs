@@ -171,8 +171,7 @@ pub(crate) fn report_text(file: &str, report: &SyncReport, interrupted: bool) ->
     }
     if report.already > 0 {
         text.push_str(&format!(
-            ", {} found already done (a note already gone, or still there: nothing was sent to \
-             make it so)",
+            ", {} found already done (a note already gone, or one to put back still there)",
             report.already
         ));
     }

@@ -14,7 +14,7 @@ use http::StatusCode;
 use http::header::{HeaderMap, LOCATION};
 use reqwest::Url;
 
-use crate::error::{BoxError, Operation};
+use crate::error::{BoxError, Operation, Secrets};
 use crate::retry::parse_retry_after;
 use crate::{Error, Response};
 
@@ -26,6 +26,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) authority: &'a str,
     /// The longest `Retry-After` the retry policy honours.
     pub(crate) retry_after_cap: Duration,
+    /// What no error may show, hidden in the server's texts before they are cut to length.
+    pub(crate) secrets: &'a Secrets,
 }
 
 /// Turns what one attempt produced into a response or an error.
@@ -45,18 +47,18 @@ pub(crate) fn interpret<T: serde::de::DeserializeOwned>(
     // The request ID is copied out only for an error; a response reads it from its headers.
     if let Some(to) = &exchange.redirected_to {
         return Err(Error::followed_redirect(op, status, &safe_location(to))
-            .with_request_id(request_id(&exchange.headers)));
+            .with_request_id(request_id(&exchange.headers, settings)));
     }
     let body = exchange.body.unwrap_or_else(|| Ok(Bytes::new()));
     if status.is_success() {
-        return success(op, status, exchange.headers, body);
+        return success(op, status, exchange.headers, body, settings);
     }
     let error = if status.is_redirection() {
         Error::redirect(op, status, redirect_location(&exchange.headers))
     } else {
         error_status(op, status, &exchange.headers, body, settings)
     };
-    Err(error.with_request_id(request_id(&exchange.headers)))
+    Err(error.with_request_id(request_id(&exchange.headers, settings)))
 }
 
 /// A 2xx: the decoded answer, or an error that says the server acted but its answer could not
@@ -66,8 +68,9 @@ fn success<T: serde::de::DeserializeOwned>(
     status: StatusCode,
     headers: HeaderMap,
     body: Result<Bytes, BodyError>,
+    settings: &Settings<'_>,
 ) -> Result<Response<T>, Error> {
-    let id = || request_id(&headers);
+    let id = || request_id(&headers, settings);
     let bytes = match body {
         Ok(bytes) => bytes,
         Err(error) => return Err(unreadable(op, status, error).with_request_id(id())),
@@ -111,12 +114,18 @@ fn error_status(
         .and_then(|bytes| serde_json::from_slice::<ErrorBody>(bytes).ok());
     let message = parsed
         .as_ref()
-        .and_then(|b| b.message.as_deref().or(b.error.as_deref()));
+        .and_then(|b| b.message.as_deref().or(b.error.as_deref()))
+        .map(|text| {
+            settings
+                .secrets
+                .hide(text)
+                .unwrap_or_else(|| text.to_string())
+        });
     let note_not_found = status == StatusCode::NOT_FOUND
         && matches!(op, Operation::UpdateNote | Operation::DeleteNote)
         && parsed.as_ref().is_some_and(mentions_a_note);
     let gateway = parsed.is_none().then_some(settings.authority);
-    let error = Error::answered(op, status, message, note_not_found, gateway)
+    let error = Error::answered(op, status, message.as_deref(), note_not_found, gateway)
         .with_retry_after(parse_retry_after(headers), settings.retry_after_cap);
     match body {
         Err(body_error) => error.with_source(Box::new(body_error)),
@@ -238,9 +247,16 @@ fn decode_failure<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> String {
     }
 }
 
-/// The request ID a server sent back, under the names servers commonly use.
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    crate::response::request_id(headers).map(str::to_string)
+/// The request ID a server sent back, under the names servers commonly use, with any secret in it
+/// hidden before it is cut to length.
+fn request_id(headers: &HeaderMap, settings: &Settings<'_>) -> Option<String> {
+    let id = crate::response::full_request_id(headers)?;
+    let id = settings.secrets.hide(id).unwrap_or_else(|| id.to_string());
+    let cut = id
+        .char_indices()
+        .nth(crate::error::MAX_MESSAGE_CHARS)
+        .map_or(id.len(), |(at, _)| at);
+    Some(id[..cut].to_string())
 }
 
 /// Sorts a transport failure by whether the request can have reached the server.

@@ -326,7 +326,8 @@ impl ClientBuilder {
                 self.headers
                     .iter()
                     .filter(|(_, _, sensitive)| *sensitive)
-                    .map(|(_, value, _)| value.as_str()),
+                    // As given, and as a server that trims it would echo it.
+                    .flat_map(|(_, value, _)| [value.as_str(), value.trim()]),
             ),
             |name| std::env::var(name).ok(),
         );

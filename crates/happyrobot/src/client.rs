@@ -533,6 +533,7 @@ impl Client {
             host: shared.base_url.host(),
             authority: shared.base_url.authority(),
             retry_after_cap: shared.retry.retry_after_cap(),
+            secrets: &shared.secrets,
         };
         match interpret::<T>(op, result, exchange, &settings) {
             Ok(response) => {

@@ -196,6 +196,8 @@ struct Inner {
     source: Option<BoxError>,
     /// What [`Error::causes`] hides besides URLs' user info: the client's secrets.
     secrets: Secrets,
+    /// An attempt of the call before the one this error is about had an unknown outcome.
+    earlier_unknown: bool,
 }
 
 impl Error {
@@ -220,6 +222,7 @@ impl Error {
                 attempts: None,
                 source: None,
                 secrets: Secrets::default(),
+                earlier_unknown: false,
             }),
         }
     }
@@ -359,6 +362,7 @@ impl Error {
         };
         let mut error = Self::new(ErrorKind::Stopped, outcome, message);
         if let Some(last) = last {
+            error.inner.secrets = last.inner.secrets.clone();
             error.inner.status = last.inner.status;
             error.inner.note_id.clone_from(&last.inner.note_id);
             error.inner.attempt = last.inner.attempt;
@@ -666,6 +670,8 @@ impl Error {
         error.inner.note_id.clone_from(&self.inner.note_id);
         error.inner.attempt = self.inner.attempt;
         error.inner.attempts = self.inner.attempts;
+        error.inner.earlier_unknown = self.inner.earlier_unknown;
+        error.inner.secrets = self.inner.secrets.clone();
         error
             .inner
             .connect_problem
@@ -686,6 +692,7 @@ impl Error {
         mut self,
         attempt: Option<(std::time::SystemTime, Duration)>,
     ) -> Self {
+        self.inner.earlier_unknown = true;
         if self.inner.outcome != Outcome::NotApplied || self.is_note_not_found() {
             return self;
         }
@@ -870,6 +877,14 @@ impl Error {
     /// a delete, the note is gone either way.
     pub fn is_note_not_found(&self) -> bool {
         self.is_not_found() && self.inner.note_not_found
+    }
+
+    /// [`is_note_not_found`](Self::is_note_not_found), and no earlier attempt of the call had an
+    /// unknown outcome: the note was gone before the call, not removed by one of its own attempts
+    /// (a delete that timed out, then found nothing to delete on its retry, may have deleted it
+    /// itself).
+    pub fn is_note_already_gone(&self) -> bool {
+        self.is_note_not_found() && !self.inner.earlier_unknown
     }
 
     /// A `404` with a JSON body (not a gateway's page) for reading a call or for one of its notes,
@@ -1330,6 +1345,24 @@ mod tests {
         .hiding(&secrets);
         let causes = with_cause.causes().join(" ");
         assert!(!causes.contains("pa'ss)word"), "{causes}");
+        // Errors that wrap it (a stop before a retry, an add that a look did not settle) hide
+        // its causes too.
+        let cause = || {
+            Error::network(
+                Operation::AddNote,
+                "tunnel via http://me:pa'ss)word@proxy:3128 failed".into(),
+            )
+            .hiding(&secrets)
+        };
+        let wrapped = [
+            Error::stopped(Operation::AddNote, Some(cause())),
+            cause().into_unsettled(Unsettled::NoNoteId),
+        ];
+        for error in wrapped {
+            let causes = error.causes().join(" ");
+            assert!(causes.contains("tunnel via"), "{causes}");
+            assert!(!causes.contains("pa'ss)word"), "{causes}");
+        }
         // Nothing to hide: the same text back.
         assert_eq!(secrets.hide("nothing here"), None);
         assert_eq!(Secrets::new([], |_| None).hide("hr_live_KEY"), None);

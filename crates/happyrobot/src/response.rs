@@ -114,6 +114,13 @@ impl<T: fmt::Debug> fmt::Debug for Response<T> {
 /// [`MAX_MESSAGE_CHARS`](crate::error::MAX_MESSAGE_CHARS) characters; `None` unless it is visible
 /// ASCII. Responses and errors show the same text.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
+    let id = full_request_id(headers)?;
+    // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.
+    Some(&id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
+}
+
+/// The request ID as the server sent it, uncut (for hiding a secret in it before it is cut).
+pub(crate) fn full_request_id(headers: &HeaderMap) -> Option<&str> {
     // Header names made once: looking up by `&str` would parse the name on every response.
     static NAMES: [HeaderName; 4] = [
         HeaderName::from_static("x-request-id"),
@@ -121,11 +128,9 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
         HeaderName::from_static("x-amzn-requestid"),
         HeaderName::from_static("cf-ray"),
     ];
-    let id = NAMES
+    NAMES
         .iter()
         .find_map(|name| headers.get(name))?
         .to_str()
-        .ok()?;
-    // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.
-    Some(&id[..id.len().min(crate::error::MAX_MESSAGE_CHARS)])
+        .ok()
 }

@@ -99,6 +99,27 @@ async fn a_gone_note_is_told_apart_from_a_missing_call() {
 }
 
 #[tokio::test]
+async fn a_delete_that_finds_nothing_after_its_own_attempt_in_doubt_is_not_already_gone() {
+    let server = MockServer::start().await.unwrap();
+    let client = client(&server);
+    let call = first_call(&server);
+    let note_id = happyrobot::new_note_id();
+    client
+        .add_note(&call, NewNote::new("delete me").id(note_id.clone()))
+        .await
+        .unwrap();
+    let note = NoteId::new(note_id).unwrap();
+    // Deleted, the answer lost: the retry finds nothing, which its own first attempt explains.
+    server.inject(Fault::SaveThenDrop, 1);
+    let err = client.delete_note(&call, &note).await.unwrap_err();
+    assert!(err.is_note_not_found(), "{err}");
+    assert!(!err.is_note_already_gone(), "{err}");
+    // A delete of a note gone before it.
+    let again = client.delete_note(&call, &note).await.unwrap_err();
+    assert!(again.is_note_already_gone(), "{again}");
+}
+
+#[tokio::test]
 async fn a_call_refused_after_an_attempt_with_an_unknown_outcome_is_unknown_not_refused() {
     let server = MockServer::start().await.unwrap();
     let client = client(&server);

@@ -638,9 +638,7 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> (RowS
         .await
     {
         Ok(_) => (RowStatus::Done, false),
-        // Gone before this run's first attempt; after a retry, an earlier attempt may have
-        // deleted it.
-        Err(e) if e.is_note_not_found() => (RowStatus::Done, e.attempts().is_none_or(|n| n <= 1)),
+        Err(e) if e.is_note_not_found() => (RowStatus::Done, e.is_note_already_gone()),
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return (run.refused(Op::Delete, row, note, &e), false);
         }
