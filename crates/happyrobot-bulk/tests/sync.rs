@@ -1017,6 +1017,44 @@ async fn an_undo_of_an_add_in_doubt_that_never_landed_deletes_nothing_and_says_s
 }
 
 #[tokio::test]
+async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_as_an_update() {
+    let sheet = Sheet::new("sync-undo-prune-edited").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let sync = quick_sync(&sheet, false).prune(true);
+    sheet.write(&THREE[..2]);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The delete never lands (nor can the look-up after it read the call): unknown.
+    sheet.server.inject(Fault::CloseBeforeResponse, 2);
+    let pruned = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(pruned.unknown, 1, "{pruned:?}");
+    // The note, still there, is edited in the app.
+    let note = sheet.held(2)[0].id.clone().unwrap();
+    let client = sheet.quick_client().build().unwrap();
+    client
+        .update_note(
+            &sheet.call(2).parse().unwrap(),
+            &happyrobot::NoteId::new(note).unwrap(),
+            happyrobot::NoteChanges::new().content("Edited in the app"),
+        )
+        .await
+        .unwrap();
+    let adds = sheet.server.operation_counts().add_note;
+    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    assert_eq!(
+        (undo.added, undo.updated, undo.already, undo.failed),
+        (0, 1, 0, 0),
+        "{undo:?}"
+    );
+    assert_eq!(
+        sheet.server.operation_counts().add_note,
+        adds,
+        "nothing added"
+    );
+    assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
+}
+
+#[tokio::test]
 async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
     let sheet = Sheet::new("sync-undo-prune-doubt").await;
     sheet.write(&THREE);

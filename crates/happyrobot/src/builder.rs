@@ -206,6 +206,10 @@ impl ClientBuilder {
     /// timeout and root certificates are the client's own business (giving root certificates here
     /// as well fails [`build`](Self::build)).
     ///
+    /// Errors hide the passwords of the proxies named by `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `ALL_PROXY`, and any URL's user info; a password given to this client's
+    /// `reqwest::Proxy` by other means is not known to them, beyond that.
+    ///
     /// Needs the `reqwest-client` feature, which makes reqwest 0.13 part of this crate's API.
     #[cfg(feature = "reqwest-client")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-client")))]

@@ -309,7 +309,9 @@ async fn changes(
             let ended = change(&run, &row).await;
             let mut synced = SyncedRow::new(row, ended.status);
             synced.note_id = ended.note;
-            synced.already = ended.already && matches!(synced.status, RowStatus::Done);
+            let done = matches!(synced.status, RowStatus::Done);
+            synced.already = ended.already && done;
+            synced.updated_instead = ended.updated && done;
             (index, synced)
         });
     }
@@ -356,6 +358,9 @@ struct Ended {
     status: RowStatus,
     note: Option<String>,
     already: bool,
+    /// An undo's add back that found the note never deleted, with other text, and put its text
+    /// back in place: an update, counted as one.
+    updated: bool,
 }
 
 impl Ended {
@@ -365,6 +370,7 @@ impl Ended {
             status,
             note: Some(note),
             already: false,
+            updated: false,
         }
     }
 
@@ -386,9 +392,8 @@ async fn change(run: &Run, row: &PlannedRow) -> Ended {
             reason: format!("the plan's call {} or note is not valid", row.call_id),
         };
         return Ended {
-            status: RowStatus::Failed(failure),
             note: None,
-            already: false,
+            ..Ended::made(RowStatus::Failed(failure), String::new())
         };
     };
     match row.action {
@@ -536,8 +541,12 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<En
         Ok(Settled::Found { note, .. }) => {
             let id = note.id.clone().unwrap_or_else(|| first.clone());
             if !text_matches(&note, text) {
+                let never_deleted = pending.own_first && id == *first;
                 let (status, id) = edited_since(run, row, call, &note, id).await;
-                return Some(Ended::made(status, id));
+                return Some(Ended {
+                    updated: never_deleted,
+                    ..Ended::made(status, id)
+                });
             }
             never_deleted = pending.own_first && id == *first;
             (RowStatus::Done, id)
@@ -697,6 +706,7 @@ fn report(rows: Vec<SyncedRow>, stopped: Option<Stop>, plan: &SyncPlan) -> SyncR
     for row in &rows {
         let counter = match (&row.status, row.planned.action) {
             (RowStatus::Done, _) if row.already => &mut report.already,
+            (RowStatus::Done, _) if row.updated_instead => &mut report.updated,
             (RowStatus::Done, SyncAction::Add) => &mut report.added,
             (RowStatus::Done, SyncAction::Update) => &mut report.updated,
             (RowStatus::Done, SyncAction::Delete) => &mut report.deleted,
@@ -721,6 +731,7 @@ impl SyncedRow {
             status,
             note_id,
             already: false,
+            updated_instead: false,
         }
     }
 }

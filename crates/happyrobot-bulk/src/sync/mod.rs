@@ -291,6 +291,9 @@ pub struct SyncedRow {
     pub note_id: Option<String>,
     /// Done, and found so: nothing this run sent made the change (see [`SyncReport::already`]).
     pub already: bool,
+    /// Planned as an undo's add back, done as an update: the note was never deleted, and its
+    /// text was put back in place (counted in [`SyncReport::updated`]).
+    pub(crate) updated_instead: bool,
 }
 
 /// What became of one planned change.
