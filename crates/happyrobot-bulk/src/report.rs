@@ -106,7 +106,8 @@ pub enum LineOutcome {
     Deleted {
         /// The note's ID.
         note_id: String,
-        /// Whether it was already gone (a `404` for the note).
+        /// Whether it was already gone: a `404` for the note that no earlier attempt of this
+        /// run's delete explains ([`happyrobot::Error::is_note_already_gone`]).
         already_gone: bool,
         /// Whether its add had an unknown outcome, and it was found on its call first.
         found: bool,
@@ -361,7 +362,8 @@ pub struct UndoReport {
     pub removed_lines: u64,
     /// Deleted (already gone included).
     pub deleted: u64,
-    /// Of `deleted`: already gone (a `404` for the note).
+    /// Of `deleted`: already gone (a `404` for the note that no earlier attempt of this run's
+    /// delete explains).
     pub already_gone: u64,
     /// Of `deleted`: flagged notes.
     pub flagged: u64,

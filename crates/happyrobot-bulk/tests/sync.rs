@@ -1051,6 +1051,7 @@ async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_a
         adds,
         "nothing added"
     );
+    assert!(undo.rows.iter().all(|row| row.updated_instead), "{undo:?}");
     assert_eq!(sheet.notes(2), [("Call back at 5".to_string(), false)]);
 }
 

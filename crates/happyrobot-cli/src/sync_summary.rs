@@ -250,6 +250,9 @@ pub(crate) fn report_json(report: &SyncReport, exit: Exit) -> Value {
                 if row.already {
                     map.insert("already".into(), json!(true));
                 }
+                if row.updated_instead {
+                    map.insert("updated_instead".into(), json!(true));
+                }
                 if let Some(error) = error {
                     map.insert("error".into(), json!(error));
                 }

@@ -112,7 +112,7 @@ impl<T: fmt::Debug> fmt::Debug for Response<T> {
 
 /// The request ID the server sent, from the first of the headers APIs and proxies use for it, cut to
 /// [`MAX_MESSAGE_CHARS`](crate::error::MAX_MESSAGE_CHARS) characters; `None` unless it is visible
-/// ASCII. Responses and errors show the same text.
+/// ASCII. Errors show it with the client's secrets hidden (see `answer::request_id`).
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<&str> {
     let id = full_request_id(headers)?;
     // `to_str` admits visible ASCII and tabs only: any byte index is a character boundary.

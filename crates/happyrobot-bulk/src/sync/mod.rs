@@ -293,7 +293,7 @@ pub struct SyncedRow {
     pub already: bool,
     /// Planned as an undo's add back, done as an update: the note was never deleted, and its
     /// text was put back in place (counted in [`SyncReport::updated`]).
-    pub(crate) updated_instead: bool,
+    pub updated_instead: bool,
 }
 
 /// What became of one planned change.
