@@ -1016,18 +1016,24 @@ async fn an_undo_of_an_add_in_doubt_that_never_landed_deletes_nothing_and_says_s
     sheet.undo_again_changes_nothing(&sync).await;
 }
 
-#[tokio::test]
-async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_as_an_update() {
-    let sheet = Sheet::new("sync-undo-prune-edited").await;
+/// A sheet synced, then row 3 removed and pruned in doubt: the delete's connection closes before
+/// any answer, and nothing was deleted; the look-up after it cannot read the call either.
+async fn pruned_in_doubt(name: &str) -> (Sheet, Sync) {
+    let sheet = Sheet::new(name).await;
     sheet.write(&THREE);
     sheet.run(&sheet.sync()).await;
     let sync = quick_sync(&sheet, false).prune(true);
     sheet.write(&THREE[..2]);
     let plan = sync.plan(&sheet.source()).await.unwrap();
-    // The delete never lands (nor can the look-up after it read the call): unknown.
     sheet.server.inject(Fault::CloseBeforeResponse, 2);
     let pruned = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
     assert_eq!(pruned.unknown, 1, "{pruned:?}");
+    (sheet, sync)
+}
+
+#[tokio::test]
+async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_as_an_update() {
+    let (sheet, sync) = pruned_in_doubt("sync-undo-prune-edited").await;
     // The note, still there, is edited in the app.
     let note = sheet.held(2)[0].id.clone().unwrap();
     let client = sheet.quick_client().build().unwrap();
@@ -1057,17 +1063,7 @@ async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_a
 
 #[tokio::test]
 async fn an_undo_of_a_prune_in_doubt_adds_the_note_back_only_if_it_is_gone() {
-    let sheet = Sheet::new("sync-undo-prune-doubt").await;
-    sheet.write(&THREE);
-    sheet.run(&sheet.sync()).await;
-    let sync = quick_sync(&sheet, false).prune(true);
-    sheet.write(&THREE[..2]);
-    let plan = sync.plan(&sheet.source()).await.unwrap();
-    // The delete's connection closes before any answer, and nothing was deleted; the look-up
-    // after it cannot read the call either: unknown.
-    sheet.server.inject(Fault::CloseBeforeResponse, 2);
-    let pruned = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
-    assert_eq!(pruned.unknown, 1, "{pruned:?}");
+    let (sheet, sync) = pruned_in_doubt("sync-undo-prune-doubt").await;
     let adds = sheet.server.operation_counts().add_note;
     let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
     // Still there: nothing added, and said so.

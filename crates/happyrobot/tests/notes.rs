@@ -19,6 +19,17 @@ fn first_call(server: &MockServer) -> CallId {
     server.call_ids()[0].parse().unwrap()
 }
 
+/// A note added to the first call: the call and the note's ID.
+async fn a_note(server: &MockServer, client: &happyrobot::Client) -> (CallId, NoteId) {
+    let call = first_call(server);
+    let note_id = happyrobot::new_note_id();
+    client
+        .add_note(&call, NewNote::new("delete me").id(note_id.clone()))
+        .await
+        .unwrap();
+    (call, NoteId::new(note_id).unwrap())
+}
+
 #[tokio::test]
 async fn add_update_delete_and_read_back() {
     let server = MockServer::start().await.unwrap();
@@ -77,13 +88,7 @@ async fn add_update_delete_and_read_back() {
 async fn a_gone_note_is_told_apart_from_a_missing_call() {
     let server = MockServer::start().await.unwrap();
     let client = client(&server);
-    let call = first_call(&server);
-    let note_id = happyrobot::new_note_id();
-    client
-        .add_note(&call, NewNote::new("to delete").id(note_id.clone()))
-        .await
-        .unwrap();
-    let note = NoteId::new(note_id).unwrap();
+    let (call, note) = a_note(&server, &client).await;
     client.delete_note(&call, &note).await.unwrap();
     let again = client.delete_note(&call, &note).await.unwrap_err();
     assert!(again.is_not_found() && again.is_note_not_found(), "{again}");
@@ -102,13 +107,7 @@ async fn a_gone_note_is_told_apart_from_a_missing_call() {
 async fn a_delete_that_finds_nothing_after_its_own_attempt_in_doubt_is_not_already_gone() {
     let server = MockServer::start().await.unwrap();
     let client = client(&server);
-    let call = first_call(&server);
-    let note_id = happyrobot::new_note_id();
-    client
-        .add_note(&call, NewNote::new("delete me").id(note_id.clone()))
-        .await
-        .unwrap();
-    let note = NoteId::new(note_id).unwrap();
+    let (call, note) = a_note(&server, &client).await;
     // Deleted, the answer lost: the retry finds nothing, which its own first attempt explains.
     server.inject(Fault::SaveThenDrop, 1);
     let err = client.delete_note(&call, &note).await.unwrap_err();
@@ -123,13 +122,8 @@ async fn a_delete_that_finds_nothing_after_its_own_attempt_in_doubt_is_not_alrea
 async fn a_call_refused_after_an_attempt_with_an_unknown_outcome_is_unknown_not_refused() {
     let server = MockServer::start().await.unwrap();
     let client = client(&server);
-    let call = first_call(&server);
-    let note_id = happyrobot::new_note_id();
-    client
-        .add_note(&call, NewNote::new("delete me").id(note_id.clone()))
-        .await
-        .unwrap();
-    let note = NoteId::new(note_id.clone()).unwrap();
+    let (call, note) = a_note(&server, &client).await;
+    let note_id = note.as_str().to_string();
 
     // Deleted, the answer lost; the retry refused with a wait longer than the policy's.
     server.inject(Fault::SaveThenDrop, 1);
