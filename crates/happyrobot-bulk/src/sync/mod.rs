@@ -239,7 +239,7 @@ pub struct SyncReport {
     pub failed: u64,
     /// Changes whose outcome is unknown (a re-run settles them, reading the calls first).
     pub unknown: u64,
-    /// Changes found made already, by nothing this run sent: a note to delete already gone
+    /// Changes found made before this run: a note to delete already gone
     /// (deleted in the app, gone with its call, or an add in doubt that never landed), a note
     /// to put back still there (its delete in doubt never landed). Counted here, not as added
     /// or deleted.
@@ -289,7 +289,7 @@ pub struct SyncedRow {
     /// The note the change ended on: for an add, the ID it was added under (which an add sent
     /// again after a certain absence changes); else the planned note's.
     pub note_id: Option<String>,
-    /// Done, and found so: nothing this run sent made the change (see [`SyncReport::already`]).
+    /// Done, and found so: the change was made before this run (see [`SyncReport::already`]).
     pub already: bool,
     /// Planned as an undo's add back, done as an update: the note was never deleted, and its
     /// text was put back in place (counted in [`SyncReport::updated`]).
