@@ -579,7 +579,9 @@ impl Error {
     }
 
     /// This error with every secret hidden from what it shows (its message, request ID and
-    /// redirect location): an answer's text may echo the key or a sensitive header.
+    /// redirect location): an answer's text may echo the key or a sensitive header. Applied to
+    /// each attempt's error as it is made, before any error wraps it (`stopped`,
+    /// `into_unsettled`), which then carries the secrets on.
     pub(crate) fn hiding(mut self, secrets: &Secrets) -> Self {
         let inner = &mut *self.inner;
         if let Some(text) = secrets.hide(&inner.message) {
@@ -589,13 +591,6 @@ impl Error {
             if let Some(text) = field.as_deref().and_then(|text| secrets.hide(text)) {
                 *field = Some(text);
             }
-        }
-        if let Some((add, why)) = inner.unsettled.take() {
-            let why = match why {
-                Unsettled::LookFailed(error) => Unsettled::LookFailed(error.hiding(secrets)),
-                other => other,
-            };
-            inner.unsettled = Some((add.hiding(secrets), why));
         }
         inner.secrets = secrets.clone();
         self
@@ -1157,15 +1152,11 @@ pub(crate) fn redact_userinfo(text: &str) -> String {
 #[derive(Clone, Default)]
 pub(crate) struct Secrets(std::sync::Arc<[String]>);
 
-/// The environment variables reqwest reads its proxies from.
-const PROXY_VARS: [&str; 6] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+/// The environment variables reqwest reads the proxy of an `https` URL from, in its order.
+const HTTPS_PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+
+/// Those of an `http` URL, besides `ALL_PROXY`.
+const HTTP_PROXY_VARS: [&str; 2] = ["HTTP_PROXY", "http_proxy"];
 
 impl Secrets {
     /// `values` (the key, sensitive headers), and the proxies' passwords `env` gives.
@@ -1174,7 +1165,8 @@ impl Secrets {
         env: impl Fn(&str) -> Option<String>,
     ) -> Self {
         let mut all: Vec<String> = values.into_iter().map(str::to_string).collect();
-        for text in PROXY_VARS.iter().filter_map(|name| env(name)) {
+        let names = HTTPS_PROXY_VARS.iter().chain(&HTTP_PROXY_VARS);
+        for text in names.filter_map(|name| env(name)) {
             all.extend(proxy_password(text.trim()));
         }
         all.retain(|secret| !secret.is_empty());
@@ -1264,7 +1256,7 @@ fn connect_problem(cause: &str, host: &str) -> Option<ConnectProblem> {
 /// The proxy the environment names for `host`'s scheme, as `host:port` (never its credentials),
 /// for messages; "the proxy" when none can be read back.
 fn proxy_for(_host: &str) -> String {
-    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    HTTPS_PROXY_VARS
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
         .and_then(|text| {

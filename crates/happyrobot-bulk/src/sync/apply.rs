@@ -535,21 +535,20 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<En
     // `last_attempt`).
     let (sent, took) = pending.attempt(run.client.timeout());
     look = look.sent(sent, took);
-    let mut never_deleted = false;
     let (status, id) = match settle(run, call, &look, &text.content).await {
         Ok(Settled::Absent) => return None,
         Ok(Settled::Found { note, .. }) => {
             let id = note.id.clone().unwrap_or_else(|| first.clone());
+            let never_deleted = pending.own_first && id == *first;
             if !text_matches(&note, text) {
-                let never_deleted = pending.own_first && id == *first;
                 let (status, id) = edited_since(run, row, call, &note, id).await;
                 return Some(Ended {
                     updated: never_deleted,
                     ..Ended::made(status, id)
                 });
             }
-            never_deleted = pending.own_first && id == *first;
-            (RowStatus::Done, id)
+            let status = run.ended(Op::Add, row, &id, RowStatus::Done);
+            return Some(Ended::found(status, id, never_deleted));
         }
         Ok(_) => (
             RowStatus::Unknown(
@@ -562,11 +561,7 @@ async fn settle_pending(run: &Run, row: &PlannedRow, call: &CallId) -> Option<En
             first.clone(),
         ),
     };
-    Some(Ended::found(
-        run.ended(Op::Add, row, &id, status),
-        id,
-        never_deleted,
-    ))
+    Some(Ended::made(run.ended(Op::Add, row, &id, status), id))
 }
 
 /// An earlier add of the row, found on its call with the text the row had then (the row was

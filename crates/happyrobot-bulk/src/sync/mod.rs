@@ -197,9 +197,7 @@ pub(crate) fn refuse_synced(
         return Ok(());
     };
     let journal = beside(file);
-    if !journal.exists() {
-        return Ok(());
-    }
+    // No journal there: an empty state.
     let state = journal::SyncState::load(&journal)?;
     if state.runs.is_empty() || state.base_url.as_deref() != Some(destination.base_url.as_str()) {
         return Ok(());
@@ -215,7 +213,7 @@ pub(crate) fn refuse_synced(
 }
 
 /// `<FILE>.sync.journal`.
-pub(crate) fn beside(file: &Path) -> PathBuf {
+fn beside(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".sync.journal");
     PathBuf::from(name)

@@ -278,7 +278,7 @@ pub(crate) async fn make(
     if !state.only_key(&destination.key_hash) {
         gone.clear();
     }
-    let (owned, settled) = with_strays(&state, &strays, (&read, &gone));
+    let (owned, settled) = with_strays(&state, &strays, &read, &gone);
     let decide = Decide {
         state: &state,
         owned: &owned,
@@ -373,7 +373,8 @@ type Calls = HashMap<String, Result<Vec<Note>, Failure>>;
 fn with_strays(
     state: &SyncState,
     strays: &[(&String, &String, &super::journal::Pending)],
-    (read, gone): (&Calls, &HashSet<String>),
+    read: &Calls,
+    gone: &HashSet<String>,
 ) -> (BTreeMap<String, Owned>, Vec<Settled>) {
     let mut owned = state.owned.clone();
     let mut settled = Vec::new();
