@@ -966,7 +966,8 @@ async fn a_prune_counts_a_note_gone_before_it_as_already_and_one_its_retry_delet
         )
         .await
         .unwrap();
-    let sync = sheet.sync().prune(true);
+    let results = sheet.dir.join("review.results.csv");
+    let sync = sheet.sync().prune(true).results_file(&results);
     sheet.write(&THREE[..2]);
     let plan = sync.plan(&sheet.source()).await.unwrap();
     sheet.server.inject(
@@ -977,6 +978,13 @@ async fn a_prune_counts_a_note_gone_before_it_as_already_and_one_its_retry_delet
     );
     let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
     assert_eq!((report.deleted, report.already), (0, 1), "{report:?}");
+    // The results file says so too, not "done".
+    let written = std::fs::read_to_string(&results).unwrap();
+    let row = written.lines().find(|row| row.contains(",delete,"));
+    assert!(
+        row.is_some_and(|row| row.contains(",already done,")),
+        "{written}"
+    );
     // Row 2's prune deletes its note, the answer lost; the retry finds it gone: deleted by the
     // run's own first attempt.
     sheet.write(&THREE[..1]);
@@ -1046,12 +1054,19 @@ async fn an_undo_of_a_prune_in_doubt_puts_back_the_text_of_a_note_edited_since_a
         .await
         .unwrap();
     let adds = sheet.server.operation_counts().add_note;
-    let undo = sync.undo(&sheet.source(), |_| {}).await.unwrap();
+    let results = sheet.dir.join("review.results.csv");
+    let undo = sync
+        .results_file(&results)
+        .undo(&sheet.source(), |_| {})
+        .await
+        .unwrap();
     assert_eq!(
         (undo.added, undo.updated, undo.already, undo.failed),
         (0, 1, 0, 0),
         "{undo:?}"
     );
+    let written = std::fs::read_to_string(&results).unwrap();
+    assert!(written.contains(",add,updated instead,"), "{written}");
     assert_eq!(
         sheet.server.operation_counts().add_note,
         adds,

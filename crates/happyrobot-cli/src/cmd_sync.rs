@@ -97,7 +97,8 @@ pub(crate) struct SyncArgs {
     #[command(flatten)]
     pub(crate) read: ReadArgs,
 
-    /// Write every row with its action, status, note ID and error to this file when the run ends:
+    /// Write every row with its action, status (done, already done, updated instead, failed,
+    /// unknown, not sent; planned with --plan), note ID and error to this file when the run ends:
     /// a workbook if it ends in .xlsx, else CSV [default FILE: beside the input,
     /// <NAME>.results.xlsx for a workbook, else <NAME>.results.csv].
     #[arg(long, value_name = "FILE", num_args = 0..=1)]

@@ -80,9 +80,11 @@ impl Counts {
         let (line, outcome) = match event {
             Event::Line(line) => (line.line, Outcome::of_line(&line.outcome)),
             // A sync's changes that send a request (those its `Started` counted).
-            Event::Synced(row) if row.planned.action.writes() => {
-                (row.planned.line.unwrap_or(0), Outcome::of_sync(&row.status))
-            }
+            // One found made before the run is done, but not counted as a change made.
+            Event::Synced(row) if row.planned.action.writes() => (
+                row.planned.line.unwrap_or(0),
+                Outcome::of_sync(&row.status).filter(|_| !row.already),
+            ),
             Event::Started { lines } => {
                 self.total.store(*lines, Ordering::Relaxed);
                 return;

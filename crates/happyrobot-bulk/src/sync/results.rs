@@ -1,4 +1,8 @@
-//! A sync's results file: every planned row with its action, status, note ID and error.
+//! A sync's results file: every planned row with its action, status, note ID and error. A row's
+//! status is `planned` (a plan's file), `done`, `already done` (found made before the run: a note
+//! to delete already gone, one to put back still there), `updated instead` (an undo's add back
+//! found the note never deleted and put its text back in place), `failed`, `unknown` or `not
+//! sent`.
 
 use std::path::Path;
 
@@ -62,6 +66,9 @@ fn write_rows(
         .map(|row| {
             let planned = &row.planned;
             let (status, error) = match &row.status {
+                // Made before this run (a note already gone, one to put back still there).
+                RowStatus::Done if row.already => ("already done", String::new()),
+                RowStatus::Done if row.updated_instead => ("updated instead", String::new()),
                 RowStatus::Done => ("done", String::new()),
                 RowStatus::Failed(f) => ("failed", words(&f.reason)),
                 RowStatus::Unknown(reason) => ("unknown", words(reason)),
