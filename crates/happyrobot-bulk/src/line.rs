@@ -5,6 +5,7 @@
 //! [`settle_add`](happyrobot::Client::settle_add), deleting copies a late apply left, and deleting
 //! it for an undo. Each returns the line's outcome as a value; nothing here counts or prints.
 
+use std::collections::HashSet;
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,9 @@ pub(crate) struct Done {
     /// The lines this job left unknown, by their journal key, with why: a results file tells
     /// them by it (an undo's delete in doubt is not journaled).
     pub(crate) doubts: Vec<(crate::record::LineKey, String)>,
+    /// An undo's delete answered that its call does not exist: settled after the pass (see
+    /// [`settle_gone_calls`]).
+    pub(crate) call_gone: Option<CallGone>,
 }
 
 impl Done {
@@ -714,13 +718,33 @@ pub(crate) async fn delete(
     let _permit = permit;
     match result {
         Ok(already_gone) => {
-            let mut done = deleted(work, record, id, already_gone, found);
+            let mut done = deleted(
+                work,
+                record,
+                id,
+                already_gone.then_some(ALREADY_GONE),
+                found,
+            );
             remove_copies(work, record, copies, &mut done).await;
             done
         }
+        // Gone with its call, if the API shows another call: told once the pass is over.
+        Err(error) if error.is_call_not_found() => {
+            let mut failure = failure(&error);
+            failure.reason = format!("deleting note {id}: {}", failure.reason);
+            Done {
+                call_gone: Some(CallGone {
+                    record: record.clone(),
+                    note: id.to_string(),
+                    found,
+                    failure,
+                }),
+                ..Done::default()
+            }
+        }
         // Answered, but not readably: deleted all the same.
         Err(error) if error.outcome() == happyrobot::Outcome::Applied => {
-            let mut done = deleted(work, record, id, false, found);
+            let mut done = deleted(work, record, id, None, found);
             remove_copies(work, record, copies, &mut done).await;
             done
         }
@@ -760,18 +784,30 @@ pub(crate) async fn delete(
     }
 }
 
-/// Journals note `id` of a line deleted by an undo (`already_gone`: its delete was answered
-/// `404`; `found`: its add's unknown outcome was looked up and found).
-fn deleted(work: &Work, record: &Record, id: &str, already_gone: bool, found: bool) -> Done {
+/// Why an undo found a note already gone: its delete was answered `404` for the note.
+const ALREADY_GONE: &str = "the note was already gone";
+/// Why an undo found a note already gone: the API says its call does not exist.
+const GONE_WITH_CALL: &str =
+    "the call is gone (the API says it does not exist), and its notes with it";
+
+/// Journals note `id` of a line deleted by an undo (`already_gone`: why it was found gone, if it
+/// was; `found`: its add's unknown outcome was looked up and found).
+fn deleted(
+    work: &Work,
+    record: &Record,
+    id: &str,
+    already_gone: Option<&str>,
+    found: bool,
+) -> Done {
     let entry = Entry {
         call_id: Some(record.call_id.to_string()),
         note_id: Some(id.to_string()),
-        reason: already_gone.then(|| "the note was already gone".to_string()),
+        reason: already_gone.map(str::to_string),
         ..Entry::line(Event::Undone, record.line, record.key())
     };
     let outcome = LineOutcome::Deleted {
         note_id: id.to_string(),
-        already_gone,
+        already_gone: already_gone.is_some(),
         found,
     };
     match write(work, &entry) {
@@ -783,6 +819,105 @@ fn deleted(work: &Work, record: &Record, id: &str, already_gone: bool, found: bo
             "was deleted but the journal could not record it; a re-run finds it gone",
         ),
     }
+}
+
+/// An undo's delete answered that its call does not exist
+/// ([`happyrobot::Error::is_call_not_found`]).
+#[derive(Debug)]
+pub(crate) struct CallGone {
+    record: Record,
+    note: String,
+    /// Its add's unknown outcome was looked up and found.
+    found: bool,
+    /// The delete's failure, as the line ends when the call cannot be told gone.
+    failure: Failure,
+}
+
+/// Settles the lines whose calls the API says do not exist (deleted in the app): their notes went
+/// with them, journaled as already gone, when every run the journal records used this API key
+/// (`same_key`), the API shows it another call of the journal, and reading the call itself says
+/// again that it does not exist. A gateway that answers in JSON, or a key that cannot see the
+/// calls, says that of every call (and a gateway may say it of one route only): then the lines
+/// fail, as their deletes did, and a re-run tries them again.
+pub(crate) async fn settle_gone_calls(
+    work: &Work,
+    same_key: bool,
+    gone: Vec<CallGone>,
+) -> Vec<Done> {
+    if gone.is_empty() {
+        return Vec::new();
+    }
+    let calls: HashSet<String> = gone.iter().map(|g| g.record.call_id.to_string()).collect();
+    let confirmed = if same_key && !work.stop.is_cancelled() {
+        confirmed_gone(work, &calls).await
+    } else {
+        HashSet::new()
+    };
+    let hint = if work.stop.is_cancelled() {
+        ""
+    } else if !same_key {
+        " (the journal records runs with another API key, which may be one that cannot see the \
+         call: run the undo with the key of the import, or check the call in the app)"
+    } else {
+        " (not counted gone: reading the call, and another call of the import, could not tell a \
+         call deleted in the app from a gateway or key that sees none; check the call in the app; \
+         a re-run tries again)"
+    };
+    gone.into_iter()
+        .map(|g| {
+            if confirmed.contains(&g.record.call_id.to_string()) {
+                deleted(work, &g.record, &g.note, Some(GONE_WITH_CALL), g.found)
+            } else {
+                let mut failure = g.failure;
+                failure.reason.push_str(hint);
+                Done::line(&g.record, LineOutcome::Failed(failure))
+            }
+        })
+        .collect()
+}
+
+/// Those of `calls` that the API, read again, says do not exist, when it shows a call of the
+/// journal not among them (up to three are read); none when it does not.
+async fn confirmed_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
+    let not_found = |read: &Result<_, happyrobot::Error>| match read {
+        Ok(_) => Some(false),
+        Err(e) if e.is_call_not_found() => Some(true),
+        Err(_) => None,
+    };
+    let path = work.journal.path();
+    let others = match crate::journal::other_calls(path, calls, 3) {
+        Ok(others) => others,
+        Err(e) => {
+            tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
+            return HashSet::new();
+        }
+    };
+    let mut shown = false;
+    for id in others
+        .iter()
+        .filter_map(|call| call.parse::<happyrobot::CallId>().ok())
+    {
+        match not_found(&work.client.get_call_with(&id, &control(work, None)).await) {
+            Some(false) => {
+                shown = true;
+                break;
+            }
+            Some(true) => {}
+            None => break,
+        }
+    }
+    if !shown {
+        return HashSet::new();
+    }
+    let mut gone = HashSet::new();
+    for call in calls {
+        if let Ok(id) = call.parse::<happyrobot::CallId>()
+            && not_found(&work.client.get_call_with(&id, &control(work, None)).await) == Some(true)
+        {
+            gone.insert(call.clone());
+        }
+    }
+    gone
 }
 
 /// Settles a line in doubt for an undo: found, its note (and copies) are deleted; certainly

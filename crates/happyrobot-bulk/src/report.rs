@@ -107,7 +107,9 @@ pub enum LineOutcome {
         /// The note's ID.
         note_id: String,
         /// Whether it was already gone: a `404` for the note that no earlier attempt of this
-        /// run's delete explains ([`happyrobot::Error::is_note_already_gone`]).
+        /// run's delete explains ([`happyrobot::Error::is_note_already_gone`]), or for its call,
+        /// deleted in the app, when every run of the journal used this API key and the API, asked
+        /// again, says the call does not exist while it shows another call of the journal.
         already_gone: bool,
         /// Whether its add had an unknown outcome, and it was found on its call first.
         found: bool,
@@ -363,7 +365,7 @@ pub struct UndoReport {
     /// Deleted (already gone included).
     pub deleted: u64,
     /// Of `deleted`: already gone (a `404` for the note that no earlier attempt of this run's
-    /// delete explains).
+    /// delete explains, or for its call: see [`LineOutcome::Deleted`]).
     pub already_gone: u64,
     /// Of `deleted`: flagged notes.
     pub flagged: u64,

@@ -93,6 +93,34 @@ pub(crate) fn calls_of(
     Ok(found)
 }
 
+/// Up to `max` calls the journal at `path` names (in the order it first names them), other than
+/// those in `except`. Damaged entries are skipped.
+pub(crate) fn other_calls(
+    path: &std::path::Path,
+    except: &std::collections::HashSet<String>,
+    max: usize,
+) -> io::Result<Vec<String>> {
+    use std::io::BufRead as _;
+    let mut found: Vec<String> = Vec::new();
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    for line in reader.split(b'\n') {
+        if found.len() >= max {
+            break;
+        }
+        let entry = match entry::read(&line?) {
+            entry::Read::Checked(entry) | entry::Read::Unchecked(entry) => entry,
+            _ => continue,
+        };
+        if let Some(call) = entry.call_id
+            && !except.contains(&call)
+            && !found.contains(&call)
+        {
+            found.push(call);
+        }
+    }
+    Ok(found)
+}
+
 /// Why a journal cannot be used.
 #[derive(Debug)]
 pub(crate) enum JournalError {

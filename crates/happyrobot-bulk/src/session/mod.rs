@@ -345,7 +345,7 @@ impl<J: Job> Session<'_, J> {
             timeout: self.client.timeout(),
         };
         let mut tally = Tally::default();
-        let mut resent: Vec<(Record, Vec<String>)> = Vec::new();
+        let mut later = Later::default();
         let mut read = 0u64;
         let mut occurrences = Occurrences::new(&plan.repeated);
         let mut cut = driver::run(
@@ -358,7 +358,7 @@ impl<J: Job> Session<'_, J> {
                 let step = self.job.step(&lines, &record);
                 job::launch(step, &work, record)
             },
-            |done| absorb(&mut tally, &work, done, on_event, &mut resent),
+            |done| absorb(&mut tally, &work, done, on_event, &mut later),
         )
         .await;
         if cut.is_none() && self.job.removed_lines() && !plan.orphan_keys.is_empty() {
@@ -367,11 +367,15 @@ impl<J: Job> Session<'_, J> {
                 (prepare::max_jobs(&self.settings), &work.sends),
                 &work.stop,
                 |record| job::launch(self.job.step(&lines, &record), &work, record),
-                |done| absorb(&mut tally, &work, done, on_event, &mut resent),
+                |done| absorb(&mut tally, &work, done, on_event, &mut later),
             )
             .await;
         }
-        verify_resent(&work, resent, &mut tally, on_event).await;
+        let gone = line::settle_gone_calls(&work, !state.other_key, later.gone).await;
+        for done in gone {
+            absorb(&mut tally, &work, Ok(done), on_event, &mut Later::default());
+        }
+        verify_resent(&work, later.resent, &mut tally, on_event).await;
         self.finish(
             &mut tally,
             &work,
@@ -459,13 +463,23 @@ fn removed_lines(
     records
 }
 
+/// What the pass settles once every line has had its turn.
+#[derive(Default)]
+struct Later {
+    /// Lines sent again, with every ID they went under (see [`verify_resent`]).
+    resent: Vec<(Record, Vec<String>)>,
+    /// An undo's deletes whose calls the API says do not exist (see
+    /// [`line::settle_gone_calls`]).
+    gone: Vec<line::CallGone>,
+}
+
 /// Counts a job's events, hands them to the caller, and notes why the run must stop.
 fn absorb(
     tally: &mut Tally,
     work: &Work,
     done: Result<Done, String>,
     on_event: &mut impl FnMut(&Event),
-    resent: &mut Vec<(Record, Vec<String>)>,
+    later: &mut Later,
 ) {
     let done = done.unwrap_or_else(|message| Done {
         stop: Some(Stop::Worker(message)),
@@ -475,7 +489,8 @@ fn absorb(
         tally.count(event);
         on_event(event);
     }
-    resent.extend(done.resent);
+    later.resent.extend(done.resent);
+    later.gone.extend(done.call_gone);
     tally.doubts.extend(done.doubts);
     if let Some(message) = done.journal_failure
         && tally.journal_failures.len() < crate::report::MAX_LISTED
