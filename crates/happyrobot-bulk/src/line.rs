@@ -36,6 +36,9 @@ pub(crate) struct Work {
     /// Lookups of unknown outcomes in flight (mostly waiting, so more of them).
     pub(crate) lookups: Semaphore,
     pub(crate) retry_unknown: bool,
+    /// A call an undo's delete found there in this run (answered, or `404` for the note only):
+    /// the API shows this key a call (see [`settle_gone_calls`]).
+    pub(crate) call_seen: std::sync::OnceLock<String>,
 }
 
 /// What one job tells the run: the events of its line, and why the run must stop, if it must.
@@ -48,15 +51,40 @@ pub(crate) struct Done {
     /// A line sent again after it was found absent, with every ID it went under: looked for
     /// copies once more at the end of the run.
     pub(crate) resent: Option<(Record, Vec<String>)>,
-    /// The lines this job left unknown, by their journal key, with why: a results file tells
-    /// them by it (an undo's delete in doubt is not journaled).
-    pub(crate) doubts: Vec<(crate::record::LineKey, String)>,
+    /// The lines this job left unknown or failed, by their journal key, with why: a results
+    /// file tells them by it (an undo's failed or doubtful delete is not journaled).
+    pub(crate) doubts: Vec<(crate::record::LineKey, Untold)>,
     /// An undo's delete answered that its call does not exist: settled after the pass (see
     /// [`settle_gone_calls`]).
     pub(crate) call_gone: Option<CallGone>,
 }
 
+/// What became of a line in this run that the journal may not tell (an undo's failed or doubtful
+/// delete is not journaled: the line stays added), with why.
+#[derive(Debug, Clone)]
+pub(crate) enum Untold {
+    Unknown(String),
+    Failed(String),
+}
+
 impl Done {
+    /// An undo's line that failed: its reason kept for the results file, since a failed delete
+    /// is not journaled.
+    fn undo_failed(record: &Record, outcome: LineOutcome) -> Self {
+        let mut done = Self::line(record, outcome);
+        for event in &done.events {
+            if let RunEvent::Line(LineEvent {
+                outcome: LineOutcome::Failed(failure),
+                ..
+            }) = event
+            {
+                done.doubts
+                    .push((record.key(), Untold::Failed(failure.reason.clone())));
+            }
+        }
+        done
+    }
+
     pub(crate) fn line(record: &Record, outcome: LineOutcome) -> Self {
         let mut done = Self::default();
         done.push(record, outcome);
@@ -65,7 +93,8 @@ impl Done {
 
     fn push(&mut self, record: &Record, outcome: LineOutcome) {
         if let LineOutcome::Unknown(unknown) = &outcome {
-            self.doubts.push((record.key(), unknown.reason.clone()));
+            self.doubts
+                .push((record.key(), Untold::Unknown(unknown.reason.clone())));
         }
         self.events.push(RunEvent::Line(LineEvent {
             line: record.line,
@@ -714,6 +743,9 @@ pub(crate) async fn delete(
         Err(e) if e.is_note_not_found() => Ok(e.is_note_already_gone()),
         Err(e) => Err(e),
     };
+    if result.is_ok() {
+        let _ = work.call_seen.set(record.call_id.to_string());
+    }
     // The slot stays held until the outcome is journaled.
     let _permit = permit;
     match result {
@@ -774,7 +806,7 @@ pub(crate) async fn delete(
         Err(error) => {
             let mut failure = failure(&error);
             failure.reason = format!("deleting note {id}: {}", failure.reason);
-            let mut done = Done::line(record, not_applied(&error, failure));
+            let mut done = Done::undo_failed(record, not_applied(&error, failure));
             if let Some(stop) = stop_for(&error) {
                 work.stop.cancel();
                 done.stop = Some(stop);
@@ -834,9 +866,10 @@ pub(crate) struct CallGone {
 }
 
 /// Settles the lines whose calls the API says do not exist (deleted in the app): their notes went
-/// with them, journaled as already gone, when every run the journal records used this API key
-/// (`same_key`), the API shows it another call of the journal, and reading the call itself says
-/// again that it does not exist. A gateway that answers in JSON, or a key that cannot see the
+/// with them, journaled as already gone, when every note the journal records as added was added
+/// under this API key (`same_key`), the API shows it another call (one this run's deletes found,
+/// or one the journal names for this API), and reading the call itself says again that it does
+/// not exist. A gateway that answers in JSON, or a key that cannot see the
 /// calls, says that of every call (and a gateway may say it of one route only): then the lines
 /// fail, as their deletes did, and a re-run tries them again.
 pub(crate) async fn settle_gone_calls(
@@ -856,8 +889,9 @@ pub(crate) async fn settle_gone_calls(
     let hint = if work.stop.is_cancelled() {
         ""
     } else if !same_key {
-        " (the journal records runs with another API key, which may be one that cannot see the \
-         call: run the undo with the key of the import, or check the call in the app)"
+        " (the journal records notes added under another API key, or a run it cannot read: this \
+         key may be one that cannot see the call; run the undo with the key of the import, or \
+         check the call in the app)"
     } else {
         " (not counted gone: reading the call, and another call of the import, could not tell a \
          call deleted in the app from a gateway or key that sees none; check the call in the app; \
@@ -870,54 +904,80 @@ pub(crate) async fn settle_gone_calls(
             } else {
                 let mut failure = g.failure;
                 failure.reason.push_str(hint);
-                Done::line(&g.record, LineOutcome::Failed(failure))
+                Done::undo_failed(&g.record, LineOutcome::Failed(failure))
             }
         })
         .collect()
 }
 
-/// Those of `calls` that the API, read again, says do not exist, when it shows a call of the
-/// journal not among them (up to three are read); none when it does not.
+/// Those of `calls` that the API, read again, says do not exist, when it shows this key another
+/// call (see [`shows_another_call`]); none when it does not.
 async fn confirmed_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
-    let not_found = |read: &Result<_, happyrobot::Error>| match read {
-        Ok(_) => Some(false),
-        Err(e) if e.is_call_not_found() => Some(true),
-        Err(_) => None,
+    if !shows_another_call(work, calls).await {
+        return HashSet::new();
+    }
+    // Read as many at a time as the run sends (all its send slots are free by now).
+    let at_once = work.sends.available_permits().max(1);
+    let mut reads = tokio::task::JoinSet::new();
+    let mut gone = HashSet::new();
+    let mut take = |read: Result<Option<String>, tokio::task::JoinError>| {
+        if let Ok(Some(call)) = read {
+            gone.insert(call);
+        }
     };
+    for call in calls {
+        let Ok(id) = call.parse::<happyrobot::CallId>() else {
+            continue;
+        };
+        if reads.len() >= at_once
+            && let Some(read) = reads.join_next().await
+        {
+            take(read);
+        }
+        let (client, stop, call) = (work.client.clone(), work.stop.clone(), call.clone());
+        reads.spawn(async move {
+            let control = Control::new().stop(&stop).deadline(Duration::MAX);
+            let read = client.get_call_with(&id, &control).await;
+            read.err()
+                .is_some_and(|e| e.is_call_not_found())
+                .then_some(call)
+        });
+    }
+    while let Some(read) = reads.join_next().await {
+        take(read);
+    }
+    gone
+}
+
+/// Whether the API shows this key a call not in `gone`: one an undo's delete found in this run,
+/// or, read now, one of the last three the journal names for this API.
+async fn shows_another_call(work: &Work, gone: &HashSet<String>) -> bool {
+    if work
+        .call_seen
+        .get()
+        .is_some_and(|call| !gone.contains(call))
+    {
+        return true;
+    }
     let path = work.journal.path();
-    let others = match crate::journal::other_calls(path, calls, 3) {
+    let others = match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
         Ok(others) => others,
         Err(e) => {
             tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
-            return HashSet::new();
+            return false;
         }
     };
-    let mut shown = false;
     for id in others
         .iter()
         .filter_map(|call| call.parse::<happyrobot::CallId>().ok())
     {
-        match not_found(&work.client.get_call_with(&id, &control(work, None)).await) {
-            Some(false) => {
-                shown = true;
-                break;
-            }
-            Some(true) => {}
-            None => break,
+        match work.client.get_call_with(&id, &control(work, None)).await {
+            Ok(_) => return true,
+            Err(e) if e.is_call_not_found() => {}
+            Err(_) => return false,
         }
     }
-    if !shown {
-        return HashSet::new();
-    }
-    let mut gone = HashSet::new();
-    for call in calls {
-        if let Ok(id) = call.parse::<happyrobot::CallId>()
-            && not_found(&work.client.get_call_with(&id, &control(work, None)).await) == Some(true)
-        {
-            gone.insert(call.clone());
-        }
-    }
-    gone
+    false
 }
 
 /// Settles a line in doubt for an undo: found, its note (and copies) are deleted; certainly

@@ -108,8 +108,8 @@ pub enum LineOutcome {
         note_id: String,
         /// Whether it was already gone: a `404` for the note that no earlier attempt of this
         /// run's delete explains ([`happyrobot::Error::is_note_already_gone`]), or for its call,
-        /// deleted in the app, when every run of the journal used this API key and the API, asked
-        /// again, says the call does not exist while it shows another call of the journal.
+        /// deleted in the app, when the journal's notes were all added under this API key and
+        /// the API, asked again, says the call does not exist while it shows another call.
         already_gone: bool,
         /// Whether its add had an unknown outcome, and it was found on its call first.
         found: bool,
@@ -430,8 +430,9 @@ pub(crate) struct Tally {
     pub(crate) unknown_lines: Vec<UnknownLine>,
     pub(crate) journal_failures: Vec<String>,
     pub(crate) stopped: Option<Stop>,
-    /// Every line left unknown, by its journal key, with why (not capped as `unknown_lines`).
-    pub(crate) doubts: std::collections::HashMap<crate::record::LineKey, String>,
+    /// Every line left unknown or failed, by its journal key, with why (not capped as
+    /// `unknown_lines`).
+    pub(crate) doubts: std::collections::HashMap<crate::record::LineKey, crate::line::Untold>,
 }
 
 impl Tally {

@@ -35,6 +35,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::journal::{JournalState, Keep, LineState};
+use crate::line::Untold;
 use crate::plan::Plan;
 use crate::read::{self, Input, Item};
 use crate::record::{LineKey, Occurrences, Record};
@@ -70,15 +71,15 @@ pub(crate) struct Spec {
     pub(crate) option_names: Option<fn(BulkOption) -> Option<&'static str>>,
 }
 
-/// Writes the results file described by `spec`; `doubts` are the lines this run left unknown
-/// (their journal key and why), which the journal alone may not tell.
+/// Writes the results file described by `spec`; `doubts` are the lines this run left unknown or
+/// failed (their journal key and why), which the journal alone may not tell.
 pub(crate) async fn write(
     source: &Source,
     prepared: &Prepared,
     plan: &Plan,
     path: &Path,
     spec: Spec,
-    doubts: HashMap<LineKey, String>,
+    doubts: HashMap<LineKey, Untold>,
 ) -> Result<(), BulkError> {
     let keep = Keep {
         done_notes: true,
@@ -113,10 +114,10 @@ pub(crate) async fn write(
 struct Context<'a> {
     state: &'a JournalState,
     spec: Spec,
-    /// The lines this run left unknown that the journal cannot tell (an undo's delete in doubt
-    /// is not journaled: the line stays added, and a re-run sends the delete again), by their
-    /// journal key, with why.
-    doubts: &'a HashMap<LineKey, String>,
+    /// The lines this run left unknown or failed that the journal cannot tell (an undo's delete
+    /// that failed or is in doubt is not journaled: the line stays added, and a re-run sends the
+    /// delete again), by their journal key, with why.
+    doubts: &'a HashMap<LineKey, Untold>,
     /// The place from which entries count as "this run": the journal's last `run` entry for this
     /// destination (without it, everything counts as this run's).
     run_since: u64,
@@ -308,9 +309,10 @@ fn status(context: &Context<'_>, key: (u64, u32)) -> [String; 3] {
         match (standing.state, context.spec.kind) {
             (Some(LineState::Done), Kind::Import) if this_run => ("added", note(), String::new()),
             (Some(LineState::Done), Kind::Import) => ("already added", note(), String::new()),
-            // Its delete may have gone through (see `Context::doubts`).
+            // Its delete may have gone through, or failed (see `Context::doubts`).
             (Some(LineState::Done), Kind::Undo) => match context.doubts.get(&key) {
-                Some(why) => ("unknown", note(), context.words(why)),
+                Some(Untold::Unknown(why)) => ("unknown", note(), context.words(why)),
+                Some(Untold::Failed(why)) => ("not deleted", note(), context.words(why)),
                 None => ("not deleted", note(), String::new()),
             },
             (Some(LineState::Failed), Kind::Import) => ("failed", String::new(), reason()),

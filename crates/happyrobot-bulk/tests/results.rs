@@ -248,3 +248,29 @@ async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_throu
         "{errors:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_results_file_says_why_a_delete_failed() {
+    let server = MockServer::start().await.unwrap();
+    let (dir, file) = two_lines(&server, "results-undo-failed");
+    Import::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    // The first delete is refused (not journaled: the line stays added).
+    server.inject(Fault::Status(400), 1);
+    let undone = dir.join("undone.csv");
+    let report = Undo::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .concurrency(1)
+        .results_file(&undone)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.failed), (1, 1));
+    let rows = read_results(&undone);
+    assert_eq!(column(&rows, "result_status"), ["not deleted", "deleted"]);
+    let errors = column(&rows, "result_error");
+    assert!(errors[0].contains("400"), "{errors:?}");
+}

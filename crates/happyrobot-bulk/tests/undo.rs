@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use common::{client, held, import, records, run, temp_dir};
 use happyrobot::{CancellationToken, NewNote};
-use happyrobot_bulk::{BulkErrorKind, Event, JournalLocation, Notice, Source, Stop, Undo};
+use happyrobot_bulk::{
+    BulkErrorKind, Event, JournalLocation, NoteRecord, Notice, Source, Stop, Undo,
+};
 use happyrobot_mock::{Fault, MockServer};
 
 fn undo(server: &MockServer, journal: &std::path::Path) -> Undo {
@@ -192,7 +194,12 @@ async fn a_delete_that_may_have_happened_is_unknown_and_a_rerun_settles_it() {
 async fn the_notes_of_a_call_deleted_in_the_app_are_already_gone_once_another_call_is_seen() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-call-gone").join("j");
-    let records = records(&server, "cg", 6);
+    // A line for a call that never existed: the journal names it, and it is read (not found).
+    let mut records = records(&server, "cg", 6);
+    records.push(NoteRecord::new(
+        "65f1c0ffee00000000000bad".parse().unwrap(),
+        NewNote::new("cg never"),
+    ));
     run(&import(&server, &journal).concurrency(2), &records).await;
     let ids = server.call_ids();
     let calls: Vec<_> = ids.iter().map(|id| server.call(id).unwrap()).collect();
@@ -241,6 +248,45 @@ async fn the_notes_of_a_call_deleted_in_the_app_are_already_gone_once_another_ca
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_left_with_only_lines_of_a_deleted_call_reads_another_call_of_the_journal() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-call-gone-alone").join("j");
+    let records = records(&server, "ca", 6);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first line's delete is refused (400: not retried), the others go.
+    server.inject(Fault::Status(400), 1);
+    let first = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((first.deleted, first.failed), (5, 1), "{first:?}");
+    // Its call is then deleted in the app: the run that is left has nothing else to delete, so
+    // it reads a call the journal names, finds it, and reads the deleted one again.
+    assert!(server.remove_call(&server.call_ids()[0]));
+    let reads = server.operation_counts().get_call;
+    let report = undo(&server, &journal)
+        .run(Source::records(records), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.deleted,
+            report.already_gone,
+            report.skipped,
+            report.failed
+        ),
+        (1, 1, 5, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        server.operation_counts().get_call,
+        reads + 1,
+        "one call read and found (the deleted one's read is a 404)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_answered_404_for_a_call_that_reads_fine_fails_and_is_tried_again() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-call-404").join("j");
@@ -257,6 +303,13 @@ async fn a_delete_answered_404_for_a_call_that_reads_fine_fails_and_is_tried_aga
     assert_eq!(
         (report.deleted, report.already_gone, report.failed),
         (5, 0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.failed_lines[0]
+            .failure
+            .reason
+            .contains("not counted gone"),
         "{report:?}"
     );
     assert_eq!(

@@ -93,32 +93,37 @@ pub(crate) fn calls_of(
     Ok(found)
 }
 
-/// Up to `max` calls the journal at `path` names (in the order it first names them), other than
-/// those in `except`. Damaged entries are skipped.
+/// Up to `max` calls the entries of destination `dest` in the journal at `path` name (the last
+/// named first), other than those in `except`. Damaged entries, and those of version 2 (which do
+/// not say their destination), are skipped.
 pub(crate) fn other_calls(
     path: &std::path::Path,
+    dest: &str,
     except: &std::collections::HashSet<String>,
     max: usize,
 ) -> io::Result<Vec<String>> {
     use std::io::BufRead as _;
-    let mut found: Vec<String> = Vec::new();
+    // The latest calls are the likeliest still there.
+    let mut latest: Vec<String> = Vec::new();
     let reader = std::io::BufReader::new(std::fs::File::open(path)?);
     for line in reader.split(b'\n') {
-        if found.len() >= max {
-            break;
-        }
         let entry = match entry::read(&line?) {
             entry::Read::Checked(entry) | entry::Read::Unchecked(entry) => entry,
             _ => continue,
         };
         if let Some(call) = entry.call_id
+            && entry.dest.as_deref() == Some(dest)
             && !except.contains(&call)
-            && !found.contains(&call)
         {
-            found.push(call);
+            latest.retain(|c| *c != call);
+            latest.push(call);
+            if latest.len() > max {
+                latest.remove(0);
+            }
         }
     }
-    Ok(found)
+    latest.reverse();
+    Ok(latest)
 }
 
 /// Why a journal cannot be used.

@@ -102,6 +102,11 @@ pub(crate) struct JournalState {
     pub(crate) other_destinations: BTreeSet<String>,
     /// Whether earlier runs to this destination used another API key.
     pub(crate) other_key: bool,
+    /// Whether a note the journal records as added may have been added under another API key
+    /// than this one (its run used another, or its run's entry cannot be read).
+    pub(crate) added_by_other_key: bool,
+    /// The place of each `run` entry of this destination → whether it used this API key.
+    run_keys: HashMap<u64, bool>,
     /// Journal lines that could not be read (their numbers).
     pub(crate) damaged: Vec<u64>,
     /// The latest place of damage that cannot be tied to a line.
@@ -369,6 +374,10 @@ impl JournalState {
             if ours {
                 self.take_run(entry, destination);
                 self.last_run = self.last_run.max(Some(pos.1));
+                if let Some(seq) = entry.seq {
+                    let same = entry.key.as_deref() == Some(destination.key_hash.as_str());
+                    self.run_keys.insert(seq, same);
+                }
             } else if let Some(url) = &entry.base_url {
                 self.other_destinations.insert(super::normalize_url(url));
             }
@@ -469,6 +478,8 @@ impl JournalState {
             }
             if event == Event::Done {
                 info.done_k = entry.k;
+                let by_this_key = entry.r.and_then(|r| self.run_keys.get(&r)) == Some(&true);
+                self.added_by_other_key |= !by_this_key;
             }
         } else if info.salt.is_none() {
             info.salt = salt;

@@ -235,6 +235,27 @@ fn entries_for_another_destination_do_not_count() {
 }
 
 #[test]
+fn notes_added_under_another_key_are_told_from_a_run_under_it_that_added_none() {
+    let path = temp_path("keys.journal");
+    let other = Destination::new("http://127.0.0.1:1/api/v1", "another key");
+    let write = |destination: &Destination, done: Option<(u64, u64)>| {
+        let (writer, _) = JournalWriter::open(&path, destination, false, Keep::default()).unwrap();
+        writer.write(&run_entry(destination)).unwrap();
+        if let Some((n, fp)) = done {
+            writer.write(&line(Event::Done, n, fp)).unwrap();
+        }
+    };
+    // A run under another key that added nothing (a mistyped key, refused), then this key's.
+    write(&other, None);
+    write(&here(), Some((1, 1)));
+    let state = load(&path);
+    assert!(state.other_key && !state.added_by_other_key);
+    // A note added under the other key.
+    write(&other, Some((2, 2)));
+    assert!(load(&path).added_by_other_key);
+}
+
+#[test]
 fn urls_are_compared_normalised_and_keys_only_by_hash() {
     assert_eq!(
         normalize_url(" HTTPS://App.HappyRobot.ai/api/v1/ "),

@@ -89,6 +89,11 @@ impl JournalWriter {
         &self.path
     }
 
+    /// What its entries call the destination (see `Destination::id`).
+    pub(crate) fn dest(&self) -> &str {
+        &self.dest
+    }
+
     /// The salt the note IDs of this run are derived from.
     pub(crate) fn salt(&self) -> &str {
         &self.salt

@@ -371,7 +371,7 @@ impl<J: Job> Session<'_, J> {
             )
             .await;
         }
-        let gone = line::settle_gone_calls(&work, !state.other_key, later.gone).await;
+        let gone = line::settle_gone_calls(&work, !state.added_by_other_key, later.gone).await;
         for done in gone {
             absorb(&mut tally, &work, Ok(done), on_event, &mut Later::default());
         }

@@ -410,6 +410,7 @@ pub(crate) fn work(
         sends: Arc::new(Semaphore::new(settings.concurrency)),
         lookups: Semaphore::new((settings.concurrency * 4).max(32)),
         retry_unknown,
+        call_seen: std::sync::OnceLock::new(),
     })
 }
 
