@@ -37,7 +37,8 @@ pub(crate) struct Work {
     pub(crate) lookups: Semaphore,
     pub(crate) retry_unknown: bool,
     /// A call an undo's delete found there in this run (answered, or `404` for the note only):
-    /// the API shows this key a call (see [`settle_gone_calls`]).
+    /// the first read to show that the API still shows this key a call (see
+    /// [`settle_gone_calls`]).
     pub(crate) call_seen: std::sync::OnceLock<String>,
 }
 
@@ -911,11 +912,20 @@ pub(crate) async fn settle_gone_calls(
 }
 
 /// Those of `calls` that the API, read again, says do not exist, when it shows this key another
-/// call (see [`shows_another_call`]); none when it does not.
+/// call after those reads (see [`shows_another_call`]) and still says so when read once more;
+/// none when it does not. The proof is read in that order so that an API that began to answer
+/// `404` for every call (an outage, a key that lost its access) proves nothing, nor one that does
+/// so now and then.
 async fn confirmed_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
-    if !shows_another_call(work, calls).await {
+    let gone = still_gone(work, calls).await;
+    if gone.is_empty() || !shows_another_call(work, calls).await {
         return HashSet::new();
     }
+    still_gone(work, &gone).await
+}
+
+/// Those of `calls` that the API, read now, says do not exist.
+async fn still_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
     // Read as many at a time as the run sends (all its send slots are free by now).
     let at_once = work.sends.available_permits().max(1);
     let mut reads = tokio::task::JoinSet::new();
@@ -949,24 +959,21 @@ async fn confirmed_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String>
     gone
 }
 
-/// Whether the API shows this key a call not in `gone`: one an undo's delete found in this run,
-/// or, read now, one of the last three the journal names for this API.
+/// Whether the API, read now, shows this key a call not in `gone`: the first an undo's delete
+/// found in this run, else one of the last three the journal names for this API.
 async fn shows_another_call(work: &Work, gone: &HashSet<String>) -> bool {
-    if work
-        .call_seen
-        .get()
-        .is_some_and(|call| !gone.contains(call))
-    {
-        return true;
-    }
     let path = work.journal.path();
-    let others = match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
+    let mut others = match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
         Ok(others) => others,
         Err(e) => {
             tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
-            return false;
+            Vec::new()
         }
     };
+    if let Some(seen) = work.call_seen.get().filter(|call| !gone.contains(*call)) {
+        others.retain(|call| call != seen);
+        others.insert(0, seen.clone());
+    }
     for id in others
         .iter()
         .filter_map(|call| call.parse::<happyrobot::CallId>().ok())

@@ -27,6 +27,7 @@
 //! | `not sent` | the run stopped before it, or the input was refused; a re-run sends it |
 //! | `invalid` | the input's check refused it (`result_error` says why); nothing was sent |
 //! | `deleted` | an undo deleted its note (`result_note_id`: the note deleted) |
+//! | `already gone` | an undo found its note gone, deleted in the app or with its call (`result_error` says which); nothing is left to delete |
 //! | `not deleted` | an undo did not delete it (`result_error` says why when it tried) |
 //! | `not added` | an undo found that its add, whose outcome was unknown, never happened |
 
@@ -318,7 +319,11 @@ fn status(context: &Context<'_>, key: (u64, u32)) -> [String; 3] {
             (Some(LineState::Failed), Kind::Import) => ("failed", String::new(), reason()),
             (Some(LineState::Failed), Kind::Undo) => ("not added", String::new(), reason()),
             (Some(LineState::Unknown { .. }), _) => ("unknown", String::new(), reason()),
-            (Some(LineState::Undone), Kind::Undo) => ("deleted", note(), String::new()),
+            // Found gone: the reason says how (the note, or its call).
+            (Some(LineState::Undone), Kind::Undo) => match state.reason(key) {
+                Some(_) => ("already gone", note(), reason()),
+                None => ("deleted", note(), String::new()),
+            },
             (Some(LineState::Undone), Kind::Import) => {
                 ("not sent", String::new(), "deleted by an undo".to_string())
             }

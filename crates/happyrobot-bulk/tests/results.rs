@@ -274,3 +274,31 @@ async fn an_undo_results_file_says_why_a_delete_failed() {
     let errors = column(&rows, "result_error");
     assert!(errors[0].contains("400"), "{errors:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_results_file_tells_a_note_found_gone_from_one_it_deleted() {
+    let server = MockServer::start().await.unwrap();
+    let (dir, file) = two_lines(&server, "results-undo-gone");
+    Import::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    // The first line's call is deleted in the app, its note with it.
+    assert!(server.remove_call(&server.call_ids()[0]));
+    let undone = dir.join("undone.csv");
+    let report = Undo::new(client(&server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .concurrency(1)
+        .results_file(&undone)
+        .run(Source::file(&file), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.already_gone), (2, 1));
+    let rows = read_results(&undone);
+    assert_eq!(column(&rows, "result_status"), ["already gone", "deleted"]);
+    let errors = column(&rows, "result_error");
+    assert!(errors[0].contains("the call is gone"), "{errors:?}");
+    assert_eq!(errors[1], "");
+    assert_eq!(column(&rows, "result_note_id")[0].len(), 24);
+}

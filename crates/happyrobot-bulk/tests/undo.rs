@@ -332,6 +332,110 @@ async fn a_delete_answered_404_for_a_call_that_reads_fine_fails_and_is_tried_aga
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_answers_404_for_every_call_from_mid_run_proves_no_call_gone() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-call-outage").join("j");
+    let records = records(&server, "co", 2);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first delete goes through (its call is seen); from then on every request is answered
+    // 404 in JSON about no note (an outage, a key that lost its access): the second line's call
+    // is not counted gone on the strength of the first call, seen before the outage.
+    server.inject(Fault::Delay(Duration::ZERO), 1);
+    server.inject(Fault::Status(404), 50);
+    let report = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.already_gone, report.failed),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.failed_lines[0]
+            .failure
+            .reason
+            .contains("not counted gone"),
+        "{report:?}"
+    );
+    // Once the API answers again, the note still there is deleted.
+    server.clear_faults();
+    let again = undo(&server, &journal)
+        .run(Source::records(records), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.deleted, again.already_gone, again.skipped),
+        (1, 0, 1),
+        "{again:?}"
+    );
+    assert!(held(&server).keys().all(|k| !k.starts_with("co ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_404_now_and_then_is_not_counted_gone() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-call-flaky").join("j");
+    let records = records(&server, "cf", 2);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first delete goes; the second, and the first read of its call, are answered 404 in
+    // JSON about no note; the first call then reads fine, and so does the second, read again.
+    server.inject(Fault::Delay(Duration::ZERO), 1);
+    server.inject(Fault::Status(404), 2);
+    let report = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.already_gone, report.failed),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(server.pending_faults(), 0);
+    assert_eq!(
+        held(&server)
+            .keys()
+            .filter(|k| k.starts_with("cf "))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_an_undo_wrongly_counted_gone_is_looked_up_before_an_import_sends_it() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-gone-unseen").join("j");
+    let records = records(&server, "gu", 2);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first delete goes; the second call's delete and both its reads are answered 404 in
+    // JSON about no note, around a read of the first call that goes: the API's word is that the
+    // call is gone, and the undo takes it, while its note is still there.
+    server.inject(Fault::Delay(Duration::ZERO), 1);
+    server.inject(Fault::Status(404), 2);
+    server.inject(Fault::Delay(Duration::ZERO), 1);
+    server.inject(Fault::Status(404), 1);
+    let report = undo(&server, &journal)
+        .concurrency(1)
+        .run(Source::records(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.already_gone, report.failed),
+        (2, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(server.pending_faults(), 0);
+    assert_eq!(held(&server).get("gu 1"), Some(&1));
+    // Imported again: the line counted gone is looked up first and found, not added twice; the
+    // line the undo deleted is added again.
+    let (again, _) = run(&import(&server, &journal).concurrency(1), &records).await;
+    assert_eq!((again.added, again.reconciled.found), (1, 1), "{again:?}");
+    common::assert_each_once(&server, "gu", 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_answered_unreadably_is_deleted() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-unreadable").join("j");

@@ -77,16 +77,16 @@ Undo (--undo):
   outcome is unknown are looked up first, or listed. It is journaled too: stopped or killed, run
   it again to finish; once done it deletes nothing and exits 0. The notes of a call deleted in
   the app count as already gone when the journal's notes were all added under this key and the
-  API, asked again, says the call does not exist while it shows another call of the file (else
-  they fail, exit 4, and a re-run tries again). Refused (exit 2, nothing sent) when the journal records no
+  API, asked again, says the call does not exist, then shows another call of the file, then says
+  again that the call does not exist (else they fail, exit 4, and a re-run tries again). Refused (exit 2, nothing sent) when the journal records no
   import of this file's rows to this API.
 
 Results file (--report [FILE]):
   Every input row with its own columns, then result_row (its sheet row or file line),
   result_status (added, already added, failed, unknown, not sent, invalid; for --undo deleted,
-  not deleted, not added), result_note_id (for --undo, the note deleted) and result_error. Written
-  whole when the run ends, interrupted or not, and also when the file is refused: each invalid row
-  with its error, the others not sent. A workbook of text cells when FILE ends in .xlsx, else CSV
+  already gone, not deleted, not added), result_note_id (for --undo, the note deleted) and
+  result_error. Written whole when the run ends, interrupted or not, and also when the file is
+  refused: each invalid row with its error, the others not sent. A workbook of text cells when FILE ends in .xlsx, else CSV
   in UTF-8 with a byte-order mark (Excel shows accents right), comma-separated (tab for .tsv),
   where a cell a spreadsheet would run as a formula (it begins with =, @, a tab, or + or - before
   something that is not a number) starts with an apostrophe ('). Without FILE it is written beside

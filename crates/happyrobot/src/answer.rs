@@ -182,12 +182,16 @@ where
 }
 
 /// Whether an error body speaks of a note (and not only of a call): how a `404` for a note that is
-/// gone is told apart from one for a call that does not exist.
+/// gone is told apart from one for a call that does not exist. A path the body quotes does not
+/// count: a server without the route answers `Cannot DELETE /calls/…/notes/…`, which says nothing
+/// of the note.
 fn mentions_a_note(body: &ErrorBody) -> bool {
     [body.message.as_deref(), body.error.as_deref()]
         .into_iter()
         .flatten()
-        .any(|text| text.to_ascii_lowercase().contains("note"))
+        .flat_map(str::split_whitespace)
+        .filter(|word| !word.contains('/'))
+        .any(|word| word.to_ascii_lowercase().contains("note"))
 }
 
 /// A URL as safe to show: scheme, host, port and path; no user info, query or fragment.

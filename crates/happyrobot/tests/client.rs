@@ -231,7 +231,11 @@ async fn a_404_is_about_the_call_only_when_the_api_itself_says_so() {
             headers: vec![("content-type".into(), "text/html".into())],
             body: b"<html><body>404 Not Found</body></html>".to_vec(),
         },
-        _ => Reply::json(404, r#"{"message":"Note not found","statusCode":404}"#),
+        1 => Reply::json(404, r#"{"message":"Note not found","statusCode":404}"#),
+        _ => Reply::json(
+            404,
+            r#"{"message":"Cannot DELETE /api/v1/calls/65f1c0ffee0123456789abcd/notes/n-1","error":"Not Found","statusCode":404}"#,
+        ),
     })
     .await;
     let client = client(&server);
@@ -242,6 +246,9 @@ async fn a_404_is_about_the_call_only_when_the_api_itself_says_so() {
     // The API's, about the note.
     let err = client.delete_note(&id(), &note).await.unwrap_err();
     assert!(err.is_note_not_found() && !err.is_call_not_found(), "{err}");
+    // A server without the route, quoting the path: nothing about the note.
+    let err = client.delete_note(&id(), &note).await.unwrap_err();
+    assert!(err.is_not_found() && !err.is_note_not_found(), "{err}");
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ struct LineInfo {
     /// until 2106), and for an `unknown` entry how long its attempt took (milliseconds).
     at: u32,
     took_ms: Option<u32>,
+    /// Its state came from an undo that counted its note gone without deleting it (a `404` for
+    /// the note or its call), and no add has been seen since: an import looks before it sends.
+    gone_unseen: bool,
 }
 
 /// What must be kept as text about a line: note IDs that cannot be derived (version 2's, or one a
@@ -467,6 +470,11 @@ impl JournalState {
                 Event::Run | Event::Removed => return,
             });
             info.pos = pos;
+            match event {
+                Event::Undone => info.gone_unseen = entry.reason.is_some(),
+                Event::Done => info.gone_unseen = false,
+                _ => {}
+            }
             info.at = u32::try_from(entry.at).unwrap_or(u32::MAX);
             info.took_ms = entry.took.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
             info.reuse_k = match event {
@@ -523,7 +531,9 @@ impl JournalState {
                     });
             }
             notes.reason = match event {
-                Event::Failed | Event::Unknown if keep.reasons => entry.reason.clone(),
+                Event::Failed | Event::Unknown | Event::Undone if keep.reasons => {
+                    entry.reason.clone()
+                }
                 _ => None,
             };
         }
@@ -615,6 +625,12 @@ impl JournalState {
             Some(info) => info.max_k.map_or(0, |k| k + 1),
             None => 0,
         }
+    }
+
+    /// Whether line `key`'s note was last counted gone by an undo that did not delete it (see
+    /// `LineInfo::gone_unseen`): the API's word, which a server in trouble may get wrong.
+    pub(crate) fn gone_unseen(&self, key: LineKey) -> bool {
+        self.lines.get(&key).is_some_and(|info| info.gone_unseen)
     }
 
     /// How many note IDs line `key` was sent with: more than one means a copy may be on its call.

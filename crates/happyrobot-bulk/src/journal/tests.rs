@@ -256,6 +256,31 @@ fn notes_added_under_another_key_are_told_from_a_run_under_it_that_added_none() 
 }
 
 #[test]
+fn a_note_counted_gone_without_its_delete_stays_unseen_until_an_add() {
+    let path = temp_path("gone-unseen.journal");
+    let (writer, _) = open(&path);
+    writer.write(&run_entry(&here())).unwrap();
+    let undone = |n: u64, reason: Option<&str>| Entry {
+        reason: reason.map(str::to_string),
+        ..line(Event::Undone, n, n)
+    };
+    for n in [1, 2, 3] {
+        writer.write(&line(Event::Done, n, n)).unwrap();
+    }
+    // Deleted by the undo; counted gone (the API said so); counted gone, then a send failed.
+    writer.write(&undone(1, None)).unwrap();
+    writer.write(&undone(2, Some("gone"))).unwrap();
+    writer.write(&undone(3, Some("gone"))).unwrap();
+    writer.write(&line(Event::Failed, 3, 3)).unwrap();
+    let state = load(&path);
+    let unseen = |fp: u64| state.gone_unseen((fp, 0));
+    assert_eq!([unseen(1), unseen(2), unseen(3)], [false, true, true]);
+    // Found or added again: seen.
+    writer.write(&line(Event::Done, 2, 2)).unwrap();
+    assert!(!load(&path).gone_unseen((2, 0)));
+}
+
+#[test]
 fn urls_are_compared_normalised_and_keys_only_by_hash() {
     assert_eq!(
         normalize_url(" HTTPS://App.HappyRobot.ai/api/v1/ "),
