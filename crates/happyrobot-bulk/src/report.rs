@@ -55,6 +55,16 @@ pub enum Notice {
     },
     /// Earlier runs to this API used another API key; what they added counts as added.
     OtherKey,
+    /// The journal records imports of this input to other APIs (other base URLs) only, none to
+    /// this one: its lines are sent as new. Should one of them be this API under another name
+    /// (`localhost` and `127.0.0.1`, an alias), its notes are added a second time; an undo of
+    /// this run against this base URL takes off exactly what it added.
+    OtherApi {
+        /// The base URLs the journal records, normalised.
+        base_urls: Vec<String>,
+        /// This run's base URL, normalised.
+        base_url: String,
+    },
     /// The journal records lines the input no longer has (edited or removed): an import does not
     /// send them; an undo deletes the notes of those it has as added too.
     Orphans {

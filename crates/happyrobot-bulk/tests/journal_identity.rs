@@ -18,7 +18,7 @@ use std::path::Path;
 
 use common::{client, records, temp_dir};
 use happyrobot_bulk::{
-    BulkErrorKind, BulkOption, Import, JournalLocation, ReadOptions, Source, Undo,
+    BulkErrorKind, BulkOption, Event, Import, JournalLocation, Notice, ReadOptions, Source, Undo,
 };
 use happyrobot_mock::MockServer;
 
@@ -368,4 +368,52 @@ async fn a_file_imported_by_0_1_is_still_found_by_its_bytes_and_can_be_undone() 
         .await
         .unwrap();
     assert_eq!(undo.deleted, 5, "{undo:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_imported_to_another_base_url_only_is_told_before_it_is_sent_as_new() {
+    let server = MockServer::start().await.unwrap();
+    let dir = temp_dir("other-api");
+    let file = dir.join("notes.csv");
+    write_csv(&file, &rows(&server, 2));
+    let state = dir.join("state");
+    let notices = |import: Import| {
+        let file = file.clone();
+        async move {
+            let mut notices = Vec::new();
+            let report = import
+                .run(Source::file(&file), |event| {
+                    if let Event::Notice(notice) = event {
+                        notices.push(notice.clone());
+                    }
+                })
+                .await
+                .unwrap();
+            (report.added, notices)
+        }
+    };
+    let (added, first) = notices(import(&server, &state)).await;
+    assert_eq!((added, first.len()), (2, 0), "{first:?}");
+    // The same mock under another name: a new API to the journal, which says so first.
+    let alias = server.base_url().replace("127.0.0.1", "localhost");
+    let aliased = happyrobot::Client::builder()
+        .api_key(server.api_key())
+        .base_url(&alias)
+        .build()
+        .unwrap();
+    let to_alias = || {
+        Import::new(aliased.clone(), JournalLocation::BesideInput).state_dir(Some(state.clone()))
+    };
+    let (added, second) = notices(to_alias()).await;
+    assert_eq!(added, 2);
+    assert_eq!(
+        second,
+        [Notice::OtherApi {
+            base_urls: vec![server.base_url().trim_end_matches('/').to_string()],
+            base_url: alias.trim_end_matches('/').to_string(),
+        }]
+    );
+    // Once the journal records this API too, it is not said again.
+    let (added, third) = notices(to_alias()).await;
+    assert_eq!((added, third.len()), (0, 0), "{third:?}");
 }

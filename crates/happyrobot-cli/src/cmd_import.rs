@@ -193,6 +193,16 @@ fn notice(notice: &Notice, undo: bool) {
             "note: earlier runs of this journal used another API key for this API; the lines they \
              added count as added (a note belongs to its call, whichever key added it)",
         ),
+        Notice::OtherApi {
+            base_urls,
+            base_url,
+        } => print::err(&format!(
+            "warning: the journal records this file imported to {} only, not to {base_url}; its \
+             lines are sent as new. If that is this API under another name (localhost and \
+             127.0.0.1, an alias), its notes are added a second time: `happyrobot notes import \
+             FILE --undo` with this --base-url takes off what this run adds",
+            base_urls.join(", ")
+        )),
         Notice::Orphans { count } if undo => print::err(&format!(
             "note: the journal records {count} line(s) this file no longer has (edited or \
              removed); the notes it records as added for them are deleted too"

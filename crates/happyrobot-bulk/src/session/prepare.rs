@@ -388,6 +388,12 @@ pub(crate) fn notices(prepared: &Prepared, state: &JournalState, plan: &Plan) ->
     if state.other_key {
         notices.push(Notice::OtherKey);
     }
+    if state.contents.is_empty() && !state.other_destinations.is_empty() {
+        notices.push(Notice::OtherApi {
+            base_urls: state.other_destinations.iter().cloned().collect(),
+            base_url: prepared.destination.base_url.clone(),
+        });
+    }
     if plan.orphans > 0 {
         notices.push(Notice::Orphans {
             count: plan.orphans,
