@@ -131,9 +131,15 @@ impl Job for ImportJob {
                 candidates: lines.state.candidates(key),
             },
             Some(LineState::Done) => Step::now(record, LineOutcome::AlreadyAdded { found: false }),
-            Some(LineState::Undone | LineState::Failed) if lines.state.gone_unseen(key) => {
-                self.step_gone_unseen(lines, record)
-            }
+            // The API's word that its note was gone may have been wrong: a note added again
+            // would be a second one. Looked up first, as a line whose outcome is unknown.
+            Some(LineState::Undone | LineState::Failed) if lines.state.gone_unseen(key) => self
+                .step_unknown(
+                    lines,
+                    record,
+                    "an undo counted its note gone without deleting it (the API said it was not \
+                     found)",
+                ),
             _ => Step::Send {
                 k: lines.state.next_k(key),
                 reconcile: lines.reconcile,
@@ -200,26 +206,9 @@ fn unknown_reason(standing: Standing) -> Option<&'static str> {
 }
 
 impl ImportJob {
-    /// A line an undo counted gone without deleting it (the API said the note, or its call, was
-    /// not found): looked up first, so that a note the API only seemed to have lost is not added
-    /// a second time; sent when it is not on the call.
-    fn step_gone_unseen(&self, lines: &Lines<'_>, record: &Record) -> Step {
-        let next_k = lines.state.next_k(record.key());
-        match lines.pending(record) {
-            Some(pending) if lines.reconcile => Step::Settle {
-                pending,
-                k: next_k.saturating_sub(1),
-                reason: "an undo counted its note gone without deleting it",
-            },
-            _ => Step::Send {
-                k: next_k,
-                reconcile: lines.reconcile,
-            },
-        }
-    }
-
     /// A line in doubt or unknown: looked up first by every ID it may be under; without a note ID
-    /// to look it up by (or without reconciling), sent again only when asked, else listed.
+    /// to look it up by (or without reconciling), sent again only when asked, else listed as
+    /// unknown.
     fn step_unknown(&self, lines: &Lines<'_>, record: &Record, reason: &'static str) -> Step {
         let next_k = lines.state.next_k(record.key());
         match lines.pending(record) {

@@ -4,6 +4,7 @@
 
 mod driver;
 mod error;
+mod gone;
 mod import;
 mod journal;
 mod line;

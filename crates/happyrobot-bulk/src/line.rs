@@ -741,6 +741,18 @@ pub(crate) async fn delete(
         .await
     {
         Ok(_) => Ok(false),
+        // The API's word that the note was gone before, checked against the call's notes: a
+        // server may answer so of a note it holds.
+        Err(e) if e.is_note_already_gone() && lists(work, record, id).await != Some(false) => {
+            let mut failure = failure(&e);
+            failure.reason = format!(
+                "deleting note {id}: {}{}",
+                failure.reason,
+                " (not counted gone: the call, read again, still lists the note, or could not be \
+                 read; a re-run tries again)"
+            );
+            return Done::undo_failed(record, LineOutcome::Failed(failure));
+        }
         Err(e) if e.is_note_not_found() => Ok(e.is_note_already_gone()),
         Err(e) => Err(e),
     };
@@ -817,6 +829,17 @@ pub(crate) async fn delete(
     }
 }
 
+/// Whether `record`'s call, read now, lists note `id`; `None` when it cannot be told.
+async fn lists(work: &Work, record: &Record, id: &str) -> Option<bool> {
+    let call = work
+        .client
+        .get_call_with(&record.call_id, &control(work, None))
+        .await
+        .ok()?;
+    let notes = call.into_inner().notes?;
+    Some(notes.iter().any(|note| note.id.as_deref() == Some(id)))
+}
+
 /// Why an undo found a note already gone: its delete was answered `404` for the note.
 const ALREADY_GONE: &str = "the note was already gone";
 /// Why an undo found a note already gone: the API says its call does not exist.
@@ -868,11 +891,12 @@ pub(crate) struct CallGone {
 
 /// Settles the lines whose calls the API says do not exist (deleted in the app): their notes went
 /// with them, journaled as already gone, when every note the journal records as added was added
-/// under this API key (`same_key`), the API shows it another call (one this run's deletes found,
-/// or one the journal names for this API), and reading the call itself says again that it does
-/// not exist. A gateway that answers in JSON, or a key that cannot see the
-/// calls, says that of every call (and a gateway may say it of one route only): then the lines
-/// fail, as their deletes did, and a re-run tries them again.
+/// under this API key (`same_key`) and the API, asked again, says the call does not exist, then
+/// shows another call, then says again that the call does not exist, in every round of the proof (see
+/// [`crate::gone`]). A
+/// gateway that answers in JSON, or a key that cannot see the calls, says that of every call (and
+/// a gateway may say it of one route only): then the lines fail, as their deletes did, and a
+/// re-run tries them again.
 pub(crate) async fn settle_gone_calls(
     work: &Work,
     same_key: bool,
@@ -883,7 +907,11 @@ pub(crate) async fn settle_gone_calls(
     }
     let calls: HashSet<String> = gone.iter().map(|g| g.record.call_id.to_string()).collect();
     let confirmed = if same_key && !work.stop.is_cancelled() {
-        confirmed_gone(work, &calls).await
+        let at_once = work.sends.available_permits().max(1);
+        crate::gone::confirmed(&work.client, &work.stop, at_once, &calls, || {
+            witnesses(work, &calls)
+        })
+        .await
     } else {
         HashSet::new()
     };
@@ -911,80 +939,30 @@ pub(crate) async fn settle_gone_calls(
         .collect()
 }
 
-/// Those of `calls` that the API, read again, says do not exist, when it shows this key another
-/// call after those reads (see [`shows_another_call`]) and still says so when read once more;
-/// none when it does not. The proof is read in that order so that an API that began to answer
-/// `404` for every call (an outage, a key that lost its access) proves nothing, nor one that does
-/// so now and then.
-async fn confirmed_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
-    let gone = still_gone(work, calls).await;
-    if gone.is_empty() || !shows_another_call(work, calls).await {
-        return HashSet::new();
-    }
-    still_gone(work, &gone).await
-}
-
-/// Those of `calls` that the API, read now, says do not exist.
-async fn still_gone(work: &Work, calls: &HashSet<String>) -> HashSet<String> {
-    // Read as many at a time as the run sends (all its send slots are free by now).
-    let at_once = work.sends.available_permits().max(1);
-    let mut reads = tokio::task::JoinSet::new();
-    let mut gone = HashSet::new();
-    let mut take = |read: Result<Option<String>, tokio::task::JoinError>| {
-        if let Ok(Some(call)) = read {
-            gone.insert(call);
-        }
-    };
-    for call in calls {
-        let Ok(id) = call.parse::<happyrobot::CallId>() else {
-            continue;
-        };
-        if reads.len() >= at_once
-            && let Some(read) = reads.join_next().await
-        {
-            take(read);
-        }
-        let (client, stop, call) = (work.client.clone(), work.stop.clone(), call.clone());
-        reads.spawn(async move {
-            let control = Control::new().stop(&stop).deadline(Duration::MAX);
-            let read = client.get_call_with(&id, &control).await;
-            read.err()
-                .is_some_and(|e| e.is_call_not_found())
-                .then_some(call)
-        });
-    }
-    while let Some(read) = reads.join_next().await {
-        take(read);
-    }
-    gone
-}
-
-/// Whether the API, read now, shows this key a call not in `gone`: the first an undo's delete
-/// found in this run, else one of the last three the journal names for this API.
-async fn shows_another_call(work: &Work, gone: &HashSet<String>) -> bool {
+/// Calls to read as another call in the proof (see [`crate::gone`]): the first an undo's delete
+/// found in this run, then the last three the journal names for this API.
+fn witnesses(work: &Work, gone: &HashSet<String>) -> Vec<String> {
+    let mut calls: Vec<String> = work
+        .call_seen
+        .get()
+        .filter(|call| !gone.contains(*call))
+        .cloned()
+        .into_iter()
+        .collect();
     let path = work.journal.path();
-    let mut others = match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
-        Ok(others) => others,
+    match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
+        Ok(others) => {
+            for call in others {
+                if !calls.contains(&call) {
+                    calls.push(call);
+                }
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
-            Vec::new()
-        }
-    };
-    if let Some(seen) = work.call_seen.get().filter(|call| !gone.contains(*call)) {
-        others.retain(|call| call != seen);
-        others.insert(0, seen.clone());
-    }
-    for id in others
-        .iter()
-        .filter_map(|call| call.parse::<happyrobot::CallId>().ok())
-    {
-        match work.client.get_call_with(&id, &control(work, None)).await {
-            Ok(_) => return true,
-            Err(e) if e.is_call_not_found() => {}
-            Err(_) => return false,
         }
     }
-    false
+    calls
 }
 
 /// Settles a line in doubt for an undo: found, its note (and copies) are deleted; certainly

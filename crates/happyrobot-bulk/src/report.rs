@@ -119,8 +119,8 @@ pub enum LineOutcome {
         /// Whether it was already gone: a `404` for the note that no earlier attempt of this
         /// run's delete explains ([`happyrobot::Error::is_note_already_gone`]), or for its call,
         /// deleted in the app, when the journal's notes were all added under this API key and
-        /// the API, asked again, says the call does not exist, then shows another call, then
-        /// says again that the call does not exist.
+        /// the API proves the call gone (asked again, it says the call does not exist, and says
+        /// so again in every round of a proof in which it shows another call).
         already_gone: bool,
         /// Whether its add had an unknown outcome, and it was found on its call first.
         found: bool,

@@ -13,9 +13,11 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{client, read_results, temp_dir};
 use happyrobot_bulk::{
-    BulkErrorKind, BulkOption, Import, JournalLocation, ReadOptions, Source, Undo,
+    BulkErrorKind, BulkOption, Import, JournalLocation, ReadOptions, Source, Undo, UndoReport,
 };
 use happyrobot_mock::{Fault, MockServer};
 
@@ -32,6 +34,31 @@ fn two_lines(server: &MockServer, name: &str) -> (std::path::PathBuf, std::path:
     )
     .unwrap();
     (dir, file)
+}
+
+/// Imports `file` to `server`, its state in `dir`.
+async fn imported(server: &MockServer, dir: &Path, file: &Path) {
+    Import::new(client(server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .run(Source::file(file), |_| {})
+        .await
+        .unwrap();
+}
+
+/// Undoes the import of `file`, one request at a time, writing the results file `undone`.
+async fn undone_one_at_a_time(
+    server: &MockServer,
+    dir: &Path,
+    file: &Path,
+    undone: &Path,
+) -> UndoReport {
+    Undo::new(client(server), JournalLocation::BesideInput)
+        .state_dir(Some(dir.join("state")))
+        .concurrency(1)
+        .results_file(undone)
+        .run(Source::file(file), |_| {})
+        .await
+        .unwrap()
 }
 
 fn column<'a>(rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
@@ -218,11 +245,7 @@ async fn an_undo_results_file_names_each_deleted_note() {
 async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_through() {
     let server = MockServer::start().await.unwrap();
     let (dir, file) = two_lines(&server, "results-undo-maybe");
-    Import::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    imported(&server, &dir, &file).await;
     // The first delete goes through, its answer lost; its retry is asked to wait too long.
     server.inject(Fault::SaveThenDrop, 1);
     server.inject(
@@ -232,13 +255,7 @@ async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_throu
         1,
     );
     let undone = dir.join("undone.csv");
-    let report = Undo::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .concurrency(1)
-        .results_file(&undone)
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    let report = undone_one_at_a_time(&server, &dir, &file, &undone).await;
     assert_eq!((report.unknown, report.not_deleted), (1, 1));
     let rows = read_results(&undone);
     assert_eq!(column(&rows, "result_status"), ["unknown", "not deleted"]);
@@ -253,21 +270,11 @@ async fn an_undo_results_file_says_unknown_for_a_delete_that_may_have_gone_throu
 async fn an_undo_results_file_says_why_a_delete_failed() {
     let server = MockServer::start().await.unwrap();
     let (dir, file) = two_lines(&server, "results-undo-failed");
-    Import::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    imported(&server, &dir, &file).await;
     // The first delete is refused (not journaled: the line stays added).
     server.inject(Fault::Status(400), 1);
     let undone = dir.join("undone.csv");
-    let report = Undo::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .concurrency(1)
-        .results_file(&undone)
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    let report = undone_one_at_a_time(&server, &dir, &file, &undone).await;
     assert_eq!((report.deleted, report.failed), (1, 1));
     let rows = read_results(&undone);
     assert_eq!(column(&rows, "result_status"), ["not deleted", "deleted"]);
@@ -279,21 +286,11 @@ async fn an_undo_results_file_says_why_a_delete_failed() {
 async fn an_undo_results_file_tells_a_note_found_gone_from_one_it_deleted() {
     let server = MockServer::start().await.unwrap();
     let (dir, file) = two_lines(&server, "results-undo-gone");
-    Import::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    imported(&server, &dir, &file).await;
     // The first line's call is deleted in the app, its note with it.
     assert!(server.remove_call(&server.call_ids()[0]));
     let undone = dir.join("undone.csv");
-    let report = Undo::new(client(&server), JournalLocation::BesideInput)
-        .state_dir(Some(dir.join("state")))
-        .concurrency(1)
-        .results_file(&undone)
-        .run(Source::file(&file), |_| {})
-        .await
-        .unwrap();
+    let report = undone_one_at_a_time(&server, &dir, &file, &undone).await;
     assert_eq!((report.deleted, report.already_gone), (2, 1));
     let rows = read_results(&undone);
     assert_eq!(column(&rows, "result_status"), ["already gone", "deleted"]);

@@ -1289,6 +1289,52 @@ async fn a_call_back_by_the_time_a_plan_is_applied_has_its_note_deleted_not_forg
 }
 
 #[tokio::test]
+async fn an_api_that_answers_404_for_every_call_once_the_plan_is_made_forgets_no_note() {
+    let sheet = Sheet::new("sync-call-outage").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    let call = sheet.server.call(&sheet.call(2)).unwrap();
+    assert!(sheet.server.remove_call(&sheet.call(2)));
+    sheet.write(&THREE[..2]);
+    let sync = sheet.sync().prune(true);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // Back, but the API now answers 404 for every call (an outage, a key that lost its access):
+    // the plan's word that it was gone is not taken. Its delete is tried and fails.
+    assert!(sheet.server.add_call(call));
+    sheet.server.inject(Fault::Status(404), 50);
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!((report.deleted, report.failed), (0, 1), "{report:?}");
+    sheet.server.clear_faults();
+    assert_eq!(sheet.notes(2).len(), 1);
+    // The next run still knows the note: it deletes it.
+    let again = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!(again.deleted, 1, "{again:?}");
+    assert_eq!(sheet.notes(2), []);
+}
+
+#[tokio::test]
+async fn a_prune_answered_not_found_for_a_note_its_call_lists_fails() {
+    let sheet = Sheet::new("sync-note-contradicted").await;
+    sheet.write(&THREE);
+    sheet.run(&sheet.sync()).await;
+    sheet.write(&THREE[..2]);
+    let sync = sheet.sync().prune(true);
+    let plan = sync.plan(&sheet.source()).await.unwrap();
+    // The delete is answered 404 for the note, which the call, read again, still lists.
+    sheet.server.inject(Fault::NoteNotFound, 1);
+    let report = sync.apply(&sheet.source(), plan, |_| {}).await.unwrap();
+    assert_eq!(
+        (report.deleted, report.already, report.failed),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(sheet.notes(2).len(), 1);
+    let again = sheet.run(&sheet.sync().prune(true)).await;
+    assert_eq!(again.deleted, 1, "{again:?}");
+    assert_eq!(sheet.notes(2), []);
+}
+
+#[tokio::test]
 async fn without_reconciling_an_add_answered_unreadably_is_added_not_unknown() {
     let sheet = Sheet::new("sync-applied").await;
     sheet.write(&THREE[..1]);

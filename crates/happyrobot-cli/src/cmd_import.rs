@@ -77,8 +77,8 @@ Undo (--undo):
   outcome is unknown are looked up first, or listed. It is journaled too: stopped or killed, run
   it again to finish; once done it deletes nothing and exits 0. The notes of a call deleted in
   the app count as already gone when the journal's notes were all added under this key and the
-  API, asked again, says the call does not exist, then shows another call of the file, then says
-  again that the call does not exist (else they fail, exit 4, and a re-run tries again). Refused (exit 2, nothing sent) when the journal records no
+  API, asked again, says the call does not exist, and says so again in each of five rounds after
+  it shows another call of the file (else they fail, exit 4, and a re-run tries again). Refused (exit 2, nothing sent) when the journal records no
   import of this file's rows to this API.
 
 Results file (--report [FILE]):

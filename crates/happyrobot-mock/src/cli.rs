@@ -36,6 +36,8 @@ FAULTS (--fault, repeatable):
   close-before-response    close the connection with no response; nothing is changed
   save-then-drop           carry the request out (add, update, delete), then close the
                            connection with no response
+  note-not-found           404 with the API's body for a note that is not there, whatever the
+                           request (a server that says a note it holds is gone); nothing is changed
   late-apply:answer=504,after=3s,apply=5s
                            a gateway gives up: after 3 s the client gets 504 with an HTML page
                            (answer=drop: the connection closed instead; answer may be left out),
@@ -582,6 +584,7 @@ mod tests {
             "invalid-json",
             "close-before-response",
             "save-then-drop",
+            "note-not-found",
             "late-apply:answer=504,after=3s,apply=5s",
             "--fault-seed",
             "--ignore-client-note-ids",

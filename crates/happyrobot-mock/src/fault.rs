@@ -29,6 +29,7 @@ use std::time::Duration;
 /// | `invalid-json` | [`Fault::InvalidJson`] |
 /// | `close-before-response` (or `close`) | [`Fault::CloseBeforeResponse`] |
 /// | `save-then-drop` | [`Fault::SaveThenDrop`] |
+/// | `note-not-found` | [`Fault::NoteNotFound`] |
 /// | `late-apply:answer=504,after=3s,apply=5s`, `late-apply:answer=drop,after=1s,apply=2s` | [`Fault::LateApply`] (`answer` may be left out: `504`) |
 ///
 /// ```
@@ -72,6 +73,10 @@ pub enum Fault {
     /// connection without sending the response: the case in which a client's retry of an add adds
     /// the same note twice, and a retried delete finds the note already gone.
     SaveThenDrop,
+    /// Answer `404` with the API's body for a note the call does not have (`"error": "Note Not
+    /// Found"`), whatever the request: a server that contradicts itself, saying a note it holds
+    /// is gone. Nothing is changed.
+    NoteNotFound,
     /// A gateway in front of the API gives up while the backend goes on: `answer_after` after the
     /// request arrived, the client gets `answer` (a gateway's `504` page, or a closed connection),
     /// and `apply_after` after the request arrived the backend carries the request out all the same
@@ -130,6 +135,7 @@ impl fmt::Display for Fault {
             Self::InvalidJson => f.write_str("invalid-json"),
             Self::CloseBeforeResponse => f.write_str("close-before-response"),
             Self::SaveThenDrop => f.write_str("save-then-drop"),
+            Self::NoteNotFound => f.write_str("note-not-found"),
             Self::LateApply {
                 answer_after,
                 answer,
@@ -180,6 +186,7 @@ impl FromStr for Fault {
             ("invalid-json", None) => Ok(Self::InvalidJson),
             ("close" | "close-before-response", None) => Ok(Self::CloseBeforeResponse),
             ("save-then-drop", None) => Ok(Self::SaveThenDrop),
+            ("note-not-found", None) => Ok(Self::NoteNotFound),
             ("late-apply", Some(options)) => parse_late_apply(options).ok_or_else(error),
             ("delay", Some(duration)) => {
                 parse_duration(duration).map(Self::Delay).ok_or_else(error)

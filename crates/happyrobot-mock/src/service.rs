@@ -386,6 +386,11 @@ async fn with_faults(
                 &format!("Injected failure: {}", reason(status)),
             ))
         }
+        Some(Fault::NoteNotFound) => Outcome::Respond(error_named(
+            StatusCode::NOT_FOUND,
+            NOTE_NOT_FOUND_ERROR,
+            "Note not found",
+        )),
         Some(Fault::Delay(duration)) => {
             tokio::time::sleep(duration).await;
             Outcome::Respond(perform(

@@ -30,6 +30,11 @@ struct Run {
     stopped: Mutex<Option<Stop>>,
     /// The notes the plan names: other rows' notes, never mistaken for an add in doubt.
     known: std::collections::HashSet<String>,
+    /// Calls of the plan's rows not found gone: read as another call in the proof that a call is
+    /// gone (see [`crate::gone`]).
+    witnesses: Vec<String>,
+    /// Each call the plan found gone, once proven gone or not (see [`forget_gone`]).
+    gone: Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 impl Run {
@@ -220,6 +225,8 @@ pub(crate) async fn apply(
         reconcile: sync.settings.reconcile,
         stopped: Mutex::new(None),
         known: plan.rows.iter().filter_map(|r| r.note_id.clone()).collect(),
+        witnesses: witnesses(&plan),
+        gone: Mutex::default(),
     });
     let first = run_entry(
         run.run,
@@ -642,7 +649,14 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> (RowS
         .await
     {
         Ok(_) => (RowStatus::Done, false),
-        Err(e) if e.is_note_not_found() => (RowStatus::Done, e.is_note_already_gone()),
+        // The API's word that the note was gone before, checked against the call's notes: a
+        // server may answer so of a note it holds.
+        Err(e) if e.is_note_already_gone() => match holds(run, call, note).await {
+            Some(None) => (RowStatus::Done, true),
+            Some(Some(_)) => return (run.refused(Op::Delete, row, note, &e), false),
+            None => (RowStatus::Unknown(e.to_string()), false),
+        },
+        Err(e) if e.is_note_not_found() => (RowStatus::Done, false),
         Err(e) if e.outcome() == Outcome::NotApplied => {
             return (run.refused(Op::Delete, row, note, &e), false);
         }
@@ -655,24 +669,55 @@ async fn delete(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> (RowS
     (run.ended(Op::Delete, row, note, status), already)
 }
 
-/// A note the plan found gone with its call, read again (a plan may be applied long after it was
-/// made): still gone, forgotten (a `gone` entry, nothing sent); `None` when the call is back, to
-/// be deleted as any other; not sent, or failed, when the read could not tell (the next run
-/// reads it again).
+/// A note the plan found gone with its call, its call proven gone (see [`crate::gone`]; a plan
+/// may be applied long after it was made): forgotten (a `gone` entry, nothing sent); `None` when
+/// the proof fails (the call is back, or the API cannot be believed), to be deleted as any other
+/// note, which says what the API says; not sent when the run stopped.
 async fn forget_gone(run: &Run, row: &PlannedRow, call: &CallId, note: &str) -> Option<RowStatus> {
-    match run.client.get_call_with(call, &run.control()).await {
-        Ok(_) => None,
-        Err(e) if e.is_call_not_found() => {
-            let gone = run.entry("gone", Op::Delete, row, note, None);
-            Some(if run.write(&gone) {
-                RowStatus::Done
-            } else {
-                RowStatus::NotSent
-            })
-        }
-        Err(e) if crate::line::deferred(&e) || e.is_stopped() => Some(RowStatus::NotSent),
-        Err(e) => Some(run.failed(&e)),
+    let cell = {
+        let mut gone = run
+            .gone
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(gone.entry(call.to_string()).or_default())
+    };
+    let proven = *cell
+        .get_or_init(|| async {
+            let calls = std::collections::HashSet::from([call.to_string()]);
+            let witnesses = || run.witnesses.clone();
+            !crate::gone::confirmed(&run.client, &run.stop, 1, &calls, witnesses)
+                .await
+                .is_empty()
+        })
+        .await;
+    if run.stop.is_cancelled() {
+        return Some(RowStatus::NotSent);
     }
+    if !proven {
+        return None;
+    }
+    let gone = run.entry("gone", Op::Delete, row, note, None);
+    Some(if run.write(&gone) {
+        RowStatus::Done
+    } else {
+        RowStatus::NotSent
+    })
+}
+
+/// Up to three calls of the plan's rows that it read (a row it could not plan may name a call that
+/// does not exist) and did not find gone.
+fn witnesses(plan: &SyncPlan) -> Vec<String> {
+    let mut calls: Vec<String> = Vec::new();
+    let read = |row: &&PlannedRow| !row.gone_with_call && row.action != SyncAction::Fail;
+    for row in plan.rows.iter().filter(read) {
+        if calls.len() == 3 {
+            break;
+        }
+        if !calls.contains(&row.call_id) {
+            calls.push(row.call_id.clone());
+        }
+    }
+    calls
 }
 
 /// The note `note` as `call` holds it now (`Some(None)`: not there); `None` when the call could
