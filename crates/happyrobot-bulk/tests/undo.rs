@@ -427,6 +427,31 @@ async fn a_note_answered_not_found_while_its_call_lists_it_is_not_counted_gone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_a_call_deleted_in_the_app_imported_again_sends_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let journal = temp_dir("undo-gone-reimport").join("j");
+    let records = records(&server, "gr", 2);
+    run(&import(&server, &journal).concurrency(1), &records).await;
+    assert!(server.remove_call(&server.call_ids()[1]));
+    let report = undo_records(&server, &journal, &records, Some(1)).await;
+    assert_eq!((report.deleted, report.already_gone), (2, 1), "{report:?}");
+    let posts = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    let before = posts();
+    let (again, _) = run(&import(&server, &journal).concurrency(1), &records).await;
+    // The first line is added again; the second's call, looked up, is not there: nothing is
+    // sent for it, and the report says why.
+    assert_eq!(again.added, 1, "{again:?}");
+    assert_eq!(again.unknown + again.failed, 1, "{again:?}");
+    assert_eq!(posts(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_answered_unreadably_is_deleted() {
     let server = MockServer::start().await.unwrap();
     let journal = temp_dir("undo-unreadable").join("j");

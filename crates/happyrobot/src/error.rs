@@ -1176,17 +1176,36 @@ impl Secrets {
         Self(all.into())
     }
 
-    /// `text` with every secret in it replaced by `[REDACTED]`.
+    /// `text` with every secret in it replaced by `[REDACTED]`, in any ASCII case (a server
+    /// may echo a key upper-cased); `None` when it holds none.
     pub(crate) fn hide(&self, text: &str) -> Option<String> {
         let mut out: Option<String> = None;
         for secret in self.0.iter() {
-            let current = out.as_deref().unwrap_or(text);
-            if current.contains(secret.as_str()) {
-                out = Some(current.replace(secret.as_str(), "[REDACTED]"));
+            if let Some(hidden) = hide_one(out.as_deref().unwrap_or(text), secret) {
+                out = Some(hidden);
             }
         }
         out
     }
+}
+
+/// `text` with `secret` replaced by `[REDACTED]` in any ASCII case, if it is there. (Changing
+/// the case of ASCII letters keeps every byte where it was, so the places found in the
+/// lower-cased copies are the same in `text`.)
+fn hide_one(text: &str, secret: &str) -> Option<String> {
+    let (lower, wanted) = (text.to_ascii_lowercase(), secret.to_ascii_lowercase());
+    if wanted.is_empty() || !lower.contains(&wanted) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for (at, _) in lower.match_indices(&wanted) {
+        out.push_str(text.get(from..at)?);
+        out.push_str("[REDACTED]");
+        from = at + wanted.len();
+    }
+    out.push_str(text.get(from..)?);
+    Some(out)
 }
 
 /// A proxy URL's password as written and percent-decoded (none when it has none, or is no URL).
@@ -1306,7 +1325,7 @@ mod tests {
         };
         let secrets = Secrets::new(["hr_live_KEY", "gw_TOKEN", ""], env);
         let echo = "key hr_live_KEY, token gw_TOKEN, proxy http://me:pa'ss)word@proxy:3128 and \
-                    p@ss w and p%40ss%20w";
+                    p@ss w and p%40ss%20w, upper-cased HR_LIVE_KEY";
         let error = Error::api(
             Operation::GetCall,
             StatusCode::UNAUTHORIZED,
@@ -1318,6 +1337,7 @@ mod tests {
         let shown = format!("{error} {error:?}");
         for secret in [
             "hr_live_KEY",
+            "HR_LIVE_KEY",
             "gw_TOKEN",
             "pa'ss)word",
             "p@ss w",
