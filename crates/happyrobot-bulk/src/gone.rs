@@ -20,14 +20,15 @@ use happyrobot::{CancellationToken, Client, Control};
 const PROOF_ROUNDS: u32 = 5;
 
 /// Those of `calls` (which an answer said do not exist) that the proof counts gone; none when
-/// the API shows no other call. `witnesses` gives the calls to try as the other call, in order;
-/// `at_once`, how many calls are read at a time.
-pub(crate) async fn confirmed(
+/// the API shows no other call. `witnesses` gives the calls to try as the other call, in order
+/// (asked once, when a call is still said not to exist); `at_once`, how many calls are read at a
+/// time.
+pub(crate) async fn confirmed<W: IntoIterator<Item = String>>(
     client: &Client,
     stop: &CancellationToken,
     at_once: usize,
     calls: &HashSet<String>,
-    witnesses: impl FnOnce() -> Vec<String>,
+    witnesses: impl Fn() -> W,
 ) -> HashSet<String> {
     let read = Reader {
         client,
@@ -35,7 +36,6 @@ pub(crate) async fn confirmed(
         at_once,
     };
     let mut gone = read.still_gone(calls).await;
-    let mut witnesses = Some(witnesses);
     let mut witness: Option<String> = None;
     for _ in 0..PROOF_ROUNDS {
         if gone.is_empty() || stop.is_cancelled() {
@@ -43,13 +43,12 @@ pub(crate) async fn confirmed(
         }
         tokio::time::sleep(Duration::from_millis(50 + random() % 201)).await;
         for _ in 0..1 + random() % 2 {
-            let shown = match (&witness, witnesses.take()) {
-                (Some(call), _) => read.shows(call).await == Some(true),
-                (None, Some(list)) => {
-                    witness = read.first_shown(list(), calls).await;
+            let shown = match &witness {
+                Some(call) => read.shows(call).await == Some(true),
+                None => {
+                    witness = read.first_shown(witnesses(), calls).await;
                     witness.is_some()
                 }
-                (None, None) => false,
             };
             if !shown {
                 return HashSet::new();
@@ -104,7 +103,11 @@ impl Reader<'_> {
 
     /// The first of `candidates` not in `gone` that the API, read now, shows; `None` when one
     /// answers otherwise than with the call or a `404` saying it does not exist.
-    async fn first_shown(&self, candidates: Vec<String>, gone: &HashSet<String>) -> Option<String> {
+    async fn first_shown(
+        &self,
+        candidates: impl IntoIterator<Item = String>,
+        gone: &HashSet<String>,
+    ) -> Option<String> {
         for call in candidates.into_iter().filter(|call| !gone.contains(call)) {
             match self.shows(&call).await {
                 Some(false) => {}

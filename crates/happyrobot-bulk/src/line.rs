@@ -891,9 +891,7 @@ pub(crate) struct CallGone {
 
 /// Settles the lines whose calls the API says do not exist (deleted in the app): their notes went
 /// with them, journaled as already gone, when every note the journal records as added was added
-/// under this API key (`same_key`) and the API, asked again, says the call does not exist, then
-/// shows another call, then says again that the call does not exist, in every round of the proof (see
-/// [`crate::gone`]). A
+/// under this API key (`same_key`) and the API proves the calls gone (see [`crate::gone`]). A
 /// gateway that answers in JSON, or a key that cannot see the calls, says that of every call (and
 /// a gateway may say it of one route only): then the lines fail, as their deletes did, and a
 /// re-run tries them again.
@@ -940,29 +938,20 @@ pub(crate) async fn settle_gone_calls(
 }
 
 /// Calls to read as another call in the proof (see [`crate::gone`]): the first an undo's delete
-/// found in this run, then the last three the journal names for this API.
-fn witnesses(work: &Work, gone: &HashSet<String>) -> Vec<String> {
-    let mut calls: Vec<String> = work
-        .call_seen
-        .get()
-        .filter(|call| !gone.contains(*call))
-        .cloned()
-        .into_iter()
-        .collect();
-    let path = work.journal.path();
-    match crate::journal::other_calls(path, work.journal.dest(), gone, 3) {
-        Ok(others) => {
-            for call in others {
-                if !calls.contains(&call) {
-                    calls.push(call);
-                }
-            }
-        }
-        Err(e) => {
+/// found in this run, then the last three the journal names for this API (read from the journal
+/// only if that one is not shown).
+fn witnesses<'a>(work: &'a Work, gone: &'a HashSet<String>) -> impl Iterator<Item = String> + 'a {
+    let seen = work.call_seen.get().filter(|call| !gone.contains(*call));
+    let journal = std::iter::once_with(move || {
+        let path = work.journal.path();
+        crate::journal::other_calls(path, work.journal.dest(), gone, 3).unwrap_or_else(|e| {
             tracing::warn!(error = %e, journal = %path.display(), "cannot read the journal again");
-        }
-    }
-    calls
+            Vec::new()
+        })
+    });
+    seen.cloned()
+        .into_iter()
+        .chain(journal.flatten().filter(move |call| Some(call) != seen))
 }
 
 /// Settles a line in doubt for an undo: found, its note (and copies) are deleted; certainly
